@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages klstore needs to build, test and benchmark.
+# Idempotent: packages already present are skipped, so CI and developers can call it every run.
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev
+            libxml2-dev librdkafka-dev libcriterion-dev libinih-dev)
+test_pkgs=(kcat curl attr ceph-mon ceph-osd radosgw)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-}" != "--build-only" ]; then want+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,544 @@
+/* klstore.h -- the whole public API of libklstore.
+ *
+ * klstore keeps append-only logs on an object store (S3 or a local
+ * directory).  A *keyspace* holds *keys*; each key is a *log* of records,
+ * each with an offset (1, 2, 3, ...), a timestamp (ms since the epoch) and
+ * an optional 128-bit nonce.  One writer per key appends; nonce checking
+ * makes retried writes exactly-once.  Any number of stateless readers page
+ * forwards or backwards from an offset, a timestamp or a nonce.
+ *
+ * The on-bucket format (object names and bytes) is FORMAT.md; a bucket is
+ * interchangeable with the Rust reference implementation.
+ *
+ * Layers, each an ops table so that implementations stack:
+ *
+ *   kl_objstore   put/get/head/list/delete of whole objects
+ *                 (kl_objstore_local_new, kl_objstore_s3_new)
+ *   kl_writer     create_keyspace/append/flush (kl_store_writer_new over an
+ *                 object store; kl_batch_writer_new wraps any kl_writer)
+ *   kl_reader     metadata and paging (kl_store_reader_new)
+ *
+ * Conventions, true for every function below unless it says otherwise:
+ *  - Functions return KL_OK (0) or a kl_status error code.  When `err` is
+ *    not NULL it receives the code and a one-line message naming the
+ *    problem.  `err` is owned by the caller, so errors are thread-safe.
+ *  - Strings are NUL-terminated UTF-8.  Pointers passed in are borrowed for
+ *    the duration of the call only.  Memory handed out is owned by the
+ *    caller and released with the matching *_free function (or free(3)
+ *    where it says so).
+ *  - Objects (kl_objstore, kl_writer, kl_reader) are thread-safe: any
+ *    function may be called from any thread at any time, except destroy,
+ *    which must be the last call and must not race with other calls.
+ *  - A layer borrows the layer below it: destroy the writer/reader before
+ *    the object store it was created over.
+ */
+#ifndef KLSTORE_H
+#define KLSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KL_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum kl_status {
+    KL_OK = 0,
+    KL_EIO,          /* I/O failure talking to the object store: retryable */
+    KL_EBADDATA,     /* stored data is corrupt or not in klstore format */
+    KL_EINVAL,       /* bad configuration or argument (name, size, value) */
+    KL_EBADTOKEN,    /* continuation token is malformed or for another key */
+    KL_EEXIST,       /* keyspace already exists */
+    KL_ENOKEYSPACE,  /* keyspace does not exist */
+    KL_ENOTFOUND,    /* object-store level: the named object does not exist */
+    KL_ENOMEM,       /* out of memory */
+    KL_ECLOSED       /* the writer was shut down, or a pending write was lost */
+} kl_status;
+
+#define KL_ERRMSG_MAX 512
+
+typedef struct kl_error {
+    kl_status code;
+    char msg[KL_ERRMSG_MAX];
+} kl_error;
+
+/* A static, human-readable name for a status code ("I/O error", ...). */
+const char *kl_status_str(kl_status code);
+
+/* Sets *err (if not NULL) to code and a printf-formatted message; returns
+ * code, so that `return kl_seterr(err, KL_EINVAL, "...")` reads naturally. */
+kl_status kl_seterr(kl_error *err, kl_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* True for errors that a caller may retry unchanged (KL_EIO). */
+int kl_status_retryable(kl_status code);
+
+/* Diagnostics the library cannot return to a caller (a background
+ * compaction that failed and will be retried, a batching writer that gave
+ * up on records at shutdown) go to a process-wide log handler: stderr by
+ * default; klstorefs sends them to syslog.  Levels: */
+enum { KL_LOG_ERROR = 0, KL_LOG_WARNING = 1, KL_LOG_INFO = 2 };
+typedef void (*kl_log_fn)(int level, const char *msg, void *ctx);
+/* Installs `fn` (NULL restores stderr).  Call before starting threads. */
+void kl_set_log_handler(kl_log_fn fn, void *ctx);
+void kl_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ */
+/* Values                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef unsigned __int128 kl_u128;
+
+/* All bits set: the on-bucket encoding of "no nonce".  Not a valid nonce. */
+#define KL_NONCE_NONE (~(kl_u128)0)
+
+/* Limits on names and records.  Names must be non-empty, at most
+ * KL_NAME_MAX bytes, contain no '/', NUL or control character, not be "."
+ * or "..", not start with '.', and not end with "_config.ini" (which would
+ * make a key's objects look like a keyspace marker). */
+#define KL_NAME_MAX 200
+/* Largest record payload: 64 MiB (the format allows up to 4 GiB - 37). */
+#define KL_RECORD_MAX ((uint32_t)64 << 20)
+/* Bytes a record takes in a data object besides its payload: offset(8),
+ * timestamp(8), nonce(16), length(4) before it and the trailer(4) after. */
+#define KL_RECORD_OVERHEAD 40u
+
+/* One record to append.  A record without a nonce is always accepted; one
+ * with nonce n is accepted only when n >= the key's next nonce. */
+typedef struct kl_insertion {
+    const void *data;
+    size_t len;
+    int has_nonce;
+    kl_u128 nonce;
+    int has_timestamp;     /* when 0 the writer uses the system clock */
+    int64_t timestamp;     /* ms since the Unix epoch, may be negative */
+} kl_insertion;
+
+/* One record read back.  `data` points into the owning kl_page. */
+typedef struct kl_record {
+    uint64_t offset;
+    int64_t timestamp;
+    int has_nonce;
+    kl_u128 nonce;
+    const uint8_t *data;
+    size_t len;
+} kl_record;
+
+typedef enum kl_direction { KL_FORWARDS = 0, KL_BACKWARDS = 1 } kl_direction;
+
+typedef enum kl_start_kind {
+    KL_START_FIRST = 0,  /* the oldest record (offset 1) */
+    KL_START_LAST,       /* the newest record (extension: handy backwards) */
+    KL_START_OFFSET,     /* the record at `offset` */
+    KL_START_TIMESTAMP,  /* forwards: first record with ts >= t;
+                            backwards: last record with ts <= t */
+    KL_START_NONCE       /* forwards: first record with nonce >= n;
+                            backwards: last record with nonce <= n */
+} kl_start_kind;
+
+typedef struct kl_start {
+    kl_start_kind kind;
+    uint64_t offset;
+    int64_t timestamp;
+    kl_u128 nonce;
+} kl_start;
+
+/* A page of records.  Owns all of its memory; release with kl_page_free.
+ * `continuation` is NULL when there is nothing further in that direction:
+ * backwards, once offset 1 was returned.  Forwards it is always set, since
+ * a log can grow: passing it again returns only records appended since (an
+ * empty page means "caught up"), which is how a stateless tail works. */
+typedef struct kl_page {
+    char *keyspace;
+    char *key;
+    kl_record *records;
+    size_t count;
+    char *continuation;
+    void *priv_;           /* backing buffers, internal */
+} kl_page;
+
+void kl_page_free(kl_page *page);
+
+typedef struct kl_keyspace_meta {
+    int64_t created;       /* ms since the epoch, from the keyspace marker */
+} kl_keyspace_meta;
+
+typedef struct kl_key_meta {
+    uint64_t next_offset;  /* last offset + 1 */
+    kl_u128 next_nonce;    /* smallest nonce that would be accepted */
+} kl_key_meta;
+
+/* ------------------------------------------------------------------ */
+/* Object store: the seam between klstore and S3 / a local directory   */
+/* ------------------------------------------------------------------ */
+
+typedef struct kl_objstore kl_objstore;
+
+typedef struct kl_objinfo {
+    char *name;            /* full object name (key) */
+    uint64_t size;
+} kl_objinfo;
+
+typedef struct kl_list_req {
+    const char *prefix;        /* only names starting with this ("" = all) */
+    const char *start_after;   /* only names strictly greater, or NULL */
+    int delimiter;             /* '/' to roll up common prefixes, 0 = none */
+    size_t max_keys;           /* objects + prefixes per call; 0 = 1000 */
+    const char *continuation;  /* from a previous truncated listing */
+} kl_list_req;
+
+/* Result of one LIST call, names in ascending byte order (as S3).
+ * Release with kl_listing_free. */
+typedef struct kl_listing {
+    kl_objinfo *objects;
+    size_t n_objects;
+    char **prefixes;           /* common prefixes (with the delimiter) */
+    size_t n_prefixes;
+    char *next;                /* continuation when truncated, else NULL */
+} kl_listing;
+
+void kl_listing_free(kl_listing *l);
+
+#define KL_PUT_IF_ABSENT 1     /* fail with KL_EEXIST if the name exists */
+
+/* Ops table of an object store.  All calls are thread-safe.  A missing
+ * object is KL_ENOTFOUND (never KL_EIO), so callers can re-list. */
+typedef struct kl_objstore_ops {
+    kl_status (*put)(kl_objstore *os, const char *name, const void *data,
+                     size_t len, int flags, kl_error *err);
+    /* Reads `len` bytes from `off` (len UINT64_MAX = to the end) into a
+     * malloc'd buffer the caller frees with free(3). */
+    kl_status (*get)(kl_objstore *os, const char *name, uint64_t off,
+                     uint64_t len, uint8_t **data, size_t *out_len,
+                     kl_error *err);
+    kl_status (*head)(kl_objstore *os, const char *name, uint64_t *size,
+                      kl_error *err);
+    kl_status (*list)(kl_objstore *os, const kl_list_req *req,
+                      kl_listing *out, kl_error *err);
+    /* Deletes up to 1000 names; missing names are not an error. */
+    kl_status (*del)(kl_objstore *os, const char *const *names, size_t n,
+                     kl_error *err);
+    /* Short description for messages, e.g. "dir:/var/lib/kl" or "s3://b/p". */
+    const char *(*describe)(kl_objstore *os);
+    void (*destroy)(kl_objstore *os);
+} kl_objstore_ops;
+
+struct kl_objstore {
+    const kl_objstore_ops *ops;
+};
+
+/* Convenience wrappers: kl_os_put(os, ...) == os->ops->put(os, ...). */
+kl_status kl_os_put(kl_objstore *os, const char *name, const void *data,
+                    size_t len, int flags, kl_error *err);
+kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off,
+                    uint64_t len, uint8_t **data, size_t *out_len,
+                    kl_error *err);
+kl_status kl_os_head(kl_objstore *os, const char *name, uint64_t *size,
+                     kl_error *err);
+kl_status kl_os_list(kl_objstore *os, const kl_list_req *req,
+                     kl_listing *out, kl_error *err);
+kl_status kl_os_del(kl_objstore *os, const char *const *names, size_t n,
+                    kl_error *err);
+void kl_os_destroy(kl_objstore *os);
+
+/* The local-directory store: object K lives at ROOT/K, so the directory is
+ * a faithful mirror of a bucket.  Writes are atomic and durable (temporary
+ * file, fsync, rename, fsync of the directory).  `root` is created if
+ * missing. */
+kl_status kl_objstore_local_new(const char *root, kl_objstore **out,
+                                kl_error *err);
+
+/* The S3 store (AWS S3, Ceph RGW, MinIO, R2, ...): libcurl, SigV4 signing,
+ * the AWS credential chain when use_default_credentials is set, bounded
+ * retries with backoff on 5xx/429/SlowDown/timeouts.  Copies what it needs
+ * from `c`.  Does not contact the server (the first request does). */
+typedef struct kl_s3_config kl_s3_config;
+kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out,
+                             kl_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+/* ------------------------------------------------------------------ */
+
+/* S3 connection settings: the spec's "Shared Config" plus resilience knobs.
+ * Strings are owned (malloc'd) and released by kl_config_free. */
+struct kl_s3_config {
+    char *bucket_name;             /* required */
+    char *endpoint;                /* e.g. "http://127.0.0.1:7480"; NULL = AWS */
+    char *region;                  /* default "us-east-1" */
+    int path_style;                /* default 0 (virtual-hosted style) */
+    int use_default_credentials;   /* default 1: env, files, container, IMDS */
+    char *access_key;
+    char *secret_key;
+    char *security_token;
+    char *session_token;
+    char *profile;
+    long connect_timeout_ms;       /* default 5000 */
+    long request_timeout_ms;       /* default 30000 */
+    int max_retries;               /* default 5 */
+    int verify_tls;                /* default 1 */
+    char *ca_bundle;               /* NULL = system default */
+};
+
+/* Store settings shared by reader and writer (spec: reader- and
+ * writer-specific config).  Defaults from kl_store_config_init. */
+typedef struct kl_store_config {
+    char *object_prefix;                /* default "" */
+    uint64_t default_page_size;         /* default 1000 */
+    size_t max_cached_keys;             /* default 100000 */
+    uint64_t compact_records_threshold; /* default 1000 */
+    uint64_t compact_size_threshold;    /* default 1 MiB */
+    uint64_t compact_objects_threshold; /* default 100 */
+    uint64_t reader_cache_bytes;        /* default 64 MiB of fetched objects */
+} kl_store_config;
+
+/* Batching writer settings: the spec's BatchingStoreWriterConfig. */
+typedef struct kl_batch_config {
+    size_t writer_thread_count;                 /* default 1 */
+    size_t writer_thread_queue_capacity;        /* default 0 = unbounded */
+    uint64_t batch_check_interval_millis;       /* default 100 */
+    uint64_t batch_flush_interval_millis;       /* default 1000 */
+    uint64_t batch_flush_record_count_threshold;/* default UINT64_MAX */
+    uint64_t batch_flush_size_threshold;        /* default 1000000 */
+} kl_batch_config;
+
+/* Everything an INI file can say about the store ([s3], [local], [batcher]).
+ * Sections other programs own (e.g. [kafka], [parser]) are ignored here. */
+typedef struct kl_config {
+    kl_store_config store;
+    kl_s3_config s3;
+    kl_batch_config batch;
+    int has_s3;            /* an [s3] section named a bucket */
+    char *local_root;      /* [local] root=DIR, or NULL */
+} kl_config;
+
+void kl_store_config_init(kl_store_config *c);
+void kl_s3_config_init(kl_s3_config *c);
+void kl_batch_config_init(kl_batch_config *c);
+/* Initialises every part with its defaults. */
+void kl_config_init(kl_config *c);
+/* Releases the strings inside c (not c itself) and re-initialises it. */
+void kl_config_free(kl_config *c);
+
+/* Reads the [s3], [local] and [batcher] sections of an INI file into c
+ * (which must have been initialised).  Values may be quoted or bare.  An
+ * unknown key in those sections, a malformed number or boolean, or a
+ * syntax error is KL_EINVAL naming the file, line and key. */
+kl_status kl_config_load_file(kl_config *c, const char *path, kl_error *err);
+
+/* Sets one setting by section and key, as the INI loader does (so that
+ * command-line flags and config files share one parser). */
+kl_status kl_config_set(kl_config *c, const char *section, const char *key,
+                        const char *value, kl_error *err);
+
+/* Opens the object store a URL names: a directory path, "file://PATH" or
+ * "s3://BUCKET/PREFIX".  NULL means: c->local_root if set, else the S3
+ * bucket if c->has_s3, else the default local directory
+ * ($XDG_DATA_HOME/klstore or ~/.local/share/klstore).  For s3:// the bucket
+ * and prefix from the URL override c; other S3 settings come from c.
+ * c->store.object_prefix may be updated from the URL's prefix. */
+kl_status kl_objstore_open(const char *url, kl_config *c, kl_objstore **out,
+                           kl_error *err);
+
+/* The default local store directory (malloc'd; free(3)). */
+char *kl_default_store_dir(void);
+
+/* ------------------------------------------------------------------ */
+/* Writer                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct kl_writer kl_writer;
+
+typedef struct kl_writer_ops {
+    kl_status (*create_keyspace)(kl_writer *w, const char *keyspace,
+                                 int64_t *created, kl_error *err);
+    kl_status (*append)(kl_writer *w, const char *keyspace, const char *key,
+                        const kl_insertion *ins, size_t n, kl_error *err);
+    kl_status (*flush_key)(kl_writer *w, const char *keyspace,
+                           const char *key, kl_error *err);
+    kl_status (*flush_all)(kl_writer *w, kl_error *err);
+    kl_status (*duty_cycle)(kl_writer *w, kl_error *err);
+    void (*destroy)(kl_writer *w);
+} kl_writer_ops;
+
+struct kl_writer {
+    const kl_writer_ops *ops;
+};
+
+/* Creates a keyspace (writes its marker).  KL_EEXIST if it already exists.
+ * *created (may be NULL) receives the creation time in ms. */
+kl_status kl_create_keyspace(kl_writer *w, const char *keyspace,
+                             int64_t *created, kl_error *err);
+
+/* Appends n records to a log, creating the key if needed.  Each record is
+ * nonce-checked individually; rejected duplicates are dropped silently
+ * (that is the exactly-once contract).  The store writer persists the
+ * accepted records as one data object before returning; the batching
+ * writer may queue them (see kl_batch_writer_new).  The keyspace marker is
+ * not required (as in the reference implementation).  KL_EINVAL for a bad
+ * name, a payload over KL_RECORD_MAX or the reserved nonce KL_NONCE_NONE. */
+kl_status kl_append(kl_writer *w, const char *keyspace, const char *key,
+                    const kl_insertion *ins, size_t n, kl_error *err);
+
+/* Returns once everything appended to the key before the call is durable. */
+kl_status kl_flush_key(kl_writer *w, const char *keyspace, const char *key,
+                       kl_error *err);
+/* Returns once everything appended before the call is durable. */
+kl_status kl_flush_all(kl_writer *w, kl_error *err);
+/* Runs scheduled work (due batch flushes) for callers that drive time. */
+kl_status kl_duty_cycle(kl_writer *w, kl_error *err);
+/* Flushes what it can, then frees the writer.  NULL is a no-op. */
+void kl_writer_destroy(kl_writer *w);
+
+/* The store writer: the spec's S3StoreWriter over any object store.  Uses
+ * store.object_prefix, max_cached_keys and the compact_* thresholds.  It
+ * borrows `os`.  Thread-safe; appends to the same key are serialised.
+ * The contract is one writer (process) per key: two writers appending to
+ * one key at once would write overlapping objects. */
+kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
+                              kl_writer **out, kl_error *err);
+
+/* The batching writer: wraps `inner` (borrowed) and turns many small
+ * appends into few large ones.  Each key is always handled by the same
+ * writer thread (stable hash), so per-key order is append order.  append
+ * queues and returns; a full queue blocks the caller.  Memory is bounded
+ * by writer_thread_count * writer_thread_queue_capacity queued appends plus
+ * one batch per key of at most batch_flush_size_threshold bytes.  An error
+ * of the inner writer is returned by the next flush_key/flush_all covering
+ * that key and by the next append to that key; what failed stays pending
+ * and is retried at the next flush. */
+kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
+                              kl_writer **out, kl_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Reader                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct kl_reader kl_reader;
+
+typedef struct kl_reader_ops {
+    kl_status (*keyspace_meta)(kl_reader *r, const char *keyspace,
+                               kl_keyspace_meta *out, kl_error *err);
+    kl_status (*key_meta)(kl_reader *r, const char *keyspace, const char *key,
+                          int *exists, kl_key_meta *out, kl_error *err);
+    kl_status (*first_page)(kl_reader *r, const char *keyspace,
+                            const char *key, kl_direction dir,
+                            const kl_start *start, uint64_t page_size,
+                            kl_page *out, kl_error *err);
+    kl_status (*next_page)(kl_reader *r, const char *keyspace,
+                           const char *key, const char *continuation,
+                           uint64_t page_size, kl_page *out, kl_error *err);
+    void (*destroy)(kl_reader *r);
+} kl_reader_ops;
+
+struct kl_reader {
+    const kl_reader_ops *ops;
+};
+
+/* The store reader over any object store (borrowed).  Thread-safe.
+ * Locating a start position costs O(log n) LIST requests, never a full
+ * listing of the key.  Reads stay correct while a writer compacts: every
+ * offset is returned exactly once, in order. */
+kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg,
+                              kl_reader **out, kl_error *err);
+
+/* KL_ENOKEYSPACE if the keyspace has no marker. */
+kl_status kl_read_keyspace_metadata(kl_reader *r, const char *keyspace,
+                                    kl_keyspace_meta *out, kl_error *err);
+/* *exists = 0 (and KL_OK) when the key has no data. */
+kl_status kl_read_key_metadata(kl_reader *r, const char *keyspace,
+                               const char *key, int *exists,
+                               kl_key_meta *out, kl_error *err);
+/* page_size 0 = the configured default_page_size.  A key that does not
+ * exist reads as an empty log. */
+kl_status kl_read_first_page(kl_reader *r, const char *keyspace,
+                             const char *key, kl_direction dir,
+                             const kl_start *start, uint64_t page_size,
+                             kl_page *out, kl_error *err);
+/* KL_EBADTOKEN for a malformed token or one minted for another key. */
+kl_status kl_read_next_page(kl_reader *r, const char *keyspace,
+                            const char *key, const char *continuation,
+                            uint64_t page_size, kl_page *out, kl_error *err);
+void kl_reader_destroy(kl_reader *r);
+
+/* ------------------------------------------------------------------ */
+/* Names and listings                                                  */
+/* ------------------------------------------------------------------ */
+
+/* KL_OK if `name` is a valid keyspace or key name (rules at KL_NAME_MAX);
+ * otherwise KL_EINVAL with a message saying which rule it breaks.  `what`
+ * ("keyspace", "key") is used in the message. */
+kl_status kl_validate_name(const char *what, const char *name, kl_error *err);
+
+/* Lists keyspaces (those created, and those with data), sorted, deduped.
+ * *names is a malloc'd array of malloc'd strings; free with
+ * kl_strv_free(names, n). */
+kl_status kl_list_keyspaces(kl_objstore *os, const kl_store_config *cfg,
+                            char ***names, size_t *n, kl_error *err);
+/* Lists the keys of a keyspace that have data, sorted. */
+kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg,
+                       const char *keyspace, char ***names, size_t *n,
+                       kl_error *err);
+void kl_strv_free(char **v, size_t n);
+
+/* ------------------------------------------------------------------ */
+/* Data objects of a key (for tools that map a log onto bytes, e.g.    */
+/* klstorefs): the parsed names, in offset order.                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct kl_object_meta {
+    uint64_t first_offset, last_offset;
+    int64_t min_ts, max_ts;
+    kl_u128 first_nonce, next_nonce;
+    uint64_t size;                     /* body bytes */
+    uint64_t prior;                    /* first offset of the previous object */
+} kl_object_meta;
+
+/* Formats the data object name suffix ("data_o...bin", no prefix) into buf;
+ * returns the length, or -1 if buf is too small. */
+int kl_object_name_format(const kl_object_meta *m, char *buf, size_t cap);
+/* Parses "data_o...bin" (the last path component only).  KL_EBADDATA. */
+kl_status kl_object_name_parse(const char *name, kl_object_meta *m,
+                               kl_error *err);
+
+/* Lists the data objects of a key with first_offset > after (0 = from the
+ * start), at most `max` of them (0 = no limit), in offset order, dropping
+ * objects made redundant by a concurrent compaction.  For callers that
+ * keep their own index and refresh it incrementally. */
+kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg,
+                          const char *keyspace, const char *key,
+                          uint64_t after, size_t max, kl_object_meta **out,
+                          size_t *n, kl_error *err);
+
+/* Fetches one data object's body and decodes it into a page-like record
+ * array (records point into the page).  KL_ENOTFOUND if compacted away. */
+kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg,
+                         const char *keyspace, const char *key,
+                         const kl_object_meta *m, kl_page *out, kl_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Small helpers shared by the front ends                              */
+/* ------------------------------------------------------------------ */
+
+/* Milliseconds since the Unix epoch from the system clock. */
+int64_t kl_now_ms(void);
+/* Parses a time: integer milliseconds, ISO-8601 ("2024-05-01T12:00:00Z",
+ * "2024-05-01T12:00:00.123+02:00", "2024-05-01"), or relative to now
+ * ("-15m", "-2h", "-1d", "-30s", "-500ms").  KL_EINVAL on anything else. */
+kl_status kl_parse_time(const char *s, int64_t *ms, kl_error *err);
+/* Parses a decimal u128 / u64 (no sign, no junk).  KL_EINVAL otherwise. */
+kl_status kl_parse_u128(const char *s, kl_u128 *v, kl_error *err);
+kl_status kl_parse_u64(const char *s, uint64_t *v, kl_error *err);
+/* Formats a u128 in decimal; buf needs 40 bytes.  Returns buf. */
+char *kl_u128_str(kl_u128 v, char buf[40]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KLSTORE_H */

@@ -1,0 +1,990 @@
+/* batch_writer.c -- the batching writer (the spec's BatchingStoreWriter).
+ *
+ * Wraps any kl_writer and turns many small appends into few large ones:
+ * every append is validated, copied and queued to one of
+ * writer_thread_count writer threads, chosen by a stable hash of
+ * keyspace+key so that a key's records are always handled by the same
+ * thread, in append order.  Each thread moves its queue, one append at a
+ * time, into a per-key batch, and hands a batch to the inner writer as ONE
+ * append when it reaches the record-count or size threshold, or when it is
+ * older than the flush interval (checked every check interval).
+ *
+ * Memory is bounded as follows.  Each thread's queue holds at most
+ * writer_thread_queue_capacity appends (0 = unbounded); a full queue blocks
+ * the appending caller (backpressure).  Each key holds one batch, written
+ * as soon as it reaches batch_flush_size_threshold payload bytes, so a
+ * batch exceeds that only by its last append.  A key whose write failed
+ * keeps its batch for a retry but refuses further appends (they return the
+ * error and queue nothing) until a retry succeeds, so a failing store does
+ * not make batches grow without bound either.  Per-key state is freed as
+ * soon as its batch is written and it has no error left to report.
+ *
+ * Errors of the inner writer are never swallowed:
+ *  - a retryable failure (anything but KL_EINVAL) keeps the records pending;
+ *    the key's error is returned by every append to the key and by every
+ *    flush covering it until a retry succeeds.  Retries happen at the next
+ *    explicit flush_key/flush_all, or automatically at most once per flush
+ *    interval (never in a hot loop).  The first failure and the recovery
+ *    are logged on stderr.
+ *  - KL_EINVAL means the inner writer rejects these records, so retrying
+ *    cannot help: they are dropped, logged by keyspace/key/count, and the
+ *    loss is reported as KL_ECLOSED ("a pending write was lost") once to
+ *    the next append of the key and once to the next flush covering it.
+ *  - at destroy, whatever still cannot be written is logged as lost.
+ *
+ * Locking: each thread has one mutex guarding its queue, its request list
+ * and its key table.  Only the writer thread itself changes batches and the
+ * table; it releases the mutex while calling the inner writer, during which
+ * appenders may still queue and read key errors.
+ */
+#define _GNU_SOURCE
+#include "klstore.h"
+#include "hash.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* More threads than this is certainly a configuration mistake. */
+#define MAX_WRITER_THREADS 1024
+#define INITIAL_BUCKETS 64
+
+/* One queued append: header, insertions, names and payloads in one block,
+ * so that queueing costs a single allocation. */
+typedef struct queued_append {
+    struct queued_append *next;
+    uint64_t hash;
+    const char *keyspace;
+    const char *key;
+    size_t count;
+    uint64_t bytes;            /* payload bytes */
+    kl_insertion recs[];       /* data points into the same block */
+} queued_append;
+
+/* The pending records and error state of one key. */
+typedef struct key_batch {
+    struct key_batch *next_in_bucket;
+    uint64_t hash;
+    char *keyspace;
+    char *key;
+    queued_append *head, *tail;  /* pending appends, oldest first */
+    uint64_t records;
+    uint64_t bytes;
+    int64_t oldest_ms;           /* monotonic time the batch became non-empty */
+    /* A retryable write failure: records stay pending, appends refused. */
+    int failing;
+    unsigned failed_attempts;
+    int64_t retry_at_ms;         /* monotonic; no automatic retry before */
+    kl_error fail_err;
+    /* Dropped records, still to be reported to an append and a flush. */
+    int lost_unseen_by_append;
+    int lost_unseen_by_flush;
+    kl_error lost_err;
+} key_batch;
+
+typedef enum request_kind {
+    REQ_FLUSH_KEY,
+    REQ_FLUSH_ALL,
+    REQ_CHECK          /* duty_cycle: run the due flushes now */
+} request_kind;
+
+/* A caller waiting for its writer thread; lives on the caller's stack. */
+typedef struct request {
+    struct request *next;
+    request_kind kind;
+    const char *keyspace;
+    const char *key;
+    uint64_t hash;
+    uint64_t queued_before;      /* appends queued before the request */
+    int done;
+    kl_status status;
+    kl_error err;
+} request;
+
+typedef struct batch_writer batch_writer;
+
+typedef struct writer_thread {
+    batch_writer *owner;
+    pthread_t tid;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;      /* queue, requests or stop for the thread */
+    pthread_cond_t space_cv;     /* queue space for blocked appenders */
+    pthread_cond_t done_cv;      /* completed requests for their callers */
+    queued_append *q_head, *q_tail;
+    size_t queued;
+    size_t space_waiters;
+    uint64_t enqueued_total;     /* sequence numbers of queued appends */
+    uint64_t drained_total;
+    request *requests;
+    int stopping;
+    key_batch **buckets;
+    size_t n_buckets;
+    size_t n_keys;
+} writer_thread;
+
+struct batch_writer {
+    kl_writer base;
+    kl_writer *inner;
+    kl_batch_config cfg;
+    size_t n_threads;
+    writer_thread *threads;
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+/* Batch ages and retry times use the monotonic clock, so that a wall
+ * clock step neither flushes everything nor stalls flushing. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec mono_deadline(int64_t ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000,
+                           .tv_nsec = (long)(ms % 1000) * 1000000L };
+    return ts;
+}
+
+static void log_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_event(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    flockfile(stderr);
+    fputs("klstore batch writer: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    funlockfile(stderr);
+    va_end(ap);
+}
+
+/* FNV-1a (hash.h) over keyspace, a NUL separator and key: stable across
+ * runs and processes, so a key always lands on the same thread.  FNV alone
+ * leaves the high bits of similar short names ("key-1", "key-2") poorly
+ * mixed (64 such keys hit only 2 of 4 threads), so the result goes through
+ * MurmurHash3's 64-bit finaliser. */
+static uint64_t key_hash(const char *keyspace, const char *key)
+{
+    uint64_t h = kl_hash(keyspace, strlen(keyspace), KL_HASH_SEED);
+    h = kl_hash("", 1, h);
+    h = kl_hash(key, strlen(key), h);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Threads use the high bits, bucket indexes the low ones, so that a
+ * thread's keys still spread over all its buckets. */
+static writer_thread *thread_for(batch_writer *bw, uint64_t hash)
+{
+    return &bw->threads[(hash >> 32) % bw->n_threads];
+}
+
+static void copy_error(kl_error *dst, const kl_error *src)
+{
+    if (dst)
+        *dst = *src;
+}
+
+/* ------------------------------------------------------------------ */
+/* Queued appends                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Copies names, records and payloads into one block.  Records without a
+ * timestamp get the current time now, so batching does not shift them. */
+static queued_append *queued_append_new(const char *keyspace, const char *key,
+                                        uint64_t hash, const kl_insertion *ins,
+                                        size_t n)
+{
+    size_t ks_len = strlen(keyspace) + 1, key_len = strlen(key) + 1;
+    size_t size = sizeof(queued_append) + n * sizeof(kl_insertion)
+                  + ks_len + key_len;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += ins[i].len;
+    queued_append *qa = malloc(size + bytes);
+    if (!qa)
+        return NULL;
+    char *p = (char *)&qa->recs[n];
+    qa->next = NULL;
+    qa->hash = hash;
+    qa->count = n;
+    qa->bytes = bytes;
+    qa->keyspace = memcpy(p, keyspace, ks_len);
+    p += ks_len;
+    qa->key = memcpy(p, key, key_len);
+    p += key_len;
+    int64_t now = kl_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        qa->recs[i] = ins[i];
+        qa->recs[i].data = p;
+        if (ins[i].len)
+            memcpy(p, ins[i].data, ins[i].len);
+        p += ins[i].len;
+        if (!ins[i].has_timestamp) {
+            qa->recs[i].has_timestamp = 1;
+            qa->recs[i].timestamp = now;
+        }
+    }
+    return qa;
+}
+
+static void queued_appends_free(queued_append *qa)
+{
+    while (qa) {
+        queued_append *next = qa->next;
+        free(qa);
+        qa = next;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* The per-thread key table (touched under the thread's mutex)         */
+/* ------------------------------------------------------------------ */
+
+static key_batch *key_lookup(writer_thread *t, uint64_t hash,
+                             const char *keyspace, const char *key)
+{
+    for (key_batch *kb = t->buckets[hash & (t->n_buckets - 1)]; kb;
+         kb = kb->next_in_bucket)
+        if (kb->hash == hash && !strcmp(kb->keyspace, keyspace)
+            && !strcmp(kb->key, key))
+            return kb;
+    return NULL;
+}
+
+static int key_table_grow(writer_thread *t)
+{
+    size_t n = t->n_buckets * 2;
+    key_batch **b = calloc(n, sizeof *b);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        key_batch *kb = t->buckets[i];
+        while (kb) {
+            key_batch *next = kb->next_in_bucket;
+            kb->next_in_bucket = b[kb->hash & (n - 1)];
+            b[kb->hash & (n - 1)] = kb;
+            kb = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->n_buckets = n;
+    return 0;
+}
+
+static key_batch *key_get_or_add(writer_thread *t, const queued_append *qa)
+{
+    key_batch *kb = key_lookup(t, qa->hash, qa->keyspace, qa->key);
+    if (kb)
+        return kb;
+    if (t->n_keys >= t->n_buckets && key_table_grow(t) < 0)
+        return NULL;
+    kb = calloc(1, sizeof *kb);
+    if (!kb || !(kb->keyspace = strdup(qa->keyspace))
+        || !(kb->key = strdup(qa->key))) {
+        if (kb)
+            free(kb->keyspace);
+        free(kb);
+        return NULL;
+    }
+    kb->hash = qa->hash;
+    size_t i = kb->hash & (t->n_buckets - 1);
+    kb->next_in_bucket = t->buckets[i];
+    t->buckets[i] = kb;
+    t->n_keys++;
+    return kb;
+}
+
+static void key_free(key_batch *kb)
+{
+    queued_appends_free(kb->head);
+    free(kb->keyspace);
+    free(kb->key);
+    free(kb);
+}
+
+/* Drops a key's state once it holds nothing: no records, nothing to report. */
+static void key_release_if_idle(writer_thread *t, key_batch *kb)
+{
+    if (kb->records || kb->failing || kb->lost_unseen_by_append
+        || kb->lost_unseen_by_flush)
+        return;
+    key_batch **pp = &t->buckets[kb->hash & (t->n_buckets - 1)];
+    while (*pp != kb)
+        pp = &(*pp)->next_in_bucket;
+    *pp = kb->next_in_bucket;
+    t->n_keys--;
+    key_free(kb);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing a batch (writer thread, mutex held on entry and exit)       */
+/* ------------------------------------------------------------------ */
+
+static void batch_discard(key_batch *kb)
+{
+    queued_appends_free(kb->head);
+    kb->head = kb->tail = NULL;
+    kb->records = kb->bytes = 0;
+}
+
+static void note_write_ok(key_batch *kb, uint64_t records)
+{
+    if (kb->failing)
+        log_event("%s/%s: recovered: %llu records written after %u failed "
+                  "attempts", kb->keyspace, kb->key,
+                  (unsigned long long)records, kb->failed_attempts);
+    kb->failing = 0;
+    kb->failed_attempts = 0;
+    batch_discard(kb);
+}
+
+/* The inner writer rejected the records themselves: retrying cannot help. */
+static void note_write_rejected(key_batch *kb, const kl_error *e)
+{
+    unsigned long long n = kb->records;
+    log_event("%s/%s: %llu records DROPPED: the inner writer rejected them "
+              "(%s: %s)", kb->keyspace, kb->key, n, kl_status_str(e->code),
+              e->msg);
+    kl_seterr(&kb->lost_err, KL_ECLOSED,
+              "%s/%s: %llu batched records were lost: the inner writer "
+              "rejected them: %s", kb->keyspace, kb->key, n, e->msg);
+    kb->lost_unseen_by_append = kb->lost_unseen_by_flush = 1;
+    kb->failing = 0;
+    kb->failed_attempts = 0;
+    batch_discard(kb);
+}
+
+static void note_write_failed(batch_writer *bw, key_batch *kb,
+                              const kl_error *e)
+{
+    unsigned long long n = kb->records;
+    if (!kb->failing)
+        log_event("%s/%s: writing %llu records failed, keeping them for a "
+                  "retry at the next flush (%s: %s)", kb->keyspace, kb->key,
+                  n, kl_status_str(e->code), e->msg);
+    kb->failing = 1;
+    kb->failed_attempts++;
+    kb->retry_at_ms = mono_ms() + (int64_t)bw->cfg.batch_flush_interval_millis;
+    kl_seterr(&kb->fail_err, e->code,
+              "%s/%s: %llu batched records are not written yet (will retry "
+              "at the next flush): %s", kb->keyspace, kb->key, n, e->msg);
+}
+
+static void note_write_result(batch_writer *bw, key_batch *kb, kl_status st,
+                              const kl_error *e)
+{
+    if (st == KL_OK)
+        note_write_ok(kb, kb->records);
+    else if (st == KL_EINVAL)
+        note_write_rejected(kb, e);
+    else
+        note_write_failed(bw, kb, e);
+}
+
+/* Gathers the batch into one insertion array: one inner append, one object. */
+static kl_insertion *batch_gather(const key_batch *kb)
+{
+    kl_insertion *ins = malloc(kb->records * sizeof *ins);
+    if (!ins)
+        return NULL;
+    size_t i = 0;
+    for (const queued_append *qa = kb->head; qa; qa = qa->next) {
+        memcpy(&ins[i], qa->recs, qa->count * sizeof *ins);
+        i += qa->count;
+    }
+    return ins;
+}
+
+/* Hands the key's batch to the inner writer, releasing the mutex meanwhile
+ * (only this thread touches the batch, so it stays put).  Returns the
+ * outcome of the inner append; the key's state records it. */
+static kl_status batch_write(writer_thread *t, key_batch *kb, kl_error *err)
+{
+    batch_writer *bw = t->owner;
+    if (!kb->records)
+        return KL_OK;
+    kl_error e = { 0 };
+    kl_status st;
+    kl_insertion *ins = batch_gather(kb);
+    if (!ins) {
+        st = kl_seterr(&e, KL_ENOMEM, "out of memory gathering a batch");
+    } else {
+        pthread_mutex_unlock(&t->mu);
+        st = bw->inner->ops->append(bw->inner, kb->keyspace, kb->key, ins,
+                                    kb->records, &e);
+        pthread_mutex_lock(&t->mu);
+        free(ins);
+    }
+    note_write_result(bw, kb, st, &e);
+    if (st != KL_OK)
+        copy_error(err, kb->failing ? &kb->fail_err : &kb->lost_err);
+    return st == KL_OK ? KL_OK : (kb->failing ? st : KL_ECLOSED);
+}
+
+static int batch_full(const batch_writer *bw, const key_batch *kb)
+{
+    return kb->records >= bw->cfg.batch_flush_record_count_threshold
+           || kb->bytes >= bw->cfg.batch_flush_size_threshold;
+}
+
+static int batch_due(const batch_writer *bw, const key_batch *kb, int64_t now)
+{
+    if (!kb->records)
+        return 0;
+    if (kb->failing)
+        return now >= kb->retry_at_ms;
+    return batch_full(bw, kb)
+           || now - kb->oldest_ms >= (int64_t)bw->cfg.batch_flush_interval_millis;
+}
+
+/* ------------------------------------------------------------------ */
+/* The writer thread                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Moves the oldest queued append into its key's batch, and writes the
+ * batch if that made it reach a threshold. */
+static void take_one(writer_thread *t)
+{
+    batch_writer *bw = t->owner;
+    queued_append *qa = t->q_head;
+    t->q_head = qa->next;
+    if (!t->q_head)
+        t->q_tail = NULL;
+    qa->next = NULL;
+    t->queued--;
+    t->drained_total++;
+    if (t->space_waiters)
+        pthread_cond_broadcast(&t->space_cv);
+
+    key_batch *kb = key_get_or_add(t, qa);
+    if (!kb) {
+        log_event("%s/%s: %zu records DROPPED: out of memory", qa->keyspace,
+                  qa->key, qa->count);
+        free(qa);
+        return;
+    }
+    if (!kb->records)
+        kb->oldest_ms = mono_ms();
+    if (kb->tail)
+        kb->tail->next = qa;
+    else
+        kb->head = qa;
+    kb->tail = qa;
+    kb->records += qa->count;
+    kb->bytes += qa->bytes;
+    if (batch_full(bw, kb) && batch_due(bw, kb, mono_ms()))
+        batch_write(t, kb, NULL);
+    key_release_if_idle(t, kb);
+}
+
+/* Moves appends into batches until everything queued before `seq` is. */
+static void drain_until(writer_thread *t, uint64_t seq)
+{
+    while (t->drained_total < seq && t->q_head)
+        take_one(t);
+}
+
+/* Calls fn on every key, tolerating fn releasing (freeing) that key. */
+static void for_each_key(writer_thread *t,
+                         void (*fn)(writer_thread *, key_batch *, void *),
+                         void *arg)
+{
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        key_batch *kb = t->buckets[i];
+        while (kb) {
+            key_batch *next = kb->next_in_bucket;
+            fn(t, kb, arg);
+            kb = next;
+        }
+    }
+}
+
+/* The outcome of a flush covering one or more keys: the first error and
+ * how many keys had one. */
+typedef struct flush_outcome {
+    int64_t now;           /* REQ_CHECK: only due batches are written */
+    int only_due;
+    size_t failed_keys;
+    kl_status status;
+    kl_error err;
+} flush_outcome;
+
+static void outcome_add(flush_outcome *o, kl_status st, const kl_error *e)
+{
+    if (st == KL_OK)
+        return;
+    if (!o->failed_keys++) {
+        o->status = st;
+        o->err = *e;
+    }
+}
+
+/* The error a flush covering this key reports (and consumes, for losses). */
+static kl_status key_error_for_flush(key_batch *kb, kl_error *err)
+{
+    if (kb->failing) {
+        copy_error(err, &kb->fail_err);
+        return kb->fail_err.code;
+    }
+    if (kb->lost_unseen_by_flush) {
+        kb->lost_unseen_by_flush = 0;
+        copy_error(err, &kb->lost_err);
+        return KL_ECLOSED;
+    }
+    return KL_OK;
+}
+
+static void flush_one_key(writer_thread *t, key_batch *kb, void *arg)
+{
+    flush_outcome *o = arg;
+    kl_error e;
+    if (o->only_due) {
+        if (batch_due(t->owner, kb, o->now))
+            outcome_add(o, batch_write(t, kb, &e), &e);
+    } else {
+        batch_write(t, kb, NULL);
+        kl_status st = key_error_for_flush(kb, &e);
+        outcome_add(o, st, &e);
+    }
+    key_release_if_idle(t, kb);
+}
+
+static void outcome_to_request(const flush_outcome *o, request *r)
+{
+    r->status = o->status;
+    if (o->failed_keys > 1)
+        kl_seterr(&r->err, o->status, "%zu keys have unwritten or lost "
+                  "records; the first: %s", o->failed_keys, o->err.msg);
+    else if (o->failed_keys)
+        r->err = o->err;
+}
+
+static void handle_request(writer_thread *t, request *r)
+{
+    flush_outcome o = { .status = KL_OK };
+    drain_until(t, r->queued_before);
+    switch (r->kind) {
+    case REQ_FLUSH_KEY: {
+        key_batch *kb = key_lookup(t, r->hash, r->keyspace, r->key);
+        if (kb)
+            flush_one_key(t, kb, &o);
+        break;
+    }
+    case REQ_FLUSH_ALL:
+        for_each_key(t, flush_one_key, &o);
+        break;
+    case REQ_CHECK:
+        o.only_due = 1;
+        o.now = mono_ms();
+        for_each_key(t, flush_one_key, &o);
+        break;
+    }
+    outcome_to_request(&o, r);
+    r->done = 1;
+}
+
+static void handle_requests(writer_thread *t)
+{
+    request *list = t->requests;
+    t->requests = NULL;
+    /* Oldest first: requests were pushed on the front. */
+    request *rev = NULL;
+    while (list) {
+        request *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    for (request *r = rev, *next; r; r = next) {
+        next = r->next;      /* r may be gone once done is seen */
+        handle_request(t, r);
+    }
+    pthread_cond_broadcast(&t->done_cv);
+}
+
+static void write_due_batches(writer_thread *t)
+{
+    flush_outcome o = { .only_due = 1, .now = mono_ms() };
+    for_each_key(t, flush_one_key, &o);
+}
+
+/* Destroy: one last attempt for every batch, then report what is lost. */
+static void report_lost_at_shutdown(writer_thread *t, key_batch *kb, void *arg)
+{
+    kl_error e = { 0 };
+    if (kb->records && batch_write(t, kb, &e) != KL_OK && kb->records)
+        log_event("%s/%s: %llu records LOST at shutdown: %s", kb->keyspace,
+                  kb->key, (unsigned long long)kb->records, e.msg);
+    key_free(kb);
+}
+
+static void thread_shutdown(writer_thread *t)
+{
+    drain_until(t, t->enqueued_total);
+    for_each_key(t, report_lost_at_shutdown, NULL);
+    memset(t->buckets, 0, t->n_buckets * sizeof *t->buckets);
+    t->n_keys = 0;
+}
+
+static void *thread_main(void *arg)
+{
+    writer_thread *t = arg;
+    batch_writer *bw = t->owner;
+    int64_t next_check = mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        /* A bounded number of appends per round, so that requests and
+         * time checks are not starved by a steady stream of appends. */
+        for (size_t budget = t->queued; budget && t->q_head; budget--)
+            take_one(t);
+        if (t->requests) {
+            handle_requests(t);
+            continue;
+        }
+        int64_t now = mono_ms();
+        if (now >= next_check) {
+            write_due_batches(t);
+            next_check = mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
+            continue;
+        }
+        if (t->q_head)
+            continue;
+        if (t->stopping)
+            break;
+        struct timespec deadline = mono_deadline(next_check);
+        pthread_cond_timedwait(&t->work_cv, &t->mu, &deadline);
+    }
+    thread_shutdown(t);
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Caller side                                                         */
+/* ------------------------------------------------------------------ */
+
+static kl_status validate_append(const char *keyspace, const char *key,
+                                 const kl_insertion *ins, size_t n,
+                                 kl_error *err)
+{
+    kl_status st;
+    if ((st = kl_validate_name("keyspace", keyspace, err))
+        || (st = kl_validate_name("key", key, err)))
+        return st;
+    if (n && !ins)
+        return kl_seterr(err, KL_EINVAL, "append: %zu records but no array", n);
+    for (size_t i = 0; i < n; i++) {
+        if (ins[i].len > KL_RECORD_MAX)
+            return kl_seterr(err, KL_EINVAL, "%s/%s: record %zu is %zu bytes, "
+                             "over the limit of %u", keyspace, key, i,
+                             ins[i].len, KL_RECORD_MAX);
+        if (ins[i].len && !ins[i].data)
+            return kl_seterr(err, KL_EINVAL, "%s/%s: record %zu has no data",
+                             keyspace, key, i);
+        if (ins[i].has_nonce && ins[i].nonce == KL_NONCE_NONE)
+            return kl_seterr(err, KL_EINVAL, "%s/%s: record %zu uses the "
+                             "reserved nonce 2^128-1", keyspace, key, i);
+    }
+    return KL_OK;
+}
+
+/* The error an append to this key must return instead of queueing, if any.
+ * Called with the thread's mutex held. */
+static kl_status key_error_for_append(writer_thread *t, uint64_t hash,
+                                      const char *keyspace, const char *key,
+                                      kl_error *err)
+{
+    key_batch *kb = key_lookup(t, hash, keyspace, key);
+    if (!kb)
+        return KL_OK;
+    if (kb->failing) {
+        copy_error(err, &kb->fail_err);
+        return kb->fail_err.code;
+    }
+    if (kb->lost_unseen_by_append) {
+        kb->lost_unseen_by_append = 0;
+        copy_error(err, &kb->lost_err);
+        return KL_ECLOSED;
+    }
+    return KL_OK;
+}
+
+static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
+                           const kl_insertion *ins, size_t n, kl_error *err)
+{
+    batch_writer *bw = (batch_writer *)w;
+    kl_status st = validate_append(keyspace, key, ins, n, err);
+    if (st)
+        return st;
+    uint64_t hash = key_hash(keyspace, key);
+    writer_thread *t = thread_for(bw, hash);
+    queued_append *qa = NULL;
+    if (n && !(qa = queued_append_new(keyspace, key, hash, ins, n)))
+        return kl_seterr(err, KL_ENOMEM, "%s/%s: out of memory queueing %zu "
+                         "records", keyspace, key, n);
+    size_t cap = bw->cfg.writer_thread_queue_capacity;
+    pthread_mutex_lock(&t->mu);
+    /* The key's error is checked again after every wait: it may have
+     * appeared while this caller was blocked on a full queue. */
+    while (!(st = key_error_for_append(t, hash, keyspace, key, err))
+           && qa && cap && t->queued >= cap) {
+        t->space_waiters++;
+        pthread_cond_wait(&t->space_cv, &t->mu);
+        t->space_waiters--;
+    }
+    if (!st && qa) {
+        if (t->q_tail)
+            t->q_tail->next = qa;
+        else
+            t->q_head = qa;
+        t->q_tail = qa;
+        t->queued++;
+        t->enqueued_total++;
+        qa = NULL;
+        pthread_cond_signal(&t->work_cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    free(qa);                     /* not queued: the key has an error */
+    return st;
+}
+
+/* Hands a request to a thread; wait_request() collects the result. */
+static void post_request(writer_thread *t, request *r)
+{
+    pthread_mutex_lock(&t->mu);
+    r->done = 0;
+    r->status = KL_OK;
+    r->queued_before = t->enqueued_total;
+    r->next = t->requests;
+    t->requests = r;
+    pthread_cond_signal(&t->work_cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static kl_status wait_request(writer_thread *t, request *r, kl_error *err)
+{
+    pthread_mutex_lock(&t->mu);
+    while (!r->done)
+        pthread_cond_wait(&t->done_cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    if (r->status)
+        copy_error(err, &r->err);
+    return r->status;
+}
+
+/* Runs one request kind on every thread in parallel; the first error wins. */
+static kl_status request_all_threads(batch_writer *bw, request_kind kind,
+                                     kl_error *err)
+{
+    request *reqs = calloc(bw->n_threads, sizeof *reqs);
+    if (!reqs)
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < bw->n_threads; i++) {
+        reqs[i].kind = kind;
+        post_request(&bw->threads[i], &reqs[i]);
+    }
+    kl_status first = KL_OK;
+    for (size_t i = 0; i < bw->n_threads; i++) {
+        kl_error e;
+        kl_status st = wait_request(&bw->threads[i], &reqs[i], &e);
+        if (st && !first) {
+            first = st;
+            copy_error(err, &e);
+        }
+    }
+    free(reqs);
+    return first;
+}
+
+static kl_status bw_flush_key(kl_writer *w, const char *keyspace,
+                              const char *key, kl_error *err)
+{
+    batch_writer *bw = (batch_writer *)w;
+    kl_status st;
+    if ((st = kl_validate_name("keyspace", keyspace, err))
+        || (st = kl_validate_name("key", key, err)))
+        return st;
+    request r = { .kind = REQ_FLUSH_KEY, .keyspace = keyspace, .key = key,
+                  .hash = key_hash(keyspace, key) };
+    writer_thread *t = thread_for(bw, r.hash);
+    post_request(t, &r);
+    if ((st = wait_request(t, &r, err)))
+        return st;
+    return bw->inner->ops->flush_key(bw->inner, keyspace, key, err);
+}
+
+static kl_status bw_flush_all(kl_writer *w, kl_error *err)
+{
+    batch_writer *bw = (batch_writer *)w;
+    kl_status st = request_all_threads(bw, REQ_FLUSH_ALL, err);
+    if (st)
+        return st;
+    return bw->inner->ops->flush_all(bw->inner, err);
+}
+
+/* Runs the due flushes on every thread now and waits for them (the threads
+ * also do this on their own every check interval).  Returns the first
+ * error of a write it ran.  The inner writer's duty cycle runs too. */
+static kl_status bw_duty_cycle(kl_writer *w, kl_error *err)
+{
+    batch_writer *bw = (batch_writer *)w;
+    kl_status st = request_all_threads(bw, REQ_CHECK, err);
+    if (st)
+        return st;
+    return bw->inner->ops->duty_cycle(bw->inner, err);
+}
+
+static kl_status bw_create_keyspace(kl_writer *w, const char *keyspace,
+                                    int64_t *created, kl_error *err)
+{
+    batch_writer *bw = (batch_writer *)w;
+    return bw->inner->ops->create_keyspace(bw->inner, keyspace, created, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Life cycle                                                          */
+/* ------------------------------------------------------------------ */
+
+static void thread_stop(writer_thread *t)
+{
+    if (!t->started)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stopping = 1;
+    pthread_cond_signal(&t->work_cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->tid, NULL);
+    t->started = 0;
+}
+
+static void thread_free(writer_thread *t)
+{
+    free(t->buckets);
+    pthread_cond_destroy(&t->work_cv);
+    pthread_cond_destroy(&t->space_cv);
+    pthread_cond_destroy(&t->done_cv);
+    pthread_mutex_destroy(&t->mu);
+}
+
+static void batch_writer_free(batch_writer *bw, size_t n_initialised)
+{
+    for (size_t i = 0; i < n_initialised; i++)
+        thread_stop(&bw->threads[i]);
+    for (size_t i = 0; i < n_initialised; i++)
+        thread_free(&bw->threads[i]);
+    free(bw->threads);
+    free(bw);
+}
+
+static void bw_destroy(kl_writer *w)
+{
+    batch_writer *bw = (batch_writer *)w;
+    if (!bw)
+        return;
+    for (size_t i = 0; i < bw->n_threads; i++)
+        thread_stop(&bw->threads[i]);
+    kl_error e;
+    if (bw->inner->ops->flush_all(bw->inner, &e))
+        log_event("flushing the inner writer at shutdown failed: %s", e.msg);
+    batch_writer_free(bw, bw->n_threads);
+}
+
+static const kl_writer_ops batch_writer_ops = {
+    .create_keyspace = bw_create_keyspace,
+    .append = bw_append,
+    .flush_key = bw_flush_key,
+    .flush_all = bw_flush_all,
+    .duty_cycle = bw_duty_cycle,
+    .destroy = bw_destroy,
+};
+
+static kl_status check_config(const kl_batch_config *c, kl_error *err)
+{
+    if (c->writer_thread_count < 1 || c->writer_thread_count > MAX_WRITER_THREADS)
+        return kl_seterr(err, KL_EINVAL, "batcher: writer_thread_count must be "
+                         "1..%d, not %zu", MAX_WRITER_THREADS,
+                         c->writer_thread_count);
+    if (c->batch_check_interval_millis < 1
+        || c->batch_check_interval_millis > INT32_MAX)
+        return kl_seterr(err, KL_EINVAL, "batcher: batch_check_interval_millis "
+                         "must be 1..%d", INT32_MAX);
+    if (c->batch_flush_interval_millis > INT32_MAX)
+        return kl_seterr(err, KL_EINVAL, "batcher: batch_flush_interval_millis "
+                         "must be at most %d", INT32_MAX);
+    return KL_OK;
+}
+
+static int thread_init(batch_writer *bw, writer_thread *t)
+{
+    pthread_condattr_t ca;
+    t->owner = bw;
+    t->n_buckets = INITIAL_BUCKETS;
+    if (!(t->buckets = calloc(t->n_buckets, sizeof *t->buckets)))
+        return -1;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->work_cv, &ca);
+    pthread_cond_init(&t->space_cv, NULL);
+    pthread_cond_init(&t->done_cv, NULL);
+    pthread_condattr_destroy(&ca);
+    return 0;
+}
+
+kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
+                              kl_writer **out, kl_error *err)
+{
+    kl_batch_config defaults;
+    kl_status st;
+    *out = NULL;
+    if (!inner)
+        return kl_seterr(err, KL_EINVAL, "batch writer: no inner writer");
+    if (!cfg) {
+        kl_batch_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if ((st = check_config(cfg, err)))
+        return st;
+    batch_writer *bw = calloc(1, sizeof *bw);
+    if (!bw || !(bw->threads = calloc(cfg->writer_thread_count,
+                                      sizeof *bw->threads))) {
+        free(bw);
+        return kl_seterr(err, KL_ENOMEM, "batch writer: out of memory");
+    }
+    bw->base.ops = &batch_writer_ops;
+    bw->inner = inner;
+    bw->cfg = *cfg;
+    bw->n_threads = cfg->writer_thread_count;
+    for (size_t i = 0; i < bw->n_threads; i++) {
+        writer_thread *t = &bw->threads[i];
+        if (thread_init(bw, t) < 0) {
+            batch_writer_free(bw, i);
+            return kl_seterr(err, KL_ENOMEM, "batch writer: out of memory");
+        }
+        int rc = pthread_create(&t->tid, NULL, thread_main, t);
+        if (rc) {
+            batch_writer_free(bw, i + 1);
+            return kl_seterr(err, KL_ENOMEM, "batch writer: cannot start "
+                             "writer thread %zu: %s", i, strerror(rc));
+        }
+        t->started = 1;
+    }
+    *out = &bw->base;
+    return KL_OK;
+}

@@ -1,0 +1,21 @@
+/* buf.h -- a growable byte buffer, the one dynamic array the codec and the
+ * object stores build bodies in.  Plain struct, caller-owned. */
+#ifndef KL_BUF_H
+#define KL_BUF_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kl_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} kl_buf;
+
+/* Ensures room for `extra` more bytes.  Returns 0, or -1 on ENOMEM. */
+int kl_buf_reserve(kl_buf *b, size_t extra);
+int kl_buf_append(kl_buf *b, const void *p, size_t n);
+/* Hands the bytes to the caller (free(3)) and empties b. */
+uint8_t *kl_buf_steal(kl_buf *b, size_t *len);
+void kl_buf_free(kl_buf *b);
+
+#endif

@@ -1,0 +1,86 @@
+/* codec.c -- encode and decode data object bodies (see codec.h). */
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "codec.h"
+
+int kl_codec_put(kl_buf *b, uint64_t offset, int64_t ts, int has_nonce,
+                 kl_u128 nonce, const void *data, uint32_t len) {
+    if (kl_buf_reserve(b, (size_t)len + KL_RECORD_OVERHEAD) != 0) return -1;
+    uint8_t *p = b->data + b->len;
+    kl_u128 n = has_nonce ? nonce : KL_NONCE_NONE;
+    kl_put_le64(p, offset);
+    kl_put_le64(p + 8, (uint64_t)ts);
+    kl_put_le64(p + 16, (uint64_t)n);
+    kl_put_le64(p + 24, (uint64_t)(n >> 64));
+    kl_put_le32(p + 32, len);
+    if (len) __builtin_memcpy(p + KL_RECORD_HEADER, data, len);
+    kl_put_le32(p + KL_RECORD_HEADER + len, KL_RECORD_HEADER + len);
+    b->len += (size_t)len + KL_RECORD_OVERHEAD;
+    return 0;
+}
+
+/* Counts records and checks framing before allocating, so a corrupt
+ * length can never make us allocate or read wildly. */
+static kl_status frame_count(const uint8_t *body, size_t len, const char *what,
+                             size_t *count, kl_error *err) {
+    size_t pos = 0, n = 0;
+    while (pos < len) {
+        if (len - pos < KL_RECORD_OVERHEAD)
+            return kl_seterr(err, KL_EBADDATA,
+                             "%s: truncated record at byte %zu", what, pos);
+        uint32_t plen = kl_le32(body + pos + 32);
+        if ((uint64_t)plen + KL_RECORD_OVERHEAD > len - pos)
+            return kl_seterr(err, KL_EBADDATA,
+                             "%s: record at byte %zu claims %" PRIu32
+                             " bytes, past the end of the object", what, pos, plen);
+        uint32_t trailer = kl_le32(body + pos + KL_RECORD_HEADER + plen);
+        if (trailer != KL_RECORD_HEADER + plen)
+            return kl_seterr(err, KL_EBADDATA,
+                             "%s: record at byte %zu has trailer %" PRIu32
+                             ", expected %" PRIu32, what, pos, trailer,
+                             KL_RECORD_HEADER + plen);
+        pos += (size_t)plen + KL_RECORD_OVERHEAD;
+        n++;
+    }
+    *count = n;
+    return KL_OK;
+}
+
+kl_status kl_codec_decode(const uint8_t *body, size_t len,
+                          const kl_object_meta *m, const char *what,
+                          kl_record **out, size_t *n, kl_error *err) {
+    size_t count = 0;
+    kl_status st = frame_count(body, len, what, &count, err);
+    if (st) return st;
+    if (m && (m->size != len || count != m->last_offset - m->first_offset + 1))
+        return kl_seterr(err, KL_EBADDATA,
+                         "%s: body has %zu bytes and %zu records, its name says "
+                         "%" PRIu64 " bytes and %" PRIu64 " records", what, len,
+                         count, m->size, m->last_offset - m->first_offset + 1);
+    kl_record *recs = count ? calloc(count, sizeof *recs) : NULL;
+    if (count && !recs) return kl_seterr(err, KL_ENOMEM, "%s: out of memory", what);
+    size_t pos = 0;
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *p = body + pos;
+        kl_record *r = &recs[i];
+        r->offset = kl_le64(p);
+        r->timestamp = (int64_t)kl_le64(p + 8);
+        kl_u128 nonce = (kl_u128)kl_le64(p + 16) | (kl_u128)kl_le64(p + 24) << 64;
+        r->has_nonce = nonce != KL_NONCE_NONE;
+        r->nonce = r->has_nonce ? nonce : 0;
+        r->len = kl_le32(p + 32);
+        r->data = p + KL_RECORD_HEADER;
+        pos += r->len + KL_RECORD_OVERHEAD;
+        if (m && r->offset != m->first_offset + i) {
+            uint64_t got = r->offset;
+            free(recs);
+            return kl_seterr(err, KL_EBADDATA,
+                             "%s: record %zu has offset %" PRIu64 ", expected %" PRIu64,
+                             what, i, got, m->first_offset + i);
+        }
+    }
+    *out = recs;
+    *n = count;
+    return KL_OK;
+}

@@ -1,0 +1,39 @@
+/* codec.h -- the record encoding of a data object body (FORMAT.md):
+ * offset u64 | timestamp i64 | nonce u128 | length u32 | payload | trailer u32
+ * all little-endian; trailer = 36 + length so objects can be walked
+ * backwards.  Decoding validates everything: a corrupt object is
+ * KL_EBADDATA, never a crash or a silently short read. */
+#ifndef KL_CODEC_H
+#define KL_CODEC_H
+#include "buf.h"
+#include "klstore.h"
+
+#define KL_RECORD_HEADER 36u
+
+/* Appends one encoded record to b.  Returns 0 or -1 (ENOMEM). */
+int kl_codec_put(kl_buf *b, uint64_t offset, int64_t ts, int has_nonce,
+                 kl_u128 nonce, const void *data, uint32_t len);
+
+/* Decodes a whole body into a malloc'd record array whose data pointers
+ * point into `body` (which must outlive it).  When `m` is given, checks
+ * that offsets run contiguously from m->first_offset to m->last_offset.
+ * `what` names the object in error messages. */
+kl_status kl_codec_decode(const uint8_t *body, size_t len,
+                          const kl_object_meta *m, const char *what,
+                          kl_record **out, size_t *n, kl_error *err);
+
+/* Little-endian loads and stores. */
+static inline uint32_t kl_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+static inline uint64_t kl_le64(const uint8_t *p) {
+    return (uint64_t)kl_le32(p) | (uint64_t)kl_le32(p + 4) << 32;
+}
+static inline void kl_put_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void kl_put_le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+#endif

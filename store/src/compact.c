@@ -1,0 +1,131 @@
+/* compact.c -- merging a key's small objects into batches (compact.h).
+ *
+ * Why: a log fed one record at a time would otherwise be millions of tiny
+ * objects, slow to list and read.  Order of steps is what keeps readers
+ * and crashes safe: PUT merged, DELETE originals, then PUT watermark.  A
+ * crash in between leaves either redundant originals (readers dedupe
+ * overlaps) or a stale watermark (the next compaction just moves it). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "compact.h"
+#include "keyindex.h"
+#include "layout.h"
+
+static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first,
+                               kl_error *err) {
+    uint8_t v[8];
+    kl_put_le64(v, first);
+    char *wm = kl_layout_join(dir, "watermark");
+    if (!wm) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    kl_status st = kl_os_put(os, wm, v, sizeof v, 0, err);
+    free(wm);
+    return st;
+}
+
+/* GETs and verifies each pending object, concatenating the bodies.  A body
+ * that does not match its name is never merged into a batch. */
+static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate *s,
+                             kl_buf *out, kl_error *err) {
+    for (size_t i = 0; i < s->n_pending; i++) {
+        char *name = kl_index_name(dir, &s->pending[i]);
+        if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
+        uint8_t *body = NULL;
+        size_t len = 0;
+        kl_status st = kl_os_get(os, name, 0, UINT64_MAX, &body, &len, err);
+        if (st == KL_OK) {
+            kl_record *recs = NULL;
+            size_t n;
+            st = kl_codec_decode(body, len, &s->pending[i], name, &recs, &n, err);
+            free(recs);
+            if (st == KL_OK && kl_buf_append(out, body, len) != 0)
+                st = kl_seterr(err, KL_ENOMEM, "out of memory");
+        } else if (st == KL_ENOTFOUND) {
+            st = kl_seterr(err, KL_EBADDATA, "compaction: object '%s' vanished "
+                           "(is another writer appending to this key?)", name);
+        }
+        free(body);
+        free(name);
+        if (st) return st;
+    }
+    return KL_OK;
+}
+
+static kl_status delete_objects(kl_objstore *os, const char *dir,
+                                const kl_object_meta *v, size_t n, kl_error *err) {
+    kl_status st = KL_OK;
+    for (size_t base = 0; base < n && st == KL_OK; base += 1000) {
+        size_t k = n - base < 1000 ? n - base : 1000;
+        char **names = calloc(k, sizeof *names);
+        if (!names) return kl_seterr(err, KL_ENOMEM, "out of memory");
+        for (size_t i = 0; i < k && st == KL_OK; i++)
+            if (!(names[i] = kl_index_name(dir, &v[base + i])))
+                st = kl_seterr(err, KL_ENOMEM, "out of memory");
+        if (st == KL_OK) st = kl_os_del(os, (const char *const *)names, k, err);
+        kl_strv_free(names, k);
+    }
+    return st;
+}
+
+static kl_object_meta merged_meta(const kl_keystate *s, uint64_t size) {
+    const kl_object_meta *a = &s->pending[0], *z = &s->pending[s->n_pending - 1];
+    kl_object_meta m = {
+        .first_offset = a->first_offset, .last_offset = z->last_offset,
+        .min_ts = a->min_ts, .max_ts = a->max_ts,
+        .first_nonce = a->first_nonce, .next_nonce = z->next_nonce,
+        .size = size, .prior = a->prior,
+    };
+    for (size_t i = 1; i < s->n_pending; i++) {
+        if (s->pending[i].min_ts < m.min_ts) m.min_ts = s->pending[i].min_ts;
+        if (s->pending[i].max_ts > m.max_ts) m.max_ts = s->pending[i].max_ts;
+    }
+    return m;
+}
+
+kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
+                           const char *dir, kl_keystate *s, kl_error *err) {
+    if (s->n_pending == 0) return KL_OK;
+    uint64_t records = 0, bytes = 0;
+    for (size_t i = 0; i < s->n_pending; i++) {
+        records += s->pending[i].last_offset - s->pending[i].first_offset + 1;
+        bytes += s->pending[i].size;
+    }
+    int complete = records >= cfg->compact_records_threshold ||
+                   bytes >= cfg->compact_size_threshold;
+    int partial = s->n_pending >= cfg->compact_objects_threshold;
+    if (!complete && !partial) return KL_OK;
+
+    kl_object_meta merged = s->pending[0];
+    if (s->n_pending > 1) {
+        kl_buf body = {0};
+        kl_status st = read_bodies(os, dir, s, &body, err);
+        merged = merged_meta(s, body.len);
+        char *name = st ? NULL : kl_index_name(dir, &merged);
+        if (!st && !name) st = kl_seterr(err, KL_ENOMEM, "out of memory");
+        if (!st) st = kl_os_put(os, name, body.data, body.len, 0, err);
+        free(name);
+        kl_buf_free(&body);
+        if (st) return st;
+        /* The merged object is durable: from here on the store has it, so
+         * the state must say so whatever fails next. */
+        kl_object_meta *old = s->pending;
+        size_t n_old = s->n_pending;
+        s->pending = NULL;
+        s->n_pending = s->cap_pending = 0;
+        if (kl_keystate_add_pending(s, &merged) != 0) {
+            free(old);
+            return kl_seterr(err, KL_ENOMEM, "out of memory");
+        }
+        st = delete_objects(os, dir, old, n_old, err);
+        free(old);
+        if (st) return st;
+    }
+    if (!complete) return KL_OK;
+    kl_status st = put_watermark(os, dir, merged.first_offset, err);
+    if (st) return st;
+    s->watermark = merged.first_offset;
+    s->n_pending = 0;
+    return KL_OK;
+}

@@ -1,0 +1,15 @@
+/* compact.h -- per-key compaction of the objects written after the
+ * watermark (FORMAT.md "Compaction"). */
+#ifndef KL_COMPACT_H
+#define KL_COMPACT_H
+#include "keycache.h"
+
+/* Compacts s->pending if a threshold is reached: records or bytes reached
+ * -> merge into one object and move the watermark to it (a complete batch);
+ * only the object count reached -> merge, keep the watermark (partial).
+ * The merged object is written before the merged ones are deleted, so
+ * readers never miss data.  Updates s to match what is in the store even
+ * when a later step fails (the next append retries what is left). */
+kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
+                           const char *dir, kl_keystate *s, kl_error *err);
+#endif

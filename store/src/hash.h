@@ -1,0 +1,19 @@
+/* hash.h -- FNV-1a: the one stable hash klstore uses (key -> writer
+ * thread, key -> lock stripe, continuation-token checks).  Stable across
+ * runs and machines, which std hashes with random seeds are not. */
+#ifndef KL_HASH_H
+#define KL_HASH_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define KL_HASH_SEED 0xcbf29ce484222325ULL
+
+static inline uint64_t kl_hash(const void *p, size_t n, uint64_t h) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+#endif

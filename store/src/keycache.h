@@ -1,0 +1,37 @@
+/* keycache.h -- the store writer's per-key state, kept in an LRU bounded by
+ * max_cached_keys.  A miss costs a reload from the store (watermark + one
+ * LIST), so the bound trades memory for requests, never correctness.
+ *
+ * Take/put instead of lookup: the writer takes a key's state out of the
+ * cache for the duration of an append and puts it back after, so an
+ * eviction by another thread can never free state in use.  (Appends to one
+ * key are serialised by the writer, so nobody else looks for it meanwhile.)
+ * Thread-safe. */
+#ifndef KL_KEYCACHE_H
+#define KL_KEYCACHE_H
+#include "hash.h"
+#include "klstore.h"
+
+typedef struct kl_keystate {
+    uint64_t next_offset;       /* offset the next record gets */
+    kl_u128 next_nonce;
+    uint64_t last_first;        /* first offset of the newest object (prior) */
+    uint64_t watermark;         /* first offset of the newest complete batch */
+    kl_object_meta *pending;    /* objects after the watermark's object */
+    size_t n_pending, cap_pending;
+} kl_keystate;
+
+typedef struct kl_keycache kl_keycache;
+
+kl_keycache *kl_keycache_new(size_t max_keys);
+void kl_keycache_free(kl_keycache *c);
+/* Removes and returns the state of `id` (caller owns it), or NULL. */
+kl_keystate *kl_keycache_take(kl_keycache *c, const char *id);
+/* Inserts `s` (ownership moves to the cache) as most recently used and
+ * evicts the least recently used states beyond the bound. */
+void kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s);
+size_t kl_keycache_count(kl_keycache *c);
+void kl_keystate_free(kl_keystate *s);
+/* Appends an object to s->pending.  Returns 0 or -1 (ENOMEM). */
+int kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m);
+#endif

@@ -1,0 +1,336 @@
+/* keyindex.c -- O(log n) searches over a key's data objects (keyindex.h).
+ *
+ * Every probe is one LIST "start-after {dir}data_o{X:020}", max 1000: the
+ * objects whose first offset is >= X.  A probe answers more than a yes/no:
+ * when the wanted object is inside the returned page the search ends at
+ * once, and when the page is entirely before it the lower bound jumps past
+ * the whole page.  So small keys resolve in one LIST and large ones in a
+ * binary search over offsets. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "keyindex.h"
+#include "layout.h"
+
+#define PROBE_PAGE 1000
+
+static __thread unsigned long list_count;
+
+unsigned long kl_index_list_count(void) { return list_count; }
+
+char *kl_index_name(const char *dir, const kl_object_meta *m) {
+    char base[256];
+    if (kl_object_name_format(m, base, sizeof base) < 0) return NULL;
+    return kl_layout_join(dir, base);
+}
+
+static int by_offset(const void *a, const void *b) {
+    const kl_object_meta *x = a, *y = b;
+    if (x->first_offset != y->first_offset) return x->first_offset < y->first_offset ? -1 : 1;
+    /* Equal first offsets: a merged object next to its originals; the one
+     * covering more sorts first so deduplication keeps it. */
+    return x->last_offset > y->last_offset ? -1 : x->last_offset < y->last_offset;
+}
+
+/* Sorts into offset order and drops objects covered by an earlier one. */
+static size_t dedupe(kl_object_meta *v, size_t n) {
+    qsort(v, n, sizeof *v, by_offset);
+    size_t k = 0;
+    uint64_t covered = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k && v[i].last_offset <= covered) continue;
+        v[k++] = v[i];
+        covered = v[i].last_offset;
+    }
+    return k;
+}
+
+/* One LIST of up to `max` objects with first offset >= from, continuing a
+ * previous page when `cont` is given.  Raw (not deduplicated). */
+static kl_status list_page(kl_objstore *os, const char *dir, uint64_t from,
+                           size_t max, const char *cont, kl_object_meta **out,
+                           size_t *n, char **next, kl_error *err) {
+    char *prefix = kl_layout_join(dir, "data_o");
+    char *after = kl_layout_seek(dir, from);
+    if (!prefix || !after) {
+        free(prefix);
+        free(after);
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    }
+    kl_list_req req = {.prefix = prefix, .start_after = after, .max_keys = max,
+                       .continuation = cont};
+    kl_listing l;
+    list_count++;
+    kl_status st = kl_os_list(os, &req, &l, err);
+    free(prefix);
+    free(after);
+    if (st) return st;
+    kl_object_meta *v = malloc((l.n_objects ? l.n_objects : 1) * sizeof *v);
+    if (!v) {
+        kl_listing_free(&l);
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < l.n_objects; i++) {
+        st = kl_object_name_parse(l.objects[i].name, &v[i], err);
+        if (st) {
+            free(v);
+            kl_listing_free(&l);
+            return st;
+        }
+    }
+    *out = v;
+    *n = l.n_objects;
+    if (next) {
+        *next = l.next;
+        l.next = NULL;
+    }
+    kl_listing_free(&l);
+    return KL_OK;
+}
+
+kl_status kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
+                        size_t max, kl_object_meta **out, size_t *n, int *more,
+                        kl_error *err) {
+    kl_object_meta *all = NULL;
+    size_t total = 0;
+    char *cont = NULL;
+    kl_status st = KL_OK;
+    do {
+        size_t want = max ? max - total : PROBE_PAGE;
+        if (want > PROBE_PAGE) want = PROBE_PAGE;
+        kl_object_meta *page;
+        size_t np;
+        char *next = NULL;
+        st = list_page(os, dir, from, want, cont, &page, &np, &next, err);
+        free(cont);
+        cont = next;
+        if (st) break;
+        kl_object_meta *grown = realloc(all, (total + np + 1) * sizeof *all);
+        if (!grown) {
+            free(page);
+            st = kl_seterr(err, KL_ENOMEM, "out of memory");
+            break;
+        }
+        all = grown;
+        memcpy(all + total, page, np * sizeof *page);
+        total += np;
+        free(page);
+    } while (cont && (!max || total < max));
+    if (st) {
+        free(all);
+        free(cont);
+        return st;
+    }
+    if (more) *more = cont != NULL;
+    free(cont);
+    *n = dedupe(all, total);
+    *out = all;
+    return KL_OK;
+}
+
+kl_status kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
+                             int *valid, kl_error *err) {
+    char *name = kl_layout_join(dir, "watermark");
+    if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    uint8_t *data = NULL;
+    size_t len = 0;
+    kl_status st = kl_os_get(os, name, 0, UINT64_MAX, &data, &len, err);
+    free(name);
+    *wm = 0;
+    *valid = 1;
+    if (st == KL_ENOTFOUND) return KL_OK;
+    if (st) return st;
+    if (len == 8) *wm = kl_le64(data);
+    else *valid = 0;
+    free(data);
+    return KL_OK;
+}
+
+/* What one probe at X says about a monotone predicate. */
+typedef enum { P_EMPTY, P_FIRST_TRUE, P_DEFINITE, P_NONE_MORE, P_NONE_END } probe_result;
+
+static kl_status probe(kl_objstore *os, const char *dir, uint64_t x, kl_obj_pred pred,
+                       void *ctx, probe_result *r, kl_object_meta *hit,
+                       uint64_t *skip_to, kl_error *err) {
+    kl_object_meta *page;
+    size_t n;
+    char *next = NULL;
+    kl_status st = list_page(os, dir, x, PROBE_PAGE, NULL, &page, &n, &next, err);
+    if (st) return st;
+    n = dedupe(page, n);
+    if (n == 0) {
+        *r = P_EMPTY;
+    } else {
+        size_t i = 0;
+        while (i < n && !pred(&page[i], ctx)) i++;
+        if (i < n) {
+            *r = i == 0 ? P_FIRST_TRUE : P_DEFINITE;
+            *hit = page[i];
+        } else {
+            *r = next ? P_NONE_MORE : P_NONE_END;
+            *skip_to = page[n - 1].first_offset + 1;
+        }
+    }
+    free(next);
+    free(page);
+    return KL_OK;
+}
+
+kl_status kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
+                        kl_obj_pred exact, void *ctx, uint64_t hi,
+                        uint64_t guess, int *found, kl_object_meta *out,
+                        kl_error *err) {
+    kl_object_meta cand = {0};
+    int have = 0;
+    *found = 0;
+    if (hi == 0) {
+        kl_status st = kl_index_last(os, dir, &have, &cand, err);
+        if (st || !have) return st;
+        if (!pred(&cand, ctx)) return KL_OK;
+        if (exact && exact(&cand, ctx)) goto done;
+        hi = cand.first_offset;
+    }
+    uint64_t lo = 1;
+    uint64_t next_probe = guess ? guess : lo;
+    int hinted = 0;
+    while (lo <= hi) {
+        uint64_t x = (next_probe >= lo && next_probe <= hi) ? next_probe : lo + (hi - lo) / 2;
+        next_probe = 0;
+        probe_result r;
+        kl_object_meta hit;
+        uint64_t skip = 0;
+        kl_status st = probe(os, dir, x, pred, ctx, &r, &hit, &skip, err);
+        if (st) return st;
+        switch (r) {
+        case P_EMPTY:
+            hi = x - 1;
+            break;
+        case P_FIRST_TRUE:
+            cand = hit;
+            have = 1;
+            if (exact && exact(&cand, ctx)) goto done;
+            hi = x - 1;
+            /* For exact searches the object before it is the likeliest
+             * answer: try its prior pointer once before bisecting (a stale
+             * pointer after a compaction costs one probe, nothing more). */
+            if (exact && !hinted) {
+                next_probe = cand.prior;
+                hinted = 1;
+            }
+            break;
+        case P_DEFINITE:
+            cand = hit;
+            have = 1;
+            goto done;
+        case P_NONE_MORE:
+            lo = skip;
+            break;
+        case P_NONE_END:
+            lo = hi + 1;
+            break;
+        }
+        if (hi == 0) break;
+    }
+    if (!have) return KL_OK;
+done:
+    *found = 1;
+    *out = cand;
+    return KL_OK;
+}
+
+static int last_ge(const kl_object_meta *m, void *ctx) {
+    return m->last_offset >= *(uint64_t *)ctx;
+}
+
+static int contains(const kl_object_meta *m, void *ctx) {
+    uint64_t off = *(uint64_t *)ctx;
+    return m->first_offset <= off && m->last_offset >= off;
+}
+
+kl_status kl_index_seek_offset(kl_objstore *os, const char *dir, uint64_t offset,
+                               uint64_t guess, int *found, kl_object_meta *out,
+                               kl_error *err) {
+    *found = 0;
+    if (offset == 0) return KL_OK;
+    kl_object_meta m;
+    int f;
+    kl_status st = kl_index_find(os, dir, last_ge, contains, &offset, offset,
+                                 guess ? guess : offset, &f, &m, err);
+    if (st) return st;
+    if (!f) {
+        /* No object starts at or before `offset` and reaches it, or the
+         * offset lies in the last object (which starts before it). */
+        st = kl_index_last(os, dir, &f, &m, err);
+        if (st) return st;
+    }
+    if (f && contains(&m, &offset)) {
+        *found = 1;
+        *out = m;
+    }
+    return KL_OK;
+}
+
+static kl_object_meta max_last(const kl_object_meta *v, size_t n) {
+    kl_object_meta best = v[0];
+    for (size_t i = 1; i < n; i++)
+        if (v[i].last_offset > best.last_offset) best = v[i];
+    return best;
+}
+
+kl_status kl_index_last(kl_objstore *os, const char *dir, int *found,
+                        kl_object_meta *out, kl_error *err) {
+    uint64_t wm;
+    int valid;
+    *found = 0;
+    /* The watermark is a hint: everything after it is a short tail. */
+    kl_status st = kl_index_watermark(os, dir, &wm, &valid, err);
+    if (st) return st;
+    uint64_t from = valid && wm ? wm : 1;
+    for (;;) {
+        kl_object_meta *page;
+        size_t n;
+        char *next = NULL;
+        st = list_page(os, dir, from, PROBE_PAGE, NULL, &page, &n, &next, err);
+        if (st) return st;
+        if (n == 0) {
+            free(page);
+            free(next);
+            if (from == 1) return KL_OK;
+            from = 1; /* watermark ahead of the data: not ours to trust */
+            continue;
+        }
+        if (!next) {
+            *out = max_last(page, n);
+            *found = 1;
+            free(page);
+            return KL_OK;
+        }
+        free(next);
+        /* Many objects after the hint: gallop, then bisect, over offsets. */
+        uint64_t known = max_last(page, n).first_offset;
+        uint64_t step = known - page[0].first_offset + 1;
+        free(page);
+        uint64_t hi = 0;
+        for (;;) {
+            uint64_t x = hi ? known + (hi - known) / 2 + 1 : known + step;
+            if (hi && x >= hi) break; /* converged: the last object starts at `known` */
+            st = list_page(os, dir, x, PROBE_PAGE, NULL, &page, &n, &next, err);
+            if (st) return st;
+            if (n == 0) {
+                hi = x;
+            } else if (!next) {
+                *out = max_last(page, n);
+                *found = 1;
+                free(page);
+                return KL_OK;
+            } else {
+                known = max_last(page, n).first_offset;
+                if (!hi) step *= 2;
+            }
+            free(page);
+            free(next);
+        }
+        from = known;
+    }
+}

@@ -1,0 +1,57 @@
+/* keyindex.h -- finding a key's data objects with few LIST requests.
+ *
+ * A key's objects are named so that LIST order is offset order, and a LIST
+ * "start-after {dir}data_o{X:020}" returns exactly the objects whose first
+ * offset is >= X.  That makes every search here a binary search over the
+ * offset space costing O(log n) LISTs (each LIST also returns up to a page
+ * of following objects, so a small key resolves in one).  No search ever
+ * lists a whole key.
+ *
+ * Concurrent compaction may leave a merged object next to the objects it
+ * replaces (same first offset, overlapping ranges) or make a listed object
+ * vanish; callers that walk objects track the next wanted offset and
+ * re-seek on KL_ENOTFOUND. */
+#ifndef KL_KEYINDEX_H
+#define KL_KEYINDEX_H
+#include "klstore.h"
+
+/* A predicate over objects, monotone in offset order (false...true). */
+typedef int (*kl_obj_pred)(const kl_object_meta *m, void *ctx);
+
+/* Lists objects with first offset >= from, in offset order, at most max
+ * (0 = all), deduplicating overlaps left by a compaction (the covering
+ * object wins).  *more is set when objects remain beyond what was returned. */
+kl_status kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
+                        size_t max, kl_object_meta **out, size_t *n, int *more,
+                        kl_error *err);
+
+/* The object with the highest offsets.  *found = 0 for a key without data. */
+kl_status kl_index_last(kl_objstore *os, const char *dir, int *found,
+                        kl_object_meta *out, kl_error *err);
+
+/* The first object for which pred holds, searching first offsets in
+ * [1, hi] (hi = 0: the whole key).  `guess`, if not 0, is probed first
+ * (a hint such as a prior pointer).  `exact`, if given, ends the search as
+ * soon as a candidate satisfies it. */
+kl_status kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
+                        kl_obj_pred exact, void *ctx, uint64_t hi,
+                        uint64_t guess, int *found, kl_object_meta *out,
+                        kl_error *err);
+
+/* The object holding `offset` (guess: a likely first offset, or 0). */
+kl_status kl_index_seek_offset(kl_objstore *os, const char *dir,
+                               uint64_t offset, uint64_t guess, int *found,
+                               kl_object_meta *out, kl_error *err);
+
+/* Reads the watermark (0 when absent).  *valid = 0 if it is present but not
+ * a u64 (the caller decides whether that matters). */
+kl_status kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
+                             int *valid, kl_error *err);
+
+/* Full object name of m in dir (malloc'd), or NULL on ENOMEM. */
+char *kl_index_name(const char *dir, const kl_object_meta *m);
+
+/* Number of LIST requests made by this thread (for tests of the O(log n)
+ * promise). */
+unsigned long kl_index_list_count(void);
+#endif

@@ -1,0 +1,44 @@
+/* objstore.c -- the object-store seam: thin dispatch through the ops table
+ * so callers read `kl_os_get(os, ...)` and any implementation (local
+ * directory, S3, a test double) plugs in unchanged. */
+#include <stdlib.h>
+
+#include "klstore.h"
+
+kl_status kl_os_put(kl_objstore *os, const char *name, const void *data,
+                    size_t len, int flags, kl_error *err) {
+    return os->ops->put(os, name, data, len, flags, err);
+}
+
+kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off,
+                    uint64_t len, uint8_t **data, size_t *out_len, kl_error *err) {
+    return os->ops->get(os, name, off, len, data, out_len, err);
+}
+
+kl_status kl_os_head(kl_objstore *os, const char *name, uint64_t *size,
+                     kl_error *err) {
+    return os->ops->head(os, name, size, err);
+}
+
+kl_status kl_os_list(kl_objstore *os, const kl_list_req *req, kl_listing *out,
+                     kl_error *err) {
+    return os->ops->list(os, req, out, err);
+}
+
+kl_status kl_os_del(kl_objstore *os, const char *const *names, size_t n,
+                    kl_error *err) {
+    return n ? os->ops->del(os, names, n, err) : KL_OK;
+}
+
+void kl_os_destroy(kl_objstore *os) {
+    if (os) os->ops->destroy(os);
+}
+
+void kl_listing_free(kl_listing *l) {
+    if (!l) return;
+    for (size_t i = 0; i < l->n_objects; i++) free(l->objects[i].name);
+    free(l->objects);
+    kl_strv_free(l->prefixes, l->n_prefixes);
+    free(l->next);
+    *l = (kl_listing){0};
+}

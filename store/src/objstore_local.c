@@ -1,0 +1,433 @@
+/* objstore_local.c -- the local-directory object store, klstore's embedded
+ * default: no server needed.
+ *
+ * Object K is the file ROOT/K, so a store directory is a faithful mirror of
+ * a bucket: syncing it to S3 with any S3 tool gives a valid klstore bucket,
+ * and back.  To keep that promise it behaves like S3 where callers could
+ * notice:
+ *  - a PUT is atomic and durable: write a temporary file in the target
+ *    directory, fsync it, rename (or link, for put-if-absent) it into place,
+ *    fsync the directory.  Readers never see a partial object;
+ *  - LIST returns names in byte order (S3's order), recursively unless a
+ *    delimiter rolls subdirectories up into common prefixes, and never
+ *    shows empty directories or our temporary files;
+ *  - a missing object is KL_ENOTFOUND.
+ * Temporary files are named ".kltmp.*"; klstore names never start with '.'.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "klstore.h"
+
+#define TMP_PREFIX ".kltmp."
+
+typedef struct local_os {
+    kl_objstore base;
+    int rootfd;
+    char *desc;
+    atomic_ulong tmp_seq;
+} local_os;
+
+static local_os *L(kl_objstore *os) { return (local_os *)os; }
+
+/* S3 allows names a filesystem cannot hold ("a//b", "../x"); refuse them
+ * rather than write somewhere unexpected. */
+static kl_status check_name(const char *name, kl_error *err) {
+    if (!*name || name[0] == '/' || name[strlen(name) - 1] == '/')
+        return kl_seterr(err, KL_EINVAL, "object name '%s' is not storable in a "
+                         "directory (empty, or leading/trailing '/')", name);
+    const char *p = name;
+    while (*p) {
+        const char *e = strchrnul(p, '/');
+        size_t n = (size_t)(e - p);
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') ||
+            strncmp(p, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 || n > 255)
+            return kl_seterr(err, KL_EINVAL, "object name '%s' has a component "
+                             "a directory store cannot hold", name);
+        p = *e ? e + 1 : e;
+    }
+    return KL_OK;
+}
+
+static kl_status io_err(kl_error *err, const char *op, const char *name) {
+    int e = errno;
+    if (e == ENOENT || e == ENOTDIR)
+        return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found", name);
+    if (e == ENOMEM) return kl_seterr(err, KL_ENOMEM, "%s '%s': out of memory", op, name);
+    return kl_seterr(err, KL_EIO, "%s '%s': %s", op, name, strerror(e));
+}
+
+static int fsync_dir(int rootfd, const char *dir) {
+    int fd = openat(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+/* mkdir -p of the directories in `name` (all but the last component).
+ * New directories are fsync'ed into their parents so the object survives
+ * a crash together with its path. */
+static int make_parents(int rootfd, const char *name) {
+    char path[4096];
+    if (strlen(name) >= sizeof path) { errno = ENAMETOOLONG; return -1; }
+    strcpy(path, name);
+    for (char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+        *s = 0;
+        if (mkdirat(rootfd, path, 0755) == 0) {
+            char *up = strrchr(path, '/');
+            if (up) { *up = 0; fsync_dir(rootfd, path); *up = '/'; }
+            else fsync_dir(rootfd, "");
+        } else if (errno != EEXIST) {
+            return -1;
+        }
+        *s = '/';
+    }
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static kl_status local_put(kl_objstore *os, const char *name, const void *data,
+                           size_t len, int flags, kl_error *err) {
+    local_os *l = L(os);
+    kl_status st = check_name(name, err);
+    if (st) return st;
+    if (make_parents(l->rootfd, name) != 0) return io_err(err, "create directories for", name);
+
+    const char *slash = strrchr(name, '/');
+    size_t dirlen = slash ? (size_t)(slash - name) : 0;
+    char tmp[4200], dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", (int)dirlen, name);
+    snprintf(tmp, sizeof tmp, "%s%s" TMP_PREFIX "%d.%lu", dir, dirlen ? "/" : "",
+             (int)getpid(), atomic_fetch_add(&l->tmp_seq, 1));
+
+    int fd = openat(l->rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return io_err(err, "create temporary file for", name);
+    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlinkat(l->rootfd, tmp, 0);
+        errno = e;
+        return io_err(err, "write", name);
+    }
+    close(fd);
+
+    int r;
+    if (flags & KL_PUT_IF_ABSENT) {
+        /* link(2) fails if the target exists: the atomic create-if-absent. */
+        r = linkat(l->rootfd, tmp, l->rootfd, name, 0);
+        int e = errno;
+        unlinkat(l->rootfd, tmp, 0);
+        errno = e;
+        if (r != 0 && e == EEXIST)
+            return kl_seterr(err, KL_EEXIST, "object '%s' already exists", name);
+    } else {
+        r = renameat(l->rootfd, tmp, l->rootfd, name);
+        if (r != 0) {
+            int e = errno;
+            unlinkat(l->rootfd, tmp, 0);
+            errno = e;
+        }
+    }
+    if (r != 0) return io_err(err, "store", name);
+    if (fsync_dir(l->rootfd, dir) != 0) return io_err(err, "sync directory of", name);
+    return KL_OK;
+}
+
+static kl_status local_get(kl_objstore *os, const char *name, uint64_t off,
+                           uint64_t len, uint8_t **data, size_t *out_len,
+                           kl_error *err) {
+    kl_status st = check_name(name, err);
+    if (st) return st;
+    int fd = openat(L(os)->rootfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return io_err(err, "open", name);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        if (S_ISDIR(sb.st_mode)) errno = ENOENT;
+        close(fd);
+        return io_err(err, "stat", name);
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    uint64_t n = off >= size ? 0 : (len > size - off ? size - off : len);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) { close(fd); return kl_seterr(err, KL_ENOMEM, "get '%s': out of memory", name); }
+    uint64_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r == 0) errno = EIO; /* shrank under us: objects are immutable */
+            free(buf);
+            close(fd);
+            return io_err(err, "read", name);
+        }
+        got += (uint64_t)r;
+    }
+    close(fd);
+    *data = buf;
+    *out_len = n;
+    return KL_OK;
+}
+
+static kl_status local_head(kl_objstore *os, const char *name, uint64_t *size,
+                            kl_error *err) {
+    kl_status st = check_name(name, err);
+    if (st) return st;
+    struct stat sb;
+    if (fstatat(L(os)->rootfd, name, &sb, 0) != 0) return io_err(err, "stat", name);
+    if (!S_ISREG(sb.st_mode)) return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found", name);
+    if (size) *size = (uint64_t)sb.st_size;
+    return KL_OK;
+}
+
+/* ---- LIST ---------------------------------------------------------- */
+
+typedef struct entry {
+    char *name;   /* full object name, or common prefix ending in '/' */
+    int is_prefix;
+} entry;
+
+typedef struct entries {
+    entry *v;
+    size_t n, cap;
+} entries;
+
+static int entries_add(entries *es, char *name, int is_prefix) {
+    if (!name) return -1;
+    if (es->n == es->cap) {
+        size_t cap = es->cap ? es->cap * 2 : 64;
+        entry *v = realloc(es->v, cap * sizeof *v);
+        if (!v) { free(name); return -1; }
+        es->v = v;
+        es->cap = cap;
+    }
+    es->v[es->n++] = (entry){name, is_prefix};
+    return 0;
+}
+
+static void entries_free(entries *es) {
+    for (size_t i = 0; i < es->n; i++) free(es->v[i].name);
+    free(es->v);
+}
+
+static int entry_cmp(const void *a, const void *b) {
+    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
+}
+
+static int is_dir_at(int dfd, struct dirent *d) {
+    if (d->d_type != DT_UNKNOWN) return d->d_type == DT_DIR;
+    struct stat sb;
+    return fstatat(dfd, d->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Does the directory hold at least one object anywhere below it?  S3 has
+ * no directories, so an empty one must not show up as a common prefix. */
+static int has_objects(int dfd) {
+    DIR *d = fdopendir(dfd);
+    if (!d) { close(dfd); return 0; }
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (is_dir_at(dirfd(d), e)) {
+            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            found = sub >= 0 && has_objects(sub);
+        } else {
+            found = 1;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* Collects the names below directory `dir` (an object-name prefix ending in
+ * '/' or ""), keeping those that start with dir+base and sort after
+ * `after`.  With a delimiter, subdirectories become prefixes. */
+static int collect(int rootfd, const char *dir, const char *base, int delim,
+                   const char *after, entries *es) {
+    int dfd = openat(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return (errno == ENOENT || errno == ENOTDIR) ? 0 : -1;
+    DIR *d = fdopendir(dfd);
+    if (!d) { close(dfd); return -1; }
+    size_t blen = strlen(base);
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || strncmp(e->d_name, base, blen) != 0) continue;
+        char *full;
+        int dirent_is_dir = is_dir_at(dirfd(d), e);
+        if (asprintf(&full, "%s%s%s", dir, e->d_name, dirent_is_dir ? "/" : "") < 0) {
+            rc = -1;
+            break;
+        }
+        if (!dirent_is_dir) {
+            if (after && strcmp(full, after) <= 0) { free(full); continue; }
+            rc = entries_add(es, full, 0);
+        } else if (delim) {
+            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if ((after && strcmp(full, after) <= 0) || sub < 0 || !has_objects(sub)) {
+                free(full);
+                continue;
+            }
+            rc = entries_add(es, full, 1);
+        } else {
+            /* Skip whole subtrees that sort entirely before `after`. */
+            if (after && strcmp(full, after) < 0 && strncmp(after, full, strlen(full)) != 0) {
+                free(full);
+                continue;
+            }
+            rc = collect(rootfd, full, "", 0, after, es);
+            free(full);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static kl_status local_list(kl_objstore *os, const kl_list_req *req,
+                            kl_listing *out, kl_error *err) {
+    const char *prefix = req->prefix ? req->prefix : "";
+    if (req->delimiter && req->delimiter != '/')
+        return kl_seterr(err, KL_EINVAL, "directory store lists with delimiter '/' only");
+    const char *slash = strrchr(prefix, '/');
+    size_t dirlen = slash ? (size_t)(slash - prefix) + 1 : 0;
+    char *dir = strndup(prefix, dirlen);
+    if (!dir) return kl_seterr(err, KL_ENOMEM, "list: out of memory");
+
+    /* The continuation token is the last name returned: stateless, and
+     * "strictly after it" continues exactly where the last page ended. */
+    const char *after = req->start_after;
+    if (req->continuation && (!after || strcmp(req->continuation, after) > 0))
+        after = req->continuation;
+
+    entries es = {0};
+    int rc = collect(L(os)->rootfd, dir, prefix + dirlen, req->delimiter, after, &es);
+    free(dir);
+    if (rc != 0) {
+        entries_free(&es);
+        return io_err(err, "list", prefix);
+    }
+    if (es.n) qsort(es.v, es.n, sizeof *es.v, entry_cmp);
+
+    size_t max = req->max_keys ? req->max_keys : 1000;
+    size_t take = es.n < max ? es.n : max;
+    char *last_copy = NULL;
+    *out = (kl_listing){0};
+    out->objects = calloc(take ? take : 1, sizeof *out->objects);
+    out->prefixes = calloc(take ? take : 1, sizeof *out->prefixes);
+    if (!out->objects || !out->prefixes) goto nomem;
+    if (take < es.n && !(last_copy = strdup(es.v[take - 1].name))) goto nomem;
+    for (size_t i = 0; i < take; i++) {
+        entry *en = &es.v[i];
+        if (en->is_prefix) {
+            out->prefixes[out->n_prefixes++] = en->name;
+        } else {
+            struct stat sb;
+            if (fstatat(L(os)->rootfd, en->name, &sb, 0) != 0) {
+                free(en->name); /* deleted since readdir: as if never listed */
+            } else {
+                out->objects[out->n_objects++] = (kl_objinfo){en->name, (uint64_t)sb.st_size};
+            }
+        }
+        en->name = NULL;
+    }
+    if (take < es.n) {
+        /* The continuation is the last name this page covered (even if it
+         * vanished before we could stat it): the next page starts after it. */
+        out->next = last_copy;
+        last_copy = NULL;
+    }
+    entries_free(&es);
+    return KL_OK;
+nomem:
+    free(last_copy);
+    entries_free(&es);
+    kl_listing_free(out);
+    return kl_seterr(err, KL_ENOMEM, "list: out of memory");
+}
+
+static kl_status local_del(kl_objstore *os, const char *const *names, size_t n,
+                           kl_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        kl_status st = check_name(names[i], err);
+        if (st) return st;
+        if (unlinkat(L(os)->rootfd, names[i], 0) != 0 && errno != ENOENT)
+            return io_err(err, "delete", names[i]);
+    }
+    return KL_OK;
+}
+
+static const char *local_describe(kl_objstore *os) { return L(os)->desc; }
+
+static void local_destroy(kl_objstore *os) {
+    if (!os) return;
+    close(L(os)->rootfd);
+    free(L(os)->desc);
+    free(os);
+}
+
+static const kl_objstore_ops local_ops = {
+    .put = local_put,
+    .get = local_get,
+    .head = local_head,
+    .list = local_list,
+    .del = local_del,
+    .describe = local_describe,
+    .destroy = local_destroy,
+};
+
+/* mkdir -p for the root itself. */
+static int mkdir_p(const char *path) {
+    char *p = strdup(path);
+    if (!p) return -1;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) { free(p); return -1; }
+        *s = '/';
+    }
+    int r = (mkdir(p, 0755) != 0 && errno != EEXIST) ? -1 : 0;
+    free(p);
+    return r;
+}
+
+kl_status kl_objstore_local_new(const char *root, kl_objstore **out, kl_error *err) {
+    if (!root || !*root) return kl_seterr(err, KL_EINVAL, "store directory is empty");
+    if (mkdir_p(root) != 0)
+        return kl_seterr(err, KL_EIO, "cannot create store directory '%s': %s", root,
+                         strerror(errno));
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return kl_seterr(err, KL_EIO, "cannot open store directory '%s': %s", root,
+                         strerror(errno));
+    local_os *l = calloc(1, sizeof *l);
+    if (!l || asprintf(&l->desc, "dir:%s", root) < 0) {
+        free(l);
+        close(fd);
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    }
+    l->base.ops = &local_ops;
+    l->rootfd = fd;
+    *out = &l->base;
+    return KL_OK;
+}

@@ -1,0 +1,418 @@
+/* reader.c -- the store reader: metadata, and pages forwards or backwards
+ * from an offset, timestamp or nonce.
+ *
+ * Stateless by design: a continuation token is just (direction, next
+ * offset), so any reader anywhere can continue any page.  Every walk keeps
+ * one invariant, the next offset it wants, which is what makes reads exact
+ * while a writer compacts underneath: an object that covers offsets
+ * already returned is skipped past, an object that vanished (404) or a gap
+ * in the listing means "re-seek the wanted offset", never an error. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyindex.h"
+#include "layout.h"
+#include "objcache.h"
+#include "page.h"
+#include "token.h"
+
+/* How often one page may re-seek after objects vanished under it before we
+ * call the store inconsistent (each re-seek follows a compaction). */
+#define MAX_RESEEKS 16
+#define LOOKAHEAD 64
+
+typedef struct store_reader {
+    kl_reader base;
+    kl_objstore *os;
+    kl_store_config cfg;
+    char *prefix;
+    kl_objcache *cache;
+} store_reader;
+
+static store_reader *SR(kl_reader *r) { return (store_reader *)r; }
+
+static kl_status check_names(const char *keyspace, const char *key, kl_error *err) {
+    kl_status st = kl_validate_name("keyspace", keyspace, err);
+    return st ? st : kl_validate_name("key", key, err);
+}
+
+static kl_status sr_keyspace_meta(kl_reader *r, const char *keyspace,
+                                  kl_keyspace_meta *out, kl_error *err) {
+    kl_status st = kl_validate_name("keyspace", keyspace, err);
+    if (st) return st;
+    char *name = kl_layout_marker(SR(r)->prefix, keyspace);
+    if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    uint8_t *body = NULL;
+    size_t len = 0;
+    st = kl_os_get(SR(r)->os, name, 0, UINT64_MAX, &body, &len, err);
+    if (st == KL_ENOTFOUND)
+        st = kl_seterr(err, KL_ENOKEYSPACE, "keyspace '%s' not found", keyspace);
+    if (st == KL_OK) {
+        /* INI text "[keyspace]\ncreated=<millis>": find the one value. */
+        char *text = strndup((char *)body, len);
+        const char *p = text ? strstr(text, "created=") : NULL;
+        char *end = NULL;
+        long long v = p ? strtoll(p + 8, &end, 10) : 0;
+        if (!p || end == p + 8 || !text || !strstr(text, "[keyspace]"))
+            st = kl_seterr(err, KL_EBADDATA, "keyspace marker '%s' is not "
+                           "'[keyspace] created=<millis>'", name);
+        else
+            out->created = v;
+        free(text);
+    }
+    free(body);
+    free(name);
+    return st;
+}
+
+static kl_status sr_key_meta(kl_reader *r, const char *keyspace, const char *key,
+                             int *exists, kl_key_meta *out, kl_error *err) {
+    kl_status st = check_names(keyspace, key, err);
+    if (st) return st;
+    char *dir = kl_layout_key_dir(SR(r)->prefix, keyspace, key);
+    if (!dir) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    kl_object_meta last;
+    st = kl_index_last(SR(r)->os, dir, exists, &last, err);
+    if (st == KL_OK && *exists) {
+        out->next_offset = last.last_offset + 1;
+        out->next_nonce = last.next_nonce;
+    }
+    free(dir);
+    return st;
+}
+
+/* ---- walking objects ------------------------------------------------- */
+
+typedef struct walk {
+    store_reader *sr;
+    const char *dir;
+    kl_pagebuf pb;
+    uint64_t limit;
+    int reseeks;
+} walk;
+
+static kl_status fetch(walk *w, const kl_object_meta *m, kl_cobj **o, kl_error *err) {
+    char *name = kl_index_name(w->dir, m);
+    if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    kl_status st = kl_objcache_get(w->sr->cache, w->sr->os, name, m, o, err);
+    free(name);
+    return st;
+}
+
+static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found,
+                        kl_object_meta *m, kl_error *err) {
+    if (++w->reseeks > MAX_RESEEKS)
+        return kl_seterr(err, KL_EIO, "%s: objects kept vanishing while reading offset %"
+                         PRIu64 " (compaction storm?)", w->dir, want);
+    return kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, m, err);
+}
+
+/* Appends records [want, ...] from object m; returns the next wanted. */
+static kl_status take_forward(walk *w, const kl_cobj *o, uint64_t *want, kl_error *err) {
+    for (size_t i = 0; i < o->n && w->pb.n < w->limit; i++) {
+        if (o->recs[i].offset < *want) continue;
+        if (kl_pagebuf_add(&w->pb, &o->recs[i]) != 0)
+            return kl_seterr(err, KL_ENOMEM, "out of memory");
+        *want = o->recs[i].offset + 1;
+    }
+    return KL_OK;
+}
+
+static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
+    int found;
+    kl_object_meta cur;
+    kl_status st = kl_index_seek_offset(w->sr->os, w->dir, *want, 0, &found, &cur, err);
+    kl_object_meta *ahead = NULL;
+    size_t na = 0, ia = 0;
+    while (st == KL_OK && found) {
+        kl_cobj *o;
+        st = fetch(w, &cur, &o, err);
+        if (st == KL_ENOTFOUND) { /* compacted away since listed */
+            free(ahead);
+            ahead = NULL;
+            na = ia = 0;
+            st = reseek(w, *want, 0, &found, &cur, err);
+            continue;
+        }
+        if (st) break;
+        st = take_forward(w, o, want, err);
+        kl_objcache_release(w->sr->cache, o);
+        if (st || w->pb.n >= w->limit) break;
+        /* Next object holding *want, from a small look-ahead listing. */
+        found = 0;
+        while (st == KL_OK && !found) {
+            if (ia == na) {
+                free(ahead);
+                ahead = NULL;
+                ia = 0;
+                st = kl_index_list(w->sr->os, w->dir, *want, LOOKAHEAD, &ahead, &na, NULL, err);
+                if (st || na == 0) break; /* the end of the log */
+            }
+            kl_object_meta *m = &ahead[ia++];
+            if (m->last_offset < *want) continue;
+            if (m->first_offset > *want) {
+                /* A gap: the object holding *want was merged into one that
+                 * starts earlier.  Find it. */
+                free(ahead);
+                ahead = NULL;
+                na = ia = 0;
+                st = reseek(w, *want, 0, &found, &cur, err);
+                break;
+            }
+            cur = *m;
+            found = 1;
+        }
+    }
+    free(ahead);
+    return st;
+}
+
+static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
+    uint64_t guess = 0;
+    kl_status st = KL_OK;
+    while (*want >= 1 && w->pb.n < w->limit) {
+        int found;
+        kl_object_meta cur;
+        st = kl_index_seek_offset(w->sr->os, w->dir, *want, guess, &found, &cur, err);
+        if (st) break;
+        if (!found)
+            return kl_seterr(err, KL_EBADDATA, "%s: no object holds offset %" PRIu64
+                             " although later offsets exist", w->dir, *want);
+        kl_cobj *o;
+        st = fetch(w, &cur, &o, err);
+        if (st == KL_ENOTFOUND) {
+            if (++w->reseeks > MAX_RESEEKS)
+                return kl_seterr(err, KL_EIO, "%s: objects kept vanishing", w->dir);
+            guess = 0;
+            continue;
+        }
+        if (st) break;
+        for (size_t i = o->n; i-- > 0 && w->pb.n < w->limit;) {
+            if (o->recs[i].offset > *want) continue;
+            if (kl_pagebuf_add(&w->pb, &o->recs[i]) != 0) {
+                st = kl_seterr(err, KL_ENOMEM, "out of memory");
+                break;
+            }
+            *want = o->recs[i].offset - 1;
+        }
+        kl_objcache_release(w->sr->cache, o);
+        if (st) break;
+        guess = cur.prior;
+    }
+    return st;
+}
+
+/* ---- resolving a start position -------------------------------------- */
+
+typedef struct ts_ctx { int64_t t; int strictly_after; } ts_ctx;
+typedef struct nonce_ctx { kl_u128 n; int strictly_after; } nonce_ctx;
+
+static int obj_ts(const kl_object_meta *m, void *c) {
+    ts_ctx *x = c;
+    return x->strictly_after ? m->max_ts > x->t : m->max_ts >= x->t;
+}
+static int rec_ts(const kl_record *r, void *c) {
+    ts_ctx *x = c;
+    return x->strictly_after ? r->timestamp > x->t : r->timestamp >= x->t;
+}
+static int obj_nonce(const kl_object_meta *m, void *c) {
+    nonce_ctx *x = c;
+    /* next_nonce - 1 is the largest nonce in or before the object. */
+    return m->next_nonce > 0 && (x->strictly_after ? m->next_nonce - 1 > x->n
+                                                   : m->next_nonce - 1 >= x->n);
+}
+static int rec_nonce(const kl_record *r, void *c) {
+    nonce_ctx *x = c;
+    return r->has_nonce && (x->strictly_after ? r->nonce > x->n : r->nonce >= x->n);
+}
+
+/* The offset of the first record satisfying rec_pred, found through the
+ * first object satisfying obj_pred; end_offset (one past the log) when
+ * there is none. */
+static kl_status first_matching(walk *w, kl_obj_pred obj_pred,
+                                int (*rec_pred)(const kl_record *, void *), void *ctx,
+                                uint64_t end_offset, uint64_t *out, kl_error *err) {
+    *out = end_offset;
+    for (;;) {
+        int found;
+        kl_object_meta m;
+        kl_status st = kl_index_find(w->sr->os, w->dir, obj_pred, NULL, ctx, 0, 0,
+                                     &found, &m, err);
+        if (st || !found) return st;
+        kl_cobj *o;
+        st = fetch(w, &m, &o, err);
+        if (st == KL_ENOTFOUND && ++w->reseeks <= MAX_RESEEKS) continue;
+        if (st) return st;
+        *out = m.last_offset + 1;
+        for (size_t i = 0; i < o->n; i++) {
+            if (rec_pred(&o->recs[i], ctx)) {
+                *out = o->recs[i].offset;
+                break;
+            }
+        }
+        kl_objcache_release(w->sr->cache, o);
+        return KL_OK;
+    }
+}
+
+/* The offset a first page starts at ("want"); 0 means nothing to read
+ * backwards. */
+static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start,
+                               uint64_t *want, kl_error *err) {
+    int exists;
+    kl_object_meta last;
+    kl_status st = kl_index_last(w->sr->os, w->dir, &exists, &last, err);
+    if (st) return st;
+    uint64_t end = exists ? last.last_offset + 1 : 1; /* one past the log */
+    int back = dir == KL_BACKWARDS;
+    switch (start->kind) {
+    case KL_START_FIRST:
+        *want = 1;
+        break;
+    case KL_START_LAST:
+        *want = end > 1 ? end - 1 : 1;
+        break;
+    case KL_START_OFFSET:
+        *want = start->offset ? start->offset : 1;
+        break;
+    case KL_START_TIMESTAMP: {
+        ts_ctx c = {start->timestamp, back};
+        st = exists ? first_matching(w, obj_ts, rec_ts, &c, end, want, err) : KL_OK;
+        if (!exists) *want = 1;
+        if (back) (*want)--; /* the last record at or before t */
+        break;
+    }
+    case KL_START_NONCE: {
+        nonce_ctx c = {start->nonce, back};
+        st = exists ? first_matching(w, obj_nonce, rec_nonce, &c, end, want, err) : KL_OK;
+        if (!exists) *want = 1;
+        if (back) (*want)--;
+        break;
+    }
+    default:
+        return kl_seterr(err, KL_EINVAL, "unknown start position kind %d", (int)start->kind);
+    }
+    if (back && *want >= end) *want = end - 1;
+    if (back && !exists) *want = 0;
+    return st;
+}
+
+/* ---- pages ------------------------------------------------------------ */
+
+static kl_status read_page(store_reader *sr, const char *keyspace, const char *key,
+                           kl_direction dir, const kl_start *start, uint64_t from,
+                           uint64_t page_size, kl_page *out, kl_error *err) {
+    kl_status st = check_names(keyspace, key, err);
+    if (st) return st;
+    char *kdir = kl_layout_key_dir(sr->prefix, keyspace, key);
+    if (!kdir) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    walk w = {.sr = sr, .dir = kdir,
+              .limit = page_size ? page_size : sr->cfg.default_page_size};
+    uint64_t want = from;
+    if (start) st = resolve_start(&w, dir, start, &want, err);
+    if (st == KL_OK && w.limit > 0) {
+        if (dir == KL_BACKWARDS) st = want ? walk_backward(&w, &want, err) : KL_OK;
+        else st = walk_forward(&w, &want, err);
+    }
+    if (st == KL_OK) {
+        char tok[KL_TOKEN_MAX];
+        int more = dir == KL_FORWARDS || want >= 1;
+        if (more) kl_token_make(keyspace, key, dir, want, tok);
+        st = kl_pagebuf_finish(&w.pb, keyspace, key, more ? tok : NULL, out, err);
+    }
+    kl_pagebuf_free(&w.pb);
+    free(kdir);
+    return st;
+}
+
+static kl_status sr_first_page(kl_reader *r, const char *keyspace, const char *key,
+                               kl_direction dir, const kl_start *start,
+                               uint64_t page_size, kl_page *out, kl_error *err) {
+    kl_start first = {.kind = KL_START_FIRST};
+    return read_page(SR(r), keyspace, key, dir, start ? start : &first, 0, page_size,
+                     out, err);
+}
+
+static kl_status sr_next_page(kl_reader *r, const char *keyspace, const char *key,
+                              const char *continuation, uint64_t page_size,
+                              kl_page *out, kl_error *err) {
+    kl_status st = check_names(keyspace, key, err);
+    if (st) return st;
+    kl_direction dir;
+    uint64_t want;
+    st = kl_token_parse(keyspace, key, continuation, &dir, &want, err);
+    if (st) return st;
+    return read_page(SR(r), keyspace, key, dir, NULL, want, page_size, out, err);
+}
+
+static void sr_destroy(kl_reader *r) {
+    store_reader *sr = SR(r);
+    kl_objcache_free(sr->cache);
+    free(sr->prefix);
+    free(sr);
+}
+
+static const kl_reader_ops store_reader_ops = {
+    .keyspace_meta = sr_keyspace_meta,
+    .key_meta = sr_key_meta,
+    .first_page = sr_first_page,
+    .next_page = sr_next_page,
+    .destroy = sr_destroy,
+};
+
+kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg,
+                              kl_reader **out, kl_error *err) {
+    kl_store_config def;
+    if (!cfg) {
+        kl_store_config_init(&def);
+        cfg = &def;
+    }
+    if (!os) return kl_seterr(err, KL_EINVAL, "no object store given");
+    if (cfg->default_page_size == 0)
+        return kl_seterr(err, KL_EINVAL, "default_page_size must be at least 1");
+    store_reader *sr = calloc(1, sizeof *sr);
+    if (!sr) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    sr->base.ops = &store_reader_ops;
+    sr->os = os;
+    sr->cfg = *cfg;
+    sr->prefix = strdup(cfg->object_prefix ? cfg->object_prefix : "");
+    sr->cfg.object_prefix = sr->prefix;
+    sr->cache = kl_objcache_new(cfg->reader_cache_bytes);
+    if (!sr->prefix || !sr->cache) {
+        free(sr->prefix);
+        kl_objcache_free(sr->cache);
+        free(sr);
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    }
+    *out = &sr->base;
+    return KL_OK;
+}
+
+/* ---- the generic kl_reader entry points ------------------------------ */
+
+kl_status kl_read_keyspace_metadata(kl_reader *r, const char *keyspace,
+                                    kl_keyspace_meta *out, kl_error *err) {
+    return r->ops->keyspace_meta(r, keyspace, out, err);
+}
+
+kl_status kl_read_key_metadata(kl_reader *r, const char *keyspace, const char *key,
+                               int *exists, kl_key_meta *out, kl_error *err) {
+    return r->ops->key_meta(r, keyspace, key, exists, out, err);
+}
+
+kl_status kl_read_first_page(kl_reader *r, const char *keyspace, const char *key,
+                             kl_direction dir, const kl_start *start,
+                             uint64_t page_size, kl_page *out, kl_error *err) {
+    return r->ops->first_page(r, keyspace, key, dir, start, page_size, out, err);
+}
+
+kl_status kl_read_next_page(kl_reader *r, const char *keyspace, const char *key,
+                            const char *continuation, uint64_t page_size,
+                            kl_page *out, kl_error *err) {
+    return r->ops->next_page(r, keyspace, key, continuation, page_size, out, err);
+}
+
+void kl_reader_destroy(kl_reader *r) {
+    if (r) r->ops->destroy(r);
+}

@@ -1,0 +1,131 @@
+/* test_s3_xml.c -- parsing the S3 XML documents klstore depends on, with
+ * bodies shaped as AWS and Ceph RGW send them, plus hostile ones. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "s3/s3_xml.h"
+
+#define NS "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\""
+
+Test(s3_xml, list_v2_with_contents_prefixes_and_token)
+{
+    const char *body =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<ListBucketResult " NS "><Name>b</Name><Prefix>p/</Prefix>"
+        "<KeyCount>3</KeyCount><MaxKeys>3</MaxKeys><Delimiter>/</Delimiter>"
+        "<IsTruncated>true</IsTruncated>"
+        "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+        "<Contents><Key>p/a &amp; b \xc3\xa9</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified>"
+        "<ETag>\"x\"</ETag><Size>434234</Size><StorageClass>STANDARD</StorageClass></Contents>"
+        "<Contents><Key>p/big</Key><Size>18446744073709551615</Size></Contents>"
+        "<CommonPrefixes><Prefix>p/sub/</Prefix></CommonPrefixes>"
+        "</ListBucketResult>";
+    kl_listing l;
+    kl_error e = {0};
+    cr_assert_eq(kl_s3_xml_parse_list(body, strlen(body), &l, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(l.n_objects, 2);
+    cr_assert_str_eq(l.objects[0].name, "p/a & b \xc3\xa9");
+    cr_assert_eq(l.objects[0].size, 434234);
+    cr_assert_eq(l.objects[1].size, UINT64_MAX);
+    cr_assert_eq(l.n_prefixes, 1);
+    cr_assert_str_eq(l.prefixes[0], "p/sub/");
+    cr_assert_str_eq(l.next, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+    kl_listing_free(&l);
+}
+
+Test(s3_xml, list_v2_empty_not_truncated)
+{
+    const char *body = "<ListBucketResult " NS "><Name>b</Name><KeyCount>0</KeyCount>"
+                       "<IsTruncated>false</IsTruncated></ListBucketResult>";
+    kl_listing l;
+    cr_assert_eq(kl_s3_xml_parse_list(body, strlen(body), &l, NULL), KL_OK);
+    cr_assert_eq(l.n_objects, 0);
+    cr_assert_eq(l.n_prefixes, 0);
+    cr_assert_null(l.next);
+    kl_listing_free(&l);
+}
+
+Test(s3_xml, list_rejects_garbage)
+{
+    const char *bad[] = {
+        "", "not xml", "<Error><Code>x</Code></Error>",
+        "<ListBucketResult><Contents><Key>a</Key><Size>-1</Size></Contents></ListBucketResult>",
+        "<ListBucketResult><Contents><Key>a</Key><Size>1x</Size></Contents></ListBucketResult>",
+        "<ListBucketResult><Contents><Key>a</Key><Size>99999999999999999999</Size></Contents></ListBucketResult>",
+        "<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
+        "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+        "<ListBucketResult><Contents><Key>a</Key><Size>1</Size>",
+        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><ListBucketResult><Contents><Key>&e;</Key><Size>1</Size></Contents></ListBucketResult>",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        kl_listing l;
+        kl_error e = {0};
+        kl_status st = kl_s3_xml_parse_list(bad[i], strlen(bad[i]), &l, &e);
+        if (i == 9 && st == KL_OK) {
+            /* Accepted only if the entity was not expanded from disk. */
+            cr_assert(l.n_objects == 1 && strstr(l.objects[0].name, "root:") == NULL);
+            kl_listing_free(&l);
+            continue;
+        }
+        cr_assert_eq(st, KL_EIO, "case %zu", i);
+        cr_assert_eq(e.code, KL_EIO);
+        cr_assert(strlen(e.msg) > 0);
+        cr_assert_null(l.objects);
+    }
+}
+
+Test(s3_xml, error_body)
+{
+    const char *body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchBucket</Code>"
+                       "<Message>The specified bucket does not exist</Message>"
+                       "<BucketName>nope</BucketName><RequestId>tx0001</RequestId>"
+                       "<HostId>h</HostId></Error>";
+    kl_s3_xml_error e;
+    cr_assert_eq(kl_s3_xml_parse_error(body, strlen(body), &e), 1);
+    cr_assert_str_eq(e.code, "NoSuchBucket");
+    cr_assert_str_eq(e.message, "The specified bucket does not exist");
+    cr_assert_str_eq(e.request_id, "tx0001");
+    cr_assert_eq(kl_s3_xml_parse_error("<html>502</html>", 16, &e), 0);
+    cr_assert_str_eq(e.code, "");
+    cr_assert_eq(kl_s3_xml_parse_error(NULL, 0, &e), 0);
+}
+
+Test(s3_xml, delete_body_escapes_names)
+{
+    const char *names[] = {"ks/a&b<c>\"d'e", "ks/tab\there", "ks/\xc3\xa9 =+@"};
+    size_t len;
+    char *b = kl_s3_xml_delete_body(names, 3, &len, NULL);
+    cr_assert_not_null(b);
+    cr_assert_eq(strlen(b), len);
+    cr_assert(strstr(b, "<Quiet>true</Quiet>"));
+    cr_assert(strstr(b, "<Key>ks/a&amp;b&lt;c&gt;&quot;d&apos;e</Key>"));
+    cr_assert(strstr(b, "<Key>ks/tab&#9;here</Key>"));
+    cr_assert(strstr(b, "<Key>ks/\xc3\xa9 =+@</Key>"));
+    free(b);
+
+    const char *bad[] = {"ok", "bell\a"};
+    kl_error e = {0};
+    cr_assert_null(kl_s3_xml_delete_body(bad, 2, &len, &e));
+    cr_assert_eq(e.code, KL_EINVAL);
+}
+
+Test(s3_xml, delete_result_ignores_missing_keys)
+{
+    const char *body = "<DeleteResult " NS ">"
+                       "<Deleted><Key>a</Key></Deleted>"
+                       "<Error><Key>b</Key><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+                       "<Error><Key>c</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+                       "<Error><Key>d</Key><Code>InternalError</Code><Message>x</Message></Error>"
+                       "</DeleteResult>";
+    size_t n;
+    kl_s3_xml_error first;
+    cr_assert_eq(kl_s3_xml_parse_delete(body, strlen(body), &n, &first, NULL), KL_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(first.key, "c");
+    cr_assert_str_eq(first.code, "AccessDenied");
+    const char *empty = "<DeleteResult " NS "/>";
+    cr_assert_eq(kl_s3_xml_parse_delete(empty, strlen(empty), &n, &first, NULL), KL_OK);
+    cr_assert_eq(n, 0);
+    kl_error e = {0};
+    cr_assert_eq(kl_s3_xml_parse_delete("x", 1, &n, &first, &e), KL_EIO);
+}

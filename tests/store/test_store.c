@@ -1,0 +1,684 @@
+/* test_store.c -- the store writer and reader against a real object store
+ * (a directory, or S3 with KL_TEST_STORE=s3): keyspaces, nonce checking,
+ * each compaction trigger, paging both ways from every start kind,
+ * continuation tokens, the key cache, bad input and corrupt objects, and
+ * the format byte for byte. */
+#include <inttypes.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "keyindex.h"
+#include "test_env.h"
+
+static kt_store T;
+static kl_writer *W;
+static kl_reader *R;
+
+static void open_rw(void) {
+    kl_error err = {0};
+    cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &W, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_reader_new(T.os, &T.cfg, &R, &err), KL_OK, "%s", err.msg);
+}
+static void close_rw(void) {
+    kl_writer_destroy(W);
+    kl_reader_destroy(R);
+    W = NULL;
+    R = NULL;
+}
+static void setup(void) {
+    kt_open(&T);
+    open_rw();
+}
+static void teardown(void) {
+    close_rw();
+    kt_close(&T);
+}
+TestSuite(store, .init = setup, .fini = teardown, .timeout = 300);
+
+/* ---- helpers ---- */
+
+static void append_ts(const char *key, const char *s, int64_t ts) {
+    kl_insertion in = kt_rec(s);
+    in.has_timestamp = 1;
+    in.timestamp = ts;
+    kl_error err = {0};
+    cr_assert_eq(kl_append(W, "ks", key, &in, 1, &err), KL_OK, "%s", err.msg);
+}
+
+static void append_nonce(const char *key, const char *s, kl_u128 nonce) {
+    kl_insertion in = kt_rec(s);
+    in.has_nonce = 1;
+    in.nonce = nonce;
+    kl_error err = {0};
+    cr_assert_eq(kl_append(W, "ks", key, &in, 1, &err), KL_OK, "%s", err.msg);
+}
+
+/* Reads a whole key in one direction into "v1 v2 ..." (values). */
+static void read_all(const char *key, kl_direction dir, const kl_start *start, uint64_t psize,
+                     char *out, size_t cap) {
+    kl_page p;
+    kl_error err = {0};
+    out[0] = 0;
+    cr_assert_eq(kl_read_first_page(R, "ks", key, dir, start, psize, &p, &err), KL_OK, "%s", err.msg);
+    for (int guard = 0; guard < 100000; guard++) {
+        cr_assert_leq(p.count, psize ? psize : T.cfg.default_page_size);
+        for (size_t i = 0; i < p.count; i++) {
+            strncat(out, (const char *)p.records[i].data, p.records[i].len);
+            strcat(out, " ");
+        }
+        int done = p.count == 0 || !p.continuation;
+        char *tok = p.continuation ? strdup(p.continuation) : NULL;
+        kl_page_free(&p);
+        if (done) {
+            free(tok);
+            return;
+        }
+        cr_assert_eq(kl_read_next_page(R, "ks", key, tok, psize, &p, &err), KL_OK, "%s", err.msg);
+        free(tok);
+    }
+    cr_assert_fail("paging did not end");
+    (void)cap;
+}
+
+static size_t count_objects(const char *key) {
+    kl_object_meta *v;
+    size_t n;
+    kl_error err = {0};
+    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", key, 0, 0, &v, &n, &err), KL_OK, "%s", err.msg);
+    free(v);
+    return n;
+}
+
+static size_t count_raw(const char *rest) {
+    char *prefix = kt_name(&T, rest);
+    kl_list_req req = {.prefix = prefix};
+    kl_listing l;
+    cr_assert_eq(kl_os_list(T.os, &req, &l, NULL), KL_OK);
+    size_t n = l.n_objects;
+    kl_listing_free(&l);
+    free(prefix);
+    return n;
+}
+
+static int64_t watermark(const char *key) {
+    char rest[256];
+    snprintf(rest, sizeof rest, "ks/%s/watermark", key);
+    char *n = kt_name(&T, rest);
+    uint8_t *d;
+    size_t len;
+    kl_status st = kl_os_get(T.os, n, 0, UINT64_MAX, &d, &len, NULL);
+    free(n);
+    if (st == KL_ENOTFOUND) return -1;
+    cr_assert_eq(st, KL_OK);
+    cr_assert_eq(len, 8, "watermark is one u64");
+    int64_t v = (int64_t)kl_le64(d);
+    free(d);
+    return v;
+}
+
+/* ---- keyspaces ---- */
+
+Test(store, keyspaces) {
+    kl_error err = {0};
+    int64_t created = 0, before = kl_now_ms();
+    cr_assert_eq(kl_create_keyspace(W, "ks", &created, &err), KL_OK, "%s", err.msg);
+    cr_assert(created >= before && created <= kl_now_ms());
+    cr_assert_eq(kl_create_keyspace(W, "ks", NULL, &err), KL_EEXIST);
+    cr_assert(strstr(err.msg, "'ks' already exists"), "%s", err.msg);
+    kl_keyspace_meta km;
+    cr_assert_eq(kl_read_keyspace_metadata(R, "ks", &km, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(km.created, created);
+    cr_assert_eq(kl_read_keyspace_metadata(R, "nope", &km, &err), KL_ENOKEYSPACE);
+    cr_assert(strstr(err.msg, "nope"), "%s", err.msg);
+
+    /* The marker is the INI text FORMAT.md describes. */
+    char *n = kt_name(&T, "ks_config.ini");
+    uint8_t *d;
+    size_t len;
+    cr_assert_eq(kl_os_get(T.os, n, 0, UINT64_MAX, &d, &len, NULL), KL_OK);
+    char want[64];
+    snprintf(want, sizeof want, "[keyspace]\ncreated=%" PRId64 "\n", created);
+    cr_assert_eq(len, strlen(want));
+    cr_assert_eq(memcmp(d, want, len), 0);
+    free(d);
+    free(n);
+
+    /* Keyspaces with data but no marker are listed too (FORMAT.md). */
+    kl_insertion in = kt_rec("x");
+    cr_assert_eq(kl_append(W, "data-only", "k", &in, 1, &err), KL_OK, "%s", err.msg);
+    char **names;
+    size_t cnt;
+    cr_assert_eq(kl_list_keyspaces(T.os, &T.cfg, &names, &cnt, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(cnt, 2);
+    cr_assert_str_eq(names[0], "data-only");
+    cr_assert_str_eq(names[1], "ks");
+    kl_strv_free(names, cnt);
+    cr_assert_eq(kl_read_keyspace_metadata(R, "data-only", &km, &err), KL_ENOKEYSPACE);
+}
+
+Test(store, corrupt_keyspace_marker) {
+    char *n = kt_name(&T, "bad_config.ini");
+    cr_assert_eq(kl_os_put(T.os, n, "garbage", 7, 0, NULL), KL_OK);
+    free(n);
+    kl_keyspace_meta km;
+    kl_error err = {0};
+    cr_assert_eq(kl_read_keyspace_metadata(R, "bad", &km, &err), KL_EBADDATA);
+    cr_assert(strstr(err.msg, "marker"), "%s", err.msg);
+}
+
+/* ---- format, byte for byte ---- */
+
+Test(store, writer_output_matches_format) {
+    kl_insertion in[3] = {kt_rec("a"), kt_rec("bb"), kt_rec("")};
+    for (int i = 0; i < 3; i++) {
+        in[i].has_timestamp = 1;
+        in[i].timestamp = 1700000000000LL + 2 - i; /* out of order on purpose */
+    }
+    in[1].has_nonce = 1;
+    in[1].nonce = 7;
+    kl_error err = {0};
+    cr_assert_eq(kl_append(W, "ks", "k", in, 3, &err), KL_OK, "%s", err.msg);
+
+    kl_buf want = {0};
+    kl_codec_put(&want, 1, 1700000000002LL, 0, 0, "a", 1);
+    kl_codec_put(&want, 2, 1700000000001LL, 1, 7, "bb", 2);
+    kl_codec_put(&want, 3, 1700000000000LL, 0, 0, "", 0);
+    char rest[256];
+    snprintf(rest, sizeof rest,
+             "ks/k/data_o00000000000000000001-o3_t1700000000000-t1700000000002_n7-n8_s%zu_p0.bin",
+             want.len);
+    char *n = kt_name(&T, rest);
+    uint8_t *d;
+    size_t len;
+    cr_assert_eq(kl_os_get(T.os, n, 0, UINT64_MAX, &d, &len, &err), KL_OK, "%s: %s", n, err.msg);
+    cr_assert_eq(len, want.len);
+    cr_assert_arr_eq(d, want.data, len);
+    free(d);
+    free(n);
+
+    /* The next object points back at this one and starts at offset 4;
+     * with no nonce its nonce range is the key's next nonce. */
+    append_ts("k", "c", 5);
+    snprintf(rest, sizeof rest, "ks/k/data_o00000000000000000004-o4_t5-t5_n8-n8_s41_p1.bin");
+    n = kt_name(&T, rest);
+    cr_assert_eq(kl_os_head(T.os, n, NULL, &err), KL_OK, "%s: %s", n, err.msg);
+    free(n);
+    kl_buf_free(&want);
+
+    kl_key_meta km;
+    int exists;
+    cr_assert_eq(kl_read_key_metadata(R, "ks", "k", &exists, &km, &err), KL_OK);
+    cr_assert(exists && km.next_offset == 5 && km.next_nonce == 8);
+    cr_assert_eq(kl_read_key_metadata(R, "ks", "missing", &exists, &km, &err), KL_OK);
+    cr_assert_not(exists);
+}
+
+Test(store, reads_hand_built_objects_with_compaction_overlap) {
+    /* Objects as another implementation would write them, including a
+     * merged object lying next to the originals it replaced. */
+    kl_buf a = {0}, b = {0}, m = {0};
+    kl_codec_put(&a, 1, 10, 0, 0, "r1", 2);
+    kl_codec_put(&a, 2, 11, 0, 0, "r2", 2);
+    kl_codec_put(&b, 3, 12, 1, 0, "r3", 2);
+    kl_buf_append(&m, a.data, a.len);
+    kl_buf_append(&m, b.data, b.len);
+    struct { kl_object_meta meta; kl_buf *body; } objs[] = {
+        {{1, 2, 10, 11, 0, 0, 0, 0}, &a},
+        {{3, 3, 12, 12, 0, 1, 0, 1}, &b},
+        {{1, 3, 10, 12, 0, 1, 0, 0}, &m},
+    };
+    for (int i = 0; i < 3; i++) {
+        objs[i].meta.size = objs[i].body->len;
+        char base[256], rest[300];
+        kl_object_name_format(&objs[i].meta, base, sizeof base);
+        snprintf(rest, sizeof rest, "ks/k/%s", base);
+        char *n = kt_name(&T, rest);
+        cr_assert_eq(kl_os_put(T.os, n, objs[i].body->data, objs[i].body->len, 0, NULL), KL_OK);
+        free(n);
+    }
+    char out[256];
+    read_all("k", KL_FORWARDS, NULL, 1, out, sizeof out);
+    cr_assert_str_eq(out, "r1 r2 r3 ", "each offset exactly once");
+    kl_start last = {.kind = KL_START_LAST};
+    read_all("k", KL_BACKWARDS, &last, 2, out, sizeof out);
+    cr_assert_str_eq(out, "r3 r2 r1 ");
+    kl_buf_free(&a);
+    kl_buf_free(&b);
+    kl_buf_free(&m);
+}
+
+/* ---- nonces ---- */
+
+Test(store, nonce_filter) {
+    kl_insertion in[7];
+    const char *vals[] = {"n5", "n3", "n5again", "n6", "plain", "n10", "n9"};
+    kl_u128 nonces[] = {5, 3, 5, 6, 0, 10, 9};
+    for (int i = 0; i < 7; i++) {
+        in[i] = kt_rec(vals[i]);
+        in[i].has_nonce = i != 4;
+        in[i].nonce = nonces[i];
+    }
+    kl_error err = {0};
+    cr_assert_eq(kl_append(W, "ks", "k", in, 7, &err), KL_OK, "%s", err.msg);
+    char out[256];
+    read_all("k", KL_FORWARDS, NULL, 0, out, sizeof out);
+    cr_assert_str_eq(out, "n5 n6 plain n10 ");
+    /* A retry of the whole batch is exactly-once: nothing new but the
+     * record without a nonce (which nonces cannot protect). */
+    size_t objs = count_objects("k");
+    in[4].has_nonce = 1;
+    in[4].nonce = 1;
+    cr_assert_eq(kl_append(W, "ks", "k", in, 7, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(count_objects("k"), objs, "an all-duplicate append writes no object");
+    read_all("k", KL_FORWARDS, NULL, 0, out, sizeof out);
+    cr_assert_str_eq(out, "n5 n6 plain n10 ");
+    kl_key_meta km;
+    int exists;
+    cr_assert_eq(kl_read_key_metadata(R, "ks", "k", &exists, &km, &err), KL_OK);
+    cr_assert(km.next_nonce == 11);
+    /* Nonces survive a new writer (state reloaded from the store). */
+    close_rw();
+    open_rw();
+    append_nonce("k", "late", 10);
+    append_nonce("k", "ok", 11);
+    read_all("k", KL_FORWARDS, NULL, 0, out, sizeof out);
+    cr_assert_str_eq(out, "n5 n6 plain n10 ok ");
+}
+
+/* ---- bad input ---- */
+
+Test(store, bad_input_is_rejected_and_writes_nothing) {
+    kl_error err = {0};
+    kl_insertion in = kt_rec("x");
+    cr_assert_eq(kl_append(W, "a/b", "k", &in, 1, &err), KL_EINVAL);
+    cr_assert(strstr(err.msg, "keyspace"), "%s", err.msg);
+    cr_assert_eq(kl_append(W, "ks", "..", &in, 1, &err), KL_EINVAL);
+    cr_assert_eq(kl_append(W, "ks", "", &in, 1, &err), KL_EINVAL);
+    kl_insertion big[2] = {kt_rec("ok"), {.data = "", .len = (size_t)KL_RECORD_MAX + 1}};
+    cr_assert_eq(kl_append(W, "ks", "k", big, 2, &err), KL_EINVAL);
+    cr_assert(strstr(err.msg, "maximum"), "%s", err.msg);
+    kl_insertion reserved = kt_rec("x");
+    reserved.has_nonce = 1;
+    reserved.nonce = KL_NONCE_NONE;
+    cr_assert_eq(kl_append(W, "ks", "k", &reserved, 1, &err), KL_EINVAL);
+    cr_assert_eq(count_raw(""), 0, "nothing was written");
+    kl_page p;
+    cr_assert_eq(kl_read_first_page(R, "ks", "bad/key", KL_FORWARDS, NULL, 0, &p, &err), KL_EINVAL);
+    kl_key_meta km;
+    int ex;
+    cr_assert_eq(kl_read_key_metadata(R, "", "k", &ex, &km, &err), KL_EINVAL);
+    cr_assert_eq(kl_create_keyspace(W, ".", NULL, &err), KL_EINVAL);
+}
+
+/* ---- compaction ---- */
+
+Test(store, compaction_by_record_count) {
+    close_rw();
+    T.cfg.compact_records_threshold = 4;
+    T.cfg.compact_size_threshold = UINT64_MAX;
+    T.cfg.compact_objects_threshold = 1000;
+    open_rw();
+    for (int i = 1; i <= 3; i++) append_ts("k", "r", i);
+    cr_assert_eq(count_objects("k"), 3);
+    cr_assert_eq(watermark("k"), -1);
+    append_ts("k", "r", 4);
+    cr_assert_eq(count_raw("ks/k/data_"), 1, "merged into one object, originals deleted");
+    cr_assert_eq(watermark("k"), 1);
+    char rest[200];
+    snprintf(rest, sizeof rest, "ks/k/data_o00000000000000000001-o4_t1-t4_n0-n0_s164_p0.bin");
+    char *n = kt_name(&T, rest);
+    cr_assert_eq(kl_os_head(T.os, n, NULL, NULL), KL_OK, "merged object name");
+    free(n);
+    for (int i = 5; i <= 8; i++) append_ts("k", "r", i);
+    cr_assert_eq(watermark("k"), 5, "the next complete batch");
+    cr_assert_eq(count_raw("ks/k/data_"), 2);
+    char out[256];
+    read_all("k", KL_FORWARDS, NULL, 3, out, sizeof out);
+    cr_assert_str_eq(out, "r r r r r r r r ");
+}
+
+Test(store, compaction_by_size) {
+    close_rw();
+    T.cfg.compact_records_threshold = UINT64_MAX;
+    T.cfg.compact_size_threshold = 200; /* ~4 records of 10 bytes (50 each) */
+    T.cfg.compact_objects_threshold = 1000;
+    open_rw();
+    for (int i = 0; i < 3; i++) append_ts("k", "0123456789", i);
+    cr_assert_eq(count_objects("k"), 3);
+    append_ts("k", "0123456789", 3);
+    cr_assert_eq(count_raw("ks/k/data_"), 1);
+    cr_assert_eq(watermark("k"), 1);
+}
+
+Test(store, compaction_by_object_count_is_partial) {
+    close_rw();
+    T.cfg.compact_records_threshold = 1000;
+    T.cfg.compact_size_threshold = UINT64_MAX;
+    T.cfg.compact_objects_threshold = 3;
+    open_rw();
+    for (int i = 1; i <= 3; i++) append_ts("k", "r", i);
+    cr_assert_eq(count_raw("ks/k/data_"), 1);
+    cr_assert_eq(watermark("k"), -1, "a partial batch does not move the watermark");
+    append_ts("k", "r", 4);
+    append_ts("k", "r", 5);
+    cr_assert_eq(count_raw("ks/k/data_"), 1, "the partial batch is merged again");
+    char rest[200];
+    snprintf(rest, sizeof rest, "ks/k/data_o00000000000000000001-o5_t1-t5_n0-n0_s205_p0.bin");
+    char *n = kt_name(&T, rest);
+    cr_assert_eq(kl_os_head(T.os, n, NULL, NULL), KL_OK);
+    free(n);
+}
+
+Test(store, compaction_resumes_after_writer_restart) {
+    close_rw();
+    T.cfg.compact_records_threshold = 5;
+    T.cfg.compact_objects_threshold = 1000;
+    open_rw();
+    for (int i = 1; i <= 3; i++) append_ts("k", "r", i);
+    close_rw();
+    open_rw(); /* the pending objects must be found again */
+    append_ts("k", "r", 4);
+    append_ts("k", "r", 5);
+    cr_assert_eq(count_raw("ks/k/data_"), 1);
+    cr_assert_eq(watermark("k"), 1);
+}
+
+Test(store, corrupt_pending_object_is_never_merged) {
+    close_rw();
+    T.cfg.compact_records_threshold = 2;
+    T.cfg.compact_objects_threshold = 1000;
+    open_rw();
+    append_ts("k", "r1", 1);
+    /* Corrupt the body of the first object behind the writer's back. */
+    kl_object_meta *v;
+    size_t n;
+    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k", 0, 0, &v, &n, NULL), KL_OK);
+    char dir[128];
+    snprintf(dir, sizeof dir, "%sks/k/", T.prefix);
+    char *name = kl_index_name(dir, &v[0]);
+    uint8_t junk[42] = {0};
+    cr_assert_eq(kl_os_put(T.os, name, junk, sizeof junk, 0, NULL), KL_OK);
+    free(name);
+    free(v);
+    append_ts("k", "r2", 2); /* durable; compaction fails and is logged */
+    cr_assert_eq(count_raw("ks/k/data_"), 2, "nothing merged or deleted");
+    kl_page p;
+    kl_error err = {0};
+    cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_FORWARDS, NULL, 0, &p, &err), KL_EBADDATA);
+    cr_assert(strstr(err.msg, "trailer") || strstr(err.msg, "offset"), "%s", err.msg);
+}
+
+/* ---- corrupt objects reach readers as KL_EBADDATA ---- */
+
+Test(store, corrupt_objects_are_bad_data) {
+    kl_error err = {0};
+    kl_page p;
+    char *n = kt_name(&T, "ks/k1/data_o00000000000000000001-o1_t1-t1_n0-n0_s45_p0.bin");
+    kl_buf b = {0};
+    kl_codec_put(&b, 1, 1, 0, 0, "hello", 5);
+    b.data[b.len - 1] = 9; /* wrong trailer */
+    cr_assert_eq(kl_os_put(T.os, n, b.data, b.len, 0, NULL), KL_OK);
+    free(n);
+    cr_assert_eq(kl_read_first_page(R, "ks", "k1", KL_FORWARDS, NULL, 0, &p, &err), KL_EBADDATA);
+    cr_assert(strstr(err.msg, "trailer"), "%s", err.msg);
+
+    n = kt_name(&T, "ks/k2/data_o00000000000000000001-o1_t1-t1_n0-n0_s45_p0.bin");
+    cr_assert_eq(kl_os_put(T.os, n, b.data, 30, 0, NULL), KL_OK); /* truncated */
+    free(n);
+    cr_assert_eq(kl_read_first_page(R, "ks", "k2", KL_FORWARDS, NULL, 0, &p, &err), KL_EBADDATA);
+
+    n = kt_name(&T, "ks/k3/data_oWHAT.bin");
+    cr_assert_eq(kl_os_put(T.os, n, "x", 1, 0, NULL), KL_OK);
+    free(n);
+    cr_assert_eq(kl_read_first_page(R, "ks", "k3", KL_FORWARDS, NULL, 0, &p, &err), KL_EBADDATA);
+    cr_assert(strstr(err.msg, "unparsable"), "%s", err.msg);
+    kl_key_meta km;
+    int ex;
+    cr_assert_eq(kl_read_key_metadata(R, "ks", "k3", &ex, &km, &err), KL_EBADDATA);
+    kl_buf_free(&b);
+}
+
+/* ---- paging ---- */
+
+static void fill_ten(const char *key) {
+    /* Ten records r1..r10 over objects of 1, 2, 3 and 4 records,
+     * timestamps 100, 110, ..., 190; nonces 2, 4, ..., 20. */
+    int sizes[] = {1, 2, 3, 4}, k = 1;
+    for (int o = 0; o < 4; o++) {
+        kl_insertion in[4];
+        char vals[4][16];
+        for (int i = 0; i < sizes[o]; i++, k++) {
+            snprintf(vals[i], sizeof vals[i], "r%d", k);
+            in[i] = kt_rec(vals[i]);
+            in[i].has_timestamp = 1;
+            in[i].timestamp = 90 + 10 * k;
+            in[i].has_nonce = 1;
+            in[i].nonce = 2 * (kl_u128)k;
+        }
+        kl_error err = {0};
+        cr_assert_eq(kl_append(W, "ks", key, in, (size_t)sizes[o], &err), KL_OK, "%s", err.msg);
+    }
+}
+
+Test(store, paging_forwards_every_page_size) {
+    fill_ten("k");
+    for (uint64_t ps = 1; ps <= 11; ps++) {
+        char out[256];
+        read_all("k", KL_FORWARDS, NULL, ps, out, sizeof out);
+        cr_assert_str_eq(out, "r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 ", "page size %" PRIu64, ps);
+        kl_start last = {.kind = KL_START_LAST};
+        read_all("k", KL_BACKWARDS, &last, ps, out, sizeof out);
+        cr_assert_str_eq(out, "r10 r9 r8 r7 r6 r5 r4 r3 r2 r1 ", "page size %" PRIu64, ps);
+    }
+}
+
+Test(store, start_positions) {
+    fill_ten("k");
+    struct { kl_direction d; kl_start s; const char *want; } cases[] = {
+        {KL_FORWARDS, {KL_START_FIRST}, "r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 "},
+        {KL_FORWARDS, {KL_START_LAST}, "r10 "},
+        {KL_FORWARDS, {KL_START_OFFSET, .offset = 5}, "r5 r6 r7 r8 r9 r10 "},
+        {KL_FORWARDS, {KL_START_OFFSET, .offset = 11}, ""},
+        {KL_FORWARDS, {KL_START_OFFSET, .offset = 0}, "r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 "},
+        {KL_FORWARDS, {KL_START_TIMESTAMP, .timestamp = 155}, "r7 r8 r9 r10 "},
+        {KL_FORWARDS, {KL_START_TIMESTAMP, .timestamp = 160}, "r7 r8 r9 r10 "},
+        {KL_FORWARDS, {KL_START_TIMESTAMP, .timestamp = 0}, "r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 "},
+        {KL_FORWARDS, {KL_START_TIMESTAMP, .timestamp = 500}, ""},
+        {KL_FORWARDS, {KL_START_NONCE, .nonce = 7}, "r4 r5 r6 r7 r8 r9 r10 "},
+        {KL_FORWARDS, {KL_START_NONCE, .nonce = 8}, "r4 r5 r6 r7 r8 r9 r10 "},
+        {KL_FORWARDS, {KL_START_NONCE, .nonce = 21}, ""},
+        {KL_BACKWARDS, {KL_START_FIRST}, "r1 "},
+        {KL_BACKWARDS, {KL_START_OFFSET, .offset = 4}, "r4 r3 r2 r1 "},
+        {KL_BACKWARDS, {KL_START_OFFSET, .offset = 99}, "r10 r9 r8 r7 r6 r5 r4 r3 r2 r1 "},
+        {KL_BACKWARDS, {KL_START_TIMESTAMP, .timestamp = 125}, "r3 r2 r1 "},
+        {KL_BACKWARDS, {KL_START_TIMESTAMP, .timestamp = 130}, "r4 r3 r2 r1 "},
+        {KL_BACKWARDS, {KL_START_TIMESTAMP, .timestamp = 99}, ""},
+        {KL_BACKWARDS, {KL_START_NONCE, .nonce = 5}, "r2 r1 "},
+        {KL_BACKWARDS, {KL_START_NONCE, .nonce = 6}, "r3 r2 r1 "},
+        {KL_BACKWARDS, {KL_START_NONCE, .nonce = 1000}, "r10 r9 r8 r7 r6 r5 r4 r3 r2 r1 "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[256];
+        read_all("k", cases[i].d, &cases[i].s, 3, out, sizeof out);
+        cr_assert_str_eq(out, cases[i].want, "case %zu", i);
+    }
+    char out[64];
+    read_all("missing", KL_FORWARDS, NULL, 3, out, sizeof out);
+    cr_assert_str_eq(out, "", "a missing key reads as an empty log");
+    kl_start last = {.kind = KL_START_LAST};
+    read_all("missing", KL_BACKWARDS, &last, 3, out, sizeof out);
+    cr_assert_str_eq(out, "");
+}
+
+Test(store, forward_continuation_tails_new_records) {
+    fill_ten("k");
+    kl_page p;
+    kl_error err = {0};
+    kl_start s = {.kind = KL_START_OFFSET, .offset = 9};
+    cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_FORWARDS, &s, 100, &p, &err), KL_OK);
+    cr_assert_eq(p.count, 2);
+    cr_assert_not_null(p.continuation, "forwards always continues");
+    char *tok = strdup(p.continuation);
+    kl_page_free(&p);
+    cr_assert_eq(kl_read_next_page(R, "ks", "k", tok, 100, &p, &err), KL_OK);
+    cr_assert_eq(p.count, 0, "caught up");
+    kl_page_free(&p);
+    append_ts("k", "new", 1);
+    cr_assert_eq(kl_read_next_page(R, "ks", "k", tok, 100, &p, &err), KL_OK);
+    cr_assert_eq(p.count, 1);
+    cr_assert_eq(p.records[0].offset, 11);
+    cr_assert_eq(memcmp(p.records[0].data, "new", 3), 0);
+    kl_page_free(&p);
+    free(tok);
+    /* Backwards ends: no continuation after offset 1. */
+    s.offset = 2;
+    cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_BACKWARDS, &s, 5, &p, &err), KL_OK);
+    cr_assert_eq(p.count, 2);
+    cr_assert_null(p.continuation);
+    kl_page_free(&p);
+}
+
+Test(store, records_carry_their_fields) {
+    fill_ten("k");
+    kl_page p;
+    kl_error err = {0};
+    cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_FORWARDS, NULL, 0, &p, &err), KL_OK);
+    cr_assert_eq(p.count, 10);
+    cr_assert_str_eq(p.keyspace, "ks");
+    cr_assert_str_eq(p.key, "k");
+    for (size_t i = 0; i < 10; i++) {
+        cr_assert_eq(p.records[i].offset, i + 1);
+        cr_assert_eq(p.records[i].timestamp, 100 + 10 * (int64_t)i);
+        cr_assert(p.records[i].has_nonce && p.records[i].nonce == 2 * (kl_u128)(i + 1));
+    }
+    kl_page_free(&p);
+}
+
+Test(store, continuation_tokens_are_checked) {
+    fill_ten("k");
+    fill_ten("other");
+    kl_page p;
+    kl_error err = {0};
+    cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_FORWARDS, NULL, 2, &p, &err), KL_OK);
+    char *tok = strdup(p.continuation);
+    kl_page_free(&p);
+    cr_assert_eq(kl_read_next_page(R, "ks", "other", tok, 2, &p, &err), KL_EBADTOKEN,
+                 "a token is bound to its key");
+    const char *garbage[] = {"", "x", "kl1.f.3", "kl1.f.3.zzzzzzzz", "kl1.q.3.00000000",
+                             "kl1.f.-3.00000000", "kl1.f.3.0000000000000", "kl1.f. 3.00000000"};
+    for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++) {
+        cr_assert_eq(kl_read_next_page(R, "ks", "k", garbage[i], 2, &p, &err), KL_EBADTOKEN,
+                     "accepted '%s'", garbage[i]);
+        cr_assert(strstr(err.msg, "token"), "%s", err.msg);
+    }
+    /* An altered offset fails the check. */
+    char *edited = strdup(tok);
+    edited[6] = edited[6] == '3' ? '4' : '3';
+    cr_assert_eq(kl_read_next_page(R, "ks", "k", edited, 2, &p, &err), KL_EBADTOKEN);
+    cr_assert_eq(kl_read_next_page(R, "ks", "k", NULL, 2, &p, &err), KL_EBADTOKEN);
+    /* Deterministic and stateless: a brand-new reader continues it. */
+    kl_reader *r2;
+    cr_assert_eq(kl_store_reader_new(T.os, &T.cfg, &r2, &err), KL_OK);
+    cr_assert_eq(kl_read_next_page(r2, "ks", "k", tok, 2, &p, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(p.count, 2);
+    cr_assert_eq(p.records[0].offset, 3);
+    kl_page_free(&p);
+    kl_reader_destroy(r2);
+    free(edited);
+    free(tok);
+}
+
+/* ---- key cache ---- */
+
+Test(store, cache_eviction_and_reload) {
+    close_rw();
+    T.cfg.max_cached_keys = 1;
+    open_rw();
+    for (int round = 0; round < 5; round++) {
+        append_nonce("a", "a", (kl_u128)round * 2);
+        append_nonce("b", "b", (kl_u128)round * 2 + 1); /* evicts a */
+        append_nonce("a", "dup", (kl_u128)round * 2);    /* reloaded: still a duplicate */
+    }
+    char out[256];
+    read_all("a", KL_FORWARDS, NULL, 0, out, sizeof out);
+    cr_assert_str_eq(out, "a a a a a ");
+    read_all("b", KL_FORWARDS, NULL, 0, out, sizeof out);
+    cr_assert_str_eq(out, "b b b b b ");
+    kl_page p;
+    kl_error err = {0};
+    cr_assert_eq(kl_read_first_page(R, "ks", "a", KL_FORWARDS, NULL, 0, &p, &err), KL_OK);
+    for (size_t i = 0; i < p.count; i++) cr_assert_eq(p.records[i].offset, i + 1, "contiguous offsets");
+    kl_page_free(&p);
+}
+
+/* ---- listing and object access ---- */
+
+Test(store, list_keys_and_objects) {
+    fill_ten("k1");
+    append_ts("k2", "x", 1);
+    char **names;
+    size_t n;
+    kl_error err = {0};
+    cr_assert_eq(kl_list_keys(T.os, &T.cfg, "ks", &names, &n, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(names[0], "k1");
+    cr_assert_str_eq(names[1], "k2");
+    kl_strv_free(names, n);
+    kl_object_meta *v;
+    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k1", 0, 0, &v, &n, &err), KL_OK);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(v[3].first_offset, 7);
+    cr_assert_eq(v[3].prior, 4);
+    kl_page p;
+    cr_assert_eq(kl_read_object(T.os, &T.cfg, "ks", "k1", &v[3], &p, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(p.count, 4);
+    cr_assert_eq(memcmp(p.records[3].data, "r10", 3), 0);
+    kl_page_free(&p);
+    free(v);
+    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k1", 3, 1, &v, &n, &err), KL_OK);
+    cr_assert_eq(n, 1, "incremental listing after offset 3");
+    cr_assert_eq(v[0].first_offset, 4);
+    free(v);
+}
+
+/* ---- O(log n) searches ---- */
+
+Test(store, seeks_cost_logarithmic_lists, .timeout = 600) {
+    close_rw();
+    T.cfg.compact_records_threshold = UINT64_MAX;
+    T.cfg.compact_size_threshold = UINT64_MAX;
+    T.cfg.compact_objects_threshold = UINT64_MAX;
+    open_rw();
+    const int N = 2100; /* more than two LIST pages */
+    for (int i = 1; i <= N; i++) append_ts("k", "v", i * 10);
+    kl_error err = {0};
+    uint64_t targets[] = {1, 2, 999, 1000, 1001, 1500, 2099, 2100};
+    for (size_t i = 0; i < sizeof targets / sizeof *targets; i++) {
+        unsigned long before = kl_index_list_count();
+        kl_page p;
+        kl_start s = {.kind = KL_START_OFFSET, .offset = targets[i]};
+        cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_FORWARDS, &s, 1, &p, &err), KL_OK);
+        unsigned long lists = kl_index_list_count() - before;
+        cr_assert_eq(p.count, 1);
+        cr_assert_eq(p.records[0].offset, targets[i]);
+        kl_page_free(&p);
+        cr_assert_leq(lists, 30, "offset %" PRIu64 " took %lu LISTs", targets[i], lists);
+
+        before = kl_index_list_count();
+        s = (kl_start){.kind = KL_START_TIMESTAMP, .timestamp = (int64_t)targets[i] * 10};
+        cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_FORWARDS, &s, 1, &p, &err), KL_OK);
+        lists = kl_index_list_count() - before;
+        cr_assert_eq(p.records[0].offset, targets[i]);
+        kl_page_free(&p);
+        cr_assert_leq(lists, 40, "timestamp search took %lu LISTs", lists);
+    }
+    /* Paging backwards follows prior pointers: about one LIST per object. */
+    unsigned long before = kl_index_list_count();
+    kl_page p;
+    kl_start last = {.kind = KL_START_LAST};
+    cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_BACKWARDS, &last, 100, &p, &err), KL_OK);
+    cr_assert_eq(p.count, 100);
+    cr_assert_eq(p.records[99].offset, N - 99);
+    kl_page_free(&p);
+    cr_assert_leq(kl_index_list_count() - before, 130);
+}
