@@ -191,6 +191,8 @@ typedef struct kl_list_req {
     int delimiter;             /* '/' to roll up common prefixes, 0 = none */
     size_t max_keys;           /* objects + prefixes per call; 0 = 1000 */
     const char *continuation;  /* from a previous truncated listing */
+    int names_only;            /* sizes may be left 0 (saves a stat per
+                                  object on a directory store) */
 } kl_list_req;
 
 /* Result of one LIST call, names in ascending byte order (as S3).
@@ -206,6 +208,13 @@ typedef struct kl_listing {
 void kl_listing_free(kl_listing *l);
 
 #define KL_PUT_IF_ABSENT 1     /* fail with KL_EEXIST if the name exists */
+
+/* A read-only view of a whole object; `release` frees it (munmap, free). */
+typedef struct kl_mapping {
+    const uint8_t *data;
+    size_t len;
+    void (*release)(struct kl_mapping *m);
+} kl_mapping;
 
 /* Ops table of an object store.  All calls are thread-safe.  A missing
  * object is KL_ENOTFOUND (never KL_EIO), so callers can re-list. */
@@ -223,6 +232,10 @@ typedef struct kl_objstore_ops {
                       kl_listing *out, kl_error *err);
     /* Deletes up to 1000 names; missing names are not an error. */
     kl_status (*del)(kl_objstore *os, const char *const *names, size_t n,
+                     kl_error *err);
+    /* Optional (NULL when the store cannot do better than get): a
+     * zero-copy view of a whole object, e.g. mmap of an immutable file. */
+    kl_status (*map)(kl_objstore *os, const char *name, kl_mapping *out,
                      kl_error *err);
     /* Short description for messages, e.g. "dir:/var/lib/kl" or "s3://b/p". */
     const char *(*describe)(kl_objstore *os);

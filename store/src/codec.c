@@ -47,38 +47,73 @@ static kl_status frame_count(const uint8_t *body, size_t len, const char *what,
     return KL_OK;
 }
 
-kl_status kl_codec_decode(const uint8_t *body, size_t len,
-                          const kl_object_meta *m, const char *what,
-                          kl_record **out, size_t *n, kl_error *err) {
-    size_t count = 0;
-    kl_status st = frame_count(body, len, what, &count, err);
-    if (st) return st;
-    if (m && (m->size != len || count != m->last_offset - m->first_offset + 1))
-        return kl_seterr(err, KL_EBADDATA,
-                         "%s: body has %zu bytes and %zu records, its name says "
-                         "%" PRIu64 " bytes and %" PRIu64 " records", what, len,
-                         count, m->size, m->last_offset - m->first_offset + 1);
-    kl_record *recs = count ? calloc(count, sizeof *recs) : NULL;
-    if (count && !recs) return kl_seterr(err, KL_ENOMEM, "%s: out of memory", what);
-    size_t pos = 0;
-    for (size_t i = 0; i < count; i++) {
+/* Decodes records into recs[0..cap), validating framing as it goes; the
+ * count read is returned in *n.  One pass over the body. */
+static kl_status decode_into(const uint8_t *body, size_t len, const char *what,
+                             kl_record *recs, size_t cap, size_t *n, kl_error *err) {
+    size_t pos = 0, i = 0;
+    while (pos < len) {
+        if (len - pos < KL_RECORD_OVERHEAD)
+            return kl_seterr(err, KL_EBADDATA, "%s: truncated record at byte %zu", what, pos);
         const uint8_t *p = body + pos;
-        kl_record *r = &recs[i];
+        uint32_t plen = kl_le32(p + 32);
+        if ((uint64_t)plen + KL_RECORD_OVERHEAD > len - pos)
+            return kl_seterr(err, KL_EBADDATA,
+                             "%s: record at byte %zu claims %" PRIu32
+                             " bytes, past the end of the object", what, pos, plen);
+        uint32_t trailer = kl_le32(p + KL_RECORD_HEADER + plen);
+        if (trailer != KL_RECORD_HEADER + plen)
+            return kl_seterr(err, KL_EBADDATA,
+                             "%s: record at byte %zu has trailer %" PRIu32 ", expected %" PRIu32,
+                             what, pos, trailer, KL_RECORD_HEADER + plen);
+        if (i == cap)
+            return kl_seterr(err, KL_EBADDATA, "%s: holds more records than its name says", what);
+        kl_record *r = &recs[i++];
         r->offset = kl_le64(p);
         r->timestamp = (int64_t)kl_le64(p + 8);
         kl_u128 nonce = (kl_u128)kl_le64(p + 16) | (kl_u128)kl_le64(p + 24) << 64;
         r->has_nonce = nonce != KL_NONCE_NONE;
         r->nonce = r->has_nonce ? nonce : 0;
-        r->len = kl_le32(p + 32);
+        r->len = plen;
         r->data = p + KL_RECORD_HEADER;
-        pos += r->len + KL_RECORD_OVERHEAD;
-        if (m && r->offset != m->first_offset + i) {
-            uint64_t got = r->offset;
-            free(recs);
-            return kl_seterr(err, KL_EBADDATA,
-                             "%s: record %zu has offset %" PRIu64 ", expected %" PRIu64,
-                             what, i, got, m->first_offset + i);
-        }
+        pos += (size_t)plen + KL_RECORD_OVERHEAD;
+    }
+    *n = i;
+    return KL_OK;
+}
+
+kl_status kl_codec_decode(const uint8_t *body, size_t len,
+                          const kl_object_meta *m, const char *what,
+                          kl_record **out, size_t *n, kl_error *err) {
+    size_t count = 0;
+    kl_status st;
+    if (m) {
+        /* The name says how many records: allocate once, decode once. */
+        if (m->size != len)
+            return kl_seterr(err, KL_EBADDATA, "%s: body has %zu bytes, its name says %" PRIu64,
+                             what, len, m->size);
+        count = m->last_offset - m->first_offset + 1;
+        if (count > len / KL_RECORD_OVERHEAD)
+            return kl_seterr(err, KL_EBADDATA, "%s: %zu bytes cannot hold the %zu records its "
+                             "name says", what, len, count);
+    } else if ((st = frame_count(body, len, what, &count, err))) {
+        return st;
+    }
+    kl_record *recs = count ? malloc(count * sizeof *recs) : NULL;
+    if (count && !recs) return kl_seterr(err, KL_ENOMEM, "%s: out of memory", what);
+    size_t got = 0;
+    st = decode_into(body, len, what, recs, count, &got, err);
+    if (st == KL_OK && got != count)
+        st = kl_seterr(err, KL_EBADDATA, "%s: body has %zu records, its name says %zu",
+                       what, got, count);
+    for (size_t i = 0; st == KL_OK && m && i < got; i++)
+        if (recs[i].offset != m->first_offset + i)
+            st = kl_seterr(err, KL_EBADDATA,
+                           "%s: record %zu has offset %" PRIu64 ", expected %" PRIu64,
+                           what, i, recs[i].offset, m->first_offset + i);
+    if (st) {
+        free(recs);
+        return st;
     }
     *out = recs;
     *n = count;

@@ -59,7 +59,7 @@ static kl_status list_page(kl_objstore *os, const char *dir, uint64_t from,
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
     kl_list_req req = {.prefix = prefix, .start_after = after, .max_keys = max,
-                       .continuation = cont};
+                       .continuation = cont, .names_only = 1};
     kl_listing l;
     list_count++;
     kl_status st = kl_os_list(os, &req, &l, err);

@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "keyindex.h"
 #include "layout.h"
+#include "objcache.h"
 #include "page.h"
 
 typedef struct strv {
@@ -142,19 +143,14 @@ kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg,
     char *name = kl_index_name(dir, m);
     free(dir);
     if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    uint8_t *body = NULL;
-    size_t len = 0;
-    kl_record *recs = NULL;
-    size_t nrec = 0;
-    kl_status st = kl_os_get(os, name, 0, UINT64_MAX, &body, &len, err);
-    if (st == KL_OK) st = kl_codec_decode(body, len, m, name, &recs, &nrec, err);
+    kl_cobj *o = NULL;
+    kl_status st = kl_cobj_fetch(os, name, m, &o, err);
+    free(name);
     kl_pagebuf pb = {0};
-    for (size_t i = 0; st == KL_OK && i < nrec; i++)
-        if (kl_pagebuf_add(&pb, &recs[i]) != 0) st = kl_seterr(err, KL_ENOMEM, "out of memory");
+    for (size_t i = 0; st == KL_OK && i < o->n; i++)
+        if (kl_pagebuf_add(&pb, o, &o->recs[i]) != 0) st = kl_seterr(err, KL_ENOMEM, "out of memory");
     if (st == KL_OK) st = kl_pagebuf_finish(&pb, keyspace, key, NULL, out, err);
     kl_pagebuf_free(&pb);
-    free(recs);
-    free(body);
-    free(name);
+    kl_cobj_release(o);
     return st;
 }

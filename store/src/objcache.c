@@ -22,18 +22,37 @@ kl_objcache *kl_objcache_new(uint64_t max_bytes) {
     return c;
 }
 
-static void cobj_free(kl_cobj *o) {
+void kl_cobj_retain(kl_cobj *o) { atomic_fetch_add(&o->refs, 1); }
+
+void kl_cobj_release(kl_cobj *o) {
+    if (!o || atomic_fetch_sub(&o->refs, 1) != 1) return;
     free(o->name);
-    free(o->body);
+    if (o->body.release) o->body.release(&o->body);
     free(o->recs);
     free(o);
+}
+
+static void free_body(kl_mapping *m) {
+    free((void *)m->data);
+    *m = (kl_mapping){0};
+}
+
+/* The whole object: mapped when the store can, else a plain GET. */
+static kl_status load_body(kl_objstore *os, const char *name, kl_mapping *out,
+                           kl_error *err) {
+    if (os->ops->map) return os->ops->map(os, name, out, err);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    kl_status st = kl_os_get(os, name, 0, UINT64_MAX, &data, &len, err);
+    if (st) return st;
+    *out = (kl_mapping){.data = data, .len = len, .release = free_body};
+    return KL_OK;
 }
 
 static void unlink_obj(kl_objcache *c, kl_cobj *o) {
     if (o->older) o->older->newer = o->newer; else c->oldest = o->newer;
     if (o->newer) o->newer->older = o->older; else c->newest = o->older;
     o->older = o->newer = NULL;
-    o->cached = 0;
     c->bytes -= o->len;
 }
 
@@ -42,31 +61,26 @@ static void push_newest(kl_objcache *c, kl_cobj *o) {
     o->newer = NULL;
     if (c->newest) c->newest->newer = o; else c->oldest = o;
     c->newest = o;
-    o->cached = 1;
     c->bytes += o->len;
 }
 
-/* Drops least recently used objects over the bound; returns those no
- * page references so they can be freed outside the lock. */
-static kl_cobj *evict(kl_objcache *c) {
-    kl_cobj *dead = NULL;
-    while (c->bytes > c->max_bytes && c->oldest) {
-        kl_cobj *o = c->oldest;
-        unlink_obj(c, o);
-        if (--o->refs == 0) {
-            o->newer = dead;
-            dead = o;
-        }
+kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
+                        kl_cobj **out, kl_error *err) {
+    kl_cobj *o = calloc(1, sizeof *o);
+    if (!o || !(o->name = strdup(name))) {
+        free(o);
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
-    return dead;
-}
-
-static void free_list(kl_cobj *o) {
-    while (o) {
-        kl_cobj *next = o->newer;
-        cobj_free(o);
-        o = next;
+    atomic_init(&o->refs, 1);
+    kl_status st = load_body(os, name, &o->body, err);
+    o->len = o->body.len;
+    if (st == KL_OK) st = kl_codec_decode(o->body.data, o->len, m, name, &o->recs, &o->n, err);
+    if (st) {
+        kl_cobj_release(o);
+        return st;
     }
+    *out = o;
+    return KL_OK;
 }
 
 kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
@@ -76,7 +90,7 @@ kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
         if (strcmp(o->name, name) == 0) {
             unlink_obj(c, o);
             push_newest(c, o);
-            o->refs++;
+            kl_cobj_retain(o);
             pthread_mutex_unlock(&c->mu);
             *out = o;
             return KL_OK;
@@ -84,37 +98,29 @@ kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
     }
     pthread_mutex_unlock(&c->mu);
 
-    kl_cobj *o = calloc(1, sizeof *o);
-    if (!o || !(o->name = strdup(name))) {
-        free(o);
-        return kl_seterr(err, KL_ENOMEM, "out of memory");
-    }
-    kl_status st = kl_os_get(os, name, 0, UINT64_MAX, &o->body, &o->len, err);
-    if (st == KL_OK) st = kl_codec_decode(o->body, o->len, m, name, &o->recs, &o->n, err);
-    if (st) {
-        cobj_free(o);
-        return st;
-    }
-    o->refs = 1; /* the caller's */
-    pthread_mutex_lock(&c->mu);
+    kl_cobj *o;
+    kl_status st = kl_cobj_fetch(os, name, m, &o, err);
+    if (st) return st;
     kl_cobj *dead = NULL;
+    pthread_mutex_lock(&c->mu);
     if (o->len <= c->max_bytes) {
-        o->refs++; /* the cache's */
+        kl_cobj_retain(o); /* the cache's reference */
         push_newest(c, o);
-        dead = evict(c);
+        while (c->bytes > c->max_bytes && c->oldest) {
+            kl_cobj *old = c->oldest;
+            unlink_obj(c, old);
+            old->newer = dead; /* reuse the link for the release list */
+            dead = old;
+        }
     }
     pthread_mutex_unlock(&c->mu);
-    free_list(dead);
+    while (dead) {
+        kl_cobj *next = dead->newer;
+        kl_cobj_release(dead);
+        dead = next;
+    }
     *out = o;
     return KL_OK;
-}
-
-void kl_objcache_release(kl_objcache *c, kl_cobj *o) {
-    if (!o) return;
-    pthread_mutex_lock(&c->mu);
-    int last = --o->refs == 0;
-    pthread_mutex_unlock(&c->mu);
-    if (last) cobj_free(o);
 }
 
 void kl_objcache_free(kl_objcache *c) {
@@ -122,7 +128,7 @@ void kl_objcache_free(kl_objcache *c) {
     while (c->oldest) {
         kl_cobj *o = c->oldest;
         unlink_obj(c, o);
-        if (--o->refs == 0) cobj_free(o);
+        kl_cobj_release(o);
     }
     pthread_mutex_destroy(&c->mu);
     free(c);

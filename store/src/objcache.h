@@ -1,21 +1,25 @@
 /* objcache.h -- the reader's cache of fetched, decoded data objects.
+ *
  * Objects are immutable under a given name, so a cached copy is never
  * stale; paging through a key then costs one GET per object, not one per
- * page.  Bounded by bytes (LRU); entries are reference-counted so a page
- * being built keeps its object alive across an eviction.  Thread-safe. */
+ * page.  Bounded by bytes (LRU).  Entries are reference-counted atomically:
+ * pages point straight into object bodies (no payload copies) and hold a
+ * reference, so a page stays valid after its object is evicted and even
+ * after the reader is destroyed.  Thread-safe. */
 #ifndef KL_OBJCACHE_H
 #define KL_OBJCACHE_H
+#include <stdatomic.h>
+
 #include "klstore.h"
 
 typedef struct kl_cobj {
-    int refs;              /* guarded by the cache mutex */
+    atomic_int refs;
     char *name;
-    uint8_t *body;
+    kl_mapping body;       /* mapped by the store, or a malloc'd GET */
     size_t len;
     kl_record *recs;       /* decoded, pointing into body */
     size_t n;
-    struct kl_cobj *older, *newer;
-    int cached;
+    struct kl_cobj *older, *newer;  /* LRU links, guarded by the cache */
 } kl_cobj;
 
 typedef struct kl_objcache kl_objcache;
@@ -23,9 +27,13 @@ typedef struct kl_objcache kl_objcache;
 kl_objcache *kl_objcache_new(uint64_t max_bytes);
 void kl_objcache_free(kl_objcache *c);
 /* The decoded object `name` (described by m), fetched on a miss.  The
- * caller must kl_objcache_release it.  KL_ENOTFOUND if it vanished
- * (compacted away), KL_EBADDATA if its body does not match its name. */
+ * caller owns one reference (kl_cobj_release).  KL_ENOTFOUND if it
+ * vanished (compacted away), KL_EBADDATA if its body does not match m. */
 kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
                           const kl_object_meta *m, kl_cobj **out, kl_error *err);
-void kl_objcache_release(kl_objcache *c, kl_cobj *o);
+/* Fetches and decodes without caching; one reference for the caller. */
+kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
+                        kl_cobj **out, kl_error *err);
+void kl_cobj_retain(kl_cobj *o);
+void kl_cobj_release(kl_cobj *o);
 #endif

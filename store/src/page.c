@@ -4,56 +4,77 @@
 
 #include "page.h"
 
-int kl_pagebuf_add(kl_pagebuf *pb, const kl_record *r) {
-    if (pb->n == pb->cap) {
-        size_t cap = pb->cap ? pb->cap * 2 : 64;
-        kl_record *v = realloc(pb->recs, cap * sizeof *v);
-        if (!v) return -1;
-        pb->recs = v;
-        pb->cap = cap;
+/* What a kl_page's priv_ points to: the objects its records live in. */
+typedef struct page_priv {
+    kl_cobj **held;
+    size_t nheld;
+} page_priv;
+
+static int grow(void **v, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    while (c < need) c *= 2;
+    void *p = realloc(*v, c * elem);
+    if (!p) return -1;
+    *v = p;
+    *cap = c;
+    return 0;
+}
+
+int kl_pagebuf_reserve(kl_pagebuf *pb, size_t n) {
+    return grow((void **)&pb->recs, &pb->cap, n, sizeof *pb->recs);
+}
+
+int kl_pagebuf_add(kl_pagebuf *pb, kl_cobj *o, const kl_record *r) {
+    if (grow((void **)&pb->recs, &pb->cap, pb->n + 1, sizeof *pb->recs) != 0) return -1;
+    if (pb->nheld == 0 || pb->held[pb->nheld - 1] != o) {
+        if (grow((void **)&pb->held, &pb->capheld, pb->nheld + 1, sizeof *pb->held) != 0)
+            return -1;
+        kl_cobj_retain(o);
+        pb->held[pb->nheld++] = o;
     }
-    kl_record c = *r;
-    /* Payload pointers are fixed up in finish: the arena may move. */
-    c.data = (const uint8_t *)(uintptr_t)pb->arena.len;
-    if (kl_buf_append(&pb->arena, r->data, r->len) != 0) return -1;
-    pb->recs[pb->n++] = c;
+    pb->recs[pb->n++] = *r;
     return 0;
 }
 
 kl_status kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *key,
                             const char *continuation, kl_page *out, kl_error *err) {
     *out = (kl_page){0};
+    page_priv *priv = calloc(1, sizeof *priv);
     out->keyspace = strdup(keyspace);
     out->key = strdup(key);
     out->continuation = continuation ? strdup(continuation) : NULL;
-    if (!out->keyspace || !out->key || (continuation && !out->continuation)) {
+    out->priv_ = priv;
+    if (!priv || !out->keyspace || !out->key || (continuation && !out->continuation)) {
         kl_page_free(out);
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
-    uint8_t *base = kl_buf_steal(&pb->arena, NULL);
-    for (size_t i = 0; i < pb->n; i++)
-        pb->recs[i].data = base ? base + (uintptr_t)pb->recs[i].data : NULL;
+    priv->held = pb->held;
+    priv->nheld = pb->nheld;
     out->records = pb->recs;
     out->count = pb->n;
-    out->priv_ = base;
-    pb->recs = NULL;
-    pb->n = pb->cap = 0;
+    *pb = (kl_pagebuf){0};
     return KL_OK;
 }
 
 void kl_pagebuf_free(kl_pagebuf *pb) {
-    kl_buf_free(&pb->arena);
+    for (size_t i = 0; i < pb->nheld; i++) kl_cobj_release(pb->held[i]);
+    free(pb->held);
     free(pb->recs);
-    pb->recs = NULL;
-    pb->n = pb->cap = 0;
+    *pb = (kl_pagebuf){0};
 }
 
 void kl_page_free(kl_page *page) {
     if (!page) return;
+    page_priv *priv = page->priv_;
+    if (priv) {
+        for (size_t i = 0; i < priv->nheld; i++) kl_cobj_release(priv->held[i]);
+        free(priv->held);
+        free(priv);
+    }
     free(page->keyspace);
     free(page->key);
     free(page->records);
     free(page->continuation);
-    free(page->priv_);
     *page = (kl_page){0};
 }

@@ -109,10 +109,10 @@ static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found,
 }
 
 /* Appends records [want, ...] from object m; returns the next wanted. */
-static kl_status take_forward(walk *w, const kl_cobj *o, uint64_t *want, kl_error *err) {
+static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err) {
     for (size_t i = 0; i < o->n && w->pb.n < w->limit; i++) {
         if (o->recs[i].offset < *want) continue;
-        if (kl_pagebuf_add(&w->pb, &o->recs[i]) != 0)
+        if (kl_pagebuf_add(&w->pb, o, &o->recs[i]) != 0)
             return kl_seterr(err, KL_ENOMEM, "out of memory");
         *want = o->recs[i].offset + 1;
     }
@@ -120,11 +120,20 @@ static kl_status take_forward(walk *w, const kl_cobj *o, uint64_t *want, kl_erro
 }
 
 static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
-    int found;
+    int found = 0;
     kl_object_meta cur;
-    kl_status st = kl_index_seek_offset(w->sr->os, w->dir, *want, 0, &found, &cur, err);
     kl_object_meta *ahead = NULL;
     size_t na = 0, ia = 0;
+    /* Usually *want starts an object (a page ended at an object's end):
+     * then one listing both finds it and fills the look-ahead. */
+    kl_status st = kl_index_list(w->sr->os, w->dir, *want, LOOKAHEAD, &ahead, &na, NULL, err);
+    if (st == KL_OK && na && ahead[0].first_offset == *want) {
+        cur = ahead[0];
+        ia = 1;
+        found = 1;
+    } else if (st == KL_OK) {
+        st = kl_index_seek_offset(w->sr->os, w->dir, *want, 0, &found, &cur, err);
+    }
     while (st == KL_OK && found) {
         kl_cobj *o;
         st = fetch(w, &cur, &o, err);
@@ -137,7 +146,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
         }
         if (st) break;
         st = take_forward(w, o, want, err);
-        kl_objcache_release(w->sr->cache, o);
+        kl_cobj_release(o);
         if (st || w->pb.n >= w->limit) break;
         /* Next object holding *want, from a small look-ahead listing. */
         found = 0;
@@ -168,38 +177,87 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
     return st;
 }
 
+/* Finds the object holding `want` among v (offset order), or NULL. */
+static const kl_object_meta *holding(const kl_object_meta *v, size_t n, uint64_t want) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].last_offset < want) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && v[lo].first_offset <= want ? &v[lo] : NULL;
+}
+
+/* Walking backwards, one LIST per object would dominate: instead list a
+ * window of objects behind the current one (sized from the current
+ * object's record count) and walk through it, falling back to an exact
+ * seek when the window misses. */
+static kl_status locate_backward(walk *w, uint64_t want, uint64_t span, uint64_t guess,
+                                 kl_object_meta **win, size_t *nwin, kl_object_meta *out,
+                                 int *found, kl_error *err) {
+    const kl_object_meta *m = holding(*win, *nwin, want);
+    if (!m && span) {
+        free(*win);
+        *win = NULL;
+        *nwin = 0;
+        uint64_t back = span * (LOOKAHEAD - 1);
+        uint64_t from = want > back ? want - back : 1;
+        kl_status st = kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, win, nwin, NULL, err);
+        if (st) return st;
+        m = holding(*win, *nwin, want);
+    }
+    if (m) {
+        *out = *m;
+        *found = 1;
+        return KL_OK;
+    }
+    return kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, out, err);
+}
+
 static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
-    uint64_t guess = 0;
+    uint64_t guess = 0, span = 0;
+    kl_object_meta *win = NULL;
+    size_t nwin = 0;
     kl_status st = KL_OK;
     while (*want >= 1 && w->pb.n < w->limit) {
-        int found;
+        int found = 0;
         kl_object_meta cur;
-        st = kl_index_seek_offset(w->sr->os, w->dir, *want, guess, &found, &cur, err);
+        st = locate_backward(w, *want, span, guess, &win, &nwin, &cur, &found, err);
         if (st) break;
-        if (!found)
-            return kl_seterr(err, KL_EBADDATA, "%s: no object holds offset %" PRIu64
-                             " although later offsets exist", w->dir, *want);
+        if (!found) {
+            st = kl_seterr(err, KL_EBADDATA, "%s: no object holds offset %" PRIu64
+                           " although later offsets exist", w->dir, *want);
+            break;
+        }
         kl_cobj *o;
         st = fetch(w, &cur, &o, err);
-        if (st == KL_ENOTFOUND) {
-            if (++w->reseeks > MAX_RESEEKS)
-                return kl_seterr(err, KL_EIO, "%s: objects kept vanishing", w->dir);
-            guess = 0;
+        if (st == KL_ENOTFOUND) { /* compacted away: list afresh */
+            free(win);
+            win = NULL;
+            nwin = 0;
+            guess = span = 0;
+            st = KL_OK;
+            if (++w->reseeks > MAX_RESEEKS) {
+                st = kl_seterr(err, KL_EIO, "%s: objects kept vanishing", w->dir);
+                break;
+            }
             continue;
         }
         if (st) break;
         for (size_t i = o->n; i-- > 0 && w->pb.n < w->limit;) {
             if (o->recs[i].offset > *want) continue;
-            if (kl_pagebuf_add(&w->pb, &o->recs[i]) != 0) {
+            if (kl_pagebuf_add(&w->pb, o, &o->recs[i]) != 0) {
                 st = kl_seterr(err, KL_ENOMEM, "out of memory");
                 break;
             }
             *want = o->recs[i].offset - 1;
         }
-        kl_objcache_release(w->sr->cache, o);
+        kl_cobj_release(o);
         if (st) break;
         guess = cur.prior;
+        span = cur.last_offset - cur.first_offset + 1;
     }
+    free(win);
     return st;
 }
 
@@ -251,7 +309,7 @@ static kl_status first_matching(walk *w, kl_obj_pred obj_pred,
                 break;
             }
         }
-        kl_objcache_release(w->sr->cache, o);
+        kl_cobj_release(o);
         return KL_OK;
     }
 }
@@ -311,6 +369,8 @@ static kl_status read_page(store_reader *sr, const char *keyspace, const char *k
               .limit = page_size ? page_size : sr->cfg.default_page_size};
     uint64_t want = from;
     if (start) st = resolve_start(&w, dir, start, &want, err);
+    if (st == KL_OK && kl_pagebuf_reserve(&w.pb, w.limit < 65536 ? w.limit : 65536) != 0)
+        st = kl_seterr(err, KL_ENOMEM, "out of memory");
     if (st == KL_OK && w.limit > 0) {
         if (dir == KL_BACKWARDS) st = want ? walk_backward(&w, &want, err) : KL_OK;
         else st = walk_forward(&w, &want, err);

@@ -150,6 +150,10 @@ static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t
 static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate *s,
                                const kl_insertion *ins, size_t n, kl_error *err) {
     kl_buf body = {0};
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++) need += ins[i].len + KL_RECORD_OVERHEAD;
+    if (kl_buf_reserve(&body, need) != 0)
+        return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
     kl_object_meta m;
     int oom = 0;
     size_t acc = encode_batch(s, ins, n, &body, &m, &oom);
