@@ -284,7 +284,7 @@ kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out,
 struct kl_s3_config {
     char *bucket_name;             /* required */
     char *endpoint;                /* e.g. "http://127.0.0.1:7480"; NULL = AWS */
-    char *region;                  /* default "us-east-1" */
+    char *region;                  /* NULL = "us-east-1" */
     int path_style;                /* default 0 (virtual-hosted style) */
     int use_default_credentials;   /* default 1: env, files, container, IMDS */
     char *access_key;
@@ -302,7 +302,7 @@ struct kl_s3_config {
 /* Store settings shared by reader and writer (spec: reader- and
  * writer-specific config).  Defaults from kl_store_config_init. */
 typedef struct kl_store_config {
-    char *object_prefix;                /* default "" */
+    char *object_prefix;                /* NULL = "" */
     uint64_t default_page_size;         /* default 1000 */
     size_t max_cached_keys;             /* default 100000 */
     uint64_t compact_records_threshold; /* default 1000 */

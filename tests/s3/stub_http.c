@@ -110,6 +110,11 @@ static void *serve(void *arg)
             /* Sleep in slices so that stub_stop is never held up long. */
             for (int waited = 0; waited < rs.delay_ms && !stopping(s); waited += 10)
                 usleep(10000);
+            /* Counted before answering, so a client that got its answer
+             * always sees its request counted. */
+            pthread_mutex_lock(&s->mu);
+            s->count++;
+            pthread_mutex_unlock(&s->mu);
             if (rs.status) {
                 size_t blen = rs.body ? (rs.body_len ? rs.body_len : strlen(rs.body)) : 0;
                 char head[1024];
@@ -121,9 +126,6 @@ static void *serve(void *arg)
                 if (strcmp(rq->method, "HEAD") != 0 && blen)
                     send_all(c, rs.body, blen);
             }
-            pthread_mutex_lock(&s->mu);
-            s->count++;
-            pthread_mutex_unlock(&s->mu);
         }
         free(rq->body);
         free(rq);

@@ -31,6 +31,11 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -49,6 +54,13 @@
 #define BACKOFF_THROTTLE_MS 500
 #define BACKOFF_CAP_MS 10000
 
+/* A pooled curl handle and the socket of its kept-alive connection (see
+ * quickack). */
+typedef struct conn {
+    CURL *h;
+    curl_socket_t fd;
+} conn;
+
 typedef struct s3_os {
     kl_objstore base;
     char *bucket;
@@ -64,7 +76,7 @@ typedef struct s3_os {
     kl_s3_credprov *creds;
 
     pthread_mutex_t pool_mu;
-    CURL **pool;
+    conn **pool;
     size_t n_pool, cap_pool;
 
     CURLSH *share;
@@ -99,6 +111,7 @@ typedef struct s3_resp {
     char bucket_region[64];
     uint64_t content_length;    /* from the Content-Length header */
     int ambiguous;              /* an earlier attempt may have been applied */
+    conn *conn;                 /* during the transfer, for on_header */
     int attempts;
 } s3_resp;
 
@@ -127,6 +140,42 @@ static void grab_header(const char *line, size_t n, const char *name, char *dst,
     snprintf(dst, cap, "%.*s", (int)(e - v), v);
 }
 
+/* Some servers (Ceph RGW's beast frontend among them) write a response's
+ * headers and body separately without TCP_NODELAY; on a kept-alive
+ * connection Nagle then holds the body back until our delayed ACK, adding
+ * ~40 ms to every GET.  Setting TCP_QUICKACK once the headers are in sends
+ * that ACK at once (Linux flushes a pending ACK on this call).  Advisory:
+ * failures are ignored. */
+static void quickack(const conn *c)
+{
+#ifdef TCP_QUICKACK
+    if (c->fd != CURL_SOCKET_BAD) {
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+#else
+    (void)c;
+#endif
+}
+
+/* curl does not report the socket while a transfer runs (ACTIVESOCKET is
+ * -1 in callbacks), so the pool entry tracks it from creation to close. */
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+    conn *c = ud;
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        c->fd = fd;
+    return CURL_SOCKOPT_OK;
+}
+
+static int on_closesocket(void *ud, curl_socket_t fd)
+{
+    conn *c = ud;
+    if (c->fd == fd)
+        c->fd = CURL_SOCKET_BAD;
+    return close(fd);
+}
+
 static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
 {
     s3_resp *r = ud;
@@ -137,6 +186,8 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
     grab_header(p, n, "content-length", cl, sizeof cl);
     if (cl[0])
         r->content_length = strtoull(cl, NULL, 10);
+    if (r->conn && n == 2 && p[0] == '\r')
+        quickack(r->conn);
     return n;
 }
 
@@ -176,31 +227,46 @@ static void share_unlock(CURL *h, curl_lock_data d, void *ud)
     pthread_mutex_unlock(&s->share_mu[d]);
 }
 
-static CURL *handle_take(s3_os *s)
+static conn *conn_take(s3_os *s)
 {
-    CURL *h = NULL;
+    conn *c = NULL;
     pthread_mutex_lock(&s->pool_mu);
     if (s->n_pool)
-        h = s->pool[--s->n_pool];
+        c = s->pool[--s->n_pool];
     pthread_mutex_unlock(&s->pool_mu);
-    return h ? h : curl_easy_init();
+    if (c)
+        return c;
+    if (!(c = malloc(sizeof *c)))
+        return NULL;
+    c->fd = CURL_SOCKET_BAD;
+    if (!(c->h = curl_easy_init())) {
+        free(c);
+        return NULL;
+    }
+    return c;
 }
 
-static void handle_give(s3_os *s, CURL *h)
+static void conn_free(conn *c)
+{
+    curl_easy_cleanup(c->h);   /* may call on_closesocket(c): free after */
+    free(c);
+}
+
+static void conn_give(s3_os *s, conn *c)
 {
     pthread_mutex_lock(&s->pool_mu);
     if (s->n_pool == s->cap_pool) {
         size_t cap = s->cap_pool ? 2 * s->cap_pool : 8;
-        CURL **p = realloc(s->pool, cap * sizeof *p);
+        conn **p = realloc(s->pool, cap * sizeof *p);
         if (!p) {
             pthread_mutex_unlock(&s->pool_mu);
-            curl_easy_cleanup(h);
+            conn_free(c);
             return;
         }
         s->pool = p;
         s->cap_pool = cap;
     }
-    s->pool[s->n_pool++] = h;
+    s->pool[s->n_pool++] = c;
     pthread_mutex_unlock(&s->pool_mu);
 }
 
@@ -221,9 +287,10 @@ static int put_encoded(FILE *f, const char *s, int keep_slash)
 
 /* Performs rq once with creds.  Returns the curl result; on CURLE_OK the
  * status and body are in rs.  errbuf receives curl's details. */
-static CURLcode attempt_once(s3_os *s, CURL *h, const s3_req *rq, const kl_s3_creds *cr,
+static CURLcode attempt_once(s3_os *s, conn *cn, const s3_req *rq, const kl_s3_creds *cr,
                              const char *payload_hash, s3_resp *rs, char *errbuf)
 {
+    CURL *h = cn->h;
     CURLcode cc = CURLE_OUT_OF_MEMORY;
     char *path = NULL, *url = NULL;
     size_t ulen = 0;
@@ -321,6 +388,10 @@ static CURLcode attempt_once(s3_os *s, CURL *h, const s3_req *rq, const kl_s3_cr
     curl_easy_setopt(h, CURLOPT_WRITEDATA, rs);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, rs);
+    curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, cn);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, cn);
 
     upload up = {rq->body, rq->body_len, 0};
     if (rq->head) {
@@ -339,7 +410,9 @@ static CURLcode attempt_once(s3_os *s, CURL *h, const s3_req *rq, const kl_s3_cr
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
     }
 
+    rs->conn = cn;
     cc = curl_easy_perform(h);
+    rs->conn = NULL;
     if (cc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
     /* The pooled handle must not keep pointers into this frame. */
@@ -480,7 +553,7 @@ static kl_status http_error(const s3_os *s, const s3_req *rq, const s3_resp *rs,
         snprintf(hint, sizeof hint, "server error %s; gave up after %d attempts", code ? code : "",
                  rs->attempts);
     } else {
-        snprintf(hint, sizeof hint, "%s", code ? code : "unexpected answer");
+        snprintf(hint, sizeof hint, "%s", code ? code : "the server refused the request");
     }
     char tag[80] = "";
     if (code && !strstr(hint, code))
@@ -508,7 +581,7 @@ static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
     memset(rs, 0, sizeof *rs);
     char payload_hash[65];
     kl_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
-    CURL *h = handle_take(s);
+    conn *h = conn_take(s);
     if (!h)
         return kl_seterr(err, KL_ENOMEM, "S3: cannot create a curl handle");
     char errbuf[CURL_ERROR_SIZE];
@@ -574,7 +647,7 @@ static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
         kl_s3_creds_clear(&cr);
         break;
     }
-    handle_give(s, h);
+    conn_give(s, h);
     if (st)
         kl_buf_free(&rs->body);
     return st;
@@ -625,17 +698,9 @@ static kl_status s3_put(kl_objstore *os, const char *name, const void *data, siz
         rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"If-None-Match", "*"};
         rq.accept[0] = 412;
     }
-    rq.accept[1] = 404;
     s3_resp rs;
     if ((st = s3_do(s, &rq, &rs, err)))
         return st;
-    if (rs.status == 404) {
-        st = not_found(s, "PUT", name, &rs, err);
-        kl_buf_free(&rs.body);
-        return st == KL_ENOTFOUND ? kl_seterr(err, KL_EINVAL, "S3 PUT s3://%s/%.200s: HTTP 404",
-                                              s->bucket, name)
-                                  : st;
-    }
     kl_buf_free(&rs.body);
     if (rs.status != 412)
         return KL_OK;
@@ -837,7 +902,7 @@ static void s3_destroy(kl_objstore *os)
     if (!s)
         return;
     for (size_t i = 0; i < s->n_pool; i++)
-        curl_easy_cleanup(s->pool[i]);
+        conn_free(s->pool[i]);
     free(s->pool);
     if (s->share)
         curl_share_cleanup(s->share);
