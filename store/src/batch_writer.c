@@ -37,7 +37,9 @@
  * table; it releases the mutex while calling the inner writer, during which
  * appenders may still queue and read key errors.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "klstore.h"
 #include "hash.h"
 
@@ -518,8 +520,8 @@ static void for_each_key(writer_thread *t,
 /* The outcome of a flush covering one or more keys: the first error and
  * how many keys had one. */
 typedef struct flush_outcome {
-    int64_t now;           /* REQ_CHECK: only due batches are written */
-    int only_due;
+    int only_due;          /* timer/duty cycle: write only due batches */
+    int64_t now;           /* ... as of this monotonic time */
     size_t failed_keys;
     kl_status status;
     kl_error err;

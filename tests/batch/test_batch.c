@@ -13,7 +13,9 @@
  * "has not happened yet" is only asserted while the trigger is far away
  * or the inner writer is held at a gate.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <criterion/criterion.h>
 
 #include <pthread.h>
@@ -783,6 +785,41 @@ Test(batch, flush_all_blocks_while_store_is_stuck)
     pthread_join(th, NULL);
     cr_assert_eq(f.st, KL_OK);
     cr_assert_eq(TW_GET(tw, n_recs), 10);
+    destroy_both(w, tw);
+}
+
+static void *key_flusher_main(void *arg)
+{
+    flusher *f = arg;
+    f->st = f->w->ops->flush_key(f->w, "ks", "b", NULL);
+    atomic_store(&f->done, 1);
+    return NULL;
+}
+
+/* The writer thread is busy writing "a" when "b" is appended and then
+ * flushed: the flush must first take in "b" (queued before it). */
+Test(batch, flush_key_covers_appends_queued_while_thread_busy)
+{
+    test_writer *tw = tw_new();
+    kl_batch_config c = quiet_config();
+    c.batch_flush_size_threshold = 100;   /* "a" is written at once, "b" not */
+    kl_writer *w = batch_new(tw, &c);
+    tw_set_gate(tw, 1);
+    must_append_size(w, "a", 200);                     /* stuck on "a" */
+    pthread_t thb;
+    int64_t start = mono_ms();
+    while (TW_GET(tw, in_append) == 0) {
+        cr_assert_lt(mono_ms() - start, WAIT_LIMIT_MS);
+        sleep_ms(5);
+    }
+    must_append(w, "ks", "b", "b1");
+    flusher fb = { .w = w };
+    pthread_create(&thb, NULL, key_flusher_main, &fb);
+    sleep_ms(200);                                     /* let it post */
+    tw_set_gate(tw, 0);
+    pthread_join(thb, NULL);
+    cr_assert_eq(fb.st, KL_OK);
+    cr_assert_eq(tw_count_key(tw, "b"), 1, "flush_key(b) returned before b was written");
     destroy_both(w, tw);
 }
 
