@@ -309,6 +309,9 @@ typedef struct kl_store_config {
     uint64_t compact_size_threshold;    /* default 1 MiB */
     uint64_t compact_objects_threshold; /* default 100 */
     uint64_t reader_cache_bytes;        /* default 64 MiB of fetched objects */
+    uint64_t reader_readahead;          /* default 8: objects fetched ahead in
+                                           parallel when reading forwards from
+                                           a remote store (0 = off) */
 } kl_store_config;
 
 /* Batching writer settings: the spec's BatchingStoreWriterConfig. */

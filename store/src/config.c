@@ -33,6 +33,7 @@ void kl_store_config_init(kl_store_config *c)
     c->compact_size_threshold = 1 << 20;
     c->compact_objects_threshold = 100;
     c->reader_cache_bytes = 64 << 20;
+    c->reader_readahead = 8;
 }
 
 void kl_s3_config_init(kl_s3_config *c)
@@ -188,6 +189,7 @@ static const setting store_settings[] = {
     {"compact_size_threshold", K_U64, F(store.compact_size_threshold), 1, UINT64_MAX},
     {"compact_objects_threshold", K_U64, F(store.compact_objects_threshold), 1, UINT64_MAX},
     {"reader_cache_bytes", K_U64, F(store.reader_cache_bytes), U64},
+    {"reader_readahead", K_U64, F(store.reader_readahead), U64},
 };
 
 static const setting s3_settings[] = {

@@ -10,6 +10,7 @@
 
 struct kl_objcache {
     pthread_mutex_t mu;
+    pthread_cond_t loaded;
     uint64_t max_bytes, bytes;
     kl_cobj *newest, *oldest;
 };
@@ -18,6 +19,7 @@ kl_objcache *kl_objcache_new(uint64_t max_bytes) {
     kl_objcache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->loaded, NULL);
     c->max_bytes = max_bytes;
     return c;
 }
@@ -50,6 +52,7 @@ static kl_status load_body(kl_objstore *os, const char *name, kl_mapping *out,
 }
 
 static void unlink_obj(kl_objcache *c, kl_cobj *o) {
+    o->linked = 0;
     if (o->older) o->older->newer = o->newer; else c->oldest = o->newer;
     if (o->newer) o->newer->older = o->older; else c->newest = o->older;
     o->older = o->newer = NULL;
@@ -62,62 +65,112 @@ static void push_newest(kl_objcache *c, kl_cobj *o) {
     if (c->newest) c->newest->newer = o; else c->oldest = o;
     c->newest = o;
     c->bytes += o->len;
+    o->linked = 1;
+}
+
+static kl_cobj *cobj_new(const char *name) {
+    kl_cobj *o = calloc(1, sizeof *o);
+    if (!o || !(o->name = strdup(name))) {
+        free(o);
+        return NULL;
+    }
+    atomic_init(&o->refs, 1);
+    return o;
+}
+
+/* Fetches and decodes into o (whose len stays 0 until it is complete). */
+static kl_status fill(kl_cobj *o, kl_objstore *os, const kl_object_meta *m, kl_error *err) {
+    kl_status st = load_body(os, o->name, &o->body, err);
+    if (st == KL_OK)
+        st = kl_codec_decode(o->body.data, o->body.len, m, o->name, &o->recs, &o->n, err);
+    return st;
 }
 
 kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
                         kl_cobj **out, kl_error *err) {
-    kl_cobj *o = calloc(1, sizeof *o);
-    if (!o || !(o->name = strdup(name))) {
-        free(o);
-        return kl_seterr(err, KL_ENOMEM, "out of memory");
-    }
-    atomic_init(&o->refs, 1);
-    kl_status st = load_body(os, name, &o->body, err);
-    o->len = o->body.len;
-    if (st == KL_OK) st = kl_codec_decode(o->body.data, o->len, m, name, &o->recs, &o->n, err);
+    kl_cobj *o = cobj_new(name);
+    if (!o) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    kl_status st = fill(o, os, m, err);
     if (st) {
         kl_cobj_release(o);
         return st;
     }
+    o->len = o->body.len;
     *out = o;
     return KL_OK;
+}
+
+static kl_cobj *find(kl_objcache *c, const char *name) {
+    for (kl_cobj *o = c->newest; o; o = o->older)
+        if (strcmp(o->name, name) == 0) return o;
+    return NULL;
 }
 
 kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
                           const kl_object_meta *m, kl_cobj **out, kl_error *err) {
     pthread_mutex_lock(&c->mu);
-    for (kl_cobj *o = c->newest; o; o = o->older) {
-        if (strcmp(o->name, name) == 0) {
-            unlink_obj(c, o);
-            push_newest(c, o);
-            kl_cobj_retain(o);
+    kl_cobj *o = find(c, name);
+    if (o) {
+        kl_cobj_retain(o);
+        while (o->loading) pthread_cond_wait(&c->loaded, &c->mu);
+        if (o->load_st == KL_OK) {
+            if (o->linked) {
+                unlink_obj(c, o);
+                push_newest(c, o);
+            }
             pthread_mutex_unlock(&c->mu);
             *out = o;
             return KL_OK;
         }
+        /* The other fetch failed: fetch ourselves, to get our own error. */
+        pthread_mutex_unlock(&c->mu);
+        kl_cobj_release(o);
+        return kl_cobj_fetch(os, name, m, out, err);
     }
+    /* Publish a placeholder so concurrent readers wait for this fetch. */
+    o = cobj_new(name);
+    if (!o) {
+        pthread_mutex_unlock(&c->mu);
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    }
+    o->loading = 1;
+    kl_cobj_retain(o); /* the cache's reference */
+    push_newest(c, o);
     pthread_mutex_unlock(&c->mu);
 
-    kl_cobj *o;
-    kl_status st = kl_cobj_fetch(os, name, m, &o, err);
-    if (st) return st;
+    kl_status st = fill(o, os, m, err);
+
     kl_cobj *dead = NULL;
     pthread_mutex_lock(&c->mu);
-    if (o->len <= c->max_bytes) {
-        kl_cobj_retain(o); /* the cache's reference */
-        push_newest(c, o);
-        while (c->bytes > c->max_bytes && c->oldest) {
-            kl_cobj *old = c->oldest;
-            unlink_obj(c, old);
-            old->newer = dead; /* reuse the link for the release list */
-            dead = old;
+    o->loading = 0;
+    o->load_st = st;
+    if (o->linked) {
+        unlink_obj(c, o);
+        if (st == KL_OK && o->body.len <= c->max_bytes) {
+            o->len = o->body.len;
+            push_newest(c, o);
+        } else {
+            o->newer = dead;
+            dead = o;
         }
     }
+    if (!o->len) o->len = o->body.len;
+    while (c->bytes > c->max_bytes && c->oldest) {
+        kl_cobj *old = c->oldest;
+        unlink_obj(c, old);
+        old->newer = dead; /* reuse the link for the release list */
+        dead = old;
+    }
+    pthread_cond_broadcast(&c->loaded);
     pthread_mutex_unlock(&c->mu);
     while (dead) {
         kl_cobj *next = dead->newer;
         kl_cobj_release(dead);
         dead = next;
+    }
+    if (st) {
+        kl_cobj_release(o);
+        return st;
     }
     *out = o;
     return KL_OK;
@@ -130,6 +183,7 @@ void kl_objcache_free(kl_objcache *c) {
         unlink_obj(c, o);
         kl_cobj_release(o);
     }
+    pthread_cond_destroy(&c->loaded);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

@@ -5,7 +5,9 @@
  * page.  Bounded by bytes (LRU).  Entries are reference-counted atomically:
  * pages point straight into object bodies (no payload copies) and hold a
  * reference, so a page stays valid after its object is evicted and even
- * after the reader is destroyed.  Thread-safe. */
+ * after the reader is destroyed.  A fetch in flight is visible to other
+ * threads, which wait for it instead of fetching the same object twice
+ * (that is what makes readahead pay).  Thread-safe. */
 #ifndef KL_OBJCACHE_H
 #define KL_OBJCACHE_H
 #include <stdatomic.h>
@@ -20,6 +22,9 @@ typedef struct kl_cobj {
     kl_record *recs;       /* decoded, pointing into body */
     size_t n;
     struct kl_cobj *older, *newer;  /* LRU links, guarded by the cache */
+    int linked;            /* in the LRU list (guarded by the cache) */
+    int loading;           /* being fetched by another thread */
+    kl_status load_st;     /* how that fetch ended */
 } kl_cobj;
 
 typedef struct kl_objcache kl_objcache;

@@ -15,6 +15,7 @@
 #include "layout.h"
 #include "objcache.h"
 #include "page.h"
+#include "readahead.h"
 #include "token.h"
 
 /* How often one page may re-seek after objects vanished under it before we
@@ -28,6 +29,7 @@ typedef struct store_reader {
     kl_store_config cfg;
     char *prefix;
     kl_objcache *cache;
+    kl_readahead *ra;      /* NULL for stores that map objects locally */
 } store_reader;
 
 static store_reader *SR(kl_reader *r) { return (store_reader *)r; }
@@ -119,6 +121,21 @@ static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err
     return KL_OK;
 }
 
+/* Hints the objects a forward walk will want next to the readahead pool
+ * (at most reader_readahead of them, within the cache's budget). */
+static void prefetch(walk *w, const kl_object_meta *v, size_t n) {
+    store_reader *sr = w->sr;
+    if (!sr->ra) return;
+    uint64_t budget = sr->cfg.reader_cache_bytes / 2;
+    for (size_t i = 0; i < n && i < sr->cfg.reader_readahead; i++) {
+        if (v[i].size > budget) break;
+        budget -= v[i].size;
+        char *name = kl_index_name(w->dir, &v[i]);
+        if (name) kl_readahead_push(sr->ra, name, &v[i]);
+        free(name);
+    }
+}
+
 static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
     int found = 0;
     kl_object_meta cur;
@@ -128,6 +145,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
      * then one listing both finds it and fills the look-ahead. */
     kl_status st = kl_index_list(w->sr->os, w->dir, *want, LOOKAHEAD, &ahead, &na, NULL, err);
     if (st == KL_OK && na && ahead[0].first_offset == *want) {
+        prefetch(w, ahead + 1, na - 1);
         cur = ahead[0];
         ia = 1;
         found = 1;
@@ -158,6 +176,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
                 st = kl_index_list(w->sr->os, w->dir, *want, LOOKAHEAD, &ahead, &na, NULL, err);
                 if (st || na == 0) break; /* the end of the log */
             }
+            if (ia == 0) prefetch(w, ahead, na);
             kl_object_meta *m = &ahead[ia++];
             if (m->last_offset < *want) continue;
             if (m->first_offset > *want) {
@@ -408,6 +427,7 @@ static kl_status sr_next_page(kl_reader *r, const char *keyspace, const char *ke
 
 static void sr_destroy(kl_reader *r) {
     store_reader *sr = SR(r);
+    kl_readahead_free(sr->ra);
     kl_objcache_free(sr->cache);
     free(sr->prefix);
     free(sr);
@@ -445,6 +465,10 @@ kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg,
         free(sr);
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
+    /* A local store maps objects for free; readahead pays only where a
+     * fetch is a network round trip. */
+    if (!os->ops->map && cfg->reader_readahead && cfg->reader_cache_bytes)
+        sr->ra = kl_readahead_new(sr->cache, os, (int)(cfg->reader_readahead < 8 ? cfg->reader_readahead : 8));
     *out = &sr->base;
     return KL_OK;
 }

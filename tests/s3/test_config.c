@@ -44,6 +44,7 @@ Test(config, defaults_as_documented)
     cr_assert_eq(c.store.compact_size_threshold, 1 << 20);
     cr_assert_eq(c.store.compact_objects_threshold, 100);
     cr_assert_eq(c.store.reader_cache_bytes, 64 << 20);
+    cr_assert_eq(c.store.reader_readahead, 8);
     cr_assert_null(c.s3.bucket_name);
     cr_assert_null(c.s3.endpoint);
     cr_assert(c.s3.region == NULL || strcmp(c.s3.region, "us-east-1") == 0);
