@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Every benchmark, each printed beside its raw baseline from the same run:
+#   core     libklstore on the local store vs write(2)/read(2)
+#   batch    the batching writer vs pre-batched appends; append-to-durable delay
+#   fs       klstorefs vs a local file / the raw object files   (fs/bench_fs.sh)
+#   bridge   Kafka ingest vs kcat -C -e on the same topic       (bridge/bench_bridge.sh)
+#   s3       the S3 store vs curl(1) on Ceph RGW (with --s3; also fs and bridge on RGW)
+# Usage: scripts/bench.sh [--s3] [--quick] [core|batch|fs|bridge|s3 ...]
+# Speed is measured here, never in the test suite.  The machine should be
+# otherwise idle: the figures are wall-clock.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+s3=0 quick=0 only=()
+for a in "$@"; do
+  case $a in
+    --s3) s3=1 ;;
+    --quick) quick=1 ;;
+    core|batch|fs|bridge|s3) only+=("$a") ;;
+    *) echo "usage: scripts/bench.sh [--s3] [--quick] [core|batch|fs|bridge|s3 ...]" >&2; exit 2 ;;
+  esac
+done
+want() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
+[[ " ${only[*]} " == *" s3 "* ]] && s3=1
+
+bash scripts/install-deps.sh
+bash scripts/build.sh "$root/build"
+B=$root/build
+work=$(mktemp -d /tmp/klstore-bench.XXXXXX)
+rgw_dir=""
+cleanup() {
+  [ -n "$rgw_dir" ] && bash scripts/rgw.sh stop "$rgw_dir" >/dev/null 2>&1
+  rm -rf "$work" "$rgw_dir"
+}
+trap cleanup EXIT
+records=1000000
+[ "$quick" = 1 ] && records=200000
+
+echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+if want core; then
+  echo; echo "== core: $B/tests/bench_store DIR $records 7490   (~1 MiB objects)"
+  "$B/tests/bench_store" "$work/core1" "$records" 7490
+  echo; echo "== core: $B/tests/bench_store DIR $records 1000   (1000-record objects)"
+  "$B/tests/bench_store" "$work/core2" "$records" 1000
+  rm -rf "$work/core1" "$work/core2"
+fi
+if want batch; then
+  echo; echo "== batch: $B/tests/bench_batch DIR $records"
+  "$B/tests/bench_batch" "$work/batch" "$records"
+  rm -rf "$work/batch"
+fi
+if [ "$s3" = 1 ]; then
+  rgw_dir=$(mktemp -d /tmp/klstore-bench-rgw.XXXXXX)
+  echo; echo "== starting Ceph RGW (scripts/rgw.sh start $rgw_dir)"
+  eval "$(bash scripts/rgw.sh start "$rgw_dir")"
+  export KL_S3_ENDPOINT KL_S3_BUCKET KL_S3_ACCESS_KEY KL_S3_SECRET_KEY KL_S3_REGION
+  if want s3 || [ ${#only[@]} -eq 0 ]; then
+    mb=100; [ "$quick" = 1 ] && mb=20
+    echo; echo "== s3: $B/tests/bench_s3 $mb"
+    "$B/tests/bench_s3" "$mb"
+  fi
+fi
+if want fs && [ -x fs/bench_fs.sh ] && [ -x "$B/fs/klstorefs" ]; then
+  echo; echo "== fs: fs/bench_fs.sh (local store)"
+  KL_QUICK=$quick bash fs/bench_fs.sh "$B" "$work/fs"
+  if [ "$s3" = 1 ]; then
+    echo; echo "== fs: fs/bench_fs.sh (Ceph RGW)"
+    KL_QUICK=$quick bash fs/bench_fs.sh "$B" "$work/fs-s3" "s3://$KL_S3_BUCKET/benchfs-$$/"
+  fi
+fi
+if want bridge && [ -x bridge/bench_bridge.sh ] && [ -x "$B/bridge/klstore-kafka-bridge" ]; then
+  echo; echo "== bridge: bridge/bench_bridge.sh"
+  KL_QUICK=$quick bash bridge/bench_bridge.sh "$B" "$work/bridge"
+fi
+echo; echo "== done"
