@@ -155,20 +155,31 @@ static kl_status local_put(kl_objstore *os, const char *name, const void *data,
     return KL_OK;
 }
 
+/* Opens an object for reading: a regular file (a directory is "not
+ * found", as a common prefix is not an object on S3). */
+static kl_status open_object(local_os *l, const char *name, int *fd, uint64_t *size,
+                             kl_error *err) {
+    kl_status st = check_name(name, err);
+    if (st) return st;
+    *fd = openat(l->rootfd, name, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return io_err(err, "open", name);
+    struct stat sb;
+    if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        if (S_ISDIR(sb.st_mode)) errno = ENOENT;
+        close(*fd);
+        return io_err(err, "stat", name);
+    }
+    *size = (uint64_t)sb.st_size;
+    return KL_OK;
+}
+
 static kl_status local_get(kl_objstore *os, const char *name, uint64_t off,
                            uint64_t len, uint8_t **data, size_t *out_len,
                            kl_error *err) {
-    kl_status st = check_name(name, err);
+    int fd;
+    uint64_t size;
+    kl_status st = open_object(L(os), name, &fd, &size, err);
     if (st) return st;
-    int fd = openat(L(os)->rootfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return io_err(err, "open", name);
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        if (S_ISDIR(sb.st_mode)) errno = ENOENT;
-        close(fd);
-        return io_err(err, "stat", name);
-    }
-    uint64_t size = (uint64_t)sb.st_size;
     uint64_t n = off >= size ? 0 : (len > size - off ? size - off : len);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) { close(fd); return kl_seterr(err, KL_ENOMEM, "get '%s': out of memory", name); }
@@ -201,25 +212,19 @@ static void unmap_view(kl_mapping *m) {
  * anonymous pages a GET costs. */
 static kl_status local_map(kl_objstore *os, const char *name, kl_mapping *out,
                            kl_error *err) {
-    kl_status st = check_name(name, err);
+    int fd;
+    uint64_t size;
+    kl_status st = open_object(L(os), name, &fd, &size, err);
     if (st) return st;
-    int fd = openat(L(os)->rootfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return io_err(err, "open", name);
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        if (S_ISDIR(sb.st_mode)) errno = ENOENT;
-        close(fd);
-        return io_err(err, "stat", name);
-    }
     *out = (kl_mapping){.release = unmap_view};
-    if (sb.st_size > 0) {
-        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (size > 0) {
+        void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
         if (p == MAP_FAILED) {
             close(fd);
             return io_err(err, "map", name);
         }
         out->data = p;
-        out->len = (size_t)sb.st_size;
+        out->len = (size_t)size;
     }
     close(fd);
     return KL_OK;
