@@ -186,6 +186,29 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate *s
     return KL_OK;
 }
 
+/* One writer per key is the contract, but a second writer (another
+ * process, another mount) is an easy mistake, and our cached state would
+ * then make us write an object overlapping its own: one writer's records
+ * would be lost to readers.  So before writing, one LIST checks that
+ * nothing exists at or past our next offset; if something does, the state
+ * is reloaded (and the nonce filter reruns against it).  A writer that
+ * keeps racing us is an error, never silent corruption. */
+static kl_status ensure_fresh(store_writer *sw, const char *dir, kl_keystate **s,
+                              kl_error *err) {
+    for (int attempt = 0; attempt < 3; attempt++) {
+        kl_object_meta *v = NULL;
+        size_t n = 0;
+        kl_status st = kl_index_list(sw->os, dir, (*s)->next_offset, 1, &v, &n, NULL, err);
+        free(v);
+        if (st || n == 0) return st;
+        kl_keystate_free(*s);
+        *s = NULL;
+        if ((st = load_state(sw, dir, s, err))) return st;
+    }
+    return kl_seterr(err, KL_EIO, "another writer keeps appending to '%s': klstore allows "
+                     "one writer per key", dir);
+}
+
 static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
                            const kl_insertion *ins, size_t n, kl_error *err) {
     store_writer *sw = SW(w);
@@ -201,7 +224,10 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
     pthread_mutex_lock(mu);
     kl_keystate *s = kl_keycache_take(sw->cache, dir);
     if (!s) st = load_state(sw, dir, &s, err);
-    if (st == KL_OK) {
+    if (st == KL_OK) st = ensure_fresh(sw, dir, &s, err);
+    if (st != KL_OK) {
+        kl_keystate_free(s);
+    } else {
         st = append_locked(sw, dir, s, ins, n, err);
         /* On failure nothing was written and s is unchanged: keep it.  An
          * I/O error may hide a write that did land, so forget the state

@@ -682,3 +682,31 @@ Test(store, seeks_cost_logarithmic_lists, .timeout = 600) {
     kl_page_free(&p);
     cr_assert_leq(kl_index_list_count() - before, 130);
 }
+
+/* ---- a second writer on the same key ---- */
+
+Test(store, second_writer_on_a_key_loses_nothing) {
+    /* Two writers (two processes, two mounts) appending to one key by
+     * mistake: each must notice the other's objects instead of writing
+     * over the same offsets. */
+    kl_writer *w2;
+    kl_error err = {0};
+    cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &w2, &err), KL_OK);
+    char want[512] = "";
+    for (int i = 0; i < 12; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "w%d-%d", i % 2 + 1, i);
+        kl_insertion in = kt_rec(v);
+        cr_assert_eq(kl_append(i % 2 ? w2 : W, "ks", "k", &in, 1, &err), KL_OK, "%s", err.msg);
+        strcat(want, v);
+        strcat(want, " ");
+    }
+    kl_writer_destroy(w2);
+    char out[512];
+    read_all("k", KL_FORWARDS, NULL, 5, out, sizeof out);
+    cr_assert_str_eq(out, want);
+    kl_page p;
+    cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_FORWARDS, NULL, 100, &p, &err), KL_OK);
+    for (size_t i = 0; i < p.count; i++) cr_assert_eq(p.records[i].offset, i + 1);
+    kl_page_free(&p);
+}
