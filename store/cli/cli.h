@@ -153,6 +153,9 @@ char *cli_iso_time(int64_t ms, char buf[40]);
 /* Flushes stdout; on failure prints the error and returns an exit code,
  * except EPIPE (the reader went away) which sets *epipe and returns 0. */
 int cli_flush_stdout(cli *c, int *epipe);
+/* True when stdout is a pipe whose reader has gone (so that tail -f
+ * piped into `head` ends without waiting for the next record). */
+int cli_stdout_gone(void);
 
 /* ---- line input (lines.c) ----------------------------------------------- */
 

@@ -206,7 +206,8 @@ static int run_tail(cli *c, const read_opts *o, const char *ks, const char *key)
                            &err) != KL_OK)
         return cli_fail(c, &err);
     rc = catch_up(c, o, ks, key, &p, &cont, &epipe);
-    while (rc == CLI_OK && o->follow && !epipe && cont && cli_sleep_ms((long)o->interval_ms)) {
+    while (rc == CLI_OK && o->follow && !epipe && cont && !cli_stdout_gone() &&
+           cli_sleep_ms((long)o->interval_ms)) {
         if (kl_read_next_page(c->reader, ks, key, cont, page_size(c, o, 0), &p, &err) != KL_OK)
             rc = cli_fail(c, &err);
         else

@@ -206,9 +206,11 @@ static void outcome(append_run *r, char *buf, size_t cap)
     uint64_t n = after >= r->before ? after - r->before : 0;
     if (n == 0)
         snprintf(buf, cap, "no records appended");
+    else if (n == 1)
+        snprintf(buf, cap, "1 record appended (offset %" PRIu64 ")", r->before);
     else
-        snprintf(buf, cap, "%" PRIu64 " record%s appended (offsets %" PRIu64 "-%" PRIu64 ")",
-                 n, n == 1 ? "" : "s", r->before, after - 1);
+        snprintf(buf, cap, "%" PRIu64 " records appended (offsets %" PRIu64 "-%" PRIu64 ")",
+                 n, r->before, after - 1);
     if (r->submitted > n)
         snprintf(buf + strlen(buf), cap - strlen(buf), ", %" PRIu64 " dropped as duplicates",
                  r->submitted - n);
@@ -225,7 +227,7 @@ static int fail_after(append_run *r, int code, const char *what)
                  what, r->b.n, err.msg);
     }
     outcome(r, done, sizeof done);
-    return cli_err(r->c, code, "%s; %s", msg, done);
+    return cli_err(r->c, code, "%s/%s: %s; %s", r->ks, r->key, msg, done);
 }
 
 /* Splits a --nonce-prefix line "NONCE<TAB>PAYLOAD" (empty NONCE = none). */
@@ -333,13 +335,17 @@ static int pump(append_run *r, cli_lines *in)
             break;
     }
     /* A store error while writing a batch: nothing more is written. */
-    char done[KL_ERRMSG_MAX + 128];
-    size_t lost = r->b.n;
+    char done[KL_ERRMSG_MAX + 128], lost[96];
+    uint64_t first = r->lines - r->b.n + 1;
+    if (r->b.n == 1)
+        snprintf(lost, sizeof lost, "line %" PRIu64 " was not written", r->lines);
+    else
+        snprintf(lost, sizeof lost, "lines %" PRIu64 "-%" PRIu64 " were not written", first,
+                 r->lines);
     r->b.n = 0;
     outcome(r, done, sizeof done);
-    return cli_err(r->c, cli_exit_code(err.code), "%s; %s; the %zu records of the failed "
-                   "batch (up to line %" PRIu64 ") were not written", err.msg, done, lost,
-                   r->lines);
+    return cli_err(r->c, cli_exit_code(err.code), "%s/%s: %s; %s; %s", r->ks, r->key, err.msg,
+                   done, lost);
 }
 
 static int run_append(cli *c, const append_opts *o, const char *ks, const char *key)

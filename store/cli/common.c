@@ -124,6 +124,8 @@ int cli_open_store(cli *c)
     if (c->os)
         return CLI_OK;
     kl_set_log_handler(log_handler, c);
+    if (c->store && !*c->store)
+        return cli_err(c, CLI_EUSAGE, "--store is empty");
     int rc = load_config(c);
     if (rc == CLI_OK)
         rc = check_local_exists(c);
@@ -132,9 +134,10 @@ int cli_open_store(cli *c)
     kl_error err = {0};
     if (kl_objstore_open(c->store, &c->cfg, &c->os, &err) != KL_OK) {
         c->os = NULL;
-        int code = cli_exit_code(err.code);
-        return cli_err(c, code == CLI_EUSAGE ? CLI_EUSAGE : CLI_ERUNTIME,
-                       "cannot open store '%s': %s", c->store ? c->store : "(default)",
+        int code = cli_exit_code(err.code) == CLI_EUSAGE ? CLI_EUSAGE : CLI_ERUNTIME;
+        if (c->store && strstr(err.msg, c->store))
+            return cli_err(c, code, "%s", err.msg);
+        return cli_err(c, code, "cannot open store '%s': %s", c->store ? c->store : "(default)",
                        err.msg);
     }
     return CLI_OK;

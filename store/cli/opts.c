@@ -152,8 +152,7 @@ int cli_time(cli *c, const char *flag, const char *arg, int64_t *out)
 {
     kl_error err = {0};
     if (kl_parse_time(arg, out, &err) != KL_OK)
-        return cli_err(c, CLI_EUSAGE, "invalid %s '%s': %s (expected milliseconds, "
-                       "ISO-8601 or relative like -15m)", flag, arg, err.msg);
+        return cli_err(c, CLI_EUSAGE, "invalid %s '%s': %s", flag, arg, err.msg);
     return CLI_OK;
 }
 

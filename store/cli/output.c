@@ -5,8 +5,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -177,4 +179,10 @@ int cli_flush_stdout(cli *c, int *epipe)
         return CLI_OK;
     }
     return cli_err(c, CLI_ERUNTIME, "writing output: %s", strerror(errno));
+}
+
+int cli_stdout_gone(void)
+{
+    struct pollfd p = {.fd = STDOUT_FILENO, .events = 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL));
 }

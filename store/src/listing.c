@@ -34,7 +34,7 @@ static int cmp_str(const void *a, const void *b) {
 /* Sorts, drops duplicates and names that are not valid klstore names (a
  * bucket may hold other things under the prefix). */
 static void strv_finish(strv *s) {
-    qsort(s->v, s->n, sizeof *s->v, cmp_str);
+    if (s->n) qsort(s->v, s->n, sizeof *s->v, cmp_str);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {
         if ((k && strcmp(s->v[k - 1], s->v[i]) == 0) ||
