@@ -1,0 +1,239 @@
+/* appender.c -- turning write(2)s into records, and making them durable.
+ *
+ * Every complete line of a write becomes one record (its '\n' is not
+ * stored: the text view adds it back).  An unterminated last line is held
+ * in the open file handle, because the next write may complete it, and
+ * becomes a record when the process that wrote it closes the file, at
+ * fsync, or at the last close -- so text written without a final newline
+ * reads back with one.
+ *
+ * Records go to the batching writer, which turns many small appends into
+ * few objects; flush/fsync/release then wait for kl_flush_key, so close(2)
+ * and fsync(2) return only once this file's lines are durable, and report
+ * EIO when they are not (the writer keeps failed records and retries them
+ * at the next flush: nothing is dropped silently).
+ *
+ * Only appending is allowed: a handle opened with O_APPEND always appends
+ * whatever offset the kernel passes (the kernel's idea of the size may be
+ * older than ours); any other handle must write exactly at the end, which
+ * is what `cat > new`, `dd` and `tee` do. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs.h"
+
+fhandle *fh_new(klfs *fs, node *n, int writable, int append)
+{
+    fhandle *fh = calloc(1, sizeof *fh);
+    if (!fh)
+        return NULL;
+    fh->n = n;
+    fh->writable = writable;
+    fh->append = append;
+    pthread_mutex_init(&fh->mu, NULL);
+    /* Every handle is listed: writers for the final flush, all of them so
+     * that handles still open at unmount can be freed. */
+    pthread_mutex_lock(&fs->fh_mu);
+    fh->next = fs->open_files;
+    if (fh->next)
+        fh->next->prev = fh;
+    fs->open_files = fh;
+    pthread_mutex_unlock(&fs->fh_mu);
+    return fh;
+}
+
+void fh_free(klfs *fs, fhandle *fh)
+{
+    pthread_mutex_lock(&fs->fh_mu);
+    if (fh->prev)
+        fh->prev->next = fh->next;
+    else
+        fs->open_files = fh->next;
+    if (fh->next)
+        fh->next->prev = fh->prev;
+    pthread_mutex_unlock(&fs->fh_mu);
+    pthread_mutex_destroy(&fh->mu);
+    free(fh->partial);
+    free(fh);
+}
+
+static int hold(fhandle *fh, const uint8_t *p, size_t n)
+{
+    if (fh->plen + n > KL_RECORD_MAX)
+        return -EFBIG;
+    if (fh->plen + n > fh->pcap) {
+        size_t cap = fh->pcap ? fh->pcap : 256;
+        while (cap < fh->plen + n)
+            cap *= 2;
+        uint8_t *b = realloc(fh->partial, cap);
+        if (!b)
+            return -ENOMEM;
+        fh->partial = b;
+        fh->pcap = cap;
+    }
+    memcpy(fh->partial + fh->plen, p, n);
+    fh->plen += n;
+    return 0;
+}
+
+/* Waits until the key's records are durable, then lists them so that the
+ * pending tail shrinks and other readers of this mount see store state. */
+static int flush_key(klfs *fs, node *k)
+{
+    kl_error err = {0};
+    if (kl_flush_key(fs->writer, k->parent->name, k->name, &err) != KL_OK) {
+        kl_log(KL_LOG_ERROR, "flush %s/%s: %s", k->parent->name, k->name, err.msg);
+        return -EIO;
+    }
+    if (ki_refresh(fs, k, 0, &err) != KL_OK)
+        kl_log(KL_LOG_WARNING, "refresh %s/%s: %s", k->parent->name, k->name, err.msg);
+    return 0;
+}
+
+/* Appends records whose text (each line plus '\n') is t1 followed by t2.
+ * The pending tail is extended first, under the key's append lock, so that
+ * it is in the batching writer's order and a listing can never show these
+ * records before the tail holds them. */
+static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n, const void *t1,
+                          size_t n1, const void *t2, size_t n2)
+{
+    keyindex *ki = &k->ki;
+    kl_error err = {0};
+    pthread_mutex_lock(&ki->append_mu);
+    if (ki_pending_add(ki, t1, n1, t2, n2) != 0) {
+        pthread_mutex_unlock(&ki->append_mu);
+        return -ENOMEM;
+    }
+    kl_status st = kl_append(fs->writer, k->parent->name, k->name, ins, n, &err);
+    if (st)
+        ki_pending_undo(ki, n1 + n2);
+    pthread_mutex_unlock(&ki->append_mu);
+    if (st) {
+        kl_log(KL_LOG_ERROR, "append %s/%s: %s", k->parent->name, k->name, err.msg);
+        return st == KL_EINVAL ? -EINVAL : -EIO;
+    }
+    /* Backpressure and a memory bound: a fast writer waits for its
+     * records to reach the store once the pending tail is large. */
+    pthread_mutex_lock(&ki->mu);
+    size_t pending = ki->pend_len;
+    pthread_mutex_unlock(&ki->mu);
+    if (pending > fs->pending_max)
+        return flush_key(fs, k);
+    return 0;
+}
+
+/* The records of data[0 .. last_nl], the first prefixed by the held
+ * partial line. */
+static int append_lines(klfs *fs, fhandle *fh, const uint8_t *data, size_t upto)
+{
+    size_t lines = 0;
+    for (const uint8_t *p = data; (p = memchr(p, '\n', (size_t)(data + upto - p))); p++)
+        lines++;
+    kl_insertion *ins = calloc(lines, sizeof *ins);
+    uint8_t *first = NULL;
+    if (!ins)
+        return -ENOMEM;
+    const uint8_t *p = data;
+    for (size_t i = 0; i < lines; i++) {
+        const uint8_t *nl = memchr(p, '\n', (size_t)(data + upto - p));
+        ins[i].data = p;
+        ins[i].len = (size_t)(nl - p);
+        p = nl + 1;
+    }
+    int rc = 0;
+    if (fh->plen) {
+        /* The first record joins the held partial line. */
+        if (fh->plen + ins[0].len > KL_RECORD_MAX || !(first = malloc(fh->plen + ins[0].len + 1))) {
+            rc = fh->plen + ins[0].len > KL_RECORD_MAX ? -EFBIG : -ENOMEM;
+        } else {
+            memcpy(first, fh->partial, fh->plen);
+            memcpy(first + fh->plen, ins[0].data, ins[0].len);
+            ins[0].data = first;
+            ins[0].len += fh->plen;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < lines; i++)
+        if (ins[i].len > KL_RECORD_MAX)
+            rc = -EFBIG;
+    if (rc == 0)
+        rc = append_records(fs, fh->n, ins, lines, fh->partial, fh->plen, data, upto);
+    if (rc == 0)
+        fh->plen = 0;
+    free(first);
+    free(ins);
+    return rc;
+}
+
+ssize_t appender_write(klfs *fs, fhandle *fh, const uint8_t *data, size_t len, uint64_t off,
+                       uint64_t owner)
+{
+    pthread_mutex_lock(&fh->mu);
+    int rc = 0;
+    if (!fh->append && off != ki_size(&fh->n->ki) + fh->plen) {
+        rc = -EPERM;   /* not at the end: that would rewrite the log */
+    } else {
+        const uint8_t *nl = len ? memrchr(data, '\n', len) : NULL;
+        size_t upto = nl ? (size_t)(nl - data) + 1 : 0;
+        if (upto)
+            rc = append_lines(fs, fh, data, upto);
+        if (rc == 0)
+            rc = hold(fh, data + upto, len - upto);
+        fh->owner = owner;
+        fh->dirty = 1;
+    }
+    pthread_mutex_unlock(&fh->mu);
+    return rc ? rc : (ssize_t)len;
+}
+
+/* Makes the held partial line a record (fh->mu held). */
+static int emit_partial(klfs *fs, fhandle *fh)
+{
+    if (!fh->plen)
+        return 0;
+    kl_insertion ins = {.data = fh->partial, .len = fh->plen};
+    int rc = append_records(fs, fh->n, &ins, 1, fh->partial, fh->plen, "\n", 1);
+    if (rc == 0)
+        fh->plen = 0;
+    return rc;
+}
+
+int appender_flush(klfs *fs, fhandle *fh, uint64_t owner)
+{
+    pthread_mutex_lock(&fh->mu);
+    int rc = 0;
+    if (fh->dirty) {
+        /* A child that inherited the descriptor and exits (`{ printf a;
+         * sleep 1; echo b; } >> f`) closes it too; that must not end the
+         * line its parent is still writing. */
+        if (owner == 0 || owner == fh->owner)
+            rc = emit_partial(fs, fh);
+        if (rc == 0)
+            rc = flush_key(fs, fh->n);
+        /* Still dirty: a failed flush (retried by the next one) or a
+         * partial line that the next close, fsync or release must emit. */
+        fh->dirty = rc != 0 || fh->plen != 0;
+    }
+    pthread_mutex_unlock(&fh->mu);
+    return rc;
+}
+
+int appender_flush_all(klfs *fs)
+{
+    int rc = 0;
+    pthread_mutex_lock(&fs->fh_mu);
+    for (fhandle *fh = fs->open_files; fh; fh = fh->next) {
+        pthread_mutex_lock(&fh->mu);
+        if (fh->writable && emit_partial(fs, fh) != 0)
+            rc = -EIO;
+        pthread_mutex_unlock(&fh->mu);
+    }
+    pthread_mutex_unlock(&fs->fh_mu);
+    kl_error err = {0};
+    if (fs->writer && kl_flush_all(fs->writer, &err) != KL_OK) {
+        kl_log(KL_LOG_ERROR, "final flush: %s", err.msg);
+        rc = -EIO;
+    }
+    return rc;
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# bench_fs.sh -- klstorefs throughput and tail -f latency, each beside a
+# baseline, so that regressions show as ratios rather than raw numbers that
+# depend on the machine:
+#
+#   1. append: `cat big >> MNT/ks/k` (close included: the data is durable)
+#      vs `cat big >> local file` + fsync;
+#   2. read:   `cat MNT/ks/k > /dev/null` on a fresh mount (cold caches)
+#      vs reading the raw objects (local store: the data_* files; S3:
+#      `klstore read`, which fetches the same objects);
+#   3. append-to-visible latency p50/p99: a writer appends timestamped lines
+#      at a steady rate through one mount, `tail -f` on a second mount
+#      prints them, each line's delay is measured on arrival.
+#
+# Usage: fs/bench_fs.sh [STORE_URL]   (default: a fresh temporary directory)
+# Env:   KLSTOREFS (binary), KLSTORE (CLI, for S3 reads), BENCH_MB (256),
+#        BENCH_LAT_SECS (20), BENCH_LAT_RATE (lines/s, 20),
+#        BENCH_FS_OPTS (extra -o options, e.g. endpoint=...,path_style).
+# For s3:// stores, credentials come from the usual AWS environment.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+KLSTOREFS=${KLSTOREFS:-$(ls -t "$here"/../build*/fs/klstorefs /work/build*/fs/klstorefs 2>/dev/null | head -1)}
+KLSTORE=${KLSTORE:-$(dirname "$KLSTOREFS")/../store/cli/klstore}
+MB=${BENCH_MB:-256}
+LAT_SECS=${BENCH_LAT_SECS:-20}
+LAT_RATE=${BENCH_LAT_RATE:-20}
+OPTS=${BENCH_FS_OPTS:-}
+
+work=$(mktemp -d /tmp/klfs-bench-XXXXXX)
+store=${1:-$work/store}
+pids=()
+mounts=()
+
+cleanup() {
+  for m in "${mounts[@]}"; do fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc -l; }
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+
+# mount NAME [extra opts] -> sets $mnt; foreground daemon, tracked by PID.
+mount_fs() {
+  mnt=$work/$1
+  mkdir -p "$mnt"
+  local o=$OPTS
+  [ -n "${2:-}" ] && o=${o:+$o,}$2
+  "$KLSTOREFS" "$store" "$mnt" ${o:+-o "$o"} -f 2>>"$work/$1.log" &
+  pids+=($!)
+  mounts+=("$mnt")
+  for _ in $(seq 1 300); do grep -q " $mnt " /proc/self/mountinfo && return 0; sleep 0.1; done
+  echo "mount of $mnt failed: $(cat "$work/$1.log")" >&2
+  exit 1
+}
+
+umount_fs() {
+  fusermount3 -u "$1"
+  local pid=${pids[-1]}
+  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+}
+
+echo "klstorefs benchmark: store=$store size=${MB}MB binary=$KLSTOREFS"
+
+# ---- 1. append throughput ------------------------------------------------------
+line=$(printf '%099d' 0 | tr 0 x)            # 99 chars + '\n' = 100-byte lines
+{ yes "$line" || true; } | head -n $((MB * 1048576 / 100)) > "$work/big"
+bytes=$(stat -c %s "$work/big")
+
+t0=$(now); cat "$work/big" >> "$work/local"; sync "$work/local"; t1=$(now)
+local_w=$(secs "$t0" "$t1")
+
+mount_fs w
+mkdir -p "$mnt/bench"
+key="k$$"
+t0=$(now); cat "$work/big" >> "$mnt/bench/$key"; t1=$(now)
+fs_w=$(secs "$t0" "$t1")
+size=$(stat -c %s "$mnt/bench/$key")
+[ "$size" = "$bytes" ] || { echo "size mismatch: $size, want $bytes" >&2; exit 1; }
+umount_fs "$mnt"
+
+printf 'append %d MB:  klstorefs %.2fs (%.1f MB/s)   local file %.2fs (%.1f MB/s)   ratio %sx\n' \
+  "$MB" "$fs_w" "$(echo "$MB / $fs_w" | bc -l)" "$local_w" "$(echo "$MB / $local_w" | bc -l)" \
+  "$(ratio "$fs_w" "$local_w")"
+
+# ---- 2. read throughput (fresh mount: cold daemon caches) ------------------------
+mount_fs r ro
+t0=$(now); cat "$mnt/bench/$key" > /dev/null; t1=$(now)
+fs_r=$(secs "$t0" "$t1")
+umount_fs "$mnt"
+if [[ $store == s3://* ]]; then
+  what="klstore read"
+  t0=$(now); "$KLSTORE" --store "$store" ${BENCH_KLSTORE_FLAGS:-} read bench "$key" > /dev/null; t1=$(now)
+else
+  what="raw object files"
+  t0=$(now); cat "$store"/bench/"$key"/data_* > /dev/null; t1=$(now)
+fi
+raw_r=$(secs "$t0" "$t1")
+printf 'read %d MB:    klstorefs %.2fs (%.1f MB/s)   %s %.2fs (%.1f MB/s)   ratio %sx\n' \
+  "$MB" "$fs_r" "$(echo "$MB / $fs_r" | bc -l)" "$what" "$raw_r" "$(echo "$MB / $raw_r" | bc -l)" \
+  "$(ratio "$fs_r" "$raw_r")"
+
+# ---- 3. append-to-visible latency through tail -f on a second mount ------------------
+mount_fs lw; wmnt=$mnt
+mount_fs lr ro; rmnt=$mnt
+want=$((LAT_SECS * LAT_RATE))
+echo "$(date +%s%3N)" >> "$wmnt/bench/lat$$"
+# The reader: runs tail -f itself, so it knows (and ends) exactly that PID,
+# and stamps each line on arrival.
+perl -MTime::HiRes=time -e '
+  my ($f, $want, $out) = @ARGV;
+  my $pid = open(my $t, "-|", "tail", "-n", "0", "-f", $f) or die "tail: $!";
+  open(my $o, ">", $out) or die; $o->autoflush(1);
+  local $SIG{ALRM} = sub { kill "TERM", $pid; exit 0 }; alarm(60 + $want);
+  my $n = 0;
+  while (<$t>) { chomp; printf $o "%d\n", time() * 1000 - $_; last if ++$n >= $want }
+  kill "TERM", $pid;' "$rmnt/bench/lat$$" "$want" "$work/delays" &
+readerpid=$!
+sleep 2
+perl -MTime::HiRes=time,sleep -MIO::Handle -e '
+  my ($f, $n, $rate) = @ARGV;
+  open(my $h, ">>", $f) or die "$f: $!"; $h->autoflush(1);
+  for (1 .. $n) { printf $h "%d\n", time() * 1000; sleep(1 / $rate); }
+  close($h) or die "close: $!";' "$wmnt/bench/lat$$" "$want" "$LAT_RATE"
+wait "$readerpid" || true
+n=$(wc -l < "$work/delays")
+sort -n "$work/delays" > "$work/sorted"
+p50=$(sed -n "$(( (n + 1) / 2 ))p" "$work/sorted")
+p99=$(sed -n "$(( (n * 99 + 99) / 100 ))p" "$work/sorted")
+max=$(tail -n 1 "$work/sorted")
+printf 'tail -f latency (%d lines at %d/s, writer keeps the file open): p50 %d ms  p99 %d ms  max %d ms  (bound: batch flush interval, default 1000 ms, + tail poll 1000 ms + refresh)\n' \
+  "$n" "$LAT_RATE" "$p50" "$p99" "$max"
+[ "$n" -ge "$want" ] || echo "warning: only $n of $want lines arrived" >&2

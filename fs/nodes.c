@@ -1,0 +1,430 @@
+/* nodes.c -- the inode table: root, keyspaces, keys and time-travel views.
+ *
+ * The tree is two levels deep (root / keyspace / key), and nothing in it is
+ * ever removed (no unlink, rmdir or rename), so a node lives until unmount
+ * and its address serves as its inode number: FORGET needs no bookkeeping
+ * and an inode can never be reused for another name.  Nodes are found by
+ * (parent, name) in one hash table.
+ *
+ * A node is created only for a name that exists in the store (or that this
+ * mount creates), so failed lookups cost no memory.  Existence checks are
+ * cheap probes: a keyspace marker GET or a one-object LIST. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs.h"
+
+static size_t name_hash(const node *parent, const char *name)
+{
+    uint64_t h = 1469598103934665603ull ^ (uintptr_t)parent;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static node *find_locked(klfs *fs, node *parent, const char *name)
+{
+    for (node *n = fs->buckets[name_hash(parent, name) % fs->nbuckets]; n; n = n->hnext)
+        if (n->parent == parent && strcmp(n->name, name) == 0)
+            return n;
+    return NULL;
+}
+
+static node *find(klfs *fs, node *parent, const char *name)
+{
+    pthread_mutex_lock(&fs->nodes_mu);
+    node *n = find_locked(fs, parent, name);
+    pthread_mutex_unlock(&fs->nodes_mu);
+    return n;
+}
+
+static void rehash_locked(klfs *fs)
+{
+    size_t nb = fs->nbuckets * 4;
+    node **b = calloc(nb, sizeof *b);
+    if (!b)
+        return; /* keep the longer chains */
+    for (size_t i = 0; i < fs->nbuckets; i++)
+        for (node *n = fs->buckets[i], *next; n; n = next) {
+            next = n->hnext;
+            size_t h = name_hash(n->parent, n->name) % nb;
+            n->hnext = b[h];
+            b[h] = n;
+        }
+    free(fs->buckets);
+    fs->buckets = b;
+    fs->nbuckets = nb;
+}
+
+static node *node_new(node_kind kind, node *parent, const char *name)
+{
+    node *n = calloc(1, sizeof *n);
+    if (!n || !(n->name = strdup(name))) {
+        free(n);
+        return NULL;
+    }
+    n->kind = kind;
+    n->parent = parent;
+    pthread_mutex_init(&n->mu, NULL);
+    ki_init(&n->ki);
+    return n;
+}
+
+static void node_free(node *n)
+{
+    kl_strv_free(n->local_keys, n->n_local);
+    free(n->ki.v);
+    free(n->ki.pend);
+    free(n->name);
+    free(n);
+}
+
+/* Inserts n unless another thread inserted the same name first; returns
+ * the node in the table (freeing n if it lost the race). */
+static node *insert(klfs *fs, node *n)
+{
+    pthread_mutex_lock(&fs->nodes_mu);
+    node *old = find_locked(fs, n->parent, n->name);
+    if (old) {
+        pthread_mutex_unlock(&fs->nodes_mu);
+        node_free(n);
+        return old;
+    }
+    if (fs->nnodes >= fs->nbuckets)
+        rehash_locked(fs);
+    size_t h = name_hash(n->parent, n->name) % fs->nbuckets;
+    n->hnext = fs->buckets[h];
+    fs->buckets[h] = n;
+    fs->nnodes++;
+    pthread_mutex_unlock(&fs->nodes_mu);
+    return n;
+}
+
+void nodes_init(klfs *fs)
+{
+    pthread_mutex_init(&fs->nodes_mu, NULL);
+    fs->nbuckets = 1024;
+    fs->buckets = calloc(fs->nbuckets, sizeof *fs->buckets);
+    fs->root = node_new(N_ROOT, NULL, "");
+}
+
+void nodes_free(klfs *fs)
+{
+    for (size_t i = 0; fs->buckets && i < fs->nbuckets; i++)
+        for (node *n = fs->buckets[i], *next; n; n = next) {
+            next = n->hnext;
+            node_free(n);
+        }
+    free(fs->buckets);
+    if (fs->root)
+        node_free(fs->root);
+}
+
+node *nodes_get(klfs *fs, fuse_ino_t ino)
+{
+    return ino == FUSE_ROOT_ID ? fs->root : (node *)(uintptr_t)ino;
+}
+
+fuse_ino_t nodes_ino(klfs *fs, node *n)
+{
+    return n == fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+
+/* Reads the keyspace marker once (its creation time is immutable). */
+static void keyspace_created(klfs *fs, node *ks)
+{
+    pthread_mutex_lock(&ks->mu);
+    int known = ks->created_known;
+    pthread_mutex_unlock(&ks->mu);
+    if (known)
+        return;
+    kl_keyspace_meta meta;
+    kl_status st = kl_read_keyspace_metadata(fs->reader, ks->name, &meta, NULL);
+    pthread_mutex_lock(&ks->mu);
+    if (st == KL_OK) {
+        ks->created_known = 1;
+        ks->created = meta.created;
+    } else if (st == KL_ENOKEYSPACE) {
+        ks->created_known = -1;
+    }
+    pthread_mutex_unlock(&ks->mu);
+}
+
+/* A keyspace exists when it has a marker or any object under "{ks}/". */
+static int keyspace_exists(klfs *fs, node *probe)
+{
+    keyspace_created(fs, probe);
+    if (probe->created_known == 1)
+        return 0;
+    const char *pfx = fs->cfg.store.object_prefix ? fs->cfg.store.object_prefix : "";
+    char *prefix;
+    if (asprintf(&prefix, "%s%s/", pfx, probe->name) < 0)
+        return -ENOMEM;
+    kl_list_req req = {.prefix = prefix, .max_keys = 1};
+    kl_listing l;
+    kl_status st = kl_os_list(fs->os, &req, &l, NULL);
+    free(prefix);
+    if (st)
+        return -klfs_errno(st);
+    int found = l.n_objects > 0;
+    kl_listing_free(&l);
+    return found ? 0 : -ENOENT;
+}
+
+/* A key exists when it has a data object. */
+static int key_exists(klfs *fs, node *ks, const char *key)
+{
+    kl_object_meta *m = NULL;
+    size_t n = 0;
+    kl_status st = kl_list_objects(fs->os, &fs->cfg.store, ks->name, key, 0, 1, &m, &n, NULL);
+    free(m);
+    if (st)
+        return -klfs_errno(st);
+    return n ? 0 : -ENOENT;
+}
+
+static int lookup_keyspace(klfs *fs, const char *name, node **out)
+{
+    if (kl_validate_name("keyspace", name, NULL) != KL_OK)
+        return -ENOENT;
+    node *n = node_new(N_KEYSPACE, fs->root, name);
+    if (!n)
+        return -ENOMEM;
+    int rc = keyspace_exists(fs, n);
+    if (rc) {
+        node_free(n);
+        return rc;
+    }
+    *out = insert(fs, n);
+    return 0;
+}
+
+static int lookup_view(klfs *fs, node *ks, const char *name, node **out)
+{
+    char key[KL_NAME_MAX + 1];
+    view_spec spec;
+    if (!names_parse_view(name, key, &spec))
+        return -ENOENT;
+    node *base;
+    int rc = nodes_lookup(fs, ks, key, &base);
+    if (rc)
+        return rc;
+    if (base->kind != N_KEY)
+        return -ENOENT;
+    node *v = node_new(N_VIEW, ks, name);
+    if (!v)
+        return -ENOMEM;
+    v->base = base;
+    v->spec = spec;
+    *out = insert(fs, v);
+    return 0;
+}
+
+static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
+{
+    if (kl_validate_name("key", name, NULL) != KL_OK)
+        return lookup_view(fs, ks, name, out);
+    int rc = key_exists(fs, ks, name);
+    if (rc == -ENOENT)
+        return lookup_view(fs, ks, name, out);
+    if (rc)
+        return rc;
+    node *k = node_new(N_KEY, ks, name);
+    if (!k)
+        return -ENOMEM;
+    *out = insert(fs, k);
+    return 0;
+}
+
+int nodes_lookup(klfs *fs, node *parent, const char *name, node **out)
+{
+    node *n = find(fs, parent, name);
+    if (n) {
+        *out = n;
+        return 0;
+    }
+    if (parent->kind == N_ROOT)
+        return lookup_keyspace(fs, name, out);
+    if (parent->kind == N_KEYSPACE)
+        return lookup_key(fs, parent, name, out);
+    return -ENOTDIR;
+}
+
+int nodes_mkkey(klfs *fs, node *ks, const char *name, node **out)
+{
+    char key[KL_NAME_MAX + 1];
+    view_spec spec;
+    if (kl_validate_name("key", name, NULL) != KL_OK || names_parse_view(name, key, &spec))
+        return -EINVAL;
+    node *k = find(fs, ks, name);
+    if (!k) {
+        if (!(k = node_new(N_KEY, ks, name)))
+            return -ENOMEM;
+        k = insert(fs, k);
+    }
+    if (k->kind != N_KEY)
+        return -EEXIST;
+    pthread_mutex_lock(&ks->mu);
+    if (!k->local) {
+        k->local = 1;
+        char **v = realloc(ks->local_keys, (ks->n_local + 1) * sizeof *v);
+        if (v) {
+            ks->local_keys = v;
+            if ((v[ks->n_local] = strdup(name)))
+                ks->n_local++;
+        }
+    }
+    pthread_mutex_unlock(&ks->mu);
+    *out = k;
+    return 0;
+}
+
+int nodes_mkkeyspace(klfs *fs, const char *name, node **out)
+{
+    kl_error err = {0};
+    if (kl_validate_name("keyspace", name, &err) != KL_OK)
+        return -EINVAL;
+    int64_t created = 0;
+    kl_status st = kl_create_keyspace(fs->writer, name, &created, &err);
+    if (st == KL_EEXIST)
+        return -EEXIST;
+    if (st) {
+        kl_log(KL_LOG_ERROR, "mkdir %s: %s", name, err.msg);
+        return -klfs_errno(st);
+    }
+    node *n = node_new(N_KEYSPACE, fs->root, name);
+    if (!n)
+        return -ENOMEM;
+    n->created_known = 1;
+    n->created = created;
+    *out = insert(fs, n);
+    return 0;
+}
+
+static void set_times(struct stat *st, int64_t ms)
+{
+    st->st_mtim.tv_sec = ms / 1000;
+    st->st_mtim.tv_nsec = (ms % 1000) * 1000000;
+    if (ms < 0 && st->st_mtim.tv_nsec) {
+        st->st_mtim.tv_sec--;
+        st->st_mtim.tv_nsec += 1000000000;
+    }
+    st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+static void stat_file(klfs *fs, struct stat *st, uint64_t size, int64_t mtime, mode_t perm)
+{
+    st->st_mode = S_IFREG | (perm & ~fs->umask);
+    st->st_nlink = 1;
+    st->st_size = (off_t)size;
+    st->st_blksize = 128 * 1024;
+    st->st_blocks = (blkcnt_t)((size + 511) / 512);
+    set_times(st, mtime);
+}
+
+int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = nodes_ino(fs, n);
+    st->st_uid = fs->uid;
+    st->st_gid = fs->gid;
+    kl_error err = {0};
+    switch (n->kind) {
+    case N_ROOT:
+    case N_KEYSPACE:
+        st->st_mode = S_IFDIR | (0777 & ~fs->umask);
+        st->st_nlink = 2;
+        st->st_size = 4096;
+        set_times(st, fs->mount_ms);
+        if (n->kind == N_KEYSPACE) {
+            keyspace_created(fs, n);
+            if (n->created_known == 1)
+                set_times(st, n->created);
+        }
+        return 0;
+    case N_KEY: {
+        if (ki_refresh(fs, n, fs->refresh_ms, &err) != KL_OK && !n->ki.loaded) {
+            kl_log(KL_LOG_ERROR, "stat %s/%s: %s", n->parent->name, n->name, err.msg);
+            return -klfs_errno(err.code);
+        }
+        kstat ks = ki_stat(&n->ki);
+        stat_file(fs, st, ks.size, ks.empty && !ks.mtime ? fs->mount_ms : ks.mtime, 0666);
+        return 0;
+    }
+    case N_VIEW: {
+        uint64_t base;
+        if (view_base >= 0) {
+            base = (uint64_t)view_base;
+        } else {
+            int rc = readpath_view_base(fs, n, &base);
+            if (rc)
+                return rc;
+        }
+        ki_refresh(fs, n->base, fs->refresh_ms, &err);
+        kstat ks = ki_stat(&n->base->ki);
+        stat_file(fs, st, ks.size > base ? ks.size - base : 0, ks.mtime, 0444);
+        st->st_ino = nodes_ino(fs, n);
+        return 0;
+    }
+    }
+    return -EIO;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds the keys this mount created (maybe still without data) to a
+ * keyspace listing, keeping it sorted and free of duplicates. */
+static int merge_local(node *ks, char ***names, size_t *n)
+{
+    pthread_mutex_lock(&ks->mu);
+    size_t total = *n + ks->n_local;
+    char **v = realloc(*names, (total + 1) * sizeof *v);
+    if (!v) {
+        pthread_mutex_unlock(&ks->mu);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < ks->n_local; i++)
+        v[*n + i] = strdup(ks->local_keys[i]);
+    pthread_mutex_unlock(&ks->mu);
+    size_t k = 0;
+    for (size_t i = 0; i < total; i++)
+        if (v[i])
+            v[k++] = v[i];
+    qsort(v, k, sizeof *v, cmp_str);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (u && strcmp(v[u - 1], v[i]) == 0)
+            free(v[i]);
+        else
+            v[u++] = v[i];
+    }
+    *names = v;
+    *n = u;
+    return 0;
+}
+
+int nodes_list(klfs *fs, node *dir, char ***names, size_t *n)
+{
+    kl_error err = {0};
+    kl_status st;
+    *names = NULL;
+    *n = 0;
+    if (dir->kind == N_ROOT)
+        st = kl_list_keyspaces(fs->os, &fs->cfg.store, names, n, &err);
+    else if (dir->kind == N_KEYSPACE)
+        st = kl_list_keys(fs->os, &fs->cfg.store, dir->name, names, n, &err);
+    else
+        return -ENOTDIR;
+    if (st) {
+        kl_log(KL_LOG_ERROR, "readdir %s: %s", dir->name, err.msg);
+        return -klfs_errno(st);
+    }
+    return dir->kind == N_KEYSPACE ? merge_local(dir, names, n) : 0;
+}

@@ -1,0 +1,423 @@
+/* ops.c -- the FUSE operation table: each operation maps one request onto
+ * the modules (nodes, readpath, appender, xattr) and replies.
+ *
+ * The low-level API is used (as libfuse's passthrough_ll does) because the
+ * tree is naturally inode-based -- nodes never go away, so an inode number
+ * is just the node's address -- and because replies carry per-entry cache
+ * timeouts and per-open flags (direct_io), which is how freshness for
+ * `tail -f` is controlled.  Key files are opened with direct_io: the kernel
+ * keeps no page cache for them, so a size or byte seen is at most
+ * attr_timeout old, with no invalidation protocol to get wrong.
+ *
+ * Everything that would change existing data (truncate, unlink, rename,
+ * rmdir, writes not at the end, chmod) fails with EPERM and changes nothing;
+ * on a read-only mount every write fails with EROFS. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs.h"
+
+static klfs *FS(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static fhandle *FH(struct fuse_file_info *fi)
+{
+    return (fhandle *)(uintptr_t)fi->fh;
+}
+
+/* A directory listing snapshot taken at opendir, so offsets stay stable. */
+typedef struct dirh {
+    char **names;
+    size_t n;
+} dirh;
+
+static int fill_entry(fuse_req_t req, node *n, struct fuse_entry_param *e)
+{
+    klfs *fs = FS(req);
+    memset(e, 0, sizeof *e);
+    e->ino = nodes_ino(fs, n);
+    e->generation = 1;
+    e->entry_timeout = fs->entry_timeout;
+    e->attr_timeout = fs->attr_timeout;
+    return nodes_stat(fs, n, -1, &e->attr);
+}
+
+static void reply_node(fuse_req_t req, node *n)
+{
+    struct fuse_entry_param e;
+    int rc = fill_entry(req, n, &e);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    /* O_TRUNC arrives with open(), so it can be refused there instead of
+     * as a separate truncate that cannot tell `>` from `truncate`. */
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    /* No page cache for data (direct_io), so no cache consistency games. */
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    node *n;
+    int rc = nodes_lookup(FS(req), nodes_get(FS(req), parent), name, &n);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        reply_node(req, n);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    fuse_reply_none(req); /* nodes live until unmount */
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    node *n = nodes_get(fs, ino);
+    struct stat st;
+    int64_t base = fi && n->kind == N_VIEW ? (int64_t)FH(fi)->base : -1;
+    int rc = nodes_stat(fs, n, base, &st);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+/* Only no-ops are allowed: a "truncate" to the current size, and times
+ * (ignored, so that `touch` on an existing key succeeds and changes
+ * nothing). */
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    node *n = nodes_get(fs, ino);
+    struct stat st;
+    int rc = nodes_stat(fs, n, fi && n->kind == N_VIEW ? (int64_t)FH(fi)->base : -1, &st);
+    if (rc == 0 && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+        rc = fs->ro ? -EROFS : -EPERM;
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != st.st_size)
+        rc = fs->ro ? -EROFS : -EPERM;
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    klfs *fs = FS(req);
+    node *n;
+    int rc = fs->ro ? -EROFS : nodes_get(fs, parent)->kind != N_ROOT ? -EPERM
+                                                               : nodes_mkkeyspace(fs, name, &n);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        reply_node(req, n);
+}
+
+/* unlink, rmdir, rename, link, symlink: a log is append-only. */
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, FS(req)->ro ? EROFS : EPERM);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    fuse_reply_err(req, FS(req)->ro ? EROFS : EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    fuse_reply_err(req, FS(req)->ro ? EROFS : EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, FS(req)->ro ? EROFS : EPERM);
+}
+
+/* Checks an open of node n with `flags`; creates the handle. */
+static int open_node(klfs *fs, node *n, int flags, struct fuse_file_info *fi)
+{
+    int writing = (flags & O_ACCMODE) != O_RDONLY;
+    if (n->kind != N_KEY && n->kind != N_VIEW)
+        return -EISDIR;
+    if (writing && fs->ro)
+        return -EROFS;
+    if (writing && n->kind == N_VIEW)
+        return -EPERM;
+    uint64_t base = 0;
+    if (n->kind == N_VIEW) {
+        int rc = readpath_view_base(fs, n, &base);
+        if (rc)
+            return rc;
+    } else if (flags & O_TRUNC) {
+        kl_error err = {0};
+        ki_refresh(fs, n, fs->refresh_ms, &err);
+        if (ki_size(&n->ki) > 0)
+            return fs->ro ? -EROFS : -EPERM;
+    }
+    fhandle *fh = fh_new(fs, n, writing, (flags & O_APPEND) != 0);
+    if (!fh)
+        return -ENOMEM;
+    fh->base = base;
+    fi->fh = (uintptr_t)fh;
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+    return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    int rc = open_node(fs, nodes_get(fs, ino), fi->flags, fi);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_open(req, fi);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    node *ks = nodes_get(fs, parent), *k = NULL;
+    int rc = fs->ro ? -EROFS : ks->kind != N_KEYSPACE ? -EPERM : 0;
+    if (rc == 0 && (fi->flags & O_EXCL) && nodes_lookup(fs, ks, name, &k) == 0)
+        rc = -EEXIST;
+    if (rc == 0)
+        rc = nodes_mkkey(fs, ks, name, &k);
+    if (rc == 0)
+        rc = open_node(fs, k, fi->flags, fi);
+    struct fuse_entry_param e;
+    if (rc == 0 && (rc = fill_entry(req, k, &e)) != 0)
+        fh_free(fs, FH(fi));
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_create(req, &e, fi);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    klfs *fs = FS(req);
+    node *ks = nodes_get(fs, parent), *k;
+    int rc = fs->ro ? -EROFS : (!S_ISREG(mode) || ks->kind != N_KEYSPACE) ? -EPERM : 0;
+    if (rc == 0)
+        rc = nodes_mkkey(fs, ks, name, &k);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        reply_node(req, k);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    fhandle *fh = FH(fi);
+    node *k = fh->n->kind == N_VIEW ? fh->n->base : fh->n;
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    ssize_t n = readpath_read(fs, k, fh->base + (uint64_t)off, buf, size);
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_buf(req, (const char *)buf, (size_t)n);
+    free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    fhandle *fh = FH(fi);
+    ssize_t n = !fh->writable ? -EBADF : fs->ro ? -EROFS
+                              : appender_write(fs, fh, (const uint8_t *)buf, size, (uint64_t)off,
+                                                               fi->lock_owner);
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
+/* close(2) and fsync(2): durable or EIO.  The lock owner of a flush
+ * identifies the closing process's descriptor table. */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fhandle *fh = FH(fi);
+    uint64_t owner = fi->lock_owner ? fi->lock_owner : 1;
+    fuse_reply_err(req, fh->writable ? -appender_flush(FS(req), fh, owner) : 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    fhandle *fh = FH(fi);
+    fuse_reply_err(req, fh->writable ? -appender_flush(FS(req), fh, 0) : 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    fhandle *fh = FH(fi);
+    int rc = fh->writable ? appender_flush(fs, fh, 0) : 0;
+    fh_free(fs, fh);
+    fuse_reply_err(req, -rc);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    dirh *d = calloc(1, sizeof *d);
+    int rc = d ? nodes_list(fs, nodes_get(fs, ino), &d->names, &d->n) : -ENOMEM;
+    if (rc) {
+        free(d);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    fi->fh = (uintptr_t)d;
+    fuse_reply_open(req, fi);
+}
+
+static ino_t name_ino(const char *name)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *name; name++)
+        h = (h ^ (unsigned char)*name) * 1099511628211ull;
+    return (ino_t)(h | 2); /* never 0 (hidden by some tools) nor 1 */
+}
+
+/* Entries: 0 ".", 1 "..", then the snapshot; d_ino is a name hash, as
+ * real inode numbers exist only for looked-up names. */
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    dirh *d = (dirh *)(uintptr_t)fi->fh;
+    node *dir = nodes_get(fs, ino);
+    char *buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    size_t used = 0;
+    for (size_t i = (size_t)off; i < d->n + 2; i++) {
+        struct stat st = {0};
+        const char *name = i == 0 ? "." : i == 1 ? ".." : d->names[i - 2];
+        st.st_mode = i < 2 || dir->kind == N_ROOT ? S_IFDIR : S_IFREG;
+        st.st_ino = i < 2 ? nodes_ino(fs, dir) : name_ino(name);
+        size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
+        if (need > size - used)
+            break;
+        used += need;
+    }
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    dirh *d = (dirh *)(uintptr_t)fi->fh;
+    kl_strv_free(d->names, d->n);
+    free(d);
+    fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct statvfs st = {0};
+    st.f_bsize = st.f_frsize = 4096;
+    st.f_blocks = st.f_bfree = st.f_bavail = 1ull << 40; /* an object store is unbounded */
+    st.f_files = st.f_ffree = st.f_favail = 1ull << 32;
+    st.f_namemax = KL_NAME_MAX;
+    fuse_reply_statfs(req, &st);
+}
+
+static void reply_xattr(fuse_req_t req, ssize_t n, const char *buf, size_t size)
+{
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    char buf[512];
+    klfs *fs = FS(req);
+    ssize_t n = xattr_get(fs, nodes_get(fs, ino), name, buf, size < sizeof buf ? size : sizeof buf);
+    reply_xattr(req, n, buf, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    char buf[512];
+    klfs *fs = FS(req);
+    ssize_t n = xattr_list(fs, nodes_get(fs, ino), buf, size < sizeof buf ? size : sizeof buf);
+    reply_xattr(req, n, buf, size);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    fuse_reply_err(req, FS(req)->ro ? EROFS : EPERM);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    fuse_reply_err(req, FS(req)->ro ? EROFS : EPERM);
+}
+
+const struct fuse_lowlevel_ops klfs_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_unlink,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .create = op_create,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .release = op_release,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .statfs = op_statfs,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
+};
