@@ -60,12 +60,17 @@ if [ "$s3" = 1 ]; then
     "$B/tests/bench_s3" "$mb"
   fi
 fi
-if want fs && [ -x fs/bench_fs.sh ] && [ -x "$B/fs/klstorefs" ]; then
+if want fs && [ -x "$B/fs/klstorefs" ]; then
+  fsenv=(KLSTOREFS="$B/fs/klstorefs" KLSTORE="$B/store/cli/klstore")
+  [ "$quick" = 1 ] && fsenv+=(BENCH_MB=64 BENCH_LAT_SECS=10)
   echo; echo "== fs: fs/bench_fs.sh (local store)"
-  KL_QUICK=$quick bash fs/bench_fs.sh "$B" "$work/fs"
+  env "${fsenv[@]}" bash fs/bench_fs.sh
   if [ "$s3" = 1 ]; then
-    echo; echo "== fs: fs/bench_fs.sh (Ceph RGW)"
-    KL_QUICK=$quick bash fs/bench_fs.sh "$B" "$work/fs-s3" "s3://$KL_S3_BUCKET/benchfs-$$/"
+    echo; echo "== fs: fs/bench_fs.sh s3://$KL_S3_BUCKET/benchfs-$$/ (Ceph RGW)"
+    env "${fsenv[@]}" BENCH_FS_OPTS="endpoint=$KL_S3_ENDPOINT,path_style" \
+      BENCH_KLSTORE_FLAGS="--endpoint $KL_S3_ENDPOINT --path-style" \
+      AWS_ACCESS_KEY_ID="$KL_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$KL_S3_SECRET_KEY" \
+      bash fs/bench_fs.sh "s3://$KL_S3_BUCKET/benchfs-$$/"
   fi
 fi
 if want bridge && [ -x bridge/bench_bridge.sh ] && [ -x "$B/bridge/klstore-kafka-bridge" ]; then
