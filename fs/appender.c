@@ -61,6 +61,8 @@ void fh_free(klfs *fs, fhandle *fh)
 
 static int hold(fhandle *fh, const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (fh->plen + n > KL_RECORD_MAX)
         return -EFBIG;
     if (fh->plen + n > fh->pcap) {

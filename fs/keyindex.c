@@ -62,6 +62,8 @@ static int grow(keyindex *ki, size_t need)
 static void pending_retire(keyindex *ki, uint64_t bytes)
 {
     size_t drop = bytes < ki->pend_len ? (size_t)bytes : ki->pend_len;
+    if (drop == 0)
+        return;
     memmove(ki->pend, ki->pend + drop, ki->pend_len - drop);
     ki->pend_len -= drop;
     if (ki->pend_len == 0 && ki->pend_cap > (1u << 20)) {

@@ -139,7 +139,8 @@ static kl_status fetch(klfs *fs, cobj *o, const kl_object_meta *m, kl_error *err
     size_t at = 0;
     for (size_t i = 0; st == KL_OK && i < pg.count; i++) {
         o->recpos[i] = at;
-        memcpy(o->text + at, pg.records[i].data, pg.records[i].len);
+        if (pg.records[i].len)
+            memcpy(o->text + at, pg.records[i].data, pg.records[i].len);
         at += pg.records[i].len;
         o->text[at++] = '\n';
     }

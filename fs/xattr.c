@@ -65,7 +65,8 @@ static ssize_t out(char *buf, size_t size, const char *src, size_t len)
         return (ssize_t)len;
     if (size < len)
         return -ERANGE;
-    memcpy(buf, src, len);
+    if (len)
+        memcpy(buf, src, len);
     return (ssize_t)len;
 }
 
