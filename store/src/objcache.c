@@ -68,6 +68,9 @@ static void push_newest(kl_objcache *c, kl_cobj *o) {
     o->linked = 1;
 }
 
+/* What an object costs the cache: its body and its decoded records. */
+static size_t charge(const kl_cobj *o) { return o->body.len + o->n * sizeof(kl_record); }
+
 static kl_cobj *cobj_new(const char *name) {
     kl_cobj *o = calloc(1, sizeof *o);
     if (!o || !(o->name = strdup(name))) {
@@ -95,7 +98,7 @@ kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta 
         kl_cobj_release(o);
         return st;
     }
-    o->len = o->body.len;
+    o->len = charge(o);
     *out = o;
     return KL_OK;
 }
@@ -146,15 +149,15 @@ kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
     o->load_st = st;
     if (o->linked) {
         unlink_obj(c, o);
-        if (st == KL_OK && o->body.len <= c->max_bytes) {
-            o->len = o->body.len;
+        if (st == KL_OK && charge(o) <= c->max_bytes) {
+            o->len = charge(o);
             push_newest(c, o);
         } else {
             o->newer = dead;
             dead = o;
         }
     }
-    if (!o->len) o->len = o->body.len;
+    if (!o->len) o->len = charge(o);
     while (c->bytes > c->max_bytes && c->oldest) {
         kl_cobj *old = c->oldest;
         unlink_obj(c, old);

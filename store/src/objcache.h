@@ -18,7 +18,7 @@ typedef struct kl_cobj {
     atomic_int refs;
     char *name;
     kl_mapping body;       /* mapped by the store, or a malloc'd GET */
-    size_t len;
+    size_t len;            /* bytes charged to the cache (body + records) */
     kl_record *recs;       /* decoded, pointing into body */
     size_t n;
     struct kl_cobj *older, *newer;  /* LRU links, guarded by the cache */
