@@ -23,12 +23,24 @@
  *   errors APIKEY COUNT ERRCODE next COUNT requests of APIKEY (0=Produce,
  *                               1=Fetch, 8=OffsetCommit, ...) fail with
  *                               ERRCODE (numeric rd_kafka_resp_err_t)
- *   leader TOPIC PARTITION BROKER_ID  move partition leadership (-1: none)
+ *   leader TOPIC PARTITION BROKER_ID  move partition leadership (-1: none;
+ *                               an unknown TOPIC gets auto-created)
  *   quit                        exit
  *
  * EOF on stdin is not a shutdown request (tests may run it in the background
  * with </dev/null); it then runs until SIGTERM/SIGINT or "quit" on the FIFO.
  * Exit status 0 on clean shutdown, 1 on startup failure, 2 on usage errors.
+ *
+ * Mock limits (librdkafka 2.0.2) worth knowing when writing tests:
+ *  - each partition keeps only ~5 MiB (~45k 100-byte records); older
+ *    batches are silently dropped (low watermark moves, consumers asking for
+ *    them get OFFSET_OUT_OF_RANGE).  Use enough partitions.
+ *  - the first JoinGroup of a consumer group waits a fixed 3 s; a new member
+ *    joining a group whose previous member just left waits
+ *    session.timeout.ms - 1 s (44 s by default): use a small
+ *    session.timeout.ms (e.g. 3000 with heartbeat.interval.ms=500) in tests.
+ *  - "down" closes the broker's listener and connections (clients see
+ *    connection refused); data is kept and "up" restores it.
  */
 #define _POSIX_C_SOURCE 200809L /* strtok_r, sigaction, O_CLOEXEC */
 #include <errno.h>
@@ -49,6 +61,7 @@
 struct input {
         int fd;                  /* -1 when closed */
         size_t len;              /* bytes buffered in line[] */
+        int skipping;            /* discarding the rest of an overlong line */
         char line[LINE_MAX_LEN];
 };
 
@@ -175,24 +188,32 @@ static int drain_input(rd_kafka_mock_cluster_t *mc, struct input *in) {
         char *nl;
         if (r < 0 && (errno == EINTR || errno == EAGAIN))
                 return 0;
-        if (r <= 0) {
+        if (r <= 0) { /* EOF: run an unterminated last line, keep serving */
+                int quit = 0;
+                in->line[in->len] = '\0';
+                if (in->len > 0 && !in->skipping)
+                        quit = run_command(mc, in->line);
+                in->len = 0;
                 close(in->fd);
                 in->fd = -1;
-                return 0;
+                return quit;
         }
         in->len += (size_t)r;
         in->line[in->len] = '\0';
         while ((nl = memchr(in->line, '\n', in->len))) {
                 size_t used = (size_t)(nl - in->line) + 1;
                 *nl         = '\0';
-                if (run_command(mc, in->line))
+                if (!in->skipping && run_command(mc, in->line))
                         return 1;
+                in->skipping = 0;
                 memmove(in->line, nl + 1, in->len - used);
                 in->len -= used;
         }
         if (in->len == sizeof(in->line) - 1) { /* overlong line: drop it */
-                in->len = 0;
-                reply("line too long");
+                if (!in->skipping)
+                        reply("line too long");
+                in->skipping = 1;
+                in->len      = 0;
         }
         return 0;
 }
@@ -281,7 +302,8 @@ int main(int argc, char **argv) {
                         if (parse_int(val, &brokers) || brokers < 1 ||
                             brokers > 1000)
                                 usage();
-                } else if (!strcmp(argv[i], "--topic") && ntopics < MAX_TOPICS)
+                } else if (!strcmp(argv[i], "--topic") && ntopics < MAX_TOPICS &&
+                           strrchr(val, ':')) /* ':' is illegal in names */
                         topics[ntopics++] = argv[i + 1];
                 else if (!strcmp(argv[i], "--port-file"))
                         port_file = val;
@@ -315,11 +337,8 @@ int main(int argc, char **argv) {
         }
 
         for (i = 0; i < ntopics; i++) {
-                char *colon = strrchr(topics[i], ':'); /* ':' illegal in
-                                                          topic names */
+                char *colon = strrchr(topics[i], ':');
                 const char *err;
-                if (!colon)
-                        usage();
                 *colon = '\0';
                 if ((err = create_topic(mc, topics[i], colon + 1))) {
                         fprintf(stderr, "kl-mock-broker: topic %s: %s\n",

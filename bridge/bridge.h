@@ -1,0 +1,170 @@
+/* bridge.h -- the running bridge: one Kafka consumer feeding one batching
+ * writer, and the state shared by the files that drive it:
+ *
+ *   consume.c     the poll loop and what happens to each message
+ *   rebalance.c   partition assignment and revocation
+ *   checkpoint.c  flush, then commit: the exactly-once ordering
+ *   outage.c      riding out a failing store (pause, back off, resume)
+ *   pending.c     runs of records for one key, appended together
+ *   positions.c   per-partition offsets handed to the writer / committed
+ *   sink.c        the store writers' life cycle
+ *   stats.c       the periodic status line
+ *   kafka.c       consumer creation and librdkafka callbacks
+ *
+ * Everything runs on the main thread: librdkafka calls rebalance_cb and
+ * error_cb from inside rd_kafka_consumer_poll, so no locking is needed. */
+#ifndef BR_BRIDGE_H
+#define BR_BRIDGE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "bridge_config.h"
+#include "klstore.h"
+
+/* Exit codes, for a supervisor (documented in --help and README.md). */
+enum {
+    BR_EXIT_OK = 0,          /* clean shutdown (SIGINT/SIGTERM) */
+    BR_EXIT_INTERNAL = 1,    /* out of memory, bad usage of the library */
+    BR_EXIT_CONFIG = 2,      /* configuration or command-line error */
+    BR_EXIT_KAFKA = 3,       /* fatal Kafka error */
+    BR_EXIT_STORE = 4,       /* fatal store error, or unflushed at shutdown */
+    BR_EXIT_BAD_MESSAGE = 5  /* on_error=stop and a record could not be parsed */
+};
+
+/* Waits bounded by these when the bridge must not leave before it tried. */
+#define BR_REVOKE_FLUSH_TIMEOUT_MS 20000   /* rebalance / shutdown */
+#define BR_COMMIT_TIMEOUT_MS 10000
+#define BR_BACKOFF_MIN_MS 500
+#define BR_BACKOFF_MAX_MS 30000
+
+/* One assigned partition. */
+typedef struct br_partition {
+    char *topic;
+    int32_t partition;
+    int64_t next;        /* offset after the last record handed to the
+                            writer (or skipped); -1 = none yet */
+    int64_t committed;   /* last offset we committed; -1 = none */
+    int64_t resume_at;   /* paused: first offset received and dropped */
+    uint64_t records;    /* handed to the writer since the assignment */
+} br_partition;
+
+typedef struct br_positions {
+    br_partition *v;
+    size_t n;
+    br_partition *last;  /* lookup cache: messages come in runs */
+} br_positions;
+
+/* Records parsed but not yet appended: a run for one keyspace/key. */
+#define BR_PENDING_MAX 4096
+#define BR_PENDING_BYTES (1u << 20)
+typedef struct br_pending {
+    char keyspace[KL_NAME_MAX + 1];
+    char key[KL_NAME_MAX + 1];
+    rd_kafka_message_t **msgs;       /* owned until the writer accepts */
+    kl_insertion *ins;               /* point into msgs' payloads */
+    size_t n, bytes;
+} br_pending;
+
+/* The store side: batching writer over store writer over object store. */
+typedef struct br_sink {
+    kl_config *cfg;
+    kl_objstore *os;
+    kl_writer *store_w;
+    kl_writer *batch_w;
+} br_sink;
+
+typedef struct br_stats {
+    uint64_t records, bytes, skipped, nonce_records;
+    uint64_t flushes, flush_failures, commits, commit_failures;
+    long long last_flush_ms;          /* duration of the last flush */
+    long long last_commit_ms;         /* duration of the last commit */
+    long long last_commit_at;         /* monotonic time of the last success */
+    uint64_t window_records;          /* at the last status line */
+    long long window_start;
+} br_stats;
+
+typedef struct br_bridge {
+    br_config *cfg;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *commitq;        /* results of our commits */
+    uintptr_t commit_seq;
+    br_sink sink;
+    br_positions pos;
+    br_pending pending;
+    /* Store outage: consumption paused; a refused run stays in pending. */
+    int paused;
+    long long paused_since, retry_at, backoff_ms;
+    unsigned failed_attempts;
+    /* Life cycle. */
+    volatile sig_atomic_t *signals;   /* SIGINT/SIGTERM received */
+    int exit_code;                    /* first fatal reason; 0 = running */
+    long long next_checkpoint, next_stats;
+    br_stats stats;
+} br_bridge;
+
+/* consume.c */
+int br_run(br_bridge *b);
+/* Parses one message into the pending run; takes ownership of m. */
+void br_deliver(br_bridge *b, rd_kafka_message_t *m);
+
+/* pending.c */
+int br_pending_init(br_pending *r);
+void br_pending_free(br_pending *r);
+void br_pending_discard(br_pending *r);
+int br_pending_fits(const br_pending *r, const char *keyspace, const char *key,
+                    size_t len);
+void br_pending_add(br_pending *r, const char *keyspace, const char *key,
+                    rd_kafka_message_t *m, const kl_insertion *ins);
+/* Appends the run; 0 = accepted (positions advanced), -1 = refused (the
+ * run stays; outage.c paused consumption) or fatal (b->exit_code). */
+int br_pending_submit(br_bridge *b);
+/* After the run was appended by other means: advance positions, release. */
+void br_pending_accepted(br_bridge *b);
+void br_fatal(br_bridge *b, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* kafka.c: consumer creation (takes conf), subscription, close. */
+int br_kafka_open(br_bridge *b, rd_kafka_conf_t *conf, char *err, size_t errlen);
+int br_kafka_subscribe(br_bridge *b);
+void br_kafka_close(br_bridge *b);
+
+/* rebalance.c */
+void br_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                     rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+/* checkpoint.c: flush, then commit what the flush made durable. */
+kl_status br_flush(br_bridge *b, kl_error *err);
+int br_commit(br_bridge *b, rd_kafka_topic_partition_list_t *offsets);
+/* One attempt; a failed flush hands over to outage.c.  0 = flushed. */
+int br_checkpoint(br_bridge *b);
+/* Retries the flush until it works or `deadline` (monotonic ms) passes or
+ * a second signal arrives; commits after a successful flush.  0 = done. */
+int br_checkpoint_until(br_bridge *b, long long deadline);
+
+/* outage.c */
+void br_store_failed(br_bridge *b, kl_status st, const kl_error *e);
+void br_outage_tick(br_bridge *b);
+void br_outage_reset(br_bridge *b);
+int br_store_error_retryable(kl_status st);
+
+/* positions.c */
+int br_positions_set(br_positions *p, const rd_kafka_topic_partition_list_t *l);
+void br_positions_clear(br_positions *p);
+br_partition *br_positions_find(br_positions *p, const char *topic, int32_t part);
+/* Partitions with records handed since their last commit (NULL if none). */
+rd_kafka_topic_partition_list_t *br_positions_uncommitted(const br_positions *p);
+void br_positions_committed(br_positions *p, const rd_kafka_topic_partition_list_t *l);
+
+/* sink.c */
+void br_sink_init(br_sink *s, kl_config *cfg, kl_objstore *os);
+kl_status br_sink_open(br_sink *s, kl_error *err);
+void br_sink_close(br_sink *s);
+
+/* stats.c */
+void br_stats_init(br_stats *s);
+void br_stats_log(br_bridge *b);
+
+#endif

@@ -1,0 +1,144 @@
+/* proxy.c -- see proxy.h.  One thread accepts; each connection gets a
+ * thread copying both ways with poll(), checking the cut flag every
+ * 50 ms. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy.h"
+
+struct ht_proxy {
+    int listen_fd;
+    int port;
+    struct sockaddr_in target;
+    atomic_int cut;
+    atomic_int stopping;
+    pthread_t acceptor;
+};
+
+typedef struct conn {
+    ht_proxy *p;
+    int client, server;
+} conn;
+
+static int pump(int from, int to)
+{
+    char buf[65536];
+    ssize_t n = read(from, buf, sizeof buf);
+    if (n <= 0)
+        return -1;
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(to, buf + off, (size_t)(n - off));
+        if (w <= 0)
+            return -1;
+        off += w;
+    }
+    return 0;
+}
+
+static void *conn_main(void *arg)
+{
+    conn *c = arg;
+    struct pollfd fds[2] = {{c->client, POLLIN, 0}, {c->server, POLLIN, 0}};
+    while (!atomic_load(&c->p->cut) && !atomic_load(&c->p->stopping)) {
+        int r = poll(fds, 2, 50);
+        if (r < 0)
+            break;
+        if (fds[0].revents && pump(c->client, c->server))
+            break;
+        if (fds[1].revents && pump(c->server, c->client))
+            break;
+    }
+    close(c->client);
+    close(c->server);
+    free(c);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    ht_proxy *p = arg;
+    while (!atomic_load(&p->stopping)) {
+        struct pollfd pf = {p->listen_fd, POLLIN, 0};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        int fd = accept(p->listen_fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        int s = -1;
+        if (!atomic_load(&p->cut)) {
+            s = socket(AF_INET, SOCK_STREAM, 0);
+            if (s >= 0 && connect(s, (struct sockaddr *)&p->target, sizeof p->target)) {
+                close(s);
+                s = -1;
+            }
+        }
+        conn *c = s >= 0 ? malloc(sizeof *c) : NULL;
+        pthread_t t;
+        if (!c) {
+            close(fd);
+            if (s >= 0)
+                close(s);
+            continue;
+        }
+        *c = (conn){p, fd, s};
+        if (pthread_create(&t, NULL, conn_main, c) == 0)
+            pthread_detach(t);
+        else {
+            close(fd);
+            close(s);
+            free(c);
+        }
+    }
+    return NULL;
+}
+
+ht_proxy *ht_proxy_start(const char *host, int port)
+{
+    ht_proxy *p = calloc(1, sizeof *p);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int one = 1;
+    if (!p)
+        return NULL;
+    p->target.sin_family = AF_INET;
+    p->target.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, host, &p->target.sin_addr);
+    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) ||
+        listen(p->listen_fd, 64) || getsockname(p->listen_fd, (struct sockaddr *)&a, &len)) {
+        free(p);
+        return NULL;
+    }
+    p->port = ntohs(a.sin_port);
+    pthread_create(&p->acceptor, NULL, accept_main, p);
+    return p;
+}
+
+int ht_proxy_port(const ht_proxy *p)
+{
+    return p->port;
+}
+
+void ht_proxy_cut(ht_proxy *p, int cut)
+{
+    atomic_store(&p->cut, cut);
+}
+
+void ht_proxy_stop(ht_proxy *p)
+{
+    if (!p)
+        return;
+    atomic_store(&p->stopping, 1);
+    pthread_join(p->acceptor, NULL);
+    close(p->listen_fd);
+    usleep(200000);           /* connection threads notice and exit */
+    free(p);
+}

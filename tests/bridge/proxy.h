@@ -1,0 +1,17 @@
+/* proxy.h -- a loopback TCP proxy a test can cut: stands between the
+ * bridge and the S3 server (Ceph RGW) to simulate an S3 outage without
+ * stopping RGW (whose data lives in memory and would be lost).  While cut,
+ * open connections are closed and new ones are closed on accept, which
+ * S3 clients see as connection failures. */
+#ifndef BR_PROXY_H
+#define BR_PROXY_H
+
+typedef struct ht_proxy ht_proxy;
+
+/* Listens on 127.0.0.1 (a free port) and forwards to host:port. */
+ht_proxy *ht_proxy_start(const char *host, int port);
+int ht_proxy_port(const ht_proxy *p);
+void ht_proxy_cut(ht_proxy *p, int cut);
+void ht_proxy_stop(ht_proxy *p);
+
+#endif

@@ -1,0 +1,520 @@
+/* test_e2e.c -- klstore-kafka-bridge end to end, against the librdkafka
+ * mock cluster over TCP on 127.0.0.1: the spec's example configuration,
+ * exactly-once ingest across kill -9 and restarts, restart from the
+ * committed offsets, a consumer group of two bridges, a broker outage, a
+ * store outage (local: chattr +i; S3: a cuttable proxy in front of RGW),
+ * SIGTERM during a store outage, and bad messages under both on_error
+ * policies.  The _s3 variants need the RGW of scripts/test.sh (KL_S3_*)
+ * and are skipped without it.
+ *
+ * Every test has its own mock cluster, workspace and consumer group.  The
+ * exactly-once check (harness.c) compares each store key with its Kafka
+ * partition record by record: nonce = Kafka offset, same payload, nothing
+ * missing, nothing twice. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "proxy.h"
+
+TestSuite(bridge_e2e, .fini = ht_cleanup);
+
+/* A test's workspace: mock cluster, store, files. */
+typedef struct ws {
+    char dir[256], ini[300], data[300], root[300];
+    ht_mock mock;
+    ht_store store;
+} ws;
+
+static void ws_open(ws *w, const char *topic_spec, int s3)
+{
+    memset(w, 0, sizeof *w);
+    ht_tmpdir(w->dir, sizeof w->dir);
+    snprintf(w->ini, sizeof w->ini, "%s/bridge.ini", w->dir);
+    snprintf(w->data, sizeof w->data, "%s/data.txt", w->dir);
+    snprintf(w->root, sizeof w->root, "%s/store", w->dir);
+    if (ht_store_open(&w->store, s3, w->root) != 0) {
+        ht_rmtree(w->dir);
+        cr_skip_test("KL_S3_ENDPOINT etc. are unset (scripts/test.sh starts Ceph RGW)");
+    }
+    ht_mock_start(&w->mock, 1, topic_spec);
+}
+
+static void ws_close(ws *w)
+{
+    ht_mock_stop(&w->mock);
+    ht_store_close(&w->store);
+    ht_rmtree(w->dir);
+}
+
+/* The bridge configuration the tests share: small intervals so that
+ * flushes and commits happen often during a test, and a short session
+ * timeout so that the mock's rebalances are quick. */
+static void write_ini(ws *w, const char *parser_extra)
+{
+    ht_write_file(w->ini,
+                  "%s"
+                  "[batcher]\nbatch_flush_interval_millis=100\nbatch_check_interval_millis=20\n"
+                  "[kafka]\ntopic=\"inbound\"\noffset_commit_interval_seconds=1\n"
+                  "stats_interval_seconds=2\ngroup.id=\"g\"\nbootstrap.servers=\"%s\"\n"
+                  "auto.offset.reset=earliest\nsession.timeout.ms=6000\n"
+                  "heartbeat.interval.ms=500\n"
+                  "[parser]\n%s",
+                  w->store.ini, w->mock.bootstrap,
+                  parser_extra ? parser_extra
+                               : "nonce_parser=\"RecordOffset\"\n"
+                                 "keyspace_parser=\"Static(ks)\"\n"
+                                 "key_parser=\"RecordPartition\"\n");
+}
+
+static void produce(ws *w, const char *prefix, long first, long n, const char *header)
+{
+    ht_make_data(w->data, prefix, first, n);
+    ht_produce_file(&w->mock, "inbound", w->data, header);
+}
+
+static void stop_bridge(pid_t pid, const char *log)
+{
+    /* Before its start-up line it may not have its signal handlers yet. */
+    cr_assert_eq(ht_wait_log(log, "starting:", 10000), 0);
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    int rc = ht_wait(pid, 60000);
+    if (rc < 0)
+        ht_kill(pid);
+    cr_assert_eq(rc, 0, "bridge exited with %d after SIGTERM (log %s)", rc, log);
+}
+
+static uint64_t count(ws *w, const char *keyspace)
+{
+    return ht_store_count(w->store.os, w->store.prefix, keyspace);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* The INI example of the spec's "Kafka Bridge" section, verbatim except
+ * for the addresses (and, for the local run, a [local] section, which
+ * takes precedence over [s3]). */
+static const char SPEC_EXAMPLE[] =
+    "[s3]\n"
+    "endpoint=\"%s\"\n"
+    "bucket_name=\"%s\"\n"
+    "region=\"us-east-1\"\n"
+    "path_style=true\n"
+    "use_default_credentials=false\n"
+    "access_key=\"%s\"\n"
+    "secret_key=\"%s\"\n"
+    "security_token=\"%s\"\n"
+    "session_token=\"%s\"\n"
+    "profile=\"test\"\n"
+    "compact_size_threshold=1000000\n"
+    "compact_records_threshold=100\n"
+    "compact_objects_threshold=10\n"
+    "%s"
+    "\n"
+    "[batcher]\n"
+    "writer_thread_count=1\n"
+    "writer_thread_queue_capacity=4096\n"
+    "batch_check_interval_millis=100\n"
+    "batch_flush_interval_millis=1000\n"
+    "batch_flush_record_count_threshold=100000\n"
+    "batch_flush_size_threshold=1000000\n"
+    "\n"
+    "[kafka]\n"
+    "topic=\"inbound\"\n"
+    "offset_commit_interval_seconds=60\n"
+    "group.id=\"test_group\"\n"
+    "bootstrap.servers=\"%s\"\n"
+    "auto.offset.reset=earliest\n"
+    "\n"
+    "[parser]\n"
+    "nonce_parser=\"RecordOffset\"\n"
+    "timestamp_parser=\"None\"\n"
+    "keyspace_parser=\"Static(my_keyspace)\"\n"
+    "key_parser=\"RecordPartition\"\n"
+    "%s";
+
+static void spec_example(int s3)
+{
+    ws w;
+    char log[300], local[400] = "";
+    ws_open(&w, "inbound:4", s3);
+    if (s3) {
+        /* object_prefix keeps the run apart from others in the bucket; the
+         * session tokens of the example would be sent to RGW, which has
+         * no such session: they are the "addresses" of credentials. */
+        ht_write_file(w.ini, SPEC_EXAMPLE, getenv("KL_S3_ENDPOINT"),
+                      getenv("KL_S3_BUCKET"), getenv("KL_S3_ACCESS_KEY"),
+                      getenv("KL_S3_SECRET_KEY"), "", "", "", w.mock.bootstrap, "");
+        FILE *f = fopen(w.ini, "a");
+        fprintf(f, "[s3]\nobject_prefix=\"%s\"\n", w.store.prefix);
+        fclose(f);
+    } else {
+        snprintf(local, sizeof local, "\n[local]\nroot=%s\n", w.root);
+        ht_write_file(w.ini, SPEC_EXAMPLE, "http://localhost:4566", "my-bucket", "test",
+                      "test", "test", "test", "", w.mock.bootstrap, local);
+    }
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    const char *check[] = {BRIDGE_BIN, "--check", w.ini, NULL};
+    cr_assert_eq(ht_run(check, log, 10000), 0, "--check refused the spec's example");
+
+    produce(&w, "spec-", 0, 20000, NULL);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    uint64_t got = ht_wait_count(w.store.os, w.store.prefix, "my_keyspace", 20000, 60000);
+    cr_assert_eq(got, 20000, "store holds %llu of 20000 records", (unsigned long long)got);
+    stop_bridge(pid, log);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, w.store.prefix,
+                                       "my_keyspace", w.dir), 20000);
+    cr_assert(ht_file_contains(log, "exiting with code 0 (20000 records written"));
+    ws_close(&w);
+}
+
+Test(bridge_e2e, spec_example_local, .timeout = 150) { spec_example(0); }
+Test(bridge_e2e, spec_example_s3, .timeout = 150) { spec_example(1); }
+
+/* ------------------------------------------------------------------ */
+
+/* kill -9 at random moments during a large ingest, restart, and finally
+ * compare the store with the topic.  Small batches (many objects, each
+ * fsync'd or PUT) keep the ingest going for seconds, so the kills land
+ * mid-ingest: between a flush and the commit after it, in the middle of
+ * a batch, during compaction. */
+static void kill9(int s3)
+{
+    enum { ROUNDS = 3, FIRST = 160000, CHUNK = 40000 };
+    ws w;
+    char log[300];
+    long produced = 0;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    ws_open(&w, "inbound:8", s3);
+    write_ini(&w, NULL);
+    FILE *f = fopen(w.ini, "a");      /* [parser] is last: re-open [batcher] */
+    fprintf(f, "[batcher]\nbatch_flush_record_count_threshold=250\n");
+    fclose(f);
+    cr_log_info("kill9: seed %u", seed);
+    srand(seed);
+    produce(&w, "kill-", produced, FIRST, NULL);
+    produced += FIRST;
+    for (int round = 0; round < ROUNDS; round++) {
+        snprintf(log, sizeof log, "%s/bridge-%d.log", w.dir, round);
+        pid_t pid = ht_bridge_start(w.ini, log);
+        cr_assert_eq(ht_wait_log(log, "partitions assigned", 30000), 0,
+                     "round %d: no assignment (log %s)", round, log);
+        /* Kill when the store reaches a random point of what is left to
+         * ingest (time alone misses: the S3 ingest is over in a second). */
+        uint64_t start = count(&w, "ks");
+        uint64_t target = start + (uint64_t)rand() % ((uint64_t)produced - start + 1);
+        long long t0 = ht_now_ms();
+        uint64_t now_count = start;
+        while (now_count < target && ht_now_ms() - t0 < 20000) {
+            ht_sleep_ms(10);
+            now_count = count(&w, "ks");
+        }
+        ht_kill(pid);
+        cr_log_info("kill9: round %d killed %lld ms after the assignment with %llu of "
+                    "%ld records stored (target %llu)", round, ht_now_ms() - t0,
+                    (unsigned long long)now_count, produced, (unsigned long long)target);
+        produce(&w, "kill-", produced, CHUNK, NULL);
+        produced += CHUNK;
+    }
+    snprintf(log, sizeof log, "%s/bridge-final.log", w.dir);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    cr_assert_eq(ht_wait_log(log, "partitions assigned", 30000), 0);
+    uint64_t got = ht_wait_count(w.store.os, w.store.prefix, "ks", (uint64_t)produced, 120000);
+    cr_assert_eq(got, (uint64_t)produced, "store holds %llu of %ld records",
+                 (unsigned long long)got, produced);
+    stop_bridge(pid, log);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, w.store.prefix,
+                                       "ks", w.dir), (uint64_t)produced);
+    ws_close(&w);
+}
+
+Test(bridge_e2e, kill9_exactly_once_local, .timeout = 240) { kill9(0); }
+Test(bridge_e2e, kill9_exactly_once_s3, .timeout = 240) { kill9(1); }
+
+/* A clean shutdown flushes and commits: the next run starts where the
+ * previous one ended and hands the writer only the new records. */
+Test(bridge_e2e, restart_resumes_from_commit, .timeout = 120)
+{
+    ws w;
+    char log[300];
+    ws_open(&w, "inbound:4", 0);
+    write_ini(&w, NULL);
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    produce(&w, "rs-", 0, 10000, NULL);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 10000, 60000), 10000);
+    stop_bridge(pid, log);
+    cr_assert(ht_file_contains(log, "exiting with code 0 (10000 records written"));
+    produce(&w, "rs-", 10000, 1000, NULL);
+    pid = ht_bridge_start(w.ini, log);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 11000, 60000), 11000);
+    stop_bridge(pid, log);
+    cr_assert(ht_file_contains(log, "exiting with code 0 (1000 records written"),
+              "the second run re-read committed records (log %s)", log);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
+                 11000);
+    ws_close(&w);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* Two bridges in one consumer group share 8 partitions; the second joins
+ * mid-ingest (a rebalance with records in flight, and commits the mock
+ * rejects during it).  Each partition's key is written by one process at
+ * a time, and the store ends up equal to the topic. */
+Test(bridge_e2e, consumer_group_two_bridges, .timeout = 180)
+{
+    ws w;
+    char log_a[300], log_b[300];
+    ws_open(&w, "inbound:8", 0);
+    write_ini(&w, NULL);
+    snprintf(log_a, sizeof log_a, "%s/a.log", w.dir);
+    snprintf(log_b, sizeof log_b, "%s/b.log", w.dir);
+    pid_t a = ht_bridge_start(w.ini, log_a);
+    cr_assert_eq(ht_wait_log(log_a, "partitions assigned (8)", 30000), 0);
+    produce(&w, "grp-", 0, 40000, NULL);
+    pid_t b = ht_bridge_start(w.ini, log_b);
+    cr_assert_eq(ht_wait_log(log_b, "partitions assigned (4)", 40000), 0,
+                 "second bridge got no partitions");
+    cr_assert_eq(ht_wait_log(log_a, "partitions assigned (4)", 10000), 0,
+                 "first bridge did not give up half of the partitions");
+    produce(&w, "grp-", 40000, 40000, NULL);
+    uint64_t got = ht_wait_count(w.store.os, "", "ks", 80000, 60000);
+    cr_assert_eq(got, 80000, "store holds %llu of 80000", (unsigned long long)got);
+    stop_bridge(b, log_b);
+    stop_bridge(a, log_a);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
+                 80000);
+    ws_close(&w);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* The only broker goes down for a while: the bridge logs it, keeps
+ * running, and carries on when the broker is back. */
+Test(bridge_e2e, broker_down_and_back, .timeout = 180)
+{
+    ws w;
+    char log[300];
+    ws_open(&w, "inbound:4", 0);
+    write_ini(&w, NULL);
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    produce(&w, "bd-", 0, 20000, NULL);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 20000, 60000), 20000);
+    cr_assert_eq(ht_mock_cmd(&w.mock, "down 1"), 0);
+    ht_sleep_ms(6000);
+    cr_assert_eq(ht_wait(pid, 0), -1, "bridge exited while the broker was down");
+    cr_assert_eq(ht_mock_cmd(&w.mock, "up 1"), 0);
+    produce(&w, "bd-", 20000, 20000, NULL);
+    uint64_t got = ht_wait_count(w.store.os, "", "ks", 40000, 90000);
+    cr_assert_eq(got, 40000, "store holds %llu of 40000 after the broker came back",
+                 (unsigned long long)got);
+    cr_assert(ht_file_contains(log, "WARN kafka:"), "the outage was not logged");
+    stop_bridge(pid, log);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
+                 40000);
+    ws_close(&w);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* chattr +i makes the store's directories refuse new files even to root
+ * (chmod would not): writes fail with EPERM until it is lifted. */
+static int set_immutable(const char *root, int on)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "chattr -R %ci '%s' 2>/dev/null", on ? '+' : '-', root);
+    return system(cmd);
+}
+
+Test(bridge_e2e, store_down_and_back_local, .timeout = 180)
+{
+    ws w;
+    char log[300];
+    ws_open(&w, "inbound:4", 0);
+    write_ini(&w, NULL);
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    produce(&w, "sd-", 0, 20000, NULL);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 20000, 60000), 20000);
+    if (set_immutable(w.root, 1) != 0) {
+        ht_kill(pid);
+        ws_close(&w);
+        cr_skip_test("chattr +i is not supported here");
+    }
+    produce(&w, "sd-", 20000, 20000, NULL);
+    int failed = ht_wait_log(log, "store write failed", 20000);
+    if (failed == 0)
+        ht_wait_log(log, "store still failing", 10000);
+    ht_sleep_ms(1500);
+    int alive = ht_wait(pid, 0) == -1;
+    uint64_t during = count(&w, "ks");
+    set_immutable(w.root, 0);
+    cr_assert_eq(failed, 0, "the store failure was not logged (log %s)", log);
+    cr_assert(alive, "bridge exited during the store outage");
+    cr_assert_lt(during, 40000, "records were written during the outage?");
+    cr_assert_eq(ht_wait_log(log, "store recovered", 60000), 0);
+    uint64_t got = ht_wait_count(w.store.os, "", "ks", 40000, 90000);
+    cr_assert_eq(got, 40000, "store holds %llu of 40000 after the outage",
+                 (unsigned long long)got);
+    stop_bridge(pid, log);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
+                 40000);
+    ws_close(&w);
+}
+
+/* SIGTERM while the store is down: the bridge cannot flush, so it must
+ * not commit; it exits with 4 (a second signal stops its retries), and a
+ * restart once the store is back stores everything exactly once. */
+Test(bridge_e2e, shutdown_during_store_outage, .timeout = 180)
+{
+    ws w;
+    char log[300];
+    ws_open(&w, "inbound:4", 0);
+    write_ini(&w, NULL);
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    produce(&w, "so-", 0, 10000, NULL);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 10000, 60000), 10000);
+    if (set_immutable(w.root, 1) != 0) {
+        ht_kill(pid);
+        ws_close(&w);
+        cr_skip_test("chattr +i is not supported here");
+    }
+    produce(&w, "so-", 10000, 10000, NULL);
+    int failed = ht_wait_log(log, "store write failed", 20000);
+    kill(pid, SIGTERM);
+    ht_sleep_ms(1500);
+    kill(pid, SIGTERM);
+    int rc = ht_wait(pid, 30000);
+    if (rc < 0)
+        ht_kill(pid);
+    set_immutable(w.root, 0);
+    cr_assert_eq(failed, 0, "the store failure was not logged (log %s)", log);
+    cr_assert_eq(rc, 4, "exit code %d, expected 4 (log %s)", rc, log);
+    cr_assert(ht_file_contains(log, "shutting down with unflushed records"));
+    pid = ht_bridge_start(w.ini, log);
+    uint64_t got = ht_wait_count(w.store.os, "", "ks", 20000, 90000);
+    cr_assert_eq(got, 20000, "store holds %llu of 20000 after the restart",
+                 (unsigned long long)got);
+    stop_bridge(pid, log);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
+                 20000);
+    ws_close(&w);
+}
+
+/* S3 down and back: a cuttable TCP proxy between the bridge and RGW
+ * (stopping RGW would lose its in-memory data). */
+Test(bridge_e2e, store_down_and_back_s3, .timeout = 180)
+{
+    ws w;
+    char log[300], host[64] = "";
+    int port = 0;
+    ws_open(&w, "inbound:4", 1);
+    cr_assert_eq(sscanf(getenv("KL_S3_ENDPOINT"), "http://%63[^:]:%d", host, &port), 2,
+                 "KL_S3_ENDPOINT is not http://HOST:PORT");
+    ht_proxy *proxy = ht_proxy_start(host, port);
+    cr_assert_not_null(proxy);
+    /* Through the proxy, with short timeouts and few retries so that the
+     * outage reaches the bridge quickly. */
+    char *endpoint = strstr(w.store.ini, "endpoint=");
+    char rest[1024];
+    snprintf(rest, sizeof rest, "%s", strchr(endpoint, '\n') + 1);
+    snprintf(endpoint, sizeof w.store.ini - (size_t)(endpoint - w.store.ini),
+             "endpoint=\"http://127.0.0.1:%d\"\nconnect_timeout_ms=1000\n"
+             "request_timeout_ms=3000\nmax_retries=1\n%s", ht_proxy_port(proxy), rest);
+    write_ini(&w, NULL);
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    produce(&w, "s3d-", 0, 20000, NULL);
+    cr_assert_eq(ht_wait_count(w.store.os, w.store.prefix, "ks", 20000, 60000), 20000);
+    ht_proxy_cut(proxy, 1);
+    produce(&w, "s3d-", 20000, 20000, NULL);
+    int failed = ht_wait_log(log, "store write failed", 30000);
+    ht_sleep_ms(3000);
+    int alive = ht_wait(pid, 0) == -1;
+    ht_proxy_cut(proxy, 0);
+    cr_assert_eq(failed, 0, "the S3 failure was not logged (log %s)", log);
+    cr_assert(alive, "bridge exited during the S3 outage");
+    cr_assert_eq(ht_wait_log(log, "store recovered", 90000), 0);
+    uint64_t got = ht_wait_count(w.store.os, w.store.prefix, "ks", 40000, 90000);
+    cr_assert_eq(got, 40000, "store holds %llu of 40000 after the outage",
+                 (unsigned long long)got);
+    stop_bridge(pid, log);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, w.store.prefix,
+                                       "ks", w.dir), 40000);
+    ht_proxy_stop(proxy);
+    ws_close(&w);
+}
+
+/* ------------------------------------------------------------------ */
+
+static const char HEADER_PARSERS[] =
+    "keyspace_parser=RecordHeader(ks)\nkey_parser=Static(k)\n"
+    "nonce_parser=RecordOffset\n";
+
+/* One partition: 5 good records, one without the keyspace header, 5 good. */
+static void produce_with_bad(ws *w, int also_bad_name)
+{
+    produce(w, "good-", 0, 5, "ks=a");
+    produce(w, "nohdr-", 5, 1, NULL);
+    if (also_bad_name)
+        produce(w, "badname-", 6, 1, "ks=../etc");
+    produce(w, "good-", 10, 5, "ks=a");
+}
+
+Test(bridge_e2e, bad_message_stop, .timeout = 120)
+{
+    ws w;
+    char log[300], parsers[512];
+    ws_open(&w, "inbound:1", 0);
+    snprintf(parsers, sizeof parsers, "%son_error=stop\n", HEADER_PARSERS);
+    write_ini(&w, parsers);
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    produce_with_bad(&w, 0);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    int rc = ht_wait(pid, 60000);
+    if (rc < 0)
+        ht_kill(pid);
+    cr_assert_eq(rc, 5, "exit code %d, expected 5 (stopped on a bad message)", rc);
+    cr_assert(ht_file_contains(log, "offset 5: the record has no header 'ks'"));
+    cr_assert_eq(count(&w, "a"), 5);
+    /* Committed up to the bad record, not past it: the restart stops on
+     * the same record and writes nothing twice. */
+    pid = ht_bridge_start(w.ini, log);
+    rc = ht_wait(pid, 60000);
+    if (rc < 0)
+        ht_kill(pid);
+    cr_assert_eq(rc, 5);
+    cr_assert_eq(ht_file_count(log, "offset 5: the record has no header 'ks'"), 2);
+    cr_assert_eq(count(&w, "a"), 5);
+    ws_close(&w);
+}
+
+Test(bridge_e2e, bad_message_skip, .timeout = 120)
+{
+    ws w;
+    char log[300], parsers[512];
+    ws_open(&w, "inbound:1", 0);
+    snprintf(parsers, sizeof parsers, "%son_error=skip\n",
+             "keyspace_parser=RecordHeader(ks)\nkey_parser=Static(k)\n"
+             "nonce_parser=RecordOffset\n");
+    write_ini(&w, parsers);
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    produce_with_bad(&w, 1);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "a", 10, 60000), 10);
+    cr_assert_eq(ht_wait_log(log, "skipping inbound[0] offset 6", 10000), 0);
+    cr_assert(ht_file_contains(log, "skipping inbound[0] offset 5 (on_error=skip, 1 "
+                                    "skipped so far): the record has no header 'ks'"));
+    cr_assert(ht_file_contains(log, "2 skipped so far"));
+    stop_bridge(pid, log);
+    cr_assert(ht_file_contains(log, "(10 records written, 2 skipped)"));
+    ws_close(&w);
+}
