@@ -52,17 +52,6 @@ static int loader_fail(loader *L, const char *fmt, ...)
     return 0;                 /* tells libinih to stop */
 }
 
-/* Strips one pair of matching surrounding quotes (as libklstore does). */
-static const char *unquote(char *v)
-{
-    size_t n = strlen(v);
-    if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
-        v[n - 1] = '\0';
-        return v + 1;
-    }
-    return v;
-}
-
 static int parse_seconds(const char *v, unsigned min, unsigned *out)
 {
     char *end;
@@ -209,7 +198,7 @@ static int handler(void *user, const char *section, const char *name,
     char *copy = strdup(value);
     if (!copy)
         return loader_fail(L, "out of memory");
-    const char *v = unquote(copy);
+    const char *v = kl_config_unquote(copy);
     int rc;
     if (!strcasecmp(section, "kafka"))
         rc = kafka_key(L, name, v);

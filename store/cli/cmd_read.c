@@ -117,6 +117,22 @@ static int read_loop(cli *c, const read_opts *o, const char *ks, const char *key
     return rc;
 }
 
+/* The common start of read and tail: flags, then KS KEY, checked, and the
+ * store opened for reading. */
+static int parse_key_command(cli *c, int argc, char **argv, const char *shortopts,
+                             const struct option *opts, read_opts *o, char ***pos)
+{
+    int npos;
+    int rc = cli_parse(c, argc, argv, shortopts, opts, read_opt, o, 2, 2, pos, &npos);
+    if (rc == CLI_OK)
+        rc = cli_name(c, "keyspace", (*pos)[0]);
+    if (rc == CLI_OK)
+        rc = cli_name(c, "key", (*pos)[1]);
+    if (rc == CLI_OK)
+        rc = cli_open_reader(c);
+    return rc;
+}
+
 int cmd_read(cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -128,14 +144,7 @@ int cmd_read(cli *c, int argc, char **argv)
     };
     read_opts o = {0};
     char **pos;
-    int npos;
-    int rc = cli_parse(c, argc, argv, "", opts, read_opt, &o, 2, 2, &pos, &npos);
-    if (rc == CLI_OK)
-        rc = cli_name(c, "keyspace", pos[0]);
-    if (rc == CLI_OK)
-        rc = cli_name(c, "key", pos[1]);
-    if (rc == CLI_OK)
-        rc = cli_open_reader(c);
+    int rc = parse_key_command(c, argc, argv, "", opts, &o, &pos);
     if (rc != CLI_OK)
         return rc;
     if (!o.has_from)
@@ -228,14 +237,7 @@ int cmd_tail(cli *c, int argc, char **argv)
     };
     read_opts o = {.tail_n = 10, .interval_ms = 500};
     char **pos;
-    int npos;
-    int rc = cli_parse(c, argc, argv, "n:f", opts, read_opt, &o, 2, 2, &pos, &npos);
-    if (rc == CLI_OK)
-        rc = cli_name(c, "keyspace", pos[0]);
-    if (rc == CLI_OK)
-        rc = cli_name(c, "key", pos[1]);
-    if (rc == CLI_OK)
-        rc = cli_open_reader(c);
+    int rc = parse_key_command(c, argc, argv, "n:f", opts, &o, &pos);
     if (rc != CLI_OK)
         return rc;
     cli_catch_signals();

@@ -353,6 +353,11 @@ kl_status kl_config_load_file(kl_config *c, const char *path, kl_error *err);
 kl_status kl_config_set(kl_config *c, const char *section, const char *key,
                         const char *value, kl_error *err);
 
+/* The INI value rule every klstore program shares: strips one pair of
+ * matching surrounding quotes ("..." or '...') in place; returns the value.
+ * For programs that read further sections of the same file (the bridge). */
+const char *kl_config_unquote(char *v);
+
 /* Opens the object store a URL names: a directory path, "file://PATH" or
  * "s3://BUCKET/PREFIX".  NULL means: c->local_root if set, else the S3
  * bucket if c->has_s3, else the default local directory

@@ -233,8 +233,7 @@ static const setting *find(const setting *t, size_t n, const char *key)
     return NULL;
 }
 
-/* Strips one pair of matching surrounding quotes, in place. */
-static const char *unquote(char *v)
+const char *kl_config_unquote(char *v)
 {
     size_t n = strlen(v);
     if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
@@ -286,7 +285,7 @@ static kl_status set_at(kl_config *c, const char *section, const char *key,
     char *copy = strdup(value);
     if (!copy)
         return kl_seterr(err, KL_ENOMEM, "%sout of memory", o.where);
-    const char *v = unquote(copy);
+    const char *v = kl_config_unquote(copy);
     const setting *s = NULL;
     int is_s3 = strcasecmp(section, "s3") == 0;
     if (is_s3 || strcasecmp(section, "local") == 0) {
