@@ -75,6 +75,8 @@ if want fs && [ -x "$B/fs/klstorefs" ]; then
 fi
 if want bridge && [ -x bridge/bench_bridge.sh ] && [ -x "$B/bridge/klstore-kafka-bridge" ]; then
   echo; echo "== bridge: bridge/bench_bridge.sh"
-  KL_QUICK=$quick bash bridge/bench_bridge.sh "$B" "$work/bridge"
+  bridge_env=(KL_BENCH_BRIDGE_DIR="$work")
+  [ "$quick" = 1 ] && bridge_env+=(KL_BENCH_BRIDGE_MESSAGES=200000)
+  env "${bridge_env[@]}" bash bridge/bench_bridge.sh "$B"
 fi
 echo; echo "== done"
