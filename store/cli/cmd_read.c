@@ -70,12 +70,15 @@ static void print_page(const kl_page *p, const read_opts *o, uint64_t *left)
     }
 }
 
+/* The CLI streams whole logs to stdout: each page costs a LIST (a round
+ * trip on S3), so it asks for large pages unless told otherwise. */
+#define CLI_PAGE_SIZE 10000
+
 /* The page size to ask for: no more than the records still wanted. */
 static uint64_t page_size(cli *c, const read_opts *o, uint64_t left)
 {
-    uint64_t ps = o->page_size ? o->page_size : c->cfg.store.default_page_size;
-    if (ps == 0)
-        ps = 1000;
+    (void)c;
+    uint64_t ps = o->page_size ? o->page_size : CLI_PAGE_SIZE;
     return o->has_limit && left < ps ? left : ps;
 }
 

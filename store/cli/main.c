@@ -33,8 +33,8 @@ static int cmd_help(cli *c, int argc, char **argv);
     "                       escape control characters; a byte of invalid UTF-8\n" \
     "                       becomes \\u00XX, which is lossy -- use base64 for\n"   \
     "                       exact bytes (in text format too: one line each)\n"   \
-    "  --page-size N        records per store request (default: the store's\n"   \
-    "                       default_page_size, 1000)\n"
+    "  --page-size N        records per page requested from the store\n"        \
+    "                       (default 10000: streaming wants few, large pages)\n"
 
 static const cli_cmd commands[] = {
     {"create-keyspace", cmd_create_keyspace, "[--if-not-exists] KEYSPACE",

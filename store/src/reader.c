@@ -92,6 +92,8 @@ typedef struct walk {
     kl_pagebuf pb;
     uint64_t limit;
     int reseeks;
+    uint64_t hint_in;   /* from the token: first offset of the object holding want */
+    uint64_t hint_out;  /* the same for the next page's token */
 } walk;
 
 static kl_status fetch(walk *w, const kl_object_meta *m, kl_cobj **o, kl_error *err) {
@@ -141,15 +143,19 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
     kl_object_meta cur;
     kl_object_meta *ahead = NULL;
     size_t na = 0, ia = 0;
-    /* Usually *want starts an object (a page ended at an object's end):
-     * then one listing both finds it and fills the look-ahead. */
-    kl_status st = kl_index_list(w->sr->os, w->dir, *want, LOOKAHEAD, &ahead, &na, NULL, err);
-    if (st == KL_OK && na && ahead[0].first_offset == *want) {
-        prefetch(w, ahead + 1, na - 1);
-        cur = ahead[0];
-        ia = 1;
+    /* *want starts an object, or lies in the object the token's hint
+     * names: then one listing both finds it and fills the look-ahead. */
+    uint64_t from = w->hint_in && w->hint_in <= *want ? w->hint_in : *want;
+    kl_status st = kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, &ahead, &na, NULL, err);
+    while (st == KL_OK && ia < na && ahead[ia].last_offset < *want) ia++;
+    if (st == KL_OK && ia < na && ahead[ia].first_offset <= *want) {
+        prefetch(w, ahead + ia + 1, na - ia - 1);
+        cur = ahead[ia++];
         found = 1;
     } else if (st == KL_OK) {
+        free(ahead);
+        ahead = NULL;
+        na = ia = 0;
         st = kl_index_seek_offset(w->sr->os, w->dir, *want, 0, &found, &cur, err);
     }
     while (st == KL_OK && found) {
@@ -165,6 +171,8 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
         if (st) break;
         st = take_forward(w, o, want, err);
         kl_cobj_release(o);
+        /* Ended inside this object: the next page starts in it. */
+        w->hint_out = *want <= cur.last_offset ? cur.first_offset : 0;
         if (st || w->pb.n >= w->limit) break;
         /* Next object holding *want, from a small look-ahead listing. */
         found = 0;
@@ -234,7 +242,7 @@ static kl_status locate_backward(walk *w, uint64_t want, uint64_t span, uint64_t
 }
 
 static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
-    uint64_t guess = 0, span = 0;
+    uint64_t guess = w->hint_in, span = 0;
     kl_object_meta *win = NULL;
     size_t nwin = 0;
     kl_status st = KL_OK;
@@ -275,6 +283,9 @@ static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
         if (st) break;
         guess = cur.prior;
         span = cur.last_offset - cur.first_offset + 1;
+        /* The object holding the next wanted offset: this one if the page
+         * ended inside it, else (probably) the one before it. */
+        w->hint_out = *want >= cur.first_offset ? cur.first_offset : cur.prior;
     }
     free(win);
     return st;
@@ -379,12 +390,12 @@ static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start,
 
 static kl_status read_page(store_reader *sr, const char *keyspace, const char *key,
                            kl_direction dir, const kl_start *start, uint64_t from,
-                           uint64_t page_size, kl_page *out, kl_error *err) {
+                           uint64_t hint, uint64_t page_size, kl_page *out, kl_error *err) {
     kl_status st = check_names(keyspace, key, err);
     if (st) return st;
     char *kdir = kl_layout_key_dir(sr->prefix, keyspace, key);
     if (!kdir) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    walk w = {.sr = sr, .dir = kdir,
+    walk w = {.sr = sr, .dir = kdir, .hint_in = hint,
               .limit = page_size ? page_size : sr->cfg.default_page_size};
     uint64_t want = from;
     if (start) st = resolve_start(&w, dir, start, &want, err);
@@ -397,7 +408,7 @@ static kl_status read_page(store_reader *sr, const char *keyspace, const char *k
     if (st == KL_OK) {
         char tok[KL_TOKEN_MAX];
         int more = dir == KL_FORWARDS || want >= 1;
-        if (more) kl_token_make(keyspace, key, dir, want, tok);
+        if (more) kl_token_make(keyspace, key, dir, want, w.hint_out, tok);
         st = kl_pagebuf_finish(&w.pb, keyspace, key, more ? tok : NULL, out, err);
     }
     kl_pagebuf_free(&w.pb);
@@ -409,7 +420,7 @@ static kl_status sr_first_page(kl_reader *r, const char *keyspace, const char *k
                                kl_direction dir, const kl_start *start,
                                uint64_t page_size, kl_page *out, kl_error *err) {
     kl_start first = {.kind = KL_START_FIRST};
-    return read_page(SR(r), keyspace, key, dir, start ? start : &first, 0, page_size,
+    return read_page(SR(r), keyspace, key, dir, start ? start : &first, 0, 0, page_size,
                      out, err);
 }
 
@@ -419,10 +430,10 @@ static kl_status sr_next_page(kl_reader *r, const char *keyspace, const char *ke
     kl_status st = check_names(keyspace, key, err);
     if (st) return st;
     kl_direction dir;
-    uint64_t want;
-    st = kl_token_parse(keyspace, key, continuation, &dir, &want, err);
+    uint64_t want, hint;
+    st = kl_token_parse(keyspace, key, continuation, &dir, &want, &hint, err);
     if (st) return st;
-    return read_page(SR(r), keyspace, key, dir, NULL, want, page_size, out, err);
+    return read_page(SR(r), keyspace, key, dir, NULL, want, hint, page_size, out, err);
 }
 
 static void sr_destroy(kl_reader *r) {
