@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #endif
 #include <criterion/criterion.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,19 @@
 #include "stub_http.h"
 
 static char home[64];
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+/* Each test runs in its own process: its HOME goes when it exits. */
+static void remove_home(void)
+{
+    if (home[0])
+        nftw(home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* A clean slate: no AWS variables, HOME in a fresh directory. */
 static void clean_env(void)
@@ -39,6 +53,7 @@ static void clean_env(void)
     strcpy(home, "/tmp/klhome-XXXXXX");
     cr_assert_not_null(mkdtemp(home));
     setenv("HOME", home, 1);
+    atexit(remove_home);
 }
 
 static void write_file(const char *rel, const char *text)
