@@ -229,7 +229,7 @@ static void *race_reader(void *arg) {
     kl_reader *r;
     kl_error err = {0};
     if (kl_store_reader_new(rc->os, rc->cfg, &r, &err) != KL_OK) {
-        snprintf(rc->failure, sizeof rc->failure, "reader: %s", err.msg);
+        snprintf(rc->failure, sizeof rc->failure, "reader: %.200s", err.msg);
         return NULL;
     }
     uint64_t local = 0x9e3779b97f4a7c15ULL;
@@ -262,7 +262,7 @@ static void *race_reader(void *arg) {
             free(tok);
         }
         if (st != KL_OK && !rc->failure[0])
-            snprintf(rc->failure, sizeof rc->failure, "pass %d: %s", rc->passes, err.msg);
+            snprintf(rc->failure, sizeof rc->failure, "pass %d: %.200s", rc->passes, err.msg);
         rc->passes++;
     }
     kl_reader_destroy(r);
