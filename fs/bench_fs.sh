@@ -4,24 +4,26 @@
 # depend on the machine:
 #
 #   1. append: `cat big >> MNT/ks/k` (close included: the data is durable)
-#      vs `cat big >> local file` + fsync;
+#      vs `cat big >> local file` + fsync (local store), or vs curl(1)
+#      PUTting the same bytes as 1 MiB objects to the same server (S3);
 #   2. read:   `cat MNT/ks/k > /dev/null` on a fresh mount (cold caches)
 #      vs reading the raw objects (local store: the data_* files; S3:
-#      `klstore read`, which fetches the same objects);
+#      curl(1) GETting the key's data objects one after another);
 #   3. append-to-visible latency p50/p99: a writer appends timestamped lines
 #      at a steady rate through one mount, `tail -f` on a second mount
 #      prints them, each line's delay is measured on arrival.
 #
 # Usage: fs/bench_fs.sh [STORE_URL]   (default: a fresh temporary directory)
-# Env:   KLSTOREFS (binary), KLSTORE (CLI, for S3 reads), BENCH_MB (256),
+# Env:   KLSTOREFS (binary), BENCH_MB (256),
 #        BENCH_LAT_SECS (20), BENCH_LAT_RATE (lines/s, 20),
-#        BENCH_FS_OPTS (extra -o options, e.g. endpoint=...,path_style).
-# For s3:// stores, credentials come from the usual AWS environment.
+#        BENCH_FS_OPTS (extra -o options, e.g. endpoint=...,path_style),
+#        BENCH_S3_ENDPOINT (S3 only: the path-style endpoint curl talks to).
+# For s3:// stores, credentials come from AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY (curl signs with them too).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 KLSTOREFS=${KLSTOREFS:-$(ls -t "$here"/../build*/fs/klstorefs /work/build*/fs/klstorefs 2>/dev/null | head -1)}
-KLSTORE=${KLSTORE:-$(dirname "$KLSTOREFS")/../store/cli/klstore}
 MB=${BENCH_MB:-256}
 LAT_SECS=${BENCH_LAT_SECS:-20}
 LAT_RATE=${BENCH_LAT_RATE:-20}
@@ -41,7 +43,21 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
-ratio() { echo "scale=2; $1 / $2" | bc -l; }
+# ratio BASELINE_SECS OURS_SECS: our speed over the baseline's (higher is better)
+ratio() { printf "%.2f" "$(echo "$1 / $2" | bc -l)"; }
+
+# curl(1) baseline on S3: one process for every transfer (connection reuse,
+# like our store), SigV4 with an unsigned payload, path-style URLs.
+if [[ $store == s3://* ]]; then
+  s3_rest=${store#s3://}; s3_bucket=${s3_rest%%/*}; s3_prefix=${s3_rest#"$s3_bucket"}
+  s3_prefix=${s3_prefix#/}; [ -n "$s3_prefix" ] && s3_prefix=${s3_prefix%/}/
+  s3_url=${BENCH_S3_ENDPOINT:?BENCH_S3_ENDPOINT is needed for the curl baseline}/$s3_bucket
+fi
+curl_config() {
+  printf 'aws-sigv4 = "aws:amz:%s:s3"\nuser = "%s:%s"\nheader = "x-amz-content-sha256: UNSIGNED-PAYLOAD"\n' \
+    "${AWS_REGION:-us-east-1}" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"
+}
+run_curl() { curl -sS --fail -K "$1"; }
 
 # mount NAME [extra opts] -> sets $mnt; foreground daemon, tracked by PID.
 mount_fs() {
@@ -70,7 +86,21 @@ line=$(printf '%099d' 0 | tr 0 x)            # 99 chars + '\n' = 100-byte lines
 { yes "$line" || true; } | head -n $((MB * 1048576 / 100)) > "$work/big"
 bytes=$(stat -c %s "$work/big")
 
-t0=$(now); cat "$work/big" >> "$work/local"; sync "$work/local"; t1=$(now)
+if [[ $store == s3://* ]]; then
+  base_w="curl PUT 1 MiB objects"
+  mkdir "$work/parts"
+  split -b 1048576 -a 5 "$work/big" "$work/parts/p"
+  { curl_config
+    for f in "$work"/parts/p*; do
+      printf 'upload-file = "%s"\nurl = "%s/%scurl-%s/%s"\noutput = "/dev/null"\n' \
+        "$f" "$s3_url" "$s3_prefix" "$$" "${f##*/}"
+    done; } > "$work/put.cfg"
+  t0=$(now); run_curl "$work/put.cfg"; t1=$(now)
+  rm -rf "$work/parts"
+else
+  base_w="local file"
+  t0=$(now); cat "$work/big" >> "$work/local"; sync "$work/local"; t1=$(now)
+fi
 local_w=$(secs "$t0" "$t1")
 
 mount_fs w
@@ -82,9 +112,9 @@ size=$(stat -c %s "$mnt/bench/$key")
 [ "$size" = "$bytes" ] || { echo "size mismatch: $size, want $bytes" >&2; exit 1; }
 umount_fs "$mnt"
 
-printf 'append %d MB:  klstorefs %.2fs (%.1f MB/s)   local file %.2fs (%.1f MB/s)   ratio %sx\n' \
-  "$MB" "$fs_w" "$(echo "$MB / $fs_w" | bc -l)" "$local_w" "$(echo "$MB / $local_w" | bc -l)" \
-  "$(ratio "$fs_w" "$local_w")"
+printf 'append %d MB:  klstorefs %.2fs (%.1f MB/s)   %s %.2fs (%.1f MB/s)   ratio %sx\n' \
+  "$MB" "$fs_w" "$(echo "$MB / $fs_w" | bc -l)" "$base_w" "$local_w" "$(echo "$MB / $local_w" | bc -l)" \
+  "$(ratio "$local_w" "$fs_w")"
 
 # ---- 2. read throughput (fresh mount: cold daemon caches) ------------------------
 mount_fs r ro
@@ -92,8 +122,16 @@ t0=$(now); cat "$mnt/bench/$key" > /dev/null; t1=$(now)
 fs_r=$(secs "$t0" "$t1")
 umount_fs "$mnt"
 if [[ $store == s3://* ]]; then
-  what="klstore read"
-  t0=$(now); "$KLSTORE" --store "$store" ${BENCH_KLSTORE_FLAGS:-} read bench "$key" > /dev/null; t1=$(now)
+  what="curl GET data objects"
+  listing=$(curl -sS --fail -K <(curl_config) \
+    "$s3_url/?list-type=2&max-keys=1000&prefix=$(sed 's|/|%2F|g' <<<"${s3_prefix}bench/$key/data_")")
+  [[ $listing == *"<IsTruncated>false</IsTruncated>"* ]] ||
+    { echo "bench_fs: more than 1000 data objects; the curl baseline lists one page" >&2; exit 1; }
+  { curl_config
+    grep -o '<Key>[^<]*</Key>' <<<"$listing" | sed 's/<Key>\(.*\)<\/Key>/\1/' |
+      while read -r k; do printf 'url = "%s/%s"\noutput = "/dev/null"\n' "$s3_url" "$k"; done
+  } > "$work/get.cfg"
+  t0=$(now); run_curl "$work/get.cfg"; t1=$(now)
 else
   what="raw object files"
   t0=$(now); cat "$store"/bench/"$key"/data_* > /dev/null; t1=$(now)
@@ -101,7 +139,7 @@ fi
 raw_r=$(secs "$t0" "$t1")
 printf 'read %d MB:    klstorefs %.2fs (%.1f MB/s)   %s %.2fs (%.1f MB/s)   ratio %sx\n' \
   "$MB" "$fs_r" "$(echo "$MB / $fs_r" | bc -l)" "$what" "$raw_r" "$(echo "$MB / $raw_r" | bc -l)" \
-  "$(ratio "$fs_r" "$raw_r")"
+  "$(ratio "$raw_r" "$fs_r")"
 
 # ---- 3. append-to-visible latency through tail -f on a second mount ------------------
 mount_fs lw; wmnt=$mnt

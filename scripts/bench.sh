@@ -61,14 +61,14 @@ if [ "$s3" = 1 ]; then
   fi
 fi
 if want fs && [ -x "$B/fs/klstorefs" ]; then
-  fsenv=(KLSTOREFS="$B/fs/klstorefs" KLSTORE="$B/store/cli/klstore")
+  fsenv=(KLSTOREFS="$B/fs/klstorefs")
   [ "$quick" = 1 ] && fsenv+=(BENCH_MB=64 BENCH_LAT_SECS=10)
   echo; echo "== fs: fs/bench_fs.sh (local store)"
   env "${fsenv[@]}" bash fs/bench_fs.sh
   if [ "$s3" = 1 ]; then
     echo; echo "== fs: fs/bench_fs.sh s3://$KL_S3_BUCKET/benchfs-$$/ (Ceph RGW)"
     env "${fsenv[@]}" BENCH_FS_OPTS="endpoint=$KL_S3_ENDPOINT,path_style" \
-      BENCH_KLSTORE_FLAGS="--endpoint $KL_S3_ENDPOINT --path-style" \
+      BENCH_S3_ENDPOINT="$KL_S3_ENDPOINT" \
       AWS_ACCESS_KEY_ID="$KL_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$KL_S3_SECRET_KEY" \
       bash fs/bench_fs.sh "s3://$KL_S3_BUCKET/benchfs-$$/"
   fi
