@@ -176,6 +176,10 @@ void objcache_prefetch(objcache *c, node *k, const kl_object_meta *m);
 /* Fills buf with up to len bytes of key k's text from `pos`; returns the
  * count (short only at the end of the log) or -errno. */
 ssize_t readpath_read(klfs *fs, node *k, uint64_t pos, uint8_t *buf, size_t len);
+/* The zero-copy case of a read: when [pos, pos + len) lies inside one
+ * fetched object, returns 1 with *p into its text and *o referenced (the
+ * caller replies from *p, then objcache_put(o)); else 0 and nothing held. */
+int readpath_peek(klfs *fs, node *k, uint64_t pos, size_t len, cobj **o, const uint8_t **p);
 /* Text byte position where a view starts (its start record's first byte,
  * or the end of the log when no record qualifies). */
 int readpath_view_base(klfs *fs, node *view, uint64_t *pos);

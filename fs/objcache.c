@@ -14,11 +14,15 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "fs.h"
 
 enum { LOADING = 1, READY = 2, FAILED = 3 };
 #define QUEUE_MAX 64
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 typedef struct ra_item {
     node *k;
@@ -111,6 +115,20 @@ static void evict(objcache *c)
     }
 }
 
+/* A fresh text buffer is new memory (the cache keeps what it fetched), and
+ * faulting it in a page at a time costs more than rendering into it: ask the
+ * kernel to populate it in one call (Linux >= 5.14; older kernels just take
+ * the faults). */
+static uint8_t *text_alloc(size_t len)
+{
+    uint8_t *p = malloc(len ? len : 1);
+    uintptr_t page = 4096, from = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)p + len) & ~(page - 1);
+    if (p && to > from + 16 * page)
+        (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    return p;
+}
+
 /* Fetches the object and renders its text (no lock held). */
 static kl_status fetch(klfs *fs, cobj *o, const kl_object_meta *m, kl_error *err)
 {
@@ -131,7 +149,7 @@ static kl_status fetch(klfs *fs, cobj *o, const kl_object_meta *m, kl_error *err
                        (unsigned long long)m->last_offset);
     }
     if (st == KL_OK) {
-        o->text = malloc(total ? total : 1);
+        o->text = text_alloc(total);
         o->recpos = malloc((pg.count + 1) * sizeof *o->recpos);
         if (!o->text || !o->recpos)
             st = kl_seterr(err, KL_ENOMEM, "out of memory");

@@ -62,6 +62,27 @@ static ssize_t copy_object(klfs *fs, node *k, const kloc *l, uint64_t pos, uint8
     return n ? (ssize_t)n : -EIO;
 }
 
+int readpath_peek(klfs *fs, node *k, uint64_t pos, size_t len, cobj **out, const uint8_t **p)
+{
+    kloc l = ki_locate(&k->ki, pos);
+    if (l.kind != LOC_OBJECT)
+        return 0;
+    cobj *o;
+    kl_error err = {0};
+    if (objcache_get(fs->cache, k, &l.e.m, &o, &err) != KL_OK)
+        return 0;             /* the copying path re-lists or reports it */
+    uint64_t at = pos - l.e.start;
+    if (at >= o->len || o->len - at < len) {
+        objcache_put(fs->cache, o);
+        return 0;
+    }
+    if (at + len >= o->len / 2)
+        prefetch_next(fs, k, l.i);
+    *out = o;
+    *p = o->text + at;
+    return 1;
+}
+
 ssize_t readpath_read(klfs *fs, node *k, uint64_t pos, uint8_t *buf, size_t len)
 {
     size_t got = 0;
