@@ -94,6 +94,14 @@ static int flush_key(klfs *fs, node *k)
     return 0;
 }
 
+static size_t pending_len(keyindex *ki)
+{
+    pthread_mutex_lock(&ki->mu);
+    size_t n = ki->pend_len;
+    pthread_mutex_unlock(&ki->mu);
+    return n;
+}
+
 /* Appends records whose text (each line plus '\n') is t1 followed by t2.
  * The pending tail is extended first, under the key's append lock, so that
  * it is in the batching writer's order and a listing can never show these
@@ -116,14 +124,15 @@ static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n, 
         kl_log(KL_LOG_ERROR, "append %s/%s: %s", k->parent->name, k->name, err.msg);
         return st == KL_EINVAL ? -EINVAL : -EIO;
     }
-    /* Backpressure and a memory bound: a fast writer waits for its
-     * records to reach the store once the pending tail is large. */
-    pthread_mutex_lock(&ki->mu);
-    size_t pending = ki->pend_len;
-    pthread_mutex_unlock(&ki->mu);
-    if (pending > fs->pending_max)
-        return flush_key(fs, k);
-    return 0;
+    /* Backpressure and a memory bound: once the pending tail is large, a
+     * listing first retires what the batching writer has already written
+     * on its own (full batches go out as they fill), and only a writer
+     * that outruns the store waits for a flush. */
+    if (pending_len(ki) <= fs->pending_max)
+        return 0;
+    if (ki_refresh(fs, k, 0, &err) == KL_OK && pending_len(ki) <= fs->pending_max / 2)
+        return 0;
+    return flush_key(fs, k);
 }
 
 /* The records of data[0 .. last_nl], the first prefixed by the held

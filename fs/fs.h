@@ -82,6 +82,9 @@ size_t ki_read_pending(keyindex *ki, uint64_t pos, uint8_t *buf, size_t len);
 /* Adds/removes text at the end of the pending tail (append_mu held). */
 int ki_pending_add(keyindex *ki, const void *p1, size_t n1, const void *p2, size_t n2);
 void ki_pending_undo(keyindex *ki, size_t n);
+/* Frees the pending tail's buffer if it is empty (a writer closed: do not
+ * keep a burst's buffer for every key it hit). */
+void ki_pending_release(keyindex *ki);
 /* Summary for stat and xattrs. */
 typedef struct kstat {
     uint64_t size, next_offset, objects;

@@ -66,12 +66,9 @@ static void pending_retire(keyindex *ki, uint64_t bytes)
         return;
     memmove(ki->pend, ki->pend + drop, ki->pend_len - drop);
     ki->pend_len -= drop;
-    if (ki->pend_len == 0 && ki->pend_cap > (1u << 20)) {
-        /* A burst is over: do not keep its buffer for every key it hit. */
-        free(ki->pend);
-        ki->pend = NULL;
-        ki->pend_cap = 0;
-    }
+    /* The buffer stays while the key is being written: freeing and
+     * regrowing it every flush costs a page fault per 4 KiB appended.
+     * ki_pending_release drops it when a writer closes. */
 }
 
 /* Replaces entries [keep, n) by the listing `res` (which starts at entry
@@ -275,6 +272,17 @@ int ki_pending_add(keyindex *ki, const void *p1, size_t n1, const void *p2, size
     ki->pend_mtime = kl_now_ms();
     pthread_mutex_unlock(&ki->mu);
     return 0;
+}
+
+void ki_pending_release(keyindex *ki)
+{
+    pthread_mutex_lock(&ki->mu);
+    if (ki->pend_len == 0) {
+        free(ki->pend);
+        ki->pend = NULL;
+        ki->pend_cap = 0;
+    }
+    pthread_mutex_unlock(&ki->mu);
 }
 
 void ki_pending_undo(keyindex *ki, size_t n)

@@ -289,6 +289,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     klfs *fs = FS(req);
     fhandle *fh = FH(fi);
     int rc = fh->writable ? appender_flush(fs, fh, 0) : 0;
+    if (fh->writable)
+        ki_pending_release(&fh->n->ki);
     fh_free(fs, fh);
     fuse_reply_err(req, -rc);
 }

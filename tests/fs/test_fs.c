@@ -397,6 +397,39 @@ Test(fs, long_running_writer_and_partial_lines)
     do_umount(&m);
 }
 
+/* A writer far past the pending bound (-o pending_mb=1): the file's size
+ * and bytes stay exact while the tail is retired by listings and flushes. */
+Test(fs, writes_past_the_pending_bound)
+{
+    static mnt m;
+    do_mount(&m, "m", "pending_mb=1");
+    cr_assert_eq(sh("mkdir m/ks"), 0);
+    size_t len;
+    char *text = make_lines(150000, &len);     /* ~6 MB */
+    write_file("src", text, len);
+    char path[512];
+    snprintf(path, sizeof path, "%s/ks/big", m.dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    cr_assert_geq(fd, 0);
+    for (size_t at = 0; at < len; at += 65536) {
+        size_t n = len - at < 65536 ? len - at : 65536;
+        cr_assert_eq(write(fd, text + at, n), (ssize_t)n);
+        struct stat st;
+        cr_assert_eq(fstat(fd, &st), 0);
+        /* Whole lines only: the held partial line is not part of the size. */
+        const char *nl = memrchr(text, '\n', at + n);
+        cr_assert_eq((size_t)st.st_size, (size_t)(nl - text) + 1, "after %zu bytes", at + n);
+    }
+    cr_assert_eq(close(fd), 0);
+    cr_assert_eq(sh("cmp src m/ks/big"), 0);
+    /* The batching writer cut it into several objects of about 1 MB. */
+    char *o = sh_out("getfattr --only-values -n user.klstore.object_count m/ks/big");
+    cr_assert_geq(atoi(o), 3, "%s", o);
+    free(o);
+    free(text);
+    do_umount(&m);
+}
+
 /* Every byte but '\n' survives a round trip. */
 Test(fs, binary_safe_lines)
 {
