@@ -25,16 +25,15 @@ int kl_pagebuf_reserve(kl_pagebuf *pb, size_t n) {
     return grow((void **)&pb->recs, &pb->cap, n, sizeof *pb->recs);
 }
 
-int kl_pagebuf_add(kl_pagebuf *pb, kl_cobj *o, const kl_record *r) {
-    if (grow((void **)&pb->recs, &pb->cap, pb->n + 1, sizeof *pb->recs) != 0) return -1;
+kl_record *kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n) {
+    if (grow((void **)&pb->recs, &pb->cap, pb->n + n, sizeof *pb->recs) != 0) return NULL;
     if (pb->nheld == 0 || pb->held[pb->nheld - 1] != o) {
         if (grow((void **)&pb->held, &pb->capheld, pb->nheld + 1, sizeof *pb->held) != 0)
-            return -1;
+            return NULL;
         kl_cobj_retain(o);
         pb->held[pb->nheld++] = o;
     }
-    pb->recs[pb->n++] = *r;
-    return 0;
+    return pb->recs + pb->n;
 }
 
 kl_status kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *key,

@@ -14,6 +14,7 @@
 #include "keyindex.h"
 #include "layout.h"
 #include "objcache.h"
+#include "objwalk.h"
 #include "page.h"
 #include "readahead.h"
 #include "token.h"
@@ -112,15 +113,12 @@ static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found,
     return kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, m, err);
 }
 
-/* Appends records [want, ...] from object m; returns the next wanted. */
+/* Appends records [want, ...] from object o; returns the next wanted.  An
+ * object that overlaps offsets already returned (a compaction's merged
+ * object) is entered at *want, never before. */
 static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err) {
-    for (size_t i = 0; i < o->n && w->pb.n < w->limit; i++) {
-        if (o->recs[i].offset < *want) continue;
-        if (kl_pagebuf_add(&w->pb, o, &o->recs[i]) != 0)
-            return kl_seterr(err, KL_ENOMEM, "out of memory");
-        *want = o->recs[i].offset + 1;
-    }
-    return KL_OK;
+    if (*want < o->first || *want - o->first >= o->count) return KL_OK;
+    return kl_objwalk_forward(o, &w->pb, w->limit, want, err);
 }
 
 /* Hints the objects a forward walk will want next to the readahead pool
@@ -271,14 +269,8 @@ static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
             continue;
         }
         if (st) break;
-        for (size_t i = o->n; i-- > 0 && w->pb.n < w->limit;) {
-            if (o->recs[i].offset > *want) continue;
-            if (kl_pagebuf_add(&w->pb, o, &o->recs[i]) != 0) {
-                st = kl_seterr(err, KL_ENOMEM, "out of memory");
-                break;
-            }
-            *want = o->recs[i].offset - 1;
-        }
+        if (*want >= o->first && *want - o->first < o->count)
+            st = kl_objwalk_backward(o, &w->pb, w->limit, want, err);
         kl_cobj_release(o);
         if (st) break;
         guess = cur.prior;
@@ -332,15 +324,12 @@ static kl_status first_matching(walk *w, kl_obj_pred obj_pred,
         st = fetch(w, &m, &o, err);
         if (st == KL_ENOTFOUND && ++w->reseeks <= MAX_RESEEKS) continue;
         if (st) return st;
-        *out = m.last_offset + 1;
-        for (size_t i = 0; i < o->n; i++) {
-            if (rec_pred(&o->recs[i], ctx)) {
-                *out = o->recs[i].offset;
-                break;
-            }
-        }
+        int hit;
+        uint64_t at;
+        st = kl_objwalk_find(o, rec_pred, ctx, &hit, &at, err);
         kl_cobj_release(o);
-        return KL_OK;
+        if (st == KL_OK) *out = hit ? at : m.last_offset + 1;
+        return st;
     }
 }
 
