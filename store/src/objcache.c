@@ -193,6 +193,14 @@ kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
     return KL_OK;
 }
 
+void kl_objcache_drop(kl_objcache *c, kl_cobj *o) {
+    pthread_mutex_lock(&c->mu);
+    int linked = o->linked && !o->loading;
+    if (linked) unlink_obj(c, o);
+    pthread_mutex_unlock(&c->mu);
+    if (linked) kl_cobj_release(o); /* the cache's reference */
+}
+
 void kl_objcache_free(kl_objcache *c) {
     if (!c) return;
     while (c->oldest) {

@@ -41,6 +41,10 @@ kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
 /* Fetches without caching; one reference for the caller. */
 kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
                         kl_cobj **out, kl_error *err);
+/* Drops o from the cache (if it is there) ahead of its LRU turn: for an
+ * object a walk has read through, whose bytes nobody is likely to want
+ * again soon.  The caller's own reference stays valid. */
+void kl_objcache_drop(kl_objcache *c, kl_cobj *o);
 void kl_cobj_retain(kl_cobj *o);
 void kl_cobj_release(kl_cobj *o);
 #endif

@@ -121,6 +121,15 @@ static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err
     return kl_objwalk_forward(o, &w->pb, w->limit, want, err);
 }
 
+/* A walk read o through to its far end.  With a local store, dropping it
+ * from the cache now is what keeps a long scan from churning through
+ * reader_cache_bytes of fresh memory (first-touch page faults cost more
+ * than re-reading an object from the page cache); remote objects stay,
+ * since a fetch is a round trip. */
+static void passed(walk *w, kl_cobj *o) {
+    if (w->sr->os->ops->map) kl_objcache_drop(w->sr->cache, o);
+}
+
 /* Hints the objects a forward walk will want next to the readahead pool
  * (at most reader_readahead of them, within the cache's budget). */
 static void prefetch(walk *w, const kl_object_meta *v, size_t n) {
@@ -168,6 +177,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
         }
         if (st) break;
         st = take_forward(w, o, want, err);
+        if (*want > cur.last_offset) passed(w, o);
         kl_cobj_release(o);
         /* Ended inside this object: the next page starts in it. */
         w->hint_out = *want <= cur.last_offset ? cur.first_offset : 0;
@@ -271,6 +281,7 @@ static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
         if (st) break;
         if (*want >= o->first && *want - o->first < o->count)
             st = kl_objwalk_backward(o, &w->pb, w->limit, want, err);
+        if (*want < cur.first_offset) passed(w, o);
         kl_cobj_release(o);
         if (st) break;
         guess = cur.prior;
