@@ -7,6 +7,7 @@
 #include "keyindex.h"
 #include "layout.h"
 #include "objcache.h"
+#include "objwalk.h"
 #include "page.h"
 
 typedef struct strv {
@@ -146,9 +147,10 @@ kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg,
     kl_cobj *o = NULL;
     kl_status st = kl_cobj_fetch(os, name, m, &o, err);
     free(name);
+    if (st) return st;
     kl_pagebuf pb = {0};
-    for (size_t i = 0; st == KL_OK && i < o->n; i++)
-        if (kl_pagebuf_add(&pb, o, &o->recs[i]) != 0) st = kl_seterr(err, KL_ENOMEM, "out of memory");
+    uint64_t want = m->first_offset;
+    st = kl_objwalk_forward(o, &pb, o->count, &want, err);
     if (st == KL_OK) st = kl_pagebuf_finish(&pb, keyspace, key, NULL, out, err);
     kl_pagebuf_free(&pb);
     kl_cobj_release(o);

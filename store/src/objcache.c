@@ -1,11 +1,12 @@
-/* objcache.c -- byte-bounded LRU of decoded objects (see objcache.h).
+/* objcache.c -- byte-bounded LRU of fetched objects (see objcache.h).
  * A linear list is enough: the cache holds tens to hundreds of ~1 MiB
  * objects, and a lookup costs far less than the GET it saves. */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "hash.h"
 #include "objcache.h"
 
 struct kl_objcache {
@@ -30,7 +31,6 @@ void kl_cobj_release(kl_cobj *o) {
     if (!o || atomic_fetch_sub(&o->refs, 1) != 1) return;
     free(o->name);
     if (o->body.release) o->body.release(&o->body);
-    free(o->recs);
     free(o);
 }
 
@@ -68,8 +68,9 @@ static void push_newest(kl_objcache *c, kl_cobj *o) {
     o->linked = 1;
 }
 
-/* What an object costs the cache: its body and its decoded records. */
-static size_t charge(const kl_cobj *o) { return o->body.len + o->n * sizeof(kl_record); }
+/* What an object costs the cache: its body (records are never decoded
+ * into arrays of their own, objwalk.h). */
+static size_t charge(const kl_cobj *o) { return o->body.len; }
 
 static kl_cobj *cobj_new(const char *name) {
     kl_cobj *o = calloc(1, sizeof *o);
@@ -77,16 +78,28 @@ static kl_cobj *cobj_new(const char *name) {
         free(o);
         return NULL;
     }
+    o->name_hash = kl_hash(name, strlen(name), KL_HASH_SEED);
     atomic_init(&o->refs, 1);
+    atomic_init(&o->hint, 0);
     return o;
 }
 
-/* Fetches and decodes into o (whose len stays 0 until it is complete). */
+/* Fetches into o (whose len stays 0 until it is complete) and checks what
+ * can be checked without reading records: the size and the record count
+ * its name promises. */
 static kl_status fill(kl_cobj *o, kl_objstore *os, const kl_object_meta *m, kl_error *err) {
     kl_status st = load_body(os, o->name, &o->body, err);
-    if (st == KL_OK)
-        st = kl_codec_decode(o->body.data, o->body.len, m, o->name, &o->recs, &o->n, err);
-    return st;
+    if (st) return st;
+    size_t len = o->body.len;
+    if (m->size != len)
+        return kl_seterr(err, KL_EBADDATA, "%s: body has %zu bytes, its name says %" PRIu64,
+                         o->name, len, m->size);
+    o->first = m->first_offset;
+    o->count = m->last_offset - m->first_offset + 1;
+    if (m->last_offset < m->first_offset || o->count > len / KL_RECORD_OVERHEAD)
+        return kl_seterr(err, KL_EBADDATA, "%s: %zu bytes cannot hold the %" PRIu64
+                         " records its name says", o->name, len, o->count);
+    return KL_OK;
 }
 
 kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
@@ -104,8 +117,9 @@ kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta 
 }
 
 static kl_cobj *find(kl_objcache *c, const char *name) {
+    uint64_t h = kl_hash(name, strlen(name), KL_HASH_SEED);
     for (kl_cobj *o = c->newest; o; o = o->older)
-        if (strcmp(o->name, name) == 0) return o;
+        if (o->name_hash == h && strcmp(o->name, name) == 0) return o;
     return NULL;
 }
 
@@ -177,6 +191,14 @@ kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
     }
     *out = o;
     return KL_OK;
+}
+
+void kl_objcache_drop(kl_objcache *c, kl_cobj *o) {
+    pthread_mutex_lock(&c->mu);
+    int linked = o->linked && !o->loading;
+    if (linked) unlink_obj(c, o);
+    pthread_mutex_unlock(&c->mu);
+    if (linked) kl_cobj_release(o); /* the cache's reference */
 }
 
 void kl_objcache_free(kl_objcache *c) {

@@ -1,4 +1,4 @@
-/* objcache.h -- the reader's cache of fetched, decoded data objects.
+/* objcache.h -- the reader's cache of fetched data objects.
  *
  * Objects are immutable under a given name, so a cached copy is never
  * stale; paging through a key then costs one GET per object, not one per
@@ -17,10 +17,11 @@
 typedef struct kl_cobj {
     atomic_int refs;
     char *name;
+    uint64_t name_hash;    /* lookups compare this before the long names */
     kl_mapping body;       /* mapped by the store, or a malloc'd GET */
-    size_t len;            /* bytes charged to the cache (body + records) */
-    kl_record *recs;       /* decoded, pointing into body */
-    size_t n;
+    size_t len;            /* bytes charged to the cache (the body) */
+    uint64_t first, count; /* offsets its name promises (objwalk.h reads them) */
+    _Atomic uint64_t hint; /* where the last walk stopped (objwalk.c) */
     struct kl_cobj *older, *newer;  /* LRU links, guarded by the cache */
     int linked;            /* in the LRU list (guarded by the cache) */
     int loading;           /* being fetched by another thread */
@@ -31,14 +32,19 @@ typedef struct kl_objcache kl_objcache;
 
 kl_objcache *kl_objcache_new(uint64_t max_bytes);
 void kl_objcache_free(kl_objcache *c);
-/* The decoded object `name` (described by m), fetched on a miss.  The
- * caller owns one reference (kl_cobj_release).  KL_ENOTFOUND if it
- * vanished (compacted away), KL_EBADDATA if its body does not match m. */
+/* The object `name` (described by m), fetched on a miss.  The caller owns
+ * one reference (kl_cobj_release).  KL_ENOTFOUND if it vanished (compacted
+ * away), KL_EBADDATA if its size cannot match m (the records themselves
+ * are checked as they are read, objwalk.h). */
 kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
                           const kl_object_meta *m, kl_cobj **out, kl_error *err);
-/* Fetches and decodes without caching; one reference for the caller. */
+/* Fetches without caching; one reference for the caller. */
 kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
                         kl_cobj **out, kl_error *err);
+/* Drops o from the cache (if it is there) ahead of its LRU turn: for an
+ * object a walk has read through, whose bytes nobody is likely to want
+ * again soon.  The caller's own reference stays valid. */
+void kl_objcache_drop(kl_objcache *c, kl_cobj *o);
 void kl_cobj_retain(kl_cobj *o);
 void kl_cobj_release(kl_cobj *o);
 #endif

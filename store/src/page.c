@@ -1,8 +1,12 @@
-/* page.c -- assembling and freeing pages (see page.h). */
+/* page.c -- assembling and freeing pages (see page.h).  Record arrays
+ * come from the recycler (recycle.h): a reader paging through a key would
+ * otherwise fault in a fresh array for every page. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "page.h"
+#include "recycle.h"
 
 /* What a kl_page's priv_ points to: the objects its records live in. */
 typedef struct page_priv {
@@ -21,20 +25,32 @@ static int grow(void **v, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
-int kl_pagebuf_reserve(kl_pagebuf *pb, size_t n) {
-    return grow((void **)&pb->recs, &pb->cap, n, sizeof *pb->recs);
+/* grow() for the record array, which is recycled rather than realloc'd. */
+static int grow_recs(kl_pagebuf *pb, size_t need) {
+    if (need <= pb->cap) return 0;
+    size_t c = pb->cap ? pb->cap * 2 : 16;
+    while (c < need) c *= 2;
+    if (c > SIZE_MAX / sizeof *pb->recs) return -1;
+    kl_record *r = kl_recycle_get(c * sizeof *r);
+    if (!r) return -1;
+    if (pb->n) memcpy(r, pb->recs, pb->n * sizeof *r);
+    kl_recycle_put(pb->recs);
+    pb->recs = r;
+    pb->cap = c;
+    return 0;
 }
 
-int kl_pagebuf_add(kl_pagebuf *pb, kl_cobj *o, const kl_record *r) {
-    if (grow((void **)&pb->recs, &pb->cap, pb->n + 1, sizeof *pb->recs) != 0) return -1;
+int kl_pagebuf_reserve(kl_pagebuf *pb, size_t n) { return grow_recs(pb, n); }
+
+kl_record *kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n) {
+    if (grow_recs(pb, pb->n + n) != 0) return NULL;
     if (pb->nheld == 0 || pb->held[pb->nheld - 1] != o) {
         if (grow((void **)&pb->held, &pb->capheld, pb->nheld + 1, sizeof *pb->held) != 0)
-            return -1;
+            return NULL;
         kl_cobj_retain(o);
         pb->held[pb->nheld++] = o;
     }
-    pb->recs[pb->n++] = *r;
-    return 0;
+    return pb->recs + pb->n;
 }
 
 kl_status kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *key,
@@ -60,7 +76,7 @@ kl_status kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *ke
 void kl_pagebuf_free(kl_pagebuf *pb) {
     for (size_t i = 0; i < pb->nheld; i++) kl_cobj_release(pb->held[i]);
     free(pb->held);
-    free(pb->recs);
+    kl_recycle_put(pb->recs);
     *pb = (kl_pagebuf){0};
 }
 
@@ -74,7 +90,7 @@ void kl_page_free(kl_page *page) {
     }
     free(page->keyspace);
     free(page->key);
-    free(page->records);
+    kl_recycle_put(page->records);
     free(page->continuation);
     *page = (kl_page){0};
 }

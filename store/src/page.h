@@ -1,6 +1,6 @@
 /* page.h -- building a kl_page without copying payloads: records point
- * into the decoded objects they came from, and the page holds a reference
- * to each of those objects until kl_page_free. */
+ * into the bodies of the objects they came from, and the page holds a
+ * reference to each of those objects until kl_page_free. */
 #ifndef KL_PAGE_H
 #define KL_PAGE_H
 #include "klstore.h"
@@ -13,9 +13,10 @@ typedef struct kl_pagebuf {
     size_t nheld, capheld;
 } kl_pagebuf;
 
-/* Adds record r, which points into object o (held by the page from now
- * on).  0, or -1 on ENOMEM. */
-int kl_pagebuf_add(kl_pagebuf *pb, kl_cobj *o, const kl_record *r);
+/* Room for n more records pointing into object o (held by the page from
+ * now on), filled in place by the caller, who then adds n to pb->n: one
+ * call per object, not per record.  NULL on ENOMEM. */
+kl_record *kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n);
 /* Makes room for n records up front (a page knows its limit). */
 int kl_pagebuf_reserve(kl_pagebuf *pb, size_t n);
 /* Moves everything into *out; `continuation` (may be NULL) is copied. */

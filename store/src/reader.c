@@ -8,12 +8,14 @@
  * already returned is skipped past, an object that vanished (404) or a gap
  * in the listing means "re-seek the wanted offset", never an error. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyindex.h"
 #include "layout.h"
 #include "objcache.h"
+#include "objwalk.h"
 #include "page.h"
 #include "readahead.h"
 #include "token.h"
@@ -21,7 +23,23 @@
 /* How often one page may re-seek after objects vanished under it before we
  * call the store inconsistent (each re-seek follows a compaction). */
 #define MAX_RESEEKS 16
-#define LOOKAHEAD 64
+/* Objects per look-ahead LIST.  Large, because the listing is kept (see
+ * list_memo) and serves the following pages too: a LIST costs about the
+ * same for 64 names as for 1000 (a local LIST reads the whole directory). */
+#define LOOKAHEAD 1000
+
+/* The reader's last look-ahead listing, for the one key read most
+ * recently: the next page of a scan finds its objects here instead of
+ * listing again.  A listing may be stale, which is harmless: objects are
+ * immutable, one that vanished is a 404 that makes the walk re-seek, one
+ * replaced by a compaction holds the same records, and reaching the end of
+ * the memo always lists afresh (so new objects are never missed). */
+typedef struct list_memo {
+    pthread_mutex_t mu;
+    char *dir;
+    kl_object_meta *v;
+    size_t n;
+} list_memo;
 
 typedef struct store_reader {
     kl_reader base;
@@ -30,6 +48,7 @@ typedef struct store_reader {
     char *prefix;
     kl_objcache *cache;
     kl_readahead *ra;      /* NULL for stores that map objects locally */
+    list_memo memo;
 } store_reader;
 
 static store_reader *SR(kl_reader *r) { return (store_reader *)r; }
@@ -112,15 +131,21 @@ static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found,
     return kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, m, err);
 }
 
-/* Appends records [want, ...] from object m; returns the next wanted. */
+/* Appends records [want, ...] from object o; returns the next wanted.  An
+ * object that overlaps offsets already returned (a compaction's merged
+ * object) is entered at *want, never before. */
 static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err) {
-    for (size_t i = 0; i < o->n && w->pb.n < w->limit; i++) {
-        if (o->recs[i].offset < *want) continue;
-        if (kl_pagebuf_add(&w->pb, o, &o->recs[i]) != 0)
-            return kl_seterr(err, KL_ENOMEM, "out of memory");
-        *want = o->recs[i].offset + 1;
-    }
-    return KL_OK;
+    if (*want < o->first || *want - o->first >= o->count) return KL_OK;
+    return kl_objwalk_forward(o, &w->pb, w->limit, want, err);
+}
+
+/* A walk read o through to its far end.  With a local store, dropping it
+ * from the cache now is what keeps a long scan from churning through
+ * reader_cache_bytes of fresh memory (first-touch page faults cost more
+ * than re-reading an object from the page cache); remote objects stay,
+ * since a fetch is a round trip. */
+static void passed(walk *w, kl_cobj *o) {
+    if (w->sr->os->ops->map) kl_objcache_drop(w->sr->cache, o);
 }
 
 /* Hints the objects a forward walk will want next to the readahead pool
@@ -138,6 +163,60 @@ static void prefetch(walk *w, const kl_object_meta *v, size_t n) {
     }
 }
 
+/* Finds the object holding `want` among v (offset order), or NULL. */
+static const kl_object_meta *holding(const kl_object_meta *v, size_t n, uint64_t want) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].last_offset < want) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && v[lo].first_offset <= want ? &v[lo] : NULL;
+}
+
+/* A copy of the memo for dir if it holds `want` (1), else 0. */
+static int memo_get(walk *w, uint64_t want, kl_object_meta **v, size_t *n) {
+    list_memo *mm = &w->sr->memo;
+    int hit = 0;
+    pthread_mutex_lock(&mm->mu);
+    if (mm->dir && strcmp(mm->dir, w->dir) == 0 && holding(mm->v, mm->n, want) &&
+        (*v = malloc(mm->n * sizeof **v))) {
+        memcpy(*v, mm->v, mm->n * sizeof **v);
+        *n = mm->n;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&mm->mu);
+    return hit;
+}
+
+/* Keeps a copy of a fresh listing of w->dir (best effort). */
+static void memo_put(walk *w, const kl_object_meta *v, size_t n) {
+    list_memo *mm = &w->sr->memo;
+    kl_object_meta *c = n ? malloc(n * sizeof *c) : NULL;
+    char *d = c ? strdup(w->dir) : NULL;
+    if (c) memcpy(c, v, n * sizeof *c);
+    pthread_mutex_lock(&mm->mu);
+    free(mm->dir);
+    free(mm->v);
+    mm->dir = d;
+    mm->v = d ? c : NULL;
+    mm->n = d ? n : 0;
+    pthread_mutex_unlock(&mm->mu);
+    if (!d) free(c);
+}
+
+/* Forgets the memo: it listed an object that has since vanished. */
+static void memo_forget(walk *w) { memo_put(w, NULL, 0); }
+
+/* A look-ahead listing from `from`, from the memo when it holds `want`. */
+static kl_status list_ahead(walk *w, uint64_t from, uint64_t want, kl_object_meta **v,
+                            size_t *n, kl_error *err) {
+    if (memo_get(w, want, v, n)) return KL_OK;
+    kl_status st = kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, v, n, NULL, err);
+    if (st == KL_OK) memo_put(w, *v, *n);
+    return st;
+}
+
 static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
     int found = 0;
     kl_object_meta cur;
@@ -146,7 +225,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
     /* *want starts an object, or lies in the object the token's hint
      * names: then one listing both finds it and fills the look-ahead. */
     uint64_t from = w->hint_in && w->hint_in <= *want ? w->hint_in : *want;
-    kl_status st = kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, &ahead, &na, NULL, err);
+    kl_status st = list_ahead(w, from, *want, &ahead, &na, err);
     while (st == KL_OK && ia < na && ahead[ia].last_offset < *want) ia++;
     if (st == KL_OK && ia < na && ahead[ia].first_offset <= *want) {
         prefetch(w, ahead + ia + 1, na - ia - 1);
@@ -162,6 +241,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
         kl_cobj *o;
         st = fetch(w, &cur, &o, err);
         if (st == KL_ENOTFOUND) { /* compacted away since listed */
+            memo_forget(w);
             free(ahead);
             ahead = NULL;
             na = ia = 0;
@@ -170,6 +250,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
         }
         if (st) break;
         st = take_forward(w, o, want, err);
+        if (*want > cur.last_offset) passed(w, o);
         kl_cobj_release(o);
         /* Ended inside this object: the next page starts in it. */
         w->hint_out = *want <= cur.last_offset ? cur.first_offset : 0;
@@ -181,7 +262,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
                 free(ahead);
                 ahead = NULL;
                 ia = 0;
-                st = kl_index_list(w->sr->os, w->dir, *want, LOOKAHEAD, &ahead, &na, NULL, err);
+                st = list_ahead(w, *want, *want, &ahead, &na, err);
                 if (st || na == 0) break; /* the end of the log */
             }
             if (ia == 0) prefetch(w, ahead, na);
@@ -204,17 +285,6 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
     return st;
 }
 
-/* Finds the object holding `want` among v (offset order), or NULL. */
-static const kl_object_meta *holding(const kl_object_meta *v, size_t n, uint64_t want) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid].last_offset < want) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && v[lo].first_offset <= want ? &v[lo] : NULL;
-}
-
 /* Walking backwards, one LIST per object would dominate: instead list a
  * window of objects behind the current one (sized from the current
  * object's record count) and walk through it, falling back to an exact
@@ -223,15 +293,20 @@ static kl_status locate_backward(walk *w, uint64_t want, uint64_t span, uint64_t
                                  kl_object_meta **win, size_t *nwin, kl_object_meta *out,
                                  int *found, kl_error *err) {
     const kl_object_meta *m = holding(*win, *nwin, want);
-    if (!m && span) {
+    if (!m) {
         free(*win);
         *win = NULL;
         *nwin = 0;
-        uint64_t back = span * (LOOKAHEAD - 1);
-        uint64_t from = want > back ? want - back : 1;
-        kl_status st = kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, win, nwin, NULL, err);
-        if (st) return st;
-        m = holding(*win, *nwin, want);
+        if (memo_get(w, want, win, nwin)) {
+            m = holding(*win, *nwin, want);
+        } else if (span) {
+            uint64_t back = span * (LOOKAHEAD - 1);
+            uint64_t from = want > back ? want - back : 1;
+            kl_status st = kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, win, nwin, NULL, err);
+            if (st) return st;
+            memo_put(w, *win, *nwin);
+            m = holding(*win, *nwin, want);
+        }
     }
     if (m) {
         *out = *m;
@@ -259,6 +334,7 @@ static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
         kl_cobj *o;
         st = fetch(w, &cur, &o, err);
         if (st == KL_ENOTFOUND) { /* compacted away: list afresh */
+            memo_forget(w);
             free(win);
             win = NULL;
             nwin = 0;
@@ -271,14 +347,9 @@ static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
             continue;
         }
         if (st) break;
-        for (size_t i = o->n; i-- > 0 && w->pb.n < w->limit;) {
-            if (o->recs[i].offset > *want) continue;
-            if (kl_pagebuf_add(&w->pb, o, &o->recs[i]) != 0) {
-                st = kl_seterr(err, KL_ENOMEM, "out of memory");
-                break;
-            }
-            *want = o->recs[i].offset - 1;
-        }
+        if (*want >= o->first && *want - o->first < o->count)
+            st = kl_objwalk_backward(o, &w->pb, w->limit, want, err);
+        if (*want < cur.first_offset) passed(w, o);
         kl_cobj_release(o);
         if (st) break;
         guess = cur.prior;
@@ -332,15 +403,12 @@ static kl_status first_matching(walk *w, kl_obj_pred obj_pred,
         st = fetch(w, &m, &o, err);
         if (st == KL_ENOTFOUND && ++w->reseeks <= MAX_RESEEKS) continue;
         if (st) return st;
-        *out = m.last_offset + 1;
-        for (size_t i = 0; i < o->n; i++) {
-            if (rec_pred(&o->recs[i], ctx)) {
-                *out = o->recs[i].offset;
-                break;
-            }
-        }
+        int hit;
+        uint64_t at;
+        st = kl_objwalk_find(o, rec_pred, ctx, &hit, &at, err);
         kl_cobj_release(o);
-        return KL_OK;
+        if (st == KL_OK) *out = hit ? at : m.last_offset + 1;
+        return st;
     }
 }
 
@@ -440,6 +508,9 @@ static void sr_destroy(kl_reader *r) {
     store_reader *sr = SR(r);
     kl_readahead_free(sr->ra);
     kl_objcache_free(sr->cache);
+    pthread_mutex_destroy(&sr->memo.mu);
+    free(sr->memo.dir);
+    free(sr->memo.v);
     free(sr->prefix);
     free(sr);
 }
@@ -470,6 +541,7 @@ kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg,
     sr->prefix = strdup(cfg->object_prefix ? cfg->object_prefix : "");
     sr->cfg.object_prefix = sr->prefix;
     sr->cache = kl_objcache_new(cfg->reader_cache_bytes);
+    pthread_mutex_init(&sr->memo.mu, NULL);
     if (!sr->prefix || !sr->cache) {
         free(sr->prefix);
         kl_objcache_free(sr->cache);
