@@ -156,7 +156,7 @@ typedef struct cobj {
     node *k;
     uint64_t first, last;
     uint8_t *text;
-    size_t len;
+    size_t len, cap;
     uint64_t *recpos;         /* text position of each record, n + 1 */
     /* cache bookkeeping (objcache.c) */
     int state, refs;
@@ -171,6 +171,9 @@ void objcache_free(objcache *c);
 kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out,
                        kl_error *err);
 void objcache_put(objcache *c, cobj *o);
+/* Like objcache_put, and drops the object from the cache: a sequential
+ * read went through it on a store where fetching again is cheap. */
+void objcache_done(objcache *c, cobj *o);
 /* Queues a background fetch unless cached or already in flight. */
 void objcache_prefetch(objcache *c, node *k, const kl_object_meta *m);
 
@@ -181,8 +184,9 @@ void objcache_prefetch(objcache *c, node *k, const kl_object_meta *m);
 ssize_t readpath_read(klfs *fs, node *k, uint64_t pos, uint8_t *buf, size_t len);
 /* The zero-copy case of a read: when [pos, pos + len) lies inside one
  * fetched object, returns 1 with *p into its text and *o referenced (the
- * caller replies from *p, then objcache_put(o)); else 0 and nothing held. */
+ * caller replies from *p, then readpath_unpeek); else 0 and nothing held. */
 int readpath_peek(klfs *fs, node *k, uint64_t pos, size_t len, cobj **o, const uint8_t **p);
+void readpath_unpeek(klfs *fs, cobj *o, const uint8_t *p, size_t len);
 /* Text byte position where a view starts (its start record's first byte,
  * or the end of the log when no record qualifies). */
 int readpath_view_base(klfs *fs, node *view, uint64_t *pos);
@@ -239,6 +243,7 @@ struct klfs {
     int64_t refresh_ms;            /* min interval between listings per key */
     size_t pending_max;            /* flush a key when its pending tail exceeds */
     unsigned readahead;            /* objects fetched ahead of a sequential read */
+    int drop_consumed;             /* local store: uncache objects read to the end */
     int64_t mount_ms;
     /* nodes.c */
     pthread_mutex_t nodes_mu;

@@ -210,6 +210,9 @@ static int configure(klfs *fs, opts *o)
     fs->attr_timeout = o->attr_timeout;
     fs->refresh_ms = o->refresh_ms;
     fs->readahead = o->readahead;
+    /* Only the local store can map an object; fetching it again is a read
+     * from the kernel's page cache, so keeping used-up objects is waste. */
+    fs->drop_consumed = fs->os->ops->map != NULL;
     fs->pending_max = (size_t)o->pending_mb << 20;
     fs->mount_ms = kl_now_ms();
     return 0;

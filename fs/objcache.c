@@ -10,7 +10,13 @@
  * Each object is fetched once however many readers want it: the first
  * caller inserts a LOADING entry and fetches without the lock; the others
  * wait on the condition variable.  Readahead threads use the same path, so
- * a reader that catches up with a prefetch simply waits for it. */
+ * a reader that catches up with a prefetch simply waits for it.
+ *
+ * Text buffers are recycled (a few spares are kept), and on a local store
+ * an object a read has gone through to its end is dropped at once (the
+ * kernel's page cache already holds the file): first-touch faults of fresh
+ * memory cost more than rendering the text, so a scan should run in the
+ * same few warm buffers rather than fill the cache with new ones. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +24,8 @@
 
 #include "fs.h"
 
-enum { LOADING = 1, READY = 2, FAILED = 3 };
+enum { LOADING = 1, READY = 2, FAILED = 3, DROPPED = 4 };
+#define SPARES 8
 #define QUEUE_MAX 64
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -44,6 +51,10 @@ struct objcache {
     pthread_t *threads;
     unsigned nthreads;
     int stop;
+    /* recycled text buffers (under mu) */
+    uint8_t *spare[SPARES];
+    size_t spare_cap[SPARES];
+    unsigned nspare;
 };
 
 static size_t bucket(objcache *c, node *k, uint64_t first, uint64_t last)
@@ -92,9 +103,15 @@ static size_t footprint(const cobj *o)
     return o->len + (o->last - o->first + 2) * sizeof(uint64_t) + sizeof *o;
 }
 
-static void cobj_free(cobj *o)
+/* Keeps the text buffer as a spare when there is room (mu held). */
+static void cobj_free(objcache *c, cobj *o)
 {
-    free(o->text);
+    if (o->text && c->nspare < SPARES) {
+        c->spare[c->nspare] = o->text;
+        c->spare_cap[c->nspare++] = o->cap;
+    } else {
+        free(o->text);
+    }
     free(o->recpos);
     free(o);
 }
@@ -109,23 +126,38 @@ static void evict(objcache *c)
             unhash(c, o);
             lru_unlink(o);
             c->bytes -= footprint(o);
-            cobj_free(o);
+            cobj_free(c, o);
         }
         o = prev;
     }
 }
 
-/* A fresh text buffer is new memory (the cache keeps what it fetched), and
- * faulting it in a page at a time costs more than rendering into it: ask the
- * kernel to populate it in one call (Linux >= 5.14; older kernels just take
- * the faults). */
-static uint8_t *text_alloc(size_t len)
+/* A text buffer of at least len bytes: the smallest fitting spare, else
+ * fresh memory, populated in one call rather than faulted in a page at a
+ * time (MADV_POPULATE_WRITE, Linux >= 5.14; older kernels take the
+ * faults). */
+static uint8_t *text_alloc(objcache *c, size_t len, size_t *cap)
 {
+    pthread_mutex_lock(&c->mu);
+    unsigned best = SPARES;
+    for (unsigned i = 0; i < c->nspare; i++)
+        if (c->spare_cap[i] >= len && (best == SPARES || c->spare_cap[i] < c->spare_cap[best]))
+            best = i;
+    if (best < SPARES) {
+        uint8_t *p = c->spare[best];
+        *cap = c->spare_cap[best];
+        c->spare[best] = c->spare[--c->nspare];
+        c->spare_cap[best] = c->spare_cap[c->nspare];
+        pthread_mutex_unlock(&c->mu);
+        return p;
+    }
+    pthread_mutex_unlock(&c->mu);
     uint8_t *p = malloc(len ? len : 1);
     uintptr_t page = 4096, from = ((uintptr_t)p + page - 1) & ~(page - 1);
     uintptr_t to = ((uintptr_t)p + len) & ~(page - 1);
     if (p && to > from + 16 * page)
         (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    *cap = len ? len : 1;
     return p;
 }
 
@@ -149,7 +181,7 @@ static kl_status fetch(klfs *fs, cobj *o, const kl_object_meta *m, kl_error *err
                        (unsigned long long)m->last_offset);
     }
     if (st == KL_OK) {
-        o->text = text_alloc(total);
+        o->text = text_alloc(fs->cache, total, &o->cap);
         o->recpos = malloc((pg.count + 1) * sizeof *o->recpos);
         if (!o->text || !o->recpos)
             st = kl_seterr(err, KL_ENOMEM, "out of memory");
@@ -172,8 +204,8 @@ static kl_status fetch(klfs *fs, cobj *o, const kl_object_meta *m, kl_error *err
 
 static void release_locked(objcache *c, cobj *o)
 {
-    if (--o->refs == 0 && o->state == FAILED)
-        cobj_free(o);
+    if (--o->refs == 0 && (o->state == FAILED || o->state == DROPPED))
+        cobj_free(c, o);
     else if (o->refs == 0)
         evict(c);
 }
@@ -186,9 +218,12 @@ kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out
         o->refs++;
         while (o->state == LOADING)
             pthread_cond_wait(&c->loaded, &c->mu);
-        kl_status st = o->state == READY ? KL_OK : o->st;
+        /* DROPPED while we waited for it to load: its text is still good
+         * for us, but it is no longer the cache's to list. */
+        kl_status st = o->state == READY || o->state == DROPPED ? KL_OK : o->st;
         if (st == KL_OK) {
-            lru_front(c, o);
+            if (o->state == READY)
+                lru_front(c, o);
             *out = o;
         } else {
             release_locked(c, o);
@@ -231,6 +266,19 @@ kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out
         evict(c);
     pthread_mutex_unlock(&c->mu);
     return st;
+}
+
+void objcache_done(objcache *c, cobj *o)
+{
+    pthread_mutex_lock(&c->mu);
+    if (o->state == READY) {
+        unhash(c, o);
+        lru_unlink(o);
+        c->bytes -= footprint(o);
+        o->state = DROPPED;
+    }
+    release_locked(c, o);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void objcache_put(objcache *c, cobj *o)
@@ -313,9 +361,11 @@ void objcache_free(objcache *c)
         pthread_join(c->threads[i], NULL);
     for (cobj *o = c->lru.lnext; o != &c->lru;) {
         cobj *next = o->lnext;
-        cobj_free(o);
+        cobj_free(c, o);
         o = next;
     }
+    while (c->nspare)
+        free(c->spare[--c->nspare]);
     pthread_cond_destroy(&c->loaded);
     pthread_cond_destroy(&c->work);
     pthread_mutex_destroy(&c->mu);

@@ -239,7 +239,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     const uint8_t *p;
     if (size && readpath_peek(fs, k, fh->base + (uint64_t)off, size, &o, &p)) {
         fuse_reply_buf(req, (const char *)p, size);   /* writev from the cache */
-        objcache_put(fs->cache, o);
+        readpath_unpeek(fs, o, p, size);
         return;
     }
     uint8_t *buf = malloc(size ? size : 1);

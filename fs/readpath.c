@@ -34,6 +34,15 @@ static void prefetch_next(klfs *fs, node *k, size_t i)
         objcache_prefetch(fs->cache, k, &next[j].m);
 }
 
+/* Lets go of an object a read used up to text position `end`. */
+static void release(klfs *fs, cobj *o, uint64_t end)
+{
+    if (fs->drop_consumed && end >= o->len)
+        objcache_done(fs->cache, o);
+    else
+        objcache_put(fs->cache, o);
+}
+
 /* Copies from the object of entry `l`; returns bytes copied or -errno,
  * and -EAGAIN when the object was compacted away and the region re-listed. */
 static ssize_t copy_object(klfs *fs, node *k, const kloc *l, uint64_t pos, uint8_t *buf, size_t len)
@@ -58,8 +67,13 @@ static ssize_t copy_object(klfs *fs, node *k, const kloc *l, uint64_t pos, uint8
     }
     if (at + n >= o->len / 2)
         prefetch_next(fs, k, l->i);
-    objcache_put(fs->cache, o);
+    release(fs, o, at + n);
     return n ? (ssize_t)n : -EIO;
+}
+
+void readpath_unpeek(klfs *fs, cobj *o, const uint8_t *p, size_t len)
+{
+    release(fs, o, (uint64_t)(p - o->text) + len);
 }
 
 int readpath_peek(klfs *fs, node *k, uint64_t pos, size_t len, cobj **out, const uint8_t **p)
