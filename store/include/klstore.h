@@ -209,6 +209,14 @@ void kl_listing_free(kl_listing *l);
 
 #define KL_PUT_IF_ABSENT 1     /* fail with KL_EEXIST if the name exists */
 
+/* One object of a kl_os_put_batch call (all fields borrowed). */
+typedef struct kl_put_item {
+    const char *name;
+    const void *data;
+    size_t len;
+    int flags;                 /* KL_PUT_* */
+} kl_put_item;
+
 /* A read-only view of a whole object; `release` frees it (munmap, free). */
 typedef struct kl_mapping {
     const uint8_t *data;
@@ -240,6 +248,14 @@ typedef struct kl_objstore_ops {
     /* Short description for messages, e.g. "dir:/var/lib/kl" or "s3://b/p". */
     const char *(*describe)(kl_objstore *os);
     void (*destroy)(kl_objstore *os);
+    /* Optional (NULL: kl_os_put_batch puts the items one by one): stores
+     * `n` objects with put's guarantees, made visible in the given order,
+     * and returns only once all of them are durable.  Lets a store share
+     * the cost of durability between the objects, e.g. one directory sync
+     * for several renames.  On error any prefix of the items may be
+     * stored (each object whole or not at all), as after that many puts. */
+    kl_status (*put_batch)(kl_objstore *os, const kl_put_item *items, size_t n,
+                           kl_error *err);
 } kl_objstore_ops;
 
 struct kl_objstore {
@@ -249,6 +265,10 @@ struct kl_objstore {
 /* Convenience wrappers: kl_os_put(os, ...) == os->ops->put(os, ...). */
 kl_status kl_os_put(kl_objstore *os, const char *name, const void *data,
                     size_t len, int flags, kl_error *err);
+/* Puts several objects, in order, all durable on return (the ops table's
+ * put_batch, or one put after the other).  Thread-safe; items borrowed. */
+kl_status kl_os_put_batch(kl_objstore *os, const kl_put_item *items, size_t n,
+                          kl_error *err);
 kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off,
                     uint64_t len, uint8_t **data, size_t *out_len,
                     kl_error *err);

@@ -1,13 +1,17 @@
 /* batch_writer.c -- the batching writer (the spec's BatchingStoreWriter).
  *
  * Wraps any kl_writer and turns many small appends into few large ones:
- * every append is validated, copied and queued to one of
- * writer_thread_count writer threads, chosen by a stable hash of
+ * every append is validated, copied, stamped with its time and queued to
+ * one of writer_thread_count writer threads, chosen by a stable hash of
  * keyspace+key so that a key's records are always handled by the same
  * thread, in append order.  Each thread moves its queue, one append at a
  * time, into a per-key batch, and hands a batch to the inner writer as ONE
- * append when it reaches the record-count or size threshold, or when it is
- * older than the flush interval (checked every check interval).
+ * append when it reaches the record-count or size threshold, or when its
+ * oldest append is older than the flush interval (checked every check
+ * interval; due batches are written oldest first).  The thread drains its
+ * queue at every check, and earlier only when an appender sees that a
+ * threshold may have been reached (or many appends wait): appenders do
+ * not pay a wake-up per record.
  *
  * Memory is bounded as follows.  Each thread's queue holds at most
  * writer_thread_queue_capacity appends (0 = unbounded); a full queue blocks
@@ -54,6 +58,10 @@
 /* More threads than this is certainly a configuration mistake. */
 #define MAX_WRITER_THREADS 1024
 #define INITIAL_BUCKETS 64
+/* Appenders wake their writer thread at most once per this many queued
+ * appends (or earlier when a threshold may be reached, see room_*): one
+ * wake-up per append would cost a context switch per record. */
+#define WAKE_APPENDS 256
 
 /* One queued append: header, insertions, names and payloads in one block,
  * so that queueing costs a single allocation. */
@@ -64,6 +72,7 @@ typedef struct queued_append {
     const char *key;
     size_t count;
     uint64_t bytes;            /* payload bytes */
+    int64_t queued_ms;         /* monotonic time of the append */
     kl_insertion recs[];       /* data points into the same block */
 } queued_append;
 
@@ -119,6 +128,14 @@ typedef struct writer_thread {
     pthread_cond_t done_cv;      /* completed requests for their callers */
     queued_append *q_head, *q_tail;
     size_t queued;
+    uint64_t queued_records, queued_bytes;
+    /* The fewest records/bytes that could bring some key's batch to a
+     * flush threshold (never more than the truth: a stale value only
+     * wakes the thread early).  While the queue holds less, no batch can
+     * be full, so the thread may sleep until the next check. */
+    uint64_t room_records, room_bytes;
+    int room_stale;              /* a batch was written: recompute */
+    int wake;                    /* an appender asked for a drain */
     size_t space_waiters;
     uint64_t enqueued_total;     /* sequence numbers of queued appends */
     uint64_t drained_total;
@@ -225,6 +242,7 @@ static queued_append *queued_append_new(const char *keyspace, const char *key,
     qa->hash = hash;
     qa->count = n;
     qa->bytes = bytes;
+    qa->queued_ms = mono_ms();
     qa->keyspace = memcpy(p, keyspace, ks_len);
     p += ks_len;
     qa->key = memcpy(p, key, key_len);
@@ -459,6 +477,43 @@ static int batch_due(const batch_writer *bw, const key_batch *kb, int64_t now)
 /* The writer thread                                                   */
 /* ------------------------------------------------------------------ */
 
+static uint64_t room_left(uint64_t threshold, uint64_t used)
+{
+    return used >= threshold ? 0 : threshold - used;
+}
+
+/* Lowers the thread's room to what this key's batch has left. */
+static void room_note(writer_thread *t, const key_batch *kb)
+{
+    const kl_batch_config *c = &t->owner->cfg;
+    uint64_t r = room_left(c->batch_flush_record_count_threshold, kb->records);
+    uint64_t b = room_left(c->batch_flush_size_threshold, kb->bytes);
+    if (r < t->room_records)
+        t->room_records = r;
+    if (b < t->room_bytes)
+        t->room_bytes = b;
+}
+
+static void room_note_key(writer_thread *t, key_batch *kb, void *arg)
+{
+    (void)arg;
+    if (kb->records)
+        room_note(t, kb);
+}
+
+static void for_each_key(writer_thread *t,
+                         void (*fn)(writer_thread *, key_batch *, void *),
+                         void *arg);
+
+/* Recomputes the room from every key (after writes freed some). */
+static void room_recompute(writer_thread *t)
+{
+    t->room_records = t->owner->cfg.batch_flush_record_count_threshold;
+    t->room_bytes = t->owner->cfg.batch_flush_size_threshold;
+    for_each_key(t, room_note_key, NULL);
+    t->room_stale = 0;
+}
+
 /* Moves the oldest queued append into its key's batch, and writes the
  * batch if that made it reach a threshold. */
 static void take_one(writer_thread *t)
@@ -470,6 +525,8 @@ static void take_one(writer_thread *t)
         t->q_tail = NULL;
     qa->next = NULL;
     t->queued--;
+    t->queued_records -= qa->count;
+    t->queued_bytes -= qa->bytes;
     t->drained_total++;
     if (t->space_waiters)
         pthread_cond_broadcast(&t->space_cv);
@@ -481,8 +538,10 @@ static void take_one(writer_thread *t)
         free(qa);
         return;
     }
+    /* A batch's age counts from its oldest append, not from when this
+     * thread got round to it: the flush interval bounds the real delay. */
     if (!kb->records)
-        kb->oldest_ms = mono_ms();
+        kb->oldest_ms = qa->queued_ms;
     if (kb->tail)
         kb->tail->next = qa;
     else
@@ -490,8 +549,12 @@ static void take_one(writer_thread *t)
     kb->tail = qa;
     kb->records += qa->count;
     kb->bytes += qa->bytes;
-    if (batch_full(bw, kb) && batch_due(bw, kb, mono_ms()))
+    if (batch_full(bw, kb) && batch_due(bw, kb, mono_ms())) {
         batch_write(t, kb, NULL);
+        t->room_stale = 1;
+    } else {
+        room_note(t, kb);
+    }
     key_release_if_idle(t, kb);
 }
 
@@ -617,13 +680,48 @@ static void handle_requests(writer_thread *t)
         next = r->next;      /* r may be gone once done is seen */
         handle_request(t, r);
     }
+    room_recompute(t);
     pthread_cond_broadcast(&t->done_cv);
 }
 
+typedef struct due_list {
+    key_batch **v;
+    size_t n;
+    int64_t now;
+} due_list;
+
+static void collect_due(writer_thread *t, key_batch *kb, void *arg)
+{
+    due_list *d = arg;
+    if (batch_due(t->owner, kb, d->now))
+        d->v[d->n++] = kb;
+}
+
+static int by_age(const void *a, const void *b)
+{
+    const key_batch *x = *(key_batch *const *)a, *y = *(key_batch *const *)b;
+    return (x->oldest_ms > y->oldest_ms) - (x->oldest_ms < y->oldest_ms);
+}
+
+/* Writes the due batches oldest first, so that when writing them takes a
+ * while the keys that have waited longest do not wait on the others.
+ * Only this thread adds or frees keys, so the list stays valid while the
+ * mutex is released for each write. */
 static void write_due_batches(writer_thread *t)
 {
     flush_outcome o = { .only_due = 1, .now = mono_ms() };
-    for_each_key(t, flush_one_key, &o);
+    due_list d = { .v = malloc((t->n_keys ? t->n_keys : 1) * sizeof *d.v),
+                   .now = o.now };
+    if (!d.v) {                  /* out of memory: table order will do */
+        for_each_key(t, flush_one_key, &o);
+    } else {
+        for_each_key(t, collect_due, &d);
+        qsort(d.v, d.n, sizeof *d.v, by_age);
+        for (size_t i = 0; i < d.n; i++)
+            flush_one_key(t, d.v[i], &o);
+        free(d.v);
+    }
+    room_recompute(t);
 }
 
 /* Destroy: one last attempt for every batch, then report what is lost. */
@@ -651,21 +749,30 @@ static void *thread_main(void *arg)
     int64_t next_check = mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
     pthread_mutex_lock(&t->mu);
     for (;;) {
-        /* A bounded number of appends per round, so that requests and
+        int64_t now = mono_ms();
+        /* Appends are moved into batches when an appender asks (a
+         * threshold may be reached, or many are queued) and at every
+         * check; in between they wait in the queue, stamped with their
+         * append time.  A bounded number per round, so that requests and
          * time checks are not starved by a steady stream of appends. */
-        for (size_t budget = t->queued; budget && t->q_head; budget--)
-            take_one(t);
+        if (t->wake || now >= next_check) {
+            t->wake = 0;
+            for (size_t budget = t->queued; budget && t->q_head; budget--)
+                take_one(t);
+            if (t->room_stale)
+                room_recompute(t);
+        }
         if (t->requests) {
             handle_requests(t);
             continue;
         }
-        int64_t now = mono_ms();
+        now = mono_ms();
         if (now >= next_check) {
             write_due_batches(t);
             next_check = mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
             continue;
         }
-        if (t->q_head)
+        if (t->wake)
             continue;
         if (t->stopping)
             break;
@@ -746,6 +853,8 @@ static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
      * appeared while this caller was blocked on a full queue. */
     while (!(st = key_error_for_append(t, hash, keyspace, key, err))
            && qa && cap && t->queued >= cap) {
+        t->wake = 1;
+        pthread_cond_signal(&t->work_cv);
         t->space_waiters++;
         pthread_cond_wait(&t->space_cv, &t->mu);
         t->space_waiters--;
@@ -757,9 +866,16 @@ static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
             t->q_head = qa;
         t->q_tail = qa;
         t->queued++;
+        t->queued_records += qa->count;
+        t->queued_bytes += qa->bytes;
         t->enqueued_total++;
         qa = NULL;
-        pthread_cond_signal(&t->work_cv);
+        if (!t->wake && (t->queued >= WAKE_APPENDS || (cap && t->queued >= cap)
+                         || t->queued_records >= t->room_records
+                         || t->queued_bytes >= t->room_bytes)) {
+            t->wake = 1;
+            pthread_cond_signal(&t->work_cv);
+        }
     }
     pthread_mutex_unlock(&t->mu);
     free(qa);                     /* not queued: the key has an error */
@@ -937,6 +1053,8 @@ static int thread_init(batch_writer *bw, writer_thread *t)
     pthread_condattr_t ca;
     t->owner = bw;
     t->n_buckets = INITIAL_BUCKETS;
+    t->room_records = bw->cfg.batch_flush_record_count_threshold;
+    t->room_bytes = bw->cfg.batch_flush_size_threshold;
     if (!(t->buckets = calloc(t->n_buckets, sizeof *t->buckets)))
         return -1;
     pthread_condattr_init(&ca);

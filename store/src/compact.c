@@ -14,11 +14,23 @@
 #include "keyindex.h"
 #include "layout.h"
 
+char *kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]) {
+    kl_put_le64(v, first);
+    return kl_layout_join(dir, "watermark");
+}
+
+static int is_complete(const kl_store_config *cfg, uint64_t records, uint64_t bytes) {
+    return records >= cfg->compact_records_threshold || bytes >= cfg->compact_size_threshold;
+}
+
+int kl_compact_complete_alone(const kl_store_config *cfg, const kl_object_meta *m) {
+    return is_complete(cfg, m->last_offset - m->first_offset + 1, m->size);
+}
+
 static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first,
                                kl_error *err) {
     uint8_t v[8];
-    kl_put_le64(v, first);
-    char *wm = kl_layout_join(dir, "watermark");
+    char *wm = kl_compact_watermark(dir, first, v);
     if (!wm) return kl_seterr(err, KL_ENOMEM, "out of memory");
     kl_status st = kl_os_put(os, wm, v, sizeof v, 0, err);
     free(wm);
@@ -92,8 +104,7 @@ kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
         records += s->pending[i].last_offset - s->pending[i].first_offset + 1;
         bytes += s->pending[i].size;
     }
-    int complete = records >= cfg->compact_records_threshold ||
-                   bytes >= cfg->compact_size_threshold;
+    int complete = is_complete(cfg, records, bytes);
     int partial = s->n_pending >= cfg->compact_objects_threshold;
     if (!complete && !partial) return KL_OK;
 

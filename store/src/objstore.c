@@ -10,6 +10,20 @@ kl_status kl_os_put(kl_objstore *os, const char *name, const void *data,
     return os->ops->put(os, name, data, len, flags, err);
 }
 
+/* Stores without a batch op get the same guarantees from sequential puts:
+ * each is durable before the next starts, so order holds too. */
+kl_status kl_os_put_batch(kl_objstore *os, const kl_put_item *items, size_t n,
+                          kl_error *err) {
+    if (n == 0) return KL_OK;
+    if (os->ops->put_batch) return os->ops->put_batch(os, items, n, err);
+    for (size_t i = 0; i < n; i++) {
+        kl_status st = os->ops->put(os, items[i].name, items[i].data, items[i].len,
+                                    items[i].flags, err);
+        if (st) return st;
+    }
+    return KL_OK;
+}
+
 kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off,
                     uint64_t len, uint8_t **data, size_t *out_len, kl_error *err) {
     return os->ops->get(os, name, off, len, data, out_len, err);

@@ -165,15 +165,30 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate *s
         kl_buf_free(&body);
         return KL_OK; /* every record was a duplicate */
     }
+    /* A complete batch on its own (the usual case for large appends): the
+     * object and its watermark go to the store together, so they share
+     * one round of syncs; the object is visible first, as compaction
+     * orders them. */
+    int alone = s->n_pending == 0 && kl_compact_complete_alone(&sw->cfg, &m);
+    uint8_t wm_body[8];
     char *name = kl_index_name(dir, &m);
-    kl_status st = name ? kl_os_put(sw->os, name, body.data, body.len, 0, err)
-                        : kl_seterr(err, KL_ENOMEM, "out of memory");
+    char *wm = alone ? kl_compact_watermark(dir, m.first_offset, wm_body) : NULL;
+    kl_put_item items[2] = {{.name = name, .data = body.data, .len = body.len},
+                            {.name = wm, .data = wm_body, .len = sizeof wm_body}};
+    kl_status st = name && (wm || !alone)
+                       ? kl_os_put_batch(sw->os, items, alone ? 2 : 1, err)
+                       : kl_seterr(err, KL_ENOMEM, "out of memory");
     free(name);
+    free(wm);
     kl_buf_free(&body);
     if (st) return st;
     s->next_offset = m.last_offset + 1;
     s->next_nonce = m.next_nonce;
     s->last_first = m.first_offset;
+    if (alone) {
+        s->watermark = m.first_offset;
+        return KL_OK;
+    }
     if (kl_keystate_add_pending(s, &m) != 0)
         return kl_seterr(err, KL_ENOMEM, "out of memory");
 
