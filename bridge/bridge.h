@@ -127,8 +127,9 @@ typedef struct br_bridge {
 
 /* consume.c */
 int br_run(br_bridge *b);
-/* Parses one message into the pending run; takes ownership of m. */
-void br_deliver(br_bridge *b, rd_kafka_message_t *m);
+/* Parses one message of partition p (assigned) into the pending run;
+ * takes ownership of m. */
+void br_deliver(br_bridge *b, br_partition *p, rd_kafka_message_t *m);
 
 /* pending.c */
 int br_pending_init(br_pending *r);

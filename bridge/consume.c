@@ -89,17 +89,11 @@ static void bad_message(br_bridge *b, br_partition *p, rd_kafka_message_t *m,
     rd_kafka_message_destroy(m);
 }
 
-void br_deliver(br_bridge *b, rd_kafka_message_t *m)
+void br_deliver(br_bridge *b, br_partition *p, rd_kafka_message_t *m)
 {
     char ks_buf[KL_NAME_MAX + 1], key_buf[KL_NAME_MAX + 1], why[1024];
     const char *ks, *key;
     kl_insertion ins;
-    br_partition *p = br_positions_find(&b->pos, rd_kafka_topic_name(m->rkt),
-                                        m->partition);
-    if (!p) {                       /* revoked meanwhile: not ours */
-        rd_kafka_message_destroy(m);
-        return;
-    }
     if (to_insertion(b->cfg, m, ks_buf, &ks, key_buf, &key, &ins, why, sizeof why)) {
         /* Everything before it goes to the writer first, so that a skip
          * or a stop is exact. */
@@ -170,7 +164,7 @@ static void handle_message(br_bridge *b, rd_kafka_message_t *m)
         drop_while_paused(p, m);
         return;
     }
-    br_deliver(b, m);
+    br_deliver(b, p, m);
 }
 
 /* Messages handled per turn of the loop before timers are looked at:
