@@ -168,7 +168,14 @@ static void handle_message(br_bridge *b, rd_kafka_message_t *m)
 }
 
 /* Messages handled per turn of the loop before timers are looked at:
- * reading the clock for every record cost more than the timers need. */
+ * reading the clock for every record cost more than the timers need.
+ *
+ * Why not rd_kafka_consume_batch_queue?  In librdkafka 2.0.x (Debian 12)
+ * the batch API can skip offsets around pause/resume and hand out stale
+ * messages around seek and rebalances (fixed in 2.1.0, CHANGELOG "Consume
+ * Batch API"); the bridge pauses, resumes and seeks during store outages,
+ * and a skipped offset would be committed over.  consumer_poll has no
+ * such problem, and its per-call cost is small beside the append. */
 #define BR_POLL_BURST 1024
 
 /* Handles what the consumer queue holds (at most a burst), waiting up to
