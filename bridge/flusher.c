@@ -24,7 +24,7 @@ static void *flusher_main(void *arg)
     for (;;) {
         while (!f->stop && !f->requested)
             pthread_cond_wait(&f->cv, &f->mu);
-        if (f->stop)
+        if (!f->requested)           /* stop, after a flush handed over */
             break;
         kl_writer *w = f->w;
         f->requested = 0;
@@ -70,7 +70,7 @@ void br_flusher_stop(br_flusher *f)
     f->stop = 1;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
-    pthread_join(f->thread, NULL);   /* finishes a flush in progress first */
+    pthread_join(f->thread, NULL);   /* runs a flush handed over first */
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     f->running = 0;
