@@ -6,9 +6,10 @@
  * (the snapshot is taken first; the periodic flush runs on flusher.c's
  * thread while the main thread goes on appending, but records appended
  * after the snapshot are not in it).  So a committed offset always means
- * "everything before it is durable in the store".  A crash anywhere re-delivers what follows the
- * last commit; nonce checking drops the re-delivered records that had
- * already been written.  A failed flush never leads to a commit.
+ * "everything before it is durable in the store".  A crash anywhere
+ * re-delivers what follows the last commit; nonce checking drops the
+ * re-delivered records that had already been written.  A failed flush
+ * never leads to a commit.
  *
  * Commits are synchronous in effect -- the bridge waits for the result --
  * but use rd_kafka_commit_queue with a bounded wait instead of

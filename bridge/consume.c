@@ -4,10 +4,10 @@
  *
  * The flush runs on its own thread (flusher.c) so that polling and
  * appending go on meanwhile.  Records are collected in runs per key
- * (pending.c).  A record's partition
- * position (`next`, positions.c) advances only once the writer accepted it or the on_error=skip policy dropped it with a
- * log line, so a commit can never cover a record that is not in the store
- * (or deliberately skipped). */
+ * (pending.c).  A record's partition position (`next`, positions.c)
+ * advances only once the writer accepted it or the on_error=skip policy
+ * dropped it with a log line, so a commit can never cover a record that
+ * is not in the store (or deliberately skipped). */
 #define _GNU_SOURCE
 #include <limits.h>
 #include <stdarg.h>
