@@ -4,6 +4,7 @@
  *   consume.c     the poll loop and what happens to each message
  *   rebalance.c   partition assignment and revocation
  *   checkpoint.c  flush, then commit: the exactly-once ordering
+ *   flusher.c     the periodic flush, on a thread of its own
  *   outage.c      riding out a failing store (pause, back off, resume)
  *   pending.c     runs of records for one key, appended together
  *   positions.c   per-partition offsets handed to the writer / committed
@@ -11,11 +12,14 @@
  *   stats.c       the periodic status line
  *   kafka.c       consumer creation and librdkafka callbacks
  *
- * Everything runs on the main thread: librdkafka calls rebalance_cb and
- * error_cb from inside rd_kafka_consumer_poll, so no locking is needed. */
+ * Everything but the periodic flush runs on the main thread: librdkafka
+ * calls rebalance_cb and error_cb from inside rd_kafka_consumer_poll, so
+ * no locking is needed; the flusher thread touches only its own struct
+ * (under its mutex) and the writer, which is thread-safe. */
 #ifndef BR_BRIDGE_H
 #define BR_BRIDGE_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -76,6 +80,19 @@ typedef struct br_sink {
     kl_writer *batch_w;
 } br_sink;
 
+/* The flush thread (flusher.c).  busy is the main thread's own flag: a
+ * flush was handed over and its result not yet collected. */
+typedef struct br_flusher {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running, stop, requested, done, busy;
+    kl_writer *w;
+    kl_status status;
+    kl_error err;
+    long long ms;
+} br_flusher;
+
 typedef struct br_stats {
     uint64_t records, bytes, skipped, nonce_records;
     uint64_t flushes, flush_failures, commits, commit_failures;
@@ -94,6 +111,9 @@ typedef struct br_bridge {
     br_sink sink;
     br_positions pos;
     br_pending pending;
+    br_flusher flusher;
+    rd_kafka_topic_partition_list_t *flush_snap;  /* what the running
+                                                     flush makes durable */
     /* Store outage: consumption paused; a refused run stays in pending. */
     int paused;
     long long paused_since, retry_at, backoff_ms;
@@ -107,8 +127,9 @@ typedef struct br_bridge {
 
 /* consume.c */
 int br_run(br_bridge *b);
-/* Parses one message into the pending run; takes ownership of m. */
-void br_deliver(br_bridge *b, rd_kafka_message_t *m);
+/* Parses one message of partition p (assigned) into the pending run;
+ * takes ownership of m. */
+void br_deliver(br_bridge *b, br_partition *p, rd_kafka_message_t *m);
 
 /* pending.c */
 int br_pending_init(br_pending *r);
@@ -138,11 +159,27 @@ void br_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* checkpoint.c: flush, then commit what the flush made durable. */
 kl_status br_flush(br_bridge *b, kl_error *err);
 int br_commit(br_bridge *b, rd_kafka_topic_partition_list_t *offsets);
-/* One attempt; a failed flush hands over to outage.c.  0 = flushed. */
+/* Starts a flush in the background (unless one is running) after taking
+ * the snapshot of positions it covers.  -1 = the pending run was refused
+ * (outage.c took over). */
 int br_checkpoint(br_bridge *b);
+/* Collects the background flush's result (waiting for it if `wait`):
+ * commits the snapshot after a success; a failure that retrying cannot
+ * fix is fatal, a retryable one goes to outage.c if `pause`.  Returns 1
+ * while it still runs, -1 after a failure, else 0. */
+int br_checkpoint_collect(br_bridge *b, int wait, int pause);
 /* Retries the flush until it works or `deadline` (monotonic ms) passes or
  * a second signal arrives; commits after a successful flush.  0 = done. */
 int br_checkpoint_until(br_bridge *b, long long deadline);
+
+/* flusher.c */
+int br_flusher_start(br_flusher *f);
+void br_flusher_stop(br_flusher *f);
+void br_flusher_begin(br_flusher *f, kl_writer *w);
+/* 1 and the result if the flush handed over has finished (waits for it
+ * if `wait`); 0 if none was handed over or it still runs. */
+int br_flusher_result(br_flusher *f, int wait, kl_status *st, kl_error *e,
+                      long long *ms);
 
 /* outage.c */
 void br_store_failed(br_bridge *b, kl_status st, const kl_error *e);

@@ -24,6 +24,22 @@
 #define DEFAULT_STATS_INTERVAL_S 10
 #define MAX_INTERVAL_S 86400
 
+/* librdkafka settings the bridge changes from librdkafka's defaults;
+ * set before the file is read, so a [kafka] key overrides them.
+ *
+ * queued.min.messages: librdkafka stops fetching a partition while its
+ * queue holds this many messages.  In a consumer group every partition's
+ * queue feeds the one consumer queue, and that shared queue is what is
+ * counted, so the default (100000) caps ALL assigned partitions together:
+ * with 100-byte records that is 10 MB, drained faster than the next fetch
+ * arrives, and each time librdkafka backs off (fetch.error.backoff.ms)
+ * before fetching again -- the bridge then sits idle.  The bound that
+ * remains is queued.max.messages.kbytes (librdkafka's default 64 MiB),
+ * which is what the prefetch memory should be limited by anyway. */
+static const char *const KAFKA_DEFAULTS[][2] = {
+    {"queued.min.messages", "1000000"},
+};
+
 /* State of one pass of libinih over the file. */
 typedef struct loader {
     br_config *c;
@@ -314,6 +330,10 @@ int br_config_load(const char *path, br_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    for (size_t i = 0; i < sizeof KAFKA_DEFAULTS / sizeof *KAFKA_DEFAULTS; i++)
+        if (rd_kafka_conf_set(c->kconf, KAFKA_DEFAULTS[i][0], KAFKA_DEFAULTS[i][1],
+                              err, errlen) != RD_KAFKA_CONF_OK)
+            return -1;
     if (kl_config_load_file(&c->store, path, &e) != KL_OK) {
         snprintf(err, errlen, "%s", e.msg);
         return -1;

@@ -3,11 +3,13 @@
  *
  * Offsets are committed only after kl_flush_all returned KL_OK, and only
  * the offsets of records handed to the writer before that flush began
- * (the snapshot is taken first; the main thread appends nothing while it
- * flushes).  So a committed offset always means "everything before it is
- * durable in the store".  A crash anywhere re-delivers what follows the
- * last commit; nonce checking drops the re-delivered records that had
- * already been written.  A failed flush never leads to a commit.
+ * (the snapshot is taken first; the periodic flush runs on flusher.c's
+ * thread while the main thread goes on appending, but records appended
+ * after the snapshot are not in it).  So a committed offset always means
+ * "everything before it is durable in the store".  A crash anywhere
+ * re-delivers what follows the last commit; nonce checking drops the
+ * re-delivered records that had already been written.  A failed flush
+ * never leads to a commit.
  *
  * Commits are synchronous in effect -- the bridge waits for the result --
  * but use rd_kafka_commit_queue with a bounded wait instead of
@@ -115,21 +117,49 @@ int br_commit(br_bridge *b, rd_kafka_topic_partition_list_t *offsets)
 
 int br_checkpoint(br_bridge *b)
 {
-    kl_error e = {0};
+    if (b->flusher.busy)
+        return 0;                   /* the last one is still running */
     if (br_pending_submit(b))
         return -1;                  /* refused: outage.c took over */
     rd_kafka_topic_partition_list_t *snap = br_positions_uncommitted(&b->pos);
-    kl_status st = br_flush(b, &e);
-    if (st) {
-        br_store_failed(b, st, &e);
+    if (!b->sink.batch_w) {         /* nothing to flush */
+        br_commit(b, snap);
         if (snap)
             rd_kafka_topic_partition_list_destroy(snap);
-        return -1;
+        return 0;
     }
-    br_commit(b, snap);
+    b->flush_snap = snap;
+    br_flusher_begin(&b->flusher, b->sink.batch_w);
+    return 0;
+}
+
+int br_checkpoint_collect(br_bridge *b, int wait, int pause)
+{
+    kl_status st;
+    kl_error e;
+    long long ms;
+    if (!b->flusher.busy)
+        return 0;
+    if (!br_flusher_result(&b->flusher, wait, &st, &e, &ms))
+        return 1;
+    rd_kafka_topic_partition_list_t *snap = b->flush_snap;
+    b->flush_snap = NULL;
+    b->stats.last_flush_ms = ms;
+    b->stats.flushes++;
+    if (st == KL_OK && b->exit_code != BR_EXIT_STORE)
+        br_commit(b, snap);
     if (snap)
         rd_kafka_topic_partition_list_destroy(snap);
-    return 0;
+    if (st == KL_OK)
+        return 0;
+    b->stats.flush_failures++;
+    /* A loss (KL_ECLOSED) is reported to one flush only: acting on it
+     * here is the only chance not to commit past it later. */
+    if (!br_store_error_retryable(st) || pause)
+        br_store_failed(b, st, &e);
+    else
+        br_log(BR_WARN, "flush failed: %s: %s", kl_status_str(st), e.msg);
+    return -1;
 }
 
 static void sleep_ms(long long ms)
@@ -163,6 +193,10 @@ int br_checkpoint_until(br_bridge *b, long long deadline)
     kl_error e = {0};
     kl_status st;
     unsigned attempt = 0;
+    /* A retryable failure of the background flush shows again below. */
+    br_checkpoint_collect(b, 1, 0);
+    if (b->exit_code == BR_EXIT_STORE)
+        return -1;
     while ((st = submit_and_flush(b, &snap, &e)) != KL_OK) {
         if (snap)
             rd_kafka_topic_partition_list_destroy(snap);

@@ -2,10 +2,12 @@
  * insertion (parsers.c), hand it to the batching writer, and every
  * offset_commit_interval_seconds flush and commit (checkpoint.c).
  *
- * Records are collected in runs per key (pending.c).  A record's partition
- * position (`next`, positions.c) advances only once the writer accepted it or the on_error=skip policy dropped it with a
- * log line, so a commit can never cover a record that is not in the store
- * (or deliberately skipped). */
+ * The flush runs on its own thread (flusher.c) so that polling and
+ * appending go on meanwhile.  Records are collected in runs per key
+ * (pending.c).  A record's partition position (`next`, positions.c)
+ * advances only once the writer accepted it or the on_error=skip policy
+ * dropped it with a log line, so a commit can never cover a record that
+ * is not in the store (or deliberately skipped). */
 #define _GNU_SOURCE
 #include <limits.h>
 #include <stdarg.h>
@@ -87,17 +89,11 @@ static void bad_message(br_bridge *b, br_partition *p, rd_kafka_message_t *m,
     rd_kafka_message_destroy(m);
 }
 
-void br_deliver(br_bridge *b, rd_kafka_message_t *m)
+void br_deliver(br_bridge *b, br_partition *p, rd_kafka_message_t *m)
 {
     char ks_buf[KL_NAME_MAX + 1], key_buf[KL_NAME_MAX + 1], why[1024];
     const char *ks, *key;
     kl_insertion ins;
-    br_partition *p = br_positions_find(&b->pos, rd_kafka_topic_name(m->rkt),
-                                        m->partition);
-    if (!p) {                       /* revoked meanwhile: not ours */
-        rd_kafka_message_destroy(m);
-        return;
-    }
     if (to_insertion(b->cfg, m, ks_buf, &ks, key_buf, &key, &ins, why, sizeof why)) {
         /* Everything before it goes to the writer first, so that a skip
          * or a stop is exact. */
@@ -168,7 +164,32 @@ static void handle_message(br_bridge *b, rd_kafka_message_t *m)
         drop_while_paused(p, m);
         return;
     }
-    br_deliver(b, m);
+    br_deliver(b, p, m);
+}
+
+/* Messages handled per turn of the loop before timers are looked at:
+ * reading the clock for every record cost more than the timers need.
+ *
+ * Why not rd_kafka_consume_batch_queue?  In librdkafka 2.0.x (Debian 12)
+ * the batch API can skip offsets around pause/resume and hand out stale
+ * messages around seek and rebalances (fixed in 2.1.0, CHANGELOG "Consume
+ * Batch API"); the bridge pauses, resumes and seeks during store outages,
+ * and a skipped offset would be committed over.  consumer_poll has no
+ * such problem, and its per-call cost is small beside the append. */
+#define BR_POLL_BURST 1024
+
+/* Handles what the consumer queue holds (at most a burst), waiting up to
+ * timeout_ms for the first message.  Returns the number handled. */
+static int poll_burst(br_bridge *b, int timeout_ms)
+{
+    int n = 0;
+    rd_kafka_message_t *m;
+    while (n < BR_POLL_BURST && !b->exit_code && !*b->signals &&
+           (m = rd_kafka_consumer_poll(b->rk, n ? 0 : timeout_ms))) {
+        handle_message(b, m);
+        n++;
+    }
+    return n;
 }
 
 int br_run(br_bridge *b)
@@ -179,16 +200,19 @@ int br_run(br_bridge *b)
     b->next_checkpoint = now + commit_ms;
     b->next_stats = stats_ms ? now + stats_ms : LLONG_MAX;
     while (!*b->signals && !b->exit_code) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(b->rk, b->pending.n ? 0 : 100);
-        if (m)
-            handle_message(b, m);
-        else if (b->pending.n && !b->paused)
+        /* Short waits while a run is pending (append it as soon as the
+         * queue is empty) or a flush runs (commit soon after it ends). */
+        int timeout = b->pending.n ? 0 : b->flusher.busy ? 10 : 100;
+        if (poll_burst(b, timeout) < BR_POLL_BURST && b->pending.n && !b->paused &&
+            !b->exit_code)
             br_pending_submit(b);   /* nothing more right now: append the run */
+        br_checkpoint_collect(b, 0, 1);
         br_outage_tick(b);
         now = br_mono_ms();
-        if (!b->paused && !b->exit_code && now >= b->next_checkpoint) {
+        if (!b->paused && !b->exit_code && now >= b->next_checkpoint &&
+            !b->flusher.busy) {
             br_checkpoint(b);
-            b->next_checkpoint = br_mono_ms() + commit_ms;
+            b->next_checkpoint = now + commit_ms;
         }
         if (now >= b->next_stats) {
             br_stats_log(b);

@@ -127,8 +127,15 @@ static int run(br_config *cfg)
         return rc;
     }
     br_sink_init(&b.sink, &cfg->store, os);
+    if (br_flusher_start(&b.flusher)) {
+        br_log(BR_ERROR, "cannot start the flush thread");
+        kl_os_destroy(os);
+        br_pending_free(&b.pending);
+        return BR_EXIT_INTERNAL;
+    }
     if (br_kafka_open(&b, br_config_take_kafka_conf(cfg), msg, sizeof msg)) {
         br_log(BR_ERROR, "%s: cannot create the Kafka consumer: %s", cfg->path, msg);
+        br_flusher_stop(&b.flusher);
         kl_os_destroy(os);
         br_pending_free(&b.pending);
         return BR_EXIT_CONFIG;
@@ -140,7 +147,10 @@ static int run(br_config *cfg)
         crash_out();
     if (b.exit_code == 0)
         br_log(BR_INFO, "signal received: flushing, committing and leaving the group");
-    br_kafka_close(&b);
+    br_kafka_close(&b);             /* collects the last background flush */
+    br_flusher_stop(&b.flusher);
+    if (b.flush_snap)               /* no revocation collected it: no commit */
+        rd_kafka_topic_partition_list_destroy(b.flush_snap);
     br_sink_close(&b.sink);
     br_positions_clear(&b.pos);
     br_pending_free(&b.pending);

@@ -103,6 +103,10 @@ void br_outage_tick(br_bridge *b)
 {
     if (!b->paused || br_mono_ms() < b->retry_at)
         return;
+    /* A background flush may have been running when the writer refused
+     * a run; its result comes first (and may push retry_at further). */
+    if (br_checkpoint_collect(b, 1, 1) || b->exit_code || br_mono_ms() < b->retry_at)
+        return;
     rd_kafka_topic_partition_list_t *snap = br_positions_uncommitted(&b->pos);
     kl_error e = {0};
     kl_status st = br_flush(b, &e);

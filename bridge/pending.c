@@ -67,10 +67,13 @@ void br_pending_add(br_pending *r, const char *keyspace, const char *key,
 void br_pending_accepted(br_bridge *b)
 {
     br_pending *r = &b->pending;
+    br_partition *p = NULL;
     for (size_t i = 0; i < r->n; i++) {
         rd_kafka_message_t *m = r->msgs[i];
-        br_partition *p = br_positions_find(&b->pos, rd_kafka_topic_name(m->rkt),
-                                            m->partition);
+        /* A run is mostly one partition: look up only when it changes
+         * (the messages are alive, so equal handles mean equal topics). */
+        if (!i || m->rkt != r->msgs[i - 1]->rkt || m->partition != r->msgs[i - 1]->partition)
+            p = br_positions_find(&b->pos, rd_kafka_topic_name(m->rkt), m->partition);
         if (p && m->offset + 1 > p->next) {
             p->next = m->offset + 1;
             p->records++;

@@ -53,6 +53,9 @@ static void on_revoke(br_bridge *b, rd_kafka_topic_partition_list_t *parts)
                 br_fatal(b, BR_EXIT_STORE, "shutting down with unflushed records");
         }
     }
+    /* The writers must not be destroyed under a background flush (it
+     * has finished unless the checkpoint above was skipped). */
+    br_checkpoint_collect(b, 1, 0);
     br_outage_reset(b);
     br_sink_close(&b->sink);
     br_positions_clear(&b->pos);
@@ -66,6 +69,7 @@ static void on_assign(br_bridge *b, rd_kafka_topic_partition_list_t *parts)
     kl_status st;
     describe(parts, names, sizeof names);
     br_log(BR_INFO, "partitions assigned (%d): %s", parts->cnt, names);
+    br_checkpoint_collect(b, 1, 0);     /* see on_revoke */
     br_outage_reset(b);
     if ((st = br_sink_open(&b->sink, &e)) != KL_OK)
         br_fatal(b, BR_EXIT_STORE, "cannot create the store writers: %s: %s",

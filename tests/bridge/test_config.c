@@ -3,12 +3,14 @@
  * and other bad values end with exit code 2 and a message naming the
  * setting, both with --check and at a real start (which must not get as
  * far as connecting); quoted and bare values mean the same; the command
- * line (--help, --version, usage errors). */
+ * line (--help, --version, usage errors); the librdkafka defaults the
+ * bridge changes, and that the file overrides them. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge_config.h"
 #include "harness.h"
 
 static char dir[256], ini[300], log_path[300];
@@ -178,6 +180,31 @@ Test(bridge_config, forced_offset_settings_are_overridden)
     write_config("topic=", "topic=inbound\nenable.auto.commit=true");
     cr_assert_eq(run_bridge(1), 0);
     cr_assert(ht_file_contains(log_path, "enable.auto.commit=true is ignored"));
+}
+
+/* The value librdkafka will run with for `key`, after loading ini. */
+static void kafka_setting(const char *key, char *buf, size_t cap)
+{
+    br_config c;
+    char err[1024];
+    cr_assert_eq(br_config_load(ini, &c, err, sizeof err), 0, "%s", err);
+    rd_kafka_conf_t *k = br_config_take_kafka_conf(&c);
+    cr_assert_eq(rd_kafka_conf_get(k, key, buf, &cap), RD_KAFKA_CONF_OK);
+    rd_kafka_conf_destroy(k);
+    br_config_free(&c);
+}
+
+Test(bridge_config, kafka_defaults_and_overrides)
+{
+    char v[64];
+    write_config(NULL, NULL);
+    kafka_setting("queued.min.messages", v, sizeof v);
+    cr_assert_str_eq(v, "1000000");
+    kafka_setting("enable.auto.commit", v, sizeof v);
+    cr_assert_str_eq(v, "false");
+    write_config("topic=", "topic=inbound\nqueued.min.messages=5000");
+    kafka_setting("queued.min.messages", v, sizeof v);
+    cr_assert_str_eq(v, "5000");
 }
 
 Test(bridge_config, command_line)

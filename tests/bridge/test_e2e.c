@@ -3,8 +3,8 @@
  * exactly-once ingest across kill -9 and restarts, restart from the
  * committed offsets, a consumer group of two bridges, a broker outage, a
  * store outage (local: chattr +i; S3: a cuttable proxy in front of RGW),
- * SIGTERM during a store outage, and bad messages under both on_error
- * policies.  The _s3 variants need the RGW of scripts/test.sh (KL_S3_*)
+ * SIGTERM during a store outage, bad messages under both on_error
+ * policies, and Kafka refusing access (exit code 3).  The _s3 variants need the RGW of scripts/test.sh (KL_S3_*)
  * and are skipped without it.
  *
  * Every test has its own mock cluster, workspace and consumer group.  The
@@ -319,6 +319,36 @@ Test(bridge_e2e, broker_down_and_back, .timeout = 180)
     stop_bridge(pid, log);
     cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
                  40000);
+    ws_close(&w);
+}
+
+/* Kafka refuses access (the mock answers a Fetch with
+ * TOPIC_AUTHORIZATION_FAILED): the bridge stops with exit code 3 after
+ * flushing and committing what it had, and a restart goes on from there
+ * without writing anything twice. */
+Test(bridge_e2e, kafka_access_refused_exits_3, .timeout = 180)
+{
+    ws w;
+    char log[300];
+    ws_open(&w, "inbound:2", 0);
+    write_ini(&w, NULL);
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    produce(&w, "auth-", 0, 1000, NULL);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 1000, 60000), 1000);
+    cr_assert_eq(ht_mock_cmd(&w.mock, "errors 1 1 29"), 0);   /* one Fetch */
+    int rc = ht_wait(pid, 60000);
+    if (rc < 0)
+        ht_kill(pid);
+    cr_assert_eq(rc, 3, "exit code %d, expected 3 (log %s)", rc, log);
+    cr_assert(ht_file_contains(log, "Kafka refuses access"));
+    cr_assert(ht_file_contains(log, "flushed and committed before revocation"));
+    produce(&w, "auth-", 1000, 500, NULL);
+    pid = ht_bridge_start(w.ini, log);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 1500, 60000), 1500);
+    stop_bridge(pid, log);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
+                 1500);
     ws_close(&w);
 }
 

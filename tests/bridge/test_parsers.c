@@ -193,6 +193,13 @@ Test(parsers, record_partition_text)
     cr_assert_str_eq(name_of("RecordPartition", &r, buf), "3");
     r.m.partition = 1234;
     cr_assert_str_eq(name_of("RecordPartition", &r, buf), "1234");
+    /* The hand-written formatter at its edges. */
+    r.m.partition = 0;
+    cr_assert_str_eq(name_of("RecordPartition", &r, buf), "0");
+    r.m.partition = 10;
+    cr_assert_str_eq(name_of("RecordPartition", &r, buf), "10");
+    r.m.partition = INT32_MAX;
+    cr_assert_str_eq(name_of("RecordPartition", &r, buf), "2147483647");
     rec_free(&r);
 }
 
