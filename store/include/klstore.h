@@ -450,7 +450,10 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
  * writer thread (stable hash), so per-key order is append order.  append
  * queues and returns; a full queue blocks the caller.  Memory is bounded
  * by writer_thread_count * writer_thread_queue_capacity queued appends plus
- * one batch per key of at most batch_flush_size_threshold bytes.  An error
+ * one batch per key of at most batch_flush_size_threshold bytes (queued
+ * records are carved from 256 KiB chunks, so a record still pending can
+ * keep up to one chunk alive: at most 256 KiB per pending append, and a
+ * few idle chunks, 4 MiB in all, are kept for reuse).  An error
  * of the inner writer is returned by the next flush_key/flush_all covering
  * that key and by the next append to that key; what failed stays pending
  * and is retried at the next flush. */

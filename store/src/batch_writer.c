@@ -46,6 +46,7 @@
 #endif
 #include "klstore.h"
 #include "hash.h"
+#include "qarena.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -64,9 +65,10 @@
 #define WAKE_APPENDS 256
 
 /* One queued append: header, insertions, names and payloads in one block,
- * so that queueing costs a single allocation. */
+ * so that queueing costs a single allocation (carved from qarena.c). */
 typedef struct queued_append {
     struct queued_append *next;
+    void *chunk;               /* for kl_qarena_free */
     uint64_t hash;
     const char *keyspace;
     const char *key;
@@ -234,9 +236,11 @@ static queued_append *queued_append_new(const char *keyspace, const char *key,
     uint64_t bytes = 0;
     for (size_t i = 0; i < n; i++)
         bytes += ins[i].len;
-    queued_append *qa = malloc(size + bytes);
+    void *chunk;
+    queued_append *qa = kl_qarena_alloc(size + bytes, &chunk);
     if (!qa)
         return NULL;
+    qa->chunk = chunk;
     char *p = (char *)&qa->recs[n];
     qa->next = NULL;
     qa->hash = hash;
@@ -266,7 +270,7 @@ static void queued_appends_free(queued_append *qa)
 {
     while (qa) {
         queued_append *next = qa->next;
-        free(qa);
+        kl_qarena_free(qa, qa->chunk);
         qa = next;
     }
 }
@@ -535,7 +539,7 @@ static void take_one(writer_thread *t)
     if (!kb) {
         log_event("%s/%s: %zu records DROPPED: out of memory", qa->keyspace,
                   qa->key, qa->count);
-        free(qa);
+        kl_qarena_free(qa, qa->chunk);
         return;
     }
     /* A batch's age counts from its oldest append, not from when this
@@ -878,7 +882,8 @@ static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
         }
     }
     pthread_mutex_unlock(&t->mu);
-    free(qa);                     /* not queued: the key has an error */
+    if (qa)                       /* not queued: the key has an error */
+        kl_qarena_free(qa, qa->chunk);
     return st;
 }
 
