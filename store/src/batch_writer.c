@@ -47,6 +47,7 @@
 #include "klstore.h"
 #include "hash.h"
 #include "qarena.h"
+#include "recycle.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -424,7 +425,7 @@ static void note_write_result(batch_writer *bw, key_batch *kb, kl_status st,
 /* Gathers the batch into one insertion array: one inner append, one object. */
 static kl_insertion *batch_gather(const key_batch *kb)
 {
-    kl_insertion *ins = malloc(kb->records * sizeof *ins);
+    kl_insertion *ins = kl_recycle_get(kb->records * sizeof *ins);
     if (!ins)
         return NULL;
     size_t i = 0;
@@ -453,7 +454,7 @@ static kl_status batch_write(writer_thread *t, key_batch *kb, kl_error *err)
         st = bw->inner->ops->append(bw->inner, kb->keyspace, kb->key, ins,
                                     kb->records, &e);
         pthread_mutex_lock(&t->mu);
-        free(ins);
+        kl_recycle_put(ins);
     }
     note_write_result(bw, kb, st, &e);
     if (st != KL_OK)

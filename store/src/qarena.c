@@ -6,6 +6,7 @@
  * zero. */
 #define _GNU_SOURCE
 #include "qarena.h"
+#include "recycle.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +28,10 @@ typedef struct qchunk {
     size_t used;                    /* carved bytes (owning thread only) */
     _Alignas(16) unsigned char data[];
 } qchunk;
+
+/* The chunk of a big block: it came from the recycle pool (recycle.h). */
+static char big_block;
+#define BIG_CHUNK ((void *)&big_block)
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static qchunk *pool;
@@ -79,7 +84,15 @@ void *kl_qarena_alloc(size_t size, void **chunk)
 {
     size = (size + 15) & ~(size_t)15;
     *chunk = NULL;
-    if (size > BIG_BYTES || pthread_once(&current_once, make_key) != 0)
+    if (size > BIG_BYTES) {
+        /* A many-record append (a FUSE write, a Kafka burst): a pooled
+         * large buffer, warm after the first few. */
+        void *p = kl_recycle_get(size);
+        if (p)
+            *chunk = BIG_CHUNK;
+        return p;
+    }
+    if (pthread_once(&current_once, make_key) != 0)
         return malloc(size);
     qchunk *c = pthread_getspecific(current);
     if (c && c->used + size > CHUNK_BYTES &&
@@ -105,7 +118,9 @@ void *kl_qarena_alloc(size_t size, void **chunk)
 
 void kl_qarena_free(void *p, void *chunk)
 {
-    if (chunk)
+    if (chunk == BIG_CHUNK)
+        kl_recycle_put(p);
+    else if (chunk)
         chunk_unref(chunk);
     else
         free(p);

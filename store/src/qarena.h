@@ -10,7 +10,8 @@
  *
  * Memory: a chunk lives while any append in it is queued or pending, so a
  * long-pending append can pin up to one chunk; a few idle chunks (4 MiB at
- * most) are kept for reuse.  Allocations above 32 KiB use malloc.
+ * most) are kept for reuse.  Allocations above 32 KiB come from the
+ * pool of large buffers (recycle.h).
  * Thread-safe: any thread may allocate (from its own chunk) and any thread
  * may free. */
 #ifndef KL_QARENA_H
@@ -18,7 +19,7 @@
 #include <stddef.h>
 
 /* Returns size bytes (16-byte aligned) or NULL; *chunk is what
- * kl_qarena_free needs back (NULL for a plain malloc). */
+ * kl_qarena_free needs back. */
 void *kl_qarena_alloc(size_t size, void **chunk);
 void kl_qarena_free(void *p, void *chunk);
 #endif

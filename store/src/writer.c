@@ -18,6 +18,7 @@
 #include "keycache.h"
 #include "keyindex.h"
 #include "layout.h"
+#include "recycle.h"
 
 #define STRIPES 64
 
@@ -149,20 +150,23 @@ static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t
 
 static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate *s,
                                const kl_insertion *ins, size_t n, kl_error *err) {
-    kl_buf body = {0};
+    /* The body's exact size is known, so encoding never grows it; it comes
+     * from the pool of large buffers (recycle.h), warm after the first
+     * appends instead of fresh memory for every object. */
     size_t need = 0;
     for (size_t i = 0; i < n; i++) need += ins[i].len + KL_RECORD_OVERHEAD;
-    if (kl_buf_reserve(&body, need) != 0)
+    kl_buf body = {.data = kl_recycle_get(need), .cap = need};
+    if (!body.data)
         return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
     kl_object_meta m;
     int oom = 0;
     size_t acc = encode_batch(s, ins, n, &body, &m, &oom);
     if (oom) {
-        kl_buf_free(&body);
+        kl_recycle_put(body.data);
         return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
     }
     if (acc == 0) {
-        kl_buf_free(&body);
+        kl_recycle_put(body.data);
         return KL_OK; /* every record was a duplicate */
     }
     /* A complete batch on its own (the usual case for large appends): the
@@ -180,7 +184,7 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate *s
                        : kl_seterr(err, KL_ENOMEM, "out of memory");
     free(name);
     free(wm);
-    kl_buf_free(&body);
+    kl_recycle_put(body.data);
     if (st) return st;
     s->next_offset = m.last_offset + 1;
     s->next_nonce = m.next_nonce;
