@@ -89,6 +89,21 @@ static void stop_bridge(pid_t pid, const char *log)
     cr_assert_eq(rc, 0, "bridge exited with %d after SIGTERM (log %s)", rc, log);
 }
 
+/* The usual start: a workspace on `topics` with the default config, a
+ * running bridge logging to log (cap bytes), and n records produced with
+ * `prefix` and seen in the store. */
+static pid_t start_ingesting(ws *w, const char *topics, const char *prefix, long n, char *log,
+                             size_t cap)
+{
+    ws_open(w, topics, 0);
+    write_ini(w, NULL);
+    snprintf(log, cap, "%s/bridge.log", w->dir);
+    pid_t pid = ht_bridge_start(w->ini, log);
+    produce(w, prefix, 0, n, NULL);
+    cr_assert_eq(ht_wait_count(w->store.os, "", "ks", n, 60000), n);
+    return pid;
+}
+
 static uint64_t count(ws *w, const char *keyspace)
 {
     return ht_store_count(w->store.os, w->store.prefix, keyspace);
@@ -242,12 +257,7 @@ Test(bridge_e2e, restart_resumes_from_commit, .timeout = 120)
 {
     ws w;
     char log[300];
-    ws_open(&w, "inbound:4", 0);
-    write_ini(&w, NULL);
-    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
-    produce(&w, "rs-", 0, 10000, NULL);
-    pid_t pid = ht_bridge_start(w.ini, log);
-    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 10000, 60000), 10000);
+    pid_t pid = start_ingesting(&w, "inbound:4", "rs-", 10000, log, sizeof log);
     stop_bridge(pid, log);
     cr_assert(ht_file_contains(log, "exiting with code 0 (10000 records written"));
     produce(&w, "rs-", 10000, 1000, NULL);
@@ -301,12 +311,7 @@ Test(bridge_e2e, broker_down_and_back, .timeout = 180)
 {
     ws w;
     char log[300];
-    ws_open(&w, "inbound:4", 0);
-    write_ini(&w, NULL);
-    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
-    pid_t pid = ht_bridge_start(w.ini, log);
-    produce(&w, "bd-", 0, 20000, NULL);
-    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 20000, 60000), 20000);
+    pid_t pid = start_ingesting(&w, "inbound:4", "bd-", 20000, log, sizeof log);
     cr_assert_eq(ht_mock_cmd(&w.mock, "down 1"), 0);
     ht_sleep_ms(6000);
     cr_assert_eq(ht_wait(pid, 0), -1, "bridge exited while the broker was down");
@@ -330,12 +335,7 @@ Test(bridge_e2e, kafka_access_refused_exits_3, .timeout = 180)
 {
     ws w;
     char log[300];
-    ws_open(&w, "inbound:2", 0);
-    write_ini(&w, NULL);
-    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
-    produce(&w, "auth-", 0, 1000, NULL);
-    pid_t pid = ht_bridge_start(w.ini, log);
-    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 1000, 60000), 1000);
+    pid_t pid = start_ingesting(&w, "inbound:2", "auth-", 1000, log, sizeof log);
     cr_assert_eq(ht_mock_cmd(&w.mock, "errors 1 1 29"), 0);   /* one Fetch */
     int rc = ht_wait(pid, 60000);
     if (rc < 0)
@@ -367,12 +367,7 @@ Test(bridge_e2e, store_down_and_back_local, .timeout = 180)
 {
     ws w;
     char log[300];
-    ws_open(&w, "inbound:4", 0);
-    write_ini(&w, NULL);
-    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
-    pid_t pid = ht_bridge_start(w.ini, log);
-    produce(&w, "sd-", 0, 20000, NULL);
-    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 20000, 60000), 20000);
+    pid_t pid = start_ingesting(&w, "inbound:4", "sd-", 20000, log, sizeof log);
     if (set_immutable(w.root, 1) != 0) {
         ht_kill(pid);
         ws_close(&w);
@@ -406,12 +401,7 @@ Test(bridge_e2e, shutdown_during_store_outage, .timeout = 180)
 {
     ws w;
     char log[300];
-    ws_open(&w, "inbound:4", 0);
-    write_ini(&w, NULL);
-    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
-    pid_t pid = ht_bridge_start(w.ini, log);
-    produce(&w, "so-", 0, 10000, NULL);
-    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 10000, 60000), 10000);
+    pid_t pid = start_ingesting(&w, "inbound:4", "so-", 10000, log, sizeof log);
     if (set_immutable(w.root, 1) != 0) {
         ht_kill(pid);
         ws_close(&w);
