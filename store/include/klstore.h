@@ -217,7 +217,7 @@ typedef struct kl_put_item {
     int flags;                 /* KL_PUT_* */
 } kl_put_item;
 
-/* A read-only view of a whole object; `release` frees it (munmap, free). */
+/* A read-only view of a whole object; `release` frees it. */
 typedef struct kl_mapping {
     const uint8_t *data;
     size_t len;
@@ -241,8 +241,11 @@ typedef struct kl_objstore_ops {
     /* Deletes up to 1000 names; missing names are not an error. */
     kl_status (*del)(kl_objstore *os, const char *const *names, size_t n,
                      kl_error *err);
-    /* Optional (NULL when the store cannot do better than get): a
-     * zero-copy view of a whole object, e.g. mmap of an immutable file. */
+    /* Optional (NULL when the store cannot do better than get): a whole
+     * object, cheaply, from a store where fetching is a local read (the
+     * local store reads it into a pooled buffer: cheaper than mmap+munmap
+     * under a hypervisor).  Its presence also tells readers that fetching
+     * an object again is cheap, so they need not cache or prefetch it. */
     kl_status (*map)(kl_objstore *os, const char *name, kl_mapping *out,
                      kl_error *err);
     /* Short description for messages, e.g. "dir:/var/lib/kl" or "s3://b/p". */
