@@ -100,7 +100,7 @@ bench_bridge() {
   cat >"$ini" <<INI
 $store_ini
 [batcher]
-writer_thread_count=2
+writer_thread_count=4
 writer_thread_queue_capacity=256
 batch_flush_interval_millis=1000
 batch_flush_size_threshold=4000000
