@@ -62,8 +62,9 @@
 #define INITIAL_BUCKETS 64
 /* Appenders wake their writer thread at most once per this many queued
  * appends (or earlier when a threshold may be reached, see room_*): one
- * wake-up per append would cost a context switch per record. */
-#define WAKE_APPENDS 256
+ * wake-up per append would cost a context switch per record, and under a
+ * hypervisor even one per 256 appends was a fifth of the append path. */
+#define WAKE_APPENDS 4096
 
 /* One queued append: header, insertions, names and payloads in one block,
  * so that queueing costs a single allocation (carved from qarena.c). */
