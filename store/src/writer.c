@@ -182,6 +182,14 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate *s
     kl_status st = name && (wm || !alone)
                        ? kl_os_put_batch(sw->os, items, alone ? 2 : 1, err)
                        : kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (st && name && alone) {
+        /* The pair failed somewhere, perhaps only at the watermark, with
+         * the object already in place.  The object alone decides the
+         * append (storing it again is idempotent); the watermark is
+         * compaction state, retried below like any failed compaction. */
+        alone = 0;
+        st = kl_os_put(sw->os, name, body.data, body.len, 0, err);
+    }
     free(name);
     free(wm);
     kl_recycle_put(body.data);
