@@ -12,11 +12,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 
 #define CHUNK_BYTES (256u << 10)
 #define BIG_BYTES (32u << 10)
@@ -71,9 +66,7 @@ static qchunk *chunk_get(void)
         c = malloc(sizeof *c + CHUNK_BYTES);
         if (!c)
             return NULL;
-        uintptr_t page = 4096, from = ((uintptr_t)c->data + page - 1) & ~(page - 1);
-        uintptr_t to = ((uintptr_t)c->data + CHUNK_BYTES) & ~(page - 1);
-        (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+        kl_populate(c->data, CHUNK_BYTES);
     }
     atomic_init(&c->refs, 1);
     c->used = 0;

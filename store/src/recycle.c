@@ -45,13 +45,15 @@ void *kl_recycle_get(size_t size) {
         h = malloc(HDR + (cap ? cap : 1));
         if (!h) return NULL;
         *(size_t *)h = cap;
-        /* Fresh memory: one call maps it all rather than a fault per page
-         * (Linux >= 5.14; older kernels just take the faults). */
-        uintptr_t from = ((uintptr_t)h + HDR + 4095) & ~(uintptr_t)4095;
-        uintptr_t to = ((uintptr_t)h + HDR + cap) & ~(uintptr_t)4095;
-        if (cap >= MIN_POOLED && to > from) (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+        if (cap >= MIN_POOLED) kl_populate((char *)h + HDR, cap);
     }
     return (char *)h + HDR;
+}
+
+void kl_populate(void *p, size_t len) {
+    uintptr_t from = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t to = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+    if (to > from) (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
 }
 
 void kl_recycle_put(void *p) {
