@@ -20,26 +20,29 @@ int kl_codec_put(kl_buf *b, uint64_t offset, int64_t ts, int has_nonce,
     return 0;
 }
 
+kl_status kl_codec_frame_error(const uint8_t *body, size_t len, size_t pos,
+                               const char *what, kl_error *err) {
+    if (len - pos < KL_RECORD_OVERHEAD)
+        return kl_seterr(err, KL_EBADDATA, "%s: truncated record at byte %zu", what, pos);
+    uint32_t plen = kl_le32(body + pos + 32);
+    if ((uint64_t)plen + KL_RECORD_OVERHEAD > len - pos)
+        return kl_seterr(err, KL_EBADDATA,
+                         "%s: record at byte %zu claims %" PRIu32
+                         " bytes, past the end of the object", what, pos, plen);
+    uint32_t trailer = kl_le32(body + pos + KL_RECORD_HEADER + plen);
+    return kl_seterr(err, KL_EBADDATA, "%s: record at byte %zu has trailer %" PRIu32
+                     ", expected %" PRIu32, what, pos, trailer, KL_RECORD_HEADER + plen);
+}
+
 /* Counts records and checks framing before allocating, so a corrupt
  * length can never make us allocate or read wildly. */
 static kl_status frame_count(const uint8_t *body, size_t len, const char *what,
                              size_t *count, kl_error *err) {
     size_t pos = 0, n = 0;
+    uint32_t plen;
     while (pos < len) {
-        if (len - pos < KL_RECORD_OVERHEAD)
-            return kl_seterr(err, KL_EBADDATA,
-                             "%s: truncated record at byte %zu", what, pos);
-        uint32_t plen = kl_le32(body + pos + 32);
-        if ((uint64_t)plen + KL_RECORD_OVERHEAD > len - pos)
-            return kl_seterr(err, KL_EBADDATA,
-                             "%s: record at byte %zu claims %" PRIu32
-                             " bytes, past the end of the object", what, pos, plen);
-        uint32_t trailer = kl_le32(body + pos + KL_RECORD_HEADER + plen);
-        if (trailer != KL_RECORD_HEADER + plen)
-            return kl_seterr(err, KL_EBADDATA,
-                             "%s: record at byte %zu has trailer %" PRIu32
-                             ", expected %" PRIu32, what, pos, trailer,
-                             KL_RECORD_HEADER + plen);
+        if (!kl_codec_framed(body, len, pos, &plen))
+            return kl_codec_frame_error(body, len, pos, what, err);
         pos += (size_t)plen + KL_RECORD_OVERHEAD;
         n++;
     }
@@ -52,30 +55,13 @@ static kl_status frame_count(const uint8_t *body, size_t len, const char *what,
 static kl_status decode_into(const uint8_t *body, size_t len, const char *what,
                              kl_record *recs, size_t cap, size_t *n, kl_error *err) {
     size_t pos = 0, i = 0;
+    uint32_t plen;
     while (pos < len) {
-        if (len - pos < KL_RECORD_OVERHEAD)
-            return kl_seterr(err, KL_EBADDATA, "%s: truncated record at byte %zu", what, pos);
-        const uint8_t *p = body + pos;
-        uint32_t plen = kl_le32(p + 32);
-        if ((uint64_t)plen + KL_RECORD_OVERHEAD > len - pos)
-            return kl_seterr(err, KL_EBADDATA,
-                             "%s: record at byte %zu claims %" PRIu32
-                             " bytes, past the end of the object", what, pos, plen);
-        uint32_t trailer = kl_le32(p + KL_RECORD_HEADER + plen);
-        if (trailer != KL_RECORD_HEADER + plen)
-            return kl_seterr(err, KL_EBADDATA,
-                             "%s: record at byte %zu has trailer %" PRIu32 ", expected %" PRIu32,
-                             what, pos, trailer, KL_RECORD_HEADER + plen);
+        if (!kl_codec_framed(body, len, pos, &plen))
+            return kl_codec_frame_error(body, len, pos, what, err);
         if (i == cap)
             return kl_seterr(err, KL_EBADDATA, "%s: holds more records than its name says", what);
-        kl_record *r = &recs[i++];
-        r->offset = kl_le64(p);
-        r->timestamp = (int64_t)kl_le64(p + 8);
-        kl_u128 nonce = (kl_u128)kl_le64(p + 16) | (kl_u128)kl_le64(p + 24) << 64;
-        r->has_nonce = nonce != KL_NONCE_NONE;
-        r->nonce = r->has_nonce ? nonce : 0;
-        r->len = plen;
-        r->data = p + KL_RECORD_HEADER;
+        kl_codec_record(&recs[i++], body + pos, plen);
         pos += (size_t)plen + KL_RECORD_OVERHEAD;
     }
     *n = i;

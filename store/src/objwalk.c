@@ -18,20 +18,13 @@ typedef struct cursor {
     size_t pos;
 } cursor;
 
+/* Why the record at pos is not record idx (framing, else its offset). */
 static __attribute__((cold, noinline)) kl_status bad_record(const kl_cobj *o, size_t pos,
                                                             uint64_t idx, kl_error *err) {
     const uint8_t *b = o->body.data;
-    size_t len = o->body.len;
-    if (len - pos < KL_RECORD_OVERHEAD)
-        return kl_seterr(err, KL_EBADDATA, "%s: truncated record at byte %zu", o->name, pos);
-    uint32_t plen = kl_le32(b + pos + 32);
-    if ((uint64_t)plen + KL_RECORD_OVERHEAD > len - pos)
-        return kl_seterr(err, KL_EBADDATA, "%s: record at byte %zu claims %" PRIu32
-                         " bytes, past the end of the object", o->name, pos, plen);
-    uint32_t trailer = kl_le32(b + pos + KL_RECORD_HEADER + plen);
-    if (trailer != KL_RECORD_HEADER + plen)
-        return kl_seterr(err, KL_EBADDATA, "%s: record at byte %zu has trailer %" PRIu32
-                         ", expected %" PRIu32, o->name, pos, trailer, KL_RECORD_HEADER + plen);
+    uint32_t plen;
+    if (!kl_codec_framed(b, o->body.len, pos, &plen))
+        return kl_codec_frame_error(b, o->body.len, pos, o->name, err);
     return kl_seterr(err, KL_EBADDATA, "%s: record at byte %zu has offset %" PRIu64
                      ", expected %" PRIu64, o->name, pos, kl_le64(b + pos), o->first + idx);
 }
@@ -39,15 +32,8 @@ static __attribute__((cold, noinline)) kl_status bad_record(const kl_cobj *o, si
 /* Whether the record at pos is whole, well framed and is record idx; its
  * payload length in *plen.  The hot path of every walk. */
 static inline int good_record(const kl_cobj *o, size_t pos, uint64_t idx, uint32_t *plen) {
-    const uint8_t *p = o->body.data + pos;
-    size_t left = o->body.len - pos;
-    if (left < KL_RECORD_OVERHEAD) return 0;
-    uint32_t l = kl_le32(p + 32);
-    if ((uint64_t)l + KL_RECORD_OVERHEAD > left) return 0;
-    if (kl_le32(p + KL_RECORD_HEADER + l) != KL_RECORD_HEADER + l) return 0;
-    if (kl_le64(p) != o->first + idx) return 0;
-    *plen = l;
-    return 1;
+    return kl_codec_framed(o->body.data, o->body.len, pos, plen) &&
+           kl_le64(o->body.data + pos) == o->first + idx;
 }
 
 /* The end of record c.idx when it is the object's last: nothing may follow. */
@@ -114,17 +100,6 @@ static kl_status seek(kl_cobj *o, uint64_t idx, cursor *c, kl_error *err) {
     return st;
 }
 
-static inline void fill(kl_record *r, const uint8_t *p, uint64_t offset, uint32_t len) {
-    uint64_t lo = kl_le64(p + 16), hi = kl_le64(p + 24);
-    int has = (lo & hi) != UINT64_MAX;
-    r->offset = offset;
-    r->timestamp = (int64_t)kl_le64(p + 8);
-    r->has_nonce = has;
-    r->nonce = has ? (kl_u128)hi << 64 | lo : 0;
-    r->data = p + KL_RECORD_HEADER;
-    r->len = len;
-}
-
 static uint64_t room_for(const kl_pagebuf *pb, uint64_t limit, uint64_t avail) {
     uint64_t room = limit > pb->n ? limit - pb->n : 0;
     return room < avail ? room : avail;
@@ -144,7 +119,7 @@ kl_status kl_objwalk_forward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_
     for (uint64_t i = 0; i < k; i++) {
         uint32_t l;
         if (!good_record(o, c.pos, c.idx, &l)) return bad_record(o, c.pos, c.idx, err);
-        fill(&r[i], b + c.pos, o->first + c.idx, l);
+        kl_codec_record(&r[i], b + c.pos, l);
         c.pos += (size_t)l + KL_RECORD_OVERHEAD;
         c.idx++;
     }
@@ -168,7 +143,7 @@ kl_status kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64
     for (uint64_t i = 0; i < k; i++) {
         if ((st = hop_backward(o, &c, err))) return st;
         const uint8_t *p = o->body.data + c.pos;
-        fill(&r[i], p, o->first + c.idx, kl_le32(p + 32));
+        kl_codec_record(&r[i], p, kl_le32(p + 32));
     }
     pb->n += k;
     remember(o, &c);
@@ -184,7 +159,7 @@ kl_status kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), vo
         uint32_t l;
         if (!good_record(o, c.pos, c.idx, &l)) return bad_record(o, c.pos, c.idx, err);
         kl_record r;
-        fill(&r, o->body.data + c.pos, o->first + c.idx, l);
+        kl_codec_record(&r, o->body.data + c.pos, l);
         if (pred(&r, ctx)) {
             *found = 1;
             *offset = r.offset;
