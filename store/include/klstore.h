@@ -3,8 +3,11 @@
  * klstore keeps append-only logs on an object store (S3 or a local
  * directory).  A *keyspace* holds *keys*; each key is a *log* of records,
  * each with an offset (1, 2, 3, ...), a timestamp (ms since the epoch) and
- * an optional 128-bit nonce.  One writer per key appends; nonce checking
- * makes retried writes exactly-once.  Any number of stateless readers page
+ * an optional 128-bit nonce.  Any number of writers (threads, processes,
+ * hosts) may append to one key: each object is published through a slot
+ * claimed with a create-only write, so no acknowledged append is lost or
+ * duplicated (FORMAT.md "Concurrent writers").  Nonce checking makes
+ * retried writes exactly-once, across writers too.  Any number of stateless readers page
  * forwards or backwards from an offset, a timestamp or a nonce.
  *
  * The on-bucket format (object names and bytes) is FORMAT.md; a bucket is
@@ -259,6 +262,36 @@ typedef struct kl_objstore_ops {
      * stored (each object whole or not at all), as after that many puts. */
     kl_status (*put_batch)(kl_objstore *os, const kl_put_item *items, size_t n,
                            kl_error *err);
+
+    /* Slot claims: how concurrent writers of one key are fenced (FORMAT.md
+     * "Concurrent writers").  Optional as a group: a store without them
+     * (NULL) cannot fence, and its writers fall back to one writer per key.
+     * A `tag` identifies one body of a claim (S3: its ETag); stores that do
+     * not need one return NULL.  Tags are malloc'd (free(3)).
+     *
+     * claim: creates `claim` holding `data` (the exact body of the data
+     * object `object`, a full name) if and only if no object `claim`
+     * exists: atomic create-only, KL_EEXIST when another writer has it.
+     * Durable only together with a later publish. */
+    kl_status (*claim)(kl_objstore *os, const char *claim, const char *object,
+                       const void *data, size_t len, char **tag, kl_error *err);
+    /* The full data object name a claim holds (malloc'd, free(3)) and its
+     * tag.  KL_ENOTFOUND when there is no claim; KL_EBADDATA when it holds
+     * no body (emptied by unclaim, or left by a crash before it was
+     * published: such a claim was never acknowledged). */
+    kl_status (*claim_target)(kl_objstore *os, const char *claim, char **object,
+                              char **tag, kl_error *err);
+    /* Makes `object` hold the claimed body, durably, without sending it
+     * again (a server-side copy on S3, a hard link on a directory store),
+     * provided the claim still holds the body `tag` names.  Idempotent;
+     * KL_ENOTFOUND when the claim is gone or holds no (such) body. */
+    kl_status (*publish)(kl_objstore *os, const char *claim, const char *object,
+                         const char *tag, kl_error *err);
+    /* Deletes claims (missing ones are not an error); with `keep`, empties
+     * them instead: the name stays taken but nothing can be published
+     * from it any more. */
+    kl_status (*unclaim)(kl_objstore *os, const char *const *claims, size_t n,
+                         int keep, kl_error *err);
 } kl_objstore_ops;
 
 struct kl_objstore {
@@ -281,6 +314,17 @@ kl_status kl_os_list(kl_objstore *os, const kl_list_req *req,
                      kl_listing *out, kl_error *err);
 kl_status kl_os_del(kl_objstore *os, const char *const *names, size_t n,
                     kl_error *err);
+/* The claim ops of the table (see kl_objstore_ops); kl_os_can_claim tells
+ * whether the store has them. */
+int kl_os_can_claim(const kl_objstore *os);
+kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object,
+                      const void *data, size_t len, char **tag, kl_error *err);
+kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object,
+                             char **tag, kl_error *err);
+kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object,
+                        const char *tag, kl_error *err);
+kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n,
+                        int keep, kl_error *err);
 void kl_os_destroy(kl_objstore *os);
 
 /* The local-directory store: object K lives at ROOT/K, so the directory is
@@ -335,7 +379,16 @@ typedef struct kl_store_config {
     uint64_t reader_readahead;          /* default 8: objects fetched ahead in
                                            parallel when reading forwards from
                                            a remote store (0 = off) */
+    int fencing;                        /* KL_FENCING_*, default AUTO */
 } kl_store_config;
+
+/* How the store writer fences concurrent writers of a key (config key
+ * `fencing`).  AUTO: claim slots with create-only writes when the store
+ * supports them (S3: probed once per writer with a second create-only PUT
+ * of one name, which must fail with 412), else warn once and work as one
+ * writer per key.  ON: the same, but a store that cannot fence is an
+ * error and nothing is written.  OFF: never claim (one writer per key). */
+enum { KL_FENCING_AUTO = 0, KL_FENCING_ON = 1, KL_FENCING_OFF = 2 };
 
 /* Batching writer settings: the spec's BatchingStoreWriterConfig. */
 typedef struct kl_batch_config {
@@ -443,8 +496,13 @@ void kl_writer_destroy(kl_writer *w);
 /* The store writer: the spec's S3StoreWriter over any object store.  Uses
  * store.object_prefix, max_cached_keys and the compact_* thresholds.  It
  * borrows `os`.  Thread-safe; appends to the same key are serialised.
- * The contract is one writer (process) per key: two writers appending to
- * one key at once would write overlapping objects. */
+ * Any number of store writers, in any processes, may append to one key at
+ * once (see kl_store_config.fencing): each append claims the key's next
+ * slot with a create-only write, checks that the slot is really the tail,
+ * and only then publishes its object; a writer that loses the slot helps
+ * publish the winner's object and retries at the new tail (nonces are
+ * checked again there), at most 200 times before failing with KL_EIO.
+ * KL_OK means the records are in the log exactly once. */
 kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
                               kl_writer **out, kl_error *err);
 

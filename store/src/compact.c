@@ -13,6 +13,7 @@
 #include "compact.h"
 #include "keyindex.h"
 #include "layout.h"
+#include "tail.h"
 
 char *kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]) {
     kl_put_le64(v, first);
@@ -55,8 +56,8 @@ static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate
             if (st == KL_OK && kl_buf_append(out, body, len) != 0)
                 st = kl_seterr(err, KL_ENOMEM, "out of memory");
         } else if (st == KL_ENOTFOUND) {
-            st = kl_seterr(err, KL_EBADDATA, "compaction: object '%s' vanished "
-                           "(is another writer appending to this key?)", name);
+            st = kl_seterr(err, KL_ENOTFOUND, "compaction: object '%s' vanished "
+                           "(another writer compacted it)", name);
         }
         free(body);
         free(name);
@@ -97,7 +98,7 @@ static kl_object_meta merged_meta(const kl_keystate *s, uint64_t size) {
 }
 
 kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
-                           const char *dir, kl_keystate *s, kl_error *err) {
+                           const char *dir, kl_keystate *s, int fenced, kl_error *err) {
     if (s->n_pending == 0) return KL_OK;
     uint64_t records = 0, bytes = 0;
     for (size_t i = 0; i < s->n_pending; i++) {
@@ -129,7 +130,20 @@ kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
             free(old);
             return kl_seterr(err, KL_ENOMEM, "out of memory");
         }
-        st = delete_objects(os, dir, old, n_old, err);
+        uint64_t *slots = fenced ? malloc(n_old * sizeof *slots) : NULL;
+        if (fenced && !slots) st = kl_seterr(err, KL_ENOMEM, "out of memory");
+        for (size_t i = 0; slots && i < n_old; i++) slots[i] = old[i].first_offset;
+        if (slots) st = kl_tail_unclaim(os, dir, s, slots, n_old, 1, err);
+        /* Emptied, they still hold their slots until the watermark passes
+         * them: then kl_tail_gc deletes them. */
+        for (size_t i = 0; slots && !st && i < n_old; i++) {
+            int known = 0;
+            for (size_t j = 0; j < s->n_claims && !known; j++) known = s->claims[j] == slots[i];
+            if (!known && kl_keystate_add_claim(s, slots[i]) != 0)
+                st = kl_seterr(err, KL_ENOMEM, "out of memory");
+        }
+        free(slots);
+        if (!st) st = delete_objects(os, dir, old, n_old, err);
         free(old);
         if (st) return st;
     }
@@ -138,5 +152,5 @@ kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
     if (st) return st;
     s->watermark = merged.first_offset;
     s->n_pending = 0;
-    return KL_OK;
+    return fenced ? kl_tail_gc(os, dir, s, 32, err) : KL_OK;
 }

@@ -9,9 +9,13 @@
  * only the object count reached -> merge, keep the watermark (partial).
  * The merged object is written before the merged ones are deleted, so
  * readers never miss data.  Updates s to match what is in the store even
- * when a later step fails (the next append retries what is left). */
+ * when a later step fails (the next append retries what is left).
+ * With `fenced`, the claims of the merged objects are deleted before the
+ * objects (tail.h: no late publish can bring one back).  KL_ENOTFOUND
+ * when an object to merge vanished: another writer compacted first, and s
+ * is stale. */
 kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
-                           const char *dir, kl_keystate *s, kl_error *err);
+                           const char *dir, kl_keystate *s, int fenced, kl_error *err);
 
 /* Whether object m, the only one after the watermark's object, is a
  * complete batch by itself.  Then compacting it is only moving the

@@ -34,6 +34,7 @@ void kl_store_config_init(kl_store_config *c)
     c->compact_objects_threshold = 100;
     c->reader_cache_bytes = 64 << 20;
     c->reader_readahead = 8;
+    c->fencing = KL_FENCING_AUTO;
 }
 
 void kl_s3_config_init(kl_s3_config *c)
@@ -167,7 +168,7 @@ static kl_status set_string(char **dst, const char *v, int empty_is_null, int se
 /* the settings                                                        */
 /* ------------------------------------------------------------------ */
 
-enum kind { K_STR, K_SECRET, K_OPTSTR, K_BOOL, K_U64, K_SIZE, K_LONG, K_INT };
+enum kind { K_STR, K_SECRET, K_OPTSTR, K_BOOL, K_U64, K_SIZE, K_LONG, K_INT, K_FENCING };
 
 typedef struct setting {
     const char *name;
@@ -190,6 +191,7 @@ static const setting store_settings[] = {
     {"compact_objects_threshold", K_U64, F(store.compact_objects_threshold), 1, UINT64_MAX},
     {"reader_cache_bytes", K_U64, F(store.reader_cache_bytes), U64},
     {"reader_readahead", K_U64, F(store.reader_readahead), U64},
+    {"fencing", K_FENCING, F(store.fencing), 0, 0},
 };
 
 static const setting s3_settings[] = {
@@ -260,6 +262,12 @@ static kl_status apply(kl_config *c, const setting *s, const char *v, kl_error *
         return set_string(p, v, 1, 1, err, o);
     case K_BOOL:
         return parse_bool(v, p, err, o);
+    case K_FENCING:
+        if (strcasecmp(v, "auto") == 0) *(int *)p = KL_FENCING_AUTO;
+        else if (strcasecmp(v, "on") == 0) *(int *)p = KL_FENCING_ON;
+        else if (strcasecmp(v, "off") == 0) *(int *)p = KL_FENCING_OFF;
+        else return bad(err, o, "'%s' is not auto, on or off", v);
+        return KL_OK;
     default:
         break;
     }

@@ -23,6 +23,7 @@ struct kl_keycache {
 void kl_keystate_free(kl_keystate *s) {
     if (!s) return;
     free(s->pending);
+    free(s->claims);
     free(s);
 }
 
@@ -35,6 +36,18 @@ int kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m) {
         s->cap_pending = cap;
     }
     s->pending[s->n_pending++] = *m;
+    return 0;
+}
+
+int kl_keystate_add_claim(kl_keystate *s, uint64_t slot) {
+    if (s->n_claims == s->cap_claims) {
+        size_t cap = s->cap_claims ? s->cap_claims * 2 : 16;
+        uint64_t *p = realloc(s->claims, cap * sizeof *p);
+        if (!p) return -1;
+        s->claims = p;
+        s->cap_claims = cap;
+    }
+    s->claims[s->n_claims++] = slot;
     return 0;
 }
 
@@ -130,6 +143,13 @@ size_t kl_keycache_count(kl_keycache *c) {
     size_t n = c->count;
     pthread_mutex_unlock(&c->mu);
     return n;
+}
+
+void kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
+                      void *ctx) {
+    pthread_mutex_lock(&c->mu);
+    for (node *n = c->newest; n; n = n->older) fn(n->id, n->s, ctx);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void kl_keycache_free(kl_keycache *c) {

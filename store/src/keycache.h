@@ -19,6 +19,8 @@ typedef struct kl_keystate {
     uint64_t watermark;         /* first offset of the newest complete batch */
     kl_object_meta *pending;    /* objects after the watermark's object */
     size_t n_pending, cap_pending;
+    uint64_t *claims;           /* slots this writer saw published whose */
+    size_t n_claims, cap_claims;/* claims are still to delete (tail.h) */
 } kl_keystate;
 
 typedef struct kl_keycache kl_keycache;
@@ -31,7 +33,14 @@ kl_keystate *kl_keycache_take(kl_keycache *c, const char *id);
  * evicts the least recently used states beyond the bound. */
 void kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s);
 size_t kl_keycache_count(kl_keycache *c);
+/* Calls fn for every cached state, most recent first, under the cache's
+ * lock (fn must not call back into the cache).  For a writer's last work
+ * at destroy. */
+void kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
+                      void *ctx);
 void kl_keystate_free(kl_keystate *s);
 /* Appends an object to s->pending.  Returns 0 or -1 (ENOMEM). */
 int kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m);
+/* Appends a slot to s->claims.  Returns 0 or -1 (ENOMEM). */
+int kl_keystate_add_claim(kl_keystate *s, uint64_t slot);
 #endif

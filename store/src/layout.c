@@ -32,3 +32,7 @@ char *kl_layout_join(const char *key_dir, const char *suffix) {
 char *kl_layout_seek(const char *key_dir, uint64_t offset) {
     return fmt("%sdata_o%020" PRIu64, key_dir, offset);
 }
+
+char *kl_layout_claim(const char *key_dir, uint64_t slot) {
+    return fmt("%sclaim_o%020" PRIu64, key_dir, slot);
+}

@@ -56,3 +56,29 @@ void kl_listing_free(kl_listing *l) {
     free(l->next);
     *l = (kl_listing){0};
 }
+
+int kl_os_can_claim(const kl_objstore *os) {
+    return os->ops->claim && os->ops->claim_target && os->ops->publish && os->ops->unclaim;
+}
+
+kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object,
+                      const void *data, size_t len, char **tag, kl_error *err) {
+    *tag = NULL;
+    return os->ops->claim(os, claim, object, data, len, tag, err);
+}
+
+kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object,
+                             char **tag, kl_error *err) {
+    *object = *tag = NULL;
+    return os->ops->claim_target(os, claim, object, tag, err);
+}
+
+kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object,
+                        const char *tag, kl_error *err) {
+    return os->ops->publish(os, claim, object, tag, err);
+}
+
+kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n,
+                        int keep, kl_error *err) {
+    return n ? os->ops->unclaim(os, claims, n, keep, err) : KL_OK;
+}

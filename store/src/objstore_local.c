@@ -522,6 +522,162 @@ static kl_status local_del(kl_objstore *os, const char *const *names, size_t n,
     return KL_OK;
 }
 
+/* ---- slot claims (klstore.h "Slot claims") ------------------------- *
+ * A claim C holding object O is the directory C with one file named like O
+ * (O's body).  It is made in a temporary directory and renamed into place
+ * with RENAME_NOREPLACE: atomic and create-only, and it carries O's name
+ * without any metadata store.  Publishing is link(2) of that file as O,
+ * so the body is written and synced once.  The claim itself is not synced:
+ * publish syncs the key directory, which holds both names.  A crash before
+ * that may leave an empty claim directory; it was never acknowledged, and
+ * claim_target reports it so that a writer can remove it.  An emptied
+ * claim holds a file named "emptied" instead of the body. */
+
+#define EMPTIED "emptied"   /* what an emptied claim holds instead of a body */
+
+static const char *base_of(const char *name) {
+    const char *s = strrchr(name, '/');
+    return s ? s + 1 : name;
+}
+
+/* Removes what a failed claim left in the temporary directory. */
+static void drop_tmpdir(int dfd, const char *tmp, const char *file) {
+    int t = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (t >= 0) {
+        unlinkat(t, file, 0);
+        close(t);
+    }
+    unlinkat(dfd, tmp, AT_REMOVEDIR);
+}
+
+static kl_status local_claim(kl_objstore *os, const char *claim, const char *object,
+                             const void *data, size_t len, char **tag, kl_error *err) {
+    local_os *l = L(os);
+    kl_status st = check_name(claim, err);
+    if (st || (st = check_name(object, err))) return st;
+    const char *cb = base_of(claim), *ob = base_of(object);
+    int dfd = open_parent(l->rootfd, claim, dir_len(claim));
+    if (dfd < 0) return io_err(err, "create directories for", claim);
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, TMP_PREFIX "%d.%lu.d", (int)getpid(),
+             atomic_fetch_add(&l->tmp_seq, 1));
+    int fd = -1, tfd = -1;
+    if (mkdirat(dfd, tmp, 0755) != 0) goto fail;
+    if ((tfd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) goto fail;
+    fd = openat(tfd, ob, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) goto fail;
+    close(fd);
+    close(tfd);
+    fd = tfd = -1;
+    int r = renameat2(dfd, tmp, dfd, cb, RENAME_NOREPLACE);
+    if (r != 0 && errno == EINVAL) /* a file system without the flag: a   */
+        r = renameat(dfd, tmp, dfd, cb); /* non-empty target still fails */
+    if (r != 0) {
+        int e = errno;
+        drop_tmpdir(dfd, tmp, ob);
+        close(dfd);
+        if (e == EEXIST || e == ENOTEMPTY)
+            return kl_seterr(err, KL_EEXIST, "claim '%s' is taken", claim);
+        errno = e;
+        return io_err(err, "claim", claim);
+    }
+    close(dfd);
+    return KL_OK;
+fail:;
+    int e = errno;
+    if (fd >= 0) close(fd);
+    if (tfd >= 0) close(tfd);
+    drop_tmpdir(dfd, tmp, ob);
+    close(dfd);
+    errno = e;
+    return io_err(err, "write claim", claim);
+}
+
+/* The first entry of claim directory `claim` not starting with '.' into
+ * buf; 0 found, 1 empty, -1 errno. */
+static int claim_entry(int rootfd, const char *claim, char *buf, size_t cap) {
+    int fd = openat(rootfd, claim, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) { close(fd); return -1; }
+    int rc = 1;
+    struct dirent *e;
+    while (rc == 1 && (e = readdir(d)))
+        if (e->d_name[0] != '.' && snprintf(buf, cap, "%s", e->d_name) < (int)cap) rc = 0;
+    closedir(d);
+    return rc;
+}
+
+static kl_status local_claim_target(kl_objstore *os, const char *claim, char **object,
+                                     char **tag, kl_error *err) {
+    kl_status st = check_name(claim, err);
+    if (st) return st;
+    char ent[256];
+    int rc = claim_entry(L(os)->rootfd, claim, ent, sizeof ent);
+    if (rc < 0) return io_err(err, "read claim", claim);
+    if (rc == 1 || strcmp(ent, EMPTIED) == 0)
+        return kl_seterr(err, KL_EBADDATA, "claim '%s' holds no object (%s)", claim,
+                         rc == 1 ? "left by a crash before it was published" : "emptied");
+    size_t dl = (size_t)(base_of(claim) - claim);
+    if (asprintf(object, "%.*s%s", (int)dl, claim, ent) < 0)
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    return KL_OK;
+}
+
+/* The claim's file is named after its object, so a link by that name
+ * cannot pick up another body: no tag is needed. */
+static kl_status local_publish(kl_objstore *os, const char *claim, const char *object,
+                               const char *tag, kl_error *err) {
+    local_os *l = L(os);
+    kl_status st = check_name(claim, err);
+    if (st || (st = check_name(object, err))) return st;
+    char src[4096];
+    if (snprintf(src, sizeof src, "%s/%s", claim, base_of(object)) >= (int)sizeof src)
+        return kl_seterr(err, KL_EINVAL, "claim name '%s' is too long", claim);
+    if (linkat(l->rootfd, src, l->rootfd, object, 0) != 0 && errno != EEXIST)
+        return io_err(err, "publish", object);
+    int dfd = open_parent(l->rootfd, object, dir_len(object));
+    int r = dfd < 0 ? -1 : fsync(dfd);
+    if (dfd >= 0) close(dfd);
+    if (r != 0) return io_err(err, "sync directory of", object);
+    return KL_OK;
+}
+
+static kl_status local_unclaim(kl_objstore *os, const char *const *claims, size_t n,
+                               int keep, kl_error *err) {
+    local_os *l = L(os);
+    for (size_t i = 0; i < n; i++) {
+        kl_status st = check_name(claims[i], err);
+        if (st) return st;
+        /* ENOTEMPTY: the claim went and a new one of the same slot came
+         * (from a writer with a stale view, which its check will catch);
+         * removing that one too is as harmless, a few times at most. */
+        for (int round = 0;; round++) {
+            char ent[256];
+            int rc;
+            while ((rc = claim_entry(l->rootfd, claims[i], ent, sizeof ent)) == 0) {
+                if (keep && strcmp(ent, EMPTIED) == 0) break;
+                int fd = openat(l->rootfd, claims[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0) break;
+                /* Emptying renames the body away: the claim stays visible
+                 * to LIST (an empty directory would not be). */
+                int u = keep ? renameat(fd, ent, fd, EMPTIED) : unlinkat(fd, ent, 0);
+                close(fd);
+                if (u != 0 && errno != ENOENT) return io_err(err, "delete claim", claims[i]);
+            }
+            if (rc < 0 && errno != ENOENT && errno != ENOTDIR)
+                return io_err(err, "read claim", claims[i]);
+            if (keep) break;
+            if (unlinkat(l->rootfd, claims[i], AT_REMOVEDIR) == 0 || errno == ENOENT) break;
+            if (errno != ENOTEMPTY || round == 4) {
+                if (errno == ENOTEMPTY) break;
+                return io_err(err, "delete claim", claims[i]);
+            }
+        }
+    }
+    return KL_OK;
+}
+
 static const char *local_describe(kl_objstore *os) { return L(os)->desc; }
 
 static void local_destroy(kl_objstore *os) {
@@ -541,6 +697,10 @@ static const kl_objstore_ops local_ops = {
     .describe = local_describe,
     .destroy = local_destroy,
     .put_batch = local_put_batch,
+    .claim = local_claim,
+    .claim_target = local_claim_target,
+    .publish = local_publish,
+    .unclaim = local_unclaim,
 };
 
 /* mkdir -p for the root itself. */

@@ -1,16 +1,20 @@
 /* writer.c -- the store writer: the spec's S3StoreWriter over any object
  * store.
  *
- * One append call = one data object holding the accepted records.  Per-key
- * state (next offset, next nonce, prior pointer, objects since the
- * watermark) lives in a bounded LRU; a miss reloads it from the store.
- * Appends to one key are serialised by a striped mutex, so the writer is
- * safe to share between threads (the batching writer runs several). */
+ * One append call = one data object holding the accepted records,
+ * published at the key's tail through a claimed slot (tail.h), so that any
+ * number of writers may share a key.  Per-key state (next offset, next
+ * nonce, prior pointer, objects since the watermark) lives in a bounded
+ * LRU; a miss reloads it from the store.  Appends to one key are
+ * serialised by a striped mutex within a writer; across writers the slot
+ * claims order them. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "codec.h"
@@ -19,8 +23,12 @@
 #include "keyindex.h"
 #include "layout.h"
 #include "recycle.h"
+#include "tail.h"
 
 #define STRIPES 64
+/* Slots an append may lose to other writers before it gives up: with k
+ * writers racing evenly, losing 200 in a row has odds of ((k-1)/k)^200. */
+#define MAX_LOST 200
 
 typedef struct store_writer {
     kl_writer base;
@@ -29,6 +37,9 @@ typedef struct store_writer {
     char *prefix;
     kl_keycache *cache;
     pthread_mutex_t stripes[STRIPES];
+    pthread_mutex_t probe_mu;
+    int probed;                 /* the fencing decision is made */
+    int fenced;                 /* appends claim slots (tail.h) */
 } store_writer;
 
 static store_writer *SW(kl_writer *w) { return (store_writer *)w; }
@@ -48,56 +59,6 @@ static kl_status sw_create_keyspace(kl_writer *w, const char *keyspace,
         return kl_seterr(err, KL_EEXIST, "keyspace '%s' already exists", keyspace);
     if (st == KL_OK && created) *created = now;
     return st;
-}
-
-/* Rebuilds a key's state from the store: the watermark, then the objects
- * after it (normally a short tail, since compaction keeps it short). */
-static kl_status load_state(store_writer *sw, const char *dir, kl_keystate **out,
-                            kl_error *err) {
-    uint64_t wm;
-    int valid;
-    kl_status st = kl_index_watermark(sw->os, dir, &wm, &valid, err);
-    if (st) return st;
-    if (!valid)
-        return kl_seterr(err, KL_EBADDATA, "watermark of '%s' is not an 8-byte offset", dir);
-    kl_object_meta *v = NULL;
-    size_t n = 0;
-    st = kl_index_list(sw->os, dir, wm ? wm : 1, 0, &v, &n, NULL, err);
-    if (st) return st;
-    kl_keystate *s = calloc(1, sizeof *s);
-    if (!s) {
-        free(v);
-        return kl_seterr(err, KL_ENOMEM, "out of memory");
-    }
-    s->watermark = wm;
-    s->next_offset = 1;
-    if (n == 0 && wm) {
-        /* A watermark ahead of every object: trust the objects instead. */
-        kl_object_meta last;
-        int found;
-        st = kl_index_last(sw->os, dir, &found, &last, err);
-        if (st == KL_OK && found) {
-            s->next_offset = last.last_offset + 1;
-            s->next_nonce = last.next_nonce;
-            s->last_first = last.first_offset;
-        }
-        s->watermark = 0;
-    } else if (n) {
-        const kl_object_meta *last = &v[n - 1];
-        s->next_offset = last->last_offset + 1;
-        s->next_nonce = last->next_nonce;
-        s->last_first = last->first_offset;
-        for (size_t i = 0; i < n && st == KL_OK; i++)
-            if (v[i].first_offset > wm && kl_keystate_add_pending(s, &v[i]) != 0)
-                st = kl_seterr(err, KL_ENOMEM, "out of memory");
-    }
-    free(v);
-    if (st) {
-        kl_keystate_free(s);
-        return st;
-    }
-    *out = s;
-    return KL_OK;
 }
 
 static kl_status check_insertions(const kl_insertion *ins, size_t n, kl_error *err) {
@@ -148,7 +109,54 @@ static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t
     return acc;
 }
 
-static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate *s,
+/* Without fencing (a store that cannot claim, or fencing=off): one PUT,
+ * after a LIST that checks nobody wrote at or past our next offset (a
+ * second writer is then noticed, though a race inside that window is
+ * not).  A complete batch on its own PUTs its watermark in the same round
+ * of syncs, the object visible first.  *alone says the watermark is done. */
+static kl_status put_unfenced(store_writer *sw, const char *dir, kl_keystate *s,
+                              const kl_object_meta *m, const kl_buf *body, int *alone,
+                              int *raced, kl_error *err) {
+    kl_object_meta *v = NULL;
+    size_t nv = 0;
+    kl_status st = kl_index_list(sw->os, dir, s->next_offset, 1, &v, &nv, NULL, err);
+    free(v);
+    if (st) return st;
+    if ((*raced = nv != 0)) return KL_OK;
+    *alone = s->n_pending == 0 && kl_compact_complete_alone(&sw->cfg, m);
+    uint8_t wm_body[8];
+    char *name = kl_index_name(dir, m);
+    char *wm = *alone ? kl_compact_watermark(dir, m->first_offset, wm_body) : NULL;
+    kl_put_item items[2] = {{.name = name, .data = body->data, .len = body->len},
+                            {.name = wm, .data = wm_body, .len = sizeof wm_body}};
+    st = name && (wm || !*alone) ? kl_os_put_batch(sw->os, items, *alone ? 2 : 1, err)
+                                 : kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (st && name && *alone) {
+        /* The pair failed somewhere, perhaps only at the watermark, with
+         * the object already in place.  The object alone decides the
+         * append (storing it again is idempotent); the watermark is
+         * compaction state, retried later like any failed compaction. */
+        *alone = 0;
+        st = kl_os_put(sw->os, name, body->data, body->len, 0, err);
+    }
+    free(name);
+    free(wm);
+    if (st) return st;
+    s->next_offset = m->last_offset + 1;
+    s->next_nonce = m->next_nonce;
+    s->last_first = m->first_offset;
+    if (*alone) s->watermark = m->first_offset;
+    else if (kl_keystate_add_pending(s, m) != 0) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    return KL_OK;
+}
+
+static void lost_backoff(int lost) {
+    if (lost < 4) return;
+    struct timespec ts = {0, (long)(rand() % (lost < 20 ? lost : 20) + 1) * 200000L};
+    nanosleep(&ts, NULL);
+}
+
+static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **sp,
                                const kl_insertion *ins, size_t n, kl_error *err) {
     /* The body's exact size is known, so encoding never grows it; it comes
      * from the pool of large buffers (recycle.h), warm after the first
@@ -158,82 +166,110 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate *s
     kl_buf body = {.data = kl_recycle_get(need), .cap = need};
     if (!body.data)
         return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
-    kl_object_meta m;
-    int oom = 0;
-    size_t acc = encode_batch(s, ins, n, &body, &m, &oom);
-    if (oom) {
-        kl_recycle_put(body.data);
-        return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
+    kl_status st = KL_OK;
+    int done = 0, alone = 0;
+    for (int lost = 0; !done && st == KL_OK; lost++) {
+        kl_keystate *s = *sp;
+        kl_object_meta m;
+        int oom = 0;
+        body.len = 0;
+        /* Encoded afresh each round: the nonce filter and offsets must
+         * follow the tail as it is now. */
+        size_t acc = encode_batch(s, ins, n, &body, &m, &oom);
+        if (oom) {
+            st = kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
+        } else if (acc == 0) {
+            kl_recycle_put(body.data);
+            return KL_OK; /* every record was a duplicate */
+        } else if (lost == MAX_LOST) {
+            st = kl_seterr(err, KL_EIO, "gave up appending to '%s': other writers took the "
+                           "key's next slot %d times in a row", dir, MAX_LOST);
+        } else if (sw->fenced) {
+            lost_backoff(lost);
+            st = kl_tail_publish(sw->os, dir, s, &m, body.data, body.len, &done, err);
+        } else {
+            int raced = 0;
+            st = put_unfenced(sw, dir, s, &m, &body, &alone, &raced, err);
+            done = st == KL_OK && !raced;
+            if (raced) { /* reload and rerun the nonce filter */
+                kl_keystate_free(*sp);
+                *sp = NULL;
+                st = kl_tail_load(sw->os, dir, 0, sp, err);
+                if (st == KL_OK && lost >= 2)
+                    st = kl_seterr(err, KL_EIO, "another writer keeps appending to '%s', and "
+                                   "this store cannot fence writers: one writer per key", dir);
+            }
+        }
     }
-    if (acc == 0) {
-        kl_recycle_put(body.data);
-        return KL_OK; /* every record was a duplicate */
-    }
-    /* A complete batch on its own (the usual case for large appends): the
-     * object and its watermark go to the store together, so they share
-     * one round of syncs; the object is visible first, as compaction
-     * orders them. */
-    int alone = s->n_pending == 0 && kl_compact_complete_alone(&sw->cfg, &m);
-    uint8_t wm_body[8];
-    char *name = kl_index_name(dir, &m);
-    char *wm = alone ? kl_compact_watermark(dir, m.first_offset, wm_body) : NULL;
-    kl_put_item items[2] = {{.name = name, .data = body.data, .len = body.len},
-                            {.name = wm, .data = wm_body, .len = sizeof wm_body}};
-    kl_status st = name && (wm || !alone)
-                       ? kl_os_put_batch(sw->os, items, alone ? 2 : 1, err)
-                       : kl_seterr(err, KL_ENOMEM, "out of memory");
-    if (st && name && alone) {
-        /* The pair failed somewhere, perhaps only at the watermark, with
-         * the object already in place.  The object alone decides the
-         * append (storing it again is idempotent); the watermark is
-         * compaction state, retried below like any failed compaction. */
-        alone = 0;
-        st = kl_os_put(sw->os, name, body.data, body.len, 0, err);
-    }
-    free(name);
-    free(wm);
     kl_recycle_put(body.data);
-    if (st) return st;
-    s->next_offset = m.last_offset + 1;
-    s->next_nonce = m.next_nonce;
-    s->last_first = m.first_offset;
-    if (alone) {
-        s->watermark = m.first_offset;
-        return KL_OK;
-    }
-    if (kl_keystate_add_pending(s, &m) != 0)
-        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (st || alone) return st;
 
     /* The records are durable now.  A failed compaction must not fail the
      * append (a retry would duplicate records without nonces): it is
-     * logged and retried with the next append. */
+     * logged and retried with the next append.  Objects vanishing under
+     * it mean another writer compacted: reload the state next time. */
     kl_error cerr = {0};
-    if (kl_compact_maybe(sw->os, &sw->cfg, dir, s, &cerr) != KL_OK)
+    kl_status cst = kl_compact_maybe(sw->os, &sw->cfg, dir, *sp, sw->fenced, &cerr);
+    if (cst == KL_ENOTFOUND) {
+        kl_keystate_free(*sp);
+        *sp = NULL;
+    } else if (cst != KL_OK) {
         kl_log(KL_LOG_WARNING, "compaction of '%s' failed, will retry: %s", dir, cerr.msg);
+    }
     return KL_OK;
 }
 
-/* One writer per key is the contract, but a second writer (another
- * process, another mount) is an easy mistake, and our cached state would
- * then make us write an object overlapping its own: one writer's records
- * would be lost to readers.  So before writing, one LIST checks that
- * nothing exists at or past our next offset; if something does, the state
- * is reloaded (and the nonce filter reruns against it).  A writer that
- * keeps racing us is an error, never silent corruption. */
-static kl_status ensure_fresh(store_writer *sw, const char *dir, kl_keystate **s,
-                              kl_error *err) {
-    for (int attempt = 0; attempt < 3; attempt++) {
-        kl_object_meta *v = NULL;
-        size_t n = 0;
-        kl_status st = kl_index_list(sw->os, dir, (*s)->next_offset, 1, &v, &n, NULL, err);
-        free(v);
-        if (st || n == 0) return st;
-        kl_keystate_free(*s);
-        *s = NULL;
-        if ((st = load_state(sw, dir, s, err))) return st;
+/* Whether this writer claims slots: decided once, at the first append
+ * (readers never write, so opening a store costs no probe).  A server
+ * that ignores If-None-Match would let two claims of one slot both
+ * succeed, so the probe claims one name twice: the second must fail. */
+static kl_status decide_fencing(store_writer *sw, kl_error *err) {
+    pthread_mutex_lock(&sw->probe_mu);
+    kl_status st = KL_OK;
+    if (!sw->probed) {
+        int can = kl_os_can_claim(sw->os) && sw->cfg.fencing != KL_FENCING_OFF;
+        if (can) {
+            char name[1024];
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            snprintf(name, sizeof name, "%s.klstore/fencing-probe-%d-%lx-%lx-%p",
+                     sw->prefix, (int)getpid(), (unsigned long)ts.tv_sec,
+                     (unsigned long)ts.tv_nsec, (void *)sw);
+            kl_error perr = {0};
+            const char *obj = ".klstore/probe-object";
+            char *t1 = NULL, *t2 = NULL;
+            kl_status a = kl_os_claim(sw->os, name, obj, "1", 1, &t1, &perr);
+            kl_status b = a ? a : kl_os_claim(sw->os, name, obj, "2", 1, &t2, &perr);
+            const char *v[1] = {name};
+            if (a == KL_OK) kl_os_unclaim(sw->os, v, 1, 0, NULL);
+            free(t1);
+            free(t2);
+            if (a != KL_OK || (b != KL_OK && b != KL_EEXIST)) {
+                st = kl_seterr(err, a ? a : b, "probing %s for create-only writes: %s",
+                               sw->os->ops->describe(sw->os), perr.msg);
+                goto out;
+            }
+            can = b == KL_EEXIST;
+        }
+        if (!can && sw->cfg.fencing == KL_FENCING_ON) {
+            st = kl_seterr(err, KL_EINVAL, "fencing=on, but %s %s: concurrent writers of a key "
+                           "cannot be fenced; nothing was written",
+                           sw->os->ops->describe(sw->os),
+                           kl_os_can_claim(sw->os) ? "ignores create-only writes (a second "
+                           "PUT with If-None-Match: * of one name succeeded)"
+                           : "has no create-only claims");
+            goto out;
+        }
+        if (!can && sw->cfg.fencing == KL_FENCING_AUTO)
+            kl_log(KL_LOG_WARNING, "%s cannot fence concurrent writers (create-only writes "
+                   "are ignored or missing): keep to one writer per key",
+                   sw->os->ops->describe(sw->os));
+        sw->fenced = can;
+        sw->probed = 1;
     }
-    return kl_seterr(err, KL_EIO, "another writer keeps appending to '%s': klstore allows "
-                     "one writer per key", dir);
+out:
+    pthread_mutex_unlock(&sw->probe_mu);
+    return st;
 }
 
 static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
@@ -245,26 +281,22 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
         (st = check_insertions(ins, n, err)))
         return st;
     if (n == 0) return KL_OK;
+    if (!sw->probed && (st = decide_fencing(sw, err))) return st;
     char *dir = kl_layout_key_dir(sw->prefix, keyspace, key);
     if (!dir) return kl_seterr(err, KL_ENOMEM, "out of memory");
     pthread_mutex_t *mu = &sw->stripes[kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];
     pthread_mutex_lock(mu);
     kl_keystate *s = kl_keycache_take(sw->cache, dir);
-    if (!s) st = load_state(sw, dir, &s, err);
-    if (st == KL_OK) st = ensure_fresh(sw, dir, &s, err);
-    if (st != KL_OK) {
+    if (!s) st = kl_tail_load(sw->os, dir, sw->fenced, &s, err);
+    if (st == KL_OK) st = append_locked(sw, dir, &s, ins, n, err);
+    /* An error may leave s stale (an I/O error may even hide a write that
+     * did land): forget it and reload next time.  KL_EINVAL and KL_ENOMEM
+     * from encoding wrote nothing. */
+    if (st != KL_OK && st != KL_EINVAL && st != KL_ENOMEM) {
         kl_keystate_free(s);
-    } else {
-        st = append_locked(sw, dir, s, ins, n, err);
-        /* On failure nothing was written and s is unchanged: keep it.  An
-         * I/O error may hide a write that did land, so forget the state
-         * and reload next time rather than risk a stale next offset. */
-        if (st == KL_EIO) {
-            kl_keystate_free(s);
-        } else {
-            kl_keycache_put(sw->cache, dir, s);
-        }
+        s = NULL;
     }
+    if (s) kl_keycache_put(sw->cache, dir, s);
     pthread_mutex_unlock(mu);
     free(dir);
     return st;
@@ -279,10 +311,20 @@ static kl_status sw_flush_key(kl_writer *w, const char *keyspace, const char *ke
 
 static kl_status sw_noop(kl_writer *w, kl_error *err) { return KL_OK; }
 
+/* A writer going away deletes the claims below the watermark of the keys
+ * it wrote (other writers' too); what it misses, the next load finds. */
+static void gc_key(const char *dir, kl_keystate *s, void *ctx) {
+    kl_error err;
+    if (kl_tail_sweep(ctx, dir, &err) != KL_OK)
+        kl_log(KL_LOG_WARNING, "could not delete old claims of '%s': %s", dir, err.msg);
+}
+
 static void sw_destroy(kl_writer *w) {
     store_writer *sw = SW(w);
+    if (sw->fenced) kl_keycache_each(sw->cache, gc_key, sw->os);
     kl_keycache_free(sw->cache);
     for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&sw->stripes[i]);
+    pthread_mutex_destroy(&sw->probe_mu);
     free(sw->prefix);
     free(sw);
 }
@@ -324,6 +366,7 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
     for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&sw->stripes[i], NULL);
+    pthread_mutex_init(&sw->probe_mu, NULL);
     *out = &sw->base;
     return KL_OK;
 }

@@ -110,6 +110,8 @@ typedef struct s3_resp {
     char request_id[128];
     char bucket_region[64];
     uint64_t content_length;    /* from the Content-Length header */
+    char claim_object[256];     /* x-amz-meta-kl-object (slot claims) */
+    char etag[128];             /* ETag (slot claims' tags) */
     int ambiguous;              /* an earlier attempt may have been applied */
     conn *conn;                 /* during the transfer, for on_header */
     int attempts;
@@ -182,6 +184,8 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
     size_t n = sz * nm;
     grab_header(p, n, "x-amz-request-id", r->request_id, sizeof r->request_id);
     grab_header(p, n, "x-amz-bucket-region", r->bucket_region, sizeof r->bucket_region);
+    grab_header(p, n, "x-amz-meta-kl-object", r->claim_object, sizeof r->claim_object);
+    grab_header(p, n, "etag", r->etag, sizeof r->etag);
     char cl[32] = "";
     grab_header(p, n, "content-length", cl, sizeof cl);
     if (cl[0])
@@ -682,9 +686,12 @@ static kl_status not_found(const s3_os *s, const char *op, const char *name, con
 
 static kl_status s3_get(kl_objstore *os, const char *name, uint64_t off, uint64_t len,
                         uint8_t **data, size_t *out_len, kl_error *err);
+static kl_status s3_del(kl_objstore *os, const char *const *names, size_t n, kl_error *err);
 
-static kl_status s3_put(kl_objstore *os, const char *name, const void *data, size_t len,
-                        int flags, kl_error *err)
+/* PUT, optionally create-only (If-None-Match: *) and carrying a claim's
+ * object name as user metadata. */
+static kl_status put_object(kl_objstore *os, const char *name, const void *data, size_t len,
+                            int flags, const char *claim_object, char **etag, kl_error *err)
 {
     s3_os *s = S(os);
     kl_status st = check_key(s, "PUT", name, err);
@@ -698,12 +705,17 @@ static kl_status s3_put(kl_objstore *os, const char *name, const void *data, siz
         rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"If-None-Match", "*"};
         rq.accept[0] = 412;
     }
+    if (claim_object)
+        rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-meta-kl-object", claim_object};
     s3_resp rs;
     if ((st = s3_do(s, &rq, &rs, err)))
         return st;
     kl_buf_free(&rs.body);
-    if (rs.status != 412)
+    if (rs.status != 412) {
+        if (etag && rs.etag[0] && !(*etag = strdup(rs.etag)))
+            return kl_seterr(err, KL_ENOMEM, "out of memory");
         return KL_OK;
+    }
     if (rs.ambiguous) {
         /* An earlier attempt may have created the object and lost the
          * answer: if what is there is exactly what we wrote, it was us. */
@@ -718,6 +730,133 @@ static kl_status s3_put(kl_objstore *os, const char *name, const void *data, siz
     }
     return kl_seterr(err, KL_EEXIST, "S3 PUT s3://%s/%.200s: the object already exists", s->bucket,
                      name);
+}
+
+static kl_status s3_put(kl_objstore *os, const char *name, const void *data, size_t len,
+                        int flags, kl_error *err)
+{
+    return put_object(os, name, data, len, flags, NULL, NULL, err);
+}
+
+/* ---- slot claims (klstore.h "Slot claims") ------------------------ *
+ * A claim is an object created with If-None-Match: * whose body is the
+ * data object's body and whose metadata x-amz-meta-kl-object names the
+ * data object (its last path component: metadata must be ASCII, names
+ * of keys need not be).  Publishing is a server-side CopyObject, so the
+ * body crosses the network once.  Deleting a claim before the data object
+ * it published makes a late copy fail (404) instead of bringing a
+ * compacted-away object back. */
+
+static const char *last_component(const char *name)
+{
+    const char *sl = strrchr(name, '/');
+    return sl ? sl + 1 : name;
+}
+
+static kl_status head_claim(s3_os *s, const char *claim, s3_resp *rs, kl_error *err)
+{
+    kl_status st = check_key(s, "HEAD", claim, err);
+    if (st)
+        return st;
+    s3_req rq = {.op = "HEAD", .method = "HEAD", .key = claim, .head = 1, .accept = {404}};
+    if ((st = s3_do(s, &rq, rs, err)))
+        return st;
+    kl_buf_free(&rs->body);
+    if (rs->status == 404)
+        return kl_seterr(err, KL_ENOTFOUND, "S3 HEAD s3://%s/%.200s: no such claim", s->bucket,
+                         claim);
+    return KL_OK;
+}
+
+static kl_status s3_claim(kl_objstore *os, const char *claim, const char *object,
+                          const void *data, size_t len, char **tag, kl_error *err)
+{
+    kl_status st = put_object(os, claim, data, len, KL_PUT_IF_ABSENT, last_component(object),
+                              tag, err);
+    if (st == KL_OK && !*tag) { /* created by an earlier attempt: ask for its tag */
+        s3_resp rs;
+        if ((st = head_claim(S(os), claim, &rs, err)))
+            return st;
+        if (!rs.etag[0] || !(*tag = strdup(rs.etag)))
+            return kl_seterr(err, KL_EIO, "S3 HEAD s3://%s/%.200s: no ETag", S(os)->bucket, claim);
+    }
+    return st;
+}
+
+static kl_status s3_claim_target(kl_objstore *os, const char *claim, char **object,
+                                 char **tag, kl_error *err)
+{
+    s3_os *s = S(os);
+    s3_resp rs;
+    kl_status st = head_claim(s, claim, &rs, err);
+    if (st)
+        return st;
+    if (!rs.claim_object[0] || strchr(rs.claim_object, '/') || !rs.etag[0])
+        return kl_seterr(err, KL_EBADDATA, "S3 HEAD s3://%s/%.200s: a claim without a body "
+                         "(emptied, or not written by klstore)", s->bucket, claim);
+    size_t dl = (size_t)(last_component(claim) - claim);
+    if (asprintf(object, "%.*s%s", (int)dl, claim, rs.claim_object) < 0 ||
+        !(*tag = strdup(rs.etag)))
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    return KL_OK;
+}
+
+/* CopyObject conditional on the claim's ETag: an emptied claim (or one
+ * re-created with another body) fails with 412 and copies nothing. */
+static kl_status s3_publish(kl_objstore *os, const char *claim, const char *object,
+                            const char *tag, kl_error *err)
+{
+    s3_os *s = S(os);
+    kl_status st = check_key(s, "COPY", object, err);
+    if (st || (st = check_key(s, "COPY", claim, err)))
+        return st;
+    char *enc = kl_sigv4_uri_encode(claim, strlen(claim), 1);
+    char *src = NULL;
+    if (!enc || asprintf(&src, "/%s/%s", s->bucket, enc) < 0) {
+        free(enc);
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    }
+    free(enc);
+    s3_req rq = {.op = "COPY", .method = "PUT", .key = object, .accept = {404, 412}};
+    rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-copy-source", src};
+    rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-metadata-directive", "REPLACE"};
+    if (tag)
+        rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-copy-source-if-match", tag};
+    s3_resp rs;
+    st = s3_do(s, &rq, &rs, err);
+    free(src);
+    if (st)
+        return st;
+    if (rs.status == 404 || rs.status == 412) {
+        st = rs.status == 412 ? kl_seterr(err, KL_ENOTFOUND, "S3 COPY s3://%s/%.200s: the claim "
+                                          "no longer holds that body", s->bucket, claim)
+                              : not_found(s, "COPY", claim, &rs, err);
+        kl_buf_free(&rs.body);
+        return st;
+    }
+    /* CopyObject may fail after its 200 went out: the error is the body. */
+    kl_s3_xml_error x;
+    int failed = kl_s3_xml_parse_error((const char *)rs.body.data, rs.body.len, &x);
+    kl_buf_free(&rs.body);
+    if (failed)
+        return kl_seterr(err, KL_EIO, "S3 COPY s3://%s/%.200s: %s: %s (request id %s)",
+                         s->bucket, object, x.code, x.message, rs.request_id);
+    return KL_OK;
+}
+
+/* Emptying overwrites each claim with an empty body and no metadata: the
+ * name stays taken, and its ETag changes, so a late publish fails. */
+static kl_status s3_unclaim(kl_objstore *os, const char *const *claims, size_t n, int keep,
+                           kl_error *err)
+{
+    if (!keep)
+        return s3_del(os, claims, n, err);
+    for (size_t i = 0; i < n; i++) {
+        kl_status st = put_object(os, claims[i], "", 0, 0, NULL, NULL, err);
+        if (st)
+            return st;
+    }
+    return KL_OK;
 }
 
 static kl_status s3_head(kl_objstore *os, const char *name, uint64_t *size, kl_error *err)
@@ -929,6 +1068,10 @@ static const kl_objstore_ops s3_ops = {
     .del = s3_del,
     .describe = s3_describe,
     .destroy = s3_destroy,
+    .claim = s3_claim,
+    .claim_target = s3_claim_target,
+    .publish = s3_publish,
+    .unclaim = s3_unclaim,
 };
 
 /* ------------------------------------------------------------------ */

@@ -1,0 +1,296 @@
+/* tail.c -- the store writer's view of a key's tail, and publishing at it
+ * under fencing (tail.h; the protocol and why it is safe: FORMAT.md
+ * "Concurrent writers").
+ *
+ * Why a claim holds the body: a writer may stop (crash, SIGSTOP) between
+ * any two requests.  If the claim only reserved the slot, others could
+ * neither publish the stopped writer's records nor safely write over its
+ * slot (it could wake and publish after them).  With the body in the
+ * claim, anyone can finish the publication, byte for byte the same, so no
+ * writer ever waits for another and nothing needs a timeout. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "keyindex.h"
+#include "layout.h"
+#include "tail.h"
+
+static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "out of memory"); }
+
+kl_status kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
+                          const uint64_t *v, size_t n, int keep, kl_error *err) {
+    if (n == 0) return KL_OK;
+    kl_status st = KL_OK;
+    char **names = calloc(n, sizeof *names);
+    if (!names) return oom(err);
+    for (size_t i = 0; i < n && !st; i++)
+        if (!(names[i] = kl_layout_claim(dir, v[i]))) st = oom(err);
+    for (size_t base = 0; base < n && !st; base += 1000)
+        st = kl_os_unclaim(os, (const char *const *)names + base, n - base < 1000 ? n - base : 1000,
+                           keep, err);
+    kl_strv_free(names, n);
+    if (st || keep) return st;
+    { /* drop the deleted slots from s->claims */
+        size_t k = 0;
+        for (size_t i = 0; i < s->n_claims; i++) {
+            int gone = 0;
+            for (size_t j = 0; j < n && !gone; j++) gone = s->claims[i] == v[j];
+            if (!gone) s->claims[k++] = s->claims[i];
+        }
+        s->n_claims = k;
+    }
+    return KL_OK;
+}
+
+/* Deletes the claims of slots below the watermark: a complete batch lies
+ * after them, which slot_free always sees (FORMAT.md says why that makes
+ * deleting them safe).  Claims of writers that stopped before deleting
+ * them are found here. */
+static kl_status sweep_claims(kl_objstore *os, const char *dir, kl_keystate *s,
+                              kl_error *err) {
+    char *prefix = kl_layout_join(dir, "claim_o");
+    if (!prefix) return oom(err);
+    kl_list_req req = {.prefix = prefix, .names_only = 1};
+    kl_listing l;
+    kl_status st = kl_os_list(os, &req, &l, err);
+    size_t plen = strlen(prefix);
+    free(prefix);
+    if (st) return st;
+    uint64_t *old = malloc((l.n_objects ? l.n_objects : 1) * sizeof *old);
+    size_t n = 0;
+    for (size_t i = 0; old && i < l.n_objects; i++) {
+        const char *p = l.objects[i].name + plen;
+        char *end;
+        uint64_t slot = strtoull(p, &end, 10);
+        if (end == p + 20 && (*end == 0 || *end == '/') && slot < s->watermark &&
+            (n == 0 || old[n - 1] != slot))
+            old[n++] = slot;
+    }
+    kl_listing_free(&l);
+    if (!old) return oom(err);
+    st = kl_tail_unclaim(os, dir, s, old, n, 0, err);
+    free(old);
+    return st;
+}
+
+kl_status kl_tail_sweep(kl_objstore *os, const char *dir, kl_error *err) {
+    kl_keystate s = {0};
+    int valid;
+    kl_status st = kl_index_watermark(os, dir, &s.watermark, &valid, err);
+    if (st == KL_OK && valid && s.watermark) st = sweep_claims(os, dir, &s, err);
+    free(s.claims);
+    return st;
+}
+
+kl_status kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min,
+                     kl_error *err) {
+    uint64_t *v = malloc((s->n_claims ? s->n_claims : 1) * sizeof *v);
+    if (!v) return oom(err);
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_claims; i++)
+        if (s->claims[i] < s->watermark) v[n++] = s->claims[i];
+    kl_status st = n >= min ? kl_tail_unclaim(os, dir, s, v, n, 0, err) : KL_OK;
+    free(v);
+    return st;
+}
+
+kl_status kl_tail_load(kl_objstore *os, const char *dir, int fenced, kl_keystate **out,
+                       kl_error *err) {
+    uint64_t wm;
+    int valid;
+    kl_status st = kl_index_watermark(os, dir, &wm, &valid, err);
+    if (st) return st;
+    if (!valid)
+        return kl_seterr(err, KL_EBADDATA, "watermark of '%s' is not an 8-byte offset", dir);
+    kl_object_meta *v = NULL;
+    size_t n = 0;
+    st = kl_index_list(os, dir, wm ? wm : 1, 0, &v, &n, NULL, err);
+    if (st) return st;
+    kl_keystate *s = calloc(1, sizeof *s);
+    if (!s) {
+        free(v);
+        return oom(err);
+    }
+    s->watermark = wm;
+    s->next_offset = 1;
+    if (n == 0 && wm) {
+        /* A watermark ahead of every object: trust the objects instead. */
+        kl_object_meta last;
+        int found;
+        st = kl_index_last(os, dir, &found, &last, err);
+        if (st == KL_OK && found) {
+            s->next_offset = last.last_offset + 1;
+            s->next_nonce = last.next_nonce;
+            s->last_first = last.first_offset;
+        }
+        s->watermark = 0;
+    } else if (n) {
+        const kl_object_meta *last = &v[n - 1];
+        s->next_offset = last->last_offset + 1;
+        s->next_nonce = last->next_nonce;
+        s->last_first = last->first_offset;
+        for (size_t i = 0; i < n && st == KL_OK; i++)
+            if (v[i].first_offset > wm && kl_keystate_add_pending(s, &v[i]) != 0) st = oom(err);
+    }
+    free(v);
+    if (st == KL_OK && fenced) st = sweep_claims(os, dir, s, err);
+    if (st) {
+        kl_keystate_free(s);
+        return st;
+    }
+    *out = s;
+    return KL_OK;
+}
+
+/* Replaces *s with a fresh load, keeping the claims still to delete. */
+static kl_status reload(kl_objstore *os, const char *dir, kl_keystate *s, kl_error *err) {
+    kl_keystate *f;
+    kl_status st = kl_tail_load(os, dir, 1, &f, err);
+    if (st) return st;
+    for (size_t i = 0; i < s->n_claims && st == KL_OK; i++)
+        if (kl_keystate_add_claim(f, s->claims[i]) != 0) st = oom(err);
+    kl_keystate tmp = *s;
+    *s = *f;
+    *f = tmp;
+    kl_keystate_free(f);
+    return st;
+}
+
+/* Is `slot` (== s->next_offset) still the key's tail, i.e. does no
+ * published object cover it?  One LIST from the newest object s knows: it
+ * should be the last one and end just before the slot.  Anything else
+ * (that object merged away, objects after it) is settled by a full load. */
+static kl_status slot_free(kl_objstore *os, const char *dir, const kl_keystate *s,
+                           int *free_, kl_error *err) {
+    uint64_t slot = s->next_offset, from = s->last_first ? s->last_first : 1;
+    kl_object_meta *v = NULL;
+    size_t n = 0;
+    /* Every object from there on, not a few names: in a compaction window
+     * the first names can all be originals covered by one merged object,
+     * with a newer object behind them.  Normally this is one object. */
+    kl_status st = kl_index_list(os, dir, from, 0, &v, &n, NULL, err);
+    if (st) return st;
+    int known = 1;
+    if (s->last_first == 0) {
+        *free_ = n == 0;
+    } else if (n && v[0].first_offset == s->last_first && v[0].last_offset >= slot) {
+        *free_ = 0;
+    } else if (n && v[0].first_offset == s->last_first && v[0].last_offset + 1 == slot) {
+        *free_ = n == 1;
+    } else {
+        known = 0;
+    }
+    free(v);
+    if (known) return KL_OK;
+    kl_keystate *f;
+    if ((st = kl_tail_load(os, dir, 0, &f, err))) return st;
+    *free_ = f->next_offset == slot;
+    kl_keystate_free(f);
+    return KL_OK;
+}
+
+/* Whether the log holds exactly `body` (the records of m) at m's offsets:
+ * for a writer that finds its own claimed slot taken, because a helper may
+ * have published (and compaction merged) its claim while it was stopped. */
+static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_meta *m,
+                            const uint8_t *body, size_t len, int *yes, kl_error *err) {
+    *yes = 0;
+    uint8_t *have = NULL;
+    size_t hlen = 0;
+    kl_status st = KL_ENOTFOUND;
+    /* A found object may be merged away before we GET it: seek again. */
+    for (int tries = 0; st == KL_ENOTFOUND && tries < 8; tries++) {
+        int found;
+        kl_object_meta c;
+        st = kl_index_seek_offset(os, dir, m->first_offset, 0, &found, &c, err);
+        if (st || !found || c.last_offset < m->last_offset) return st;
+        char *name = kl_index_name(dir, &c);
+        if (!name) return oom(err);
+        st = kl_os_get(os, name, 0, UINT64_MAX, &have, &hlen, err);
+        free(name);
+    }
+    if (st) return st;
+    /* Walk to the record at m->first_offset. */
+    size_t pos = 0;
+    uint32_t plen;
+    while (pos < hlen && kl_codec_framed(have, hlen, pos, &plen) &&
+           kl_le64(have + pos) < m->first_offset)
+        pos += KL_RECORD_OVERHEAD + plen;
+    *yes = pos < hlen && hlen - pos >= len && kl_le64(have + pos) == m->first_offset &&
+           memcmp(have + pos, body, len) == 0;
+    free(have);
+    return KL_OK;
+}
+
+/* s moves past object m, now published: it is the newest object. */
+static kl_status advance(kl_keystate *s, const kl_object_meta *m, kl_error *err) {
+    s->next_offset = m->last_offset + 1;
+    s->next_nonce = m->next_nonce;
+    s->last_first = m->first_offset;
+    if (kl_keystate_add_pending(s, m) != 0 || kl_keystate_add_claim(s, m->first_offset) != 0)
+        return oom(err);
+    return KL_OK;
+}
+
+kl_status kl_tail_publish(kl_objstore *os, const char *dir, kl_keystate *s,
+                          const kl_object_meta *m, const void *body, size_t len,
+                          int *won, kl_error *err) {
+    *won = 0;
+    char *claim = kl_layout_claim(dir, m->first_offset);
+    char *name = kl_index_name(dir, m);
+    char *other = NULL, *tag = NULL;
+    kl_object_meta om;
+    int free_ = 0;
+    kl_status st = claim && name ? KL_OK : oom(err);
+    if (!st) st = kl_os_claim(os, claim, name, body, len, &tag, err);
+    int mine = st == KL_OK;
+    if (st == KL_EEXIST) {
+        st = kl_os_claim_target(os, claim, &other, &tag, err);
+        if (st == KL_OK) {
+            const char *base = strrchr(other, '/');
+            st = kl_object_name_parse(base ? base + 1 : other, &om, err);
+            if (st == KL_OK && om.first_offset != m->first_offset)
+                st = kl_seterr(err, KL_EBADDATA, "claim '%s' names object '%s' of another slot",
+                               claim, other);
+        }
+        if (st == KL_ENOTFOUND) { /* published and deleted meanwhile */
+            st = reload(os, dir, s, err);
+            goto out;
+        }
+    }
+    int broken = st == KL_EBADDATA && !mine; /* a claim nobody can publish */
+    if (st && !broken) goto out;
+    if ((st = slot_free(os, dir, s, &free_, err))) goto out;
+    if (broken) {
+        /* It blocks the tail forever unless removed; elsewhere it is junk. */
+        const char *v[1] = {claim};
+        st = free_ ? kl_os_unclaim(os, v, 1, 0, err) : reload(os, dir, s, err);
+    } else if (mine && free_) {
+        st = kl_os_publish(os, claim, name, tag, err);
+        if (st == KL_ENOTFOUND) st = KL_OK; /* a helper published it, then it was unclaimed */
+        if (st == KL_OK && (st = advance(s, m, err)) == KL_OK) *won = 1;
+    } else if (mine) {
+        /* Our slot was taken before we claimed it (we were stopped with a
+         * stale view), or a helper published our claim meanwhile. */
+        int yes;
+        if ((st = holds_body(os, dir, m, body, len, &yes, err))) goto out;
+        const char *v[1] = {claim};
+        if (!yes && (st = kl_os_unclaim(os, v, 1, 0, err))) goto out;
+        *won = yes;
+        st = reload(os, dir, s, err);
+    } else if (free_) {
+        st = kl_os_publish(os, claim, other, tag, err);
+        if (st == KL_ENOTFOUND) st = KL_OK;
+        if (st == KL_OK) st = advance(s, &om, err);
+    } else {
+        st = reload(os, dir, s, err);
+    }
+out:
+    free(claim);
+    free(name);
+    free(other);
+    free(tag);
+    return st;
+}

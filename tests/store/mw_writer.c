@@ -1,0 +1,103 @@
+/* mw_writer.c -- one writer process of the multi-writer tests
+ * (test_multiwriter.c): appends numbered records to one key and records
+ * which appends were acknowledged, so a checker can prove that every
+ * acknowledged record is in the log exactly once.
+ *
+ *   mw_writer STORE KEYSPACE KEY ID COUNT PER_APPEND ACKFILE [batch]
+ *
+ * STORE is what kl_objstore_open takes (a directory, or s3://BUCKET/PREFIX
+ * with the KL_S3_* environment of scripts/test.sh).  Records are
+ * "w{ID} {seq}", seq = 0..COUNT-1, PER_APPEND to an append.  With "batch"
+ * they go through the batching writer and are acknowledged by a flush
+ * after every append.  After each acknowledged append one line
+ * "{first_seq} {last_seq}\n" is written to ACKFILE (not synced: a kill -9
+ * loses no page cache).  Exit 0 when all were acknowledged, 1 if any
+ * append failed (it is not retried: the record is then at most once). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "klstore.h"
+
+static kl_objstore *open_store(const char *url, kl_config *c) {
+    kl_error err = {0};
+    kl_config_init(c);
+    if (strncmp(url, "s3://", 5) == 0) {
+        c->s3.endpoint = strdup(getenv("KL_S3_ENDPOINT"));
+        free(c->s3.region);
+        c->s3.region = strdup(getenv("KL_S3_REGION") ? getenv("KL_S3_REGION") : "us-east-1");
+        c->s3.access_key = strdup(getenv("KL_S3_ACCESS_KEY"));
+        c->s3.secret_key = strdup(getenv("KL_S3_SECRET_KEY"));
+        c->s3.path_style = 1;
+        c->s3.use_default_credentials = 0;
+    }
+    if (getenv("MW_COMPACT_RECORDS"))
+        c->store.compact_records_threshold = strtoull(getenv("MW_COMPACT_RECORDS"), NULL, 10);
+    if (getenv("MW_COMPACT_OBJECTS"))
+        c->store.compact_objects_threshold = strtoull(getenv("MW_COMPACT_OBJECTS"), NULL, 10);
+    if (getenv("MW_FENCING") && kl_config_set(c, "local", "fencing", getenv("MW_FENCING"),
+                                              &err) != KL_OK) {
+        fprintf(stderr, "mw_writer: %s\n", err.msg);
+        exit(2);
+    }
+    kl_objstore *os;
+    if (kl_objstore_open(url, c, &os, &err) != KL_OK) {
+        fprintf(stderr, "mw_writer: %s\n", err.msg);
+        exit(2);
+    }
+    return os;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 8) {
+        fprintf(stderr, "usage: mw_writer STORE KEYSPACE KEY ID COUNT PER_APPEND ACKFILE [batch]\n");
+        return 2;
+    }
+    const char *ks = argv[2], *key = argv[3];
+    int id = atoi(argv[4]);
+    long count = atol(argv[5]), per = atol(argv[6]);
+    int batch = argc > 8 && strcmp(argv[8], "batch") == 0;
+    int ack = open(argv[7], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (ack < 0 || per < 1) return 2;
+    kl_config c;
+    kl_objstore *os = open_store(argv[1], &c);
+    kl_error err = {0};
+    kl_writer *sw, *w;
+    if (kl_store_writer_new(os, &c.store, &sw, &err) != KL_OK) {
+        fprintf(stderr, "mw_writer: %s\n", err.msg);
+        return 2;
+    }
+    w = sw;
+    if (batch && kl_batch_writer_new(sw, &c.batch, &w, &err) != KL_OK) return 2;
+    char (*text)[48] = calloc((size_t)per, sizeof *text);
+    kl_insertion *ins = calloc((size_t)per, sizeof *ins);
+    int failed = 0;
+    for (long seq = 0; seq < count; seq += per) {
+        long n = count - seq < per ? count - seq : per;
+        for (long i = 0; i < n; i++) {
+            int len = snprintf(text[i], sizeof text[i], "w%d %ld", id, seq + i);
+            ins[i] = (kl_insertion){.data = text[i], .len = (size_t)len};
+        }
+        kl_status st = kl_append(w, ks, key, ins, (size_t)n, &err);
+        if (st == KL_OK && batch) st = kl_flush_key(w, ks, key, &err);
+        if (st != KL_OK) {
+            fprintf(stderr, "mw_writer %d: append of %ld..%ld failed: %s\n", id, seq,
+                    seq + n - 1, err.msg);
+            failed = 1;
+            continue;
+        }
+        char line[64];
+        int l = snprintf(line, sizeof line, "%ld %ld\n", seq, seq + n - 1);
+        if (write(ack, line, (size_t)l) != l) return 2;
+    }
+    if (w != sw) kl_writer_destroy(w);
+    kl_writer_destroy(sw);
+    kl_os_destroy(os);
+    kl_config_free(&c);
+    free(text);
+    free(ins);
+    close(ack);
+    return failed;
+}
