@@ -40,6 +40,7 @@ typedef struct store_writer {
     pthread_mutex_t probe_mu;
     int probed;                 /* the fencing decision is made */
     int fenced;                 /* appends claim slots (tail.h) */
+    kl_error refusal;           /* fencing=on on a store that cannot fence */
 } store_writer;
 
 static store_writer *SW(kl_writer *w) { return (store_writer *)w; }
@@ -226,6 +227,7 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
 static kl_status decide_fencing(store_writer *sw, kl_error *err) {
     pthread_mutex_lock(&sw->probe_mu);
     kl_status st = KL_OK;
+    char why[KL_ERRMSG_MAX] = "";
     if (!sw->probed) {
         int can = kl_os_can_claim(sw->os) && sw->cfg.fencing != KL_FENCING_OFF;
         if (can) {
@@ -244,30 +246,34 @@ static kl_status decide_fencing(store_writer *sw, kl_error *err) {
             if (a == KL_OK) kl_os_unclaim(sw->os, v, 1, 0, NULL);
             free(t1);
             free(t2);
-            if (a != KL_OK || (b != KL_OK && b != KL_EEXIST)) {
-                st = kl_seterr(err, a ? a : b, "probing %s for create-only writes: %s",
+            kl_status bad = a ? a : b == KL_EEXIST ? KL_OK : b;
+            if (bad == KL_EIO || bad == KL_ENOMEM) { /* undecided: the next append asks again */
+                st = kl_seterr(err, bad, "probing %s for create-only writes: %s",
                                sw->os->ops->describe(sw->os), perr.msg);
                 goto out;
             }
-            can = b == KL_EEXIST;
+            /* Refused (e.g. 501 NotImplemented) or ignored: cannot fence. */
+            can = bad == KL_OK && b == KL_EEXIST;
+            if (!can) snprintf(why, sizeof why, "%s", bad ? perr.msg :
+                               "ignores create-only writes (a second PUT with "
+                               "If-None-Match: * of one name succeeded)");
+        } else {
+            snprintf(why, sizeof why, "has no create-only claims");
         }
         if (!can && sw->cfg.fencing == KL_FENCING_ON) {
-            st = kl_seterr(err, KL_EINVAL, "fencing=on, but %s %s: concurrent writers of a key "
-                           "cannot be fenced; nothing was written",
-                           sw->os->ops->describe(sw->os),
-                           kl_os_can_claim(sw->os) ? "ignores create-only writes (a second "
-                           "PUT with If-None-Match: * of one name succeeded)"
-                           : "has no create-only claims");
-            goto out;
+            kl_seterr(&sw->refusal, KL_EINVAL, "fencing=on, but %s %s: concurrent writers of "
+                      "a key cannot be fenced; nothing was written",
+                      sw->os->ops->describe(sw->os), why);
         }
         if (!can && sw->cfg.fencing == KL_FENCING_AUTO)
-            kl_log(KL_LOG_WARNING, "%s cannot fence concurrent writers (create-only writes "
-                   "are ignored or missing): keep to one writer per key",
-                   sw->os->ops->describe(sw->os));
+            kl_log(KL_LOG_WARNING, "%s cannot fence concurrent writers (it %s): keep to one "
+                   "writer per key", sw->os->ops->describe(sw->os), why);
         sw->fenced = can;
         sw->probed = 1;
     }
 out:
+    if (st == KL_OK && sw->refusal.code)
+        st = kl_seterr(err, sw->refusal.code, "%s", sw->refusal.msg);
     pthread_mutex_unlock(&sw->probe_mu);
     return st;
 }
@@ -281,7 +287,7 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
         (st = check_insertions(ins, n, err)))
         return st;
     if (n == 0) return KL_OK;
-    if (!sw->probed && (st = decide_fencing(sw, err))) return st;
+    if ((!sw->probed || sw->refusal.code) && (st = decide_fencing(sw, err))) return st;
     char *dir = kl_layout_key_dir(sw->prefix, keyspace, key);
     if (!dir) return kl_seterr(err, KL_ENOMEM, "out of memory");
     pthread_mutex_t *mu = &sw->stripes[kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];

@@ -464,6 +464,8 @@ static int http_retryable(const s3_resp *rs, const char *code, int *throttled)
                  (code && (strcmp(code, "SlowDown") == 0 || strcmp(code, "Throttling") == 0 ||
                            strcmp(code, "ThrottlingException") == 0 ||
                            strcmp(code, "RequestLimitExceeded") == 0));
+    if (rs->status == 501)   /* NotImplemented: asking again will not help */
+        return 0;
     if (*throttled || rs->status >= 500)
         return 1;
     return code && (strcmp(code, "RequestTimeout") == 0 || strcmp(code, "InternalError") == 0 ||
@@ -515,7 +517,7 @@ static kl_status http_error(const s3_os *s, const s3_req *rq, const s3_resp *rs,
     what_of(s, rq, what, sizeof what);
     if (has && x.message[0])
         snprintf(server, sizeof server, ": %.250s", x.message);
-    kl_status st = rs->status >= 500 || rs->status == 429 ? KL_EIO : KL_EINVAL;
+    kl_status st = (rs->status >= 500 && rs->status != 501) || rs->status == 429 ? KL_EIO : KL_EINVAL;
     int throttled = 0;
     http_retryable(rs, code, &throttled);
 
