@@ -3,12 +3,12 @@
  *
  * The writers are created at each partition assignment and destroyed at
  * each revocation (after the final flush).  Why: the store writer caches
- * every key's next offset and nonce, and the store's contract is one
- * writer per key.  When a partition moves to another bridge process and
- * later comes back, the cached state is stale; a fresh writer reloads it
- * from the store, so offsets stay contiguous and nonce checking sees what
- * the other process wrote.  The object store itself lives for the whole
- * run (it holds connections, not key state). */
+ * every key's next offset and nonce.  When a partition moves to another
+ * bridge process and later comes back, the cached state is stale; a fresh
+ * writer reloads it at once instead of learning the new tail from a lost
+ * slot claim (which would also be correct: concurrent writers are fenced,
+ * and nonces are checked at the true tail).  The object store itself lives
+ * for the whole run (it holds connections, not key state). */
 #include <string.h>
 
 #include "bridge.h"

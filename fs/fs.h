@@ -50,6 +50,12 @@ typedef struct keyindex {
     int64_t pend_mtime;       /* ms of the newest local append */
     int64_t refreshed_ms;     /* monotonic ms of the last listing, 0 = never */
     int loaded;
+    /* Objects of this mount's own lines that the writer reported published
+     * (ki_published) beyond what the index lists, oldest first.  The
+     * pending tail shrinks by exactly their text once a listing covers
+     * them, so other writers' objects in between never retire our lines. */
+    struct kmine { uint64_t last, text; } *mine;
+    size_t n_mine, cap_mine;
     pthread_mutex_t list_mu;  /* serialises listings (refresh, resync) */
     pthread_mutex_t append_mu;/* keeps pend in the batch writer's order */
 } keyindex;
@@ -82,6 +88,10 @@ size_t ki_read_pending(keyindex *ki, uint64_t pos, uint8_t *buf, size_t len);
 /* Adds/removes text at the end of the pending tail (append_mu held). */
 int ki_pending_add(keyindex *ki, const void *p1, size_t n1, const void *p2, size_t n2);
 void ki_pending_undo(keyindex *ki, size_t n);
+/* The store writer published object m holding the oldest pending lines:
+ * indexes it at once when it follows the listed objects (no LIST needed),
+ * else retires its text when a listing covers it. */
+void ki_published(keyindex *ki, const kl_object_meta *m);
 /* Frees the pending tail's buffer if it is empty (a writer closed: do not
  * keep a burst's buffer for every key it hit). */
 void ki_pending_release(keyindex *ki);
@@ -126,6 +136,8 @@ struct node {
 /* Nodes live until unmount (keys never disappear: there is no unlink), so
  * a node's address is its inode number and stays valid without refcounts. */
 node *nodes_get(klfs *fs, fuse_ino_t ino);
+/* The node of key `key` in keyspace `ks`, or NULL if none was looked up. */
+node *nodes_find_key(klfs *fs, const char *ks, const char *key);
 fuse_ino_t nodes_ino(klfs *fs, node *n);
 /* Finds the child, creating its node only when the name exists in the
  * store (keyspace marker or data, key data, or a view of an existing key);

@@ -18,10 +18,12 @@
  * text position.
  *
  * The pending tail holds lines this mount appended that no listing shows
- * yet (they sit in the batching writer); a listing that grows the listed
- * text by B bytes retires B bytes from its front.  That is exact because a
- * key has one writer (this mount); see SEMANTICS.md for what happens
- * otherwise. */
+ * yet (they sit in the batching writer).  The store writer reports each
+ * object it publishes for this mount (ki_published): an object that
+ * directly follows the listed ones is indexed at once, and any other
+ * leaves the tail exactly when a listing covers it.  Other writers'
+ * objects in between therefore never retire our lines, and our lines take
+ * their true position in the log as soon as they are published. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +78,6 @@ static void pending_retire(keyindex *ki, uint64_t bytes)
 static kl_status splice_listing(keyindex *ki, size_t keep, const kl_object_meta *res, size_t nres)
 {
     pthread_mutex_lock(&ki->mu);
-    uint64_t old = ki->committed;
     uint64_t start = keep < ki->n ? ki->v[keep].start : 0;
     if (grow(ki, keep + nres) != 0) {
         pthread_mutex_unlock(&ki->mu);
@@ -90,14 +91,14 @@ static kl_status splice_listing(keyindex *ki, size_t keep, const kl_object_meta 
         e->len = text_len(&res[j]);
         start += e->len;
     }
-    /* A listing can lag a previous one (S3 listings are eventually
-     * consistent in places); never shrink what readers were shown. */
-    if (start >= old) {
-        ki->committed = start;
-        pending_retire(ki, start - old);
-    } else {
-        ki->committed = start;
-    }
+    /* Our published objects that this listing covers leave the tail. */
+    uint64_t listed = ki->n ? ki->v[ki->n - 1].m.last_offset : 0;
+    size_t done = 0;
+    while (done < ki->n_mine && ki->mine[done].last <= listed)
+        pending_retire(ki, ki->mine[done++].text);
+    memmove(ki->mine, ki->mine + done, (ki->n_mine - done) * sizeof *ki->mine);
+    ki->n_mine -= done;
+    ki->committed = start;
     ki->loaded = 1;
     ki->refreshed_ms = klfs_mono_ms();
     pthread_mutex_unlock(&ki->mu);
@@ -272,6 +273,37 @@ int ki_pending_add(keyindex *ki, const void *p1, size_t n1, const void *p2, size
     ki->pend_mtime = kl_now_ms();
     pthread_mutex_unlock(&ki->mu);
     return 0;
+}
+
+void ki_published(keyindex *ki, const kl_object_meta *m)
+{
+    pthread_mutex_lock(&ki->mu);
+    uint64_t listed = ki->n ? ki->v[ki->n - 1].m.last_offset : 0;
+    if (m->last_offset <= listed) {
+        pending_retire(ki, text_len(m));     /* a listing got there first */
+    } else if (ki->loaded && ki->n_mine == 0 && m->first_offset == listed + 1 &&
+               grow(ki, ki->n + 1) == 0) {
+        kentry *e = &ki->v[ki->n++];
+        e->m = *m;
+        e->start = ki->committed;
+        e->len = text_len(m);
+        ki->committed += e->len;
+        pending_retire(ki, e->len);
+    } else {
+        if (ki->n_mine == ki->cap_mine) {
+            size_t cap = ki->cap_mine ? ki->cap_mine * 2 : 8;
+            struct kmine *v = realloc(ki->mine, cap * sizeof *v);
+            if (!v) { /* out of memory: better unseen until listed than twice */
+                pending_retire(ki, text_len(m));
+                pthread_mutex_unlock(&ki->mu);
+                return;
+            }
+            ki->mine = v;
+            ki->cap_mine = cap;
+        }
+        ki->mine[ki->n_mine++] = (struct kmine){m->last_offset, text_len(m)};
+    }
+    pthread_mutex_unlock(&ki->mu);
 }
 
 void ki_pending_release(keyindex *ki)

@@ -222,11 +222,21 @@ fail:
     return -1;
 }
 
+/* The store writer published an object of this mount's lines: its key's
+ * index places them at once (see keyindex.c). */
+static void on_published(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
+{
+    node *k = nodes_find_key(ctx, ks, key);
+    if (k)
+        ki_published(&k->ki, m);
+}
+
 /* Writer, reader and cache: after daemonizing, since they start threads. */
 static int start(klfs *fs, opts *o)
 {
     kl_error err = {0};
     if (!fs->ro && (kl_store_writer_new(fs->os, &fs->cfg.store, &fs->inner, &err) != KL_OK ||
+                    kl_store_writer_observe(fs->inner, on_published, fs, &err) != KL_OK ||
                     kl_batch_writer_new(fs->inner, &fs->cfg.batch, &fs->writer, &err) != KL_OK))
         goto fail;
     if (kl_store_reader_new(fs->os, &fs->cfg.store, &fs->reader, &err) != KL_OK)

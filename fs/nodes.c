@@ -79,6 +79,7 @@ static void node_free(node *n)
     kl_strv_free(n->local_keys, n->n_local);
     free(n->ki.v);
     free(n->ki.pend);
+    free(n->ki.mine);
     free(n->name);
     free(n);
 }
@@ -122,6 +123,12 @@ void nodes_free(klfs *fs)
     free(fs->buckets);
     if (fs->root)
         node_free(fs->root);
+}
+
+node *nodes_find_key(klfs *fs, const char *ks, const char *key)
+{
+    node *k = find(fs, fs->root, ks);
+    return k ? find(fs, k, key) : NULL;
 }
 
 node *nodes_get(klfs *fs, fuse_ino_t ino)

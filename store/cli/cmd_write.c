@@ -7,8 +7,10 @@
  * --batch-ms, and at the end.  Its promise on failure (a bad line, a record
  * too large, a store error, SIGINT/SIGTERM): every line before the failing
  * one is written, nothing from it on, and the message says how many
- * records were appended -- counted from the key's next_offset before and
- * after, which also tells accepted records from nonce duplicates. */
+ * records were appended and at which offsets -- as the store writer reports
+ * each object it published (kl_store_writer_observe), exact even while
+ * other writers append to the key; records submitted but not published
+ * were nonce duplicates. */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <stdlib.h>
@@ -160,18 +162,20 @@ typedef struct append_run {
     batch b;
     uint64_t lines;          /* lines read */
     uint64_t submitted;      /* records in successful kl_append calls */
-    uint64_t before;         /* next_offset before the first append */
+    uint64_t appended;       /* records in the objects published */
+    uint64_t first, last;    /* their offsets */
+    int interleaved;         /* other writers' records lie between them */
 } append_run;
 
-/* The key's next offset (1 for a key without data). */
-static kl_status next_offset(append_run *r, uint64_t *out, kl_error *err)
+static void on_published(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
 {
-    int exists = 0;
-    kl_key_meta m;
-    kl_status st = kl_read_key_metadata(r->c->reader, r->ks, r->key, &exists, &m, err);
-    if (st == KL_OK)
-        *out = exists ? m.next_offset : 1;
-    return st;
+    append_run *r = ctx;
+    if (r->appended && m->first_offset != r->last + 1)
+        r->interleaved = 1;
+    if (!r->appended)
+        r->first = m->first_offset;
+    r->last = m->last_offset;
+    r->appended += m->last_offset - m->first_offset + 1;
 }
 
 static int flush_batch(append_run *r, kl_error *err)
@@ -194,23 +198,17 @@ static int flush_batch(append_run *r, kl_error *err)
     return CLI_OK;
 }
 
-/* "N records appended (offsets A-B)", from the key's metadata now. */
+/* "N records appended (offsets A-B)", as the writer published them. */
 static void outcome(append_run *r, char *buf, size_t cap)
 {
-    kl_error err = {0};
-    uint64_t after;
-    if (next_offset(r, &after, &err) != KL_OK) {
-        snprintf(buf, cap, "could not tell how many records were appended (%s)", err.msg);
-        return;
-    }
-    uint64_t n = after >= r->before ? after - r->before : 0;
+    uint64_t n = r->appended;
     if (n == 0)
         snprintf(buf, cap, "no records appended");
     else if (n == 1)
-        snprintf(buf, cap, "1 record appended (offset %" PRIu64 ")", r->before);
+        snprintf(buf, cap, "1 record appended (offset %" PRIu64 ")", r->first);
     else
-        snprintf(buf, cap, "%" PRIu64 " records appended (offsets %" PRIu64 "-%" PRIu64 ")",
-                 n, r->before, after - 1);
+        snprintf(buf, cap, "%" PRIu64 " records appended (offsets %" PRIu64 "-%" PRIu64 "%s)",
+                 n, r->first, r->last, r->interleaved ? ", with other writers' records between" : "");
     if (r->submitted > n)
         snprintf(buf + strlen(buf), cap - strlen(buf), ", %" PRIu64 " dropped as duplicates",
                  r->submitted - n);
@@ -352,7 +350,7 @@ static int run_append(cli *c, const append_opts *o, const char *ks, const char *
 {
     append_run r = {.c = c, .o = o, .ks = ks, .key = key};
     kl_error err = {0};
-    if (next_offset(&r, &r.before, &err) != KL_OK)
+    if (kl_store_writer_observe(c->writer, on_published, &r, &err) != KL_OK)
         return cli_fail(c, &err);
     cli_lines in;
     cli_lines_init(&in, STDIN_FILENO, o->nonce_prefix ? KL_RECORD_MAX + 41 : KL_RECORD_MAX);
@@ -393,7 +391,5 @@ int cmd_append(cli *c, int argc, char **argv)
         rc = cli_name(c, "key", pos[1]);
     if (rc == CLI_OK)
         rc = cli_open_writer(c);
-    if (rc == CLI_OK)
-        rc = cli_open_reader(c);
     return rc == CLI_OK ? run_append(c, &o, pos[0], pos[1]) : rc;
 }

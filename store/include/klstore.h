@@ -506,6 +506,20 @@ void kl_writer_destroy(kl_writer *w);
 kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
                               kl_writer **out, kl_error *err);
 
+/* Called by a store writer after each data object it publishes, in the
+ * thread of the append, with the object's name fields (m is borrowed).
+ * Lets a front end that shows its own not-yet-listed appends (klstorefs)
+ * know exactly which offsets now hold them.  Must not call back into the
+ * writer. */
+struct kl_object_meta;
+typedef void (*kl_publish_fn)(const char *keyspace, const char *key,
+                              const struct kl_object_meta *m, void *ctx);
+/* Installs fn (NULL: none) on a store writer made by kl_store_writer_new.
+ * Call before the first append; not thread-safe with appends.  KL_EINVAL
+ * for another kind of writer. */
+kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx,
+                                  kl_error *err);
+
 /* The batching writer: wraps `inner` (borrowed) and turns many small
  * appends into few large ones.  Each key is always handled by the same
  * writer thread (stable hash), so per-key order is append order.  append

@@ -41,6 +41,8 @@ typedef struct store_writer {
     int probed;                 /* the fencing decision is made */
     int fenced;                 /* appends claim slots (tail.h) */
     kl_error refusal;           /* fencing=on on a store that cannot fence */
+    kl_publish_fn observer;     /* kl_store_writer_observe */
+    void *observer_ctx;
 } store_writer;
 
 static store_writer *SW(kl_writer *w) { return (store_writer *)w; }
@@ -158,7 +160,8 @@ static void lost_backoff(int lost) {
 }
 
 static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **sp,
-                               const kl_insertion *ins, size_t n, kl_error *err) {
+                               const kl_insertion *ins, size_t n, kl_object_meta *published,
+                               int *any, kl_error *err) {
     /* The body's exact size is known, so encoding never grows it; it comes
      * from the pool of large buffers (recycle.h), warm after the first
      * appends instead of fresh memory for every object. */
@@ -171,12 +174,12 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
     int done = 0, alone = 0;
     for (int lost = 0; !done && st == KL_OK; lost++) {
         kl_keystate *s = *sp;
-        kl_object_meta m;
+        kl_object_meta *m = published;
         int oom = 0;
         body.len = 0;
         /* Encoded afresh each round: the nonce filter and offsets must
          * follow the tail as it is now. */
-        size_t acc = encode_batch(s, ins, n, &body, &m, &oom);
+        size_t acc = encode_batch(s, ins, n, &body, m, &oom);
         if (oom) {
             st = kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
         } else if (acc == 0) {
@@ -187,10 +190,10 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
                            "key's next slot %d times in a row", dir, MAX_LOST);
         } else if (sw->fenced) {
             lost_backoff(lost);
-            st = kl_tail_publish(sw->os, dir, s, &m, body.data, body.len, &done, err);
+            st = kl_tail_publish(sw->os, dir, s, m, body.data, body.len, &done, err);
         } else {
             int raced = 0;
-            st = put_unfenced(sw, dir, s, &m, &body, &alone, &raced, err);
+            st = put_unfenced(sw, dir, s, m, &body, &alone, &raced, err);
             done = st == KL_OK && !raced;
             if (raced) { /* reload and rerun the nonce filter */
                 kl_keystate_free(*sp);
@@ -203,6 +206,7 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
         }
     }
     kl_recycle_put(body.data);
+    *any = done;
     if (st || alone) return st;
 
     /* The records are durable now.  A failed compaction must not fail the
@@ -294,7 +298,9 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
     pthread_mutex_lock(mu);
     kl_keystate *s = kl_keycache_take(sw->cache, dir);
     if (!s) st = kl_tail_load(sw->os, dir, sw->fenced, &s, err);
-    if (st == KL_OK) st = append_locked(sw, dir, &s, ins, n, err);
+    kl_object_meta m;
+    int published = 0;
+    if (st == KL_OK) st = append_locked(sw, dir, &s, ins, n, &m, &published, err);
     /* An error may leave s stale (an I/O error may even hide a write that
      * did land): forget it and reload next time.  KL_EINVAL and KL_ENOMEM
      * from encoding wrote nothing. */
@@ -303,6 +309,8 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
         s = NULL;
     }
     if (s) kl_keycache_put(sw->cache, dir, s);
+    /* Under the key's lock: observers see a key's objects in order. */
+    if (st == KL_OK && published && sw->observer) sw->observer(keyspace, key, &m, sw->observer_ctx);
     pthread_mutex_unlock(mu);
     free(dir);
     return st;
@@ -374,6 +382,14 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
     for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&sw->stripes[i], NULL);
     pthread_mutex_init(&sw->probe_mu, NULL);
     *out = &sw->base;
+    return KL_OK;
+}
+
+kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx, kl_error *err) {
+    if (!w || w->ops != &store_writer_ops)
+        return kl_seterr(err, KL_EINVAL, "kl_store_writer_observe needs a store writer");
+    SW(w)->observer = fn;
+    SW(w)->observer_ctx = ctx;
     return KL_OK;
 }
 
