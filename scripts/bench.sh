@@ -2,6 +2,7 @@
 # Every benchmark, each printed beside its raw baseline from the same run:
 #   core     libklstore on the local store vs write(2)/read(2)
 #   batch    the batching writer vs pre-batched appends; append-to-durable delay
+#   contended 4 writer processes on one key vs 1 writer (local; with --s3 RGW too)
 #   fs       klstorefs vs a local file / the raw object files   (fs/bench_fs.sh)
 #   bridge   Kafka ingest vs kcat -C -e on the same topic       (bridge/bench_bridge.sh)
 #   s3       the S3 store vs curl(1) on Ceph RGW (with --s3; also fs and bridge on RGW)
@@ -16,8 +17,8 @@ for a in "$@"; do
   case $a in
     --s3) s3=1 ;;
     --quick) quick=1 ;;
-    core|batch|fs|bridge|s3) only+=("$a") ;;
-    *) echo "usage: scripts/bench.sh [--s3] [--quick] [core|batch|fs|bridge|s3 ...]" >&2; exit 2 ;;
+    core|batch|contended|fs|bridge|s3) only+=("$a") ;;
+    *) echo "usage: scripts/bench.sh [--s3] [--quick] [core|batch|contended|fs|bridge|s3 ...]" >&2; exit 2 ;;
   esac
 done
 want() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
@@ -49,6 +50,12 @@ if want batch; then
   "$B/tests/bench_batch" "$work/batch" "$records"
   rm -rf "$work/batch"
 fi
+if want contended; then
+  n=200000; [ "$quick" = 1 ] && n=40000
+  echo; echo "== contended: tests/bench/bench_contended.sh $B DIR $n   (local store)"
+  bash tests/bench/bench_contended.sh "$B" "$work/contended" "$n"
+  rm -rf "$work/contended"
+fi
 if [ "$s3" = 1 ]; then
   rgw_dir=$(mktemp -d /tmp/klstore-bench-rgw.XXXXXX)
   echo; echo "== starting Ceph RGW (scripts/rgw.sh start $rgw_dir)"
@@ -58,6 +65,11 @@ if [ "$s3" = 1 ]; then
     mb=100; [ "$quick" = 1 ] && mb=20
     echo; echo "== s3: $B/tests/bench_s3 $mb"
     "$B/tests/bench_s3" "$mb"
+  fi
+  if want contended; then
+    n=40000; [ "$quick" = 1 ] && n=8000
+    echo; echo "== contended: tests/bench/bench_contended.sh $B s3://$KL_S3_BUCKET/contended-$$/ $n   (Ceph RGW)"
+    bash tests/bench/bench_contended.sh "$B" "s3://$KL_S3_BUCKET/contended-$$/" "$n"
   fi
 fi
 if want fs && [ -x "$B/fs/klstorefs" ]; then

@@ -20,6 +20,15 @@ char *kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]) {
     return kl_layout_join(dir, "watermark");
 }
 
+/* A fenced writer stores the watermark after this many complete batches
+ * or this long since it last did, whichever comes first (and at shutdown).
+ * A lagging watermark costs nothing in correctness: a loader takes the
+ * newest object after it that is complete by itself as the effective one
+ * (tail.c), and claims are only deleted below complete batches that exist.
+ * It saves a PUT per object where every append is a complete batch. */
+#define WM_EVERY 64
+#define WM_MS 10000
+
 static int is_complete(const kl_store_config *cfg, uint64_t records, uint64_t bytes) {
     return records >= cfg->compact_records_threshold || bytes >= cfg->compact_size_threshold;
 }
@@ -148,9 +157,23 @@ kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
         if (st) return st;
     }
     if (!complete) return KL_OK;
-    kl_status st = put_watermark(os, dir, merged.first_offset, err);
-    if (st) return st;
     s->watermark = merged.first_offset;
     s->n_pending = 0;
-    return fenced ? kl_tail_gc(os, dir, s, 32, err) : KL_OK;
+    if (!fenced) return kl_compact_store_watermark(os, dir, s, err);
+    int64_t now = kl_now_ms();
+    kl_status st = KL_OK;
+    if (++s->wm_lag >= WM_EVERY || now - s->wm_written_ms >= WM_MS)
+        st = kl_compact_store_watermark(os, dir, s, err);
+    return st ? st : kl_tail_gc(os, dir, s, 32, err);
+}
+
+kl_status kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,
+                                     kl_error *err) {
+    if (s->watermark <= s->stored_wm) return KL_OK;
+    kl_status st = put_watermark(os, dir, s->watermark, err);
+    if (st) return st;
+    s->stored_wm = s->watermark;
+    s->wm_lag = 0;
+    s->wm_written_ms = kl_now_ms();
+    return KL_OK;
 }

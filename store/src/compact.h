@@ -17,6 +17,11 @@
 kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
                            const char *dir, kl_keystate *s, int fenced, kl_error *err);
 
+/* Stores the watermark if it lags what s knows (at shutdown).  Fenced
+ * writers store it lazily: every WM_EVERY complete batches or WM_MS. */
+kl_status kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,
+                                     kl_error *err);
+
 /* Whether object m, the only one after the watermark's object, is a
  * complete batch by itself.  Then compacting it is only moving the
  * watermark, and the writer PUTs both together (one store round). */

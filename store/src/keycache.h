@@ -17,6 +17,9 @@ typedef struct kl_keystate {
     kl_u128 next_nonce;
     uint64_t last_first;        /* first offset of the newest object (prior) */
     uint64_t watermark;         /* first offset of the newest complete batch */
+    uint64_t stored_wm;         /* what the watermark object says (may lag) */
+    int64_t wm_written_ms;      /* when this writer last stored it */
+    unsigned wm_lag;            /* complete batches since */
     kl_object_meta *pending;    /* objects after the watermark's object */
     size_t n_pending, cap_pending;
     uint64_t *claims;           /* slots this writer saw published whose */

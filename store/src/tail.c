@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "compact.h"
 #include "keyindex.h"
 #include "layout.h"
 #include "tail.h"
@@ -96,8 +97,8 @@ kl_status kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t mi
     return st;
 }
 
-kl_status kl_tail_load(kl_objstore *os, const char *dir, int fenced, kl_keystate **out,
-                       kl_error *err) {
+kl_status kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                       int fenced, kl_keystate **out, kl_error *err) {
     uint64_t wm;
     int valid;
     kl_status st = kl_index_watermark(os, dir, &wm, &valid, err);
@@ -113,7 +114,7 @@ kl_status kl_tail_load(kl_objstore *os, const char *dir, int fenced, kl_keystate
         free(v);
         return oom(err);
     }
-    s->watermark = wm;
+    s->watermark = s->stored_wm = wm;
     s->next_offset = 1;
     if (n == 0 && wm) {
         /* A watermark ahead of every object: trust the objects instead. */
@@ -131,8 +132,13 @@ kl_status kl_tail_load(kl_objstore *os, const char *dir, int fenced, kl_keystate
         s->next_offset = last->last_offset + 1;
         s->next_nonce = last->next_nonce;
         s->last_first = last->first_offset;
+        /* The effective watermark: the newest complete batch listed. */
+        for (size_t i = 0; i < n; i++)
+            if (v[i].first_offset > s->watermark && kl_compact_complete_alone(cfg, &v[i]))
+                s->watermark = v[i].first_offset;
         for (size_t i = 0; i < n && st == KL_OK; i++)
-            if (v[i].first_offset > wm && kl_keystate_add_pending(s, &v[i]) != 0) st = oom(err);
+            if (v[i].first_offset > s->watermark && kl_keystate_add_pending(s, &v[i]) != 0)
+                st = oom(err);
     }
     free(v);
     if (st == KL_OK && fenced) st = sweep_claims(os, dir, s, err);
@@ -145,9 +151,10 @@ kl_status kl_tail_load(kl_objstore *os, const char *dir, int fenced, kl_keystate
 }
 
 /* Replaces *s with a fresh load, keeping the claims still to delete. */
-static kl_status reload(kl_objstore *os, const char *dir, kl_keystate *s, kl_error *err) {
+static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                        kl_keystate *s, kl_error *err) {
     kl_keystate *f;
-    kl_status st = kl_tail_load(os, dir, 1, &f, err);
+    kl_status st = kl_tail_load(os, cfg, dir, 0, &f, err);
     if (st) return st;
     for (size_t i = 0; i < s->n_claims && st == KL_OK; i++)
         if (kl_keystate_add_claim(f, s->claims[i]) != 0) st = oom(err);
@@ -161,12 +168,18 @@ static kl_status reload(kl_objstore *os, const char *dir, kl_keystate *s, kl_err
 /* Is `slot` (== s->next_offset) still the key's tail, i.e. does no
  * published object cover it?  One LIST from the newest object s knows: it
  * should be the last one and end just before the slot.  Anything else
- * (that object merged away, objects after it) is settled by a full load. */
-static kl_status slot_free(kl_objstore *os, const char *dir, const kl_keystate *s,
-                           int *free_, kl_error *err) {
+ * (that object merged away, objects after it) is settled by a full load.
+ * When that object is there with others after it, *ahead (malloc'd, or
+ * NULL) receives those others: a writer that lost the slot moves past them
+ * without loading the key again. */
+static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                           const kl_keystate *s, int *free_, kl_object_meta **ahead,
+                           size_t *n_ahead, kl_error *err) {
     uint64_t slot = s->next_offset, from = s->last_first ? s->last_first : 1;
     kl_object_meta *v = NULL;
     size_t n = 0;
+    *ahead = NULL;
+    *n_ahead = 0;
     /* Every object from there on, not a few names: in a compaction window
      * the first names can all be originals covered by one merged object,
      * with a newer object behind them.  Normally this is one object. */
@@ -175,17 +188,26 @@ static kl_status slot_free(kl_objstore *os, const char *dir, const kl_keystate *
     int known = 1;
     if (s->last_first == 0) {
         *free_ = n == 0;
+        if (n) {
+            *ahead = v;
+            *n_ahead = n;
+            v = NULL;
+        }
     } else if (n && v[0].first_offset == s->last_first && v[0].last_offset >= slot) {
         *free_ = 0;
     } else if (n && v[0].first_offset == s->last_first && v[0].last_offset + 1 == slot) {
         *free_ = n == 1;
+        if (n > 1 && (*ahead = malloc((n - 1) * sizeof **ahead))) {
+            memcpy(*ahead, v + 1, (n - 1) * sizeof **ahead);
+            *n_ahead = n - 1;
+        }
     } else {
         known = 0;
     }
     free(v);
     if (known) return KL_OK;
     kl_keystate *f;
-    if ((st = kl_tail_load(os, dir, 0, &f, err))) return st;
+    if ((st = kl_tail_load(os, cfg, dir, 0, &f, err))) return st;
     *free_ = f->next_offset == slot;
     kl_keystate_free(f);
     return KL_OK;
@@ -234,14 +256,36 @@ static kl_status advance(kl_keystate *s, const kl_object_meta *m, kl_error *err)
     return KL_OK;
 }
 
-kl_status kl_tail_publish(kl_objstore *os, const char *dir, kl_keystate *s,
+/* Moves s past objects listed after its tail when they continue it
+ * exactly; else reloads.  (They are published objects, so this is the
+ * state a load would give, without the requests.) */
+static kl_status catch_up(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                          kl_keystate *s, const kl_object_meta *v, size_t n, kl_error *err) {
+    size_t i = 0;
+    while (i < n && v[i].first_offset == s->next_offset) i++;
+    if (n == 0 || i < n) return reload(os, cfg, dir, s, err);
+    kl_status st = KL_OK;
+    for (i = 0; i < n && st == KL_OK; i++) st = advance(s, &v[i], err);
+    return st;
+}
+
+static int same_object(const kl_object_meta *a, const kl_object_meta *b) {
+    return a->first_offset == b->first_offset && a->last_offset == b->last_offset &&
+           a->min_ts == b->min_ts && a->max_ts == b->max_ts && a->size == b->size &&
+           a->first_nonce == b->first_nonce && a->next_nonce == b->next_nonce &&
+           a->prior == b->prior;
+}
+
+kl_status kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                          kl_keystate *s,
                           const kl_object_meta *m, const void *body, size_t len,
                           int *won, kl_error *err) {
     *won = 0;
     char *claim = kl_layout_claim(dir, m->first_offset);
     char *name = kl_index_name(dir, m);
     char *other = NULL, *tag = NULL;
-    kl_object_meta om;
+    kl_object_meta om, *ahead = NULL;
+    size_t n_ahead = 0;
     int free_ = 0;
     kl_status st = claim && name ? KL_OK : oom(err);
     if (!st) st = kl_os_claim(os, claim, name, body, len, &tag, err);
@@ -256,38 +300,43 @@ kl_status kl_tail_publish(kl_objstore *os, const char *dir, kl_keystate *s,
                                claim, other);
         }
         if (st == KL_ENOTFOUND) { /* published and deleted meanwhile */
-            st = reload(os, dir, s, err);
+            st = reload(os, cfg, dir, s, err);
             goto out;
         }
     }
     int broken = st == KL_EBADDATA && !mine; /* a claim nobody can publish */
     if (st && !broken) goto out;
-    if ((st = slot_free(os, dir, s, &free_, err))) goto out;
+    if ((st = slot_free(os, cfg, dir, s, &free_, &ahead, &n_ahead, err))) goto out;
     if (broken) {
         /* It blocks the tail forever unless removed; elsewhere it is junk. */
         const char *v[1] = {claim};
-        st = free_ ? kl_os_unclaim(os, v, 1, 0, err) : reload(os, dir, s, err);
+        st = free_ ? kl_os_unclaim(os, v, 1, 0, err) : reload(os, cfg, dir, s, err);
     } else if (mine && free_) {
         st = kl_os_publish(os, claim, name, tag, err);
         if (st == KL_ENOTFOUND) st = KL_OK; /* a helper published it, then it was unclaimed */
         if (st == KL_OK && (st = advance(s, m, err)) == KL_OK) *won = 1;
+    } else if (mine && n_ahead && same_object(&ahead[0], m)) {
+        /* A helper published our claim while we were away. */
+        *won = 1;
+        st = catch_up(os, cfg, dir, s, ahead, n_ahead, err);
     } else if (mine) {
         /* Our slot was taken before we claimed it (we were stopped with a
-         * stale view), or a helper published our claim meanwhile. */
+         * stale view), or a helper published our claim and it was merged. */
         int yes;
         if ((st = holds_body(os, dir, m, body, len, &yes, err))) goto out;
         const char *v[1] = {claim};
         if (!yes && (st = kl_os_unclaim(os, v, 1, 0, err))) goto out;
         *won = yes;
-        st = reload(os, dir, s, err);
+        st = reload(os, cfg, dir, s, err);
     } else if (free_) {
         st = kl_os_publish(os, claim, other, tag, err);
         if (st == KL_ENOTFOUND) st = KL_OK;
         if (st == KL_OK) st = advance(s, &om, err);
     } else {
-        st = reload(os, dir, s, err);
+        st = catch_up(os, cfg, dir, s, ahead, n_ahead, err);
     }
 out:
+    free(ahead);
     free(claim);
     free(name);
     free(other);

@@ -21,17 +21,20 @@
 #include "keycache.h"
 
 /* Rebuilds a key's state from the store: the watermark, then the objects
- * after it.  Deletes claims of slots the tail has passed (left by writers
- * that stopped before deleting them). */
-kl_status kl_tail_load(kl_objstore *os, const char *dir, int fenced, kl_keystate **out,
-                       kl_error *err);
+ * after it.  The watermark may lag (fenced writers store it lazily): the
+ * newest object after it that is a complete batch by itself (cfg's
+ * thresholds) is taken as the effective one.  With `fenced`, deletes the
+ * claims below it (left by writers that stopped before deleting them). */
+kl_status kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                       int fenced, kl_keystate **out, kl_error *err);
 
 /* Tries to publish object m (encoded from s; body/len its bytes) at the
  * tail.  *won = 1: the records are in the log exactly once, s has moved
  * past them (m is in s->pending, or s was reloaded).  *won = 0: another
  * writer had the slot; s now describes the newer tail (the caller
  * re-encodes and tries again).  On an error s may be stale: drop it. */
-kl_status kl_tail_publish(kl_objstore *os, const char *dir, kl_keystate *s,
+kl_status kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                          kl_keystate *s,
                           const kl_object_meta *m, const void *body, size_t len,
                           int *won, kl_error *err);
 

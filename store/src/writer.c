@@ -190,7 +190,7 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
                            "key's next slot %d times in a row", dir, MAX_LOST);
         } else if (sw->fenced) {
             lost_backoff(lost);
-            st = kl_tail_publish(sw->os, dir, s, m, body.data, body.len, &done, err);
+            st = kl_tail_publish(sw->os, &sw->cfg, dir, s, m, body.data, body.len, &done, err);
         } else {
             int raced = 0;
             st = put_unfenced(sw, dir, s, m, &body, &alone, &raced, err);
@@ -198,7 +198,7 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
             if (raced) { /* reload and rerun the nonce filter */
                 kl_keystate_free(*sp);
                 *sp = NULL;
-                st = kl_tail_load(sw->os, dir, 0, sp, err);
+                st = kl_tail_load(sw->os, &sw->cfg, dir, 0, sp, err);
                 if (st == KL_OK && lost >= 2)
                     st = kl_seterr(err, KL_EIO, "another writer keeps appending to '%s', and "
                                    "this store cannot fence writers: one writer per key", dir);
@@ -297,7 +297,7 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
     pthread_mutex_t *mu = &sw->stripes[kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];
     pthread_mutex_lock(mu);
     kl_keystate *s = kl_keycache_take(sw->cache, dir);
-    if (!s) st = kl_tail_load(sw->os, dir, sw->fenced, &s, err);
+    if (!s) st = kl_tail_load(sw->os, &sw->cfg, dir, sw->fenced, &s, err);
     kl_object_meta m;
     int published = 0;
     if (st == KL_OK) st = append_locked(sw, dir, &s, ins, n, &m, &published, err);
@@ -325,11 +325,12 @@ static kl_status sw_flush_key(kl_writer *w, const char *keyspace, const char *ke
 
 static kl_status sw_noop(kl_writer *w, kl_error *err) { return KL_OK; }
 
-/* A writer going away deletes the claims below the watermark of the keys
- * it wrote (other writers' too); what it misses, the next load finds. */
+/* A writer going away stores the watermarks it let lag and deletes the
+ * claims below them (other writers' too); what it misses, the next load
+ * finds. */
 static void gc_key(const char *dir, kl_keystate *s, void *ctx) {
     kl_error err;
-    if (kl_tail_sweep(ctx, dir, &err) != KL_OK)
+    if (kl_compact_store_watermark(ctx, dir, s, &err) != KL_OK || kl_tail_sweep(ctx, dir, &err) != KL_OK)
         kl_log(KL_LOG_WARNING, "could not delete old claims of '%s': %s", dir, err.msg);
 }
 

@@ -12,13 +12,18 @@
  * after every append.  After each acknowledged append one line
  * "{first_seq} {last_seq}\n" is written to ACKFILE (not synced: a kill -9
  * loses no page cache).  Exit 0 when all were acknowledged, 1 if any
- * append failed (it is not retried: the record is then at most once). */
+ * append failed (it is not retried: the record is then at most once).
+ * MW_PAD=N pads records to N bytes; MW_STATS=FILE appends "REQUESTS BYTES"
+ * (object store requests made, record bytes acknowledged) to FILE at the
+ * end, for the contended benchmark (tests/bench/bench_contended.sh). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
 
+#include "common/objstore_wrap.h"
 #include "klstore.h"
 
 static kl_objstore *open_store(const char *url, kl_config *c) {
@@ -62,7 +67,10 @@ int main(int argc, char **argv) {
     int ack = open(argv[7], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (ack < 0 || per < 1) return 2;
     kl_config c;
-    kl_objstore *os = open_store(argv[1], &c);
+    kl_objstore *raw = open_store(argv[1], &c), *os = kl_wrap_new(raw);
+    size_t pad = getenv("MW_PAD") ? (size_t)atol(getenv("MW_PAD")) : 0;
+    if (pad > 200) pad = 200;
+    uint64_t bytes = 0;
     kl_error err = {0};
     kl_writer *sw, *w;
     if (kl_store_writer_new(os, &c.store, &sw, &err) != KL_OK) {
@@ -71,13 +79,14 @@ int main(int argc, char **argv) {
     }
     w = sw;
     if (batch && kl_batch_writer_new(sw, &c.batch, &w, &err) != KL_OK) return 2;
-    char (*text)[48] = calloc((size_t)per, sizeof *text);
+    char (*text)[256] = calloc((size_t)per, sizeof *text);
     kl_insertion *ins = calloc((size_t)per, sizeof *ins);
     int failed = 0;
     for (long seq = 0; seq < count; seq += per) {
         long n = count - seq < per ? count - seq : per;
         for (long i = 0; i < n; i++) {
-            int len = snprintf(text[i], sizeof text[i], "w%d %ld", id, seq + i);
+            int len = snprintf(text[i], sizeof text[i], "w%d %ld ", id, seq + i);
+            while ((size_t)len < pad) text[i][len++] = 'x';
             ins[i] = (kl_insertion){.data = text[i], .len = (size_t)len};
         }
         kl_status st = kl_append(w, ks, key, ins, (size_t)n, &err);
@@ -88,13 +97,22 @@ int main(int argc, char **argv) {
             failed = 1;
             continue;
         }
+        for (long i = 0; i < n; i++) bytes += ins[i].len;
         char line[64];
         int l = snprintf(line, sizeof line, "%ld %ld\n", seq, seq + n - 1);
         if (write(ack, line, (size_t)l) != l) return 2;
     }
     if (w != sw) kl_writer_destroy(w);
     kl_writer_destroy(sw);
+    if (getenv("MW_STATS")) {
+        FILE *f = fopen(getenv("MW_STATS"), "a");
+        if (f) {
+            fprintf(f, "%lu %" PRIu64 "\n", kl_wrap_total(os), bytes);
+            fclose(f);
+        }
+    }
     kl_os_destroy(os);
+    kl_os_destroy(raw);
     kl_config_free(&c);
     free(text);
     free(ins);

@@ -58,7 +58,7 @@ static uint64_t check_log(kt_store *t, const char *ks, const char *key, int writ
             total++;
             int w;
             long seq;
-            char buf[64];
+            char buf[300];
             snprintf(buf, sizeof buf, "%.*s", (int)rec->len, (const char *)rec->data);
             cr_assert_eq(sscanf(buf, "w%d %ld", &w, &seq), 2, "foreign record '%s'", buf);
             cr_assert(w >= 0 && w < writers && seq >= 0 && seq < count, "bad record '%s'", buf);

@@ -330,8 +330,13 @@ Test(store, compaction_by_record_count) {
     cr_assert_eq(kl_os_head(T.os, n, NULL, NULL), KL_OK, "merged object name");
     free(n);
     for (int i = 5; i <= 8; i++) append_ts("k", "r", i);
-    cr_assert_eq(watermark("k"), 5, "the next complete batch");
     cr_assert_eq(count_raw("ks/k/data_"), 2);
+    /* Stored lazily (FORMAT.md "Concurrent writers"), at the latest when
+     * the writer goes away. */
+    cr_assert_eq(watermark("k"), 1, "the watermark object is written lazily");
+    close_rw();
+    cr_assert_eq(watermark("k"), 5, "the next complete batch, stored at shutdown");
+    open_rw();
     char out[256];
     read_all("k", KL_FORWARDS, NULL, 3, out, sizeof out);
     cr_assert_str_eq(out, "r r r r r r r r ");
@@ -841,4 +846,32 @@ Test(store, next_page_inside_an_object_costs_one_list) {
         kl_page_free(&p);
         cr_assert_eq(seen, 300);
     }
+}
+
+/* A writer killed after complete batches but before it stored the
+ * watermark: the next writer takes the newest complete object as the
+ * watermark, so it never merges complete batches again. */
+Test(store, a_lagging_watermark_never_remerges_complete_batches) {
+    close_rw();
+    T.cfg.compact_records_threshold = 2;
+    T.cfg.compact_size_threshold = UINT64_MAX;
+    T.cfg.compact_objects_threshold = 3;
+    kl_error err = {0};
+    kl_writer *dead;
+    cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &dead, &err), KL_OK);
+    kl_insertion two[2] = {kt_rec("a"), kt_rec("b")};
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(kl_append(dead, "ks", "k", two, 2, &err), KL_OK, "%s", err.msg);
+    /* "killed": not destroyed until the end, so nothing more of it reaches
+     * the store meanwhile */
+    cr_assert_lt(watermark("k"), 9, "the test needs a lagging watermark");
+    open_rw();
+    append_ts("k", "c", 1);
+    append_ts("k", "d", 2);
+    append_ts("k", "e", 3);
+    cr_assert_eq(count_raw("ks/k/data_"), 7, "5 complete batches untouched, then c+d merged, e");
+    char out[256];
+    read_all("k", KL_FORWARDS, NULL, 4, out, sizeof out);
+    cr_assert_str_eq(out, "a b a b a b a b a b c d e ");
+    kl_writer_destroy(dead);
 }
