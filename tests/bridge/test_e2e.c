@@ -303,6 +303,53 @@ Test(bridge_e2e, consumer_group_two_bridges, .timeout = 180)
     ws_close(&w);
 }
 
+/* Two bridges in one group; one is stopped (SIGSTOP) past
+ * session.timeout.ms with records consumed but not committed, its
+ * partitions move to the other, more records arrive, and then it is
+ * resumed and flushes what it held.  The store's slot claims put its late
+ * objects after the new owner's, and nonce checking at the true tail
+ * drops what the new owner already stored: every partition's log is the
+ * topic exactly once. */
+Test(bridge_e2e, paused_bridge_resumes_after_its_partitions_moved, .timeout = 240)
+{
+    ws w;
+    char log_a[300], log_b[300];
+    ws_open(&w, "inbound:4", 0);
+    write_ini(&w, NULL);
+    snprintf(log_a, sizeof log_a, "%s/a.log", w.dir);
+    snprintf(log_b, sizeof log_b, "%s/b.log", w.dir);
+    pid_t a = ht_bridge_start(w.ini, log_a);
+    cr_assert_eq(ht_wait_log(log_a, "partitions assigned (4)", 30000), 0);
+    pid_t b = ht_bridge_start(w.ini, log_b);
+    cr_assert_eq(ht_wait_log(log_b, "partitions assigned (2)", 40000), 0);
+    cr_assert_eq(ht_wait_log(log_a, "partitions assigned (2)", 10000), 0);
+    produce(&w, "pz-", 0, 20000, NULL);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 20000, 60000), 20000);
+    /* A holds records it consumed but has not flushed when it stops. */
+    produce(&w, "pz-", 20000, 20000, NULL);
+    ht_sleep_ms(50);
+    cr_assert_eq(kill(a, SIGSTOP), 0);
+    cr_assert_eq(ht_wait_log(log_b, "partitions assigned (4)", 60000), 0,
+                 "the stopped bridge's partitions did not move");
+    produce(&w, "pz-", 40000, 20000, NULL);
+    uint64_t got = ht_wait_count(w.store.os, "", "ks", 60000, 60000);
+    cr_assert_eq(got, 60000, "store holds %llu of 60000", (unsigned long long)got);
+    int revoked = ht_file_count(log_a, "partitions revoked");
+    cr_assert_eq(kill(a, SIGCONT), 0);
+    /* A flushes what it held, loses its assignment, rejoins. */
+    for (int i = 0; i < 600 && ht_file_count(log_a, "partitions revoked") == revoked; i++)
+        ht_sleep_ms(100);
+    cr_assert_gt(ht_file_count(log_a, "partitions revoked"), revoked, "A never noticed");
+    produce(&w, "pz-", 60000, 20000, NULL);
+    got = ht_wait_count(w.store.os, "", "ks", 80000, 60000);
+    cr_assert_eq(got, 80000, "store holds %llu of 80000", (unsigned long long)got);
+    stop_bridge(b, log_b);
+    stop_bridge(a, log_a);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
+                 80000);
+    ws_close(&w);
+}
+
 /* ------------------------------------------------------------------ */
 
 /* The only broker goes down for a while: the bridge logs it, keeps
