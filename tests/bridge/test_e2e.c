@@ -277,22 +277,34 @@ Test(bridge_e2e, restart_resumes_from_commit, .timeout = 120)
  * mid-ingest (a rebalance with records in flight, and commits the mock
  * rejects during it).  Each partition's key is written by one process at
  * a time, and the store ends up equal to the topic. */
+/* Two bridges of one group on a topic of 2n partitions: a starts alone
+ * (and ingests `before` records), then b joins and each gets n. */
+static void two_bridges(ws *w, int n, long before, pid_t *a, char *log_a, pid_t *b, char *log_b)
+{
+    char spec[32], all[48], half[48];
+    snprintf(spec, sizeof spec, "inbound:%d", 2 * n);
+    snprintf(all, sizeof all, "partitions assigned (%d)", 2 * n);
+    snprintf(half, sizeof half, "partitions assigned (%d)", n);
+    ws_open(w, spec, 0);
+    write_ini(w, NULL);
+    snprintf(log_a, 300, "%s/a.log", w->dir);
+    snprintf(log_b, 300, "%s/b.log", w->dir);
+    *a = ht_bridge_start(w->ini, log_a);
+    cr_assert_eq(ht_wait_log(log_a, all, 30000), 0);
+    if (before)
+        produce(w, "grp-", 0, before, NULL);
+    *b = ht_bridge_start(w->ini, log_b);
+    cr_assert_eq(ht_wait_log(log_b, half, 40000), 0, "second bridge got no partitions");
+    cr_assert_eq(ht_wait_log(log_a, half, 10000), 0,
+                 "first bridge did not give up half of the partitions");
+}
+
 Test(bridge_e2e, consumer_group_two_bridges, .timeout = 180)
 {
     ws w;
     char log_a[300], log_b[300];
-    ws_open(&w, "inbound:8", 0);
-    write_ini(&w, NULL);
-    snprintf(log_a, sizeof log_a, "%s/a.log", w.dir);
-    snprintf(log_b, sizeof log_b, "%s/b.log", w.dir);
-    pid_t a = ht_bridge_start(w.ini, log_a);
-    cr_assert_eq(ht_wait_log(log_a, "partitions assigned (8)", 30000), 0);
-    produce(&w, "grp-", 0, 40000, NULL);
-    pid_t b = ht_bridge_start(w.ini, log_b);
-    cr_assert_eq(ht_wait_log(log_b, "partitions assigned (4)", 40000), 0,
-                 "second bridge got no partitions");
-    cr_assert_eq(ht_wait_log(log_a, "partitions assigned (4)", 10000), 0,
-                 "first bridge did not give up half of the partitions");
+    pid_t a, b;
+    two_bridges(&w, 4, 40000, &a, log_a, &b, log_b);
     produce(&w, "grp-", 40000, 40000, NULL);
     uint64_t got = ht_wait_count(w.store.os, "", "ks", 80000, 60000);
     cr_assert_eq(got, 80000, "store holds %llu of 80000", (unsigned long long)got);
@@ -314,15 +326,8 @@ Test(bridge_e2e, paused_bridge_resumes_after_its_partitions_moved, .timeout = 24
 {
     ws w;
     char log_a[300], log_b[300];
-    ws_open(&w, "inbound:4", 0);
-    write_ini(&w, NULL);
-    snprintf(log_a, sizeof log_a, "%s/a.log", w.dir);
-    snprintf(log_b, sizeof log_b, "%s/b.log", w.dir);
-    pid_t a = ht_bridge_start(w.ini, log_a);
-    cr_assert_eq(ht_wait_log(log_a, "partitions assigned (4)", 30000), 0);
-    pid_t b = ht_bridge_start(w.ini, log_b);
-    cr_assert_eq(ht_wait_log(log_b, "partitions assigned (2)", 40000), 0);
-    cr_assert_eq(ht_wait_log(log_a, "partitions assigned (2)", 10000), 0);
+    pid_t a, b;
+    two_bridges(&w, 2, 0, &a, log_a, &b, log_b);
     produce(&w, "pz-", 0, 20000, NULL);
     cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 20000, 60000), 20000);
     /* A holds records it consumed but has not flushed when it stops. */
