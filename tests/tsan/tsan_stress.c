@@ -10,7 +10,10 @@
  * is read back exactly once, in per-key order; readers never see a gap or
  * a duplicate.  Run twice: on the local store as it is, and through a
  * wrapper that hides its mmap so reads go through GET and the readahead
- * threads (the S3 path).  Exit 0 on success, 1 with a message otherwise. */
+ * threads (the S3 path).  In that second run odd appenders write through a
+ * second store writer with its own key cache, as another process would:
+ * the two race for the same keys' slots (tail.c).  Exit 0 on success, 1
+ * with a message otherwise. */
 #define _GNU_SOURCE
 #include <ftw.h>
 #include <inttypes.h>
@@ -32,7 +35,7 @@
 
 static kl_objstore *os;
 static kl_store_config cfg;
-static kl_writer *batch;
+static kl_writer *batch, *batch2;
 static kl_reader *reader;
 static atomic_int done;
 static char failure[512];
@@ -61,8 +64,9 @@ static void *appender(void *arg) {
         snprintf(key, sizeof key, "k%d", (id + n) % KEYS);
         snprintf(val, sizeof val, "a%d-%d", id, n);
         kl_insertion in = {.data = val, .len = strlen(val)};
-        if (kl_append(batch, "ks", key, &in, 1, &err) != KL_OK) fail("append: %s", err.msg);
-        if (n % 500 == 499 && kl_flush_key(batch, "ks", key, &err) != KL_OK)
+        kl_writer *w = id % 2 && batch2 ? batch2 : batch;
+        if (kl_append(w, "ks", key, &in, 1, &err) != KL_OK) fail("append: %s", err.msg);
+        if (n % 500 == 499 && kl_flush_key(w, "ks", key, &err) != KL_OK)
             fail("flush_key: %s", err.msg);
     }
     return NULL;
@@ -142,8 +146,9 @@ static int run(int remote_like) {
     bc.batch_flush_interval_millis = 20;
     bc.batch_check_interval_millis = 5;
     bc.batch_flush_record_count_threshold = 37;
-    kl_writer *store;
+    kl_writer *store, *store2 = NULL;
     kl_objstore *local = NULL;
+    batch2 = NULL;
     atomic_store(&done, 0);
     if (kl_objstore_local_new(dir, &local, &err)) {
         fprintf(stderr, "tsan_stress: setup: %s\n", err.msg);
@@ -152,7 +157,9 @@ static int run(int remote_like) {
     os = remote_like ? kl_wrap_new(local) : local;
     if (kl_store_writer_new(os, &cfg, &store, &err) ||
         kl_batch_writer_new(store, &bc, &batch, &err) ||
-        kl_store_reader_new(os, &cfg, &reader, &err)) {
+        kl_store_reader_new(os, &cfg, &reader, &err) ||
+        (remote_like && (kl_store_writer_new(os, &cfg, &store2, &err) ||
+                         kl_batch_writer_new(store2, &bc, &batch2, &err)))) {
         fprintf(stderr, "tsan_stress: setup: %s\n", err.msg);
         return 1;
     }
@@ -161,6 +168,7 @@ static int run(int remote_like) {
     for (int i = 0; i < APPENDERS; i++) pthread_create(&a[i], NULL, appender, (void *)(intptr_t)i);
     for (int i = 0; i < APPENDERS; i++) pthread_join(a[i], NULL);
     if (kl_flush_all(batch, &err) != KL_OK) fail("flush_all: %s", err.msg);
+    if (batch2 && kl_flush_all(batch2, &err) != KL_OK) fail("flush_all: %s", err.msg);
     atomic_store(&done, 1);
     for (int i = 0; i < READERS; i++) pthread_join(r[i], NULL);
 
@@ -174,6 +182,8 @@ static int run(int remote_like) {
         fail("read back %" PRIu64 " records, appended %d", total, APPENDERS * PER_APPENDER);
     kl_writer_destroy(batch);
     kl_writer_destroy(store);
+    kl_writer_destroy(batch2);
+    kl_writer_destroy(store2);
     kl_reader_destroy(reader);
     if (remote_like) kl_os_destroy(os);
     kl_os_destroy(local);
@@ -183,9 +193,10 @@ static int run(int remote_like) {
                 failure);
         return 1;
     }
-    printf("tsan_stress: %s store: %" PRIu64 " records appended by %d threads and read back "
+    printf("tsan_stress: %s store: %" PRIu64 " records appended by %d threads%s and read back "
            "exactly once while %d readers raced compaction\n",
-           remote_like ? "remote-like" : "local", total, APPENDERS, READERS);
+           remote_like ? "remote-like" : "local", total, APPENDERS,
+           remote_like ? " through two store writers" : "", READERS);
     return 0;
 }
 
