@@ -96,8 +96,10 @@ static kl_status splice_listing(keyindex *ki, size_t keep, const kl_object_meta 
     size_t done = 0;
     while (done < ki->n_mine && ki->mine[done].last <= listed)
         pending_retire(ki, ki->mine[done++].text);
-    memmove(ki->mine, ki->mine + done, (ki->n_mine - done) * sizeof *ki->mine);
-    ki->n_mine -= done;
+    if (done) { /* (never memmove a NULL buffer, even by 0 bytes: UB) */
+        memmove(ki->mine, ki->mine + done, (ki->n_mine - done) * sizeof *ki->mine);
+        ki->n_mine -= done;
+    }
     ki->committed = start;
     ki->loaded = 1;
     ki->refreshed_ms = klfs_mono_ms();

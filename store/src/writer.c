@@ -10,6 +10,7 @@
  * claims order them. */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ typedef struct store_writer {
     kl_keycache *cache;
     pthread_mutex_t stripes[STRIPES];
     pthread_mutex_t probe_mu;
-    int probed;                 /* the fencing decision is made */
+    atomic_int probed;          /* the fencing decision is made, without a refusal */
     int fenced;                 /* appends claim slots (tail.h) */
     kl_error refusal;           /* fencing=on on a store that cannot fence */
     kl_publish_fn observer;     /* kl_store_writer_observe */
@@ -232,7 +233,7 @@ static kl_status decide_fencing(store_writer *sw, kl_error *err) {
     pthread_mutex_lock(&sw->probe_mu);
     kl_status st = KL_OK;
     char why[KL_ERRMSG_MAX] = "";
-    if (!sw->probed) {
+    if (!atomic_load_explicit(&sw->probed, memory_order_relaxed) && !sw->refusal.code) {
         int can = kl_os_can_claim(sw->os) && sw->cfg.fencing != KL_FENCING_OFF;
         if (can) {
             char name[1024];
@@ -273,7 +274,7 @@ static kl_status decide_fencing(store_writer *sw, kl_error *err) {
             kl_log(KL_LOG_WARNING, "%s cannot fence concurrent writers (it %s): keep to one "
                    "writer per key", sw->os->ops->describe(sw->os), why);
         sw->fenced = can;
-        sw->probed = 1;
+        if (!sw->refusal.code) atomic_store_explicit(&sw->probed, 1, memory_order_release);
     }
 out:
     if (st == KL_OK && sw->refusal.code)
@@ -291,7 +292,10 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
         (st = check_insertions(ins, n, err)))
         return st;
     if (n == 0) return KL_OK;
-    if ((!sw->probed || sw->refusal.code) && (st = decide_fencing(sw, err))) return st;
+    /* Once decided (and not refused), sw->fenced never changes: the
+     * acquire pairs with the release above. */
+    if (!atomic_load_explicit(&sw->probed, memory_order_acquire) && (st = decide_fencing(sw, err)))
+        return st;
     char *dir = kl_layout_key_dir(sw->prefix, keyspace, key);
     if (!dir) return kl_seterr(err, KL_ENOMEM, "out of memory");
     pthread_mutex_t *mu = &sw->stripes[kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];
