@@ -80,20 +80,6 @@ static int hold(fhandle *fh, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Waits until the key's records are durable, then lists them so that the
- * pending tail shrinks and other readers of this mount see store state. */
-static int flush_key(klfs *fs, node *k)
-{
-    kl_error err = {0};
-    if (kl_flush_key(fs->writer, k->parent->name, k->name, &err) != KL_OK) {
-        kl_log(KL_LOG_ERROR, "flush %s/%s: %s", k->parent->name, k->name, err.msg);
-        return -EIO;
-    }
-    if (ki_refresh(fs, k, 0, &err) != KL_OK)
-        kl_log(KL_LOG_WARNING, "refresh %s/%s: %s", k->parent->name, k->name, err.msg);
-    return 0;
-}
-
 static size_t pending_len(keyindex *ki)
 {
     pthread_mutex_lock(&ki->mu);
@@ -101,6 +87,23 @@ static size_t pending_len(keyindex *ki)
     pthread_mutex_unlock(&ki->mu);
     return n;
 }
+
+/* Waits until the key's records are durable; lists the key if some of
+ * them are still shown from the pending tail. */
+static int flush_key(klfs *fs, node *k)
+{
+    kl_error err = {0};
+    if (kl_flush_key(fs->writer, k->parent->name, k->name, &err) != KL_OK) {
+        kl_log(KL_LOG_ERROR, "flush %s/%s: %s", k->parent->name, k->name, err.msg);
+        return -EIO;
+    }
+    /* The writer reported each object it published (ki_published): when
+     * that placed every pending line, a listing would only repeat it. */
+    if (pending_len(&k->ki) != 0 && ki_refresh(fs, k, 0, &err) != KL_OK)
+        kl_log(KL_LOG_WARNING, "refresh %s/%s: %s", k->parent->name, k->name, err.msg);
+    return 0;
+}
+
 
 /* Appends records whose text (each line plus '\n') is t1 followed by t2.
  * The pending tail is extended first, under the key's append lock, so that

@@ -76,15 +76,6 @@ static kl_status sweep_claims(kl_objstore *os, const char *dir, kl_keystate *s,
     return st;
 }
 
-kl_status kl_tail_sweep(kl_objstore *os, const char *dir, kl_error *err) {
-    kl_keystate s = {0};
-    int valid;
-    kl_status st = kl_index_watermark(os, dir, &s.watermark, &valid, err);
-    if (st == KL_OK && valid && s.watermark) st = sweep_claims(os, dir, &s, err);
-    free(s.claims);
-    return st;
-}
-
 kl_status kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min,
                      kl_error *err) {
     uint64_t *v = malloc((s->n_claims ? s->n_claims : 1) * sizeof *v);
@@ -233,6 +224,10 @@ static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_me
         st = kl_os_get(os, name, 0, UINT64_MAX, &have, &hlen, err);
         free(name);
     }
+    if (st == KL_ENOTFOUND) /* merged away again and again: undecided, retryable */
+        return kl_seterr(err, KL_EIO, "could not tell whether '%s' holds records %" PRIu64
+                         "-%" PRIu64 ": its objects keep being compacted", dir,
+                         m->first_offset, m->last_offset);
     if (st) return st;
     /* Walk to the record at m->first_offset. */
     size_t pos = 0;

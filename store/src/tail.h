@@ -44,9 +44,6 @@ kl_status kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
 kl_status kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
                           const uint64_t *v, size_t n, int keep, kl_error *err);
 
-/* Deletes every claim of the key below its watermark (one LIST). */
-kl_status kl_tail_sweep(kl_objstore *os, const char *dir, kl_error *err);
-
 /* Deletes the claims in s->claims below the watermark once there are at
  * least `min` of them (one request for all on S3). */
 kl_status kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min,

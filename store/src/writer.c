@@ -330,11 +330,13 @@ static kl_status sw_flush_key(kl_writer *w, const char *keyspace, const char *ke
 static kl_status sw_noop(kl_writer *w, kl_error *err) { return KL_OK; }
 
 /* A writer going away stores the watermarks it let lag and deletes the
- * claims below them (other writers' too); what it misses, the next load
- * finds. */
+ * claims it knows to be below them: at most two requests for a key it
+ * wrote since its last compaction, none for others (no LIST: a later
+ * load finds what is left, e.g. after a crash). */
 static void gc_key(const char *dir, kl_keystate *s, void *ctx) {
     kl_error err;
-    if (kl_compact_store_watermark(ctx, dir, s, &err) != KL_OK || kl_tail_sweep(ctx, dir, &err) != KL_OK)
+    if (kl_compact_store_watermark(ctx, dir, s, &err) != KL_OK ||
+        kl_tail_gc(ctx, dir, s, 1, &err) != KL_OK)
         kl_log(KL_LOG_WARNING, "could not delete old claims of '%s': %s", dir, err.msg);
 }
 
