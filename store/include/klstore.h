@@ -277,21 +277,22 @@ typedef struct kl_objstore_ops {
                        const void *data, size_t len, char **tag, kl_error *err);
     /* The full data object name a claim holds (malloc'd, free(3)) and its
      * tag.  KL_ENOTFOUND when there is no claim; KL_EBADDATA when it holds
-     * no body (emptied by unclaim, or left by a crash before it was
-     * published: such a claim was never acknowledged). */
+     * no body (a local claim left by a crash before it was published: such
+     * a claim was never acknowledged). */
     kl_status (*claim_target)(kl_objstore *os, const char *claim, char **object,
                               char **tag, kl_error *err);
-    /* Makes `object` hold the claimed body, durably, without sending it
-     * again (a server-side copy on S3, a hard link on a directory store),
-     * provided the claim still holds the body `tag` names.  Idempotent;
-     * KL_ENOTFOUND when the claim is gone or holds no (such) body. */
+    /* Makes `object` hold the claimed body, durably: a hard link on a
+     * directory store; on S3 a server-side copy conditional on `tag`, or,
+     * on a server that ignores copy conditions, a PUT of the body (`data`
+     * when the caller has it, else read from the claim together with its
+     * object name).  Idempotent; KL_ENOTFOUND when the claim is gone or no
+     * longer holds that body. */
     kl_status (*publish)(kl_objstore *os, const char *claim, const char *object,
-                         const char *tag, kl_error *err);
-    /* Deletes claims (missing ones are not an error); with `keep`, empties
-     * them instead: the name stays taken but nothing can be published
-     * from it any more. */
+                         const char *tag, const void *data, size_t len,
+                         kl_error *err);
+    /* Deletes claims (missing ones are not an error). */
     kl_status (*unclaim)(kl_objstore *os, const char *const *claims, size_t n,
-                         int keep, kl_error *err);
+                         kl_error *err);
 } kl_objstore_ops;
 
 struct kl_objstore {
@@ -322,9 +323,9 @@ kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object,
 kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object,
                              char **tag, kl_error *err);
 kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object,
-                        const char *tag, kl_error *err);
+                        const char *tag, const void *data, size_t len, kl_error *err);
 kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n,
-                        int keep, kl_error *err);
+                        kl_error *err);
 void kl_os_destroy(kl_objstore *os);
 
 /* The local-directory store: object K lives at ROOT/K, so the directory is

@@ -5,6 +5,8 @@
  * and crashes safe: PUT merged, DELETE originals, then PUT watermark.  A
  * crash in between leaves either redundant originals (readers dedupe
  * overlaps) or a stale watermark (the next compaction just moves it). */
+#define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,8 +52,8 @@ static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first,
 /* GETs and verifies each pending object, concatenating the bodies.  A body
  * that does not match its name is never merged into a batch. */
 static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate *s,
-                             kl_buf *out, kl_error *err) {
-    for (size_t i = 0; i < s->n_pending; i++) {
+                             size_t take, kl_buf *out, kl_error *err) {
+    for (size_t i = 0; i < take; i++) {
         char *name = kl_index_name(dir, &s->pending[i]);
         if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
         uint8_t *body = NULL;
@@ -91,80 +93,114 @@ static kl_status delete_objects(kl_objstore *os, const char *dir,
     return st;
 }
 
-static kl_object_meta merged_meta(const kl_keystate *s, uint64_t size) {
-    const kl_object_meta *a = &s->pending[0], *z = &s->pending[s->n_pending - 1];
+static kl_object_meta merged_meta(const kl_keystate *s, size_t take, uint64_t size) {
+    const kl_object_meta *a = &s->pending[0], *z = &s->pending[take - 1];
     kl_object_meta m = {
         .first_offset = a->first_offset, .last_offset = z->last_offset,
         .min_ts = a->min_ts, .max_ts = a->max_ts,
         .first_nonce = a->first_nonce, .next_nonce = z->next_nonce,
         .size = size, .prior = a->prior,
     };
-    for (size_t i = 1; i < s->n_pending; i++) {
+    for (size_t i = 1; i < take; i++) {
         if (s->pending[i].min_ts < m.min_ts) m.min_ts = s->pending[i].min_ts;
         if (s->pending[i].max_ts > m.max_ts) m.max_ts = s->pending[i].max_ts;
     }
     return m;
 }
 
+/* Concurrent compactions can each merge a different run starting at the
+ * same offset (their views of the tail differ); after a merge, whatever
+ * another object covers from its start on is deleted (the same bytes), so
+ * whichever compactor lists last leaves no overlap behind. */
+static kl_status drop_covered_from(kl_objstore *os, const char *dir, uint64_t first,
+                                   kl_error *err) {
+    kl_object_meta *v = NULL, *covered = NULL;
+    size_t n = 0, nc = 0;
+    kl_status st = kl_index_list_covered(os, dir, first, &v, &n, &covered, &nc, err);
+    if (st == KL_OK) st = kl_tail_drop_covered(os, dir, covered, nc, err);
+    free(v);
+    free(covered);
+    return st;
+}
+
+/* Merges pending[0, take) into one object (written before its parts are
+ * deleted), which replaces them at pending[0]. */
+static kl_status merge_first(kl_objstore *os, const char *dir, kl_keystate *s, size_t take,
+                             int fenced, kl_object_meta *out, kl_error *err) {
+    kl_buf body = {0};
+    kl_status st = read_bodies(os, dir, s, take, &body, err);
+    kl_object_meta merged = merged_meta(s, take, body.len);
+    char *name = st ? NULL : kl_index_name(dir, &merged);
+    if (!st && !name) st = kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (!st) st = kl_os_put(os, name, body.data, body.len, 0, err);
+    free(name);
+    kl_buf_free(&body);
+    if (st) return st;
+    /* The merged object is durable: from here on the store has it, so the
+     * state must say so whatever fails next. */
+    kl_object_meta *old = malloc(take * sizeof *old);
+    if (!old) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    memcpy(old, s->pending, take * sizeof *old);
+    s->pending[0] = merged;
+    memmove(s->pending + 1, s->pending + take, (s->n_pending - take) * sizeof *old);
+    s->n_pending -= take - 1;
+    /* The parts' claims stay until the watermark passes them (kl_tail_gc):
+     * a late publish from one can only bring back a part, the same bytes as
+     * the merged object, which the next check deletes as covered. */
+    for (size_t i = 0; fenced && !st && i < take; i++) {
+        int known = 0;
+        for (size_t j = 0; j < s->n_claims && !known; j++)
+            known = s->claims[j] == old[i].first_offset;
+        if (!known && kl_keystate_add_claim(s, old[i].first_offset) != 0)
+            st = kl_seterr(err, KL_ENOMEM, "out of memory");
+    }
+    if (!st) st = delete_objects(os, dir, old, take, err);
+    if (!st && fenced) st = drop_covered_from(os, dir, merged.first_offset, err);
+    free(old);
+    *out = merged;
+    return st;
+}
+
 kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
                            const char *dir, kl_keystate *s, int fenced, kl_error *err) {
-    if (s->n_pending == 0) return KL_OK;
-    uint64_t records = 0, bytes = 0;
-    for (size_t i = 0; i < s->n_pending; i++) {
-        records += s->pending[i].last_offset - s->pending[i].first_offset + 1;
-        bytes += s->pending[i].size;
-    }
-    int complete = is_complete(cfg, records, bytes);
-    int partial = s->n_pending >= cfg->compact_objects_threshold;
-    if (!complete && !partial) return KL_OK;
-
-    kl_object_meta merged = s->pending[0];
-    if (s->n_pending > 1) {
-        kl_buf body = {0};
-        kl_status st = read_bodies(os, dir, s, &body, err);
-        merged = merged_meta(s, body.len);
-        char *name = st ? NULL : kl_index_name(dir, &merged);
-        if (!st && !name) st = kl_seterr(err, KL_ENOMEM, "out of memory");
-        if (!st) st = kl_os_put(os, name, body.data, body.len, 0, err);
-        free(name);
-        kl_buf_free(&body);
-        if (st) return st;
-        /* The merged object is durable: from here on the store has it, so
-         * the state must say so whatever fails next. */
-        kl_object_meta *old = s->pending;
-        size_t n_old = s->n_pending;
-        s->pending = NULL;
-        s->n_pending = s->cap_pending = 0;
-        if (kl_keystate_add_pending(s, &merged) != 0) {
-            free(old);
-            return kl_seterr(err, KL_ENOMEM, "out of memory");
+    /* A pending list can hold several complete batches: take them in turn. */
+    while (s->n_pending) {
+        /* Merging a view that is not one contiguous run would write an
+         * object whose body does not match its name: that view is stale
+         * (another writer compacted differently), so reload instead. */
+        for (size_t i = 1; i < s->n_pending; i++)
+            if (s->pending[i].first_offset != s->pending[i - 1].last_offset + 1)
+                return kl_seterr(err, KL_ENOTFOUND, "compaction: the objects of '%s' changed "
+                                 "under this writer's view", dir);
+        /* A complete batch ends at the first object where a threshold is
+         * reached, not at the newest object this writer happens to know:
+         * so every writer that merges a key's objects cuts them at the
+         * same places, and their merges cover each other or not at all. */
+        uint64_t records = 0, bytes = 0;
+        size_t take = 0;
+        int complete = 0;
+        while (take < s->n_pending && !complete) {
+            records += s->pending[take].last_offset - s->pending[take].first_offset + 1;
+            bytes += s->pending[take].size;
+            complete = is_complete(cfg, records, bytes);
+            take++;
         }
-        uint64_t *slots = fenced ? malloc(n_old * sizeof *slots) : NULL;
-        if (fenced && !slots) st = kl_seterr(err, KL_ENOMEM, "out of memory");
-        for (size_t i = 0; slots && i < n_old; i++) slots[i] = old[i].first_offset;
-        if (slots) st = kl_tail_unclaim(os, dir, s, slots, n_old, 1, err);
-        /* Emptied, they still hold their slots until the watermark passes
-         * them: then kl_tail_gc deletes them. */
-        for (size_t i = 0; slots && !st && i < n_old; i++) {
-            int known = 0;
-            for (size_t j = 0; j < s->n_claims && !known; j++) known = s->claims[j] == slots[i];
-            if (!known && kl_keystate_add_claim(s, slots[i]) != 0)
-                st = kl_seterr(err, KL_ENOMEM, "out of memory");
+        if (!complete && s->n_pending < cfg->compact_objects_threshold) return KL_OK;
+        kl_object_meta merged = s->pending[0];
+        kl_status st = take > 1 ? merge_first(os, dir, s, take, fenced, &merged, err) : KL_OK;
+        if (st || !complete) return st;
+        s->watermark = merged.first_offset;
+        memmove(s->pending, s->pending + 1, (s->n_pending - 1) * sizeof *s->pending);
+        s->n_pending--;
+        if (!fenced) {
+            st = kl_compact_store_watermark(os, dir, s, err);
+        } else if (++s->wm_lag >= WM_EVERY || kl_now_ms() - s->wm_written_ms >= WM_MS) {
+            st = kl_compact_store_watermark(os, dir, s, err);
         }
-        free(slots);
-        if (!st) st = delete_objects(os, dir, old, n_old, err);
-        free(old);
+        if (!st && fenced) st = kl_tail_gc(os, dir, s, 32, err);
         if (st) return st;
     }
-    if (!complete) return KL_OK;
-    s->watermark = merged.first_offset;
-    s->n_pending = 0;
-    if (!fenced) return kl_compact_store_watermark(os, dir, s, err);
-    int64_t now = kl_now_ms();
-    kl_status st = KL_OK;
-    if (++s->wm_lag >= WM_EVERY || now - s->wm_written_ms >= WM_MS)
-        st = kl_compact_store_watermark(os, dir, s, err);
-    return st ? st : kl_tail_gc(os, dir, s, 32, err);
+    return KL_OK;
 }
 
 kl_status kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,

@@ -33,13 +33,17 @@ static int by_offset(const void *a, const void *b) {
     return x->last_offset > y->last_offset ? -1 : x->last_offset < y->last_offset;
 }
 
-/* Sorts into offset order and drops objects covered by an earlier one. */
-static size_t dedupe(kl_object_meta *v, size_t n) {
+/* Sorts into offset order and drops objects covered by an earlier one
+ * (into drop[0..*nd) when drop is given: it has room for n). */
+static size_t dedupe(kl_object_meta *v, size_t n, kl_object_meta *drop, size_t *nd) {
     qsort(v, n, sizeof *v, by_offset);
     size_t k = 0;
     uint64_t covered = 0;
     for (size_t i = 0; i < n; i++) {
-        if (k && v[i].last_offset <= covered) continue;
+        if (k && v[i].last_offset <= covered) {
+            if (drop) drop[(*nd)++] = v[i];
+            continue;
+        }
         v[k++] = v[i];
         covered = v[i].last_offset;
     }
@@ -89,9 +93,25 @@ static kl_status list_page(kl_objstore *os, const char *dir, uint64_t from,
     return KL_OK;
 }
 
+static kl_status list_dedupe(kl_objstore *os, const char *dir, uint64_t from, size_t max,
+                             kl_object_meta **out, size_t *n, int *more,
+                             kl_object_meta **dropped, size_t *n_dropped, kl_error *err);
+
 kl_status kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
                         size_t max, kl_object_meta **out, size_t *n, int *more,
                         kl_error *err) {
+    return list_dedupe(os, dir, from, max, out, n, more, NULL, NULL, err);
+}
+
+kl_status kl_index_list_covered(kl_objstore *os, const char *dir, uint64_t from,
+                                kl_object_meta **out, size_t *n, kl_object_meta **covered,
+                                size_t *n_covered, kl_error *err) {
+    return list_dedupe(os, dir, from, 0, out, n, NULL, covered, n_covered, err);
+}
+
+static kl_status list_dedupe(kl_objstore *os, const char *dir, uint64_t from, size_t max,
+                             kl_object_meta **out, size_t *n, int *more,
+                             kl_object_meta **dropped, size_t *n_dropped, kl_error *err) {
     kl_object_meta *all = NULL;
     size_t total = 0;
     char *cont = NULL;
@@ -124,7 +144,16 @@ kl_status kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
     }
     if (more) *more = cont != NULL;
     free(cont);
-    *n = dedupe(all, total);
+    kl_object_meta *drop = NULL;
+    if (dropped) {
+        *n_dropped = 0;
+        if (!(drop = malloc((total ? total : 1) * sizeof *drop))) {
+            free(all);
+            return kl_seterr(err, KL_ENOMEM, "out of memory");
+        }
+        *dropped = drop;
+    }
+    *n = dedupe(all, total, drop, n_dropped);
     *out = all;
     return KL_OK;
 }
@@ -158,7 +187,7 @@ static kl_status probe(kl_objstore *os, const char *dir, uint64_t x, kl_obj_pred
     char *next = NULL;
     kl_status st = list_page(os, dir, x, PROBE_PAGE, NULL, &page, &n, &next, err);
     if (st) return st;
-    n = dedupe(page, n);
+    n = dedupe(page, n, NULL, NULL);
     if (n == 0) {
         *r = P_EMPTY;
     } else {

@@ -25,6 +25,13 @@ kl_status kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
                         size_t max, kl_object_meta **out, size_t *n, int *more,
                         kl_error *err);
 
+/* kl_index_list of everything from `from`, and also the objects it dropped
+ * as covered by another (*covered, malloc'd): leftovers of concurrent
+ * merges, the same bytes as what covers them. */
+kl_status kl_index_list_covered(kl_objstore *os, const char *dir, uint64_t from,
+                                kl_object_meta **out, size_t *n, kl_object_meta **covered,
+                                size_t *n_covered, kl_error *err);
+
 /* The object with the highest offsets.  *found = 0 for a key without data. */
 kl_status kl_index_last(kl_objstore *os, const char *dir, int *found,
                         kl_object_meta *out, kl_error *err);

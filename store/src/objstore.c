@@ -74,11 +74,11 @@ kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object,
 }
 
 kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object,
-                        const char *tag, kl_error *err) {
-    return os->ops->publish(os, claim, object, tag, err);
+                        const char *tag, const void *data, size_t len, kl_error *err) {
+    return os->ops->publish(os, claim, object, tag, data, len, err);
 }
 
 kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n,
-                        int keep, kl_error *err) {
-    return n ? os->ops->unclaim(os, claims, n, keep, err) : KL_OK;
+                        kl_error *err) {
+    return n ? os->ops->unclaim(os, claims, n, err) : KL_OK;
 }

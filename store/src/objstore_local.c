@@ -530,10 +530,7 @@ static kl_status local_del(kl_objstore *os, const char *const *names, size_t n,
  * so the body is written and synced once.  The claim itself is not synced:
  * publish syncs the key directory, which holds both names.  A crash before
  * that may leave an empty claim directory; it was never acknowledged, and
- * claim_target reports it so that a writer can remove it.  An emptied
- * claim holds a file named "emptied" instead of the body. */
-
-#define EMPTIED "emptied"   /* what an emptied claim holds instead of a body */
+ * claim_target reports it so that a writer can remove it. */
 
 static const char *base_of(const char *name) {
     const char *s = strrchr(name, '/');
@@ -615,9 +612,9 @@ static kl_status local_claim_target(kl_objstore *os, const char *claim, char **o
     char ent[256];
     int rc = claim_entry(L(os)->rootfd, claim, ent, sizeof ent);
     if (rc < 0) return io_err(err, "read claim", claim);
-    if (rc == 1 || strcmp(ent, EMPTIED) == 0)
-        return kl_seterr(err, KL_EBADDATA, "claim '%s' holds no object (%s)", claim,
-                         rc == 1 ? "left by a crash before it was published" : "emptied");
+    if (rc == 1)
+        return kl_seterr(err, KL_EBADDATA, "claim '%s' holds no object (left by a crash "
+                         "before it was published)", claim);
     size_t dl = (size_t)(base_of(claim) - claim);
     if (asprintf(object, "%.*s%s", (int)dl, claim, ent) < 0)
         return kl_seterr(err, KL_ENOMEM, "out of memory");
@@ -627,7 +624,7 @@ static kl_status local_claim_target(kl_objstore *os, const char *claim, char **o
 /* The claim's file is named after its object, so a link by that name
  * cannot pick up another body: no tag is needed. */
 static kl_status local_publish(kl_objstore *os, const char *claim, const char *object,
-                               const char *tag, kl_error *err) {
+                               const char *tag, const void *data, size_t len, kl_error *err) {
     local_os *l = L(os);
     kl_status st = check_name(claim, err);
     if (st || (st = check_name(object, err))) return st;
@@ -644,7 +641,7 @@ static kl_status local_publish(kl_objstore *os, const char *claim, const char *o
 }
 
 static kl_status local_unclaim(kl_objstore *os, const char *const *claims, size_t n,
-                               int keep, kl_error *err) {
+                               kl_error *err) {
     local_os *l = L(os);
     for (size_t i = 0; i < n; i++) {
         kl_status st = check_name(claims[i], err);
@@ -656,18 +653,14 @@ static kl_status local_unclaim(kl_objstore *os, const char *const *claims, size_
             char ent[256];
             int rc;
             while ((rc = claim_entry(l->rootfd, claims[i], ent, sizeof ent)) == 0) {
-                if (keep && strcmp(ent, EMPTIED) == 0) break;
                 int fd = openat(l->rootfd, claims[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (fd < 0) break;
-                /* Emptying renames the body away: the claim stays visible
-                 * to LIST (an empty directory would not be). */
-                int u = keep ? renameat(fd, ent, fd, EMPTIED) : unlinkat(fd, ent, 0);
+                int u = unlinkat(fd, ent, 0);
                 close(fd);
                 if (u != 0 && errno != ENOENT) return io_err(err, "delete claim", claims[i]);
             }
             if (rc < 0 && errno != ENOENT && errno != ENOTDIR)
                 return io_err(err, "read claim", claims[i]);
-            if (keep) break;
             if (unlinkat(l->rootfd, claims[i], AT_REMOVEDIR) == 0 || errno == ENOENT) break;
             if (errno != ENOTEMPTY || round == 4) {
                 if (errno == ENOTEMPTY) break;

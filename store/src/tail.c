@@ -21,7 +21,7 @@
 static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "out of memory"); }
 
 kl_status kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
-                          const uint64_t *v, size_t n, int keep, kl_error *err) {
+                          const uint64_t *v, size_t n, kl_error *err) {
     if (n == 0) return KL_OK;
     kl_status st = KL_OK;
     char **names = calloc(n, sizeof *names);
@@ -30,9 +30,9 @@ kl_status kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
         if (!(names[i] = kl_layout_claim(dir, v[i]))) st = oom(err);
     for (size_t base = 0; base < n && !st; base += 1000)
         st = kl_os_unclaim(os, (const char *const *)names + base, n - base < 1000 ? n - base : 1000,
-                           keep, err);
+                           err);
     kl_strv_free(names, n);
-    if (st || keep) return st;
+    if (st) return st;
     { /* drop the deleted slots from s->claims */
         size_t k = 0;
         for (size_t i = 0; i < s->n_claims; i++) {
@@ -71,7 +71,7 @@ static kl_status sweep_claims(kl_objstore *os, const char *dir, kl_keystate *s,
     }
     kl_listing_free(&l);
     if (!old) return oom(err);
-    st = kl_tail_unclaim(os, dir, s, old, n, 0, err);
+    st = kl_tail_unclaim(os, dir, s, old, n, err);
     free(old);
     return st;
 }
@@ -83,7 +83,7 @@ kl_status kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t mi
     size_t n = 0;
     for (size_t i = 0; i < s->n_claims; i++)
         if (s->claims[i] < s->watermark) v[n++] = s->claims[i];
-    kl_status st = n >= min ? kl_tail_unclaim(os, dir, s, v, n, 0, err) : KL_OK;
+    kl_status st = n >= min ? kl_tail_unclaim(os, dir, s, v, n, err) : KL_OK;
     free(v);
     return st;
 }
@@ -156,44 +156,59 @@ static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char 
     return st;
 }
 
+kl_status kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v,
+                               size_t n, kl_error *err) {
+    kl_status st = KL_OK;
+    for (size_t i = 0; i < n && st == KL_OK; i++) {
+        char *name = kl_index_name(dir, &v[i]);
+        const char *names[1] = {name};
+        st = name ? kl_os_del(os, names, 1, err) : oom(err);
+        free(name);
+    }
+    return st;
+}
+
 /* Is `slot` (== s->next_offset) still the key's tail, i.e. does no
- * published object cover it?  One LIST from the newest object s knows: it
- * should be the last one and end just before the slot.  Anything else
- * (that object merged away, objects after it) is settled by a full load.
- * When that object is there with others after it, *ahead (malloc'd, or
- * NULL) receives those others: a writer that lost the slot moves past them
- * without loading the key again. */
+ * published object cover it?  One LIST from the watermark this writer
+ * knows: every object that can cover the slot starts there or later
+ * (merges never cross a complete batch's start), and normally there is
+ * little after it.  The slot is free when the newest listed object ends
+ * just before it; anything odd is settled by a full load.  Objects listed
+ * after the slot go to *ahead (malloc'd, or NULL), so that a writer that
+ * lost the slot moves past them without loading the key again.  Objects
+ * that another covers (leftovers of concurrent merges, or of a publish
+ * that came late) are deleted on the way: they hold the same bytes. */
 static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                            const kl_keystate *s, int *free_, kl_object_meta **ahead,
                            size_t *n_ahead, kl_error *err) {
-    uint64_t slot = s->next_offset, from = s->last_first ? s->last_first : 1;
-    kl_object_meta *v = NULL;
-    size_t n = 0;
+    uint64_t slot = s->next_offset;
+    kl_object_meta *v = NULL, *covered = NULL;
+    size_t n = 0, nc = 0;
     *ahead = NULL;
     *n_ahead = 0;
-    /* Every object from there on, not a few names: in a compaction window
-     * the first names can all be originals covered by one merged object,
-     * with a newer object behind them.  Normally this is one object. */
-    kl_status st = kl_index_list(os, dir, from, 0, &v, &n, NULL, err);
+    kl_status st = kl_index_list_covered(os, dir, s->watermark ? s->watermark : 1, &v, &n,
+                                         &covered, &nc, err);
     if (st) return st;
+    kl_error derr;
+    if (nc && kl_tail_drop_covered(os, dir, covered, nc, &derr) != KL_OK)
+        kl_log(KL_LOG_WARNING, "could not delete covered objects of '%s': %s", dir, derr.msg);
+    free(covered);
+    size_t after = 0; /* first listed object ending at or past the slot */
+    while (after < n && v[after].last_offset < slot) after++;
     int known = 1;
-    if (s->last_first == 0) {
-        *free_ = n == 0;
-        if (n) {
-            *ahead = v;
-            *n_ahead = n;
-            v = NULL;
-        }
-    } else if (n && v[0].first_offset == s->last_first && v[0].last_offset >= slot) {
+    if (after == n) { /* nothing reaches the slot: free if the log ends just before it */
+        if (n ? v[n - 1].last_offset + 1 == slot : slot == 1) *free_ = 1;
+        else known = 0;
+    } else if (v[after].first_offset == slot) { /* published from the slot on */
         *free_ = 0;
-    } else if (n && v[0].first_offset == s->last_first && v[0].last_offset + 1 == slot) {
-        *free_ = n == 1;
-        if (n > 1 && (*ahead = malloc((n - 1) * sizeof **ahead))) {
-            memcpy(*ahead, v + 1, (n - 1) * sizeof **ahead);
-            *n_ahead = n - 1;
+        if ((*ahead = malloc((n - after) * sizeof **ahead))) {
+            memcpy(*ahead, v + after, (n - after) * sizeof **ahead);
+            *n_ahead = n - after;
         }
+    } else if (v[after].first_offset < slot) { /* a merge covers the slot */
+        *free_ = 0;
     } else {
-        known = 0;
+        known = 0; /* a gap before the slot: not a view to act on */
     }
     free(v);
     if (known) return KL_OK;
@@ -257,7 +272,8 @@ static kl_status advance(kl_keystate *s, const kl_object_meta *m, kl_error *err)
 static kl_status catch_up(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                           kl_keystate *s, const kl_object_meta *v, size_t n, kl_error *err) {
     size_t i = 0;
-    while (i < n && v[i].first_offset == s->next_offset) i++;
+    for (uint64_t next = s->next_offset; i < n && v[i].first_offset == next; i++)
+        next = v[i].last_offset + 1;
     if (n == 0 || i < n) return reload(os, cfg, dir, s, err);
     kl_status st = KL_OK;
     for (i = 0; i < n && st == KL_OK; i++) st = advance(s, &v[i], err);
@@ -305,9 +321,9 @@ kl_status kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
     if (broken) {
         /* It blocks the tail forever unless removed; elsewhere it is junk. */
         const char *v[1] = {claim};
-        st = free_ ? kl_os_unclaim(os, v, 1, 0, err) : reload(os, cfg, dir, s, err);
+        st = free_ ? kl_os_unclaim(os, v, 1, err) : reload(os, cfg, dir, s, err);
     } else if (mine && free_) {
-        st = kl_os_publish(os, claim, name, tag, err);
+        st = kl_os_publish(os, claim, name, tag, body, len, err);
         if (st == KL_ENOTFOUND) st = KL_OK; /* a helper published it, then it was unclaimed */
         if (st == KL_OK && (st = advance(s, m, err)) == KL_OK) *won = 1;
     } else if (mine && n_ahead && same_object(&ahead[0], m)) {
@@ -320,11 +336,11 @@ kl_status kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
         int yes;
         if ((st = holds_body(os, dir, m, body, len, &yes, err))) goto out;
         const char *v[1] = {claim};
-        if (!yes && (st = kl_os_unclaim(os, v, 1, 0, err))) goto out;
+        if (!yes && (st = kl_os_unclaim(os, v, 1, err))) goto out;
         *won = yes;
         st = reload(os, cfg, dir, s, err);
     } else if (free_) {
-        st = kl_os_publish(os, claim, other, tag, err);
+        st = kl_os_publish(os, claim, other, tag, NULL, 0, err);
         if (st == KL_ENOTFOUND) st = KL_OK;
         if (st == KL_OK) st = advance(s, &om, err);
     } else {

@@ -12,10 +12,11 @@
  * A writer that finds the slot claimed helps: it publishes the other
  * claim (when step 2 says it is the tail), moves its view past it and
  * retries with its records re-encoded (so nonces are checked against the
- * true tail).  A claim is emptied before the object it published is ever
- * deleted, so a paused writer that resumes cannot publish it again; it is
- * deleted only once a complete batch lies after it (slot < watermark), so
- * the check in step 2 always catches a writer that claims it again. */
+ * true tail).  A claim keeps its body until a complete batch lies after
+ * it (slot < watermark); only then is it deleted, and the check in step 2
+ * always catches a writer that claims that slot again.  A late publish
+ * from a live claim can only bring back the same bytes under the same
+ * name: checks delete such objects when another covers them. */
 #ifndef KL_TAIL_H
 #define KL_TAIL_H
 #include "keycache.h"
@@ -38,11 +39,14 @@ kl_status kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
                           const kl_object_meta *m, const void *body, size_t len,
                           int *won, kl_error *err);
 
-/* Deletes the claims of the given slots and removes them from s->claims;
- * with `keep`, empties them instead (see the claim ops in klstore.h):
- * compaction does so before it deletes the objects they published. */
+/* Deletes the claims of the given slots and removes them from s->claims. */
 kl_status kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
-                          const uint64_t *v, size_t n, int keep, kl_error *err);
+                          const uint64_t *v, size_t n, kl_error *err);
+
+/* Deletes objects that others cover (v as kl_index_list_covered returns
+ * them): same bytes as what covers them, so readers lose nothing. */
+kl_status kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v,
+                               size_t n, kl_error *err);
 
 /* Deletes the claims in s->claims below the watermark once there are at
  * least `min` of them (one request for all on S3). */

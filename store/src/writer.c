@@ -248,7 +248,7 @@ static kl_status decide_fencing(store_writer *sw, kl_error *err) {
             kl_status a = kl_os_claim(sw->os, name, obj, "1", 1, &t1, &perr);
             kl_status b = a ? a : kl_os_claim(sw->os, name, obj, "2", 1, &t2, &perr);
             const char *v[1] = {name};
-            if (a == KL_OK) kl_os_unclaim(sw->os, v, 1, 0, NULL);
+            if (a == KL_OK) kl_os_unclaim(sw->os, v, 1, NULL);
             free(t1);
             free(t2);
             kl_status bad = a ? a : b == KL_EEXIST ? KL_OK : b;

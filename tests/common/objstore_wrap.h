@@ -53,15 +53,13 @@ static kl_status wrap_target(kl_objstore *os, const char *c, char **o, char **t,
     return kl_os_claim_target(KL_WRAP(os)->inner, c, o, t, e);
 }
 static kl_status wrap_publish(kl_objstore *os, const char *c, const char *o, const char *t,
-                              kl_error *e) {
+                              const void *d, size_t l, kl_error *e) {
     KL_WRAP(os)->copies++;
-    return kl_os_publish(KL_WRAP(os)->inner, c, o, t, e);
+    return kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, l, e);
 }
-static kl_status wrap_unclaim(kl_objstore *os, const char *const *c, size_t n, int keep,
-                              kl_error *e) {
-    if (keep) KL_WRAP(os)->puts += n; /* emptying: one PUT each on S3 */
-    else KL_WRAP(os)->dels++;
-    return kl_os_unclaim(KL_WRAP(os)->inner, c, n, keep, e);
+static kl_status wrap_unclaim(kl_objstore *os, const char *const *c, size_t n, kl_error *e) {
+    KL_WRAP(os)->dels++;
+    return kl_os_unclaim(KL_WRAP(os)->inner, c, n, e);
 }
 static const char *wrap_describe(kl_objstore *os) {
     return KL_WRAP(os)->inner->ops->describe(KL_WRAP(os)->inner);

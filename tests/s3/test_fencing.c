@@ -26,11 +26,14 @@
 typedef struct mini_s3 {
     pthread_mutex_t mu;
     int reject_conditional;       /* 501 for If-None-Match instead of ignoring it */
+    int honour;                   /* a full S3: If-None-Match gives 412, CopyObject works */
+    int honour_copy_if;           /* ...and so does x-amz-copy-source-if-match */
+    char meta[MAXOBJ][256], tag[MAXOBJ][32];
     char *name[MAXOBJ], *body[MAXOBJ];
     size_t len[MAXOBJ];
     int n;
     char log[64][1100];           /* "METHOD key [if-none-match]" */
-    char etag[64];
+    char etag[400];
     int version;
     int nlog;
     char listing[8192];
@@ -75,15 +78,38 @@ static const char *query(const char *target, const char *name, char *buf, size_t
 
 static void handle(void *ud, int n, const stub_req *rq, stub_resp *rs) {
     mini_s3 *m = ud;
-    char key[1024], inm[16], buf[1024];
+    char key[1024], inm[16], buf[1024], src[1100], srcif[64], meta[256];
     key_of(rq->target, key, sizeof key);
     int cond = stub_header(rq, "If-None-Match", inm, sizeof inm) != NULL;
+    int copy = stub_header(rq, "x-amz-copy-source", src, sizeof src) != NULL;
+    int copy_if = stub_header(rq, "x-amz-copy-source-if-match", srcif, sizeof srcif) != NULL;
+    int has_meta = stub_header(rq, "x-amz-meta-kl-object", meta, sizeof meta) != NULL;
     pthread_mutex_lock(&m->mu);
     if (m->nlog < 64)
-        snprintf(m->log[m->nlog++], sizeof m->log[0], "%s %s%s", rq->method, key,
-                 cond ? " if-none-match" : "");
+        snprintf(m->log[m->nlog++], sizeof m->log[0], "%s %s%s%s", copy ? "COPY" : rq->method,
+                 key, cond ? " if-none-match" : "", copy_if ? " copy-if" : "");
     int i = find(m, key);
-    if (strcmp(rq->method, "PUT") == 0) {
+    const char *body = rq->body ? rq->body : "";
+    size_t blen = rq->body_len;
+    if (copy) { /* "/bkt/key": the source's body */
+        char sk[1024];
+        key_of(src, sk, sizeof sk);
+        int j = find(m, sk);
+        if (j < 0 || (m->honour_copy_if && copy_if && strcmp(srcif, m->tag[j]) != 0)) {
+            rs->status = j < 0 ? 404 : 412;
+            rs->body = j < 0 ? "<Error><Code>NoSuchKey</Code><Message>no</Message></Error>"
+                             : "<Error><Code>PreconditionFailed</Code><Message>no</Message></Error>";
+            pthread_mutex_unlock(&m->mu);
+            return;
+        }
+        body = m->body[j];
+        blen = m->len[j];
+        has_meta = 0;
+    }
+    if (strcmp(rq->method, "PUT") == 0 && cond && m->honour && i >= 0) {
+        rs->status = 412;
+        rs->body = "<Error><Code>PreconditionFailed</Code><Message>exists</Message></Error>";
+    } else if (strcmp(rq->method, "PUT") == 0) {
         if (cond && m->reject_conditional) {
             rs->status = 501;
             rs->body = "<Error><Code>NotImplemented</Code><Message>A header you provided "
@@ -94,11 +120,14 @@ static void handle(void *ud, int n, const stub_req *rq, stub_resp *rs) {
                 free(m->name[i]);
                 free(m->body[i]);
                 m->name[i] = strdup(key);
-                m->body[i] = malloc(rq->body_len + 1);
-                memcpy(m->body[i], rq->body ? rq->body : "", rq->body_len);
-                m->len[i] = rq->body_len;
+                char *b = malloc(blen + 1);
+                memcpy(b, body, blen);
+                m->body[i] = b;
+                m->len[i] = blen;
+                snprintf(m->meta[i], sizeof m->meta[i], "%s", has_meta ? meta : "");
+                snprintf(m->tag[i], sizeof m->tag[i], "\"v%d\"", ++m->version);
             }
-            snprintf(m->etag, sizeof m->etag, "ETag: \"v%d\"\r\n", ++m->version);
+            snprintf(m->etag, sizeof m->etag, "ETag: %s\r\n", i >= 0 ? m->tag[i] : "\"x\"");
             rs->headers = m->etag;
             rs->status = 200;
         }
@@ -127,6 +156,9 @@ static void handle(void *ud, int n, const stub_req *rq, stub_resp *rs) {
             rs->body = m->body[i];
             rs->body_len = m->len[i];
             if (!m->len[i]) rs->body = NULL;
+            snprintf(m->etag, sizeof m->etag, "ETag: %s\r\nx-amz-meta-kl-object: %s\r\n",
+                     m->tag[i], m->meta[i]);
+            rs->headers = m->etag;
         }
     } else if (strcmp(rq->method, "DELETE") == 0) {
         if (i >= 0) {
@@ -160,7 +192,9 @@ static void on_log(int level, const char *msg, void *ctx) {
 static void open_fixture(fixture *f, const char *fencing, int reject) {
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->m.mu, NULL);
-    f->m.reject_conditional = reject;
+    f->m.reject_conditional = reject == 1;
+    f->m.honour = reject >= 2;
+    f->m.honour_copy_if = reject == 3;
     f->srv = stub_start(handle, &f->m);
     kl_config c;
     kl_config_init(&c);
@@ -275,4 +309,50 @@ Test(fencing, bad_setting_names_the_key) {
     cr_assert_eq(kl_config_set(&c, "s3", "fencing", "sometimes", &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "fencing") && strstr(e.msg, "auto, on or off"), "%s", e.msg);
     kl_config_free(&c);
+}
+
+/* A read of the whole key through a reader over the fixture's store. */
+static void expect_log(fixture *f, const char *want) {
+    kl_reader *r;
+    kl_error e = {0};
+    kl_store_config cfg;
+    kl_store_config_init(&cfg);
+    cr_assert_eq(kl_store_reader_new(f->os, &cfg, &r, &e), KL_OK);
+    kl_page p;
+    cr_assert_eq(kl_read_first_page(r, "ks", "k", KL_FORWARDS, NULL, 100, &p, &e), KL_OK, "%s", e.msg);
+    char got[256] = "";
+    for (size_t i = 0; i < p.count; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%.*s,", (int)p.records[i].len,
+                 (const char *)p.records[i].data);
+    cr_assert_str_eq(got, want);
+    kl_page_free(&p);
+    kl_reader_destroy(r);
+}
+
+/* A server that honours copy conditions (AWS S3, MinIO): objects are
+ * published by a server-side copy conditional on the claim's ETag. */
+Test(fencing, publishes_by_conditional_copy_where_honoured) {
+    fixture f;
+    open_fixture(&f, "on", 3);
+    kl_error e = {0};
+    cr_assert_eq(append(&f, "x", &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(append(&f, "y", &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(logged(&f, "copy-if"), 3, "the probe and two publishes copy conditionally");
+    cr_assert_eq(data_objects(&f), 2);
+    expect_log(&f, "x,y,");
+    close_fixture(&f);
+}
+
+/* A server that ignores copy conditions (Ceph RGW 16.2): a copy could
+ * take another writer's body, so objects are published by PUT instead. */
+Test(fencing, publishes_by_put_where_copy_conditions_are_ignored) {
+    fixture f;
+    open_fixture(&f, "on", 2);
+    kl_error e = {0};
+    cr_assert_eq(append(&f, "x", &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(append(&f, "y", &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(logged(&f, "COPY"), 1, "only the probe copies");
+    cr_assert_eq(logged(&f, "PUT ks/k/data_o"), 2);
+    expect_log(&f, "x,y,");
+    close_fixture(&f);
 }

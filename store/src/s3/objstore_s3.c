@@ -26,6 +26,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,9 @@ typedef struct s3_os {
 
     CURLSH *share;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+
+    pthread_mutex_t probe_mu;
+    atomic_int copy_mode;  /* 0 unknown, 1 copies honour x-amz-copy-source-if-match, 2 not */
 } s3_os;
 
 static s3_os *S(kl_objstore *os) { return (s3_os *)os; }
@@ -803,12 +807,13 @@ static kl_status s3_claim_target(kl_objstore *os, const char *claim, char **obje
     return KL_OK;
 }
 
-/* CopyObject conditional on the claim's ETag: an emptied claim (or one
- * re-created with another body) fails with 412 and copies nothing. */
-static kl_status s3_publish(kl_objstore *os, const char *claim, const char *object,
-                            const char *tag, kl_error *err)
+/* CopyObject of claim to object, conditional on the claim's ETag when tag
+ * is given: a claim deleted and made again by another writer (another
+ * body) then fails with 412 and nothing is copied.  *status: the HTTP
+ * status (200, 404, 412). */
+static kl_status copy_object(s3_os *s, const char *claim, const char *object, const char *tag,
+                             long *status, kl_error *err)
 {
-    s3_os *s = S(os);
     kl_status st = check_key(s, "COPY", object, err);
     if (st || (st = check_key(s, "COPY", claim, err)))
         return st;
@@ -829,36 +834,101 @@ static kl_status s3_publish(kl_objstore *os, const char *claim, const char *obje
     free(src);
     if (st)
         return st;
-    if (rs.status == 404 || rs.status == 412) {
-        st = rs.status == 412 ? kl_seterr(err, KL_ENOTFOUND, "S3 COPY s3://%s/%.200s: the claim "
-                                          "no longer holds that body", s->bucket, claim)
-                              : not_found(s, "COPY", claim, &rs, err);
+    *status = rs.status;
+    if (rs.status == 404) {
+        st = not_found(s, "COPY", claim, &rs, err);
+    } else if (rs.status == 412) {
+        st = kl_seterr(err, KL_ENOTFOUND, "S3 COPY s3://%s/%.200s: the claim no longer holds "
+                       "that body", s->bucket, claim);
+    } else {
+        /* CopyObject may fail after its 200 went out: the error is the body. */
+        kl_s3_xml_error x;
+        if (kl_s3_xml_parse_error((const char *)rs.body.data, rs.body.len, &x))
+            st = kl_seterr(err, KL_EIO, "S3 COPY s3://%s/%.200s: %s: %s (request id %s)",
+                           s->bucket, object, x.code, x.message, rs.request_id);
+    }
+    kl_buf_free(&rs.body);
+    return st;
+}
+
+/* Once per store, at the first publish: does the server honour
+ * x-amz-copy-source-if-match?  (Ceph RGW 16.2 ignores it.)  A copy with a
+ * tag that cannot match must fail with 412.  The probe objects sit next to
+ * `claim` (within whatever prefix the credentials allow); if the probe
+ * cannot run, copies are not trusted. */
+static int copy_conditional(s3_os *s, const char *claim)
+{
+    int mode = atomic_load(&s->copy_mode);
+    if (mode)
+        return mode == 1;
+    pthread_mutex_lock(&s->probe_mu);
+    if (!(mode = atomic_load(&s->copy_mode))) {
+        char *src = NULL, *dst = NULL;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long status = 0;
+        if (asprintf(&src, "%s.copy-probe-%d-%lx%lx", claim, (int)getpid(),
+                     (unsigned long)ts.tv_sec, (unsigned long)ts.tv_nsec) >= 0 &&
+            asprintf(&dst, "%s-to", src) >= 0 &&
+            put_object(&s->base, src, "p", 1, 0, NULL, NULL, NULL) == KL_OK) {
+            copy_object(s, src, dst, "\"00000000000000000000000000000000\"", &status, NULL);
+            const char *v[2] = {src, dst};
+            s3_del(&s->base, v, 2, NULL);
+        }
+        free(src);
+        free(dst);
+        mode = status == 412 ? 1 : 2;
+        atomic_store(&s->copy_mode, mode);
+    }
+    pthread_mutex_unlock(&s->probe_mu);
+    return mode == 1;
+}
+
+/* Reads a claim's body and object name in one GET (they cannot disagree). */
+static kl_status get_claim(s3_os *s, const char *claim, const char *object, kl_buf *body,
+                           kl_error *err)
+{
+    s3_req rq = {.op = "GET", .method = "GET", .key = claim, .accept = {404}};
+    s3_resp rs;
+    kl_status st = s3_do(s, &rq, &rs, err);
+    if (st)
+        return st;
+    if (rs.status == 404) {
+        st = not_found(s, "GET", claim, &rs, err);
         kl_buf_free(&rs.body);
         return st;
     }
-    /* CopyObject may fail after its 200 went out: the error is the body. */
-    kl_s3_xml_error x;
-    int failed = kl_s3_xml_parse_error((const char *)rs.body.data, rs.body.len, &x);
-    kl_buf_free(&rs.body);
-    if (failed)
-        return kl_seterr(err, KL_EIO, "S3 COPY s3://%s/%.200s: %s: %s (request id %s)",
-                         s->bucket, object, x.code, x.message, rs.request_id);
+    if (strcmp(rs.claim_object, last_component(object)) != 0) {
+        kl_buf_free(&rs.body);
+        return kl_seterr(err, KL_ENOTFOUND, "S3 GET s3://%s/%.200s: the claim now holds "
+                         "another object", s->bucket, claim);
+    }
+    *body = rs.body;
     return KL_OK;
 }
 
-/* Emptying overwrites each claim with an empty body and no metadata: the
- * name stays taken, and its ETag changes, so a late publish fails. */
-static kl_status s3_unclaim(kl_objstore *os, const char *const *claims, size_t n, int keep,
-                           kl_error *err)
+static kl_status s3_publish(kl_objstore *os, const char *claim, const char *object,
+                            const char *tag, const void *data, size_t len, kl_error *err)
 {
-    if (!keep)
-        return s3_del(os, claims, n, err);
-    for (size_t i = 0; i < n; i++) {
-        kl_status st = put_object(os, claims[i], "", 0, 0, NULL, NULL, err);
+    s3_os *s = S(os);
+    if (copy_conditional(s, claim)) {
+        long status;
+        return copy_object(s, claim, object, tag, &status, err);
+    }
+    /* Without copy conditions a copy could take a body from a claim made
+     * again by another writer after this one's was deleted: send the bytes
+     * whose name we know instead. */
+    kl_buf body = {0};
+    if (!data) {
+        kl_status st = get_claim(s, claim, object, &body, err);
         if (st)
             return st;
+        data = body.data;
+        len = body.len;
     }
-    return KL_OK;
+    kl_status st = put_object(os, object, data, len, 0, NULL, NULL, err);
+    kl_buf_free(&body);
+    return st;
 }
 
 static kl_status s3_head(kl_objstore *os, const char *name, uint64_t *size, kl_error *err)
@@ -1050,6 +1120,7 @@ static void s3_destroy(kl_objstore *os)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&s->share_mu[i]);
     pthread_mutex_destroy(&s->pool_mu);
+    pthread_mutex_destroy(&s->probe_mu);
     kl_s3_credprov_free(s->creds);
     free(s->bucket);
     free(s->scheme);
@@ -1073,7 +1144,7 @@ static const kl_objstore_ops s3_ops = {
     .claim = s3_claim,
     .claim_target = s3_claim_target,
     .publish = s3_publish,
-    .unclaim = s3_unclaim,
+    .unclaim = s3_del,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1175,6 +1246,7 @@ kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out, kl_error 
         return kl_seterr(err, KL_ENOMEM, "S3: out of memory");
     s->base.ops = &s3_ops;
     pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_mutex_init(&s->probe_mu, NULL);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&s->share_mu[i], NULL);
     s->connect_timeout_ms = c->connect_timeout_ms;
