@@ -399,6 +399,10 @@ typedef struct kl_batch_config {
     uint64_t batch_flush_interval_millis;       /* default 1000 */
     uint64_t batch_flush_record_count_threshold;/* default UINT64_MAX */
     uint64_t batch_flush_size_threshold;        /* default 1000000 */
+    size_t writes_in_flight;                    /* default 8: batches of
+                                                   different keys written
+                                                   at once (a key never has
+                                                   two in flight) */
 } kl_batch_config;
 
 /* Everything an INI file can say about the store ([s3], [local], [batcher]).

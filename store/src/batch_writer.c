@@ -13,6 +13,16 @@
  * threshold may have been reached (or many appends wait): appenders do
  * not pay a wake-up per record.
  *
+ * Writes in flight: a thread that has several batches to write (a flush,
+ * the timer, full batches found in one drain, shutdown) hands them to the
+ * inner writer at once, writes_in_flight at a time across a pool shared by
+ * all threads (workpool.h): a store write is a round trip or an fsync, and
+ * doing them one after another made a flush of many keys as slow as the
+ * sum of their latencies.  A key is in at most one write at a time -- it
+ * has one batch -- so its records still reach the store in append order,
+ * one object after the other (the store writer's slot for the next object
+ * is only known once the previous one is placed).
+ *
  * Memory is bounded as follows.  Each thread's queue holds at most
  * writer_thread_queue_capacity appends (0 = unbounded); a full queue blocks
  * the appending caller (backpressure).  Each key holds one batch, written
@@ -48,6 +58,7 @@
 #include "hash.h"
 #include "qarena.h"
 #include "recycle.h"
+#include "workpool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -59,6 +70,7 @@
 
 /* More threads than this is certainly a configuration mistake. */
 #define MAX_WRITER_THREADS 1024
+#define MAX_WRITES_IN_FLIGHT 256
 #define INITIAL_BUCKETS 64
 /* Appenders wake their writer thread at most once per this many queued
  * appends (or earlier when a threshold may be reached, see room_*): one
@@ -90,6 +102,7 @@ typedef struct key_batch {
     uint64_t records;
     uint64_t bytes;
     int64_t oldest_ms;           /* monotonic time the batch became non-empty */
+    int ready;                   /* full, in its thread's ready list */
     /* A retryable write failure: records stay pending, appends refused. */
     int failing;
     unsigned failed_attempts;
@@ -148,6 +161,10 @@ typedef struct writer_thread {
     key_batch **buckets;
     size_t n_buckets;
     size_t n_keys;
+    /* Full batches found while draining, written together (in parallel)
+     * at the end of the round or when writes_in_flight are ready. */
+    key_batch **ready;
+    size_t n_ready;
 } writer_thread;
 
 struct batch_writer {
@@ -156,6 +173,7 @@ struct batch_writer {
     kl_batch_config cfg;
     size_t n_threads;
     writer_thread *threads;
+    kl_workpool *pool;           /* writes_in_flight - 1 helpers, or NULL */
 };
 
 /* ------------------------------------------------------------------ */
@@ -437,30 +455,89 @@ static kl_insertion *batch_gather(const key_batch *kb)
     return ins;
 }
 
-/* Hands the key's batch to the inner writer, releasing the mutex meanwhile
- * (only this thread touches the batch, so it stays put).  Returns the
- * outcome of the inner append; the key's state records it. */
-static kl_status batch_write(writer_thread *t, key_batch *kb, kl_error *err)
-{
-    batch_writer *bw = t->owner;
-    if (!kb->records)
-        return KL_OK;
-    kl_error e = { 0 };
+/* One key's batch being written, and the inner writer's answer. */
+typedef struct write_job {
+    key_batch *kb;
     kl_status st;
-    kl_insertion *ins = batch_gather(kb);
+    kl_error e;
+} write_job;
+
+typedef struct write_set {
+    batch_writer *bw;
+    write_job *jobs;
+} write_set;
+
+/* Runs without the thread's mutex, on the writer thread or a pool helper:
+ * while a set is in flight the writer thread only waits for it, and it
+ * alone changes batches, so kb stays put (appenders only queue). */
+static void write_job_run(void *ctx, size_t i)
+{
+    write_set *ws = ctx;
+    write_job *j = &ws->jobs[i];
+    kl_insertion *ins = batch_gather(j->kb);
     if (!ins) {
-        st = kl_seterr(&e, KL_ENOMEM, "out of memory gathering a batch");
-    } else {
-        pthread_mutex_unlock(&t->mu);
-        st = bw->inner->ops->append(bw->inner, kb->keyspace, kb->key, ins,
-                                    kb->records, &e);
-        pthread_mutex_lock(&t->mu);
-        kl_recycle_put(ins);
+        j->st = kl_seterr(&j->e, KL_ENOMEM, "out of memory gathering a batch");
+        return;
     }
-    note_write_result(bw, kb, st, &e);
+    j->st = ws->bw->inner->ops->append(ws->bw->inner, j->kb->keyspace,
+                                       j->kb->key, ins, j->kb->records, &j->e);
+    kl_recycle_put(ins);
+}
+
+/* What a write of kb reports, once note_write_result has recorded st. */
+static kl_status batch_result(const key_batch *kb, kl_status st, kl_error *err)
+{
     if (st != KL_OK)
         copy_error(err, kb->failing ? &kb->fail_err : &kb->lost_err);
     return st == KL_OK ? KL_OK : (kb->failing ? st : KL_ECLOSED);
+}
+
+/* Hands the batches of keys v[0..n) to the inner writer, up to the pool's
+ * size at once (different keys only: a key has one batch, so one write in
+ * flight, which keeps its records in append order), releasing the mutex
+ * meanwhile.  st[i] gets each key's outcome as batch_result says, errs[i]
+ * its message (either may be NULL).  Keys without records count as
+ * written. */
+static void batches_write(writer_thread *t, key_batch **v, size_t n,
+                          kl_status *st, kl_error *errs)
+{
+    batch_writer *bw = t->owner;
+    write_job one, *jobs = n > 1 ? calloc(n, sizeof *jobs) : &one;
+    size_t m = 0;
+    if (!jobs) {                 /* out of memory: one at a time */
+        for (size_t i = 0; i < n; i++)
+            batches_write(t, &v[i], 1, st ? &st[i] : NULL, errs ? &errs[i] : NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->records)
+            jobs[m++] = (write_job){ .kb = v[i] };
+    if (m) {
+        write_set ws = { .bw = bw, .jobs = jobs };
+        pthread_mutex_unlock(&t->mu);
+        kl_workpool_run(bw->pool, write_job_run, &ws, m);
+        pthread_mutex_lock(&t->mu);
+    }
+    for (size_t i = 0, k = 0; i < n; i++) {
+        kl_status r = KL_OK;
+        if (k < m && jobs[k].kb == v[i]) {
+            note_write_result(bw, v[i], jobs[k].st, &jobs[k].e);
+            r = batch_result(v[i], jobs[k].st, errs ? &errs[i] : NULL);
+            k++;
+        }
+        if (st)
+            st[i] = r;
+    }
+    if (jobs != &one)
+        free(jobs);
+}
+
+/* One key's batch, alone (explicit flush of a key, or out of memory). */
+static kl_status batch_write(writer_thread *t, key_batch *kb, kl_error *err)
+{
+    kl_status st;
+    batches_write(t, &kb, 1, &st, err);
+    return st;
 }
 
 static int batch_full(const batch_writer *bw, const key_batch *kb)
@@ -520,6 +597,26 @@ static void room_recompute(writer_thread *t)
     t->room_stale = 0;
 }
 
+/* How many full batches wait to be written together. */
+static size_t ready_cap(const batch_writer *bw)
+{
+    return bw->cfg.writes_in_flight;
+}
+
+/* Writes the full batches found while draining, in parallel. */
+static void ready_write(writer_thread *t)
+{
+    if (!t->n_ready)
+        return;
+    batches_write(t, t->ready, t->n_ready, NULL, NULL);
+    for (size_t i = 0; i < t->n_ready; i++) {
+        t->ready[i]->ready = 0;
+        key_release_if_idle(t, t->ready[i]);
+    }
+    t->n_ready = 0;
+    t->room_stale = 1;
+}
+
 /* Moves the oldest queued append into its key's batch, and writes the
  * batch if that made it reach a threshold. */
 static void take_one(writer_thread *t)
@@ -537,7 +634,13 @@ static void take_one(writer_thread *t)
     if (t->space_waiters)
         pthread_cond_broadcast(&t->space_cv);
 
-    key_batch *kb = key_get_or_add(t, qa);
+    /* A full batch is written before it takes more (so a batch exceeds
+     * the size threshold by its last append at most); writing may free
+     * the key, hence the second lookup. */
+    key_batch *kb = key_lookup(t, qa->hash, qa->keyspace, qa->key);
+    if (kb && kb->ready)
+        ready_write(t);
+    kb = key_get_or_add(t, qa);
     if (!kb) {
         log_event("%s/%s: %zu records DROPPED: out of memory", qa->keyspace,
                   qa->key, qa->count);
@@ -556,12 +659,14 @@ static void take_one(writer_thread *t)
     kb->records += qa->count;
     kb->bytes += qa->bytes;
     if (batch_full(bw, kb) && batch_due(bw, kb, mono_ms())) {
-        batch_write(t, kb, NULL);
-        t->room_stale = 1;
+        kb->ready = 1;
+        t->ready[t->n_ready++] = kb;
+        if (t->n_ready == ready_cap(bw))
+            ready_write(t);
     } else {
         room_note(t, kb);
+        key_release_if_idle(t, kb);
     }
-    key_release_if_idle(t, kb);
 }
 
 /* Moves appends into batches until everything queued before `seq` is. */
@@ -569,6 +674,7 @@ static void drain_until(writer_thread *t, uint64_t seq)
 {
     while (t->drained_total < seq && t->q_head)
         take_one(t);
+    ready_write(t);
 }
 
 /* Calls fn on every key, tolerating fn releasing (freeing) that key. */
@@ -621,19 +727,77 @@ static kl_status key_error_for_flush(key_batch *kb, kl_error *err)
     return KL_OK;
 }
 
-static void flush_one_key(writer_thread *t, key_batch *kb, void *arg)
+/* Records the outcome of writing kb (st, e: batch_result) in o and frees
+ * kb if nothing is left of it. */
+static void flush_done(writer_thread *t, key_batch *kb, flush_outcome *o,
+                       kl_status st, const kl_error *e)
 {
-    flush_outcome *o = arg;
-    kl_error e;
     if (o->only_due) {
-        if (batch_due(t->owner, kb, o->now))
-            outcome_add(o, batch_write(t, kb, &e), &e);
+        outcome_add(o, st, e);
     } else {
-        batch_write(t, kb, NULL);
-        kl_status st = key_error_for_flush(kb, &e);
-        outcome_add(o, st, &e);
+        kl_error fe;
+        kl_status fst = key_error_for_flush(kb, &fe);
+        outcome_add(o, fst, &fe);
     }
     key_release_if_idle(t, kb);
+}
+
+static void collect_key(writer_thread *t, key_batch *kb, void *arg);
+
+typedef struct key_list {
+    key_batch **v;
+    size_t n;
+    const flush_outcome *o;
+} key_list;
+
+static int by_age(const void *a, const void *b)
+{
+    const key_batch *x = *(key_batch *const *)a, *y = *(key_batch *const *)b;
+    return (x->oldest_ms > y->oldest_ms) - (x->oldest_ms < y->oldest_ms);
+}
+
+static void collect_key(writer_thread *t, key_batch *kb, void *arg)
+{
+    key_list *l = arg;
+    if (!l->o->only_due || batch_due(t->owner, kb, l->o->now))
+        l->v[l->n++] = kb;
+}
+
+/* Writes the batches a flush covers -- every key, or (only_due) the due
+ * ones, oldest first so that the keys that waited longest go first when
+ * there are more than can be in flight -- and records the outcome in o.
+ * Only this thread adds or frees keys, so the list stays valid while the
+ * mutex is released for the writes. */
+static void flush_keys(writer_thread *t, flush_outcome *o)
+{
+    size_t cap = t->n_keys ? t->n_keys : 1;
+    key_list l = { .v = malloc(cap * sizeof *l.v), .o = o };
+    kl_status *st = malloc(cap * sizeof *st);
+    kl_error *errs = malloc(cap * sizeof *errs);
+    if (!l.v || !st || !errs) {  /* out of memory: one key at a time */
+        free(l.v);
+        free(st);
+        free(errs);
+        for (size_t i = 0; i < t->n_buckets; i++)
+            for (key_batch *kb = t->buckets[i], *next; kb; kb = next) {
+                next = kb->next_in_bucket;
+                kl_error e;
+                if (o->only_due && !batch_due(t->owner, kb, o->now))
+                    continue;
+                kl_status r = batch_write(t, kb, &e);
+                flush_done(t, kb, o, r, &e);
+            }
+        return;
+    }
+    for_each_key(t, collect_key, &l);
+    if (o->only_due)
+        qsort(l.v, l.n, sizeof *l.v, by_age);
+    batches_write(t, l.v, l.n, st, errs);
+    for (size_t i = 0; i < l.n; i++)
+        flush_done(t, l.v[i], o, st[i], &errs[i]);
+    free(l.v);
+    free(st);
+    free(errs);
 }
 
 static void outcome_to_request(const flush_outcome *o, request *r)
@@ -653,17 +817,20 @@ static void handle_request(writer_thread *t, request *r)
     switch (r->kind) {
     case REQ_FLUSH_KEY: {
         key_batch *kb = key_lookup(t, r->hash, r->keyspace, r->key);
-        if (kb)
-            flush_one_key(t, kb, &o);
+        if (kb) {
+            kl_error e;
+            kl_status st = batch_write(t, kb, &e);
+            flush_done(t, kb, &o, st, &e);
+        }
         break;
     }
     case REQ_FLUSH_ALL:
-        for_each_key(t, flush_one_key, &o);
+        flush_keys(t, &o);
         break;
     case REQ_CHECK:
         o.only_due = 1;
         o.now = mono_ms();
-        for_each_key(t, flush_one_key, &o);
+        flush_keys(t, &o);
         break;
     }
     outcome_to_request(&o, r);
@@ -690,59 +857,33 @@ static void handle_requests(writer_thread *t)
     pthread_cond_broadcast(&t->done_cv);
 }
 
-typedef struct due_list {
-    key_batch **v;
-    size_t n;
-    int64_t now;
-} due_list;
-
-static void collect_due(writer_thread *t, key_batch *kb, void *arg)
-{
-    due_list *d = arg;
-    if (batch_due(t->owner, kb, d->now))
-        d->v[d->n++] = kb;
-}
-
-static int by_age(const void *a, const void *b)
-{
-    const key_batch *x = *(key_batch *const *)a, *y = *(key_batch *const *)b;
-    return (x->oldest_ms > y->oldest_ms) - (x->oldest_ms < y->oldest_ms);
-}
-
-/* Writes the due batches oldest first, so that when writing them takes a
- * while the keys that have waited longest do not wait on the others.
- * Only this thread adds or frees keys, so the list stays valid while the
- * mutex is released for each write. */
+/* The timer: writes the batches that are due. */
 static void write_due_batches(writer_thread *t)
 {
     flush_outcome o = { .only_due = 1, .now = mono_ms() };
-    due_list d = { .v = malloc((t->n_keys ? t->n_keys : 1) * sizeof *d.v),
-                   .now = o.now };
-    if (!d.v) {                  /* out of memory: table order will do */
-        for_each_key(t, flush_one_key, &o);
-    } else {
-        for_each_key(t, collect_due, &d);
-        qsort(d.v, d.n, sizeof *d.v, by_age);
-        for (size_t i = 0; i < d.n; i++)
-            flush_one_key(t, d.v[i], &o);
-        free(d.v);
-    }
+    flush_keys(t, &o);
     room_recompute(t);
 }
 
-/* Destroy: one last attempt for every batch, then report what is lost. */
+/* Destroy: one last attempt for every batch (in parallel, so that the
+ * time it takes is bounded by the slowest writes, not by the count of
+ * keys), then report what is lost. */
 static void report_lost_at_shutdown(writer_thread *t, key_batch *kb, void *arg)
 {
-    kl_error e = { 0 };
-    if (kb->records && batch_write(t, kb, &e) != KL_OK && kb->records)
+    (void)t;
+    (void)arg;
+    if (kb->records)
         log_event("%s/%s: %llu records LOST at shutdown: %s", kb->keyspace,
-                  kb->key, (unsigned long long)kb->records, e.msg);
+                  kb->key, (unsigned long long)kb->records,
+                  kb->failing ? kb->fail_err.msg : kb->lost_err.msg);
     key_free(kb);
 }
 
 static void thread_shutdown(writer_thread *t)
 {
     drain_until(t, t->enqueued_total);
+    flush_outcome o = { .status = KL_OK };
+    flush_keys(t, &o);           /* frees the keys that were written */
     for_each_key(t, report_lost_at_shutdown, NULL);
     memset(t->buckets, 0, t->n_buckets * sizeof *t->buckets);
     t->n_keys = 0;
@@ -765,6 +906,7 @@ static void *thread_main(void *arg)
             t->wake = 0;
             for (size_t budget = t->queued; budget && t->q_head; budget--)
                 take_one(t);
+            ready_write(t);
             if (t->room_stale)
                 room_recompute(t);
         }
@@ -1001,6 +1143,7 @@ static void thread_stop(writer_thread *t)
 static void thread_free(writer_thread *t)
 {
     free(t->buckets);
+    free(t->ready);
     pthread_cond_destroy(&t->work_cv);
     pthread_cond_destroy(&t->space_cv);
     pthread_cond_destroy(&t->done_cv);
@@ -1014,6 +1157,7 @@ static void batch_writer_free(batch_writer *bw, size_t n_initialised)
     for (size_t i = 0; i < n_initialised; i++)
         thread_free(&bw->threads[i]);
     free(bw->threads);
+    kl_workpool_free(bw->pool);
     free(bw);
 }
 
@@ -1049,6 +1193,10 @@ static kl_status check_config(const kl_batch_config *c, kl_error *err)
         || c->batch_check_interval_millis > INT32_MAX)
         return kl_seterr(err, KL_EINVAL, "batcher: batch_check_interval_millis "
                          "must be 1..%d", INT32_MAX);
+    if (c->writes_in_flight < 1 || c->writes_in_flight > MAX_WRITES_IN_FLIGHT)
+        return kl_seterr(err, KL_EINVAL, "batcher: writes_in_flight must be "
+                         "1..%d, not %zu", MAX_WRITES_IN_FLIGHT,
+                         c->writes_in_flight);
     if (c->batch_flush_interval_millis > INT32_MAX)
         return kl_seterr(err, KL_EINVAL, "batcher: batch_flush_interval_millis "
                          "must be at most %d", INT32_MAX);
@@ -1062,7 +1210,8 @@ static int thread_init(batch_writer *bw, writer_thread *t)
     t->n_buckets = INITIAL_BUCKETS;
     t->room_records = bw->cfg.batch_flush_record_count_threshold;
     t->room_bytes = bw->cfg.batch_flush_size_threshold;
-    if (!(t->buckets = calloc(t->n_buckets, sizeof *t->buckets)))
+    if (!(t->buckets = calloc(t->n_buckets, sizeof *t->buckets))
+        || !(t->ready = calloc(ready_cap(bw), sizeof *t->ready)))
         return -1;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1098,6 +1247,13 @@ kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
     bw->inner = inner;
     bw->cfg = *cfg;
     bw->n_threads = cfg->writer_thread_count;
+    /* The writer threads write too: writes_in_flight - 1 helpers. */
+    if (cfg->writes_in_flight > 1
+        && !(bw->pool = kl_workpool_new(cfg->writes_in_flight - 1))) {
+        batch_writer_free(bw, 0);
+        return kl_seterr(err, KL_ENOMEM, "batch writer: cannot start %zu "
+                         "write threads", (size_t)cfg->writes_in_flight - 1);
+    }
     for (size_t i = 0; i < bw->n_threads; i++) {
         writer_thread *t = &bw->threads[i];
         if (thread_init(bw, t) < 0) {

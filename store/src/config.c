@@ -56,6 +56,7 @@ void kl_batch_config_init(kl_batch_config *c)
     c->batch_flush_interval_millis = 1000;
     c->batch_flush_record_count_threshold = UINT64_MAX;
     c->batch_flush_size_threshold = 1000000;
+    c->writes_in_flight = 8;
 }
 
 void kl_config_init(kl_config *c)
@@ -223,6 +224,7 @@ static const setting batch_settings[] = {
     {"batch_flush_interval_millis", K_U64, F(batch.batch_flush_interval_millis), U64},
     {"batch_flush_record_count_threshold", K_U64, F(batch.batch_flush_record_count_threshold), U64},
     {"batch_flush_size_threshold", K_U64, F(batch.batch_flush_size_threshold), U64},
+    {"writes_in_flight", K_SIZE, F(batch.writes_in_flight), 1, 256},
 };
 
 #define N(a) (sizeof a / sizeof *a)

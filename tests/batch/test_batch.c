@@ -70,6 +70,9 @@ typedef struct test_writer {
     unsigned delay_ms;
     int gate_closed;
     int in_append;                 /* appends currently inside the writer */
+    int max_in_append;             /* the most at once */
+    char busy[64][64];             /* keys of the appends inside */
+    int key_overlap;               /* one key was in two appends at once */
 } test_writer;
 
 static int64_t mono_ms(void)
@@ -142,7 +145,13 @@ static kl_status tw_append(kl_writer *w, const char *ks, const char *key,
 {
     test_writer *tw = (test_writer *)w;
     pthread_mutex_lock(&tw->mu);
-    tw->in_append++;
+    for (int i = 0; i < tw->in_append && i < 64; i++)
+        if (!strcmp(tw->busy[i], key))
+            tw->key_overlap = 1;
+    if (tw->in_append < 64)
+        snprintf(tw->busy[tw->in_append], sizeof tw->busy[0], "%s", key);
+    if (++tw->in_append > tw->max_in_append)
+        tw->max_in_append = tw->in_append;
     while (tw->gate_closed)
         pthread_cond_wait(&tw->gate_cv, &tw->mu);
     unsigned delay = tw->delay_ms;
@@ -151,6 +160,11 @@ static kl_status tw_append(kl_writer *w, const char *ks, const char *key,
         sleep_ms(delay);
     pthread_mutex_lock(&tw->mu);
     tw->attempts++;
+    for (int i = 0; i < tw->in_append && i < 64; i++)
+        if (!strcmp(tw->busy[i], key)) {
+            memcpy(tw->busy[i], tw->busy[tw->in_append - 1], sizeof tw->busy[0]);
+            break;
+        }
     tw->in_append--;
     kl_status code = should_fail(tw, key);
     if (!code)
@@ -358,6 +372,7 @@ Test(batch, defaults_match_spec)
     cr_assert_eq(c.batch_flush_interval_millis, 1000);
     cr_assert_eq(c.batch_flush_record_count_threshold, UINT64_MAX);
     cr_assert_eq(c.batch_flush_size_threshold, 1000000);
+    cr_assert_eq(c.writes_in_flight, 8);
 }
 
 Test(batch, bad_config_is_einval)
@@ -373,6 +388,10 @@ Test(batch, bad_config_is_einval)
     c = quiet_config();
     c.batch_check_interval_millis = 0;
     cr_assert_eq(kl_batch_writer_new(&tw->base, &c, &w, &err), KL_EINVAL);
+    c = quiet_config();
+    c.writes_in_flight = 0;
+    cr_assert_eq(kl_batch_writer_new(&tw->base, &c, &w, &err), KL_EINVAL);
+    cr_assert(strstr(err.msg, "writes_in_flight"), "%s", err.msg);
     tw->base.ops->destroy(&tw->base);
 }
 
@@ -606,6 +625,7 @@ Test(batch, each_key_always_on_the_same_thread)
     test_writer *tw = tw_new();
     kl_batch_config c = quiet_config();
     c.writer_thread_count = 4;
+    c.writes_in_flight = 1;      /* no helpers: writer threads write */
     c.batch_flush_record_count_threshold = 1;
     kl_writer *w = batch_new(tw, &c);
     char key[16];
@@ -635,6 +655,48 @@ Test(batch, each_key_always_on_the_same_thread)
     }
     /* 64 keys over 4 threads by a stable hash: every thread gets some. */
     cr_assert_eq(n_distinct, 4);
+    destroy_both(w, tw);
+}
+
+/* A flush of many keys keeps writes_in_flight writes going at once, and
+ * never two of one key (its records must reach the store in order); the
+ * timer and full batches found in one drain do the same. */
+Test(batch, writes_of_different_keys_overlap_never_of_one_key)
+{
+    test_writer *tw = tw_new();
+    kl_batch_config c = quiet_config();
+    c.writes_in_flight = 4;
+    kl_writer *w = batch_new(tw, &c);
+    tw->delay_ms = 30;
+    char key[16];
+    enum { KEYS = 16, ROUNDS = 3 };
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int k = 0; k < KEYS; k++) {
+            snprintf(key, sizeof key, "key-%d", k);
+            must_append(w, "ks", key, "x");
+        }
+        int64_t t0 = mono_ms();
+        cr_assert_eq(w->ops->flush_all(w, NULL), KL_OK);
+        /* 16 writes of 30 ms, 4 at a time: about 120 ms, not 480. */
+        cr_assert_lt(mono_ms() - t0, 400, "flush_all took %lld ms: writes not in parallel",
+                     (long long)(mono_ms() - t0));
+    }
+    /* Full batches (threshold 1) found in one drain go out together too,
+     * and a key with a write in flight waits for it. */
+    c.batch_flush_record_count_threshold = 1;
+    kl_writer *w2 = batch_new(tw, &c);
+    for (int r = 0; r < 4; r++)
+        for (int k = 0; k < KEYS; k++) {
+            snprintf(key, sizeof key, "key-%d", k);
+            must_append(w2, "ks2", key, "y");
+        }
+    cr_assert_eq(w2->ops->flush_all(w2, NULL), KL_OK);
+    pthread_mutex_lock(&tw->mu);
+    cr_assert_eq(tw->max_in_append, 4, "at most writes_in_flight at once, and that many");
+    cr_assert_not(tw->key_overlap, "a key was in two writes at once");
+    cr_assert_eq(tw->n_recs, (size_t)(KEYS * ROUNDS + KEYS * 4));
+    pthread_mutex_unlock(&tw->mu);
+    w2->ops->destroy(w2);
     destroy_both(w, tw);
 }
 
@@ -673,9 +735,10 @@ static void wait_returned(bp_state *s, int n)
     }
 }
 
-/* The writer thread is stuck in the inner append (gate closed) holding
- * append 0; the queue (capacity 2) takes appends 1 and 2; append 3 must
- * block until the gate opens. */
+/* The writer thread is stuck in the inner append (gate closed) writing
+ * append 0, and holds append 1, which waits for that write (a key has one
+ * write in flight); the queue (capacity 2) takes appends 2 and 3; append 4
+ * must block until the gate opens. */
 Test(batch, full_queue_blocks_the_caller)
 {
     test_writer *tw = tw_new();
@@ -687,14 +750,14 @@ Test(batch, full_queue_blocks_the_caller)
     bp_state s = { .w = w };
     pthread_t th;
     pthread_create(&th, NULL, bp_producer, &s);
-    wait_returned(&s, 3);
+    wait_returned(&s, 4);
     sleep_ms(500);
-    cr_assert_eq(atomic_load(&s.returned), 3, "append 3 must block on the full queue");
+    cr_assert_eq(atomic_load(&s.returned), 4, "append 4 must block on the full queue");
     cr_assert_eq(TW_GET(tw, in_append), 1);
     tw_set_gate(tw, 0);
     pthread_join(th, NULL);
-    cr_assert_geq(s.took_ms[3], 250, "append 3 blocked only %lld ms",
-                  (long long)s.took_ms[3]);
+    cr_assert_geq(s.took_ms[4], 250, "append 4 blocked only %lld ms",
+                  (long long)s.took_ms[4]);
     cr_assert_eq(w->ops->flush_all(w, NULL), KL_OK);
     cr_assert_eq(tw->n_recs, BP_APPENDS);
     for (int i = 0; i < BP_APPENDS; i++)
