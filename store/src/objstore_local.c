@@ -27,22 +27,14 @@
 #include <unistd.h>
 
 #include "klstore.h"
+#include "local_os.h"
 #include "recycle.h"
-
-#define TMP_PREFIX ".kltmp."
-
-typedef struct local_os {
-    kl_objstore base;
-    int rootfd;
-    char *desc;
-    atomic_ulong tmp_seq;
-} local_os;
 
 static local_os *L(kl_objstore *os) { return (local_os *)os; }
 
 /* S3 allows names a filesystem cannot hold ("a//b", "../x"); refuse them
  * rather than write somewhere unexpected. */
-static kl_status check_name(const char *name, kl_error *err) {
+kl_status kl_local_check_name(const char *name, kl_error *err) {
     if (!*name || name[0] == '/' || name[strlen(name) - 1] == '/')
         return kl_seterr(err, KL_EINVAL, "object name '%s' is not storable in a "
                          "directory (empty, or leading/trailing '/')", name);
@@ -59,7 +51,7 @@ static kl_status check_name(const char *name, kl_error *err) {
     return KL_OK;
 }
 
-static kl_status io_err(kl_error *err, const char *op, const char *name) {
+kl_status kl_local_io_err(kl_error *err, const char *op, const char *name) {
     int e = errno;
     if (e == ENOENT || e == ENOTDIR)
         return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found", name);
@@ -95,7 +87,7 @@ static int make_parents(int rootfd, const char *name) {
 /* Opens the directory that holds object `name` (dirlen bytes of it),
  * creating it first only if it is missing: the common case, an existing
  * key directory, costs one open and no mkdir per path component. */
-static int open_parent(int rootfd, const char *name, size_t dirlen) {
+int kl_local_open_parent(int rootfd, const char *name, size_t dirlen) {
     char dir[4096];
     if (dirlen >= sizeof dir) { errno = ENAMETOOLONG; return -1; }
     memcpy(dir, name, dirlen);
@@ -107,7 +99,7 @@ static int open_parent(int rootfd, const char *name, size_t dirlen) {
     return fd;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
+int kl_local_write_all(int fd, const uint8_t *p, size_t n) {
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0) {
@@ -129,7 +121,7 @@ typedef struct staged {
     char tmp[64];              /* temporary name in dfd, "" once gone */
 } staged;
 
-static size_t dir_len(const char *name) {
+size_t kl_local_dir_len(const char *name) {
     const char *slash = strrchr(name, '/');
     return slash ? (size_t)(slash - name) : 0;
 }
@@ -137,15 +129,15 @@ static size_t dir_len(const char *name) {
 /* Finds or opens the directory of item i, reusing an earlier item's. */
 static kl_status stage_dir(local_os *l, const kl_put_item *items, staged *v, size_t i,
                            kl_error *err) {
-    size_t dl = dir_len(items[i].name);
+    size_t dl = kl_local_dir_len(items[i].name);
     v[i].base = items[i].name + (dl ? dl + 1 : 0);
     for (size_t j = 0; j < i; j++)
-        if (dir_len(items[j].name) == dl && memcmp(items[j].name, items[i].name, dl) == 0) {
+        if (kl_local_dir_len(items[j].name) == dl && memcmp(items[j].name, items[i].name, dl) == 0) {
             v[i].dfd = v[j].dfd;
             return KL_OK;
         }
-    v[i].dfd = open_parent(l->rootfd, items[i].name, dl);
-    if (v[i].dfd < 0) return io_err(err, "create directories for", items[i].name);
+    v[i].dfd = kl_local_open_parent(l->rootfd, items[i].name, dl);
+    if (v[i].dfd < 0) return kl_local_io_err(err, "create directories for", items[i].name);
     v[i].owns_dfd = 1;
     return KL_OK;
 }
@@ -157,13 +149,13 @@ static kl_status stage_data(local_os *l, const kl_put_item *it, staged *sv, kl_e
     int fd = openat(sv->dfd, sv->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         sv->tmp[0] = 0;
-        return io_err(err, "create temporary file for", it->name);
+        return kl_local_io_err(err, "create temporary file for", it->name);
     }
-    if (write_all(fd, it->data, it->len) != 0 || fsync(fd) != 0) {
+    if (kl_local_write_all(fd, it->data, it->len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         errno = e;
-        return io_err(err, "write", it->name);
+        return kl_local_io_err(err, "write", it->name);
     }
     close(fd);
     return KL_OK;
@@ -184,7 +176,7 @@ static kl_status publish(const kl_put_item *it, staged *sv, kl_error *err) {
     } else {
         r = renameat(sv->dfd, sv->tmp, sv->dfd, sv->base);
     }
-    if (r != 0) return io_err(err, "store", it->name);
+    if (r != 0) return kl_local_io_err(err, "store", it->name);
     sv->tmp[0] = 0;
     return KL_OK;
 }
@@ -202,13 +194,13 @@ static kl_status local_put_batch(kl_objstore *os, const kl_put_item *items, size
     kl_status st = KL_OK;
     size_t opened = 0;
     for (size_t i = 0; i < n && !st; i++)
-        if (!(st = check_name(items[i].name, err)) && !(st = stage_dir(l, items, v, i, err)))
+        if (!(st = kl_local_check_name(items[i].name, err)) && !(st = stage_dir(l, items, v, i, err)))
             opened = i + 1;
     for (size_t i = 0; i < n && !st; i++) st = stage_data(l, &items[i], &v[i], err);
     for (size_t i = 0; i < n && !st; i++) st = publish(&items[i], &v[i], err);
     for (size_t i = 0; i < opened && !st; i++)
         if (v[i].owns_dfd && fsync(v[i].dfd) != 0)
-            st = io_err(err, "sync directory of", items[i].name);
+            st = kl_local_io_err(err, "sync directory of", items[i].name);
     /* Items share directory fds: every unlink before any close. */
     for (size_t i = 0; i < opened; i++)
         if (v[i].tmp[0]) unlinkat(v[i].dfd, v[i].tmp, 0);
@@ -228,15 +220,15 @@ static kl_status local_put(kl_objstore *os, const char *name, const void *data,
  * found", as a common prefix is not an object on S3). */
 static kl_status open_object(local_os *l, const char *name, int *fd, uint64_t *size,
                              kl_error *err) {
-    kl_status st = check_name(name, err);
+    kl_status st = kl_local_check_name(name, err);
     if (st) return st;
     *fd = openat(l->rootfd, name, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) return io_err(err, "open", name);
+    if (*fd < 0) return kl_local_io_err(err, "open", name);
     struct stat sb;
     if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         if (S_ISDIR(sb.st_mode)) errno = ENOENT;
         close(*fd);
-        return io_err(err, "stat", name);
+        return kl_local_io_err(err, "stat", name);
     }
     *size = (uint64_t)sb.st_size;
     return KL_OK;
@@ -260,7 +252,7 @@ static kl_status local_get(kl_objstore *os, const char *name, uint64_t off,
             if (r == 0) errno = EIO; /* shrank under us: objects are immutable */
             free(buf);
             close(fd);
-            return io_err(err, "read", name);
+            return kl_local_io_err(err, "read", name);
         }
         got += (uint64_t)r;
     }
@@ -301,7 +293,7 @@ static kl_status local_map(kl_objstore *os, const char *name, kl_mapping *out,
             if (r == 0) errno = EIO; /* shrank under us: objects are immutable */
             kl_recycle_put(buf);
             close(fd);
-            return io_err(err, "read", name);
+            return kl_local_io_err(err, "read", name);
         }
         got += (uint64_t)r;
     }
@@ -312,10 +304,10 @@ static kl_status local_map(kl_objstore *os, const char *name, kl_mapping *out,
 
 static kl_status local_head(kl_objstore *os, const char *name, uint64_t *size,
                             kl_error *err) {
-    kl_status st = check_name(name, err);
+    kl_status st = kl_local_check_name(name, err);
     if (st) return st;
     struct stat sb;
-    if (fstatat(L(os)->rootfd, name, &sb, 0) != 0) return io_err(err, "stat", name);
+    if (fstatat(L(os)->rootfd, name, &sb, 0) != 0) return kl_local_io_err(err, "stat", name);
     if (!S_ISREG(sb.st_mode)) return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found", name);
     if (size) *size = (uint64_t)sb.st_size;
     return KL_OK;
@@ -469,7 +461,7 @@ static kl_status local_list(kl_objstore *os, const kl_list_req *req,
     free(dir);
     if (rc != 0) {
         entries_free(&es);
-        return io_err(err, "list", prefix);
+        return kl_local_io_err(err, "list", prefix);
     }
     if (es.n) qsort(es.v, es.n, sizeof *es.v, entry_cmp);
 
@@ -514,159 +506,10 @@ nomem:
 static kl_status local_del(kl_objstore *os, const char *const *names, size_t n,
                            kl_error *err) {
     for (size_t i = 0; i < n; i++) {
-        kl_status st = check_name(names[i], err);
+        kl_status st = kl_local_check_name(names[i], err);
         if (st) return st;
         if (unlinkat(L(os)->rootfd, names[i], 0) != 0 && errno != ENOENT)
-            return io_err(err, "delete", names[i]);
-    }
-    return KL_OK;
-}
-
-/* ---- slot claims (klstore.h "Slot claims") ------------------------- *
- * A claim C holding object O is the directory C with one file named like O
- * (O's body).  It is made in a temporary directory and renamed into place
- * with RENAME_NOREPLACE: atomic and create-only, and it carries O's name
- * without any metadata store.  Publishing is link(2) of that file as O,
- * so the body is written and synced once.  The claim itself is not synced:
- * publish syncs the key directory, which holds both names.  A crash before
- * that may leave an empty claim directory; it was never acknowledged, and
- * claim_target reports it so that a writer can remove it. */
-
-static const char *base_of(const char *name) {
-    const char *s = strrchr(name, '/');
-    return s ? s + 1 : name;
-}
-
-/* Removes what a failed claim left in the temporary directory. */
-static void drop_tmpdir(int dfd, const char *tmp, const char *file) {
-    int t = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (t >= 0) {
-        unlinkat(t, file, 0);
-        close(t);
-    }
-    unlinkat(dfd, tmp, AT_REMOVEDIR);
-}
-
-static kl_status local_claim(kl_objstore *os, const char *claim, const char *object,
-                             const void *data, size_t len, char **tag, kl_error *err) {
-    local_os *l = L(os);
-    kl_status st = check_name(claim, err);
-    if (st || (st = check_name(object, err))) return st;
-    const char *cb = base_of(claim), *ob = base_of(object);
-    int dfd = open_parent(l->rootfd, claim, dir_len(claim));
-    if (dfd < 0) return io_err(err, "create directories for", claim);
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, TMP_PREFIX "%d.%lu.d", (int)getpid(),
-             atomic_fetch_add(&l->tmp_seq, 1));
-    int fd = -1, tfd = -1;
-    if (mkdirat(dfd, tmp, 0755) != 0) goto fail;
-    if ((tfd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) goto fail;
-    fd = openat(tfd, ob, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) goto fail;
-    close(fd);
-    close(tfd);
-    fd = tfd = -1;
-    int r = renameat2(dfd, tmp, dfd, cb, RENAME_NOREPLACE);
-    if (r != 0 && errno == EINVAL) /* a file system without the flag: a   */
-        r = renameat(dfd, tmp, dfd, cb); /* non-empty target still fails */
-    if (r != 0) {
-        int e = errno;
-        drop_tmpdir(dfd, tmp, ob);
-        close(dfd);
-        if (e == EEXIST || e == ENOTEMPTY)
-            return kl_seterr(err, KL_EEXIST, "claim '%s' is taken", claim);
-        errno = e;
-        return io_err(err, "claim", claim);
-    }
-    close(dfd);
-    return KL_OK;
-fail:;
-    int e = errno;
-    if (fd >= 0) close(fd);
-    if (tfd >= 0) close(tfd);
-    drop_tmpdir(dfd, tmp, ob);
-    close(dfd);
-    errno = e;
-    return io_err(err, "write claim", claim);
-}
-
-/* The first entry of claim directory `claim` not starting with '.' into
- * buf; 0 found, 1 empty, -1 errno. */
-static int claim_entry(int rootfd, const char *claim, char *buf, size_t cap) {
-    int fd = openat(rootfd, claim, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    DIR *d = fdopendir(fd);
-    if (!d) { close(fd); return -1; }
-    int rc = 1;
-    struct dirent *e;
-    while (rc == 1 && (e = readdir(d)))
-        if (e->d_name[0] != '.' && snprintf(buf, cap, "%s", e->d_name) < (int)cap) rc = 0;
-    closedir(d);
-    return rc;
-}
-
-static kl_status local_claim_target(kl_objstore *os, const char *claim, char **object,
-                                     char **tag, kl_error *err) {
-    kl_status st = check_name(claim, err);
-    if (st) return st;
-    char ent[256];
-    int rc = claim_entry(L(os)->rootfd, claim, ent, sizeof ent);
-    if (rc < 0) return io_err(err, "read claim", claim);
-    if (rc == 1)
-        return kl_seterr(err, KL_EBADDATA, "claim '%s' holds no object (left by a crash "
-                         "before it was published)", claim);
-    size_t dl = (size_t)(base_of(claim) - claim);
-    if (asprintf(object, "%.*s%s", (int)dl, claim, ent) < 0)
-        return kl_seterr(err, KL_ENOMEM, "out of memory");
-    return KL_OK;
-}
-
-/* The claim's file is named after its object, so a link by that name
- * cannot pick up another body: no tag is needed. */
-static kl_status local_publish(kl_objstore *os, const char *claim, const char *object,
-                               const char *tag, const void *data, size_t len, kl_error *err) {
-    local_os *l = L(os);
-    kl_status st = check_name(claim, err);
-    if (st || (st = check_name(object, err))) return st;
-    char src[4096];
-    if (snprintf(src, sizeof src, "%s/%s", claim, base_of(object)) >= (int)sizeof src)
-        return kl_seterr(err, KL_EINVAL, "claim name '%s' is too long", claim);
-    if (linkat(l->rootfd, src, l->rootfd, object, 0) != 0 && errno != EEXIST)
-        return io_err(err, "publish", object);
-    int dfd = open_parent(l->rootfd, object, dir_len(object));
-    int r = dfd < 0 ? -1 : fsync(dfd);
-    if (dfd >= 0) close(dfd);
-    if (r != 0) return io_err(err, "sync directory of", object);
-    return KL_OK;
-}
-
-static kl_status local_unclaim(kl_objstore *os, const char *const *claims, size_t n,
-                               kl_error *err) {
-    local_os *l = L(os);
-    for (size_t i = 0; i < n; i++) {
-        kl_status st = check_name(claims[i], err);
-        if (st) return st;
-        /* ENOTEMPTY: the claim went and a new one of the same slot came
-         * (from a writer with a stale view, which its check will catch);
-         * removing that one too is as harmless, a few times at most. */
-        for (int round = 0;; round++) {
-            char ent[256];
-            int rc;
-            while ((rc = claim_entry(l->rootfd, claims[i], ent, sizeof ent)) == 0) {
-                int fd = openat(l->rootfd, claims[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fd < 0) break;
-                int u = unlinkat(fd, ent, 0);
-                close(fd);
-                if (u != 0 && errno != ENOENT) return io_err(err, "delete claim", claims[i]);
-            }
-            if (rc < 0 && errno != ENOENT && errno != ENOTDIR)
-                return io_err(err, "read claim", claims[i]);
-            if (unlinkat(l->rootfd, claims[i], AT_REMOVEDIR) == 0 || errno == ENOENT) break;
-            if (errno != ENOTEMPTY || round == 4) {
-                if (errno == ENOTEMPTY) break;
-                return io_err(err, "delete claim", claims[i]);
-            }
-        }
+            return kl_local_io_err(err, "delete", names[i]);
     }
     return KL_OK;
 }
@@ -690,10 +533,10 @@ static const kl_objstore_ops local_ops = {
     .describe = local_describe,
     .destroy = local_destroy,
     .put_batch = local_put_batch,
-    .claim = local_claim,
-    .claim_target = local_claim_target,
-    .publish = local_publish,
-    .unclaim = local_unclaim,
+    .claim = kl_local_claim,
+    .claim_target = kl_local_claim_target,
+    .publish = kl_local_publish,
+    .unclaim = kl_local_unclaim,
 };
 
 /* mkdir -p for the root itself. */

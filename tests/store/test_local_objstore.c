@@ -138,3 +138,148 @@ Test(local, put_batch_failing_before_publishing_stores_nothing) {
     cr_assert_eq(kl_os_put_batch(T.os, items, 2, &err), KL_EINVAL);
     cr_assert_eq(kl_os_head(T.os, "ks/k/first", &size, NULL), KL_ENOTFOUND);
 }
+
+/* ---- slot claims (local_claim.c) ----------------------------------- */
+#include <sys/xattr.h>
+
+static void path_of(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", T.dir, name);
+}
+
+/* Entries of a directory of the store, sorted, joined by spaces. */
+static void dir_entries(const char *name, char *out, size_t cap) {
+    char path[512];
+    path_of(path, sizeof path, name);
+    struct dirent **v;
+    int n = scandir(path, &v, NULL, alphasort);
+    cr_assert_geq(n, 0);
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(v[i]->d_name, ".") && strcmp(v[i]->d_name, ".."))
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? " " : "",
+                     v[i]->d_name);
+        free(v[i]);
+    }
+    free(v);
+}
+
+/* Whether files in the store directory can carry user xattrs. */
+static int store_has_xattrs(void) {
+    char path[512];
+    path_of(path, sizeof path, "xattr-probe");
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    int ok = fd >= 0 && fsetxattr(fd, "user.probe", "1", 1, 0) == 0;
+    if (fd >= 0) close(fd);
+    unlink(path);
+    return ok;
+}
+
+Test(local, claim_is_one_file_published_by_link) {
+    kl_error err = {0};
+    char *tag = NULL, *tgt = NULL, ents[1024];
+    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_x", "abc", 3, &tag, &err), KL_OK,
+                 "%s", err.msg);
+    free(tag);
+    tag = NULL;
+    /* create-only: a second claim of the slot is refused, the first kept */
+    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", "zz", 2, &tag, &err),
+                 KL_EEXIST);
+    dir_entries("ks/k", ents, sizeof ents);
+    cr_assert_str_eq(ents, "claim_o1", "nothing else is left behind");
+    cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o1", &tgt, &tag, &err), KL_OK, "%s",
+                 err.msg);
+    cr_assert_str_eq(tgt, "ks/k/data_x");
+    free(tgt);
+    free(tag);
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o1", "ks/k/data_x", NULL, NULL, 0, &err), KL_OK,
+                 "%s", err.msg);
+    /* publishing again (a helper) is idempotent */
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o1", "ks/k/data_x", NULL, NULL, 0, &err), KL_OK);
+    char pc[512], po[512];
+    path_of(pc, sizeof pc, "ks/k/claim_o1");
+    path_of(po, sizeof po, "ks/k/data_x");
+    struct stat sc, so;
+    cr_assert_eq(stat(pc, &sc), 0);
+    cr_assert_eq(stat(po, &so), 0);
+    if (store_has_xattrs()) {
+        cr_assert(S_ISREG(sc.st_mode), "the claim is a file where xattrs work");
+        cr_assert_eq(sc.st_ino, so.st_ino, "the object is the claim's inode: written once");
+    }
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    cr_assert_eq(kl_os_get(T.os, "ks/k/data_x", 0, UINT64_MAX, &buf, &n, NULL), KL_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(memcmp(buf, "abc", 3), 0);
+    free(buf);
+    const char *c[] = {"ks/k/claim_o1"};
+    cr_assert_eq(kl_os_unclaim(T.os, c, 1, &err), KL_OK, "%s", err.msg);
+    dir_entries("ks/k", ents, sizeof ents);
+    cr_assert_str_eq(ents, "data_x");
+}
+
+/* A claim removed and made again (by a writer with a stale view) must not
+ * lend its body to the earlier object's name. */
+Test(local, publish_refuses_a_claim_holding_another_object) {
+    kl_error err = {0};
+    char *tag = NULL;
+    const char *c[] = {"ks/k/claim_o1"};
+    cr_assert_eq(kl_os_claim(T.os, c[0], "ks/k/data_x", "abc", 3, &tag, &err), KL_OK);
+    cr_assert_eq(kl_os_unclaim(T.os, c, 1, &err), KL_OK);
+    cr_assert_eq(kl_os_claim(T.os, c[0], "ks/k/data_y", "zzzz", 4, &tag, &err), KL_OK);
+    cr_assert_eq(kl_os_publish(T.os, c[0], "ks/k/data_x", NULL, NULL, 0, &err), KL_ENOTFOUND);
+    cr_assert_neq(err.msg[0], 0);
+    char ents[1024];
+    dir_entries("ks/k", ents, sizeof ents);
+    cr_assert_str_eq(ents, "claim_o1");
+    free(tag);
+}
+
+/* Claims of the directory form (file systems without O_TMPFILE or user
+ * xattrs, and stores written before the file form) are read alike. */
+Test(local, claims_of_the_directory_form_still_work) {
+    char path[512];
+    path_of(path, sizeof path, "ks");
+    mkdir(path, 0755);
+    path_of(path, sizeof path, "ks/k");
+    mkdir(path, 0755);
+    path_of(path, sizeof path, "ks/k/claim_o5");
+    cr_assert_eq(mkdir(path, 0755), 0);
+    path_of(path, sizeof path, "ks/k/claim_o5/data_z");
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    cr_assert_eq(write(fd, "old", 3), 3);
+    close(fd);
+    kl_error err = {0};
+    char *tag = NULL, *tgt = NULL;
+    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o5", "ks/k/data_w", "new", 3, &tag, &err),
+                 KL_EEXIST);
+    cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o5", &tgt, &tag, &err), KL_OK, "%s",
+                 err.msg);
+    cr_assert_str_eq(tgt, "ks/k/data_z");
+    free(tgt);
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o5", "ks/k/data_w", NULL, NULL, 0, &err),
+                 KL_ENOTFOUND, "the claim holds data_z, not data_w");
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o5", "ks/k/data_z", NULL, NULL, 0, &err), KL_OK,
+                 "%s", err.msg);
+    const char *c[] = {"ks/k/claim_o5"};
+    cr_assert_eq(kl_os_unclaim(T.os, c, 1, &err), KL_OK, "%s", err.msg);
+    char ents[1024];
+    dir_entries("ks/k", ents, sizeof ents);
+    cr_assert_str_eq(ents, "data_z");
+}
+
+/* A claim file without the object's name (not one of ours, or damaged) is
+ * reported as holding no object, and can be removed. */
+Test(local, claim_without_a_name_is_reported) {
+    cr_assert_eq(kl_os_put(T.os, "ks/k/claim_o7", "junk", 4, 0, NULL), KL_OK);
+    kl_error err = {0};
+    char *tag = NULL, *tgt = NULL;
+    cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o7", &tgt, &tag, &err), KL_EBADDATA);
+    cr_assert(strstr(err.msg, "claim_o7"), "%s", err.msg);
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o7", "ks/k/data_q", NULL, NULL, 0, &err),
+                 KL_ENOTFOUND);
+    const char *c[] = {"ks/k/claim_o7"};
+    cr_assert_eq(kl_os_unclaim(T.os, c, 1, &err), KL_OK);
+    char ents[1024];
+    dir_entries("ks/k", ents, sizeof ents);
+    cr_assert_str_eq(ents, "");
+}
