@@ -283,3 +283,31 @@ Test(local, claim_without_a_name_is_reported) {
     dir_entries("ks/k", ents, sizeof ents);
     cr_assert_str_eq(ents, "");
 }
+
+/* Where the file system lacks O_TMPFILE or user xattrs the store falls
+ * back to directory claims (forced here: this test's file system has
+ * both), with the same guarantees. */
+#include "local_os.h"
+Test(local, directory_claims_where_files_cannot_carry_the_name) {
+    atomic_store(&((local_os *)T.os)->dir_claims, 1);
+    kl_error err = {0};
+    char *tag = NULL, *tgt = NULL, ents[1024];
+    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_x", "abc", 3, &tag, &err), KL_OK,
+                 "%s", err.msg);
+    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", "zz", 2, &tag, &err),
+                 KL_EEXIST);
+    dir_entries("ks/k", ents, sizeof ents);
+    cr_assert_str_eq(ents, "claim_o1", "no temporary directory is left behind");
+    dir_entries("ks/k/claim_o1", ents, sizeof ents);
+    cr_assert_str_eq(ents, "data_x");
+    cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o1", &tgt, &tag, &err), KL_OK);
+    cr_assert_str_eq(tgt, "ks/k/data_x");
+    free(tgt);
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o1", "ks/k/data_x", NULL, NULL, 0, &err), KL_OK,
+                 "%s", err.msg);
+    const char *c[] = {"ks/k/claim_o1"};
+    cr_assert_eq(kl_os_unclaim(T.os, c, 1, &err), KL_OK, "%s", err.msg);
+    dir_entries("ks/k", ents, sizeof ents);
+    cr_assert_str_eq(ents, "data_x");
+    free(tag);
+}
