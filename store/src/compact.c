@@ -161,10 +161,24 @@ static kl_status merge_first(kl_objstore *os, const char *dir, kl_keystate *s, s
     return st;
 }
 
+/* The most objects one merge reads: compact_objects_threshold, the count
+ * at which a partial batch is merged anyway.  A key that holds far more
+ * pending objects than that (written by another tool, imported with
+ * `aws s3 sync`, or left uncompacted by failures) is then compacted a
+ * bounded step per append -- each merge starting at the batch start, so
+ * concurrent compactors still cover each other or do not overlap -- and an
+ * append's latency does not depend on the key's history. */
+static size_t max_parts(const kl_store_config *cfg) {
+    return cfg->compact_objects_threshold < 2 ? 2 : cfg->compact_objects_threshold;
+}
+
 kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
                            const char *dir, kl_keystate *s, int fenced, kl_error *err) {
-    /* A pending list can hold several complete batches: take them in turn. */
-    while (s->n_pending) {
+    /* Complete batches that need no merge (an object complete by itself)
+     * only move the watermark: take them in turn.  At most one merge per
+     * call (see max_parts). */
+    int merged_once = 0;
+    while (s->n_pending && !merged_once) {
         /* Merging a view that is not one contiguous run would write an
          * object whose body does not match its name: that view is stale
          * (another writer compacted differently), so reload instead. */
@@ -177,9 +191,9 @@ kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
          * so every writer that merges a key's objects cuts them at the
          * same places, and their merges cover each other or not at all. */
         uint64_t records = 0, bytes = 0;
-        size_t take = 0;
+        size_t take = 0, cap = max_parts(cfg);
         int complete = 0;
-        while (take < s->n_pending && !complete) {
+        while (take < s->n_pending && !complete && take < cap) {
             records += s->pending[take].last_offset - s->pending[take].first_offset + 1;
             bytes += s->pending[take].size;
             complete = is_complete(cfg, records, bytes);
@@ -187,7 +201,8 @@ kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
         }
         if (!complete && s->n_pending < cfg->compact_objects_threshold) return KL_OK;
         kl_object_meta merged = s->pending[0];
-        kl_status st = take > 1 ? merge_first(os, dir, s, take, fenced, &merged, err) : KL_OK;
+        merged_once = take > 1;
+        kl_status st = merged_once ? merge_first(os, dir, s, take, fenced, &merged, err) : KL_OK;
         if (st || !complete) return st;
         s->watermark = merged.first_offset;
         memmove(s->pending, s->pending + 1, (s->n_pending - 1) * sizeof *s->pending);

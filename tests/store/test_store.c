@@ -875,3 +875,53 @@ Test(store, a_lagging_watermark_never_remerges_complete_batches) {
     cr_assert_str_eq(out, "a b a b a b a b a b c d e ");
     kl_writer_destroy(dead);
 }
+
+/* A key of many small objects and no watermark (written by another tool,
+ * or imported): the first append must not merge the key's whole history.
+ * Each append merges at most compact_objects_threshold objects, and the
+ * key still converges to complete batches with every record once. */
+#include "common/objstore_wrap.h"
+Test(store, compaction_is_a_bounded_step_per_append) {
+    close_rw();
+    T.cfg.compact_records_threshold = UINT64_MAX;
+    T.cfg.compact_size_threshold = UINT64_MAX;
+    T.cfg.compact_objects_threshold = UINT64_MAX;
+    open_rw();
+    enum { HISTORY = 600 };
+    char expect[HISTORY * 8 + 4096] = "", v[16];
+    for (int i = 0; i < HISTORY; i++) {
+        snprintf(v, sizeof v, "h%d", i);
+        append_ts("k", v, i);
+        strcat(expect, v);
+        strcat(expect, " ");
+    }
+    cr_assert_eq(count_raw("ks/k/data_"), HISTORY);
+    close_rw();
+    T.cfg.compact_records_threshold = 100;
+    T.cfg.compact_objects_threshold = 10;
+    kl_objstore *wrapped = kl_wrap_new(T.os);
+    kl_error err = {0};
+    cr_assert_eq(kl_store_writer_new(wrapped, &T.cfg, &W, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_reader_new(T.os, &T.cfg, &R, &err), KL_OK, "%s", err.msg);
+    int appends = 0;
+    unsigned long most = 0;
+    while (count_raw("ks/k/data_") > 12) {
+        cr_assert_lt(appends, 400, "compaction does not converge");
+        unsigned long before = KL_WRAP(wrapped)->gets;
+        snprintf(v, sizeof v, "a%d", appends++);
+        append_ts("k", v, HISTORY + appends);
+        strcat(expect, v);
+        strcat(expect, " ");
+        unsigned long gets = KL_WRAP(wrapped)->gets - before;
+        if (gets > most) most = gets;
+    }
+    /* one merge's parts, plus the watermark read when the key is loaded */
+    cr_assert_leq(most, 10 + 1, "an append read %lu objects", most);
+    char *out = malloc(sizeof expect);
+    read_all("k", KL_FORWARDS, NULL, 0, out, sizeof expect);
+    cr_assert_str_eq(out, expect);
+    free(out);
+    kl_writer_destroy(W);
+    W = NULL;
+    wrapped->ops->destroy(wrapped);
+}
