@@ -22,8 +22,8 @@ char *kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]) {
     return kl_layout_join(dir, "watermark");
 }
 
-/* A fenced writer stores the watermark after this many complete batches
- * or this long since it last did, whichever comes first (and at shutdown).
+/* A writer stores the watermark after this many complete batches or this
+ * long since it last did, whichever comes first (and at shutdown).
  * A lagging watermark costs nothing in correctness: a loader takes the
  * newest object after it that is complete by itself as the effective one
  * (tail.c), and claims are only deleted below complete batches that exist.
@@ -207,11 +207,8 @@ kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
         s->watermark = merged.first_offset;
         memmove(s->pending, s->pending + 1, (s->n_pending - 1) * sizeof *s->pending);
         s->n_pending--;
-        if (!fenced) {
+        if (++s->wm_lag >= WM_EVERY || kl_now_ms() - s->wm_written_ms >= WM_MS)
             st = kl_compact_store_watermark(os, dir, s, err);
-        } else if (++s->wm_lag >= WM_EVERY || kl_now_ms() - s->wm_written_ms >= WM_MS) {
-            st = kl_compact_store_watermark(os, dir, s, err);
-        }
         if (!st && fenced) st = kl_tail_gc(os, dir, s, 32, err);
         if (st) return st;
     }

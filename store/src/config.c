@@ -169,7 +169,7 @@ static kl_status set_string(char **dst, const char *v, int empty_is_null, int se
 /* the settings                                                        */
 /* ------------------------------------------------------------------ */
 
-enum kind { K_STR, K_SECRET, K_OPTSTR, K_BOOL, K_U64, K_SIZE, K_LONG, K_INT, K_FENCING };
+enum kind { K_STR, K_SECRET, K_OPTSTR, K_BOOL, K_U64, K_SIZE, K_LONG, K_INT, K_AUTO_ON_OFF };
 
 typedef struct setting {
     const char *name;
@@ -192,7 +192,7 @@ static const setting store_settings[] = {
     {"compact_objects_threshold", K_U64, F(store.compact_objects_threshold), 1, UINT64_MAX},
     {"reader_cache_bytes", K_U64, F(store.reader_cache_bytes), U64},
     {"reader_readahead", K_U64, F(store.reader_readahead), U64},
-    {"fencing", K_FENCING, F(store.fencing), 0, 0},
+    {"fencing", K_AUTO_ON_OFF, F(store.fencing), 0, 0},
 };
 
 static const setting s3_settings[] = {
@@ -210,6 +210,7 @@ static const setting s3_settings[] = {
     {"request_timeout_ms", K_LONG, F(s3.request_timeout_ms), 1, 24 * 3600 * 1000},
     {"max_retries", K_INT, F(s3.max_retries), 0, 100},
     {"verify_tls", K_BOOL, F(s3.verify_tls), 0, 0},
+    {"sign_payload", K_AUTO_ON_OFF, F(s3.sign_payload), 0, 0},
     {"ca_bundle", K_OPTSTR, F(s3.ca_bundle), 0, 0},
 };
 
@@ -264,7 +265,7 @@ static kl_status apply(kl_config *c, const setting *s, const char *v, kl_error *
         return set_string(p, v, 1, 1, err, o);
     case K_BOOL:
         return parse_bool(v, p, err, o);
-    case K_FENCING:
+    case K_AUTO_ON_OFF: /* KL_FENCING_* and KL_SIGN_PAYLOAD_* share the values */
         if (strcasecmp(v, "auto") == 0) *(int *)p = KL_FENCING_AUTO;
         else if (strcasecmp(v, "on") == 0) *(int *)p = KL_FENCING_ON;
         else if (strcasecmp(v, "off") == 0) *(int *)p = KL_FENCING_OFF;

@@ -116,41 +116,26 @@ static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t
 /* Without fencing (a store that cannot claim, or fencing=off): one PUT,
  * after a LIST that checks nobody wrote at or past our next offset (a
  * second writer is then noticed, though a race inside that window is
- * not).  A complete batch on its own PUTs its watermark in the same round
- * of syncs, the object visible first.  *alone says the watermark is done. */
+ * not).  The watermark is compaction's business, stored lazily as under
+ * fencing (compact.c), so an object costs these two requests. */
 static kl_status put_unfenced(store_writer *sw, const char *dir, kl_keystate *s,
-                              const kl_object_meta *m, const kl_buf *body, int *alone,
-                              int *raced, kl_error *err) {
+                              const kl_object_meta *m, const kl_buf *body, int *raced,
+                              kl_error *err) {
     kl_object_meta *v = NULL;
     size_t nv = 0;
     kl_status st = kl_index_list(sw->os, dir, s->next_offset, 1, &v, &nv, NULL, err);
     free(v);
     if (st) return st;
     if ((*raced = nv != 0)) return KL_OK;
-    *alone = s->n_pending == 0 && kl_compact_complete_alone(&sw->cfg, m);
-    uint8_t wm_body[8];
     char *name = kl_index_name(dir, m);
-    char *wm = *alone ? kl_compact_watermark(dir, m->first_offset, wm_body) : NULL;
-    kl_put_item items[2] = {{.name = name, .data = body->data, .len = body->len},
-                            {.name = wm, .data = wm_body, .len = sizeof wm_body}};
-    st = name && (wm || !*alone) ? kl_os_put_batch(sw->os, items, *alone ? 2 : 1, err)
-                                 : kl_seterr(err, KL_ENOMEM, "out of memory");
-    if (st && name && *alone) {
-        /* The pair failed somewhere, perhaps only at the watermark, with
-         * the object already in place.  The object alone decides the
-         * append (storing it again is idempotent); the watermark is
-         * compaction state, retried later like any failed compaction. */
-        *alone = 0;
-        st = kl_os_put(sw->os, name, body->data, body->len, 0, err);
-    }
+    st = name ? kl_os_put(sw->os, name, body->data, body->len, 0, err)
+              : kl_seterr(err, KL_ENOMEM, "out of memory");
     free(name);
-    free(wm);
     if (st) return st;
     s->next_offset = m->last_offset + 1;
     s->next_nonce = m->next_nonce;
     s->last_first = m->first_offset;
-    if (*alone) s->watermark = m->first_offset;
-    else if (kl_keystate_add_pending(s, m) != 0) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (kl_keystate_add_pending(s, m) != 0) return kl_seterr(err, KL_ENOMEM, "out of memory");
     return KL_OK;
 }
 
@@ -172,7 +157,7 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
     if (!body.data)
         return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
     kl_status st = KL_OK;
-    int done = 0, alone = 0;
+    int done = 0;
     for (int lost = 0; !done && st == KL_OK; lost++) {
         kl_keystate *s = *sp;
         kl_object_meta *m = published;
@@ -194,7 +179,7 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
             st = kl_tail_publish(sw->os, &sw->cfg, dir, s, m, body.data, body.len, &done, err);
         } else {
             int raced = 0;
-            st = put_unfenced(sw, dir, s, m, &body, &alone, &raced, err);
+            st = put_unfenced(sw, dir, s, m, &body, &raced, err);
             done = st == KL_OK && !raced;
             if (raced) { /* reload and rerun the nonce filter */
                 kl_keystate_free(*sp);
@@ -208,7 +193,7 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
     }
     kl_recycle_put(body.data);
     *any = done;
-    if (st || alone) return st;
+    if (st) return st;
 
     /* The records are durable now.  A failed compaction must not fail the
      * append (a retry would duplicate records without nonces): it is
@@ -329,20 +314,22 @@ static kl_status sw_flush_key(kl_writer *w, const char *keyspace, const char *ke
 
 static kl_status sw_noop(kl_writer *w, kl_error *err) { return KL_OK; }
 
-/* A writer going away stores the watermarks it let lag and deletes the
- * claims it knows to be below them: at most two requests for a key it
- * wrote since its last compaction, none for others (no LIST: a later
- * load finds what is left, e.g. after a crash). */
+/* A writer going away stores the watermarks it let lag and (fenced)
+ * deletes the claims it knows to be below them: at most two requests for
+ * a key it wrote since its last compaction, none for others (no LIST: a
+ * later load finds what is left, e.g. after a crash). */
 static void gc_key(const char *dir, kl_keystate *s, void *ctx) {
+    store_writer *sw = ctx;
     kl_error err;
-    if (kl_compact_store_watermark(ctx, dir, s, &err) != KL_OK ||
-        kl_tail_gc(ctx, dir, s, 1, &err) != KL_OK)
-        kl_log(KL_LOG_WARNING, "could not delete old claims of '%s': %s", dir, err.msg);
+    if (kl_compact_store_watermark(sw->os, dir, s, &err) != KL_OK ||
+        (sw->fenced && kl_tail_gc(sw->os, dir, s, 1, &err) != KL_OK))
+        kl_log(KL_LOG_WARNING, "could not store the watermark or delete old claims of '%s': %s",
+               dir, err.msg);
 }
 
 static void sw_destroy(kl_writer *w) {
     store_writer *sw = SW(w);
-    if (sw->fenced) kl_keycache_each(sw->cache, gc_key, sw->os);
+    kl_keycache_each(sw->cache, gc_key, sw);
     kl_keycache_free(sw->cache);
     for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&sw->stripes[i]);
     pthread_mutex_destroy(&sw->probe_mu);

@@ -74,6 +74,7 @@ typedef struct s3_os {
     char *desc;            /* "s3://bucket" */
     long connect_timeout_ms, request_timeout_ms;
     int max_retries, verify_tls;
+    int sign_payload;      /* x-amz-content-sha256 is the body's hash, not UNSIGNED-PAYLOAD */
     kl_s3_credprov *creds;
 
     pthread_mutex_t pool_mu;
@@ -84,7 +85,7 @@ typedef struct s3_os {
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
 
     pthread_mutex_t probe_mu;
-    atomic_int copy_mode;  /* 0 unknown, 1 copies honour x-amz-copy-source-if-match, 2 not */
+    atomic_int copy_mode;  /* 0 unknown, 1 copies honour a copy condition, 2 not */
 } s3_os;
 
 static s3_os *S(kl_objstore *os) { return (s3_os *)os; }
@@ -589,8 +590,9 @@ static int accepted(const s3_req *rq, long status)
 static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
 {
     memset(rs, 0, sizeof *rs);
-    char payload_hash[65];
-    kl_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
+    char payload_hash[65] = "UNSIGNED-PAYLOAD";
+    if (s->sign_payload)
+        kl_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
     conn *h = conn_take(s);
     if (!h)
         return kl_seterr(err, KL_ENOMEM, "S3: cannot create a curl handle");
@@ -827,8 +829,14 @@ static kl_status copy_object(s3_os *s, const char *claim, const char *object, co
     s3_req rq = {.op = "COPY", .method = "PUT", .key = object, .accept = {404, 412}};
     rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-copy-source", src};
     rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-metadata-directive", "REPLACE"};
-    if (tag)
+    /* AWS's name for the condition, and the one Ceph RGW reads (at least
+     * up to 16.2, which ignores AWS's): a server honours one of them, and
+     * an unknown x-amz- header is ignored.  The probe below tells whether
+     * either was honoured. */
+    if (tag) {
         rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-copy-source-if-match", tag};
+        rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-copy-if-match", tag};
+    }
     s3_resp rs;
     st = s3_do(s, &rq, &rs, err);
     free(src);
@@ -851,8 +859,9 @@ static kl_status copy_object(s3_os *s, const char *claim, const char *object, co
     return st;
 }
 
-/* Once per store, at the first publish: does the server honour
- * x-amz-copy-source-if-match?  (Ceph RGW 16.2 ignores it.)  A copy with a
+/* Once per store, at the first publish: does the server honour a copy
+ * condition (x-amz-copy-source-if-match, or Ceph RGW's x-amz-copy-if-match)?
+ * A copy with a
  * tag that cannot match must fail with 412.  The probe objects sit next to
  * `claim` (within whatever prefix the credentials allow); if the probe
  * cannot run, copies are not trusted. */
@@ -1267,6 +1276,8 @@ kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out, kl_error 
     if ((st = parse_endpoint(s, c, &host, &base, err)))
         goto fail;
     int https = strcmp(s->scheme, "https") == 0;
+    s->sign_payload = c->sign_payload == KL_SIGN_PAYLOAD_ON ||
+                      (c->sign_payload == KL_SIGN_PAYLOAD_AUTO && !https);
     /* An IP address cannot take a bucket label in front of it. */
     size_t hl = strcspn(host, ":");
     int ip_host = host[0] == '[' || strspn(host, "0123456789.") == hl;
