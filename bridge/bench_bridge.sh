@@ -12,7 +12,8 @@
 #      from its partition assignment (the group join is excluded) to the
 #      status line showing all N records handed over, plus the final flush;
 #   3. the same into S3 (Ceph RGW) when KL_S3_ENDPOINT, KL_S3_BUCKET,
-#      KL_S3_ACCESS_KEY and KL_S3_SECRET_KEY are set (scripts/rgw.sh).
+#      KL_S3_ACCESS_KEY and KL_S3_SECRET_KEY are set (scripts/rgw.sh), with
+#      sign_payload=off as the default is over https (RGW here is http).
 # and prints records/s, MB/s and the bridge/kcat throughput ratio (target
 # >= 0.7).  Called by scripts/bench.sh; runnable alone:
 #
@@ -164,6 +165,7 @@ path_style=true
 use_default_credentials=false
 access_key=\"$KL_S3_ACCESS_KEY\"
 secret_key=\"$KL_S3_SECRET_KEY\"
+sign_payload=off
 object_prefix=\"bench-bridge-$$-$(date +%s)/\""
 else
   echo "  (S3: skipped, KL_S3_ENDPOINT etc. unset)"

@@ -79,7 +79,9 @@ if want fs && [ -x "$B/fs/klstorefs" ]; then
   env "${fsenv[@]}" bash fs/bench_fs.sh
   if [ "$s3" = 1 ]; then
     echo; echo "== fs: fs/bench_fs.sh s3://$KL_S3_BUCKET/benchfs-$$/ (Ceph RGW)"
-    env "${fsenv[@]}" BENCH_FS_OPTS="endpoint=$KL_S3_ENDPOINT,path_style" \
+    # UNSIGNED-PAYLOAD like the curl baseline (and like the default over https)
+    printf '[s3]\nbucket_name=%s\nsign_payload=off\n' "$KL_S3_BUCKET" >"$work/fs-s3.ini"
+    env "${fsenv[@]}" BENCH_FS_OPTS="config=$work/fs-s3.ini,endpoint=$KL_S3_ENDPOINT,path_style" \
       BENCH_S3_ENDPOINT="$KL_S3_ENDPOINT" \
       AWS_ACCESS_KEY_ID="$KL_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$KL_S3_SECRET_KEY" \
       bash fs/bench_fs.sh "s3://$KL_S3_BUCKET/benchfs-$$/"
