@@ -104,7 +104,7 @@ $store_ini
 writer_thread_count=4
 writer_thread_queue_capacity=256
 batch_flush_interval_millis=1000
-batch_flush_size_threshold=4000000
+batch_flush_size_threshold=1000000
 [kafka]
 topic="$TOPIC"
 offset_commit_interval_seconds=5
