@@ -6,14 +6,18 @@
  * once, and when the page is entirely before it the lower bound jumps past
  * the whole page.  So small keys resolve in one LIST and large ones in a
  * binary search over offsets. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "hash.h"
 #include "keyindex.h"
 #include "layout.h"
 
 #define PROBE_PAGE 1000
+/* Pages of nothing but foreign names read in one go before giving up. */
+#define FOREIGN_PAGES 64
 
 static __thread unsigned long list_count;
 
@@ -50,46 +54,84 @@ static size_t dedupe(kl_object_meta *v, size_t n, kl_object_meta *drop, size_t *
     return k;
 }
 
+/* Names under a key's data_ prefix that are not data objects (left by
+ * another tool, a sync, a person) are skipped, not fatal: the key's own
+ * objects stay readable and writable.  One warning per key per process
+ * (a small table of the keys warned about, enough to keep a log quiet). */
+static void warn_foreign(const char *dir, const char *name, const kl_error *why) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t warned[256];
+    static unsigned next;
+    uint64_t h = kl_hash(dir, strlen(dir), KL_HASH_SEED) | 1;
+    int seen = 0;
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < sizeof warned / sizeof *warned && !seen; i++) seen = warned[i] == h;
+    if (!seen) warned[next++ % (sizeof warned / sizeof *warned)] = h;
+    pthread_mutex_unlock(&mu);
+    if (!seen)
+        kl_log(KL_LOG_WARNING, "'%s' holds names that are not data objects, ignored (the "
+               "first: %s)", dir, why->msg[0] ? why->msg : name);
+}
+
 /* One LIST of up to `max` objects with first offset >= from, continuing a
- * previous page when `cont` is given.  Raw (not deduplicated). */
+ * previous page when `cont` is given.  Raw (not deduplicated).  Foreign
+ * names are dropped; a page of nothing but those is followed by the next,
+ * so that an empty result always means no more objects. */
 static kl_status list_page(kl_objstore *os, const char *dir, uint64_t from,
                            size_t max, const char *cont, kl_object_meta **out,
                            size_t *n, char **next, kl_error *err) {
     char *prefix = kl_layout_join(dir, "data_o");
     char *after = kl_layout_seek(dir, from);
-    if (!prefix || !after) {
+    char *token = cont ? strdup(cont) : NULL;
+    if (!prefix || !after || (cont && !token)) {
         free(prefix);
         free(after);
+        free(token);
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
-    kl_list_req req = {.prefix = prefix, .start_after = after, .max_keys = max,
-                       .continuation = cont, .names_only = 1};
-    kl_listing l;
-    list_count++;
-    kl_status st = kl_os_list(os, &req, &l, err);
-    free(prefix);
-    free(after);
-    if (st) return st;
-    kl_object_meta *v = malloc((l.n_objects ? l.n_objects : 1) * sizeof *v);
-    if (!v) {
-        kl_listing_free(&l);
-        return kl_seterr(err, KL_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < l.n_objects; i++) {
-        st = kl_object_name_parse(l.objects[i].name, &v[i], err);
-        if (st) {
-            free(v);
+    kl_object_meta *v = NULL;
+    size_t k = 0;
+    kl_status st = KL_OK;
+    for (int pages = 0;; pages++) {
+        kl_list_req req = {.prefix = prefix, .start_after = after, .max_keys = max,
+                           .continuation = token, .names_only = 1};
+        kl_listing l;
+        list_count++;
+        if ((st = kl_os_list(os, &req, &l, err))) break;
+        free(token);
+        token = l.next;
+        l.next = NULL;
+        if (!(v = malloc((l.n_objects ? l.n_objects : 1) * sizeof *v))) {
             kl_listing_free(&l);
-            return st;
+            st = kl_seterr(err, KL_ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t i = 0; i < l.n_objects; i++) {
+            kl_error why = {0};
+            if (kl_object_name_parse(l.objects[i].name, &v[k], &why) == KL_OK) k++;
+            else warn_foreign(dir, l.objects[i].name, &why);
+        }
+        kl_listing_free(&l);
+        if (k || !token) break;
+        free(v);
+        v = NULL;
+        if (pages + 1 == FOREIGN_PAGES) {
+            st = kl_seterr(err, KL_EBADDATA, "'%s': %d pages of listing hold no data object, "
+                           "only foreign names", dir, FOREIGN_PAGES);
+            break;
         }
     }
-    *out = v;
-    *n = l.n_objects;
-    if (next) {
-        *next = l.next;
-        l.next = NULL;
+    free(prefix);
+    free(after);
+    if (st) {
+        free(v);
+        free(token);
+        return st;
     }
-    kl_listing_free(&l);
+    *out = v;
+    *n = k;
+    if (next) *next = token;
+    else free(token);
     return KL_OK;
 }
 
