@@ -58,7 +58,7 @@ static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate
         if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
         uint8_t *body = NULL;
         size_t len = 0;
-        kl_status st = kl_os_get(os, name, 0, UINT64_MAX, &body, &len, err);
+        kl_status st = kl_os_get(os, name, 0, s->pending[i].size + 1, &body, &len, err);
         if (st == KL_OK) {
             kl_record *recs = NULL;
             size_t n;

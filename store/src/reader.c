@@ -58,6 +58,10 @@ static kl_status check_names(const char *keyspace, const char *key, kl_error *er
     return st ? st : kl_validate_name("key", key, err);
 }
 
+/* A keyspace marker is "[keyspace]\ncreated=<millis>\n"; anything much
+ * longer is not one (and is not read further). */
+#define MARKER_MAX 4096
+
 static kl_status sr_keyspace_meta(kl_reader *r, const char *keyspace,
                                   kl_keyspace_meta *out, kl_error *err) {
     kl_status st = kl_validate_name("keyspace", keyspace, err);
@@ -66,9 +70,12 @@ static kl_status sr_keyspace_meta(kl_reader *r, const char *keyspace,
     if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
     uint8_t *body = NULL;
     size_t len = 0;
-    st = kl_os_get(SR(r)->os, name, 0, UINT64_MAX, &body, &len, err);
+    st = kl_os_get(SR(r)->os, name, 0, MARKER_MAX + 1, &body, &len, err);
     if (st == KL_ENOTFOUND)
         st = kl_seterr(err, KL_ENOKEYSPACE, "keyspace '%s' not found", keyspace);
+    if (st == KL_OK && len > MARKER_MAX)
+        st = kl_seterr(err, KL_EBADDATA, "keyspace marker '%s' is over %d bytes: not a "
+                       "klstore marker", name, MARKER_MAX);
     if (st == KL_OK) {
         /* INI text "[keyspace]\ncreated=<millis>": find the one value. */
         char *text = strndup((char *)body, len);

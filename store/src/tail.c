@@ -236,7 +236,7 @@ static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_me
         if (st || !found || c.last_offset < m->last_offset) return st;
         char *name = kl_index_name(dir, &c);
         if (!name) return oom(err);
-        st = kl_os_get(os, name, 0, UINT64_MAX, &have, &hlen, err);
+        st = kl_os_get(os, name, 0, c.size + 1, &have, &hlen, err);
         free(name);
     }
     if (st == KL_ENOTFOUND) /* merged away again and again: undecided, retryable */

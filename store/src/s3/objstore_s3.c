@@ -94,6 +94,13 @@ static s3_os *S(kl_objstore *os) { return (s3_os *)os; }
 /* requests and responses                                              */
 /* ------------------------------------------------------------------ */
 
+/* Caps on response bodies (see on_body): a LIST page of 1000 keys of
+ * 1024 bytes with their fields fits well in S3_MAX_DOC. */
+#define S3_MAX_DOC (32u << 20)
+#define S3_MAX_ERROR_BODY (64u << 10)
+/* A whole-object GET without a length: S3's largest single PUT. */
+#define S3_MAX_OBJECT (5ull << 30)
+
 typedef struct s3_req {
     const char *op;             /* for messages: "GET", "PUT", "LIST", ... */
     const char *method;
@@ -107,6 +114,9 @@ typedef struct s3_req {
     size_t body_len;
     int head;                   /* HEAD: no response body */
     long accept[4];             /* non-2xx statuses the caller handles */
+    uint64_t max_body;          /* most bytes a 2xx body may have; 0 = S3_MAX_DOC */
+    int enough_at_max;          /* a 2xx body reaching max_body is complete
+                                   for this request (a GET of a range) */
 } s3_req;
 
 typedef struct s3_resp {
@@ -120,6 +130,8 @@ typedef struct s3_resp {
     int ambiguous;              /* an earlier attempt may have been applied */
     conn *conn;                 /* during the transfer, for on_header */
     int attempts;
+    uint64_t max_body;          /* rq->max_body, resolved */
+    int overflow;               /* the body went past its cap: transfer cut */
 } s3_resp;
 
 typedef struct upload {
@@ -127,10 +139,28 @@ typedef struct upload {
     size_t len, pos;
 } upload;
 
+/* Every body is bounded, so a broken or hostile server (an endless body,
+ * an error document of gigabytes) costs bounded memory and time: a 2xx
+ * body by what the request can legitimately get back (a GET: the bytes
+ * asked for, after which it stops reading: callers ask for one byte more
+ * than an object should hold, so a longer one shows as corrupt), any
+ * other by S3_MAX_ERROR_BODY.  Either is kept up to its cap. */
 static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
 {
     s3_resp *r = ud;
-    return kl_buf_append(&r->body, p, sz * nm) == 0 ? sz * nm : 0;
+    size_t n = sz * nm;
+    long code = 0;
+    if (r->conn)
+        curl_easy_getinfo(r->conn->h, CURLINFO_RESPONSE_CODE, &code);
+    uint64_t cap = code >= 200 && code < 300 ? r->max_body : S3_MAX_ERROR_BODY;
+    if (r->body.len + n > cap) {
+        size_t room = r->body.len < cap ? (size_t)(cap - r->body.len) : 0;
+        if (room)
+            kl_buf_append(&r->body, p, room);
+        r->overflow = 1;
+        return 0; /* curl stops the transfer: CURLE_WRITE_ERROR */
+    }
+    return kl_buf_append(&r->body, p, n) == 0 ? n : 0;
 }
 
 /* Copies a header's value (trimmed) when its name matches. */
@@ -422,7 +452,7 @@ static CURLcode attempt_once(s3_os *s, conn *cn, const s3_req *rq, const kl_s3_c
     rs->conn = cn;
     cc = curl_easy_perform(h);
     rs->conn = NULL;
-    if (cc == CURLE_OK)
+    if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && rs->overflow))
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
     /* The pooled handle must not keep pointers into this frame. */
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
@@ -605,11 +635,30 @@ static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
         rs->request_id[0] = rs->bucket_region[0] = '\0';
         rs->content_length = 0;
         rs->attempts = attempt + 1;
+        rs->overflow = 0;
+        rs->max_body = rq->max_body ? rq->max_body : S3_MAX_DOC;
         kl_s3_creds cr;
         if ((st = kl_s3_credprov_get(s->creds, &cr, err)))
             break;
         CURLcode cc = attempt_once(s, h, rq, &cr, payload_hash, rs, errbuf);
         int last = attempt >= s->max_retries;
+        if (cc == CURLE_WRITE_ERROR && rs->overflow) {
+            if (rs->status >= 200 && rs->status < 300 && !rq->enough_at_max) {
+                /* More than the request can get back: the server is
+                 * broken or hostile, and asking again will not help. */
+                kl_s3_creds_clear(&cr);
+                char what[300];
+                what_of(s, rq, what, sizeof what);
+                st = kl_seterr(err, KL_EBADDATA, "%s at %s: the server sent more than the %" PRIu64
+                               " bytes this request can get back; stopped reading (request id %s)",
+                               what, s->endpoint_desc, rs->max_body,
+                               rs->request_id[0] ? rs->request_id : "none");
+                break;
+            }
+            /* A GET that has every byte it asked for, or an error answer cut
+             * at its cap: go on with what came. */
+            cc = CURLE_OK;
+        }
         if (cc != CURLE_OK) {
             kl_s3_creds_clear(&cr);
             if (cc == CURLE_OUT_OF_MEMORY) {
@@ -979,6 +1028,10 @@ static kl_status s3_get(kl_objstore *os, const char *name, uint64_t off, uint64_
     char range[64];
     s3_req rq = {.op = "GET", .method = "GET", .key = name, .accept = {404, 416}};
     int ranged = off > 0 || len != UINT64_MAX;
+    /* off + len bytes at most, even from a server that ignores Range
+     * (then everything from 0 comes and is cut below). */
+    rq.max_body = len == UINT64_MAX || off + len < off ? S3_MAX_OBJECT : off + len;
+    rq.enough_at_max = rq.max_body != S3_MAX_OBJECT;
     if (ranged) {
         if (len == UINT64_MAX || off + len - 1 < off)
             snprintf(range, sizeof range, "bytes=%" PRIu64 "-", off);

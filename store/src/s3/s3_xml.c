@@ -3,8 +3,8 @@
  * Elements are matched by local name only: AWS puts its documents in the
  * 2006-03-01 namespace, error bodies have none, and other S3 servers (Ceph
  * RGW, MinIO) are not always consistent, so namespaces carry no meaning we
- * need.  Parsing never touches the network (XML_PARSE_NONET) and does not
- * substitute external entities.
+ * need.  Parsing never touches the network (XML_PARSE_NONET), refuses
+ * documents with a DTD and substitutes no entities.
  */
 #define _GNU_SOURCE
 #include "s3/s3_xml.h"
@@ -24,14 +24,23 @@ static void xml_init_once(void) { xmlInitParser(); }
 
 void kl_s3_xml_init(void) { pthread_once(&xml_once, xml_init_once); }
 
+/* S3 documents never carry a DTD; one in a response can only be an
+ * entity-expansion bomb or similar, so it is refused before libxml2 sees
+ * it, and libxml2 keeps its own amplification limits (no XML_PARSE_HUGE,
+ * no entity substitution). */
+static int has_dtd(const char *body, size_t len)
+{
+    return memmem(body, len, "<!DOCTYPE", 9) || memmem(body, len, "<!doctype", 9) ||
+           memmem(body, len, "<!ENTITY", 8);
+}
+
 static xmlDocPtr parse(const char *body, size_t len)
 {
     kl_s3_xml_init();
-    if (!body || len == 0 || len > (size_t)INT32_MAX)
+    if (!body || len == 0 || len > (size_t)INT32_MAX || has_dtd(body, len))
         return NULL;
     return xmlReadMemory(body, (int)len, NULL, NULL,
-                         XML_PARSE_NONET | XML_PARSE_NOERROR |
-                             XML_PARSE_NOWARNING | XML_PARSE_HUGE);
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 }
 
 static int is(const xmlNode *n, const char *name)
