@@ -24,6 +24,9 @@
 #include "klstore.h"
 #include "stub_http.h"
 
+/* s3_listpage.h: empty pages after which a listing is refused */
+#define KL_S3_LIST_MAX_EMPTY_FOR_TEST 16
+
 #define SLOWDOWN "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>" \
                  "<Message>Please reduce your request rate.</Message><RequestId>req-slow</RequestId></Error>"
 
@@ -578,6 +581,40 @@ Test(s3_resilience, entity_bomb_in_an_error_is_refused_unparsed, .timeout = 30)
     cr_assert(strstr(e.msg, "403"), "%s", e.msg);
     cr_assert_null(strstr(e.msg, "lollol"), "the entity was expanded: %.200s", e.msg);
     cr_assert_lt(now_s() - t0, 20);
+    kl_os_destroy(os);
+    stub_stop(st);
+}
+
+/* A listing that never ends -- truncated empty pages with a new token
+ * each time -- ends in a bounded number of requests with an error naming
+ * the server's misbehaviour, through the library's own paging. */
+static void endless_listing(void *ud, int n, const stub_req *rq, stub_resp *rs)
+{
+    scenario *sc = ud;
+    sc->last = *rq;
+    sc->last.body = NULL;
+    static char body[512];
+    snprintf(body, sizeof body,
+             "<ListBucketResult><IsTruncated>true</IsTruncated>"
+             "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>", n);
+    rs->status = 200;
+    rs->body = body;
+}
+
+Test(s3_resilience, endless_listing_is_refused, .timeout = 60)
+{
+    scenario sc = {0};
+    stub *st = stub_start(endless_listing, &sc);
+    kl_objstore *os = open_at(stub_port(st), "0", "5000");
+    kl_store_config cfg;
+    kl_store_config_init(&cfg);
+    kl_error e = {0};
+    char **keys = NULL;
+    size_t n = 0;
+    kl_status s = kl_list_keys(os, &cfg, "ks", &keys, &n, &e);
+    cr_assert_eq(s, KL_EBADDATA, "%s", e.msg);
+    cr_assert(strstr(e.msg, "never ends"), "%s", e.msg);
+    cr_assert_leq(stub_count(st), KL_S3_LIST_MAX_EMPTY_FOR_TEST + 1, "%d requests", stub_count(st));
     kl_os_destroy(os);
     stub_stop(st);
 }

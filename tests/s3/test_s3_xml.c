@@ -1,6 +1,8 @@
 /* test_s3_xml.c -- parsing the S3 XML documents klstore depends on, with
  * bodies shaped as AWS and Ceph RGW send them, plus hostile ones. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "s3/s3_xml.h"
@@ -133,4 +135,83 @@ Test(s3_xml, delete_result_ignores_missing_keys)
     cr_assert_eq(n, 0);
     kl_error e = {0};
     cr_assert_eq(kl_s3_xml_parse_delete("x", 1, &n, &first, &e), KL_EIO);
+}
+
+/* ---- listing positions (s3_listpage.c) ---- */
+#include "s3/s3_listpage.h"
+
+static kl_listing page_of(const char **names, size_t n, const char *next)
+{
+    kl_listing l = {0};
+    l.objects = calloc(n ? n : 1, sizeof *l.objects);
+    for (size_t i = 0; i < n; i++)
+        l.objects[i].name = strdup(names[i]);
+    l.n_objects = n;
+    l.next = next ? strdup(next) : NULL;
+    return l;
+}
+
+Test(s3_listpage, positions_travel_in_the_token)
+{
+    kl_s3_list_pos pos;
+    kl_error e = {0};
+    cr_assert_eq(kl_s3_list_pos_parse(NULL, &pos, &e), KL_OK);
+    cr_assert_null(pos.server_token);
+    const char *a[] = {"k/a", "k/b"};
+    kl_listing l = page_of(a, 2, "srv-1");
+    cr_assert_eq(kl_s3_list_page_check(&pos, NULL, &l, "LIST", &e), KL_OK, "%s", e.msg);
+    kl_s3_list_pos next;
+    cr_assert_eq(kl_s3_list_pos_parse(l.next, &next, &e), KL_OK);
+    cr_assert_str_eq(next.server_token, "srv-1");
+    cr_assert_str_eq(next.last, "k/b");
+    cr_assert_eq(next.empties, 0);
+    kl_listing_free(&l);
+    /* a page that goes back is refused */
+    const char *back[] = {"k/a0"};
+    l = page_of(back, 1, NULL);
+    cr_assert_eq(kl_s3_list_page_check(&next, NULL, &l, "LIST x", &e), KL_EBADDATA);
+    cr_assert(strstr(e.msg, "does not advance") && strstr(e.msg, "LIST x"), "%s", e.msg);
+    kl_listing_free(&l);
+    /* so is one out of order, or not after start_after */
+    const char *unordered[] = {"k/d", "k/c"};
+    l = page_of(unordered, 2, NULL);
+    cr_assert_eq(kl_s3_list_page_check(&next, NULL, &l, "LIST", &e), KL_EBADDATA);
+    kl_listing_free(&l);
+    kl_s3_list_pos none = {0};
+    l = page_of(a, 1, NULL);
+    cr_assert_eq(kl_s3_list_page_check(&none, "k/a", &l, "LIST", &e), KL_EBADDATA);
+    kl_listing_free(&l);
+    /* the token it was given, again */
+    l = page_of(NULL, 0, "srv-1");
+    cr_assert_eq(kl_s3_list_page_check(&next, NULL, &l, "LIST", &e), KL_EBADDATA);
+    cr_assert(strstr(e.msg, "continuation token"), "%s", e.msg);
+    kl_listing_free(&l);
+    kl_s3_list_pos_free(&next);
+    /* a raw server token (not ours) is passed through */
+    cr_assert_eq(kl_s3_list_pos_parse("opaque/+=", &pos, &e), KL_OK);
+    cr_assert_str_eq(pos.server_token, "opaque/+=");
+    cr_assert_null(pos.last);
+    kl_s3_list_pos_free(&pos);
+}
+
+Test(s3_listpage, empty_truncated_pages_end)
+{
+    kl_s3_list_pos pos = {0};
+    kl_error e = {0};
+    char tok[32];
+    kl_status st = KL_OK;
+    int pages = 0;
+    for (; pages < 100 && st == KL_OK; pages++) {
+        snprintf(tok, sizeof tok, "srv-%d", pages);
+        kl_listing l = page_of(NULL, 0, tok);
+        st = kl_s3_list_page_check(&pos, NULL, &l, "LIST", &e);
+        kl_s3_list_pos_free(&pos);
+        if (st == KL_OK)
+            cr_assert_eq(kl_s3_list_pos_parse(l.next, &pos, &e), KL_OK);
+        kl_listing_free(&l);
+    }
+    cr_assert_eq(st, KL_EBADDATA);
+    cr_assert_eq(pages, KL_S3_LIST_MAX_EMPTY + 1);
+    cr_assert(strstr(e.msg, "empty pages"), "%s", e.msg);
+    kl_s3_list_pos_free(&pos);
 }

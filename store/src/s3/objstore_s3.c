@@ -44,6 +44,7 @@
 #include "buf.h"
 #include "klstore.h"
 #include "s3/s3_creds.h"
+#include "s3/s3_listpage.h"
 #include "s3/s3_xml.h"
 #include "s3/sigv4.h"
 
@@ -1075,6 +1076,10 @@ static kl_status s3_list(kl_objstore *os, const kl_list_req *req, kl_listing *ou
 {
     s3_os *s = S(os);
     memset(out, 0, sizeof *out);
+    kl_s3_list_pos pos;
+    kl_status st = kl_s3_list_pos_parse(req->continuation, &pos, err);
+    if (st)
+        return st;
     char delim[2] = {(char)req->delimiter, 0}, maxk[24];
     snprintf(maxk, sizeof maxk, "%zu", req->max_keys ? req->max_keys : 1000);
     const char *prefix = req->prefix ? req->prefix : "";
@@ -1086,17 +1091,23 @@ static kl_status s3_list(kl_objstore *os, const kl_list_req *req, kl_listing *ou
         rq.query[rq.n_query++] = (kl_sigv4_kv){"delimiter", delim};
     if (req->start_after && *req->start_after)
         rq.query[rq.n_query++] = (kl_sigv4_kv){"start-after", req->start_after};
-    if (req->continuation && *req->continuation)
-        rq.query[rq.n_query++] = (kl_sigv4_kv){"continuation-token", req->continuation};
+    if (pos.server_token)
+        rq.query[rq.n_query++] = (kl_sigv4_kv){"continuation-token", pos.server_token};
     char shown[256];
     snprintf(shown, sizeof shown, "%.200s*", prefix);
     rq.shown = shown;
     s3_resp rs;
-    kl_status st = s3_do(s, &rq, &rs, err);
-    if (st)
-        return st;
-    st = kl_s3_xml_parse_list((const char *)rs.body.data, rs.body.len, out, err);
-    kl_buf_free(&rs.body);
+    if (!(st = s3_do(s, &rq, &rs, err))) {
+        st = kl_s3_xml_parse_list((const char *)rs.body.data, rs.body.len, out, err);
+        kl_buf_free(&rs.body);
+    }
+    if (!st) {
+        char what[300];
+        what_of(s, &rq, what, sizeof what);
+        if ((st = kl_s3_list_page_check(&pos, req->start_after, out, what, err)))
+            kl_listing_free(out);
+    }
+    kl_s3_list_pos_free(&pos);
     return st;
 }
 
