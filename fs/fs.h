@@ -136,6 +136,9 @@ struct node {
 /* Nodes live until unmount (keys never disappear: there is no unlink), so
  * a node's address is its inode number and stays valid without refcounts. */
 node *nodes_get(klfs *fs, fuse_ino_t ino);
+/* The inode number stat shows for name in keyspace ks (ks NULL: name is a
+ * keyspace; name NULL: the root): the same in every mount. */
+ino_t nodes_path_ino(const char *ks, const char *name);
 /* The node of key `key` in keyspace `ks`, or NULL if none was looked up. */
 node *nodes_find_key(klfs *fs, const char *ks, const char *key);
 fuse_ino_t nodes_ino(klfs *fs, node *n);

@@ -18,12 +18,40 @@
 
 #include "fs.h"
 
+static uint64_t fnv(uint64_t h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
 static size_t name_hash(const node *parent, const char *name)
 {
-    uint64_t h = 1469598103934665603ull ^ (uintptr_t)parent;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return (size_t)h;
+    return (size_t)fnv(1469598103934665603ull ^ (uintptr_t)parent, name);
+}
+
+/* What stat and readdir show as inode numbers: a hash of the path, so a
+ * key has the same number in every mount and after a remount (tar, rsync
+ * and `find -inum` rely on that), while the node's address stays the FUSE
+ * handle.  Never 0 (hidden by some tools) nor 1 (the root). */
+ino_t nodes_path_ino(const char *ks, const char *name)
+{
+    if (!name)
+        return 1;
+    uint64_t h = fnv(1469598103934665603ull, ks ? ks : "");
+    h = fnv(h, "/");
+    h = fnv(h, name);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (ino_t)(h < 2 ? h + 2 : h);
+}
+
+static ino_t stable_ino(const node *n)
+{
+    if (!n->parent)
+        return 1;
+    return nodes_path_ino(n->parent->parent ? n->parent->name : NULL, n->name);
 }
 
 static node *find_locked(klfs *fs, node *parent, const char *name)
@@ -194,10 +222,16 @@ static int key_exists(klfs *fs, node *ks, const char *key)
     return n ? 0 : -ENOENT;
 }
 
+/* A name the store cannot hold: too long, or otherwise invalid. */
+static int bad_name(const char *name, int otherwise)
+{
+    return strlen(name) > KL_NAME_MAX ? -ENAMETOOLONG : otherwise;
+}
+
 static int lookup_keyspace(klfs *fs, const char *name, node **out)
 {
     if (kl_validate_name("keyspace", name, NULL) != KL_OK)
-        return -ENOENT;
+        return bad_name(name, -ENOENT);
     node *n = node_new(N_KEYSPACE, fs->root, name);
     if (!n)
         return -ENOMEM;
@@ -233,8 +267,10 @@ static int lookup_view(klfs *fs, node *ks, const char *name, node **out)
 
 static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
 {
-    if (kl_validate_name("key", name, NULL) != KL_OK)
-        return lookup_view(fs, ks, name, out);
+    if (kl_validate_name("key", name, NULL) != KL_OK) {
+        int rc = lookup_view(fs, ks, name, out);
+        return rc == -ENOENT ? bad_name(name, rc) : rc;
+    }
     int rc = key_exists(fs, ks, name);
     if (rc == -ENOENT)
         return lookup_view(fs, ks, name, out);
@@ -266,7 +302,7 @@ int nodes_mkkey(klfs *fs, node *ks, const char *name, node **out)
     char key[KL_NAME_MAX + 1];
     view_spec spec;
     if (kl_validate_name("key", name, NULL) != KL_OK || names_parse_view(name, key, &spec))
-        return -EINVAL;
+        return bad_name(name, -EINVAL);
     node *k = find(fs, ks, name);
     if (!k) {
         if (!(k = node_new(N_KEY, ks, name)))
@@ -294,7 +330,7 @@ int nodes_mkkeyspace(klfs *fs, const char *name, node **out)
 {
     kl_error err = {0};
     if (kl_validate_name("keyspace", name, &err) != KL_OK)
-        return -EINVAL;
+        return bad_name(name, -EINVAL);
     int64_t created = 0;
     kl_status st = kl_create_keyspace(fs->writer, name, &created, &err);
     if (st == KL_EEXIST)
@@ -336,7 +372,7 @@ static void stat_file(klfs *fs, struct stat *st, uint64_t size, int64_t mtime, m
 int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st)
 {
     memset(st, 0, sizeof *st);
-    st->st_ino = nodes_ino(fs, n);
+    st->st_ino = stable_ino(n);
     st->st_uid = fs->uid;
     st->st_gid = fs->gid;
     kl_error err = {0};
@@ -374,7 +410,7 @@ int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st)
         ki_refresh(fs, n->base, fs->refresh_ms, &err);
         kstat ks = ki_stat(&n->base->ki);
         stat_file(fs, st, ks.size > base ? ks.size - base : 0, ks.mtime, 0444);
-        st->st_ino = nodes_ino(fs, n);
+        st->st_ino = stable_ino(n);
         return 0;
     }
     }

@@ -309,16 +309,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_open(req, fi);
 }
 
-static ino_t name_ino(const char *name)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *name; name++)
-        h = (h ^ (unsigned char)*name) * 1099511628211ull;
-    return (ino_t)(h | 2); /* never 0 (hidden by some tools) nor 1 */
-}
-
-/* Entries: 0 ".", 1 "..", then the snapshot; d_ino is a name hash, as
- * real inode numbers exist only for looked-up names. */
+/* Entries: 0 ".", 1 "..", then the snapshot; d_ino is what stat shows
+ * (nodes_path_ino), without looking the names up. */
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
@@ -335,7 +327,9 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         struct stat st = {0};
         const char *name = i == 0 ? "." : i == 1 ? ".." : d->names[i - 2];
         st.st_mode = i < 2 || dir->kind == N_ROOT ? S_IFDIR : S_IFREG;
-        st.st_ino = i < 2 ? nodes_ino(fs, dir) : name_ino(name);
+        /* the directories: the root (1) and keyspaces, whose parent is it */
+        const char *ks = dir->kind == N_KEYSPACE ? dir->name : NULL;
+        st.st_ino = i == 0 ? nodes_path_ino(NULL, ks) : i == 1 ? 1 : nodes_path_ino(ks, name);
         size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
         if (need > size - used)
             break;

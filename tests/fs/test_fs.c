@@ -752,3 +752,44 @@ Test(fs, many_writers_one_key)
     do_umount(&a);
     do_umount(&b);
 }
+
+/* Inode numbers come from the path: the same in every mount and after a
+ * remount, and readdir's d_ino agrees with stat.  Names longer than the
+ * store allows are ENAMETOOLONG, not EINVAL or ENOENT. */
+Test(fs, stable_inode_numbers_and_long_names)
+{
+    static mnt a, b;
+    do_mount(&a, "a", NULL);
+    cr_assert_eq(sh("mkdir a/ks && echo x >> a/ks/k && echo y >> a/ks/k2"), 0);
+    char *first = sh_out("stat -c '%%n %%i' a a/ks a/ks/k a/ks/k2 | sed 's|^a|X|'");
+    char *listed = sh_out("ls -i a/ks | sort -k2 | awk '{print $1}' | tr '\\n' ' '");
+    char *stated = sh_out("stat -c %%i a/ks/k a/ks/k2 | tr '\\n' ' '");
+    cr_assert_str_eq(listed, stated, "readdir's d_ino differs from stat");
+    do_mount(&b, "b", NULL);
+    char *second = sh_out("stat -c '%%n %%i' b b/ks b/ks/k b/ks/k2 | sed 's|^b|X|'");
+    cr_assert_str_eq(second, first, "another mount shows other inode numbers");
+    do_umount(&b);
+    do_umount(&a);
+    do_mount(&a, "a", NULL);
+    char *again = sh_out("stat -c '%%n %%i' a a/ks a/ks/k a/ks/k2 | sed 's|^a|X|'");
+    cr_assert_str_eq(again, first, "a remount shows other inode numbers");
+    char long_name[202];
+    memset(long_name, 'n', 201);
+    long_name[201] = 0;
+    const char *cmds[] = {"touch a/ks/%s", "mkdir a/%s", "stat a/ks/%s", "echo x >> a/ks/%s"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, cmds[i], long_name);
+        char *out = sh_out("{ %s; } 2>&1; echo rc=$?", cmd);
+        cr_assert(strstr(out, "File name too long") && !strstr(out, "rc=0"), "'%.20s...': %s",
+                  cmds[i], out);
+        free(out);
+    }
+    cr_assert_eq(sh("ls a/ks | wc -l | grep -qx 2"), 0, "a refused name changed the keyspace");
+    do_umount(&a);
+    free(first);
+    free(listed);
+    free(stated);
+    free(second);
+    free(again);
+}
