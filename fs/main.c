@@ -100,6 +100,10 @@ static void usage(const char *prog)
         "  -o path_style          path-style S3 URLs (needed by RGW/MinIO)\n"
         "  -o uid=N,gid=N         owner of every file (default: the mounting user)\n"
         "  -o umask=OOO           permission mask, octal (default 022)\n"
+        "  -o allow_other         let other users in; the kernel checks their access\n"
+        "                         against the modes shown (always default_permissions):\n"
+        "                         with umask 022 they read, only the owner appends\n"
+        "                         and creates keys and keyspaces\n"
         "  -o cache_mb=N          fetched-object cache (default 128; on a local store\n"
         "                         objects a read went through are not kept)\n"
         "  -o readahead=N         objects prefetched ahead of sequential reads (default 4)\n"
@@ -264,14 +268,19 @@ static void stop(klfs *fs)
 }
 
 /* fsname shows the store in /proc/mounts and df; subtype makes the type
- * fuse.klstorefs, as fstab entries name it. */
+ * fuse.klstorefs, as fstab entries name it.  default_permissions, always:
+ * the kernel then checks every access against the mode bits and owner
+ * that stat shows, so what `ls -l` says is what holds -- for other users
+ * of an allow_other mount above all (reading by mode, appending and
+ * creating only by the owner with the default umask).  Checking in each
+ * op instead would be a second, weaker copy of the kernel's rules. */
 static int add_mount_names(struct fuse_args *args, const char *store)
 {
     char *o = NULL;
     if (fuse_opt_add_opt_escaped(&o, store ? store : "klstore") != 0)
         return -1;
     char *fsname = NULL;
-    int rc = asprintf(&fsname, "-ofsname=%s,subtype=klstorefs", o) < 0 ? -1 : 0;
+    int rc = asprintf(&fsname, "-ofsname=%s,subtype=klstorefs,default_permissions", o) < 0 ? -1 : 0;
     free(o);
     if (rc == 0)
         rc = fuse_opt_add_arg(args, fsname);

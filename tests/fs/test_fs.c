@@ -793,3 +793,37 @@ Test(fs, stable_inode_numbers_and_long_names)
     free(second);
     free(again);
 }
+
+/* Mounted by root with allow_other: another user (nobody) reads by mode,
+ * and may neither append, create keys nor create keyspaces -- EACCES, the
+ * log unchanged.  With umask=000 the same user may append. */
+Test(fs, allow_other_enforces_the_modes_shown)
+{
+    if (geteuid() != 0 || system("command -v runuser >/dev/null 2>&1") != 0)
+        cr_skip_test("needs root and runuser (permission tests run as user nobody)");
+    cr_assert_eq(chmod(TMP, 0755), 0);
+    static mnt m;
+    do_mount(&m, "m", "allow_other");
+    cr_assert_eq(sh("mkdir m/ks && seq 1 50 > exp && cat exp >> m/ks/k"), 0);
+    cr_assert_eq(sh("runuser -u nobody -- cat m/ks/k | cmp - exp"), 0, "nobody cannot read");
+    cr_assert_eq(sh("runuser -u nobody -- ls m/ks | grep -qx k"), 0, "nobody cannot list");
+    const char *denied[] = {
+        "echo x >> m/ks/k",
+        "echo x > m/ks/new",
+        "mkdir m/ks2",
+        "touch m/ks/new2",
+    };
+    for (size_t i = 0; i < sizeof denied / sizeof *denied; i++) {
+        char *out = sh_out("runuser -u nobody -- sh -c '%s' 2>&1; echo rc=$?", denied[i]);
+        cr_assert(strstr(out, "ermission denied") && !strstr(out, "rc=0"), "nobody: '%s': %s",
+                  denied[i], out);
+        free(out);
+    }
+    cr_assert_eq(sh("cmp exp m/ks/k && ls m/ks | wc -l | grep -qx 1 && ls m | wc -l | grep -qx 1"),
+                 0, "a refused operation changed the store");
+    do_umount(&m);
+    do_mount(&m, "m", "allow_other,umask=000");
+    cr_assert_eq(sh("runuser -u nobody -- sh -c 'echo z >> m/ks/k' && tail -n 1 m/ks/k | grep -qx z"),
+                 0, "umask=000: nobody may append");
+    do_umount(&m);
+}
