@@ -59,12 +59,23 @@ void fh_free(klfs *fs, fhandle *fh)
     free(fh);
 }
 
+/* A line longer than KL_RECORD_MAX is refused whole: what is held of it
+ * is dropped, and so is the rest of it as it comes (each write of it
+ * failing with EFBIG), so that nothing of it is ever stored; the lines
+ * after it are taken as usual. */
+static int refuse_line(fhandle *fh, int line_goes_on)
+{
+    fh->plen = 0;
+    fh->refusing = line_goes_on;
+    return -EFBIG;
+}
+
 static int hold(fhandle *fh, const uint8_t *p, size_t n)
 {
     if (n == 0)
         return 0;
     if (fh->plen + n > KL_RECORD_MAX)
-        return -EFBIG;
+        return refuse_line(fh, 1);
     if (fh->plen + n > fh->pcap) {
         size_t cap = fh->pcap ? fh->pcap : 256;
         while (cap < fh->plen + n)
@@ -159,8 +170,10 @@ static int append_lines(klfs *fs, fhandle *fh, const uint8_t *data, size_t upto)
     int rc = 0;
     if (fh->plen) {
         /* The first record joins the held partial line. */
-        if (fh->plen + ins[0].len > KL_RECORD_MAX || !(first = malloc(fh->plen + ins[0].len + 1))) {
-            rc = fh->plen + ins[0].len > KL_RECORD_MAX ? -EFBIG : -ENOMEM;
+        if (fh->plen + ins[0].len > KL_RECORD_MAX) {
+            rc = refuse_line(fh, 0);
+        } else if (!(first = malloc(fh->plen + ins[0].len + 1))) {
+            rc = -ENOMEM;
         } else {
             memcpy(first, fh->partial, fh->plen);
             memcpy(first + fh->plen, ins[0].data, ins[0].len);
@@ -188,12 +201,24 @@ ssize_t appender_write(klfs *fs, fhandle *fh, const uint8_t *data, size_t len, u
     if (!fh->append && off != ki_size(&fh->n->ki) + fh->plen) {
         rc = -EPERM;   /* not at the end: that would rewrite the log */
     } else {
-        const uint8_t *nl = len ? memrchr(data, '\n', len) : NULL;
-        size_t upto = nl ? (size_t)(nl - data) + 1 : 0;
+        const uint8_t *p = data;
+        size_t n = len;
+        if (fh->refusing) { /* the rest of a refused line, up to its '\n' */
+            const uint8_t *end = n ? memchr(p, '\n', n) : NULL;
+            if (!end)
+                rc = -EFBIG;
+            else {
+                fh->refusing = 0;
+                n -= (size_t)(end + 1 - p);
+                p = end + 1;
+            }
+        }
+        const uint8_t *nl = rc == 0 && n ? memrchr(p, '\n', n) : NULL;
+        size_t upto = nl ? (size_t)(nl - p) + 1 : 0;
         if (upto)
-            rc = append_lines(fs, fh, data, upto);
+            rc = append_lines(fs, fh, p, upto);
         if (rc == 0)
-            rc = hold(fh, data + upto, len - upto);
+            rc = hold(fh, p + upto, n - upto);
         fh->owner = owner;
         fh->dirty = 1;
     }

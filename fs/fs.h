@@ -216,6 +216,8 @@ typedef struct fhandle {
     pthread_mutex_t mu;
     uint8_t *partial;         /* unterminated last line, not yet a record */
     size_t plen, pcap;
+    int refusing;             /* inside a line refused as too long: its
+                                 bytes up to the next '\n' are dropped */
     uint64_t owner;           /* lock owner (fd table) that wrote the partial */
     struct fhandle *prev, *next; /* open handles, for shutdown */
 } fhandle;

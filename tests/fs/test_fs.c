@@ -827,3 +827,26 @@ Test(fs, allow_other_enforces_the_modes_shown)
                  0, "umask=000: nobody may append");
     do_umount(&m);
 }
+
+/* A line over the record limit (64 MiB) is refused whole: the writer gets
+ * EFBIG, nothing of it is stored (not even at close), and the lines after
+ * it are taken. */
+Test(fs, an_overlong_line_stores_nothing_of_itself)
+{
+    static mnt m;
+    do_mount(&m, "m", NULL);
+    cr_assert_eq(sh("mkdir m/ks && seq 1 3 > exp && cat exp >> m/ks/k"), 0);
+    char *out = sh_out("{ head -c 70000001 /dev/zero | tr '\\0' a >> m/ks/k; } 2>&1; echo rc=$?");
+    cr_assert(strstr(out, "File too large") && !strstr(out, "rc=0"), "%s", out);
+    free(out);
+    cr_assert_eq(sh("cmp exp m/ks/k"), 0, "part of the refused line was stored");
+    /* Through one open file: the rest of the refused line is dropped up to
+     * its newline, the lines after it are stored. */
+    out = sh_out("exec 3>>m/ks/k; { head -c 70000001 /dev/zero | tr '\\0' b >&3; } 2>&1; "
+                 "printf 'bbbb rest of it\\nafter\\n' >&3; echo rc=$?; exec 3>&-");
+    cr_assert(strstr(out, "File too large") && strstr(out, "rc=0"), "%s", out);
+    free(out);
+    cr_assert_eq(sh("echo ok >> m/ks/k && { cat exp; echo after; echo ok; } | cmp - m/ks/k"), 0);
+    cr_assert_eq(sh("! grep -q bbbb m/ks/k"), 0, "part of the second refused line was stored");
+    do_umount(&m);
+}
