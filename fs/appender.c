@@ -104,9 +104,10 @@ static size_t pending_len(keyindex *ki)
 static int flush_key(klfs *fs, node *k)
 {
     kl_error err = {0};
-    if (kl_flush_key(fs->writer, k->parent->name, k->name, &err) != KL_OK) {
+    kl_status st = kl_flush_key(fs->writer, k->parent->name, k->name, &err);
+    if (st != KL_OK) {
         kl_log(KL_LOG_ERROR, "flush %s/%s: %s", k->parent->name, k->name, err.msg);
-        return -EIO;
+        return st == KL_ENOSPC ? -ENOSPC : -EIO;
     }
     /* The writer reported each object it published (ki_published): when
      * that placed every pending line, a listing would only repeat it. */
@@ -136,7 +137,7 @@ static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n, 
     pthread_mutex_unlock(&ki->append_mu);
     if (st) {
         kl_log(KL_LOG_ERROR, "append %s/%s: %s", k->parent->name, k->name, err.msg);
-        return st == KL_EINVAL ? -EINVAL : -EIO;
+        return st == KL_EINVAL || st == KL_ENOSPC ? -klfs_errno(st) : -EIO;
     }
     /* Backpressure and a memory bound: once the pending tail is large, a
      * listing first retires what the batching writer has already written

@@ -23,6 +23,7 @@ int klfs_errno(kl_status st)
     case KL_ENOTFOUND: return ENOENT;
     case KL_EEXIST: return EEXIST;
     case KL_ENOMEM: return ENOMEM;
+    case KL_ENOSPC: return ENOSPC;
     default: return EIO; /* EIO, EBADDATA, EBADTOKEN, ECLOSED */
     }
 }

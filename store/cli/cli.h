@@ -31,6 +31,7 @@ enum {
     CLI_ENOTFOUND = 3,
     CLI_EBADDATA = 4,
     CLI_EEXIST = 5,
+    CLI_ENOSPC = 6,
     /* Not an exit code: "stop now and exit 0" (after --help). */
     CLI_DONE = -1,
 };

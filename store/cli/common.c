@@ -62,6 +62,7 @@ int cli_exit_code(kl_status st)
     case KL_EBADDATA:
     case KL_EBADTOKEN: return CLI_EBADDATA;
     case KL_EEXIST: return CLI_EEXIST;
+    case KL_ENOSPC: return CLI_ENOSPC;
     case KL_EIO:
     case KL_ENOMEM:
     case KL_ECLOSED:

@@ -138,6 +138,7 @@ static void general_help(void)
            "  3  not found (store directory, keyspace or key)\n"
            "  4  bad data (record too large, malformed input line, corrupt store)\n"
            "  5  already exists (create-keyspace)\n"
+           "  6  the store is out of space (what was written before is intact)\n"
            "  130, 143  append interrupted by SIGINT, SIGTERM (what was read before\n"
            "     is written and reported)\n");
 }

@@ -61,7 +61,10 @@ typedef enum kl_status {
     KL_ENOKEYSPACE,  /* keyspace does not exist */
     KL_ENOTFOUND,    /* object-store level: the named object does not exist */
     KL_ENOMEM,       /* out of memory */
-    KL_ECLOSED       /* the writer was shut down, or a pending write was lost */
+    KL_ECLOSED,      /* the writer was shut down, or a pending write was lost */
+    KL_ENOSPC        /* the store is out of space (a full disk or quota on a
+                        local store): nothing of the failed write is kept;
+                        retry once space is freed */
 } kl_status;
 
 #define KL_ERRMSG_MAX 512

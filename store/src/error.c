@@ -20,6 +20,7 @@ const char *kl_status_str(kl_status code) {
     case KL_ENOTFOUND: return "not found";
     case KL_ENOMEM: return "out of memory";
     case KL_ECLOSED: return "writer closed or write lost";
+    case KL_ENOSPC: return "no space left in the store";
     }
     return "unknown error";
 }

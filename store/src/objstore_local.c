@@ -56,6 +56,8 @@ kl_status kl_local_io_err(kl_error *err, const char *op, const char *name) {
     if (e == ENOENT || e == ENOTDIR)
         return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found", name);
     if (e == ENOMEM) return kl_seterr(err, KL_ENOMEM, "%s '%s': out of memory", op, name);
+    if (e == ENOSPC || e == EDQUOT)
+        return kl_seterr(err, KL_ENOSPC, "%s '%s': %s", op, name, strerror(e));
     return kl_seterr(err, KL_EIO, "%s '%s': %s", op, name, strerror(e));
 }
 

@@ -290,6 +290,8 @@ static void teardown(void)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "fusermount3 -u -z '%s/d' 2>/dev/null", TMP); /* daemonized test */
     if (system(cmd)) {}
+    snprintf(cmd, sizeof cmd, "umount -l '%s/full' 2>/dev/null", TMP); /* out-of-space test */
+    if (system(cmd)) {}
     if (T.os)
         kt_close(&T);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMP);
@@ -849,4 +851,68 @@ Test(fs, an_overlong_line_stores_nothing_of_itself)
     cr_assert_eq(sh("echo ok >> m/ks/k && { cat exp; echo after; echo ok; } | cmp - m/ks/k"), 0);
     cr_assert_eq(sh("! grep -q bbbb m/ks/k"), 0, "part of the second refused line was stored");
     do_umount(&m);
+}
+
+/* A full disk under the local store is ENOSPC end to end -- the library's
+ * KL_ENOSPC, the CLI's exit code 6, klstorefs' "No space left on device"
+ * -- and everything acknowledged before it stays readable. */
+Test(fs, a_full_disk_is_enospc_and_keeps_what_was_written)
+{
+    if (T.is_s3 || geteuid() != 0)
+        cr_skip_test("needs root and the local store (a small tmpfs is mounted)");
+    char full[400], store[450];
+    snprintf(full, sizeof full, "%s/full", TMP);
+    snprintf(store, sizeof store, "%s/store", full);
+    mkdir(full, 0755);
+    if (sh("mount -t tmpfs -o size=4m tmpfs '%s'", full) != 0)
+        cr_skip_test("cannot mount a tmpfs here");
+    kl_objstore *os;
+    kl_writer *w;
+    kl_error err = {0};
+    cr_assert_eq(kl_objstore_local_new(store, &os, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_writer_new(os, &T.cfg, &w, &err), KL_OK, "%s", err.msg);
+    static char rec[100000];
+    memset(rec, 'r', sizeof rec);
+    kl_insertion in = {.data = rec, .len = sizeof rec};
+    int acked = 0;
+    kl_status st = KL_OK;
+    while (acked < 1000 && (st = kl_append(w, "ks", "k", &in, 1, &err)) == KL_OK)
+        acked++;
+    cr_assert_eq(st, KL_ENOSPC, "%s", err.msg);
+    cr_assert(strstr(err.msg, "No space left"), "%s", err.msg);
+    cr_assert_gt(acked, 5);
+    kl_writer_destroy(w);
+    kl_reader *r;
+    cr_assert_eq(kl_store_reader_new(os, &T.cfg, &r, &err), KL_OK, "%s", err.msg);
+    kl_key_meta meta;
+    int exists = 0;
+    cr_assert_eq(kl_read_key_metadata(r, "ks", "k", &exists, &meta, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(meta.next_offset, (uint64_t)acked + 1, "acknowledged records lost or extra");
+    kl_reader_destroy(r);
+    kl_os_destroy(os);
+
+    char *out = sh_out("head -c 3000000 /dev/zero | tr '\\0' x | fold -w 1000 | %s --store '%s' "
+                       "append ks k2 2>&1; echo rc=$?", KLSTORE_BIN, store);
+    cr_assert(strstr(out, "rc=6") && strstr(out, "No space left"), "%s", out);
+    free(out);
+
+    char saved[sizeof STORE];
+    memcpy(saved, STORE, sizeof STORE);
+    snprintf(STORE, sizeof STORE, "%s", store);
+    static mnt m;
+    do_mount(&m, "m", NULL);
+    out = sh_out("{ head -c 3000000 /dev/zero | tr '\\0' y | fold -w 1000 >> m/ks/k3; } 2>&1; "
+                 "echo rc=$?");
+    cr_assert(strstr(out, "No space left on device") && !strstr(out, "rc=0"), "%s", out);
+    free(out);
+    cr_assert_eq(sh("test $(wc -l < m/ks/k) -eq %d", acked), 0, "the first key changed");
+    /* The refused lines are still unwritten at unmount: exit status 1, as
+     * SEMANTICS.md says, with the reason in the log. */
+    cr_assert_eq(sh("fusermount3 -u '%s'", m.dir), 0);
+    int rc = reap(&m, 60);
+    forget_mount(&m);
+    cr_assert_eq(rc, 1, "klstorefs exit status %d: %s", rc, log_tail(&m));
+    cr_assert(strstr(log_tail(&m), "No space left"), "%s", log_tail(&m));
+    memcpy(STORE, saved, sizeof STORE);
+    cr_assert_eq(sh("umount '%s'", full), 0);
 }
