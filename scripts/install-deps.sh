@@ -7,8 +7,14 @@ build_pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-openssl
             libxml2-dev librdkafka-dev libcriterion-dev libinih-dev)
 test_pkgs=(kcat curl attr ceph-mon ceph-osd radosgw)
 
+fuzz_pkgs=(clang libclang-rt-14-dev)
+
 want=("${build_pkgs[@]}")
-if [ "${1:-}" != "--build-only" ]; then want+=("${test_pkgs[@]}"); fi
+case "${1:-}" in
+  --build-only) ;;
+  --fuzz) want+=("${fuzz_pkgs[@]}") ;;                     # scripts/fuzz.sh
+  *) want+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;        # the suite runs the fuzzers' seeds
+esac
 
 missing=()
 for p in "${want[@]}"; do

@@ -5,8 +5,10 @@
 #      (scripts/rgw.sh) and runs every CTest suite against it and the local
 #      store (the Kafka suites start their own mock broker per test),
 #   3. rebuilds with AddressSanitizer+UBSan and runs the suites again,
-#   4. rebuilds with ThreadSanitizer and runs the concurrency suites.
-# Exits non-zero if anything fails.  KL_TEST_QUICK=1 skips steps 3 and 4.
+#   4. rebuilds with ThreadSanitizer and runs the concurrency suites,
+#   5. builds the libFuzzer harnesses (clang) and runs each over its seed
+#      corpus (scripts/fuzz.sh --ci; long runs: scripts/fuzz.sh).
+# Exits non-zero if anything fails.  KL_TEST_QUICK=1 skips steps 3 to 5.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -48,6 +50,8 @@ if [ "${KL_TEST_QUICK:-0}" != 1 ]; then
   KL_CMAKE_ARGS=(-DKL_SANITIZE=thread -DKL_BUILD_BRIDGE=OFF)
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     run_suite "tsan" "$root/build-tsan" -R "^tsan_"
+  echo "== fuzz: every harness over its seed corpus"
+  if ! bash scripts/fuzz.sh --ci; then echo "== fuzz: FAILED"; failed=1; fi
 fi
 
 echo "== test.sh finished in $(( $(date +%s) - start ))s"
