@@ -864,3 +864,101 @@ Test(cli, s3_roundtrip)
     cr_expect(strstr(r.out, "\"next_offset\":3,"), "%s%s", r.out, r.err);
     result_free(&r);
 }
+
+/* ---- a hostile S3 server ------------------------------------------------ */
+/* Each mode misbehaves one way; the CLI must end within seconds with a
+ * clear one-line error and a non-zero exit, whatever the server does. */
+#include "../s3/stub_http.h"
+
+typedef enum { H_BOMB, H_ENDLESS_LIST, H_REPEAT_TOKEN, H_BACKWARDS, H_ENDLESS_BODY,
+               H_RESET, H_DRIP } hmode;
+
+#define H_BOMB_BODY "<?xml version=\"1.0\"?><!DOCTYPE z [<!ENTITY a \"aaaaaaaaaaaaaaaa\">" \
+    "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">"                     \
+    "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"                     \
+    "<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\">"                     \
+    "<!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">]>"                   \
+    "<Error><Code>AccessDenied</Code><Message>&e;&e;&e;&e;&e;&e;</Message></Error>"
+#define H_DATA "ks/k/data_o00000000000000000001-o1_t1-t1_n0-n0_s45_p0.bin"
+
+static __thread char h_body[1024];
+
+static void hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
+{
+    hmode m = *(hmode *)ud;
+    int list = strstr(rq->target, "list-type=2") != NULL;
+    rs->status = 200;
+    switch (m) {
+    case H_BOMB:
+        rs->status = 403;
+        rs->body = H_BOMB_BODY;
+        break;
+    case H_ENDLESS_LIST:
+        snprintf(h_body, sizeof h_body, "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                 "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>", n);
+        rs->body = h_body;
+        break;
+    case H_REPEAT_TOKEN:
+        rs->body = "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                   "<NextContinuationToken>same</NextContinuationToken></ListBucketResult>";
+        break;
+    case H_BACKWARDS:
+        snprintf(h_body, sizeof h_body, "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                 "<CommonPrefixes><Prefix>a%d/</Prefix></CommonPrefixes>"
+                 "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>", 9 - n, n);
+        rs->body = h_body;
+        break;
+    case H_ENDLESS_BODY:
+        if (list) {
+            rs->body = "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>" H_DATA
+                       "</Key><Size>45</Size></Contents></ListBucketResult>";
+        } else if (strstr(rq->target, "watermark")) {
+            rs->status = 404;
+            rs->body = "<Error><Code>NoSuchKey</Code></Error>";
+        } else {
+            rs->body = "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz";
+            rs->endless = 1;
+        }
+        break;
+    case H_RESET:
+        rs->status = 0;
+        break;
+    case H_DRIP:
+        rs->body = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+        rs->drip_ms = 200;
+        break;
+    }
+}
+
+static void expect_bounded(hmode mode, const char *cmd1, const char *cmd2, const char *cmd3,
+                           int code, const char *needle)
+{
+    stub *s = stub_start(hostile, &mode);
+    char ep[64], st[80];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", stub_port(s));
+    snprintf(st, sizeof st, "s3://bkt/");
+    tpath cfg = in_tmp("hostile.ini");
+    FILE *f = fopen(cfg.p, "w");
+    fprintf(f, "[s3]\nbucket_name=bkt\nuse_default_credentials=false\naccess_key=AKID\n"
+               "secret_key=SECRET\nmax_retries=2\nrequest_timeout_ms=3000\n");
+    fclose(f);
+    time_t t0 = time(NULL);
+    char *argv[16] = {KLSTORE_BIN, "--config", cfg.p, "--store", st, "--endpoint", ep,
+                      "--path-style", (char *)cmd1, (char *)cmd2, (char *)cmd3};
+    result r = run_argv(argv, NULL, 0);
+    time_t took = time(NULL) - t0;
+    stub_stop(s);
+    cr_expect_lt(took, 30, "mode %d: took %ld s", mode, (long)took);
+    expect_error(r, code, "klstore: ", needle);
+}
+
+Test(cli, hostile_servers_end_in_seconds_with_a_clear_error)
+{
+    expect_bounded(H_BOMB, "ls", NULL, NULL, 2, "403"); /* 403: credentials, a configuration error */
+    expect_bounded(H_ENDLESS_LIST, "ls", NULL, NULL, 4, "never ends");
+    expect_bounded(H_REPEAT_TOKEN, "ls", NULL, NULL, 4, "continuation token it was given");
+    expect_bounded(H_BACKWARDS, "ls", NULL, NULL, 4, "does not advance");
+    expect_bounded(H_ENDLESS_BODY, "read", "ks", "k", 4, "45");
+    expect_bounded(H_RESET, "ls", NULL, NULL, 1, NULL);
+    expect_bounded(H_DRIP, "ls", NULL, NULL, 1, "timed out");
+}

@@ -79,15 +79,17 @@ static int read_request(int c, stub_req *rq)
     return 0;
 }
 
-static void send_all(int c, const char *p, size_t n)
+/* 0 when all was sent, -1 when the client went away. */
+static int send_all(int c, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = send(c, p, n, MSG_NOSIGNAL);
         if (w <= 0)
-            return;
+            return -1;
         p += w;
         n -= (size_t)w;
     }
+    return 0;
 }
 
 static void *serve(void *arg)
@@ -115,7 +117,31 @@ static void *serve(void *arg)
             pthread_mutex_lock(&s->mu);
             s->count++;
             pthread_mutex_unlock(&s->mu);
-            if (rs.status) {
+            if (rs.status && rs.endless) {
+                size_t blen = rs.body ? (rs.body_len ? rs.body_len : strlen(rs.body)) : 0;
+                char head[1024];
+                int hn = snprintf(head, sizeof head, "HTTP/1.1 %d X\r\nTransfer-Encoding: chunked\r\n"
+                                  "Connection: close\r\n%s\r\n", rs.status,
+                                  rs.headers ? rs.headers : "");
+                char size_line[32];
+                int sn = snprintf(size_line, sizeof size_line, "%zx\r\n", blen);
+                int ok = send_all(c, head, (size_t)hn) == 0;
+                for (long sent = 0; ok && blen && !stopping(s) && sent < (8L << 30); sent += (long)blen)
+                    ok = send_all(c, size_line, (size_t)sn) == 0 && send_all(c, rs.body, blen) == 0 &&
+                         send_all(c, "\r\n", 2) == 0;
+            } else if (rs.status && rs.drip_ms) {
+                size_t blen = rs.body ? (rs.body_len ? rs.body_len : strlen(rs.body)) : 0;
+                char head[1024];
+                int hn = snprintf(head, sizeof head,
+                                  "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                                  rs.status, blen, rs.headers ? rs.headers : "");
+                int ok = 1;
+                for (int i = 0; ok && i < hn + (int)blen && !stopping(s); i++) {
+                    ok = send_all(c, i < hn ? head + i : rs.body + (i - hn), 1) == 0;
+                    for (int w = 0; ok && w < rs.drip_ms && !stopping(s); w += 10)
+                        usleep(10000);
+                }
+            } else if (rs.status) {
                 size_t blen = rs.body ? (rs.body_len ? rs.body_len : strlen(rs.body)) : 0;
                 char head[1024];
                 int hn = snprintf(head, sizeof head,

@@ -22,6 +22,9 @@ typedef struct stub_resp {
     const char *body;
     size_t body_len;        /* 0 with body set = strlen(body) */
     int delay_ms;           /* wait this long before answering */
+    int endless;            /* chunked, `body` repeated until the client
+                               goes (or 8 GiB): an endless body */
+    int drip_ms;            /* send the answer one byte per drip_ms */
 } stub_resp;
 
 /* Called for request number n (0-based) with the response zeroed.  Runs

@@ -441,67 +441,19 @@ Test(s3_resilience, payload_signing_follows_sign_payload, .timeout = 30)
 
 /* ---- bounded responses ------------------------------------------- */
 
-/* A server that answers every request on its port with `head` and then
- * chunk after chunk of `fill` bytes, for as long as the client reads: an
- * endless body.  One connection at a time; stops when told. */
-typedef struct endless {
-    int fd, port;
-    const char *head;          /* status line and headers, ending in "\r\n\r\n" */
-    char fill;
-    volatile int stop;
-    pthread_t th;
-    int served;
-} endless;
-
-static void *endless_main(void *arg)
+/* Endless bodies: the stub's `endless` answers, chunk after chunk. */
+static const char *endless_fill = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+static void endless_ok(void *ud, int n, const stub_req *rq, stub_resp *rs)
 {
-    endless *e = arg;
-    while (!e->stop) {
-        int c = accept(e->fd, NULL, NULL);
-        if (c < 0)
-            break;
-        char buf[8192];
-        ssize_t got = 0, r;
-        while (got < (ssize_t)sizeof buf - 1 && (r = recv(c, buf + got, sizeof buf - 1 - got, 0)) > 0) {
-            got += r;
-            buf[got] = 0;
-            if (strstr(buf, "\r\n\r\n"))
-                break;
-        }
-        e->served++;
-        if (send(c, e->head, strlen(e->head), MSG_NOSIGNAL) > 0) {
-            char chunk[16384 + 16];
-            int h = snprintf(chunk, sizeof chunk, "4000\r\n");
-            memset(chunk + h, e->fill, 16384);
-            memcpy(chunk + h + 16384, "\r\n", 2);
-            size_t n = (size_t)h + 16384 + 2;
-            for (long sent = 0; !e->stop && sent < (8L << 30); sent += 16384)
-                if (send(c, chunk, n, MSG_NOSIGNAL) < 0)
-                    break;
-        }
-        close(c);
-    }
-    return NULL;
+    rs->status = 200;
+    rs->endless = 1;
+    rs->body = endless_fill;
 }
-
-static void endless_start(endless *e)
+static void endless_403(void *ud, int n, const stub_req *rq, stub_resp *rs)
 {
-    e->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(e->fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    getsockname(e->fd, (struct sockaddr *)&a, &l);
-    e->port = ntohs(a.sin_port);
-    cr_assert_eq(listen(e->fd, 4), 0);
-    pthread_create(&e->th, NULL, endless_main, e);
-}
-
-static void endless_stop(endless *e)
-{
-    e->stop = 1;
-    shutdown(e->fd, SHUT_RDWR);
-    close(e->fd);
-    pthread_join(e->th, NULL);
+    rs->status = 403;
+    rs->endless = 1;
+    rs->body = endless_fill;
 }
 
 /* A GET reads at most what it asked for: an endless body ends the request
@@ -509,9 +461,8 @@ static void endless_stop(endless *e)
  * a longer body shows as corrupt), whatever the server keeps sending. */
 Test(s3_resilience, endless_get_body_is_cut_at_what_was_asked, .timeout = 60)
 {
-    endless e = {.head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", .fill = 'x'};
-    endless_start(&e);
-    kl_objstore *os = open_at(e.port, "3", "20000");
+    stub *e = stub_start(endless_ok, NULL);
+    kl_objstore *os = open_at(stub_port(e), "3", "20000");
     kl_error err = {0};
     uint8_t *d = NULL;
     size_t n = 0;
@@ -522,7 +473,7 @@ Test(s3_resilience, endless_get_body_is_cut_at_what_was_asked, .timeout = 60)
     cr_assert_eq(n, 1000);
     cr_assert_eq(d[0], 'x');
     free(d);
-    cr_assert_eq(e.served, 2, "one request each");
+    cr_assert_eq(stub_count(e), 2, "one request each");
     /* Through the library: its LIST gets the endless body too, and stops
      * at the cap on listing documents with a clear error. */
     kl_store_config cfg;
@@ -535,16 +486,14 @@ Test(s3_resilience, endless_get_body_is_cut_at_what_was_asked, .timeout = 60)
     cr_assert(strstr(err.msg, "sent more than"), "%s", err.msg);
     kl_reader_destroy(r);
     kl_os_destroy(os);
-    endless_stop(&e);
+    stub_stop(e);
 }
 
 /* An endless error body is kept up to a cap and the status reported. */
 Test(s3_resilience, endless_error_body_is_cut, .timeout = 60)
 {
-    endless e = {.head = "HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n",
-                 .fill = 'y'};
-    endless_start(&e);
-    kl_objstore *os = open_at(e.port, "3", "20000");
+    stub *e = stub_start(endless_403, NULL);
+    kl_objstore *os = open_at(stub_port(e), "3", "20000");
     kl_error err = {0};
     kl_list_req rq = {.prefix = "ks/"};
     kl_listing l;
@@ -552,7 +501,7 @@ Test(s3_resilience, endless_error_body_is_cut, .timeout = 60)
     cr_assert_neq(st, KL_OK);
     cr_assert(strstr(err.msg, "403"), "%s", err.msg);
     kl_os_destroy(os);
-    endless_stop(&e);
+    stub_stop(e);
 }
 
 /* An entity-expansion bomb in an error document is refused unparsed: the
