@@ -916,3 +916,72 @@ Test(fs, a_full_disk_is_enospc_and_keeps_what_was_written)
     memcpy(STORE, saved, sizeof STORE);
     cr_assert_eq(sh("umount '%s'", full), 0);
 }
+
+/* ---- a hostile S3 server ------------------------------------------------ */
+#include "../s3/stub_http.h"
+
+typedef enum { FH_BOMB, FH_ENDLESS_LIST, FH_REPEAT_TOKEN, FH_RESET } fhmode;
+
+static __thread char fh_body[512];
+
+static void fs_hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
+{
+    switch (*(fhmode *)ud) {
+    case FH_BOMB:
+        rs->status = 403;
+        rs->body = "<?xml version=\"1.0\"?><!DOCTYPE z [<!ENTITY a \"aaaaaaaaaaaa\">"
+                   "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]>"
+                   "<Error><Code>AccessDenied</Code><Message>&b;&b;&b;</Message></Error>";
+        break;
+    case FH_ENDLESS_LIST:
+        snprintf(fh_body, sizeof fh_body, "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                 "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>", n);
+        rs->status = 200;
+        rs->body = fh_body;
+        break;
+    case FH_REPEAT_TOKEN:
+        rs->status = 200;
+        rs->body = "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                   "<NextContinuationToken>same</NextContinuationToken></ListBucketResult>";
+        break;
+    case FH_RESET:
+        rs->status = 0;
+        break;
+    }
+}
+
+/* A mount against a misbehaving S3 endpoint fails within seconds, with
+ * the server's misbehaviour named in the log and a non-zero exit. */
+Test(fs, a_hostile_server_fails_the_mount_in_seconds)
+{
+    if (T.is_s3)
+        cr_skip_test("runs once, against its own stub server");
+    const struct { fhmode mode; const char *needle; } cases[] = {
+        {FH_BOMB, "403"},
+        {FH_ENDLESS_LIST, "never ends"},
+        {FH_REPEAT_TOKEN, "continuation token it was given"},
+        {FH_RESET, "S3 LIST"},
+    };
+    char cfg[600];
+    snprintf(cfg, sizeof cfg, "%s/hostile.ini", TMP);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "[s3]\nbucket_name=bkt\nuse_default_credentials=false\naccess_key=AKID\n"
+               "secret_key=SECRET\nmax_retries=1\nrequest_timeout_ms=3000\n");
+    fclose(f);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fhmode mode = cases[i].mode;
+        stub *s = stub_start(fs_hostile, &mode);
+        char opts[800], dir[600];
+        snprintf(opts, sizeof opts, "config=%s,endpoint=http://127.0.0.1:%d,path_style", cfg,
+                 stub_port(s));
+        snprintf(dir, sizeof dir, "%s/h%zu", TMP, i);
+        mkdir(dir, 0755);
+        char *out = sh_out("timeout 60 %s s3://bkt/ %s -o %s -f 2>&1; echo rc=$?", KLSTOREFS_BIN,
+                           dir, opts);
+        stub_stop(s);
+        cr_expect(strstr(out, cases[i].needle) && !strstr(out, "rc=0") && !strstr(out, "rc=124"),
+                  "mode %d: %s", (int)mode, out);
+        cr_expect(!contains_mount(dir), "mode %d: mounted", (int)mode);
+        free(out);
+    }
+}
