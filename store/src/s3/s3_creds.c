@@ -135,12 +135,7 @@ static char *trim(char *s)
 /* shared credentials and config files                                 */
 /* ------------------------------------------------------------------ */
 
-typedef struct profile_keys {
-    char *key_id, *secret, *token;
-    char unsupported[40];   /* first key we cannot honour, e.g. role_arn */
-} profile_keys;
-
-static void profile_keys_free(profile_keys *k)
+void kl_s3_profile_keys_free(kl_s3_profile_keys *k)
 {
     wipe_free(k->key_id);
     wipe_free(k->secret);
@@ -171,10 +166,8 @@ static int set_dup(char **dst, const char *v)
     return *dst ? 0 : -1;
 }
 
-/* Reads `profile` from one AWS shared file.  Returns 1 when the file has
- * that section, 0 when not (or there is no file), -1 when out of memory. */
-static int read_profile(const char *path, const char *profile, int is_config,
-                        profile_keys *k)
+int kl_s3_profile_read(const char *path, const char *profile, int is_config,
+                       kl_s3_profile_keys *k)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -245,10 +238,10 @@ static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
     const char *paths[2] = {cred_path, conf_path};
     char unsupported[40] = "";
     for (int i = 0; i < 2; i++) {
-        profile_keys k = {0};
-        int r = read_profile(paths[i], profile, i == 1, &k);
+        kl_s3_profile_keys k = {0};
+        int r = kl_s3_profile_read(paths[i], profile, i == 1, &k);
         if (r < 0) {
-            profile_keys_free(&k);
+            kl_s3_profile_keys_free(&k);
             st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
             goto done;
         }
@@ -258,7 +251,7 @@ static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
         if (k.key_id && k.secret) {
             st = creds_set(out, k.key_id, k.secret, k.token, 0,
                            i == 0 ? "shared credentials file" : "shared config file", err);
-            profile_keys_free(&k);
+            kl_s3_profile_keys_free(&k);
             goto done;
         }
         if (k.key_id || k.secret) {
@@ -266,12 +259,12 @@ static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
                            "S3 credentials: profile '%s' in %s has %s but not %s", profile,
                            paths[i], k.key_id ? "aws_access_key_id" : "aws_secret_access_key",
                            k.key_id ? "aws_secret_access_key" : "aws_access_key_id");
-            profile_keys_free(&k);
+            kl_s3_profile_keys_free(&k);
             goto done;
         }
         if (k.unsupported[0] && !unsupported[0])
             memcpy(unsupported, k.unsupported, sizeof unsupported);
-        profile_keys_free(&k);
+        kl_s3_profile_keys_free(&k);
     }
     if (*found && unsupported[0])
         st = kl_seterr(err, KL_EINVAL,

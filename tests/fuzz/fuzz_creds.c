@@ -1,0 +1,32 @@
+/* fuzz_creds.c -- the credential sources' parsers: the flat JSON of the
+ * container and instance-metadata endpoints, and the AWS shared files
+ * (credentials and config, profile sections).  Anything is read or
+ * refused, never crashing or reading past the input. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <unistd.h>
+
+#include "fuzz_common.h"
+#include "s3/s3_creds.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char *s = fuzz_str(data, size);
+    static const char *keys[] = {"AccessKeyId", "SecretAccessKey", "Token", "Expiration", "Code"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) free(kl_s3_json_string(s, keys[i]));
+    free(s);
+    char path[] = "/tmp/kl-fuzz-profile-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return 0;
+    if (write(fd, data, size) == (ssize_t)size) {
+        for (int is_config = 0; is_config < 2; is_config++) {
+            kl_s3_profile_keys k = {0};
+            kl_s3_profile_read(path, "default", is_config, &k);
+            kl_s3_profile_keys_free(&k);
+            kl_s3_profile_read(path, "prod", is_config, &k);
+            kl_s3_profile_keys_free(&k);
+        }
+    }
+    close(fd);
+    unlink(path);
+    return 0;
+}
