@@ -1,8 +1,8 @@
 /* outage.c -- riding out a failing store.
  *
  * When the batching writer refuses a run of records or a flush fails with
- * a retryable error (KL_EIO: S3 unreachable, 5xx, a full or read-only
- * disk), the bridge stops consuming: it pauses every assigned partition,
+ * a retryable error (KL_EIO: S3 unreachable, 5xx, a read-only disk;
+ * KL_ENOSPC: a full disk), the bridge stops consuming: it pauses every assigned partition,
  * keeps the refused run in hand (pending.c), and retries the flush with
  * exponential backoff (0.5 s .. 30 s), logging each attempt.  Records
  * already handed over stay pending in the batching writer.  It keeps
@@ -26,7 +26,7 @@
 
 int br_store_error_retryable(kl_status st)
 {
-    return st == KL_EIO || st == KL_ENOTFOUND;
+    return st == KL_EIO || st == KL_ENOTFOUND || st == KL_ENOSPC;
 }
 
 static void pause_all(br_bridge *b, int pause)

@@ -83,7 +83,7 @@ static void stop_bridge(pid_t pid, const char *log)
     /* Before its start-up line it may not have its signal handlers yet. */
     cr_assert_eq(ht_wait_log(log, "starting:", 10000), 0);
     cr_assert_eq(kill(pid, SIGTERM), 0);
-    int rc = ht_wait(pid, 60000);
+    int rc = ht_wait(pid, 30000);
     if (rc < 0)
         ht_kill(pid);
     cr_assert_eq(rc, 0, "bridge exited with %d after SIGTERM (log %s)", rc, log);
@@ -389,7 +389,7 @@ Test(bridge_e2e, kafka_access_refused_exits_3, .timeout = 180)
     char log[300];
     pid_t pid = start_ingesting(&w, "inbound:2", "auth-", 1000, log, sizeof log);
     cr_assert_eq(ht_mock_cmd(&w.mock, "errors 1 1 29"), 0);   /* one Fetch */
-    int rc = ht_wait(pid, 60000);
+    int rc = ht_wait(pid, 30000);
     if (rc < 0)
         ht_kill(pid);
     cr_assert_eq(rc, 3, "exit code %d, expected 3 (log %s)", rc, log);
@@ -551,7 +551,7 @@ Test(bridge_e2e, bad_message_stop, .timeout = 120)
     snprintf(log, sizeof log, "%s/bridge.log", w.dir);
     produce_with_bad(&w, 0);
     pid_t pid = ht_bridge_start(w.ini, log);
-    int rc = ht_wait(pid, 60000);
+    int rc = ht_wait(pid, 30000);
     if (rc < 0)
         ht_kill(pid);
     cr_assert_eq(rc, 5, "exit code %d, expected 5 (stopped on a bad message)", rc);
@@ -588,5 +588,55 @@ Test(bridge_e2e, bad_message_skip, .timeout = 120)
     cr_assert(ht_file_contains(log, "2 skipped so far"));
     stop_bridge(pid, log);
     cr_assert(ht_file_contains(log, "(10 records written, 2 skipped)"));
+    ws_close(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* A hostile S3 server (tests/s3/stub_http.c): a listing that never ends
+ * is a store error retrying cannot fix, so the bridge stops within
+ * seconds with exit code 4, the misbehaviour named, nothing committed. */
+#include "../s3/stub_http.h"
+
+static __thread char endless_body[256];
+
+/* Writes succeed; a listing never ends. */
+static void endless_listing(void *ud, int n, const stub_req *rq, stub_resp *rs)
+{
+    rs->status = 200;
+    if (strcmp(rq->method, "PUT") == 0 || strcmp(rq->method, "HEAD") == 0) {
+        rs->headers = "ETag: \"0123456789abcdef0123456789abcdef\"\r\n";
+    } else if (strcmp(rq->method, "DELETE") == 0) {
+        rs->status = 204;
+    } else if (strstr(rq->target, "list-type=2")) {
+        snprintf(endless_body, sizeof endless_body, "<ListBucketResult><IsTruncated>true"
+                 "</IsTruncated><NextContinuationToken>t%d</NextContinuationToken>"
+                 "</ListBucketResult>", n);
+        rs->body = endless_body;
+    } else {
+        rs->status = 404;
+        rs->body = "<Error><Code>NoSuchKey</Code></Error>";
+    }
+}
+
+Test(bridge_e2e, hostile_s3_stops_the_bridge_in_seconds, .timeout = 120)
+{
+    ws w;
+    char log[300];
+    ws_open(&w, "inbound:2", 0);
+    stub *s = stub_start(endless_listing, NULL);
+    snprintf(w.store.ini, sizeof w.store.ini,
+             "[s3]\nbucket_name=\"bkt\"\nendpoint=\"http://127.0.0.1:%d\"\npath_style=true\n"
+             "use_default_credentials=false\naccess_key=\"AKID\"\nsecret_key=\"SECRET\"\n"
+             "max_retries=1\nrequest_timeout_ms=3000\n", stub_port(s));
+    write_ini(&w, NULL);
+    produce(&w, "h-", 0, 100, NULL);
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    int rc = ht_wait(pid, 30000);
+    if (rc == -1)
+        ht_kill(pid);
+    stub_stop(s);
+    cr_assert_eq(rc, 4, "bridge exit %d (log %s)", rc, log);
+    cr_assert(ht_file_contains(log, "never ends"), "log %s does not name the misbehaviour", log);
     ws_close(&w);
 }
