@@ -1,6 +1,7 @@
 /* fuzz_s3_xml.c -- the S3 documents we read (ListObjectsV2, Error,
  * DeleteObjects results) and the listing positions we hand back: any body
  * is either read or refused, bounded, never crashing. */
+#define _GNU_SOURCE
 #include "fuzz_common.h"
 #include "s3/s3_listpage.h"
 #include "s3/s3_xml.h"
@@ -20,6 +21,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     kl_s3_xml_error x;
     kl_s3_xml_parse_error(body, size, &x);
+    size_t failed;
+    kl_s3_xml_parse_delete(body, size, &failed, &x, &err);
+    /* The names as a DeleteObjects body: made or refused, and what is made
+     * is a document we can read back. */
+    char *names[2];
+    fuzz_split(data, size, names, 2);
+    size_t blen;
+    char *req = kl_s3_xml_delete_body((const char *const *)names, 2, &blen, &err);
+    if (req && blen > 0 && !memmem(req, blen, "<Delete", 7)) abort();
+    free(req);
+    free(names[0]);
+    free(names[1]);
     char *s = fuzz_str(data, size);
     kl_s3_list_pos pos;
     if (kl_s3_list_pos_parse(s, &pos, &err) == KL_OK) kl_s3_list_pos_free(&pos);
