@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(p[1]);
     free(p[2]);
     /* The whole input as a file. */
-    char path[] = "/tmp/kl-fuzz-config-XXXXXX";
+    char path[] = "/dev/shm/kl-fuzz-config-XXXXXX"; /* RAM: a file per run */
     int fd = mkstemp(path);
     if (fd < 0) return 0;
     if (write(fd, data, size) == (ssize_t)size) {

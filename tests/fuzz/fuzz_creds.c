@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *keys[] = {"AccessKeyId", "SecretAccessKey", "Token", "Expiration", "Code"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) free(kl_s3_json_string(s, keys[i]));
     free(s);
-    char path[] = "/tmp/kl-fuzz-profile-XXXXXX";
+    char path[] = "/dev/shm/kl-fuzz-profile-XXXXXX"; /* RAM: a file per run */
     int fd = mkstemp(path);
     if (fd < 0) return 0;
     if (write(fd, data, size) == (ssize_t)size) {
