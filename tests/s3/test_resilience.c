@@ -567,3 +567,21 @@ Test(s3_resilience, endless_listing_is_refused, .timeout = 60)
     kl_os_destroy(os);
     stub_stop(st);
 }
+
+/* A 206 answer longer than the range asked for yields the range's length,
+ * never more. */
+Test(s3_resilience, range_answer_longer_than_the_range_is_cut, .timeout = 30)
+{
+    scenario sc = {.ok_status = 206, .ok_body = "0123456789"};
+    stub *st = stub_start(handle, &sc);
+    kl_objstore *os = open_at(stub_port(st), "0", "5000");
+    kl_error e = {0};
+    uint8_t *d;
+    size_t n;
+    cr_assert_eq(kl_os_get(os, "o", 2, 3, &d, &n, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(n, 3);
+    cr_assert(memcmp(d, "012", 3) == 0);
+    free(d);
+    kl_os_destroy(os);
+    stub_stop(st);
+}
