@@ -871,7 +871,7 @@ Test(cli, s3_roundtrip)
 #include "../s3/stub_http.h"
 
 typedef enum { H_BOMB, H_ENDLESS_LIST, H_REPEAT_TOKEN, H_BACKWARDS, H_ENDLESS_BODY,
-               H_RESET, H_DRIP } hmode;
+               H_RESET, H_DRIP, H_BAD_ENCODING } hmode;
 
 #define H_BOMB_BODY "<?xml version=\"1.0\"?><!DOCTYPE z [<!ENTITY a \"aaaaaaaaaaaaaaaa\">" \
     "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">"                     \
@@ -923,6 +923,10 @@ static void hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
     case H_RESET:
         rs->status = 0;
         break;
+    case H_BAD_ENCODING: /* libxml2 must not print its complaint */
+        rs->body = "<?xml version=\"1.0\" encoding=\"EUC-JP\"?><ListBucketResult>\xff\xfe\x80"
+                   "\x81FBuc</ListBucketResult>";
+        break;
     case H_DRIP:
         rs->body = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
         rs->drip_ms = 200;
@@ -961,4 +965,5 @@ Test(cli, hostile_servers_end_in_seconds_with_a_clear_error)
     expect_bounded(H_ENDLESS_BODY, "read", "ks", "k", 4, "45");
     expect_bounded(H_RESET, "ls", NULL, NULL, 1, NULL);
     expect_bounded(H_DRIP, "ls", NULL, NULL, 1, "timed out");
+    expect_bounded(H_BAD_ENCODING, "ls", NULL, NULL, 1, "S3 LIST");
 }

@@ -34,11 +34,19 @@ static int has_dtd(const char *body, size_t len)
            memmem(body, len, "<!ENTITY", 8);
 }
 
+/* libxml2 reports some errors (a body's bad encoding, say) through its
+ * generic handler, which prints to stderr: a broken server must not
+ * write into our callers' output.  The handlers are per thread. */
+static void quiet(void *ctx, const char *msg, ...) { (void)ctx, (void)msg; }
+static void quiet_structured(void *ctx, const xmlError *e) { (void)ctx, (void)e; }
+
 static xmlDocPtr parse(const char *body, size_t len)
 {
     kl_s3_xml_init();
     if (!body || len == 0 || len > (size_t)INT32_MAX || has_dtd(body, len))
         return NULL;
+    xmlSetGenericErrorFunc(NULL, quiet);
+    xmlSetStructuredErrorFunc(NULL, (xmlStructuredErrorFunc)quiet_structured);
     return xmlReadMemory(body, (int)len, NULL, NULL,
                          XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 }
