@@ -29,9 +29,9 @@ kl_status br_flush(br_bridge *b, kl_error *err)
 {
     if (!b->sink.batch_w)
         return KL_OK;
-    long long t0 = br_mono_ms();
+    long long t0 = kl_mono_ms();
     kl_status st = kl_flush_all(b->sink.batch_w, err);
-    b->stats.last_flush_ms = br_mono_ms() - t0;
+    b->stats.last_flush_ms = kl_mono_ms() - t0;
     b->stats.flushes++;
     if (st)
         b->stats.flush_failures++;
@@ -52,7 +52,7 @@ static void log_partition_errors(const rd_kafka_topic_partition_list_t *l)
 static int wait_commit(br_bridge *b, uintptr_t seq, long long deadline)
 {
     for (;;) {
-        long long left = deadline - br_mono_ms();
+        long long left = deadline - kl_mono_ms();
         if (left <= 0)
             return -1;
         rd_kafka_event_t *ev = rd_kafka_queue_poll(b->commitq, (int)left);
@@ -88,29 +88,29 @@ static int wait_commit(br_bridge *b, uintptr_t seq, long long deadline)
 int br_commit(br_bridge *b, rd_kafka_topic_partition_list_t *offsets)
 {
     if (!offsets) {               /* nothing new: the commit is current */
-        b->stats.last_commit_at = br_mono_ms();
+        b->stats.last_commit_at = kl_mono_ms();
         return 0;
     }
     uintptr_t seq = ++b->commit_seq;
-    long long t0 = br_mono_ms();
+    long long t0 = kl_mono_ms();
     rd_kafka_resp_err_t err =
         rd_kafka_commit_queue(b->rk, offsets, b->commitq, NULL, (void *)seq);
     int rc;
     if (err) {
         br_log(BR_WARN, "offset commit failed: %s", rd_kafka_err2str(err));
         rc = -1;
-    } else if ((rc = wait_commit(b, seq, t0 + BR_COMMIT_TIMEOUT_MS)) && br_mono_ms() >=
+    } else if ((rc = wait_commit(b, seq, t0 + BR_COMMIT_TIMEOUT_MS)) && kl_mono_ms() >=
                t0 + BR_COMMIT_TIMEOUT_MS) {
         br_log(BR_WARN, "offset commit: no answer within %d ms (broker or group "
                "coordinator unreachable?); will commit again at the next checkpoint",
                BR_COMMIT_TIMEOUT_MS);
     }
-    b->stats.last_commit_ms = br_mono_ms() - t0;
+    b->stats.last_commit_ms = kl_mono_ms() - t0;
     if (rc) {
         b->stats.commit_failures++;
     } else {
         b->stats.commits++;
-        b->stats.last_commit_at = br_mono_ms();
+        b->stats.last_commit_at = kl_mono_ms();
     }
     return rc;
 }
@@ -207,7 +207,7 @@ int br_checkpoint_until(br_bridge *b, long long deadline)
                    kl_status_str(st), e.msg);
             break;
         }
-        if (br_mono_ms() + backoff > deadline || *b->signals > 1) {
+        if (kl_mono_ms() + backoff > deadline || *b->signals > 1) {
             br_log(BR_ERROR, "flush failed %u times, giving up: %s: %s", attempt,
                    kl_status_str(st), e.msg);
             break;

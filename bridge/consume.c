@@ -131,7 +131,7 @@ static void kafka_event(br_bridge *b, rd_kafka_message_t *m)
         br_fatal(b, BR_EXIT_KAFKA, "Kafka refuses access: %s", rd_kafka_message_errstr(m));
         return;
     }
-    long long now = br_mono_ms();
+    long long now = kl_mono_ms();
     if (err == last && now - last_at < 30000) {
         repeated++;
         return;
@@ -196,7 +196,7 @@ int br_run(br_bridge *b)
 {
     long long commit_ms = (long long)b->cfg->commit_interval_s * 1000;
     long long stats_ms = b->cfg->stats_interval_ms;
-    long long now = br_mono_ms();
+    long long now = kl_mono_ms();
     b->next_checkpoint = now + commit_ms;
     b->next_stats = stats_ms ? now + stats_ms : LLONG_MAX;
     while (!*b->signals && !b->exit_code) {
@@ -208,7 +208,7 @@ int br_run(br_bridge *b)
             br_pending_submit(b);   /* nothing more right now: append the run */
         br_checkpoint_collect(b, 0, 1);
         br_outage_tick(b);
-        now = br_mono_ms();
+        now = kl_mono_ms();
         if (!b->paused && !b->exit_code && now >= b->next_checkpoint &&
             !b->flusher.busy) {
             br_checkpoint(b);

@@ -30,9 +30,9 @@ static void *flusher_main(void *arg)
         f->requested = 0;
         pthread_mutex_unlock(&f->mu);
         kl_error e = {0};
-        long long t0 = br_mono_ms();
+        long long t0 = kl_mono_ms();
         kl_status st = kl_flush_all(w, &e);
-        long long ms = br_mono_ms() - t0;
+        long long ms = kl_mono_ms() - t0;
         pthread_mutex_lock(&f->mu);
         f->status = st;
         f->err = e;

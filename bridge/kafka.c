@@ -26,7 +26,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         br_fatal(b, BR_EXIT_KAFKA, "fatal Kafka error: %s", why);
         return;
     }
-    long long now = br_mono_ms();
+    long long now = kl_mono_ms();
     if (err == last && now - last_at < ERROR_LOG_INTERVAL_MS) {
         suppressed++;
         return;

@@ -43,10 +43,3 @@ void br_log_install(void)
 {
     kl_set_log_handler(from_klstore, NULL);
 }
-
-long long br_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}

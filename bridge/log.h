@@ -15,7 +15,4 @@ void br_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Routes libklstore's diagnostics through br_log. */
 void br_log_install(void);
 
-/* Monotonic milliseconds, for intervals, deadlines and durations. */
-long long br_mono_ms(void);
-
 #endif

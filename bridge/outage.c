@@ -45,7 +45,7 @@ static void pause_all(br_bridge *b, int pause)
 
 void br_store_failed(br_bridge *b, kl_status st, const kl_error *e)
 {
-    long long now = br_mono_ms();
+    long long now = kl_mono_ms();
     if (!br_store_error_retryable(st)) {
         br_fatal(b, BR_EXIT_STORE, "store error that retrying cannot fix: %s: %s",
                  kl_status_str(st), e->msg);
@@ -101,11 +101,11 @@ static void seek_back(br_bridge *b)
 
 void br_outage_tick(br_bridge *b)
 {
-    if (!b->paused || br_mono_ms() < b->retry_at)
+    if (!b->paused || kl_mono_ms() < b->retry_at)
         return;
     /* A background flush may have been running when the writer refused
      * a run; its result comes first (and may push retry_at further). */
-    if (br_checkpoint_collect(b, 1, 1) || b->exit_code || br_mono_ms() < b->retry_at)
+    if (br_checkpoint_collect(b, 1, 1) || b->exit_code || kl_mono_ms() < b->retry_at)
         return;
     rd_kafka_topic_partition_list_t *snap = br_positions_uncommitted(&b->pos);
     kl_error e = {0};
@@ -114,7 +114,7 @@ void br_outage_tick(br_bridge *b)
         br_store_failed(b, st, &e);
     } else {
         br_log(BR_INFO, "store recovered after %lld s (%u failed attempts); "
-               "resuming consumption", (br_mono_ms() - b->paused_since) / 1000,
+               "resuming consumption", (kl_mono_ms() - b->paused_since) / 1000,
                b->failed_attempts);
         br_commit(b, snap);
         /* Still paused while the refused run goes in: if the writer

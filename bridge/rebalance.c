@@ -41,10 +41,10 @@ static void on_revoke(br_bridge *b, rd_kafka_topic_partition_list_t *parts)
     /* After a fatal store error the writer may have dropped records:
      * committing now could make that loss permanent. */
     if (b->exit_code != BR_EXIT_STORE && b->sink.batch_w) {
-        long long t0 = br_mono_ms();
+        long long t0 = kl_mono_ms();
         if (br_checkpoint_until(b, t0 + BR_REVOKE_FLUSH_TIMEOUT_MS) == 0) {
             br_log(BR_INFO, "flushed and committed before revocation in %lld ms",
-                   br_mono_ms() - t0);
+                   kl_mono_ms() - t0);
         } else {
             br_log(BR_ERROR, "could not flush before revocation: pending records "
                    "are not committed and will be consumed again by the "

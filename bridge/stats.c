@@ -18,7 +18,7 @@
 void br_stats_init(br_stats *s)
 {
     memset(s, 0, sizeof *s);
-    s->window_start = br_mono_ms();
+    s->window_start = kl_mono_ms();
 }
 
 static int64_t partition_lag(br_bridge *b, const br_partition *p)
@@ -59,7 +59,7 @@ static void list_partitions(br_bridge *b, char *buf, size_t cap, int64_t *total_
 void br_stats_log(br_bridge *b)
 {
     br_stats *s = &b->stats;
-    long long now = br_mono_ms();
+    long long now = kl_mono_ms();
     double secs = (double)(now - s->window_start) / 1000.0;
     double rate = secs > 0 ? (double)(s->records - s->window_records) / secs : 0;
     char parts[1400], commit_age[32] = "never";

@@ -272,8 +272,6 @@ struct klfs {
     fhandle *open_files;
 };
 
-/* Monotonic milliseconds, for rate limits. */
-int64_t klfs_mono_ms(void);
 /* errno for a library status. */
 int klfs_errno(kl_status st);
 

@@ -102,7 +102,7 @@ static kl_status splice_listing(keyindex *ki, size_t keep, const kl_object_meta 
     }
     ki->committed = start;
     ki->loaded = 1;
-    ki->refreshed_ms = klfs_mono_ms();
+    ki->refreshed_ms = kl_mono_ms();
     pthread_mutex_unlock(&ki->mu);
     return KL_OK;
 }
@@ -159,7 +159,7 @@ kl_status ki_refresh(klfs *fs, node *k, int64_t max_age_ms, kl_error *err)
     keyindex *ki = &k->ki;
     pthread_mutex_lock(&ki->list_mu);
     pthread_mutex_lock(&ki->mu);
-    int fresh = ki->loaded && max_age_ms > 0 && klfs_mono_ms() - ki->refreshed_ms < max_age_ms;
+    int fresh = ki->loaded && max_age_ms > 0 && kl_mono_ms() - ki->refreshed_ms < max_age_ms;
     size_t last = ki->n ? ki->n - 1 : 0;
     pthread_mutex_unlock(&ki->mu);
     kl_status st = fresh ? KL_OK : resync_locked(fs, k, last, err);

@@ -30,13 +30,6 @@ void cli_lines_free(cli_lines *r)
     r->buf = NULL;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Makes room for at least CHUNK more bytes after end: moves the unread
  * part to the front, grows the buffer up to max + 1 + CHUNK. */
 static int make_room(cli_lines *r)
@@ -73,7 +66,7 @@ static int wait_input(cli_lines *r, int64_t deadline)
     for (;;) {
         if (cli_stop_signal)
             return CLI_LINE_STOPPED;
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - kl_mono_ms();
         if (left <= 0)
             return 0;
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
@@ -119,7 +112,7 @@ static int take(cli_lines *r, size_t len, size_t skip, const char **line, size_t
 
 int cli_lines_next(cli_lines *r, long timeout_ms, const char **line, size_t *len)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : kl_mono_ms() + timeout_ms;
     for (;;) {
         size_t avail = r->end - r->pos;
         char *nl = avail > r->scanned

@@ -45,6 +45,12 @@
 extern "C" {
 #endif
 
+/* Every function declared below is libklstore's public surface and the
+ * only thing the shared library exports: the library compiles with hidden
+ * visibility, this pragma makes these declarations visible, and
+ * store/libklstore.map lists (and versions) the same names. */
+#pragma GCC visibility push(default)
+
 #define KL_VERSION "0.1.0"
 
 /* ------------------------------------------------------------------ */
@@ -664,6 +670,10 @@ kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg,
 
 /* Milliseconds since the Unix epoch from the system clock. */
 int64_t kl_now_ms(void);
+/* Milliseconds on a clock that never steps (CLOCK_MONOTONIC), for ages,
+ * timeouts and rate limits: a wall-clock step must not fire or stall them.
+ * Only differences between two readings mean anything.  Thread-safe. */
+int64_t kl_mono_ms(void);
 /* Parses a time: integer milliseconds, ISO-8601 ("2024-05-01T12:00:00Z",
  * "2024-05-01T12:00:00.123+02:00", "2024-05-01"), or relative to now
  * ("-15m", "-2h", "-1d", "-30s", "-500ms").  KL_EINVAL on anything else. */
@@ -673,6 +683,8 @@ kl_status kl_parse_u128(const char *s, kl_u128 *v, kl_error *err);
 kl_status kl_parse_u64(const char *s, uint64_t *v, kl_error *err);
 /* Formats a u128 in decimal; buf needs 40 bytes.  Returns buf. */
 char *kl_u128_str(kl_u128 v, char buf[40]);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

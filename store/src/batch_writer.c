@@ -82,7 +82,7 @@
  * so that queueing costs a single allocation (carved from qarena.c). */
 typedef struct queued_append {
     struct queued_append *next;
-    void *chunk;               /* for kl_qarena_free */
+    void *chunk;               /* for Kl_qarena_free */
     uint64_t hash;
     const char *keyspace;
     const char *key;
@@ -180,15 +180,8 @@ struct batch_writer {
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-/* Batch ages and retry times use the monotonic clock, so that a wall
- * clock step neither flushes everything nor stalls flushing. */
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* Batch ages and retry times use the monotonic clock (kl_mono_ms), so
+ * that a wall clock step neither flushes everything nor stalls flushing. */
 static struct timespec mono_deadline(int64_t ms)
 {
     struct timespec ts = { .tv_sec = ms / 1000,
@@ -216,9 +209,9 @@ static void log_event(const char *fmt, ...)
  * MurmurHash3's 64-bit finaliser. */
 static uint64_t key_hash(const char *keyspace, const char *key)
 {
-    uint64_t h = kl_hash(keyspace, strlen(keyspace), KL_HASH_SEED);
-    h = kl_hash("", 1, h);
-    h = kl_hash(key, strlen(key), h);
+    uint64_t h = Kl_hash(keyspace, strlen(keyspace), KL_HASH_SEED);
+    h = Kl_hash("", 1, h);
+    h = Kl_hash(key, strlen(key), h);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -257,7 +250,7 @@ static queued_append *queued_append_new(const char *keyspace, const char *key,
     for (size_t i = 0; i < n; i++)
         bytes += ins[i].len;
     void *chunk;
-    queued_append *qa = kl_qarena_alloc(size + bytes, &chunk);
+    queued_append *qa = Kl_qarena_alloc(size + bytes, &chunk);
     if (!qa)
         return NULL;
     qa->chunk = chunk;
@@ -266,7 +259,7 @@ static queued_append *queued_append_new(const char *keyspace, const char *key,
     qa->hash = hash;
     qa->count = n;
     qa->bytes = bytes;
-    qa->queued_ms = mono_ms();
+    qa->queued_ms = kl_mono_ms();
     qa->keyspace = memcpy(p, keyspace, ks_len);
     p += ks_len;
     qa->key = memcpy(p, key, key_len);
@@ -290,7 +283,7 @@ static void queued_appends_free(queued_append *qa)
 {
     while (qa) {
         queued_append *next = qa->next;
-        kl_qarena_free(qa, qa->chunk);
+        Kl_qarena_free(qa, qa->chunk);
         qa = next;
     }
 }
@@ -424,7 +417,7 @@ static void note_write_failed(batch_writer *bw, key_batch *kb,
                   n, kl_status_str(e->code), e->msg);
     kb->failing = 1;
     kb->failed_attempts++;
-    kb->retry_at_ms = mono_ms() + (int64_t)bw->cfg.batch_flush_interval_millis;
+    kb->retry_at_ms = kl_mono_ms() + (int64_t)bw->cfg.batch_flush_interval_millis;
     kl_seterr(&kb->fail_err, e->code,
               "%s/%s: %llu batched records are not written yet (will retry "
               "at the next flush): %s", kb->keyspace, kb->key, n, e->msg);
@@ -444,7 +437,7 @@ static void note_write_result(batch_writer *bw, key_batch *kb, kl_status st,
 /* Gathers the batch into one insertion array: one inner append, one object. */
 static kl_insertion *batch_gather(const key_batch *kb)
 {
-    kl_insertion *ins = kl_recycle_get(kb->records * sizeof *ins);
+    kl_insertion *ins = Kl_recycle_get(kb->records * sizeof *ins);
     if (!ins)
         return NULL;
     size_t i = 0;
@@ -481,7 +474,7 @@ static void write_job_run(void *ctx, size_t i)
     }
     j->st = ws->bw->inner->ops->append(ws->bw->inner, j->kb->keyspace,
                                        j->kb->key, ins, j->kb->records, &j->e);
-    kl_recycle_put(ins);
+    Kl_recycle_put(ins);
 }
 
 /* What a write of kb reports, once note_write_result has recorded st. */
@@ -515,7 +508,7 @@ static void batches_write(writer_thread *t, key_batch **v, size_t n,
     if (m) {
         write_set ws = { .bw = bw, .jobs = jobs };
         pthread_mutex_unlock(&t->mu);
-        kl_workpool_run(bw->pool, write_job_run, &ws, m);
+        Kl_workpool_run(bw->pool, write_job_run, &ws, m);
         pthread_mutex_lock(&t->mu);
     }
     for (size_t i = 0, k = 0; i < n; i++) {
@@ -644,7 +637,7 @@ static void take_one(writer_thread *t)
     if (!kb) {
         log_event("%s/%s: %zu records DROPPED: out of memory", qa->keyspace,
                   qa->key, qa->count);
-        kl_qarena_free(qa, qa->chunk);
+        Kl_qarena_free(qa, qa->chunk);
         return;
     }
     /* A batch's age counts from its oldest append, not from when this
@@ -658,7 +651,7 @@ static void take_one(writer_thread *t)
     kb->tail = qa;
     kb->records += qa->count;
     kb->bytes += qa->bytes;
-    if (batch_full(bw, kb) && batch_due(bw, kb, mono_ms())) {
+    if (batch_full(bw, kb) && batch_due(bw, kb, kl_mono_ms())) {
         kb->ready = 1;
         t->ready[t->n_ready++] = kb;
         if (t->n_ready == ready_cap(bw))
@@ -829,7 +822,7 @@ static void handle_request(writer_thread *t, request *r)
         break;
     case REQ_CHECK:
         o.only_due = 1;
-        o.now = mono_ms();
+        o.now = kl_mono_ms();
         flush_keys(t, &o);
         break;
     }
@@ -860,7 +853,7 @@ static void handle_requests(writer_thread *t)
 /* The timer: writes the batches that are due. */
 static void write_due_batches(writer_thread *t)
 {
-    flush_outcome o = { .only_due = 1, .now = mono_ms() };
+    flush_outcome o = { .only_due = 1, .now = kl_mono_ms() };
     flush_keys(t, &o);
     room_recompute(t);
 }
@@ -893,10 +886,10 @@ static void *thread_main(void *arg)
 {
     writer_thread *t = arg;
     batch_writer *bw = t->owner;
-    int64_t next_check = mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
+    int64_t next_check = kl_mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
     pthread_mutex_lock(&t->mu);
     for (;;) {
-        int64_t now = mono_ms();
+        int64_t now = kl_mono_ms();
         /* Appends are moved into batches when an appender asks (a
          * threshold may be reached, or many are queued) and at every
          * check; in between they wait in the queue, stamped with their
@@ -914,10 +907,10 @@ static void *thread_main(void *arg)
             handle_requests(t);
             continue;
         }
-        now = mono_ms();
+        now = kl_mono_ms();
         if (now >= next_check) {
             write_due_batches(t);
-            next_check = mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
+            next_check = kl_mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
             continue;
         }
         if (t->wake)
@@ -1027,7 +1020,7 @@ static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
     }
     pthread_mutex_unlock(&t->mu);
     if (qa)                       /* not queued: the key has an error */
-        kl_qarena_free(qa, qa->chunk);
+        Kl_qarena_free(qa, qa->chunk);
     return st;
 }
 
@@ -1157,7 +1150,7 @@ static void batch_writer_free(batch_writer *bw, size_t n_initialised)
     for (size_t i = 0; i < n_initialised; i++)
         thread_free(&bw->threads[i]);
     free(bw->threads);
-    kl_workpool_free(bw->pool);
+    Kl_workpool_free(bw->pool);
     free(bw);
 }
 
@@ -1249,7 +1242,7 @@ kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
     bw->n_threads = cfg->writer_thread_count;
     /* The writer threads write too: writes_in_flight - 1 helpers. */
     if (cfg->writes_in_flight > 1
-        && !(bw->pool = kl_workpool_new(cfg->writes_in_flight - 1))) {
+        && !(bw->pool = Kl_workpool_new(cfg->writes_in_flight - 1))) {
         batch_writer_free(bw, 0);
         return kl_seterr(err, KL_ENOMEM, "batch writer: cannot start %zu "
                          "write threads", (size_t)cfg->writes_in_flight - 1);

@@ -5,7 +5,7 @@
 
 #include "buf.h"
 
-int kl_buf_reserve(kl_buf *b, size_t extra) {
+int Kl_buf_reserve(kl_buf *b, size_t extra) {
     if (b->cap - b->len >= extra) return 0;
     size_t need = b->len + extra;
     if (need < b->len) return -1;
@@ -21,14 +21,14 @@ int kl_buf_reserve(kl_buf *b, size_t extra) {
     return 0;
 }
 
-int kl_buf_append(kl_buf *b, const void *p, size_t n) {
-    if (kl_buf_reserve(b, n) != 0) return -1;
+int Kl_buf_append(kl_buf *b, const void *p, size_t n) {
+    if (Kl_buf_reserve(b, n) != 0) return -1;
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;
 }
 
-uint8_t *kl_buf_steal(kl_buf *b, size_t *len) {
+uint8_t *Kl_buf_steal(kl_buf *b, size_t *len) {
     uint8_t *p = b->data;
     if (len) *len = b->len;
     b->data = NULL;
@@ -36,7 +36,7 @@ uint8_t *kl_buf_steal(kl_buf *b, size_t *len) {
     return p;
 }
 
-void kl_buf_free(kl_buf *b) {
+void Kl_buf_free(kl_buf *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;

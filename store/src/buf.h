@@ -12,10 +12,10 @@ typedef struct kl_buf {
 } kl_buf;
 
 /* Ensures room for `extra` more bytes.  Returns 0, or -1 on ENOMEM. */
-int kl_buf_reserve(kl_buf *b, size_t extra);
-int kl_buf_append(kl_buf *b, const void *p, size_t n);
+int Kl_buf_reserve(kl_buf *b, size_t extra);
+int Kl_buf_append(kl_buf *b, const void *p, size_t n);
 /* Hands the bytes to the caller (free(3)) and empties b. */
-uint8_t *kl_buf_steal(kl_buf *b, size_t *len);
-void kl_buf_free(kl_buf *b);
+uint8_t *Kl_buf_steal(kl_buf *b, size_t *len);
+void Kl_buf_free(kl_buf *b);
 
 #endif

@@ -4,32 +4,32 @@
 
 #include "codec.h"
 
-int kl_codec_put(kl_buf *b, uint64_t offset, int64_t ts, int has_nonce,
+int Kl_codec_put(kl_buf *b, uint64_t offset, int64_t ts, int has_nonce,
                  kl_u128 nonce, const void *data, uint32_t len) {
-    if (kl_buf_reserve(b, (size_t)len + KL_RECORD_OVERHEAD) != 0) return -1;
+    if (Kl_buf_reserve(b, (size_t)len + KL_RECORD_OVERHEAD) != 0) return -1;
     uint8_t *p = b->data + b->len;
     kl_u128 n = has_nonce ? nonce : KL_NONCE_NONE;
-    kl_put_le64(p, offset);
-    kl_put_le64(p + 8, (uint64_t)ts);
-    kl_put_le64(p + 16, (uint64_t)n);
-    kl_put_le64(p + 24, (uint64_t)(n >> 64));
-    kl_put_le32(p + 32, len);
+    Kl_put_le64(p, offset);
+    Kl_put_le64(p + 8, (uint64_t)ts);
+    Kl_put_le64(p + 16, (uint64_t)n);
+    Kl_put_le64(p + 24, (uint64_t)(n >> 64));
+    Kl_put_le32(p + 32, len);
     if (len) __builtin_memcpy(p + KL_RECORD_HEADER, data, len);
-    kl_put_le32(p + KL_RECORD_HEADER + len, KL_RECORD_HEADER + len);
+    Kl_put_le32(p + KL_RECORD_HEADER + len, KL_RECORD_HEADER + len);
     b->len += (size_t)len + KL_RECORD_OVERHEAD;
     return 0;
 }
 
-kl_status kl_codec_frame_error(const uint8_t *body, size_t len, size_t pos,
+kl_status Kl_codec_frame_error(const uint8_t *body, size_t len, size_t pos,
                                const char *what, kl_error *err) {
     if (len - pos < KL_RECORD_OVERHEAD)
         return kl_seterr(err, KL_EBADDATA, "%s: truncated record at byte %zu", what, pos);
-    uint32_t plen = kl_le32(body + pos + 32);
+    uint32_t plen = Kl_le32(body + pos + 32);
     if ((uint64_t)plen + KL_RECORD_OVERHEAD > len - pos)
         return kl_seterr(err, KL_EBADDATA,
                          "%s: record at byte %zu claims %" PRIu32
                          " bytes, past the end of the object", what, pos, plen);
-    uint32_t trailer = kl_le32(body + pos + KL_RECORD_HEADER + plen);
+    uint32_t trailer = Kl_le32(body + pos + KL_RECORD_HEADER + plen);
     return kl_seterr(err, KL_EBADDATA, "%s: record at byte %zu has trailer %" PRIu32
                      ", expected %" PRIu32, what, pos, trailer, KL_RECORD_HEADER + plen);
 }
@@ -41,8 +41,8 @@ static kl_status frame_count(const uint8_t *body, size_t len, const char *what,
     size_t pos = 0, n = 0;
     uint32_t plen;
     while (pos < len) {
-        if (!kl_codec_framed(body, len, pos, &plen))
-            return kl_codec_frame_error(body, len, pos, what, err);
+        if (!Kl_codec_framed(body, len, pos, &plen))
+            return Kl_codec_frame_error(body, len, pos, what, err);
         pos += (size_t)plen + KL_RECORD_OVERHEAD;
         n++;
     }
@@ -57,18 +57,18 @@ static kl_status decode_into(const uint8_t *body, size_t len, const char *what,
     size_t pos = 0, i = 0;
     uint32_t plen;
     while (pos < len) {
-        if (!kl_codec_framed(body, len, pos, &plen))
-            return kl_codec_frame_error(body, len, pos, what, err);
+        if (!Kl_codec_framed(body, len, pos, &plen))
+            return Kl_codec_frame_error(body, len, pos, what, err);
         if (i == cap)
             return kl_seterr(err, KL_EBADDATA, "%s: holds more records than its name says", what);
-        kl_codec_record(&recs[i++], body + pos, plen);
+        Kl_codec_record(&recs[i++], body + pos, plen);
         pos += (size_t)plen + KL_RECORD_OVERHEAD;
     }
     *n = i;
     return KL_OK;
 }
 
-kl_status kl_codec_decode(const uint8_t *body, size_t len,
+kl_status Kl_codec_decode(const uint8_t *body, size_t len,
                           const kl_object_meta *m, const char *what,
                           kl_record **out, size_t *n, kl_error *err) {
     size_t count = 0;

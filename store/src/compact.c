@@ -17,9 +17,9 @@
 #include "layout.h"
 #include "tail.h"
 
-char *kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]) {
-    kl_put_le64(v, first);
-    return kl_layout_join(dir, "watermark");
+char *Kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]) {
+    Kl_put_le64(v, first);
+    return Kl_layout_join(dir, "watermark");
 }
 
 /* A writer stores the watermark after this many complete batches or this
@@ -35,14 +35,14 @@ static int is_complete(const kl_store_config *cfg, uint64_t records, uint64_t by
     return records >= cfg->compact_records_threshold || bytes >= cfg->compact_size_threshold;
 }
 
-int kl_compact_complete_alone(const kl_store_config *cfg, const kl_object_meta *m) {
+int Kl_compact_complete_alone(const kl_store_config *cfg, const kl_object_meta *m) {
     return is_complete(cfg, m->last_offset - m->first_offset + 1, m->size);
 }
 
 static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first,
                                kl_error *err) {
     uint8_t v[8];
-    char *wm = kl_compact_watermark(dir, first, v);
+    char *wm = Kl_compact_watermark(dir, first, v);
     if (!wm) return kl_seterr(err, KL_ENOMEM, "out of memory");
     kl_status st = kl_os_put(os, wm, v, sizeof v, 0, err);
     free(wm);
@@ -54,7 +54,7 @@ static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first,
 static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate *s,
                              size_t take, kl_buf *out, kl_error *err) {
     for (size_t i = 0; i < take; i++) {
-        char *name = kl_index_name(dir, &s->pending[i]);
+        char *name = Kl_index_name(dir, &s->pending[i]);
         if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
         uint8_t *body = NULL;
         size_t len = 0;
@@ -62,9 +62,9 @@ static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate
         if (st == KL_OK) {
             kl_record *recs = NULL;
             size_t n;
-            st = kl_codec_decode(body, len, &s->pending[i], name, &recs, &n, err);
+            st = Kl_codec_decode(body, len, &s->pending[i], name, &recs, &n, err);
             free(recs);
-            if (st == KL_OK && kl_buf_append(out, body, len) != 0)
+            if (st == KL_OK && Kl_buf_append(out, body, len) != 0)
                 st = kl_seterr(err, KL_ENOMEM, "out of memory");
         } else if (st == KL_ENOTFOUND) {
             st = kl_seterr(err, KL_ENOTFOUND, "compaction: object '%s' vanished "
@@ -85,7 +85,7 @@ static kl_status delete_objects(kl_objstore *os, const char *dir,
         char **names = calloc(k, sizeof *names);
         if (!names) return kl_seterr(err, KL_ENOMEM, "out of memory");
         for (size_t i = 0; i < k && st == KL_OK; i++)
-            if (!(names[i] = kl_index_name(dir, &v[base + i])))
+            if (!(names[i] = Kl_index_name(dir, &v[base + i])))
                 st = kl_seterr(err, KL_ENOMEM, "out of memory");
         if (st == KL_OK) st = kl_os_del(os, (const char *const *)names, k, err);
         kl_strv_free(names, k);
@@ -116,8 +116,8 @@ static kl_status drop_covered_from(kl_objstore *os, const char *dir, uint64_t fi
                                    kl_error *err) {
     kl_object_meta *v = NULL, *covered = NULL;
     size_t n = 0, nc = 0;
-    kl_status st = kl_index_list_covered(os, dir, first, &v, &n, &covered, &nc, err);
-    if (st == KL_OK) st = kl_tail_drop_covered(os, dir, covered, nc, err);
+    kl_status st = Kl_index_list_covered(os, dir, first, &v, &n, &covered, &nc, err);
+    if (st == KL_OK) st = Kl_tail_drop_covered(os, dir, covered, nc, err);
     free(v);
     free(covered);
     return st;
@@ -130,11 +130,11 @@ static kl_status merge_first(kl_objstore *os, const char *dir, kl_keystate *s, s
     kl_buf body = {0};
     kl_status st = read_bodies(os, dir, s, take, &body, err);
     kl_object_meta merged = merged_meta(s, take, body.len);
-    char *name = st ? NULL : kl_index_name(dir, &merged);
+    char *name = st ? NULL : Kl_index_name(dir, &merged);
     if (!st && !name) st = kl_seterr(err, KL_ENOMEM, "out of memory");
     if (!st) st = kl_os_put(os, name, body.data, body.len, 0, err);
     free(name);
-    kl_buf_free(&body);
+    Kl_buf_free(&body);
     if (st) return st;
     /* The merged object is durable: from here on the store has it, so the
      * state must say so whatever fails next. */
@@ -144,14 +144,14 @@ static kl_status merge_first(kl_objstore *os, const char *dir, kl_keystate *s, s
     s->pending[0] = merged;
     memmove(s->pending + 1, s->pending + take, (s->n_pending - take) * sizeof *old);
     s->n_pending -= take - 1;
-    /* The parts' claims stay until the watermark passes them (kl_tail_gc):
+    /* The parts' claims stay until the watermark passes them (Kl_tail_gc):
      * a late publish from one can only bring back a part, the same bytes as
      * the merged object, which the next check deletes as covered. */
     for (size_t i = 0; fenced && !st && i < take; i++) {
         int known = 0;
         for (size_t j = 0; j < s->n_claims && !known; j++)
             known = s->claims[j] == old[i].first_offset;
-        if (!known && kl_keystate_add_claim(s, old[i].first_offset) != 0)
+        if (!known && Kl_keystate_add_claim(s, old[i].first_offset) != 0)
             st = kl_seterr(err, KL_ENOMEM, "out of memory");
     }
     if (!st) st = delete_objects(os, dir, old, take, err);
@@ -172,7 +172,7 @@ static size_t max_parts(const kl_store_config *cfg) {
     return cfg->compact_objects_threshold < 2 ? 2 : cfg->compact_objects_threshold;
 }
 
-kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
+kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
                            const char *dir, kl_keystate *s, int fenced, kl_error *err) {
     /* Complete batches that need no merge (an object complete by itself)
      * only move the watermark: take them in turn.  At most one merge per
@@ -208,14 +208,14 @@ kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
         memmove(s->pending, s->pending + 1, (s->n_pending - 1) * sizeof *s->pending);
         s->n_pending--;
         if (++s->wm_lag >= WM_EVERY || kl_now_ms() - s->wm_written_ms >= WM_MS)
-            st = kl_compact_store_watermark(os, dir, s, err);
-        if (!st && fenced) st = kl_tail_gc(os, dir, s, 32, err);
+            st = Kl_compact_store_watermark(os, dir, s, err);
+        if (!st && fenced) st = Kl_tail_gc(os, dir, s, 32, err);
         if (st) return st;
     }
     return KL_OK;
 }
 
-kl_status kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,
+kl_status Kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,
                                      kl_error *err) {
     if (s->watermark <= s->stored_wm) return KL_OK;
     kl_status st = put_watermark(os, dir, s->watermark, err);

@@ -14,20 +14,20 @@
  * objects (tail.h: no late publish can bring one back).  KL_ENOTFOUND
  * when an object to merge vanished: another writer compacted first, and s
  * is stale. */
-kl_status kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
+kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
                            const char *dir, kl_keystate *s, int fenced, kl_error *err);
 
 /* Stores the watermark if it lags what s knows (at shutdown).  Fenced
  * writers store it lazily: every WM_EVERY complete batches or WM_MS. */
-kl_status kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,
+kl_status Kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,
                                      kl_error *err);
 
 /* Whether object m, the only one after the watermark's object, is a
  * complete batch by itself.  Then compacting it is only moving the
  * watermark, and the writer PUTs both together (one store round). */
-int kl_compact_complete_alone(const kl_store_config *cfg, const kl_object_meta *m);
+int Kl_compact_complete_alone(const kl_store_config *cfg, const kl_object_meta *m);
 
 /* The watermark object pointing at `first`: its name (malloc'd, NULL when
  * out of memory) and its 8-byte body in v. */
-char *kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]);
+char *Kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]);
 #endif

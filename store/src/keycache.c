@@ -20,14 +20,14 @@ struct kl_keycache {
     node *newest, *oldest;
 };
 
-void kl_keystate_free(kl_keystate *s) {
+void Kl_keystate_free(kl_keystate *s) {
     if (!s) return;
     free(s->pending);
     free(s->claims);
     free(s);
 }
 
-int kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m) {
+int Kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m) {
     if (s->n_pending == s->cap_pending) {
         size_t cap = s->cap_pending ? s->cap_pending * 2 : 8;
         kl_object_meta *p = realloc(s->pending, cap * sizeof *p);
@@ -39,7 +39,7 @@ int kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m) {
     return 0;
 }
 
-int kl_keystate_add_claim(kl_keystate *s, uint64_t slot) {
+int Kl_keystate_add_claim(kl_keystate *s, uint64_t slot) {
     if (s->n_claims == s->cap_claims) {
         size_t cap = s->cap_claims ? s->cap_claims * 2 : 16;
         uint64_t *p = realloc(s->claims, cap * sizeof *p);
@@ -51,7 +51,7 @@ int kl_keystate_add_claim(kl_keystate *s, uint64_t slot) {
     return 0;
 }
 
-kl_keycache *kl_keycache_new(size_t max_keys) {
+kl_keycache *Kl_keycache_new(size_t max_keys) {
     kl_keycache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->max = max_keys ? max_keys : 1;
@@ -63,7 +63,7 @@ kl_keycache *kl_keycache_new(size_t max_keys) {
 }
 
 static node **slot(kl_keycache *c, const char *id) {
-    return &c->table[kl_hash(id, strlen(id), KL_HASH_SEED) & (c->nbuckets - 1)];
+    return &c->table[Kl_hash(id, strlen(id), KL_HASH_SEED) & (c->nbuckets - 1)];
 }
 
 static void unlink_recency(kl_keycache *c, node *n) {
@@ -91,7 +91,7 @@ static void grow(kl_keycache *c) {
     for (size_t i = 0; i < c->nbuckets; i++) {
         for (node *n = c->table[i], *next; n; n = next) {
             next = n->hnext;
-            node **s = &t[kl_hash(n->id, strlen(n->id), KL_HASH_SEED) & (nb - 1)];
+            node **s = &t[Kl_hash(n->id, strlen(n->id), KL_HASH_SEED) & (nb - 1)];
             n->hnext = *s;
             *s = n;
         }
@@ -101,7 +101,7 @@ static void grow(kl_keycache *c) {
     c->nbuckets = nb;
 }
 
-kl_keystate *kl_keycache_take(kl_keycache *c, const char *id) {
+kl_keystate *Kl_keycache_take(kl_keycache *c, const char *id) {
     pthread_mutex_lock(&c->mu);
     kl_keystate *s = NULL;
     for (node *n = *slot(c, id); n; n = n->hnext) {
@@ -114,11 +114,11 @@ kl_keystate *kl_keycache_take(kl_keycache *c, const char *id) {
     return s;
 }
 
-void kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s) {
+void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s) {
     node *n = calloc(1, sizeof *n);
     if (!n || !(n->id = strdup(id))) {
         free(n);
-        kl_keystate_free(s); /* a cache miss later, not an error */
+        Kl_keystate_free(s); /* a cache miss later, not an error */
         return;
     }
     n->s = s;
@@ -135,26 +135,26 @@ void kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s) {
     int ne = 0;
     while (c->count > c->max && ne < 8) evicted[ne++] = remove_node(c, c->oldest);
     pthread_mutex_unlock(&c->mu);
-    for (int i = 0; i < ne; i++) kl_keystate_free(evicted[i]);
+    for (int i = 0; i < ne; i++) Kl_keystate_free(evicted[i]);
 }
 
-size_t kl_keycache_count(kl_keycache *c) {
+size_t Kl_keycache_count(kl_keycache *c) {
     pthread_mutex_lock(&c->mu);
     size_t n = c->count;
     pthread_mutex_unlock(&c->mu);
     return n;
 }
 
-void kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
+void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
                       void *ctx) {
     pthread_mutex_lock(&c->mu);
     for (node *n = c->newest; n; n = n->older) fn(n->id, n->s, ctx);
     pthread_mutex_unlock(&c->mu);
 }
 
-void kl_keycache_free(kl_keycache *c) {
+void Kl_keycache_free(kl_keycache *c) {
     if (!c) return;
-    while (c->oldest) kl_keystate_free(remove_node(c, c->oldest));
+    while (c->oldest) Kl_keystate_free(remove_node(c, c->oldest));
     free(c->table);
     pthread_mutex_destroy(&c->mu);
     free(c);

@@ -28,22 +28,22 @@ typedef struct kl_keystate {
 
 typedef struct kl_keycache kl_keycache;
 
-kl_keycache *kl_keycache_new(size_t max_keys);
-void kl_keycache_free(kl_keycache *c);
+kl_keycache *Kl_keycache_new(size_t max_keys);
+void Kl_keycache_free(kl_keycache *c);
 /* Removes and returns the state of `id` (caller owns it), or NULL. */
-kl_keystate *kl_keycache_take(kl_keycache *c, const char *id);
+kl_keystate *Kl_keycache_take(kl_keycache *c, const char *id);
 /* Inserts `s` (ownership moves to the cache) as most recently used and
  * evicts the least recently used states beyond the bound. */
-void kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s);
-size_t kl_keycache_count(kl_keycache *c);
+void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s);
+size_t Kl_keycache_count(kl_keycache *c);
 /* Calls fn for every cached state, most recent first, under the cache's
  * lock (fn must not call back into the cache).  For a writer's last work
  * at destroy. */
-void kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
+void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
                       void *ctx);
-void kl_keystate_free(kl_keystate *s);
+void Kl_keystate_free(kl_keystate *s);
 /* Appends an object to s->pending.  Returns 0 or -1 (ENOMEM). */
-int kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m);
+int Kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m);
 /* Appends a slot to s->claims.  Returns 0 or -1 (ENOMEM). */
-int kl_keystate_add_claim(kl_keystate *s, uint64_t slot);
+int Kl_keystate_add_claim(kl_keystate *s, uint64_t slot);
 #endif

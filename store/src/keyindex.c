@@ -21,12 +21,12 @@
 
 static __thread unsigned long list_count;
 
-unsigned long kl_index_list_count(void) { return list_count; }
+unsigned long Kl_index_list_count(void) { return list_count; }
 
-char *kl_index_name(const char *dir, const kl_object_meta *m) {
+char *Kl_index_name(const char *dir, const kl_object_meta *m) {
     char base[256];
     if (kl_object_name_format(m, base, sizeof base) < 0) return NULL;
-    return kl_layout_join(dir, base);
+    return Kl_layout_join(dir, base);
 }
 
 static int by_offset(const void *a, const void *b) {
@@ -62,7 +62,7 @@ static void warn_foreign(const char *dir, const char *name, const kl_error *why)
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static uint64_t warned[256];
     static unsigned next;
-    uint64_t h = kl_hash(dir, strlen(dir), KL_HASH_SEED) | 1;
+    uint64_t h = Kl_hash(dir, strlen(dir), KL_HASH_SEED) | 1;
     int seen = 0;
     pthread_mutex_lock(&mu);
     for (size_t i = 0; i < sizeof warned / sizeof *warned && !seen; i++) seen = warned[i] == h;
@@ -80,8 +80,8 @@ static void warn_foreign(const char *dir, const char *name, const kl_error *why)
 static kl_status list_page(kl_objstore *os, const char *dir, uint64_t from,
                            size_t max, const char *cont, kl_object_meta **out,
                            size_t *n, char **next, kl_error *err) {
-    char *prefix = kl_layout_join(dir, "data_o");
-    char *after = kl_layout_seek(dir, from);
+    char *prefix = Kl_layout_join(dir, "data_o");
+    char *after = Kl_layout_seek(dir, from);
     char *token = cont ? strdup(cont) : NULL;
     if (!prefix || !after || (cont && !token)) {
         free(prefix);
@@ -139,13 +139,13 @@ static kl_status list_dedupe(kl_objstore *os, const char *dir, uint64_t from, si
                              kl_object_meta **out, size_t *n, int *more,
                              kl_object_meta **dropped, size_t *n_dropped, kl_error *err);
 
-kl_status kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
+kl_status Kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
                         size_t max, kl_object_meta **out, size_t *n, int *more,
                         kl_error *err) {
     return list_dedupe(os, dir, from, max, out, n, more, NULL, NULL, err);
 }
 
-kl_status kl_index_list_covered(kl_objstore *os, const char *dir, uint64_t from,
+kl_status Kl_index_list_covered(kl_objstore *os, const char *dir, uint64_t from,
                                 kl_object_meta **out, size_t *n, kl_object_meta **covered,
                                 size_t *n_covered, kl_error *err) {
     return list_dedupe(os, dir, from, 0, out, n, NULL, covered, n_covered, err);
@@ -200,9 +200,9 @@ static kl_status list_dedupe(kl_objstore *os, const char *dir, uint64_t from, si
     return KL_OK;
 }
 
-kl_status kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
+kl_status Kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
                              int *valid, kl_error *err) {
-    char *name = kl_layout_join(dir, "watermark");
+    char *name = Kl_layout_join(dir, "watermark");
     if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
     uint8_t *data = NULL;
     size_t len = 0;
@@ -213,7 +213,7 @@ kl_status kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
     *valid = 1;
     if (st == KL_ENOTFOUND) return KL_OK;
     if (st) return st;
-    if (len == 8) *wm = kl_le64(data);
+    if (len == 8) *wm = Kl_le64(data);
     else *valid = 0;
     free(data);
     return KL_OK;
@@ -249,7 +249,7 @@ static kl_status probe(kl_objstore *os, const char *dir, uint64_t x, kl_obj_pred
     return KL_OK;
 }
 
-kl_status kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
+kl_status Kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
                         kl_obj_pred exact, void *ctx, uint64_t hi,
                         uint64_t guess, int *found, kl_object_meta *out,
                         kl_error *err) {
@@ -257,7 +257,7 @@ kl_status kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
     int have = 0;
     *found = 0;
     if (hi == 0) {
-        kl_status st = kl_index_last(os, dir, &have, &cand, err);
+        kl_status st = Kl_index_last(os, dir, &have, &cand, err);
         if (st || !have) return st;
         if (!pred(&cand, ctx)) return KL_OK;
         if (exact && exact(&cand, ctx)) goto done;
@@ -320,20 +320,20 @@ static int contains(const kl_object_meta *m, void *ctx) {
     return m->first_offset <= off && m->last_offset >= off;
 }
 
-kl_status kl_index_seek_offset(kl_objstore *os, const char *dir, uint64_t offset,
+kl_status Kl_index_seek_offset(kl_objstore *os, const char *dir, uint64_t offset,
                                uint64_t guess, int *found, kl_object_meta *out,
                                kl_error *err) {
     *found = 0;
     if (offset == 0) return KL_OK;
     kl_object_meta m;
     int f;
-    kl_status st = kl_index_find(os, dir, last_ge, contains, &offset, offset,
+    kl_status st = Kl_index_find(os, dir, last_ge, contains, &offset, offset,
                                  guess ? guess : offset, &f, &m, err);
     if (st) return st;
     if (!f) {
         /* No object starts at or before `offset` and reaches it, or the
          * offset lies in the last object (which starts before it). */
-        st = kl_index_last(os, dir, &f, &m, err);
+        st = Kl_index_last(os, dir, &f, &m, err);
         if (st) return st;
     }
     if (f && contains(&m, &offset)) {
@@ -350,13 +350,13 @@ static kl_object_meta max_last(const kl_object_meta *v, size_t n) {
     return best;
 }
 
-kl_status kl_index_last(kl_objstore *os, const char *dir, int *found,
+kl_status Kl_index_last(kl_objstore *os, const char *dir, int *found,
                         kl_object_meta *out, kl_error *err) {
     uint64_t wm;
     int valid;
     *found = 0;
     /* The watermark is a hint: everything after it is a short tail. */
-    kl_status st = kl_index_watermark(os, dir, &wm, &valid, err);
+    kl_status st = Kl_index_watermark(os, dir, &wm, &valid, err);
     if (st) return st;
     uint64_t from = valid && wm ? wm : 1;
     for (;;) {

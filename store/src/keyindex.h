@@ -21,44 +21,44 @@ typedef int (*kl_obj_pred)(const kl_object_meta *m, void *ctx);
 /* Lists objects with first offset >= from, in offset order, at most max
  * (0 = all), deduplicating overlaps left by a compaction (the covering
  * object wins).  *more is set when objects remain beyond what was returned. */
-kl_status kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
+kl_status Kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
                         size_t max, kl_object_meta **out, size_t *n, int *more,
                         kl_error *err);
 
-/* kl_index_list of everything from `from`, and also the objects it dropped
+/* Kl_index_list of everything from `from`, and also the objects it dropped
  * as covered by another (*covered, malloc'd): leftovers of concurrent
  * merges, the same bytes as what covers them. */
-kl_status kl_index_list_covered(kl_objstore *os, const char *dir, uint64_t from,
+kl_status Kl_index_list_covered(kl_objstore *os, const char *dir, uint64_t from,
                                 kl_object_meta **out, size_t *n, kl_object_meta **covered,
                                 size_t *n_covered, kl_error *err);
 
 /* The object with the highest offsets.  *found = 0 for a key without data. */
-kl_status kl_index_last(kl_objstore *os, const char *dir, int *found,
+kl_status Kl_index_last(kl_objstore *os, const char *dir, int *found,
                         kl_object_meta *out, kl_error *err);
 
 /* The first object for which pred holds, searching first offsets in
  * [1, hi] (hi = 0: the whole key).  `guess`, if not 0, is probed first
  * (a hint such as a prior pointer).  `exact`, if given, ends the search as
  * soon as a candidate satisfies it. */
-kl_status kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
+kl_status Kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
                         kl_obj_pred exact, void *ctx, uint64_t hi,
                         uint64_t guess, int *found, kl_object_meta *out,
                         kl_error *err);
 
 /* The object holding `offset` (guess: a likely first offset, or 0). */
-kl_status kl_index_seek_offset(kl_objstore *os, const char *dir,
+kl_status Kl_index_seek_offset(kl_objstore *os, const char *dir,
                                uint64_t offset, uint64_t guess, int *found,
                                kl_object_meta *out, kl_error *err);
 
 /* Reads the watermark (0 when absent).  *valid = 0 if it is present but not
  * a u64 (the caller decides whether that matters). */
-kl_status kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
+kl_status Kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
                              int *valid, kl_error *err);
 
 /* Full object name of m in dir (malloc'd), or NULL on ENOMEM. */
-char *kl_index_name(const char *dir, const kl_object_meta *m);
+char *Kl_index_name(const char *dir, const kl_object_meta *m);
 
 /* Number of LIST requests made by this thread (for tests of the O(log n)
  * promise). */
-unsigned long kl_index_list_count(void);
+unsigned long Kl_index_list_count(void);
 #endif

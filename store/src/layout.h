@@ -8,13 +8,13 @@
 #define KL_LAYOUT_H
 #include "klstore.h"
 
-char *kl_layout_marker(const char *prefix, const char *keyspace);
-char *kl_layout_key_dir(const char *prefix, const char *keyspace, const char *key);
+char *Kl_layout_marker(const char *prefix, const char *keyspace);
+char *Kl_layout_key_dir(const char *prefix, const char *keyspace, const char *key);
 /* key_dir + suffix, e.g. "watermark" or a data object name. */
-char *kl_layout_join(const char *key_dir, const char *suffix);
+char *Kl_layout_join(const char *key_dir, const char *suffix);
 /* key_dir + "data_o{offset:020}": the LIST start-after bound below which
  * lie exactly the objects whose first offset is < offset. */
-char *kl_layout_seek(const char *key_dir, uint64_t offset);
+char *Kl_layout_seek(const char *key_dir, uint64_t offset);
 /* key_dir + "claim_o{slot:020}": the claim of the object starting at slot. */
-char *kl_layout_claim(const char *key_dir, uint64_t slot);
+char *Kl_layout_claim(const char *key_dir, uint64_t slot);
 #endif

@@ -106,7 +106,7 @@ kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg, const char *
                        char ***names, size_t *n, kl_error *err) {
     kl_status st = kl_validate_name("keyspace", keyspace, err);
     if (st) return st;
-    char *prefix = kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "",
+    char *prefix = Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "",
                                      keyspace, "");
     if (!prefix) return kl_seterr(err, KL_ENOMEM, "out of memory");
     prefix[strlen(prefix) - 1] = 0; /* "{p}{ks}//" -> "{p}{ks}/" */
@@ -120,7 +120,7 @@ static char *key_dir(const kl_store_config *cfg, const char *keyspace, const cha
                      kl_error *err) {
     if (kl_validate_name("keyspace", keyspace, err) || kl_validate_name("key", key, err))
         return NULL;
-    char *dir = kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "",
+    char *dir = Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "",
                                   keyspace, key);
     if (!dir) kl_seterr(err, KL_ENOMEM, "out of memory");
     return dir;
@@ -131,7 +131,7 @@ kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg,
                           size_t max, kl_object_meta **out, size_t *n, kl_error *err) {
     char *dir = key_dir(cfg, keyspace, key, err);
     if (!dir) return err ? err->code : KL_EINVAL;
-    kl_status st = kl_index_list(os, dir, after + 1, max, out, n, NULL, err);
+    kl_status st = Kl_index_list(os, dir, after + 1, max, out, n, NULL, err);
     free(dir);
     return st;
 }
@@ -141,18 +141,18 @@ kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg,
                          const kl_object_meta *m, kl_page *out, kl_error *err) {
     char *dir = key_dir(cfg, keyspace, key, err);
     if (!dir) return err ? err->code : KL_EINVAL;
-    char *name = kl_index_name(dir, m);
+    char *name = Kl_index_name(dir, m);
     free(dir);
     if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
     kl_cobj *o = NULL;
-    kl_status st = kl_cobj_fetch(os, name, m, &o, err);
+    kl_status st = Kl_cobj_fetch(os, name, m, &o, err);
     free(name);
     if (st) return st;
     kl_pagebuf pb = {0};
     uint64_t want = m->first_offset;
-    st = kl_objwalk_forward(o, &pb, o->count, &want, err);
-    if (st == KL_OK) st = kl_pagebuf_finish(&pb, keyspace, key, NULL, out, err);
-    kl_pagebuf_free(&pb);
-    kl_cobj_release(o);
+    st = Kl_objwalk_forward(o, &pb, o->count, &want, err);
+    if (st == KL_OK) st = Kl_pagebuf_finish(&pb, keyspace, key, NULL, out, err);
+    Kl_pagebuf_free(&pb);
+    Kl_cobj_release(o);
     return st;
 }

@@ -58,7 +58,7 @@ static int file_claim(int dfd, const char *cb, const char *ob, const void *data,
     int rc = -1;
     if (fsetxattr(fd, XATTR_OBJECT, ob, strlen(ob), XATTR_CREATE) != 0)
         rc = errno == EOPNOTSUPP ? 1 : -1;
-    else if (kl_local_write_all(fd, data, len) == 0 && fsync(fd) == 0)
+    else if (Kl_local_write_all(fd, data, len) == 0 && fsync(fd) == 0)
         rc = link_fd(fd, dfd, cb);
     int e = errno;
     close(fd);
@@ -86,7 +86,7 @@ static int dir_claim(local_os *l, int dfd, const char *cb, const char *ob, const
     if (mkdirat(dfd, tmp, 0755) != 0) return -1;
     if ((tfd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
         (fd = openat(tfd, ob, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) >= 0 &&
-        kl_local_write_all(fd, data, len) == 0 && fsync(fd) == 0) {
+        Kl_local_write_all(fd, data, len) == 0 && fsync(fd) == 0) {
         r = renameat2(dfd, tmp, dfd, cb, RENAME_NOREPLACE);
         if (r != 0 && errno == EINVAL) /* a file system without the flag: a   */
             r = renameat(dfd, tmp, dfd, cb); /* non-empty target still fails */
@@ -99,15 +99,15 @@ static int dir_claim(local_os *l, int dfd, const char *cb, const char *ob, const
     return r;
 }
 
-kl_status kl_local_claim(kl_objstore *os, const char *claim, const char *object,
+kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object,
                          const void *data, size_t len, char **tag, kl_error *err) {
     (void)tag; /* the file form checks the inode's name instead (publish) */
     local_os *l = (local_os *)os;
-    kl_status st = kl_local_check_name(claim, err);
-    if (st || (st = kl_local_check_name(object, err))) return st;
+    kl_status st = Kl_local_check_name(claim, err);
+    if (st || (st = Kl_local_check_name(object, err))) return st;
     const char *cb = base_of(claim), *ob = base_of(object);
-    int dfd = kl_local_open_parent(l->rootfd, claim, kl_local_dir_len(claim));
-    if (dfd < 0) return kl_local_io_err(err, "create directories for", claim);
+    int dfd = Kl_local_open_parent(l->rootfd, claim, Kl_local_dir_len(claim));
+    if (dfd < 0) return Kl_local_io_err(err, "create directories for", claim);
     int r = atomic_load(&l->dir_claims) ? 1 : file_claim(dfd, cb, ob, data, len);
     if (r == 1) {
         atomic_store(&l->dir_claims, 1);
@@ -118,7 +118,7 @@ kl_status kl_local_claim(kl_objstore *os, const char *claim, const char *object,
     if (r == 0) return KL_OK;
     if (e == EEXIST || e == ENOTEMPTY) return kl_seterr(err, KL_EEXIST, "claim '%s' is taken", claim);
     errno = e;
-    return kl_local_io_err(err, "claim", claim);
+    return Kl_local_io_err(err, "claim", claim);
 }
 
 /* The name of the object claim `fd` holds, into buf: 0 found, 1 none
@@ -146,10 +146,10 @@ static int claim_object(int fd, char *buf, size_t cap) {
     return rc;
 }
 
-kl_status kl_local_claim_target(kl_objstore *os, const char *claim, char **object,
+kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **object,
                                 char **tag, kl_error *err) {
     (void)tag;
-    kl_status st = kl_local_check_name(claim, err);
+    kl_status st = Kl_local_check_name(claim, err);
     if (st) return st;
     char ent[256];
     int fd = openat(((local_os *)os)->rootfd, claim, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -157,28 +157,28 @@ kl_status kl_local_claim_target(kl_objstore *os, const char *claim, char **objec
     int e = errno;
     if (fd >= 0) close(fd);
     errno = e;
-    if (rc < 0) return kl_local_io_err(err, "read claim", claim);
+    if (rc < 0) return Kl_local_io_err(err, "read claim", claim);
     if (rc == 1)
         return kl_seterr(err, KL_EBADDATA, "claim '%s' holds no object (left by a crash "
                          "before it was published)", claim);
     size_t dl = (size_t)(base_of(claim) - claim);
     if (asprintf(object, "%.*s%s", (int)dl, claim, ent) < 0)
         return kl_seterr(err, KL_ENOMEM, "out of memory");
-    return kl_local_check_name(*object, err);
+    return Kl_local_check_name(*object, err);
 }
 
 /* Links the claim's body as the object, if the claim holds that object:
  * the inode is opened first and its name checked on the open file, so a
  * claim removed and made again meanwhile (by a writer with a stale view)
  * cannot lend its body to our name.  No tag is needed. */
-kl_status kl_local_publish(kl_objstore *os, const char *claim, const char *object,
+kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object,
                            const char *tag, const void *data, size_t len, kl_error *err) {
     (void)tag, (void)data, (void)len;
     local_os *l = (local_os *)os;
-    kl_status st = kl_local_check_name(claim, err);
-    if (st || (st = kl_local_check_name(object, err))) return st;
+    kl_status st = Kl_local_check_name(claim, err);
+    if (st || (st = Kl_local_check_name(object, err))) return st;
     int fd = openat(l->rootfd, claim, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return kl_local_io_err(err, "publish from claim", claim);
+    if (fd < 0) return Kl_local_io_err(err, "publish from claim", claim);
     struct stat sb;
     int dfd = -1, r = fstat(fd, &sb);
     if (r == 0 && S_ISDIR(sb.st_mode)) { /* the directory form: its file's name is O */
@@ -193,11 +193,11 @@ kl_status kl_local_publish(kl_objstore *os, const char *claim, const char *objec
         int rc = claim_object(fd, held, sizeof held);
         if (rc != 0 || strcmp(held, base_of(object)) != 0) {
             close(fd);
-            if (rc < 0) return kl_local_io_err(err, "read claim", claim);
+            if (rc < 0) return Kl_local_io_err(err, "read claim", claim);
             return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found: claim '%s' holds "
                              "another", object, claim);
         }
-        dfd = kl_local_open_parent(l->rootfd, object, kl_local_dir_len(object));
+        dfd = Kl_local_open_parent(l->rootfd, object, Kl_local_dir_len(object));
         r = dfd < 0 ? -1 : link_fd(fd, dfd, base_of(object));
     }
     int e = errno;
@@ -205,12 +205,12 @@ kl_status kl_local_publish(kl_objstore *os, const char *claim, const char *objec
     if (r != 0 && e != EEXIST) {
         if (dfd >= 0) close(dfd);
         errno = e;
-        return kl_local_io_err(err, "publish", object);
+        return Kl_local_io_err(err, "publish", object);
     }
-    if (dfd < 0) dfd = kl_local_open_parent(l->rootfd, object, kl_local_dir_len(object));
+    if (dfd < 0) dfd = Kl_local_open_parent(l->rootfd, object, Kl_local_dir_len(object));
     r = dfd < 0 ? -1 : fsync(dfd);
     if (dfd >= 0) close(dfd);
-    if (r != 0) return kl_local_io_err(err, "sync directory of", object);
+    if (r != 0) return Kl_local_io_err(err, "sync directory of", object);
     return KL_OK;
 }
 
@@ -231,7 +231,7 @@ static kl_status unclaim_dir(local_os *l, const char *claim, kl_error *err) {
                 close(fd);
                 if (u != 0 && e != ENOENT) {
                     errno = e;
-                    return kl_local_io_err(err, "delete claim", claim);
+                    return Kl_local_io_err(err, "delete claim", claim);
                 }
                 continue;
             }
@@ -239,22 +239,22 @@ static kl_status unclaim_dir(local_os *l, const char *claim, kl_error *err) {
             break;
         }
         if (rc < 0 && errno != ENOENT && errno != ENOTDIR)
-            return kl_local_io_err(err, "read claim", claim);
+            return Kl_local_io_err(err, "read claim", claim);
         if (unlinkat(l->rootfd, claim, AT_REMOVEDIR) == 0 || errno == ENOENT) return KL_OK;
         if (errno == ENOTDIR) return KL_OK; /* replaced by a file claim: the next pass */
-        if (errno != ENOTEMPTY) return kl_local_io_err(err, "delete claim", claim);
+        if (errno != ENOTEMPTY) return Kl_local_io_err(err, "delete claim", claim);
         if (round == 4) return KL_OK;
     }
 }
 
-kl_status kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n,
+kl_status Kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n,
                            kl_error *err) {
     local_os *l = (local_os *)os;
     for (size_t i = 0; i < n; i++) {
-        kl_status st = kl_local_check_name(claims[i], err);
+        kl_status st = Kl_local_check_name(claims[i], err);
         if (st) return st;
         if (unlinkat(l->rootfd, claims[i], 0) == 0 || errno == ENOENT) continue;
-        if (errno != EISDIR && errno != EPERM) return kl_local_io_err(err, "delete claim", claims[i]);
+        if (errno != EISDIR && errno != EPERM) return Kl_local_io_err(err, "delete claim", claims[i]);
         if ((st = unclaim_dir(l, claims[i], err))) return st;
     }
     return KL_OK;

@@ -20,23 +20,23 @@ typedef struct local_os {
 } local_os;
 
 /* KL_EINVAL unless `name` is storable as a path under the root. */
-kl_status kl_local_check_name(const char *name, kl_error *err);
+kl_status Kl_local_check_name(const char *name, kl_error *err);
 /* errno as a kl_status: ENOENT/ENOTDIR are KL_ENOTFOUND. */
-kl_status kl_local_io_err(kl_error *err, const char *op, const char *name);
+kl_status Kl_local_io_err(kl_error *err, const char *op, const char *name);
 /* The directory holding `name` (its first dirlen bytes), made if missing;
  * -1 with errno. */
-int kl_local_open_parent(int rootfd, const char *name, size_t dirlen);
-int kl_local_write_all(int fd, const uint8_t *p, size_t n);
+int Kl_local_open_parent(int rootfd, const char *name, size_t dirlen);
+int Kl_local_write_all(int fd, const uint8_t *p, size_t n);
 /* Bytes of `name` before its last '/' (0 if none). */
-size_t kl_local_dir_len(const char *name);
+size_t Kl_local_dir_len(const char *name);
 
 /* The objstore ops of slot claims (local_claim.c). */
-kl_status kl_local_claim(kl_objstore *os, const char *claim, const char *object,
+kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object,
                          const void *data, size_t len, char **tag, kl_error *err);
-kl_status kl_local_claim_target(kl_objstore *os, const char *claim, char **object,
+kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **object,
                                 char **tag, kl_error *err);
-kl_status kl_local_publish(kl_objstore *os, const char *claim, const char *object,
+kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object,
                            const char *tag, const void *data, size_t len, kl_error *err);
-kl_status kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n,
+kl_status Kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n,
                            kl_error *err);
 #endif

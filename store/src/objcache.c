@@ -16,7 +16,7 @@ struct kl_objcache {
     kl_cobj *newest, *oldest;
 };
 
-kl_objcache *kl_objcache_new(uint64_t max_bytes) {
+kl_objcache *Kl_objcache_new(uint64_t max_bytes) {
     kl_objcache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     pthread_mutex_init(&c->mu, NULL);
@@ -25,9 +25,9 @@ kl_objcache *kl_objcache_new(uint64_t max_bytes) {
     return c;
 }
 
-void kl_cobj_retain(kl_cobj *o) { atomic_fetch_add(&o->refs, 1); }
+void Kl_cobj_retain(kl_cobj *o) { atomic_fetch_add(&o->refs, 1); }
 
-void kl_cobj_release(kl_cobj *o) {
+void Kl_cobj_release(kl_cobj *o) {
     if (!o || atomic_fetch_sub(&o->refs, 1) != 1) return;
     free(o->name);
     if (o->body.release) o->body.release(&o->body);
@@ -80,7 +80,7 @@ static kl_cobj *cobj_new(const char *name) {
         free(o);
         return NULL;
     }
-    o->name_hash = kl_hash(name, strlen(name), KL_HASH_SEED);
+    o->name_hash = Kl_hash(name, strlen(name), KL_HASH_SEED);
     atomic_init(&o->refs, 1);
     atomic_init(&o->hint, 0);
     return o;
@@ -104,13 +104,13 @@ static kl_status fill(kl_cobj *o, kl_objstore *os, const kl_object_meta *m, kl_e
     return KL_OK;
 }
 
-kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
+kl_status Kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
                         kl_cobj **out, kl_error *err) {
     kl_cobj *o = cobj_new(name);
     if (!o) return kl_seterr(err, KL_ENOMEM, "out of memory");
     kl_status st = fill(o, os, m, err);
     if (st) {
-        kl_cobj_release(o);
+        Kl_cobj_release(o);
         return st;
     }
     o->len = charge(o);
@@ -119,18 +119,18 @@ kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta 
 }
 
 static kl_cobj *find(kl_objcache *c, const char *name) {
-    uint64_t h = kl_hash(name, strlen(name), KL_HASH_SEED);
+    uint64_t h = Kl_hash(name, strlen(name), KL_HASH_SEED);
     for (kl_cobj *o = c->newest; o; o = o->older)
         if (o->name_hash == h && strcmp(o->name, name) == 0) return o;
     return NULL;
 }
 
-kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
+kl_status Kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
                           const kl_object_meta *m, kl_cobj **out, kl_error *err) {
     pthread_mutex_lock(&c->mu);
     kl_cobj *o = find(c, name);
     if (o) {
-        kl_cobj_retain(o);
+        Kl_cobj_retain(o);
         while (o->loading) pthread_cond_wait(&c->loaded, &c->mu);
         if (o->load_st == KL_OK) {
             if (o->linked) {
@@ -143,8 +143,8 @@ kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
         }
         /* The other fetch failed: fetch ourselves, to get our own error. */
         pthread_mutex_unlock(&c->mu);
-        kl_cobj_release(o);
-        return kl_cobj_fetch(os, name, m, out, err);
+        Kl_cobj_release(o);
+        return Kl_cobj_fetch(os, name, m, out, err);
     }
     /* Publish a placeholder so concurrent readers wait for this fetch. */
     o = cobj_new(name);
@@ -153,7 +153,7 @@ kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
     o->loading = 1;
-    kl_cobj_retain(o); /* the cache's reference */
+    Kl_cobj_retain(o); /* the cache's reference */
     push_newest(c, o);
     pthread_mutex_unlock(&c->mu);
 
@@ -184,31 +184,31 @@ kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
     pthread_mutex_unlock(&c->mu);
     while (dead) {
         kl_cobj *next = dead->newer;
-        kl_cobj_release(dead);
+        Kl_cobj_release(dead);
         dead = next;
     }
     if (st) {
-        kl_cobj_release(o);
+        Kl_cobj_release(o);
         return st;
     }
     *out = o;
     return KL_OK;
 }
 
-void kl_objcache_drop(kl_objcache *c, kl_cobj *o) {
+void Kl_objcache_drop(kl_objcache *c, kl_cobj *o) {
     pthread_mutex_lock(&c->mu);
     int linked = o->linked && !o->loading;
     if (linked) unlink_obj(c, o);
     pthread_mutex_unlock(&c->mu);
-    if (linked) kl_cobj_release(o); /* the cache's reference */
+    if (linked) Kl_cobj_release(o); /* the cache's reference */
 }
 
-void kl_objcache_free(kl_objcache *c) {
+void Kl_objcache_free(kl_objcache *c) {
     if (!c) return;
     while (c->oldest) {
         kl_cobj *o = c->oldest;
         unlink_obj(c, o);
-        kl_cobj_release(o);
+        Kl_cobj_release(o);
     }
     pthread_cond_destroy(&c->loaded);
     pthread_mutex_destroy(&c->mu);

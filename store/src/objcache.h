@@ -30,21 +30,21 @@ typedef struct kl_cobj {
 
 typedef struct kl_objcache kl_objcache;
 
-kl_objcache *kl_objcache_new(uint64_t max_bytes);
-void kl_objcache_free(kl_objcache *c);
+kl_objcache *Kl_objcache_new(uint64_t max_bytes);
+void Kl_objcache_free(kl_objcache *c);
 /* The object `name` (described by m), fetched on a miss.  The caller owns
- * one reference (kl_cobj_release).  KL_ENOTFOUND if it vanished (compacted
+ * one reference (Kl_cobj_release).  KL_ENOTFOUND if it vanished (compacted
  * away), KL_EBADDATA if its size cannot match m (the records themselves
  * are checked as they are read, objwalk.h). */
-kl_status kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
+kl_status Kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
                           const kl_object_meta *m, kl_cobj **out, kl_error *err);
 /* Fetches without caching; one reference for the caller. */
-kl_status kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
+kl_status Kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
                         kl_cobj **out, kl_error *err);
 /* Drops o from the cache (if it is there) ahead of its LRU turn: for an
  * object a walk has read through, whose bytes nobody is likely to want
  * again soon.  The caller's own reference stays valid. */
-void kl_objcache_drop(kl_objcache *c, kl_cobj *o);
-void kl_cobj_retain(kl_cobj *o);
-void kl_cobj_release(kl_cobj *o);
+void Kl_objcache_drop(kl_objcache *c, kl_cobj *o);
+void Kl_cobj_retain(kl_cobj *o);
+void Kl_cobj_release(kl_cobj *o);
 #endif

@@ -34,7 +34,7 @@ static local_os *L(kl_objstore *os) { return (local_os *)os; }
 
 /* S3 allows names a filesystem cannot hold ("a//b", "../x"); refuse them
  * rather than write somewhere unexpected. */
-kl_status kl_local_check_name(const char *name, kl_error *err) {
+kl_status Kl_local_check_name(const char *name, kl_error *err) {
     if (!*name || name[0] == '/' || name[strlen(name) - 1] == '/')
         return kl_seterr(err, KL_EINVAL, "object name '%s' is not storable in a "
                          "directory (empty, or leading/trailing '/')", name);
@@ -51,7 +51,7 @@ kl_status kl_local_check_name(const char *name, kl_error *err) {
     return KL_OK;
 }
 
-kl_status kl_local_io_err(kl_error *err, const char *op, const char *name) {
+kl_status Kl_local_io_err(kl_error *err, const char *op, const char *name) {
     int e = errno;
     if (e == ENOENT || e == ENOTDIR)
         return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found", name);
@@ -89,7 +89,7 @@ static int make_parents(int rootfd, const char *name) {
 /* Opens the directory that holds object `name` (dirlen bytes of it),
  * creating it first only if it is missing: the common case, an existing
  * key directory, costs one open and no mkdir per path component. */
-int kl_local_open_parent(int rootfd, const char *name, size_t dirlen) {
+int Kl_local_open_parent(int rootfd, const char *name, size_t dirlen) {
     char dir[4096];
     if (dirlen >= sizeof dir) { errno = ENAMETOOLONG; return -1; }
     memcpy(dir, name, dirlen);
@@ -101,7 +101,7 @@ int kl_local_open_parent(int rootfd, const char *name, size_t dirlen) {
     return fd;
 }
 
-int kl_local_write_all(int fd, const uint8_t *p, size_t n) {
+int Kl_local_write_all(int fd, const uint8_t *p, size_t n) {
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0) {
@@ -123,7 +123,7 @@ typedef struct staged {
     char tmp[64];              /* temporary name in dfd, "" once gone */
 } staged;
 
-size_t kl_local_dir_len(const char *name) {
+size_t Kl_local_dir_len(const char *name) {
     const char *slash = strrchr(name, '/');
     return slash ? (size_t)(slash - name) : 0;
 }
@@ -131,15 +131,15 @@ size_t kl_local_dir_len(const char *name) {
 /* Finds or opens the directory of item i, reusing an earlier item's. */
 static kl_status stage_dir(local_os *l, const kl_put_item *items, staged *v, size_t i,
                            kl_error *err) {
-    size_t dl = kl_local_dir_len(items[i].name);
+    size_t dl = Kl_local_dir_len(items[i].name);
     v[i].base = items[i].name + (dl ? dl + 1 : 0);
     for (size_t j = 0; j < i; j++)
-        if (kl_local_dir_len(items[j].name) == dl && memcmp(items[j].name, items[i].name, dl) == 0) {
+        if (Kl_local_dir_len(items[j].name) == dl && memcmp(items[j].name, items[i].name, dl) == 0) {
             v[i].dfd = v[j].dfd;
             return KL_OK;
         }
-    v[i].dfd = kl_local_open_parent(l->rootfd, items[i].name, dl);
-    if (v[i].dfd < 0) return kl_local_io_err(err, "create directories for", items[i].name);
+    v[i].dfd = Kl_local_open_parent(l->rootfd, items[i].name, dl);
+    if (v[i].dfd < 0) return Kl_local_io_err(err, "create directories for", items[i].name);
     v[i].owns_dfd = 1;
     return KL_OK;
 }
@@ -151,13 +151,13 @@ static kl_status stage_data(local_os *l, const kl_put_item *it, staged *sv, kl_e
     int fd = openat(sv->dfd, sv->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         sv->tmp[0] = 0;
-        return kl_local_io_err(err, "create temporary file for", it->name);
+        return Kl_local_io_err(err, "create temporary file for", it->name);
     }
-    if (kl_local_write_all(fd, it->data, it->len) != 0 || fsync(fd) != 0) {
+    if (Kl_local_write_all(fd, it->data, it->len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         errno = e;
-        return kl_local_io_err(err, "write", it->name);
+        return Kl_local_io_err(err, "write", it->name);
     }
     close(fd);
     return KL_OK;
@@ -178,7 +178,7 @@ static kl_status publish(const kl_put_item *it, staged *sv, kl_error *err) {
     } else {
         r = renameat(sv->dfd, sv->tmp, sv->dfd, sv->base);
     }
-    if (r != 0) return kl_local_io_err(err, "store", it->name);
+    if (r != 0) return Kl_local_io_err(err, "store", it->name);
     sv->tmp[0] = 0;
     return KL_OK;
 }
@@ -196,13 +196,13 @@ static kl_status local_put_batch(kl_objstore *os, const kl_put_item *items, size
     kl_status st = KL_OK;
     size_t opened = 0;
     for (size_t i = 0; i < n && !st; i++)
-        if (!(st = kl_local_check_name(items[i].name, err)) && !(st = stage_dir(l, items, v, i, err)))
+        if (!(st = Kl_local_check_name(items[i].name, err)) && !(st = stage_dir(l, items, v, i, err)))
             opened = i + 1;
     for (size_t i = 0; i < n && !st; i++) st = stage_data(l, &items[i], &v[i], err);
     for (size_t i = 0; i < n && !st; i++) st = publish(&items[i], &v[i], err);
     for (size_t i = 0; i < opened && !st; i++)
         if (v[i].owns_dfd && fsync(v[i].dfd) != 0)
-            st = kl_local_io_err(err, "sync directory of", items[i].name);
+            st = Kl_local_io_err(err, "sync directory of", items[i].name);
     /* Items share directory fds: every unlink before any close. */
     for (size_t i = 0; i < opened; i++)
         if (v[i].tmp[0]) unlinkat(v[i].dfd, v[i].tmp, 0);
@@ -222,15 +222,15 @@ static kl_status local_put(kl_objstore *os, const char *name, const void *data,
  * found", as a common prefix is not an object on S3). */
 static kl_status open_object(local_os *l, const char *name, int *fd, uint64_t *size,
                              kl_error *err) {
-    kl_status st = kl_local_check_name(name, err);
+    kl_status st = Kl_local_check_name(name, err);
     if (st) return st;
     *fd = openat(l->rootfd, name, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) return kl_local_io_err(err, "open", name);
+    if (*fd < 0) return Kl_local_io_err(err, "open", name);
     struct stat sb;
     if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         if (S_ISDIR(sb.st_mode)) errno = ENOENT;
         close(*fd);
-        return kl_local_io_err(err, "stat", name);
+        return Kl_local_io_err(err, "stat", name);
     }
     *size = (uint64_t)sb.st_size;
     return KL_OK;
@@ -254,7 +254,7 @@ static kl_status local_get(kl_objstore *os, const char *name, uint64_t off,
             if (r == 0) errno = EIO; /* shrank under us: objects are immutable */
             free(buf);
             close(fd);
-            return kl_local_io_err(err, "read", name);
+            return Kl_local_io_err(err, "read", name);
         }
         got += (uint64_t)r;
     }
@@ -265,7 +265,7 @@ static kl_status local_get(kl_objstore *os, const char *name, uint64_t off,
 }
 
 static void free_view(kl_mapping *m) {
-    kl_recycle_put((void *)m->data);
+    Kl_recycle_put((void *)m->data);
     *m = (kl_mapping){0};
 }
 
@@ -283,7 +283,7 @@ static kl_status local_map(kl_objstore *os, const char *name, kl_mapping *out,
     uint64_t size;
     kl_status st = open_object(L(os), name, &fd, &size, err);
     if (st) return st;
-    uint8_t *buf = size <= SIZE_MAX / 2 ? kl_recycle_get((size_t)size) : NULL;
+    uint8_t *buf = size <= SIZE_MAX / 2 ? Kl_recycle_get((size_t)size) : NULL;
     if (!buf) {
         close(fd);
         return kl_seterr(err, KL_ENOMEM, "map '%s': out of memory", name);
@@ -293,9 +293,9 @@ static kl_status local_map(kl_objstore *os, const char *name, kl_mapping *out,
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
             if (r == 0) errno = EIO; /* shrank under us: objects are immutable */
-            kl_recycle_put(buf);
+            Kl_recycle_put(buf);
             close(fd);
-            return kl_local_io_err(err, "read", name);
+            return Kl_local_io_err(err, "read", name);
         }
         got += (uint64_t)r;
     }
@@ -306,10 +306,10 @@ static kl_status local_map(kl_objstore *os, const char *name, kl_mapping *out,
 
 static kl_status local_head(kl_objstore *os, const char *name, uint64_t *size,
                             kl_error *err) {
-    kl_status st = kl_local_check_name(name, err);
+    kl_status st = Kl_local_check_name(name, err);
     if (st) return st;
     struct stat sb;
-    if (fstatat(L(os)->rootfd, name, &sb, 0) != 0) return kl_local_io_err(err, "stat", name);
+    if (fstatat(L(os)->rootfd, name, &sb, 0) != 0) return Kl_local_io_err(err, "stat", name);
     if (!S_ISREG(sb.st_mode)) return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found", name);
     if (size) *size = (uint64_t)sb.st_size;
     return KL_OK;
@@ -463,7 +463,7 @@ static kl_status local_list(kl_objstore *os, const kl_list_req *req,
     free(dir);
     if (rc != 0) {
         entries_free(&es);
-        return kl_local_io_err(err, "list", prefix);
+        return Kl_local_io_err(err, "list", prefix);
     }
     if (es.n) qsort(es.v, es.n, sizeof *es.v, entry_cmp);
 
@@ -508,10 +508,10 @@ nomem:
 static kl_status local_del(kl_objstore *os, const char *const *names, size_t n,
                            kl_error *err) {
     for (size_t i = 0; i < n; i++) {
-        kl_status st = kl_local_check_name(names[i], err);
+        kl_status st = Kl_local_check_name(names[i], err);
         if (st) return st;
         if (unlinkat(L(os)->rootfd, names[i], 0) != 0 && errno != ENOENT)
-            return kl_local_io_err(err, "delete", names[i]);
+            return Kl_local_io_err(err, "delete", names[i]);
     }
     return KL_OK;
 }
@@ -535,10 +535,10 @@ static const kl_objstore_ops local_ops = {
     .describe = local_describe,
     .destroy = local_destroy,
     .put_batch = local_put_batch,
-    .claim = kl_local_claim,
-    .claim_target = kl_local_claim_target,
-    .publish = kl_local_publish,
-    .unclaim = kl_local_unclaim,
+    .claim = Kl_local_claim,
+    .claim_target = Kl_local_claim_target,
+    .publish = Kl_local_publish,
+    .unclaim = Kl_local_unclaim,
 };
 
 /* mkdir -p for the root itself. */

@@ -23,17 +23,17 @@ static __attribute__((cold, noinline)) kl_status bad_record(const kl_cobj *o, si
                                                             uint64_t idx, kl_error *err) {
     const uint8_t *b = o->body.data;
     uint32_t plen;
-    if (!kl_codec_framed(b, o->body.len, pos, &plen))
-        return kl_codec_frame_error(b, o->body.len, pos, o->name, err);
+    if (!Kl_codec_framed(b, o->body.len, pos, &plen))
+        return Kl_codec_frame_error(b, o->body.len, pos, o->name, err);
     return kl_seterr(err, KL_EBADDATA, "%s: record at byte %zu has offset %" PRIu64
-                     ", expected %" PRIu64, o->name, pos, kl_le64(b + pos), o->first + idx);
+                     ", expected %" PRIu64, o->name, pos, Kl_le64(b + pos), o->first + idx);
 }
 
 /* Whether the record at pos is whole, well framed and is record idx; its
  * payload length in *plen.  The hot path of every walk. */
 static inline int good_record(const kl_cobj *o, size_t pos, uint64_t idx, uint32_t *plen) {
-    return kl_codec_framed(o->body.data, o->body.len, pos, plen) &&
-           kl_le64(o->body.data + pos) == o->first + idx;
+    return Kl_codec_framed(o->body.data, o->body.len, pos, plen) &&
+           Kl_le64(o->body.data + pos) == o->first + idx;
 }
 
 /* The end of record c.idx when it is the object's last: nothing may follow. */
@@ -55,7 +55,7 @@ static kl_status hop_forward(const kl_cobj *o, cursor *c, kl_error *err) {
 
 static kl_status hop_backward(const kl_cobj *o, cursor *c, kl_error *err) {
     const uint8_t *b = o->body.data;
-    uint32_t t = c->pos >= KL_RECORD_OVERHEAD ? kl_le32(b + c->pos - 4) : 0;
+    uint32_t t = c->pos >= KL_RECORD_OVERHEAD ? Kl_le32(b + c->pos - 4) : 0;
     if (c->idx == 0 || t < KL_RECORD_HEADER || (size_t)t + 4 > c->pos)
         return kl_seterr(err, KL_EBADDATA, "%s: no record %" PRIu64 " ends at byte %zu "
                          "(trailer %" PRIu32 ")", o->name, o->first + c->idx - 1, c->pos, t);
@@ -105,7 +105,7 @@ static uint64_t room_for(const kl_pagebuf *pb, uint64_t limit, uint64_t avail) {
     return room < avail ? room : avail;
 }
 
-kl_status kl_objwalk_forward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
+kl_status Kl_objwalk_forward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
                              kl_error *err) {
     uint64_t idx = *want - o->first;
     uint64_t k = room_for(pb, limit, o->count - idx);
@@ -113,13 +113,13 @@ kl_status kl_objwalk_forward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_
     cursor c;
     kl_status st = seek(o, idx, &c, err);
     if (st) return st;
-    kl_record *r = kl_pagebuf_room(pb, o, k);
+    kl_record *r = Kl_pagebuf_room(pb, o, k);
     if (!r) return kl_seterr(err, KL_ENOMEM, "out of memory");
     const uint8_t *b = o->body.data;
     for (uint64_t i = 0; i < k; i++) {
         uint32_t l;
         if (!good_record(o, c.pos, c.idx, &l)) return bad_record(o, c.pos, c.idx, err);
-        kl_codec_record(&r[i], b + c.pos, l);
+        Kl_codec_record(&r[i], b + c.pos, l);
         c.pos += (size_t)l + KL_RECORD_OVERHEAD;
         c.idx++;
     }
@@ -130,7 +130,7 @@ kl_status kl_objwalk_forward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_
     return KL_OK;
 }
 
-kl_status kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
+kl_status Kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
                               kl_error *err) {
     uint64_t idx = *want - o->first;
     uint64_t k = room_for(pb, limit, idx + 1);
@@ -138,12 +138,12 @@ kl_status kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64
     cursor c; /* just past the record wanted */
     kl_status st = seek(o, idx + 1, &c, err);
     if (st) return st;
-    kl_record *r = kl_pagebuf_room(pb, o, k);
+    kl_record *r = Kl_pagebuf_room(pb, o, k);
     if (!r) return kl_seterr(err, KL_ENOMEM, "out of memory");
     for (uint64_t i = 0; i < k; i++) {
         if ((st = hop_backward(o, &c, err))) return st;
         const uint8_t *p = o->body.data + c.pos;
-        kl_codec_record(&r[i], p, kl_le32(p + 32));
+        Kl_codec_record(&r[i], p, Kl_le32(p + 32));
     }
     pb->n += k;
     remember(o, &c);
@@ -151,7 +151,7 @@ kl_status kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64
     return KL_OK;
 }
 
-kl_status kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), void *ctx,
+kl_status Kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), void *ctx,
                           int *found, uint64_t *offset, kl_error *err) {
     cursor c = {0, 0};
     *found = 0;
@@ -159,7 +159,7 @@ kl_status kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), vo
         uint32_t l;
         if (!good_record(o, c.pos, c.idx, &l)) return bad_record(o, c.pos, c.idx, err);
         kl_record r;
-        kl_codec_record(&r, o->body.data + c.pos, l);
+        Kl_codec_record(&r, o->body.data + c.pos, l);
         if (pred(&r, ctx)) {
             *found = 1;
             *offset = r.offset;

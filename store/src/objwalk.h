@@ -14,14 +14,14 @@
 
 /* Adds o's records from offset *want (which o holds) upwards until the
  * page holds `limit` records or o ends; *want becomes the next offset. */
-kl_status kl_objwalk_forward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
+kl_status Kl_objwalk_forward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
                              kl_error *err);
 /* The same downwards: from *want to o's first record; *want becomes the
  * offset before the last one added. */
-kl_status kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
+kl_status Kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
                               kl_error *err);
 /* The offset of o's first record satisfying pred, in *offset; *found = 0
  * when none does. */
-kl_status kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), void *ctx,
+kl_status Kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), void *ctx,
                           int *found, uint64_t *offset, kl_error *err);
 #endif

@@ -31,29 +31,29 @@ static int grow_recs(kl_pagebuf *pb, size_t need) {
     size_t c = pb->cap ? pb->cap * 2 : 16;
     while (c < need) c *= 2;
     if (c > SIZE_MAX / sizeof *pb->recs) return -1;
-    kl_record *r = kl_recycle_get(c * sizeof *r);
+    kl_record *r = Kl_recycle_get(c * sizeof *r);
     if (!r) return -1;
     if (pb->n) memcpy(r, pb->recs, pb->n * sizeof *r);
-    kl_recycle_put(pb->recs);
+    Kl_recycle_put(pb->recs);
     pb->recs = r;
     pb->cap = c;
     return 0;
 }
 
-int kl_pagebuf_reserve(kl_pagebuf *pb, size_t n) { return grow_recs(pb, n); }
+int Kl_pagebuf_reserve(kl_pagebuf *pb, size_t n) { return grow_recs(pb, n); }
 
-kl_record *kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n) {
+kl_record *Kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n) {
     if (grow_recs(pb, pb->n + n) != 0) return NULL;
     if (pb->nheld == 0 || pb->held[pb->nheld - 1] != o) {
         if (grow((void **)&pb->held, &pb->capheld, pb->nheld + 1, sizeof *pb->held) != 0)
             return NULL;
-        kl_cobj_retain(o);
+        Kl_cobj_retain(o);
         pb->held[pb->nheld++] = o;
     }
     return pb->recs + pb->n;
 }
 
-kl_status kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *key,
+kl_status Kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *key,
                             const char *continuation, kl_page *out, kl_error *err) {
     *out = (kl_page){0};
     page_priv *priv = calloc(1, sizeof *priv);
@@ -73,10 +73,10 @@ kl_status kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *ke
     return KL_OK;
 }
 
-void kl_pagebuf_free(kl_pagebuf *pb) {
-    for (size_t i = 0; i < pb->nheld; i++) kl_cobj_release(pb->held[i]);
+void Kl_pagebuf_free(kl_pagebuf *pb) {
+    for (size_t i = 0; i < pb->nheld; i++) Kl_cobj_release(pb->held[i]);
     free(pb->held);
-    kl_recycle_put(pb->recs);
+    Kl_recycle_put(pb->recs);
     *pb = (kl_pagebuf){0};
 }
 
@@ -84,13 +84,13 @@ void kl_page_free(kl_page *page) {
     if (!page) return;
     page_priv *priv = page->priv_;
     if (priv) {
-        for (size_t i = 0; i < priv->nheld; i++) kl_cobj_release(priv->held[i]);
+        for (size_t i = 0; i < priv->nheld; i++) Kl_cobj_release(priv->held[i]);
         free(priv->held);
         free(priv);
     }
     free(page->keyspace);
     free(page->key);
-    kl_recycle_put(page->records);
+    Kl_recycle_put(page->records);
     free(page->continuation);
     *page = (kl_page){0};
 }

@@ -16,11 +16,11 @@ typedef struct kl_pagebuf {
 /* Room for n more records pointing into object o (held by the page from
  * now on), filled in place by the caller, who then adds n to pb->n: one
  * call per object, not per record.  NULL on ENOMEM. */
-kl_record *kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n);
+kl_record *Kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n);
 /* Makes room for n records up front (a page knows its limit). */
-int kl_pagebuf_reserve(kl_pagebuf *pb, size_t n);
+int Kl_pagebuf_reserve(kl_pagebuf *pb, size_t n);
 /* Moves everything into *out; `continuation` (may be NULL) is copied. */
-kl_status kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *key,
+kl_status Kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *key,
                             const char *continuation, kl_page *out, kl_error *err);
-void kl_pagebuf_free(kl_pagebuf *pb);
+void Kl_pagebuf_free(kl_pagebuf *pb);
 #endif

@@ -66,21 +66,21 @@ static qchunk *chunk_get(void)
         c = malloc(sizeof *c + CHUNK_BYTES);
         if (!c)
             return NULL;
-        kl_populate(c->data, CHUNK_BYTES);
+        Kl_populate(c->data, CHUNK_BYTES);
     }
     atomic_init(&c->refs, 1);
     c->used = 0;
     return c;
 }
 
-void *kl_qarena_alloc(size_t size, void **chunk)
+void *Kl_qarena_alloc(size_t size, void **chunk)
 {
     size = (size + 15) & ~(size_t)15;
     *chunk = NULL;
     if (size > BIG_BYTES) {
         /* A many-record append (a FUSE write, a Kafka burst): a pooled
          * large buffer, warm after the first few. */
-        void *p = kl_recycle_get(size);
+        void *p = Kl_recycle_get(size);
         if (p)
             *chunk = BIG_CHUNK;
         return p;
@@ -109,10 +109,10 @@ void *kl_qarena_alloc(size_t size, void **chunk)
     return p;
 }
 
-void kl_qarena_free(void *p, void *chunk)
+void Kl_qarena_free(void *p, void *chunk)
 {
     if (chunk == BIG_CHUNK)
-        kl_recycle_put(p);
+        Kl_recycle_put(p);
     else if (chunk)
         chunk_unref(chunk);
     else

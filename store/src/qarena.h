@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 /* Returns size bytes (16-byte aligned) or NULL; *chunk is what
- * kl_qarena_free needs back. */
-void *kl_qarena_alloc(size_t size, void **chunk);
-void kl_qarena_free(void *p, void *chunk);
+ * Kl_qarena_free needs back. */
+void *Kl_qarena_alloc(size_t size, void **chunk);
+void Kl_qarena_free(void *p, void *chunk);
 #endif

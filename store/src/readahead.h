@@ -13,8 +13,8 @@
 typedef struct kl_readahead kl_readahead;
 
 /* NULL (and no readahead) if threads is 0 or on ENOMEM. */
-kl_readahead *kl_readahead_new(kl_objcache *c, kl_objstore *os, int threads);
-void kl_readahead_push(kl_readahead *ra, const char *name, const kl_object_meta *m);
+kl_readahead *Kl_readahead_new(kl_objcache *c, kl_objstore *os, int threads);
+void Kl_readahead_push(kl_readahead *ra, const char *name, const kl_object_meta *m);
 /* Stops the threads (waiting for fetches in flight) and frees. */
-void kl_readahead_free(kl_readahead *ra);
+void Kl_readahead_free(kl_readahead *ra);
 #endif

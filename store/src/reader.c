@@ -66,7 +66,7 @@ static kl_status sr_keyspace_meta(kl_reader *r, const char *keyspace,
                                   kl_keyspace_meta *out, kl_error *err) {
     kl_status st = kl_validate_name("keyspace", keyspace, err);
     if (st) return st;
-    char *name = kl_layout_marker(SR(r)->prefix, keyspace);
+    char *name = Kl_layout_marker(SR(r)->prefix, keyspace);
     if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
     uint8_t *body = NULL;
     size_t len = 0;
@@ -98,10 +98,10 @@ static kl_status sr_key_meta(kl_reader *r, const char *keyspace, const char *key
                              int *exists, kl_key_meta *out, kl_error *err) {
     kl_status st = check_names(keyspace, key, err);
     if (st) return st;
-    char *dir = kl_layout_key_dir(SR(r)->prefix, keyspace, key);
+    char *dir = Kl_layout_key_dir(SR(r)->prefix, keyspace, key);
     if (!dir) return kl_seterr(err, KL_ENOMEM, "out of memory");
     kl_object_meta last;
-    st = kl_index_last(SR(r)->os, dir, exists, &last, err);
+    st = Kl_index_last(SR(r)->os, dir, exists, &last, err);
     if (st == KL_OK && *exists) {
         out->next_offset = last.last_offset + 1;
         out->next_nonce = last.next_nonce;
@@ -123,9 +123,9 @@ typedef struct walk {
 } walk;
 
 static kl_status fetch(walk *w, const kl_object_meta *m, kl_cobj **o, kl_error *err) {
-    char *name = kl_index_name(w->dir, m);
+    char *name = Kl_index_name(w->dir, m);
     if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    kl_status st = kl_objcache_get(w->sr->cache, w->sr->os, name, m, o, err);
+    kl_status st = Kl_objcache_get(w->sr->cache, w->sr->os, name, m, o, err);
     free(name);
     return st;
 }
@@ -135,7 +135,7 @@ static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found,
     if (++w->reseeks > MAX_RESEEKS)
         return kl_seterr(err, KL_EIO, "%s: objects kept vanishing while reading offset %"
                          PRIu64 " (compaction storm?)", w->dir, want);
-    return kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, m, err);
+    return Kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, m, err);
 }
 
 /* Appends records [want, ...] from object o; returns the next wanted.  An
@@ -143,7 +143,7 @@ static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found,
  * object) is entered at *want, never before. */
 static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err) {
     if (*want < o->first || *want - o->first >= o->count) return KL_OK;
-    return kl_objwalk_forward(o, &w->pb, w->limit, want, err);
+    return Kl_objwalk_forward(o, &w->pb, w->limit, want, err);
 }
 
 /* A walk read o through to its far end.  With a local store, dropping it
@@ -152,7 +152,7 @@ static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err
  * than re-reading an object from the page cache); remote objects stay,
  * since a fetch is a round trip. */
 static void passed(walk *w, kl_cobj *o) {
-    if (w->sr->os->ops->map) kl_objcache_drop(w->sr->cache, o);
+    if (w->sr->os->ops->map) Kl_objcache_drop(w->sr->cache, o);
 }
 
 /* Hints the objects a forward walk will want next to the readahead pool
@@ -164,8 +164,8 @@ static void prefetch(walk *w, const kl_object_meta *v, size_t n) {
     for (size_t i = 0; i < n && i < sr->cfg.reader_readahead; i++) {
         if (v[i].size > budget) break;
         budget -= v[i].size;
-        char *name = kl_index_name(w->dir, &v[i]);
-        if (name) kl_readahead_push(sr->ra, name, &v[i]);
+        char *name = Kl_index_name(w->dir, &v[i]);
+        if (name) Kl_readahead_push(sr->ra, name, &v[i]);
         free(name);
     }
 }
@@ -219,7 +219,7 @@ static void memo_forget(walk *w) { memo_put(w, NULL, 0); }
 static kl_status list_ahead(walk *w, uint64_t from, uint64_t want, kl_object_meta **v,
                             size_t *n, kl_error *err) {
     if (memo_get(w, want, v, n)) return KL_OK;
-    kl_status st = kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, v, n, NULL, err);
+    kl_status st = Kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, v, n, NULL, err);
     if (st == KL_OK) memo_put(w, *v, *n);
     return st;
 }
@@ -242,7 +242,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
         free(ahead);
         ahead = NULL;
         na = ia = 0;
-        st = kl_index_seek_offset(w->sr->os, w->dir, *want, 0, &found, &cur, err);
+        st = Kl_index_seek_offset(w->sr->os, w->dir, *want, 0, &found, &cur, err);
     }
     while (st == KL_OK && found) {
         kl_cobj *o;
@@ -258,7 +258,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
         if (st) break;
         st = take_forward(w, o, want, err);
         if (*want > cur.last_offset) passed(w, o);
-        kl_cobj_release(o);
+        Kl_cobj_release(o);
         /* Ended inside this object: the next page starts in it. */
         w->hint_out = *want <= cur.last_offset ? cur.first_offset : 0;
         if (st || w->pb.n >= w->limit) break;
@@ -309,7 +309,7 @@ static kl_status locate_backward(walk *w, uint64_t want, uint64_t span, uint64_t
         } else if (span) {
             uint64_t back = span * (LOOKAHEAD - 1);
             uint64_t from = want > back ? want - back : 1;
-            kl_status st = kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, win, nwin, NULL, err);
+            kl_status st = Kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, win, nwin, NULL, err);
             if (st) return st;
             memo_put(w, *win, *nwin);
             m = holding(*win, *nwin, want);
@@ -320,7 +320,7 @@ static kl_status locate_backward(walk *w, uint64_t want, uint64_t span, uint64_t
         *found = 1;
         return KL_OK;
     }
-    return kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, out, err);
+    return Kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, out, err);
 }
 
 static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
@@ -355,9 +355,9 @@ static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
         }
         if (st) break;
         if (*want >= o->first && *want - o->first < o->count)
-            st = kl_objwalk_backward(o, &w->pb, w->limit, want, err);
+            st = Kl_objwalk_backward(o, &w->pb, w->limit, want, err);
         if (*want < cur.first_offset) passed(w, o);
-        kl_cobj_release(o);
+        Kl_cobj_release(o);
         if (st) break;
         guess = cur.prior;
         span = cur.last_offset - cur.first_offset + 1;
@@ -403,7 +403,7 @@ static kl_status first_matching(walk *w, kl_obj_pred obj_pred,
     for (;;) {
         int found;
         kl_object_meta m;
-        kl_status st = kl_index_find(w->sr->os, w->dir, obj_pred, NULL, ctx, 0, 0,
+        kl_status st = Kl_index_find(w->sr->os, w->dir, obj_pred, NULL, ctx, 0, 0,
                                      &found, &m, err);
         if (st || !found) return st;
         kl_cobj *o;
@@ -412,8 +412,8 @@ static kl_status first_matching(walk *w, kl_obj_pred obj_pred,
         if (st) return st;
         int hit;
         uint64_t at;
-        st = kl_objwalk_find(o, rec_pred, ctx, &hit, &at, err);
-        kl_cobj_release(o);
+        st = Kl_objwalk_find(o, rec_pred, ctx, &hit, &at, err);
+        Kl_cobj_release(o);
         if (st == KL_OK) *out = hit ? at : m.last_offset + 1;
         return st;
     }
@@ -425,7 +425,7 @@ static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start,
                                uint64_t *want, kl_error *err) {
     int exists;
     kl_object_meta last;
-    kl_status st = kl_index_last(w->sr->os, w->dir, &exists, &last, err);
+    kl_status st = Kl_index_last(w->sr->os, w->dir, &exists, &last, err);
     if (st) return st;
     uint64_t end = exists ? last.last_offset + 1 : 1; /* one past the log */
     int back = dir == KL_BACKWARDS;
@@ -468,13 +468,13 @@ static kl_status read_page(store_reader *sr, const char *keyspace, const char *k
                            uint64_t hint, uint64_t page_size, kl_page *out, kl_error *err) {
     kl_status st = check_names(keyspace, key, err);
     if (st) return st;
-    char *kdir = kl_layout_key_dir(sr->prefix, keyspace, key);
+    char *kdir = Kl_layout_key_dir(sr->prefix, keyspace, key);
     if (!kdir) return kl_seterr(err, KL_ENOMEM, "out of memory");
     walk w = {.sr = sr, .dir = kdir, .hint_in = hint,
               .limit = page_size ? page_size : sr->cfg.default_page_size};
     uint64_t want = from;
     if (start) st = resolve_start(&w, dir, start, &want, err);
-    if (st == KL_OK && kl_pagebuf_reserve(&w.pb, w.limit < 65536 ? w.limit : 65536) != 0)
+    if (st == KL_OK && Kl_pagebuf_reserve(&w.pb, w.limit < 65536 ? w.limit : 65536) != 0)
         st = kl_seterr(err, KL_ENOMEM, "out of memory");
     if (st == KL_OK && w.limit > 0) {
         if (dir == KL_BACKWARDS) st = want ? walk_backward(&w, &want, err) : KL_OK;
@@ -483,10 +483,10 @@ static kl_status read_page(store_reader *sr, const char *keyspace, const char *k
     if (st == KL_OK) {
         char tok[KL_TOKEN_MAX];
         int more = dir == KL_FORWARDS || want >= 1;
-        if (more) kl_token_make(keyspace, key, dir, want, w.hint_out, tok);
-        st = kl_pagebuf_finish(&w.pb, keyspace, key, more ? tok : NULL, out, err);
+        if (more) Kl_token_make(keyspace, key, dir, want, w.hint_out, tok);
+        st = Kl_pagebuf_finish(&w.pb, keyspace, key, more ? tok : NULL, out, err);
     }
-    kl_pagebuf_free(&w.pb);
+    Kl_pagebuf_free(&w.pb);
     free(kdir);
     return st;
 }
@@ -506,15 +506,15 @@ static kl_status sr_next_page(kl_reader *r, const char *keyspace, const char *ke
     if (st) return st;
     kl_direction dir;
     uint64_t want, hint;
-    st = kl_token_parse(keyspace, key, continuation, &dir, &want, &hint, err);
+    st = Kl_token_parse(keyspace, key, continuation, &dir, &want, &hint, err);
     if (st) return st;
     return read_page(SR(r), keyspace, key, dir, NULL, want, hint, page_size, out, err);
 }
 
 static void sr_destroy(kl_reader *r) {
     store_reader *sr = SR(r);
-    kl_readahead_free(sr->ra);
-    kl_objcache_free(sr->cache);
+    Kl_readahead_free(sr->ra);
+    Kl_objcache_free(sr->cache);
     pthread_mutex_destroy(&sr->memo.mu);
     free(sr->memo.dir);
     free(sr->memo.v);
@@ -547,18 +547,18 @@ kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg,
     sr->cfg = *cfg;
     sr->prefix = strdup(cfg->object_prefix ? cfg->object_prefix : "");
     sr->cfg.object_prefix = sr->prefix;
-    sr->cache = kl_objcache_new(cfg->reader_cache_bytes);
+    sr->cache = Kl_objcache_new(cfg->reader_cache_bytes);
     pthread_mutex_init(&sr->memo.mu, NULL);
     if (!sr->prefix || !sr->cache) {
         free(sr->prefix);
-        kl_objcache_free(sr->cache);
+        Kl_objcache_free(sr->cache);
         free(sr);
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
     /* A local store maps objects for free; readahead pays only where a
      * fetch is a network round trip. */
     if (!os->ops->map && cfg->reader_readahead && cfg->reader_cache_bytes)
-        sr->ra = kl_readahead_new(sr->cache, os, (int)(cfg->reader_readahead < 8 ? cfg->reader_readahead : 8));
+        sr->ra = Kl_readahead_new(sr->cache, os, (int)(cfg->reader_readahead < 8 ? cfg->reader_readahead : 8));
     *out = &sr->base;
     return KL_OK;
 }

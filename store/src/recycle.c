@@ -22,7 +22,7 @@ static size_t nslots, pooled_bytes;
 
 static size_t cap_of(void *h) { return *(size_t *)h; }
 
-void *kl_recycle_get(size_t size) {
+void *Kl_recycle_get(size_t size) {
     if (size > SIZE_MAX - HDR - GRAIN) return NULL;
     size_t cap = size < MIN_POOLED ? size : (size + GRAIN - 1) / GRAIN * GRAIN;
     void *h = NULL;
@@ -45,18 +45,18 @@ void *kl_recycle_get(size_t size) {
         h = malloc(HDR + (cap ? cap : 1));
         if (!h) return NULL;
         *(size_t *)h = cap;
-        if (cap >= MIN_POOLED) kl_populate((char *)h + HDR, cap);
+        if (cap >= MIN_POOLED) Kl_populate((char *)h + HDR, cap);
     }
     return (char *)h + HDR;
 }
 
-void kl_populate(void *p, size_t len) {
+void Kl_populate(void *p, size_t len) {
     uintptr_t from = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
     uintptr_t to = ((uintptr_t)p + len) & ~(uintptr_t)4095;
     if (to > from) (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
 }
 
-void kl_recycle_put(void *p) {
+void Kl_recycle_put(void *p) {
     if (!p) return;
     void *h = (char *)p - HDR;
     size_t cap = cap_of(h);

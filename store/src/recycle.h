@@ -15,10 +15,10 @@
 #define KL_RECYCLE_BYTES (64u << 20)
 
 /* A buffer of at least `size` bytes (16-byte aligned), or NULL. */
-void *kl_recycle_get(size_t size);
-/* Gives back a buffer from kl_recycle_get (NULL is ignored). */
-void kl_recycle_put(void *p);
+void *Kl_recycle_get(size_t size);
+/* Gives back a buffer from Kl_recycle_get (NULL is ignored). */
+void Kl_recycle_put(void *p);
 /* Maps fresh memory in one call rather than a page fault per 4 KiB
  * (MADV_POPULATE_WRITE, Linux >= 5.14; older kernels take the faults). */
-void kl_populate(void *p, size_t len);
+void Kl_populate(void *p, size_t len);
 #endif

@@ -20,14 +20,14 @@
 
 static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "out of memory"); }
 
-kl_status kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
+kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
                           const uint64_t *v, size_t n, kl_error *err) {
     if (n == 0) return KL_OK;
     kl_status st = KL_OK;
     char **names = calloc(n, sizeof *names);
     if (!names) return oom(err);
     for (size_t i = 0; i < n && !st; i++)
-        if (!(names[i] = kl_layout_claim(dir, v[i]))) st = oom(err);
+        if (!(names[i] = Kl_layout_claim(dir, v[i]))) st = oom(err);
     for (size_t base = 0; base < n && !st; base += 1000)
         st = kl_os_unclaim(os, (const char *const *)names + base, n - base < 1000 ? n - base : 1000,
                            err);
@@ -51,7 +51,7 @@ kl_status kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
  * them are found here. */
 static kl_status sweep_claims(kl_objstore *os, const char *dir, kl_keystate *s,
                               kl_error *err) {
-    char *prefix = kl_layout_join(dir, "claim_o");
+    char *prefix = Kl_layout_join(dir, "claim_o");
     if (!prefix) return oom(err);
     kl_list_req req = {.prefix = prefix, .names_only = 1};
     kl_listing l;
@@ -71,34 +71,34 @@ static kl_status sweep_claims(kl_objstore *os, const char *dir, kl_keystate *s,
     }
     kl_listing_free(&l);
     if (!old) return oom(err);
-    st = kl_tail_unclaim(os, dir, s, old, n, err);
+    st = Kl_tail_unclaim(os, dir, s, old, n, err);
     free(old);
     return st;
 }
 
-kl_status kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min,
+kl_status Kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min,
                      kl_error *err) {
     uint64_t *v = malloc((s->n_claims ? s->n_claims : 1) * sizeof *v);
     if (!v) return oom(err);
     size_t n = 0;
     for (size_t i = 0; i < s->n_claims; i++)
         if (s->claims[i] < s->watermark) v[n++] = s->claims[i];
-    kl_status st = n >= min ? kl_tail_unclaim(os, dir, s, v, n, err) : KL_OK;
+    kl_status st = n >= min ? Kl_tail_unclaim(os, dir, s, v, n, err) : KL_OK;
     free(v);
     return st;
 }
 
-kl_status kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                        int fenced, kl_keystate **out, kl_error *err) {
     uint64_t wm;
     int valid;
-    kl_status st = kl_index_watermark(os, dir, &wm, &valid, err);
+    kl_status st = Kl_index_watermark(os, dir, &wm, &valid, err);
     if (st) return st;
     if (!valid)
         return kl_seterr(err, KL_EBADDATA, "watermark of '%s' is not an 8-byte offset", dir);
     kl_object_meta *v = NULL;
     size_t n = 0;
-    st = kl_index_list(os, dir, wm ? wm : 1, 0, &v, &n, NULL, err);
+    st = Kl_index_list(os, dir, wm ? wm : 1, 0, &v, &n, NULL, err);
     if (st) return st;
     kl_keystate *s = calloc(1, sizeof *s);
     if (!s) {
@@ -111,7 +111,7 @@ kl_status kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
         /* A watermark ahead of every object: trust the objects instead. */
         kl_object_meta last;
         int found;
-        st = kl_index_last(os, dir, &found, &last, err);
+        st = Kl_index_last(os, dir, &found, &last, err);
         if (st == KL_OK && found) {
             s->next_offset = last.last_offset + 1;
             s->next_nonce = last.next_nonce;
@@ -125,16 +125,16 @@ kl_status kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
         s->last_first = last->first_offset;
         /* The effective watermark: the newest complete batch listed. */
         for (size_t i = 0; i < n; i++)
-            if (v[i].first_offset > s->watermark && kl_compact_complete_alone(cfg, &v[i]))
+            if (v[i].first_offset > s->watermark && Kl_compact_complete_alone(cfg, &v[i]))
                 s->watermark = v[i].first_offset;
         for (size_t i = 0; i < n && st == KL_OK; i++)
-            if (v[i].first_offset > s->watermark && kl_keystate_add_pending(s, &v[i]) != 0)
+            if (v[i].first_offset > s->watermark && Kl_keystate_add_pending(s, &v[i]) != 0)
                 st = oom(err);
     }
     free(v);
     if (st == KL_OK && fenced) st = sweep_claims(os, dir, s, err);
     if (st) {
-        kl_keystate_free(s);
+        Kl_keystate_free(s);
         return st;
     }
     *out = s;
@@ -145,22 +145,22 @@ kl_status kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
 static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                         kl_keystate *s, kl_error *err) {
     kl_keystate *f;
-    kl_status st = kl_tail_load(os, cfg, dir, 0, &f, err);
+    kl_status st = Kl_tail_load(os, cfg, dir, 0, &f, err);
     if (st) return st;
     for (size_t i = 0; i < s->n_claims && st == KL_OK; i++)
-        if (kl_keystate_add_claim(f, s->claims[i]) != 0) st = oom(err);
+        if (Kl_keystate_add_claim(f, s->claims[i]) != 0) st = oom(err);
     kl_keystate tmp = *s;
     *s = *f;
     *f = tmp;
-    kl_keystate_free(f);
+    Kl_keystate_free(f);
     return st;
 }
 
-kl_status kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v,
+kl_status Kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v,
                                size_t n, kl_error *err) {
     kl_status st = KL_OK;
     for (size_t i = 0; i < n && st == KL_OK; i++) {
-        char *name = kl_index_name(dir, &v[i]);
+        char *name = Kl_index_name(dir, &v[i]);
         const char *names[1] = {name};
         st = name ? kl_os_del(os, names, 1, err) : oom(err);
         free(name);
@@ -186,11 +186,11 @@ static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const ch
     size_t n = 0, nc = 0;
     *ahead = NULL;
     *n_ahead = 0;
-    kl_status st = kl_index_list_covered(os, dir, s->watermark ? s->watermark : 1, &v, &n,
+    kl_status st = Kl_index_list_covered(os, dir, s->watermark ? s->watermark : 1, &v, &n,
                                          &covered, &nc, err);
     if (st) return st;
     kl_error derr;
-    if (nc && kl_tail_drop_covered(os, dir, covered, nc, &derr) != KL_OK)
+    if (nc && Kl_tail_drop_covered(os, dir, covered, nc, &derr) != KL_OK)
         kl_log(KL_LOG_WARNING, "could not delete covered objects of '%s': %s", dir, derr.msg);
     free(covered);
     size_t after = 0; /* first listed object ending at or past the slot */
@@ -213,9 +213,9 @@ static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const ch
     free(v);
     if (known) return KL_OK;
     kl_keystate *f;
-    if ((st = kl_tail_load(os, cfg, dir, 0, &f, err))) return st;
+    if ((st = Kl_tail_load(os, cfg, dir, 0, &f, err))) return st;
     *free_ = f->next_offset == slot;
-    kl_keystate_free(f);
+    Kl_keystate_free(f);
     return KL_OK;
 }
 
@@ -232,9 +232,9 @@ static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_me
     for (int tries = 0; st == KL_ENOTFOUND && tries < 8; tries++) {
         int found;
         kl_object_meta c;
-        st = kl_index_seek_offset(os, dir, m->first_offset, 0, &found, &c, err);
+        st = Kl_index_seek_offset(os, dir, m->first_offset, 0, &found, &c, err);
         if (st || !found || c.last_offset < m->last_offset) return st;
-        char *name = kl_index_name(dir, &c);
+        char *name = Kl_index_name(dir, &c);
         if (!name) return oom(err);
         st = kl_os_get(os, name, 0, c.size + 1, &have, &hlen, err);
         free(name);
@@ -247,10 +247,10 @@ static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_me
     /* Walk to the record at m->first_offset. */
     size_t pos = 0;
     uint32_t plen;
-    while (pos < hlen && kl_codec_framed(have, hlen, pos, &plen) &&
-           kl_le64(have + pos) < m->first_offset)
+    while (pos < hlen && Kl_codec_framed(have, hlen, pos, &plen) &&
+           Kl_le64(have + pos) < m->first_offset)
         pos += KL_RECORD_OVERHEAD + plen;
-    *yes = pos < hlen && hlen - pos >= len && kl_le64(have + pos) == m->first_offset &&
+    *yes = pos < hlen && hlen - pos >= len && Kl_le64(have + pos) == m->first_offset &&
            memcmp(have + pos, body, len) == 0;
     free(have);
     return KL_OK;
@@ -261,7 +261,7 @@ static kl_status advance(kl_keystate *s, const kl_object_meta *m, kl_error *err)
     s->next_offset = m->last_offset + 1;
     s->next_nonce = m->next_nonce;
     s->last_first = m->first_offset;
-    if (kl_keystate_add_pending(s, m) != 0 || kl_keystate_add_claim(s, m->first_offset) != 0)
+    if (Kl_keystate_add_pending(s, m) != 0 || Kl_keystate_add_claim(s, m->first_offset) != 0)
         return oom(err);
     return KL_OK;
 }
@@ -287,13 +287,13 @@ static int same_object(const kl_object_meta *a, const kl_object_meta *b) {
            a->prior == b->prior;
 }
 
-kl_status kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                           kl_keystate *s,
                           const kl_object_meta *m, const void *body, size_t len,
                           int *won, kl_error *err) {
     *won = 0;
-    char *claim = kl_layout_claim(dir, m->first_offset);
-    char *name = kl_index_name(dir, m);
+    char *claim = Kl_layout_claim(dir, m->first_offset);
+    char *name = Kl_index_name(dir, m);
     char *other = NULL, *tag = NULL;
     kl_object_meta om, *ahead = NULL;
     size_t n_ahead = 0;

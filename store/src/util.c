@@ -10,11 +10,15 @@
 
 #include "klstore.h"
 
-int64_t kl_now_ms(void) {
+static int64_t clock_ms(clockid_t which) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(which, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+int64_t kl_now_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+int64_t kl_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
 kl_status kl_parse_u128(const char *s, kl_u128 *v, kl_error *err) {
     kl_u128 x = 0;

@@ -1,4 +1,4 @@
-/* workpool.c -- a few helper threads for kl_workpool_run (workpool.h).
+/* workpool.c -- a few helper threads for Kl_workpool_run (workpool.h).
  *
  * A set of jobs is an index range on the caller's stack.  Callers and
  * helpers claim indices under one mutex: the jobs are store writes that
@@ -59,7 +59,7 @@ static void *helper(void *arg) {
     return NULL;
 }
 
-kl_workpool *kl_workpool_new(size_t helpers) {
+kl_workpool *Kl_workpool_new(size_t helpers) {
     kl_workpool *p = calloc(1, sizeof *p);
     if (!p || !(p->threads = calloc(helpers ? helpers : 1, sizeof *p->threads))) {
         free(p);
@@ -71,13 +71,13 @@ kl_workpool *kl_workpool_new(size_t helpers) {
            pthread_create(&p->threads[p->n_threads], NULL, helper, p) == 0)
         p->n_threads++;
     if (p->n_threads == 0) {
-        kl_workpool_free(p);
+        Kl_workpool_free(p);
         return NULL;
     }
     return p;
 }
 
-void kl_workpool_run(kl_workpool *p, void (*fn)(void *ctx, size_t i), void *ctx, size_t n) {
+void Kl_workpool_run(kl_workpool *p, void (*fn)(void *ctx, size_t i), void *ctx, size_t n) {
     if (!p || n < 2) {
         for (size_t i = 0; i < n; i++) fn(ctx, i);
         return;
@@ -107,7 +107,7 @@ void kl_workpool_run(kl_workpool *p, void (*fn)(void *ctx, size_t i), void *ctx,
     pthread_cond_destroy(&s.all_done);
 }
 
-void kl_workpool_free(kl_workpool *p) {
+void Kl_workpool_free(kl_workpool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;

@@ -52,7 +52,7 @@ static kl_status sw_create_keyspace(kl_writer *w, const char *keyspace,
                                     int64_t *created, kl_error *err) {
     kl_status st = kl_validate_name("keyspace", keyspace, err);
     if (st) return st;
-    char *name = kl_layout_marker(SW(w)->prefix, keyspace);
+    char *name = Kl_layout_marker(SW(w)->prefix, keyspace);
     if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
     int64_t now = kl_now_ms();
     char body[64];
@@ -100,7 +100,7 @@ static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t
         int64_t ts = r->has_timestamp ? r->timestamp : now;
         if (acc == 0 || ts < m->min_ts) m->min_ts = ts;
         if (acc == 0 || ts > m->max_ts) m->max_ts = ts;
-        if (kl_codec_put(body, s->next_offset + acc, ts, r->has_nonce, r->nonce,
+        if (Kl_codec_put(body, s->next_offset + acc, ts, r->has_nonce, r->nonce,
                          r->data, (uint32_t)r->len) != 0) {
             *oom = 1;
             return 0;
@@ -123,11 +123,11 @@ static kl_status put_unfenced(store_writer *sw, const char *dir, kl_keystate *s,
                               kl_error *err) {
     kl_object_meta *v = NULL;
     size_t nv = 0;
-    kl_status st = kl_index_list(sw->os, dir, s->next_offset, 1, &v, &nv, NULL, err);
+    kl_status st = Kl_index_list(sw->os, dir, s->next_offset, 1, &v, &nv, NULL, err);
     free(v);
     if (st) return st;
     if ((*raced = nv != 0)) return KL_OK;
-    char *name = kl_index_name(dir, m);
+    char *name = Kl_index_name(dir, m);
     st = name ? kl_os_put(sw->os, name, body->data, body->len, 0, err)
               : kl_seterr(err, KL_ENOMEM, "out of memory");
     free(name);
@@ -135,7 +135,7 @@ static kl_status put_unfenced(store_writer *sw, const char *dir, kl_keystate *s,
     s->next_offset = m->last_offset + 1;
     s->next_nonce = m->next_nonce;
     s->last_first = m->first_offset;
-    if (kl_keystate_add_pending(s, m) != 0) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (Kl_keystate_add_pending(s, m) != 0) return kl_seterr(err, KL_ENOMEM, "out of memory");
     return KL_OK;
 }
 
@@ -153,7 +153,7 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
      * appends instead of fresh memory for every object. */
     size_t need = 0;
     for (size_t i = 0; i < n; i++) need += ins[i].len + KL_RECORD_OVERHEAD;
-    kl_buf body = {.data = kl_recycle_get(need), .cap = need};
+    kl_buf body = {.data = Kl_recycle_get(need), .cap = need};
     if (!body.data)
         return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
     kl_status st = KL_OK;
@@ -169,29 +169,29 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
         if (oom) {
             st = kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
         } else if (acc == 0) {
-            kl_recycle_put(body.data);
+            Kl_recycle_put(body.data);
             return KL_OK; /* every record was a duplicate */
         } else if (lost == MAX_LOST) {
             st = kl_seterr(err, KL_EIO, "gave up appending to '%s': other writers took the "
                            "key's next slot %d times in a row", dir, MAX_LOST);
         } else if (sw->fenced) {
             lost_backoff(lost);
-            st = kl_tail_publish(sw->os, &sw->cfg, dir, s, m, body.data, body.len, &done, err);
+            st = Kl_tail_publish(sw->os, &sw->cfg, dir, s, m, body.data, body.len, &done, err);
         } else {
             int raced = 0;
             st = put_unfenced(sw, dir, s, m, &body, &raced, err);
             done = st == KL_OK && !raced;
             if (raced) { /* reload and rerun the nonce filter */
-                kl_keystate_free(*sp);
+                Kl_keystate_free(*sp);
                 *sp = NULL;
-                st = kl_tail_load(sw->os, &sw->cfg, dir, 0, sp, err);
+                st = Kl_tail_load(sw->os, &sw->cfg, dir, 0, sp, err);
                 if (st == KL_OK && lost >= 2)
                     st = kl_seterr(err, KL_EIO, "another writer keeps appending to '%s', and "
                                    "this store cannot fence writers: one writer per key", dir);
             }
         }
     }
-    kl_recycle_put(body.data);
+    Kl_recycle_put(body.data);
     *any = done;
     if (st) return st;
 
@@ -200,9 +200,9 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
      * logged and retried with the next append.  Objects vanishing under
      * it mean another writer compacted: reload the state next time. */
     kl_error cerr = {0};
-    kl_status cst = kl_compact_maybe(sw->os, &sw->cfg, dir, *sp, sw->fenced, &cerr);
+    kl_status cst = Kl_compact_maybe(sw->os, &sw->cfg, dir, *sp, sw->fenced, &cerr);
     if (cst == KL_ENOTFOUND) {
-        kl_keystate_free(*sp);
+        Kl_keystate_free(*sp);
         *sp = NULL;
     } else if (cst != KL_OK) {
         kl_log(KL_LOG_WARNING, "compaction of '%s' failed, will retry: %s", dir, cerr.msg);
@@ -281,12 +281,12 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
      * acquire pairs with the release above. */
     if (!atomic_load_explicit(&sw->probed, memory_order_acquire) && (st = decide_fencing(sw, err)))
         return st;
-    char *dir = kl_layout_key_dir(sw->prefix, keyspace, key);
+    char *dir = Kl_layout_key_dir(sw->prefix, keyspace, key);
     if (!dir) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    pthread_mutex_t *mu = &sw->stripes[kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];
+    pthread_mutex_t *mu = &sw->stripes[Kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];
     pthread_mutex_lock(mu);
-    kl_keystate *s = kl_keycache_take(sw->cache, dir);
-    if (!s) st = kl_tail_load(sw->os, &sw->cfg, dir, sw->fenced, &s, err);
+    kl_keystate *s = Kl_keycache_take(sw->cache, dir);
+    if (!s) st = Kl_tail_load(sw->os, &sw->cfg, dir, sw->fenced, &s, err);
     kl_object_meta m;
     int published = 0;
     if (st == KL_OK) st = append_locked(sw, dir, &s, ins, n, &m, &published, err);
@@ -294,10 +294,10 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
      * did land): forget it and reload next time.  KL_EINVAL and KL_ENOMEM
      * from encoding wrote nothing. */
     if (st != KL_OK && st != KL_EINVAL && st != KL_ENOMEM) {
-        kl_keystate_free(s);
+        Kl_keystate_free(s);
         s = NULL;
     }
-    if (s) kl_keycache_put(sw->cache, dir, s);
+    if (s) Kl_keycache_put(sw->cache, dir, s);
     /* Under the key's lock: observers see a key's objects in order. */
     if (st == KL_OK && published && sw->observer) sw->observer(keyspace, key, &m, sw->observer_ctx);
     pthread_mutex_unlock(mu);
@@ -321,16 +321,16 @@ static kl_status sw_noop(kl_writer *w, kl_error *err) { return KL_OK; }
 static void gc_key(const char *dir, kl_keystate *s, void *ctx) {
     store_writer *sw = ctx;
     kl_error err;
-    if (kl_compact_store_watermark(sw->os, dir, s, &err) != KL_OK ||
-        (sw->fenced && kl_tail_gc(sw->os, dir, s, 1, &err) != KL_OK))
+    if (Kl_compact_store_watermark(sw->os, dir, s, &err) != KL_OK ||
+        (sw->fenced && Kl_tail_gc(sw->os, dir, s, 1, &err) != KL_OK))
         kl_log(KL_LOG_WARNING, "could not store the watermark or delete old claims of '%s': %s",
                dir, err.msg);
 }
 
 static void sw_destroy(kl_writer *w) {
     store_writer *sw = SW(w);
-    kl_keycache_each(sw->cache, gc_key, sw);
-    kl_keycache_free(sw->cache);
+    Kl_keycache_each(sw->cache, gc_key, sw);
+    Kl_keycache_free(sw->cache);
     for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&sw->stripes[i]);
     pthread_mutex_destroy(&sw->probe_mu);
     free(sw->prefix);
@@ -366,10 +366,10 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
     sw->cfg = *cfg;
     sw->prefix = strdup(cfg->object_prefix ? cfg->object_prefix : "");
     sw->cfg.object_prefix = sw->prefix;
-    sw->cache = kl_keycache_new(cfg->max_cached_keys);
+    sw->cache = Kl_keycache_new(cfg->max_cached_keys);
     if (!sw->prefix || !sw->cache) {
         free(sw->prefix);
-        kl_keycache_free(sw->cache);
+        Kl_keycache_free(sw->cache);
         free(sw);
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }

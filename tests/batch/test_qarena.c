@@ -20,7 +20,7 @@ typedef struct slot {
 
 static void fill(slot *s, size_t len, unsigned char v)
 {
-    s->p = kl_qarena_alloc(len, &s->chunk);
+    s->p = Kl_qarena_alloc(len, &s->chunk);
     cr_assert_not_null(s->p);
     cr_assert_eq((uintptr_t)s->p % 16, 0, "16-byte aligned");
     s->len = len;
@@ -32,7 +32,7 @@ static void check_and_free(slot *s)
 {
     for (size_t i = 0; i < s->len; i++)
         cr_assert_eq(s->p[i], s->fill, "byte %zu of a %zu-byte block was overwritten", i, s->len);
-    kl_qarena_free(s->p, s->chunk);
+    Kl_qarena_free(s->p, s->chunk);
 }
 
 Test(qarena, blocks_never_overlap_and_big_ones_are_pooled_buffers)

@@ -46,7 +46,7 @@ static void body_for(kl_buf *b, uint64_t first, kl_insertion *ins, char (*p)[101
         snprintf(p[i], 101, "%0100" PRIu64, first + (uint64_t)i);
         ins[i] = (kl_insertion){.data = p[i], .len = 100, .has_timestamp = 1,
                                 .timestamp = 1700000000000LL};
-        kl_codec_put(b, first + (uint64_t)i, 1700000000000LL, 0, 0, p[i], 100);
+        Kl_codec_put(b, first + (uint64_t)i, 1700000000000LL, 0, 0, p[i], 100);
     }
 }
 
@@ -216,7 +216,7 @@ int main(int argc, char **argv) {
     kl_os_destroy(s3);
     c.store.object_prefix = NULL;
     kl_config_free(&c);
-    kl_buf_free(&b);
+    Kl_buf_free(&b);
     free(ins);
     free(p);
     char cmd[300];

@@ -48,7 +48,7 @@ static double raw_write(const char *dir, uint64_t records, uint64_t batch, int s
         b.len = 0;
         for (uint64_t o = first; o < first + batch && o <= records; o++) {
             payload(p, o);
-            kl_codec_put(&b, o, 1700000000000LL, 0, 0, p, 100);
+            Kl_codec_put(&b, o, 1700000000000LL, 0, 0, p, 100);
         }
         snprintf(path, sizeof path, "%s/raw%06" PRIu64, dir, f);
         int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
@@ -57,7 +57,7 @@ static double raw_write(const char *dir, uint64_t records, uint64_t batch, int s
         close(fd);
     }
     double t = now() - t0;
-    kl_buf_free(&b);
+    Kl_buf_free(&b);
     return t;
 }
 

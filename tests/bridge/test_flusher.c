@@ -49,16 +49,16 @@ Test(bridge_flusher, flush_runs_beside_the_caller, .timeout = 30)
     cr_assert_eq(br_flusher_start(&f), 0);
     cr_assert_eq(br_flusher_result(&f, 1, &st, &e, &ms), 0, "nothing handed over yet");
 
-    long long t0 = br_mono_ms();
+    long long t0 = kl_mono_ms();
     br_flusher_begin(&f, &w.base);
     cr_assert(f.busy);
-    cr_assert_lt(br_mono_ms() - t0, 100, "handing over blocked");
+    cr_assert_lt(kl_mono_ms() - t0, 100, "handing over blocked");
     cr_assert_eq(br_flusher_result(&f, 0, &st, &e, &ms), 0, "reported before it ended");
     cr_assert(f.busy);
     cr_assert_eq(br_flusher_result(&f, 1, &st, &e, &ms), 1);
     cr_assert_eq(st, KL_OK);
     cr_assert_geq(ms, 250);
-    cr_assert_geq(br_mono_ms() - t0, 300);
+    cr_assert_geq(kl_mono_ms() - t0, 300);
     cr_assert_not(f.busy);
     cr_assert_eq(atomic_load(&w.flushes), 1);
 

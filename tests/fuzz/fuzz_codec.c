@@ -6,14 +6,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 8) return 0;
-    uint64_t count = (kl_le64(data) % 64) + 1;
+    uint64_t count = (Kl_le64(data) % 64) + 1;
     const uint8_t *body = data + 8;
     size_t len = size - 8;
     kl_object_meta m = {.first_offset = 1, .last_offset = count, .size = len};
     kl_record *recs = NULL;
     size_t n = 0;
     kl_error err = {0};
-    if (kl_codec_decode(body, len, &m, "fuzz", &recs, &n, &err) == KL_OK) {
+    if (Kl_codec_decode(body, len, &m, "fuzz", &recs, &n, &err) == KL_OK) {
         if (n != count) abort();
         for (size_t i = 0; i < n; i++)
             if ((const uint8_t *)recs[i].data < body ||

@@ -12,7 +12,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *s = fuzz_str(data, size);
     static const char *keys[] = {"AccessKeyId", "SecretAccessKey", "Token", "Expiration", "Code"};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) free(kl_s3_json_string(s, keys[i]));
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) free(Kl_s3_json_string(s, keys[i]));
     free(s);
     char path[] = "/dev/shm/kl-fuzz-profile-XXXXXX"; /* RAM: a file per run */
     int fd = mkstemp(path);
@@ -20,10 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (write(fd, data, size) == (ssize_t)size) {
         for (int is_config = 0; is_config < 2; is_config++) {
             kl_s3_profile_keys k = {0};
-            kl_s3_profile_read(path, "default", is_config, &k);
-            kl_s3_profile_keys_free(&k);
-            kl_s3_profile_read(path, "prod", is_config, &k);
-            kl_s3_profile_keys_free(&k);
+            Kl_s3_profile_read(path, "default", is_config, &k);
+            Kl_s3_profile_keys_free(&k);
+            Kl_s3_profile_read(path, "prod", is_config, &k);
+            Kl_s3_profile_keys_free(&k);
         }
     }
     close(fd);

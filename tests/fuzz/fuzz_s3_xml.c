@@ -10,32 +10,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *body = (const char *)data;
     kl_listing l;
     kl_error err = {0};
-    if (kl_s3_xml_parse_list(body, size, &l, &err) == KL_OK) {
+    if (Kl_s3_xml_parse_list(body, size, &l, &err) == KL_OK) {
         kl_s3_list_pos pos = {0};
-        if (kl_s3_list_page_check(&pos, NULL, &l, "fuzz", &err) == KL_OK && l.next) {
+        if (Kl_s3_list_page_check(&pos, NULL, &l, "fuzz", &err) == KL_OK && l.next) {
             kl_s3_list_pos back;
-            if (kl_s3_list_pos_parse(l.next, &back, &err) != KL_OK) abort();
-            kl_s3_list_pos_free(&back);
+            if (Kl_s3_list_pos_parse(l.next, &back, &err) != KL_OK) abort();
+            Kl_s3_list_pos_free(&back);
         }
         kl_listing_free(&l);
     }
     kl_s3_xml_error x;
-    kl_s3_xml_parse_error(body, size, &x);
+    Kl_s3_xml_parse_error(body, size, &x);
     size_t failed;
-    kl_s3_xml_parse_delete(body, size, &failed, &x, &err);
+    Kl_s3_xml_parse_delete(body, size, &failed, &x, &err);
     /* The names as a DeleteObjects body: made or refused, and what is made
      * is a document we can read back. */
     char *names[2];
     fuzz_split(data, size, names, 2);
     size_t blen;
-    char *req = kl_s3_xml_delete_body((const char *const *)names, 2, &blen, &err);
+    char *req = Kl_s3_xml_delete_body((const char *const *)names, 2, &blen, &err);
     if (req && blen > 0 && !memmem(req, blen, "<Delete", 7)) abort();
     free(req);
     free(names[0]);
     free(names[1]);
     char *s = fuzz_str(data, size);
     kl_s3_list_pos pos;
-    if (kl_s3_list_pos_parse(s, &pos, &err) == KL_OK) kl_s3_list_pos_free(&pos);
+    if (Kl_s3_list_pos_parse(s, &pos, &err) == KL_OK) Kl_s3_list_pos_free(&pos);
     free(s);
     return 0;
 }

@@ -9,11 +9,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     kl_direction dir;
     uint64_t off, hint;
     kl_error err = {0};
-    kl_status st = kl_token_parse("ks", "key", s, &dir, &off, &hint, &err);
+    kl_status st = Kl_token_parse("ks", "key", s, &dir, &off, &hint, &err);
     if (st != KL_OK && (st != KL_EBADTOKEN || !err.msg[0])) abort();
     if (st == KL_OK) { /* canonical: the position makes the same token */
         char again[KL_TOKEN_MAX];
-        kl_token_make("ks", "key", dir, off, hint, again);
+        Kl_token_make("ks", "key", dir, off, hint, again);
         if (strcmp(again, s) != 0) abort();
     }
     free(s);

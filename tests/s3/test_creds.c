@@ -81,7 +81,7 @@ static kl_s3_credprov *prov(int use_default, const char *ak, const char *sk, con
     c.s3.profile = profile ? strdup(profile) : NULL;
     kl_s3_credprov *p;
     kl_error e = {0};
-    cr_assert_eq(kl_s3_credprov_new(&c.s3, &p, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(Kl_s3_credprov_new(&c.s3, &p, &e), KL_OK, "%s", e.msg);
     kl_config_free(&c);
     return p;
 }
@@ -91,7 +91,7 @@ static void expect(kl_s3_credprov *p, const char *ak, const char *sk, const char
 {
     kl_s3_creds cr;
     kl_error e = {0};
-    cr_assert_eq(kl_s3_credprov_get(p, &cr, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(Kl_s3_credprov_get(p, &cr, &e), KL_OK, "%s", e.msg);
     cr_assert_str_eq(cr.access_key, ak);
     cr_assert_str_eq(cr.secret_key, sk);
     if (tok)
@@ -100,13 +100,13 @@ static void expect(kl_s3_credprov *p, const char *ak, const char *sk, const char
         cr_assert_null(cr.token);
     if (source)
         cr_assert_str_eq(cr.source, source);
-    kl_s3_creds_clear(&cr);
+    Kl_s3_creds_clear(&cr);
 }
 
 static kl_status expect_fail(kl_s3_credprov *p, kl_error *e)
 {
     kl_s3_creds cr;
-    kl_status st = kl_s3_credprov_get(p, &cr, e);
+    kl_status st = Kl_s3_credprov_get(p, &cr, e);
     cr_assert_neq(st, KL_OK);
     cr_assert_null(cr.access_key);
     return st;
@@ -119,32 +119,32 @@ Test(creds, static_configuration)
     setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET", 1);
     kl_s3_credprov *p = prov(0, "AK", "SK", "TOK", NULL);
     expect(p, "AK", "SK", "TOK", "configuration");
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 
     kl_error e = {0};
     p = prov(0, "AK", NULL, NULL, NULL);
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "secret_key"), "%s", e.msg);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     p = prov(0, NULL, NULL, NULL, NULL);
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "use_default_credentials=false"), "%s", e.msg);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 
     /* session_token and security_token are one setting. */
     kl_config c;
     kl_config_init(&c);
     c.s3.session_token = strdup("a");
     c.s3.security_token = strdup("b");
-    cr_assert_eq(kl_s3_credprov_new(&c.s3, &p, &e), KL_EINVAL);
+    cr_assert_eq(Kl_s3_credprov_new(&c.s3, &p, &e), KL_EINVAL);
     free(c.s3.security_token);
     c.s3.security_token = strdup("a");
     c.s3.access_key = strdup("k");
     c.s3.secret_key = strdup("s");
     c.s3.use_default_credentials = 0;
-    cr_assert_eq(kl_s3_credprov_new(&c.s3, &p, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(Kl_s3_credprov_new(&c.s3, &p, &e), KL_OK, "%s", e.msg);
     expect(p, "k", "s", "a", NULL);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     kl_config_free(&c);
 }
 
@@ -157,20 +157,20 @@ Test(creds, environment)
     write_file(".aws/credentials", "[default]\naws_access_key_id=FILEKEY\naws_secret_access_key=FS\n");
     kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "ENVKEY", "ENVSECRET", "ENVTOKEN", "environment");
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 
     unsetenv("AWS_SESSION_TOKEN");
     setenv("AWS_SECURITY_TOKEN", "LEGACY", 1);
     p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "ENVKEY", "ENVSECRET", "LEGACY", NULL);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 
     unsetenv("AWS_SECRET_ACCESS_KEY");
     kl_error e = {0};
     p = prov(1, NULL, NULL, NULL, NULL);
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "AWS_SECRET_ACCESS_KEY"), "%s", e.msg);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 }
 
 Test(creds, shared_files_and_profiles)
@@ -206,18 +206,18 @@ Test(creds, shared_files_and_profiles)
 
     kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "DEFKEY", "DEFSECRET", NULL, "shared credentials file");
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 
     /* Session tokens are long: read whole, not cut at some line limit. */
     p = prov(1, NULL, NULL, NULL, "long");
     expect(p, "LONGKEY", "LONGSECRET", tok, NULL);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 
     /* "[profile dev]" in the config file, chosen by AWS_PROFILE. */
     setenv("AWS_PROFILE", "dev", 1);
     p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "DEVKEY", "DEVSECRET", NULL, "shared config file");
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 
     /* An explicit profile beats environment keys (as `aws --profile`);
      * AWS_PROFILE does not. */
@@ -225,14 +225,14 @@ Test(creds, shared_files_and_profiles)
     setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET", 1);
     p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "ENVKEY", "ENVSECRET", NULL, "environment");
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     p = prov(1, NULL, NULL, NULL, "dev");
     expect(p, "DEVKEY", "DEVSECRET", NULL, NULL);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     /* ... and with use_default_credentials=false, profile alone works. */
     p = prov(0, NULL, NULL, NULL, "dev");
     expect(p, "DEVKEY", "DEVSECRET", NULL, NULL);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
 
@@ -240,15 +240,15 @@ Test(creds, shared_files_and_profiles)
     p = prov(1, NULL, NULL, NULL, "nope");
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "'nope'") && strstr(e.msg, ".aws/credentials"), "%s", e.msg);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     p = prov(1, NULL, NULL, NULL, "half");
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "aws_secret_access_key"), "%s", e.msg);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     p = prov(1, NULL, NULL, NULL, "assume");
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "role_arn") && strstr(e.msg, "not support"), "%s", e.msg);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 
     /* Other file locations. */
     char alt[300];
@@ -259,7 +259,7 @@ Test(creds, shared_files_and_profiles)
     setenv("AWS_SHARED_CREDENTIALS_FILE", alt, 1);
     p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "ALTKEY", "ALTSECRET", NULL, "shared credentials file");
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 }
 
 Test(creds, json_member_extraction)
@@ -267,22 +267,22 @@ Test(creds, json_member_extraction)
     const char *j = "{ \"Code\" : \"Success\", \"Nested\": {\"AccessKeyId\": \"no\", \"a\": [1, \"}\"]},"
                     " \"N\": 12.5e3, \"B\": true, \"Z\": null,"
                     " \"AccessKeyId\": \"AS\\u0049A\\\"x\\\\y\\/z\", \"U\": \"\\u00e9\\ud83d\\ude42\" }";
-    char *v = kl_s3_json_string(j, "AccessKeyId");
+    char *v = Kl_s3_json_string(j, "AccessKeyId");
     cr_assert_str_eq(v, "ASIA\"x\\y/z");
     free(v);
-    v = kl_s3_json_string(j, "U");
+    v = Kl_s3_json_string(j, "U");
     cr_assert_str_eq(v, "\xc3\xa9\xf0\x9f\x99\x82");
     free(v);
-    v = kl_s3_json_string(j, "Code");
+    v = Kl_s3_json_string(j, "Code");
     cr_assert_str_eq(v, "Success");
     free(v);
-    cr_assert_null(kl_s3_json_string(j, "Missing"));
-    cr_assert_null(kl_s3_json_string(j, "N"));        /* not a string */
-    cr_assert_null(kl_s3_json_string("", "x"));
-    cr_assert_null(kl_s3_json_string("{\"x\": \"unterminated", "x"));
-    cr_assert_null(kl_s3_json_string("{\"x\" \"y\"}", "x"));
-    cr_assert_null(kl_s3_json_string("[\"x\"]", "x"));
-    cr_assert_null(kl_s3_json_string("{\"a\": \"b\" \"x\": \"y\"}", "x"));
+    cr_assert_null(Kl_s3_json_string(j, "Missing"));
+    cr_assert_null(Kl_s3_json_string(j, "N"));        /* not a string */
+    cr_assert_null(Kl_s3_json_string("", "x"));
+    cr_assert_null(Kl_s3_json_string("{\"x\": \"unterminated", "x"));
+    cr_assert_null(Kl_s3_json_string("{\"x\" \"y\"}", "x"));
+    cr_assert_null(Kl_s3_json_string("[\"x\"]", "x"));
+    cr_assert_null(Kl_s3_json_string("{\"a\": \"b\" \"x\": \"y\"}", "x"));
 }
 
 /* ---- IMDS and container endpoints played by a stub ----------------- */
@@ -372,13 +372,13 @@ Test(creds, imds_v2_fetch_cache_and_refresh, .timeout = 30)
     kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
     kl_s3_creds cr;
     kl_error e = {0};
-    cr_assert_eq(kl_s3_credprov_get(p, &cr, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(Kl_s3_credprov_get(p, &cr, &e), KL_OK, "%s", e.msg);
     cr_assert_str_eq(cr.access_key, "ASIAMETA2");
     cr_assert_str_eq(cr.secret_key, "metasecret");
     cr_assert_str_eq(cr.token, "metatoken");
     cr_assert_str_eq(cr.source, "instance metadata");
     cr_assert_gt(cr.expires_ms, 0);
-    kl_s3_creds_clear(&cr);
+    Kl_s3_creds_clear(&cr);
     cr_assert_eq(stub_count(s), 3, "token, role, credentials");
     cr_assert_str_eq(m.last_token_hdr, "IMDSTOKEN");
 
@@ -394,9 +394,9 @@ Test(creds, imds_v2_fetch_cache_and_refresh, .timeout = 30)
     expect(p, "ASIAMETA5", "metasecret", "metatoken", NULL);
     cr_assert_eq(stub_count(s), 6);
     /* The server said ExpiredToken: invalidate forces a new fetch. */
-    kl_s3_credprov_invalidate(p);
+    Kl_s3_credprov_invalidate(p);
     expect(p, "ASIAMETA8", "metasecret", "metatoken", NULL);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     stub_stop(s);
 }
 
@@ -410,7 +410,7 @@ Test(creds, imds_v1_fallback_and_no_role, .timeout = 30)
     kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "ASIAMETA2", "metasecret", "metatoken", "instance metadata");
     cr_assert_str_eq(m.last_token_hdr, "");
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     stub_stop(s);
 
     meta m2 = {.no_role = 1};
@@ -420,7 +420,7 @@ Test(creds, imds_v1_fallback_and_no_role, .timeout = 30)
     kl_error e = {0};
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "no IAM role"), "%s", e.msg);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     stub_stop(s);
 }
 
@@ -436,7 +436,7 @@ Test(creds, imds_disabled_or_absent_gives_a_clear_error, .timeout = 30)
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "none found") && strstr(e.msg, "AWS_EC2_METADATA_DISABLED"), "%s", e.msg);
     cr_assert_eq(stub_count(s), 0);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     stub_stop(s);
 
     /* Nothing listening at the metadata address: not on EC2. */
@@ -445,7 +445,7 @@ Test(creds, imds_disabled_or_absent_gives_a_clear_error, .timeout = 30)
     p = prov(1, NULL, NULL, NULL, NULL);
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "none found") && strstr(e.msg, "access_key"), "%s", e.msg);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 }
 
 Test(creds, container_full_uri_with_token, .timeout = 30)
@@ -461,7 +461,7 @@ Test(creds, container_full_uri_with_token, .timeout = 30)
     kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "ASIAMETA0", "metasecret", "metatoken", "container");
     cr_assert_str_eq(m.last_auth, "Bearer abc");
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 
     /* The token file wins over the variable. */
     char tf[300];
@@ -473,7 +473,7 @@ Test(creds, container_full_uri_with_token, .timeout = 30)
     p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "ASIAMETA1", "metasecret", "metatoken", NULL);
     cr_assert_str_eq(m.last_auth, "from-file");
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
     stub_stop(s);
 
     /* Plain http to anywhere but loopback/ECS addresses is refused. */
@@ -482,7 +482,7 @@ Test(creds, container_full_uri_with_token, .timeout = 30)
     kl_error e = {0};
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "FULL_URI"), "%s", e.msg);
-    kl_s3_credprov_free(p);
+    Kl_s3_credprov_free(p);
 }
 
 /* End to end: the S3 store signs with metadata credentials and sends the

@@ -24,7 +24,7 @@ Test(s3_xml, list_v2_with_contents_prefixes_and_token)
         "</ListBucketResult>";
     kl_listing l;
     kl_error e = {0};
-    cr_assert_eq(kl_s3_xml_parse_list(body, strlen(body), &l, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(Kl_s3_xml_parse_list(body, strlen(body), &l, &e), KL_OK, "%s", e.msg);
     cr_assert_eq(l.n_objects, 2);
     cr_assert_str_eq(l.objects[0].name, "p/a & b \xc3\xa9");
     cr_assert_eq(l.objects[0].size, 434234);
@@ -40,7 +40,7 @@ Test(s3_xml, list_v2_empty_not_truncated)
     const char *body = "<ListBucketResult " NS "><Name>b</Name><KeyCount>0</KeyCount>"
                        "<IsTruncated>false</IsTruncated></ListBucketResult>";
     kl_listing l;
-    cr_assert_eq(kl_s3_xml_parse_list(body, strlen(body), &l, NULL), KL_OK);
+    cr_assert_eq(Kl_s3_xml_parse_list(body, strlen(body), &l, NULL), KL_OK);
     cr_assert_eq(l.n_objects, 0);
     cr_assert_eq(l.n_prefixes, 0);
     cr_assert_null(l.next);
@@ -63,7 +63,7 @@ Test(s3_xml, list_rejects_garbage)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         kl_listing l;
         kl_error e = {0};
-        kl_status st = kl_s3_xml_parse_list(bad[i], strlen(bad[i]), &l, &e);
+        kl_status st = Kl_s3_xml_parse_list(bad[i], strlen(bad[i]), &l, &e);
         /* S3 documents have no DTD: one is refused, whatever it says. */
         cr_assert_eq(st, KL_EIO, "case %zu", i);
         cr_assert_eq(e.code, KL_EIO);
@@ -78,7 +78,7 @@ Test(s3_xml, error_with_a_dtd_is_not_parsed)
                        "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]>"
                        "<Error><Code>AccessDenied</Code><Message>&b;</Message></Error>";
     kl_s3_xml_error x;
-    cr_assert_eq(kl_s3_xml_parse_error(bomb, strlen(bomb), &x), 0);
+    cr_assert_eq(Kl_s3_xml_parse_error(bomb, strlen(bomb), &x), 0);
 }
 
 Test(s3_xml, error_body)
@@ -88,20 +88,20 @@ Test(s3_xml, error_body)
                        "<BucketName>nope</BucketName><RequestId>tx0001</RequestId>"
                        "<HostId>h</HostId></Error>";
     kl_s3_xml_error e;
-    cr_assert_eq(kl_s3_xml_parse_error(body, strlen(body), &e), 1);
+    cr_assert_eq(Kl_s3_xml_parse_error(body, strlen(body), &e), 1);
     cr_assert_str_eq(e.code, "NoSuchBucket");
     cr_assert_str_eq(e.message, "The specified bucket does not exist");
     cr_assert_str_eq(e.request_id, "tx0001");
-    cr_assert_eq(kl_s3_xml_parse_error("<html>502</html>", 16, &e), 0);
+    cr_assert_eq(Kl_s3_xml_parse_error("<html>502</html>", 16, &e), 0);
     cr_assert_str_eq(e.code, "");
-    cr_assert_eq(kl_s3_xml_parse_error(NULL, 0, &e), 0);
+    cr_assert_eq(Kl_s3_xml_parse_error(NULL, 0, &e), 0);
 }
 
 Test(s3_xml, delete_body_escapes_names)
 {
     const char *names[] = {"ks/a&b<c>\"d'e", "ks/tab\there", "ks/\xc3\xa9 =+@"};
     size_t len;
-    char *b = kl_s3_xml_delete_body(names, 3, &len, NULL);
+    char *b = Kl_s3_xml_delete_body(names, 3, &len, NULL);
     cr_assert_not_null(b);
     cr_assert_eq(strlen(b), len);
     cr_assert(strstr(b, "<Quiet>true</Quiet>"));
@@ -112,7 +112,7 @@ Test(s3_xml, delete_body_escapes_names)
 
     const char *bad[] = {"ok", "bell\a"};
     kl_error e = {0};
-    cr_assert_null(kl_s3_xml_delete_body(bad, 2, &len, &e));
+    cr_assert_null(Kl_s3_xml_delete_body(bad, 2, &len, &e));
     cr_assert_eq(e.code, KL_EINVAL);
 }
 
@@ -126,15 +126,15 @@ Test(s3_xml, delete_result_ignores_missing_keys)
                        "</DeleteResult>";
     size_t n;
     kl_s3_xml_error first;
-    cr_assert_eq(kl_s3_xml_parse_delete(body, strlen(body), &n, &first, NULL), KL_OK);
+    cr_assert_eq(Kl_s3_xml_parse_delete(body, strlen(body), &n, &first, NULL), KL_OK);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(first.key, "c");
     cr_assert_str_eq(first.code, "AccessDenied");
     const char *empty = "<DeleteResult " NS "/>";
-    cr_assert_eq(kl_s3_xml_parse_delete(empty, strlen(empty), &n, &first, NULL), KL_OK);
+    cr_assert_eq(Kl_s3_xml_parse_delete(empty, strlen(empty), &n, &first, NULL), KL_OK);
     cr_assert_eq(n, 0);
     kl_error e = {0};
-    cr_assert_eq(kl_s3_xml_parse_delete("x", 1, &n, &first, &e), KL_EIO);
+    cr_assert_eq(Kl_s3_xml_parse_delete("x", 1, &n, &first, &e), KL_EIO);
 }
 
 /* ---- listing positions (s3_listpage.c) ---- */
@@ -155,13 +155,13 @@ Test(s3_listpage, positions_travel_in_the_token)
 {
     kl_s3_list_pos pos;
     kl_error e = {0};
-    cr_assert_eq(kl_s3_list_pos_parse(NULL, &pos, &e), KL_OK);
+    cr_assert_eq(Kl_s3_list_pos_parse(NULL, &pos, &e), KL_OK);
     cr_assert_null(pos.server_token);
     const char *a[] = {"k/a", "k/b"};
     kl_listing l = page_of(a, 2, "srv-1");
-    cr_assert_eq(kl_s3_list_page_check(&pos, NULL, &l, "LIST", &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(Kl_s3_list_page_check(&pos, NULL, &l, "LIST", &e), KL_OK, "%s", e.msg);
     kl_s3_list_pos next;
-    cr_assert_eq(kl_s3_list_pos_parse(l.next, &next, &e), KL_OK);
+    cr_assert_eq(Kl_s3_list_pos_parse(l.next, &next, &e), KL_OK);
     cr_assert_str_eq(next.server_token, "srv-1");
     cr_assert_str_eq(next.last, "k/b");
     cr_assert_eq(next.empties, 0);
@@ -169,29 +169,29 @@ Test(s3_listpage, positions_travel_in_the_token)
     /* a page that goes back is refused */
     const char *back[] = {"k/a0"};
     l = page_of(back, 1, NULL);
-    cr_assert_eq(kl_s3_list_page_check(&next, NULL, &l, "LIST x", &e), KL_EBADDATA);
+    cr_assert_eq(Kl_s3_list_page_check(&next, NULL, &l, "LIST x", &e), KL_EBADDATA);
     cr_assert(strstr(e.msg, "does not advance") && strstr(e.msg, "LIST x"), "%s", e.msg);
     kl_listing_free(&l);
     /* so is one out of order, or not after start_after */
     const char *unordered[] = {"k/d", "k/c"};
     l = page_of(unordered, 2, NULL);
-    cr_assert_eq(kl_s3_list_page_check(&next, NULL, &l, "LIST", &e), KL_EBADDATA);
+    cr_assert_eq(Kl_s3_list_page_check(&next, NULL, &l, "LIST", &e), KL_EBADDATA);
     kl_listing_free(&l);
     kl_s3_list_pos none = {0};
     l = page_of(a, 1, NULL);
-    cr_assert_eq(kl_s3_list_page_check(&none, "k/a", &l, "LIST", &e), KL_EBADDATA);
+    cr_assert_eq(Kl_s3_list_page_check(&none, "k/a", &l, "LIST", &e), KL_EBADDATA);
     kl_listing_free(&l);
     /* the token it was given, again */
     l = page_of(NULL, 0, "srv-1");
-    cr_assert_eq(kl_s3_list_page_check(&next, NULL, &l, "LIST", &e), KL_EBADDATA);
+    cr_assert_eq(Kl_s3_list_page_check(&next, NULL, &l, "LIST", &e), KL_EBADDATA);
     cr_assert(strstr(e.msg, "continuation token"), "%s", e.msg);
     kl_listing_free(&l);
-    kl_s3_list_pos_free(&next);
+    Kl_s3_list_pos_free(&next);
     /* a raw server token (not ours) is passed through */
-    cr_assert_eq(kl_s3_list_pos_parse("opaque/+=", &pos, &e), KL_OK);
+    cr_assert_eq(Kl_s3_list_pos_parse("opaque/+=", &pos, &e), KL_OK);
     cr_assert_str_eq(pos.server_token, "opaque/+=");
     cr_assert_null(pos.last);
-    kl_s3_list_pos_free(&pos);
+    Kl_s3_list_pos_free(&pos);
 }
 
 Test(s3_listpage, empty_truncated_pages_end)
@@ -204,14 +204,14 @@ Test(s3_listpage, empty_truncated_pages_end)
     for (; pages < 100 && st == KL_OK; pages++) {
         snprintf(tok, sizeof tok, "srv-%d", pages);
         kl_listing l = page_of(NULL, 0, tok);
-        st = kl_s3_list_page_check(&pos, NULL, &l, "LIST", &e);
-        kl_s3_list_pos_free(&pos);
+        st = Kl_s3_list_page_check(&pos, NULL, &l, "LIST", &e);
+        Kl_s3_list_pos_free(&pos);
         if (st == KL_OK)
-            cr_assert_eq(kl_s3_list_pos_parse(l.next, &pos, &e), KL_OK);
+            cr_assert_eq(Kl_s3_list_pos_parse(l.next, &pos, &e), KL_OK);
         kl_listing_free(&l);
     }
     cr_assert_eq(st, KL_EBADDATA);
     cr_assert_eq(pages, KL_S3_LIST_MAX_EMPTY + 1);
     cr_assert(strstr(e.msg, "empty pages"), "%s", e.msg);
-    kl_s3_list_pos_free(&pos);
+    Kl_s3_list_pos_free(&pos);
 }

@@ -9,8 +9,8 @@
 
 Test(codec, record_bytes_match_format_md) {
     kl_buf b = {0};
-    cr_assert_eq(kl_codec_put(&b, 1, 1700000000000LL, 1, 5, "hi", 2), 0);
-    cr_assert_eq(kl_codec_put(&b, 2, -3, 0, 0, "", 0), 0);
+    cr_assert_eq(Kl_codec_put(&b, 1, 1700000000000LL, 1, 5, "hi", 2), 0);
+    cr_assert_eq(Kl_codec_put(&b, 2, -3, 0, 0, "", 0), 0);
     static const uint8_t want[] = {
         1, 0, 0, 0, 0, 0, 0, 0,                        /* offset 1 */
         0x00, 0x68, 0xe5, 0xcf, 0x8b, 0x01, 0, 0,      /* ts 1700000000000 */
@@ -29,7 +29,7 @@ Test(codec, record_bytes_match_format_md) {
     size_t n;
     kl_object_meta m = {.first_offset = 1, .last_offset = 2, .size = sizeof want};
     kl_error err;
-    cr_assert_eq(kl_codec_decode(b.data, b.len, &m, "x", &r, &n, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(Kl_codec_decode(b.data, b.len, &m, "x", &r, &n, &err), KL_OK, "%s", err.msg);
     cr_assert_eq(n, 2);
     cr_assert_eq(r[0].timestamp, 1700000000000LL);
     cr_assert(r[0].has_nonce && r[0].nonce == 5);
@@ -39,22 +39,22 @@ Test(codec, record_bytes_match_format_md) {
     cr_assert_not(r[1].has_nonce);
     cr_assert_eq(r[1].len, 0);
     free(r);
-    kl_buf_free(&b);
+    Kl_buf_free(&b);
 }
 
 static void expect_bad(const uint8_t *p, size_t len, const kl_object_meta *m, const char *needle) {
     kl_record *r = NULL;
     size_t n = 0;
     kl_error err = {0};
-    cr_assert_eq(kl_codec_decode(p, len, m, "obj", &r, &n, &err), KL_EBADDATA);
+    cr_assert_eq(Kl_codec_decode(p, len, m, "obj", &r, &n, &err), KL_EBADDATA);
     cr_assert(strstr(err.msg, needle), "message '%s' lacks '%s'", err.msg, needle);
     cr_assert_null(r);
 }
 
 Test(codec, corrupt_bodies_are_bad_data) {
     kl_buf b = {0};
-    kl_codec_put(&b, 7, 1, 0, 0, "abcdef", 6);
-    kl_codec_put(&b, 8, 1, 0, 0, "xyz", 3);
+    Kl_codec_put(&b, 7, 1, 0, 0, "abcdef", 6);
+    Kl_codec_put(&b, 8, 1, 0, 0, "xyz", 3);
     kl_object_meta m = {.first_offset = 7, .last_offset = 8, .size = b.len};
     expect_bad(b.data, b.len - 1, NULL, "past the end");  /* truncated payload */
     expect_bad(b.data, 20, NULL, "truncated");
@@ -73,7 +73,7 @@ Test(codec, corrupt_bodies_are_bad_data) {
     wrong.last_offset = 9;
     expect_bad(b.data, b.len, &wrong, "records");
     free(c);
-    kl_buf_free(&b);
+    Kl_buf_free(&b);
 }
 
 Test(names, object_name_round_trip) {

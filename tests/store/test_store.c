@@ -111,7 +111,7 @@ static int64_t watermark(const char *key) {
     if (st == KL_ENOTFOUND) return -1;
     cr_assert_eq(st, KL_OK);
     cr_assert_eq(len, 8, "watermark is one u64");
-    int64_t v = (int64_t)kl_le64(d);
+    int64_t v = (int64_t)Kl_le64(d);
     free(d);
     return v;
 }
@@ -180,9 +180,9 @@ Test(store, writer_output_matches_format) {
     cr_assert_eq(kl_append(W, "ks", "k", in, 3, &err), KL_OK, "%s", err.msg);
 
     kl_buf want = {0};
-    kl_codec_put(&want, 1, 1700000000002LL, 0, 0, "a", 1);
-    kl_codec_put(&want, 2, 1700000000001LL, 1, 7, "bb", 2);
-    kl_codec_put(&want, 3, 1700000000000LL, 0, 0, "", 0);
+    Kl_codec_put(&want, 1, 1700000000002LL, 0, 0, "a", 1);
+    Kl_codec_put(&want, 2, 1700000000001LL, 1, 7, "bb", 2);
+    Kl_codec_put(&want, 3, 1700000000000LL, 0, 0, "", 0);
     char rest[256];
     snprintf(rest, sizeof rest,
              "ks/k/data_o00000000000000000001-o3_t1700000000000-t1700000000002_n7-n8_s%zu_p0.bin",
@@ -203,7 +203,7 @@ Test(store, writer_output_matches_format) {
     n = kt_name(&T, rest);
     cr_assert_eq(kl_os_head(T.os, n, NULL, &err), KL_OK, "%s: %s", n, err.msg);
     free(n);
-    kl_buf_free(&want);
+    Kl_buf_free(&want);
 
     kl_key_meta km;
     int exists;
@@ -217,11 +217,11 @@ Test(store, reads_hand_built_objects_with_compaction_overlap) {
     /* Objects as another implementation would write them, including a
      * merged object lying next to the originals it replaced. */
     kl_buf a = {0}, b = {0}, m = {0};
-    kl_codec_put(&a, 1, 10, 0, 0, "r1", 2);
-    kl_codec_put(&a, 2, 11, 0, 0, "r2", 2);
-    kl_codec_put(&b, 3, 12, 1, 0, "r3", 2);
-    kl_buf_append(&m, a.data, a.len);
-    kl_buf_append(&m, b.data, b.len);
+    Kl_codec_put(&a, 1, 10, 0, 0, "r1", 2);
+    Kl_codec_put(&a, 2, 11, 0, 0, "r2", 2);
+    Kl_codec_put(&b, 3, 12, 1, 0, "r3", 2);
+    Kl_buf_append(&m, a.data, a.len);
+    Kl_buf_append(&m, b.data, b.len);
     struct { kl_object_meta meta; kl_buf *body; } objs[] = {
         {{1, 2, 10, 11, 0, 0, 0, 0}, &a},
         {{3, 3, 12, 12, 0, 1, 0, 1}, &b},
@@ -242,9 +242,9 @@ Test(store, reads_hand_built_objects_with_compaction_overlap) {
     kl_start last = {.kind = KL_START_LAST};
     read_all("k", KL_BACKWARDS, &last, 2, out, sizeof out);
     cr_assert_str_eq(out, "r3 r2 r1 ");
-    kl_buf_free(&a);
-    kl_buf_free(&b);
-    kl_buf_free(&m);
+    Kl_buf_free(&a);
+    Kl_buf_free(&b);
+    Kl_buf_free(&m);
 }
 
 /* ---- nonces ---- */
@@ -400,7 +400,7 @@ Test(store, corrupt_pending_object_is_never_merged) {
     cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k", 0, 0, &v, &n, NULL), KL_OK);
     char dir[128];
     snprintf(dir, sizeof dir, "%sks/k/", T.prefix);
-    char *name = kl_index_name(dir, &v[0]);
+    char *name = Kl_index_name(dir, &v[0]);
     uint8_t junk[42] = {0};
     cr_assert_eq(kl_os_put(T.os, name, junk, sizeof junk, 0, NULL), KL_OK);
     free(name);
@@ -444,7 +444,7 @@ Test(store, corrupt_objects_are_bad_data) {
     kl_page p;
     char *n = kt_name(&T, "ks/k1/data_o00000000000000000001-o1_t1-t1_n0-n0_s45_p0.bin");
     kl_buf b = {0};
-    kl_codec_put(&b, 1, 1, 0, 0, "hello", 5);
+    Kl_codec_put(&b, 1, 1, 0, 0, "hello", 5);
     b.data[b.len - 1] = 9; /* wrong trailer */
     cr_assert_eq(kl_os_put(T.os, n, b.data, b.len, 0, NULL), KL_OK);
     free(n);
@@ -469,7 +469,7 @@ Test(store, corrupt_objects_are_bad_data) {
     int ex = 1;
     cr_assert_eq(kl_read_key_metadata(R, "ks", "k3", &ex, &km, &err), KL_OK, "%s", err.msg);
     cr_assert_eq(ex, 0);
-    kl_buf_free(&b);
+    Kl_buf_free(&b);
 }
 
 /* Records are validated as pages are filled from object bodies
@@ -505,7 +505,7 @@ Test(store, corrupt_records_found_in_either_direction) {
     kl_error err = {0};
     uint64_t got;
     kl_buf b = {0};
-    for (uint64_t o = 1; o <= 5; o++) kl_codec_put(&b, o, 1, 0, 0, "abc", 3);
+    for (uint64_t o = 1; o <= 5; o++) Kl_codec_put(&b, o, 1, 0, 0, "abc", 3);
     /* Intact: every page size, both ways (hops from ends and hints). */
     put_body("ok", "o5_t1-t1_n0-n0", &b);
     for (uint64_t ps = 1; ps <= 6; ps++) {
@@ -531,13 +531,13 @@ Test(store, corrupt_records_found_in_either_direction) {
     cr_assert(strstr(err.msg, "offset"), "%s", err.msg);
     /* A middle record's length field broken: a backward page starting
      * beyond it is fine, the one crossing it is not. */
-    kl_put_le32(b.data + 2 * 43 + 32, 9);
+    Kl_put_le32(b.data + 2 * 43 + 32, 9);
     put_body("len", "o5_t1-t1_n0-n0", &b);
     cr_assert_eq(read_dir_pages("len", KL_BACKWARDS, 2, &got, &err), KL_EBADDATA);
     cr_assert_eq(got, 2);
     cr_assert_eq(read_dir_pages("len", KL_FORWARDS, 1, &got, &err), KL_EBADDATA);
     cr_assert_eq(got, 2);
-    kl_buf_free(&b);
+    Kl_buf_free(&b);
 }
 
 /* ---- paging ---- */
@@ -757,33 +757,33 @@ Test(store, seeks_cost_logarithmic_lists, .timeout = 600) {
     kl_error err = {0};
     uint64_t targets[] = {1, 2, 999, 1000, 1001, 1500, 2099, 2100};
     for (size_t i = 0; i < sizeof targets / sizeof *targets; i++) {
-        unsigned long before = kl_index_list_count();
+        unsigned long before = Kl_index_list_count();
         kl_page p;
         kl_start s = {.kind = KL_START_OFFSET, .offset = targets[i]};
         cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_FORWARDS, &s, 1, &p, &err), KL_OK);
-        unsigned long lists = kl_index_list_count() - before;
+        unsigned long lists = Kl_index_list_count() - before;
         cr_assert_eq(p.count, 1);
         cr_assert_eq(p.records[0].offset, targets[i]);
         kl_page_free(&p);
         cr_assert_leq(lists, 30, "offset %" PRIu64 " took %lu LISTs", targets[i], lists);
 
-        before = kl_index_list_count();
+        before = Kl_index_list_count();
         s = (kl_start){.kind = KL_START_TIMESTAMP, .timestamp = (int64_t)targets[i] * 10};
         cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_FORWARDS, &s, 1, &p, &err), KL_OK);
-        lists = kl_index_list_count() - before;
+        lists = Kl_index_list_count() - before;
         cr_assert_eq(p.records[0].offset, targets[i]);
         kl_page_free(&p);
         cr_assert_leq(lists, 40, "timestamp search took %lu LISTs", lists);
     }
     /* Paging backwards follows prior pointers: about one LIST per object. */
-    unsigned long before = kl_index_list_count();
+    unsigned long before = Kl_index_list_count();
     kl_page p;
     kl_start last = {.kind = KL_START_LAST};
     cr_assert_eq(kl_read_first_page(R, "ks", "k", KL_BACKWARDS, &last, 100, &p, &err), KL_OK);
     cr_assert_eq(p.count, 100);
     cr_assert_eq(p.records[99].offset, N - 99);
     kl_page_free(&p);
-    cr_assert_leq(kl_index_list_count() - before, 130);
+    cr_assert_leq(Kl_index_list_count() - before, 130);
 }
 
 /* ---- a second writer on the same key ---- */
@@ -838,14 +838,14 @@ Test(store, next_page_inside_an_object_costs_one_list) {
         while (p.continuation && p.count) {
             char *tok = strdup(p.continuation);
             kl_page_free(&p);
-            unsigned long before = kl_index_list_count();
+            unsigned long before = Kl_index_list_count();
             cr_assert_eq(kl_read_next_page(R, "ks", "k", tok, 3, &p, &err), KL_OK, "%s", err.msg);
             free(tok);
             /* Backwards, crossing into the previous object adds one LIST
              * for the window behind it (which then serves 64 objects). */
             if (p.count)
-                cr_assert_leq(kl_index_list_count() - before, d ? 2 : 1,
-                              "dir %d: a page cost %lu LISTs", d, kl_index_list_count() - before);
+                cr_assert_leq(Kl_index_list_count() - before, d ? 2 : 1,
+                              "dir %d: a page cost %lu LISTs", d, Kl_index_list_count() - before);
             seen += p.count;
         }
         kl_page_free(&p);

@@ -157,11 +157,11 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
     if (r->body.len + n > cap) {
         size_t room = r->body.len < cap ? (size_t)(cap - r->body.len) : 0;
         if (room)
-            kl_buf_append(&r->body, p, room);
+            Kl_buf_append(&r->body, p, room);
         r->overflow = 1;
         return 0; /* curl stops the transfer: CURLE_WRITE_ERROR */
     }
-    return kl_buf_append(&r->body, p, n) == 0 ? n : 0;
+    return Kl_buf_append(&r->body, p, n) == 0 ? n : 0;
 }
 
 /* Copies a header's value (trimmed) when its name matches. */
@@ -317,7 +317,7 @@ static void conn_give(s3_os *s, conn *c)
 /* Appends the percent-encoding of s (raw) to f. */
 static int put_encoded(FILE *f, const char *s, int keep_slash)
 {
-    char *e = kl_sigv4_uri_encode(s, strlen(s), keep_slash);
+    char *e = Kl_sigv4_uri_encode(s, strlen(s), keep_slash);
     if (!e)
         return -1;
     fputs(e, f);
@@ -337,7 +337,7 @@ static CURLcode attempt_once(s3_os *s, conn *cn, const s3_req *rq, const kl_s3_c
     struct curl_slist *hl = NULL;
     kl_sigv4_result sig = {0};
     char amz_date[17];
-    kl_sigv4_amz_date((int64_t)time(NULL), amz_date);
+    Kl_sigv4_amz_date((int64_t)time(NULL), amz_date);
 
     /* Raw path: what is signed; the URL carries its encoding. */
     if (asprintf(&path, "%s%s", s->path_base, rq->key ? rq->key : "") < 0) {
@@ -376,7 +376,7 @@ static CURLcode attempt_once(s3_os *s, conn *cn, const s3_req *rq, const kl_s3_c
                        .n_query = rq->n_query, .headers = hv, .n_headers = nh,
                        .payload_hash = payload_hash, .amz_date = amz_date,
                        .region = s->region, .service = "s3"};
-    if (kl_sigv4_sign(&sr, cr->access_key, cr->secret_key, &sig) != 0)
+    if (Kl_sigv4_sign(&sr, cr->access_key, cr->secret_key, &sig) != 0)
         goto done;
 
     for (size_t i = 0; i < nh; i++) {
@@ -461,7 +461,7 @@ static CURLcode attempt_once(s3_os *s, conn *cn, const s3_req *rq, const kl_s3_c
 
 done:
     curl_slist_free_all(hl);
-    kl_sigv4_result_free(&sig);
+    Kl_sigv4_result_free(&sig);
     free(path);
     free(url);
     return cc;
@@ -544,7 +544,7 @@ static kl_status http_error(const s3_os *s, const s3_req *rq, const s3_resp *rs,
                             const kl_s3_creds *cr, kl_error *err)
 {
     kl_s3_xml_error x;
-    int has = kl_s3_xml_parse_error((const char *)rs->body.data, rs->body.len, &x);
+    int has = Kl_s3_xml_parse_error((const char *)rs->body.data, rs->body.len, &x);
     const char *code = has && x.code[0] ? x.code : NULL;
     const char *rid = has && x.request_id[0] ? x.request_id : rs->request_id;
     const char *src = cr && cr->source ? cr->source : "?";
@@ -623,7 +623,7 @@ static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
     memset(rs, 0, sizeof *rs);
     char payload_hash[65] = "UNSIGNED-PAYLOAD";
     if (s->sign_payload)
-        kl_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
+        Kl_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
     conn *h = conn_take(s);
     if (!h)
         return kl_seterr(err, KL_ENOMEM, "S3: cannot create a curl handle");
@@ -631,7 +631,7 @@ static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
     int refreshed = 0;
     kl_status st = KL_OK;
     for (int attempt = 0;; attempt++) {
-        kl_buf_free(&rs->body);
+        Kl_buf_free(&rs->body);
         rs->status = 0;
         rs->request_id[0] = rs->bucket_region[0] = '\0';
         rs->content_length = 0;
@@ -639,7 +639,7 @@ static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
         rs->overflow = 0;
         rs->max_body = rq->max_body ? rq->max_body : S3_MAX_DOC;
         kl_s3_creds cr;
-        if ((st = kl_s3_credprov_get(s->creds, &cr, err)))
+        if ((st = Kl_s3_credprov_get(s->creds, &cr, err)))
             break;
         CURLcode cc = attempt_once(s, h, rq, &cr, payload_hash, rs, errbuf);
         int last = attempt >= s->max_retries;
@@ -647,7 +647,7 @@ static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
             if (rs->status >= 200 && rs->status < 300 && !rq->enough_at_max) {
                 /* More than the request can get back: the server is
                  * broken or hostile, and asking again will not help. */
-                kl_s3_creds_clear(&cr);
+                Kl_s3_creds_clear(&cr);
                 char what[300];
                 what_of(s, rq, what, sizeof what);
                 st = kl_seterr(err, KL_EBADDATA, "%s at %s: the server sent more than the %" PRIu64
@@ -661,7 +661,7 @@ static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
             cc = CURLE_OK;
         }
         if (cc != CURLE_OK) {
-            kl_s3_creds_clear(&cr);
+            Kl_s3_creds_clear(&cr);
             if (cc == CURLE_OUT_OF_MEMORY) {
                 st = kl_seterr(err, KL_ENOMEM, "S3 %s: out of memory", rq->op);
                 break;
@@ -684,34 +684,34 @@ static kl_status s3_do(s3_os *s, const s3_req *rq, s3_resp *rs, kl_error *err)
             break;
         }
         if (accepted(rq, rs->status)) {
-            kl_s3_creds_clear(&cr);
+            Kl_s3_creds_clear(&cr);
             break;
         }
         kl_s3_xml_error x;
-        int has = kl_s3_xml_parse_error((const char *)rs->body.data, rs->body.len, &x);
+        int has = Kl_s3_xml_parse_error((const char *)rs->body.data, rs->body.len, &x);
         const char *code = has && x.code[0] ? x.code : NULL;
         int throttled;
         if (token_expired(code) && !refreshed) {
             /* Temporary credentials rotated under us: fetch new ones. */
             refreshed = 1;
-            kl_s3_creds_clear(&cr);
-            kl_s3_credprov_invalidate(s->creds);
+            Kl_s3_creds_clear(&cr);
+            Kl_s3_credprov_invalidate(s->creds);
             continue;
         }
         if (http_retryable(rs, code, &throttled) && !last) {
-            kl_s3_creds_clear(&cr);
+            Kl_s3_creds_clear(&cr);
             if (rs->status >= 500)
                 rs->ambiguous = 1;
             backoff(attempt, throttled);
             continue;
         }
         st = http_error(s, rq, rs, &cr, err);
-        kl_s3_creds_clear(&cr);
+        Kl_s3_creds_clear(&cr);
         break;
     }
     conn_give(s, h);
     if (st)
-        kl_buf_free(&rs->body);
+        Kl_buf_free(&rs->body);
     return st;
 }
 
@@ -729,7 +729,7 @@ static kl_status not_found(const s3_os *s, const char *op, const char *name, con
                            kl_error *err)
 {
     kl_s3_xml_error x;
-    if (kl_s3_xml_parse_error((const char *)rs->body.data, rs->body.len, &x) &&
+    if (Kl_s3_xml_parse_error((const char *)rs->body.data, rs->body.len, &x) &&
         strcmp(x.code, "NoSuchBucket") == 0)
         return kl_seterr(err, KL_EINVAL, "S3 %s s3://%s/%.200s: bucket '%s' does not exist at %s "
                          "(NoSuchBucket, request id %s)",
@@ -768,7 +768,7 @@ static kl_status put_object(kl_objstore *os, const char *name, const void *data,
     s3_resp rs;
     if ((st = s3_do(s, &rq, &rs, err)))
         return st;
-    kl_buf_free(&rs.body);
+    Kl_buf_free(&rs.body);
     if (rs.status != 412) {
         if (etag && rs.etag[0] && !(*etag = strdup(rs.etag)))
             return kl_seterr(err, KL_ENOMEM, "out of memory");
@@ -819,7 +819,7 @@ static kl_status head_claim(s3_os *s, const char *claim, s3_resp *rs, kl_error *
     s3_req rq = {.op = "HEAD", .method = "HEAD", .key = claim, .head = 1, .accept = {404}};
     if ((st = s3_do(s, &rq, rs, err)))
         return st;
-    kl_buf_free(&rs->body);
+    Kl_buf_free(&rs->body);
     if (rs->status == 404)
         return kl_seterr(err, KL_ENOTFOUND, "S3 HEAD s3://%s/%.200s: no such claim", s->bucket,
                          claim);
@@ -869,7 +869,7 @@ static kl_status copy_object(s3_os *s, const char *claim, const char *object, co
     kl_status st = check_key(s, "COPY", object, err);
     if (st || (st = check_key(s, "COPY", claim, err)))
         return st;
-    char *enc = kl_sigv4_uri_encode(claim, strlen(claim), 1);
+    char *enc = Kl_sigv4_uri_encode(claim, strlen(claim), 1);
     char *src = NULL;
     if (!enc || asprintf(&src, "/%s/%s", s->bucket, enc) < 0) {
         free(enc);
@@ -901,11 +901,11 @@ static kl_status copy_object(s3_os *s, const char *claim, const char *object, co
     } else {
         /* CopyObject may fail after its 200 went out: the error is the body. */
         kl_s3_xml_error x;
-        if (kl_s3_xml_parse_error((const char *)rs.body.data, rs.body.len, &x))
+        if (Kl_s3_xml_parse_error((const char *)rs.body.data, rs.body.len, &x))
             st = kl_seterr(err, KL_EIO, "S3 COPY s3://%s/%.200s: %s: %s (request id %s)",
                            s->bucket, object, x.code, x.message, rs.request_id);
     }
-    kl_buf_free(&rs.body);
+    Kl_buf_free(&rs.body);
     return st;
 }
 
@@ -954,11 +954,11 @@ static kl_status get_claim(s3_os *s, const char *claim, const char *object, kl_b
         return st;
     if (rs.status == 404) {
         st = not_found(s, "GET", claim, &rs, err);
-        kl_buf_free(&rs.body);
+        Kl_buf_free(&rs.body);
         return st;
     }
     if (strcmp(rs.claim_object, last_component(object)) != 0) {
-        kl_buf_free(&rs.body);
+        Kl_buf_free(&rs.body);
         return kl_seterr(err, KL_ENOTFOUND, "S3 GET s3://%s/%.200s: the claim now holds "
                          "another object", s->bucket, claim);
     }
@@ -986,7 +986,7 @@ static kl_status s3_publish(kl_objstore *os, const char *claim, const char *obje
         len = body.len;
     }
     kl_status st = put_object(os, object, data, len, 0, NULL, NULL, err);
-    kl_buf_free(&body);
+    Kl_buf_free(&body);
     return st;
 }
 
@@ -1000,7 +1000,7 @@ static kl_status s3_head(kl_objstore *os, const char *name, uint64_t *size, kl_e
     s3_resp rs;
     if ((st = s3_do(s, &rq, &rs, err)))
         return st;
-    kl_buf_free(&rs.body);
+    Kl_buf_free(&rs.body);
     if (rs.status == 404)
         return kl_seterr(err, KL_ENOTFOUND, "S3 HEAD s3://%s/%.200s: no such object", s->bucket,
                          name);
@@ -1045,16 +1045,16 @@ static kl_status s3_get(kl_objstore *os, const char *name, uint64_t off, uint64_
         return st;
     if (rs.status == 404) {
         st = not_found(s, "GET", name, &rs, err);
-        kl_buf_free(&rs.body);
+        Kl_buf_free(&rs.body);
         return st;
     }
     size_t n = 0;
     uint8_t *b = NULL;
     if (rs.status == 416) {
         /* The range starts at or past the end: nothing there to read. */
-        kl_buf_free(&rs.body);
+        Kl_buf_free(&rs.body);
     } else {
-        b = kl_buf_steal(&rs.body, &n);
+        b = Kl_buf_steal(&rs.body, &n);
         if (ranged && rs.status == 200) {
             /* A server that ignored Range sent everything: cut it here. */
             size_t start = off < n ? (size_t)off : n;
@@ -1079,7 +1079,7 @@ static kl_status s3_list(kl_objstore *os, const kl_list_req *req, kl_listing *ou
     s3_os *s = S(os);
     memset(out, 0, sizeof *out);
     kl_s3_list_pos pos;
-    kl_status st = kl_s3_list_pos_parse(req->continuation, &pos, err);
+    kl_status st = Kl_s3_list_pos_parse(req->continuation, &pos, err);
     if (st)
         return st;
     char delim[2] = {(char)req->delimiter, 0}, maxk[24];
@@ -1100,16 +1100,16 @@ static kl_status s3_list(kl_objstore *os, const kl_list_req *req, kl_listing *ou
     rq.shown = shown;
     s3_resp rs;
     if (!(st = s3_do(s, &rq, &rs, err))) {
-        st = kl_s3_xml_parse_list((const char *)rs.body.data, rs.body.len, out, err);
-        kl_buf_free(&rs.body);
+        st = Kl_s3_xml_parse_list((const char *)rs.body.data, rs.body.len, out, err);
+        Kl_buf_free(&rs.body);
     }
     if (!st) {
         char what[300];
         what_of(s, &rq, what, sizeof what);
-        if ((st = kl_s3_list_page_check(&pos, req->start_after, out, what, err)))
+        if ((st = Kl_s3_list_page_check(&pos, req->start_after, out, what, err)))
             kl_listing_free(out);
     }
-    kl_s3_list_pos_free(&pos);
+    Kl_s3_list_pos_free(&pos);
     return st;
 }
 
@@ -1132,15 +1132,15 @@ static kl_status s3_del(kl_objstore *os, const char *const *names, size_t n, kl_
             return st;
         if (rs.status == 404) {
             st = not_found(s, "DELETE", names[0], &rs, err);
-            kl_buf_free(&rs.body);
+            Kl_buf_free(&rs.body);
             return st == KL_ENOTFOUND ? KL_OK : st;   /* already gone: fine */
         }
-        kl_buf_free(&rs.body);
+        Kl_buf_free(&rs.body);
         return KL_OK;
     }
 
     size_t blen;
-    char *body = kl_s3_xml_delete_body(names, n, &blen, err);
+    char *body = Kl_s3_xml_delete_body(names, n, &blen, err);
     if (!body)
         return err ? err->code : KL_EINVAL;
     /* DeleteObjects requires Content-MD5 (AWS also takes x-amz-checksum-*,
@@ -1163,8 +1163,8 @@ static kl_status s3_del(kl_objstore *os, const char *const *names, size_t n, kl_
         return st;
     size_t failed;
     kl_s3_xml_error first;
-    st = kl_s3_xml_parse_delete((const char *)rs.body.data, rs.body.len, &failed, &first, err);
-    kl_buf_free(&rs.body);
+    st = Kl_s3_xml_parse_delete((const char *)rs.body.data, rs.body.len, &failed, &first, err);
+    Kl_buf_free(&rs.body);
     if (st)
         return st;
     if (failed) {
@@ -1196,7 +1196,7 @@ static void s3_destroy(kl_objstore *os)
         pthread_mutex_destroy(&s->share_mu[i]);
     pthread_mutex_destroy(&s->pool_mu);
     pthread_mutex_destroy(&s->probe_mu);
-    kl_s3_credprov_free(s->creds);
+    Kl_s3_credprov_free(s->creds);
     free(s->bucket);
     free(s->scheme);
     free(s->host);
@@ -1314,7 +1314,7 @@ kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out, kl_error 
     if (curl_init_rc != CURLE_OK)
         return kl_seterr(err, KL_EIO, "S3: libcurl initialisation failed: %s",
                          curl_easy_strerror(curl_init_rc));
-    kl_s3_xml_init();
+    Kl_s3_xml_init();
 
     s3_os *s = calloc(1, sizeof *s);
     if (!s)
@@ -1368,7 +1368,7 @@ kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out, kl_error 
         st = kl_seterr(err, KL_ENOMEM, "S3: out of memory");
         goto fail;
     }
-    if ((st = kl_s3_credprov_new(c, &s->creds, err)))
+    if ((st = Kl_s3_credprov_new(c, &s->creds, err)))
         goto fail;
     if ((s->share = curl_share_init())) {
         curl_share_setopt(s->share, CURLSHOPT_LOCKFUNC, share_lock);

@@ -56,7 +56,7 @@ static void wipe_free(char *s)
     }
 }
 
-void kl_s3_creds_clear(kl_s3_creds *c)
+void Kl_s3_creds_clear(kl_s3_creds *c)
 {
     if (!c)
         return;
@@ -75,7 +75,7 @@ static kl_status creds_copy(const kl_s3_creds *src, kl_s3_creds *dst, kl_error *
     dst->expires_ms = src->expires_ms;
     dst->source = src->source;
     if (!dst->access_key || !dst->secret_key || (src->token && !dst->token)) {
-        kl_s3_creds_clear(dst);
+        Kl_s3_creds_clear(dst);
         return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
     }
     return KL_OK;
@@ -135,7 +135,7 @@ static char *trim(char *s)
 /* shared credentials and config files                                 */
 /* ------------------------------------------------------------------ */
 
-void kl_s3_profile_keys_free(kl_s3_profile_keys *k)
+void Kl_s3_profile_keys_free(kl_s3_profile_keys *k)
 {
     wipe_free(k->key_id);
     wipe_free(k->secret);
@@ -166,7 +166,7 @@ static int set_dup(char **dst, const char *v)
     return *dst ? 0 : -1;
 }
 
-int kl_s3_profile_read(const char *path, const char *profile, int is_config,
+int Kl_s3_profile_read(const char *path, const char *profile, int is_config,
                        kl_s3_profile_keys *k)
 {
     FILE *f = fopen(path, "r");
@@ -239,9 +239,9 @@ static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
     char unsupported[40] = "";
     for (int i = 0; i < 2; i++) {
         kl_s3_profile_keys k = {0};
-        int r = kl_s3_profile_read(paths[i], profile, i == 1, &k);
+        int r = Kl_s3_profile_read(paths[i], profile, i == 1, &k);
         if (r < 0) {
-            kl_s3_profile_keys_free(&k);
+            Kl_s3_profile_keys_free(&k);
             st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
             goto done;
         }
@@ -251,7 +251,7 @@ static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
         if (k.key_id && k.secret) {
             st = creds_set(out, k.key_id, k.secret, k.token, 0,
                            i == 0 ? "shared credentials file" : "shared config file", err);
-            kl_s3_profile_keys_free(&k);
+            Kl_s3_profile_keys_free(&k);
             goto done;
         }
         if (k.key_id || k.secret) {
@@ -259,12 +259,12 @@ static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
                            "S3 credentials: profile '%s' in %s has %s but not %s", profile,
                            paths[i], k.key_id ? "aws_access_key_id" : "aws_secret_access_key",
                            k.key_id ? "aws_secret_access_key" : "aws_access_key_id");
-            kl_s3_profile_keys_free(&k);
+            Kl_s3_profile_keys_free(&k);
             goto done;
         }
         if (k.unsupported[0] && !unsupported[0])
             memcpy(unsupported, k.unsupported, sizeof unsupported);
-        kl_s3_profile_keys_free(&k);
+        Kl_s3_profile_keys_free(&k);
     }
     if (*found && unsupported[0])
         st = kl_seterr(err, KL_EINVAL,
@@ -433,7 +433,7 @@ static int json_skip(const char **pp)
     return 0;
 }
 
-char *kl_s3_json_string(const char *json, const char *key)
+char *Kl_s3_json_string(const char *json, const char *key)
 {
     if (!json)
         return NULL;
@@ -552,11 +552,11 @@ static int meta_call(const char *method, const char *url, struct curl_slist *hdr
 static kl_status creds_from_json(const char *json, const char *source, const char *where,
                                  kl_s3_creds *out, kl_error *err)
 {
-    char *code = kl_s3_json_string(json, "Code");
-    char *ak = kl_s3_json_string(json, "AccessKeyId");
-    char *sk = kl_s3_json_string(json, "SecretAccessKey");
-    char *tok = kl_s3_json_string(json, "Token");
-    char *exp = kl_s3_json_string(json, "Expiration");
+    char *code = Kl_s3_json_string(json, "Code");
+    char *ak = Kl_s3_json_string(json, "AccessKeyId");
+    char *sk = Kl_s3_json_string(json, "SecretAccessKey");
+    char *tok = Kl_s3_json_string(json, "Token");
+    char *exp = Kl_s3_json_string(json, "Expiration");
     kl_status st;
     if (code && strcmp(code, "Success") != 0) {
         st = kl_seterr(err, KL_EIO, "S3 credentials: %s answered Code '%.60s'", where, code);
@@ -732,7 +732,7 @@ static kl_status from_imds(kl_s3_creds *out, int *reachable, char *why, size_t w
         st = kl_seterr(err, KL_EINVAL, "S3 credentials: instance metadata lists no IAM role");
         goto done;
     }
-    if (!(role = kl_sigv4_uri_encode(r, strlen(r), 0))) {
+    if (!(role = Kl_sigv4_uri_encode(r, strlen(r), 0))) {
         st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
         goto done;
     }
@@ -831,7 +831,7 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
                      profile, why);
 }
 
-kl_status kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out, kl_error *err)
+kl_status Kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out, kl_error *err)
 {
     *out = NULL;
     const char *tok = c->session_token && *c->session_token ? c->session_token : NULL;
@@ -848,7 +848,7 @@ kl_status kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out, kl_err
 #define DUP(dst, src)                                                    \
     do {                                                                 \
         if ((src) && *(src) && !((dst) = strdup(src))) {                 \
-            kl_s3_credprov_free(p);                                      \
+            Kl_s3_credprov_free(p);                                      \
             return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory"); \
         }                                                                \
     } while (0)
@@ -861,7 +861,7 @@ kl_status kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out, kl_err
     return KL_OK;
 }
 
-kl_status kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
+kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&p->mu);
@@ -876,7 +876,7 @@ kl_status kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
         kl_error rerr = {0};
         st = resolve(p, &fresh, &rerr);
         if (st == KL_OK) {
-            kl_s3_creds_clear(&p->cached);
+            Kl_s3_creds_clear(&p->cached);
             p->cached = fresh;
             p->have = 1;
             p->fetched_ms = now;
@@ -893,22 +893,22 @@ kl_status kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
     return st;
 }
 
-void kl_s3_credprov_invalidate(kl_s3_credprov *p)
+void Kl_s3_credprov_invalidate(kl_s3_credprov *p)
 {
     pthread_mutex_lock(&p->mu);
     /* Static credentials cannot get better by reloading; the rest can. */
     if (p->have && p->cached.expires_ms != 0) {
-        kl_s3_creds_clear(&p->cached);
+        Kl_s3_creds_clear(&p->cached);
         p->have = 0;
     }
     pthread_mutex_unlock(&p->mu);
 }
 
-void kl_s3_credprov_free(kl_s3_credprov *p)
+void Kl_s3_credprov_free(kl_s3_credprov *p)
 {
     if (!p)
         return;
-    kl_s3_creds_clear(&p->cached);
+    Kl_s3_creds_clear(&p->cached);
     wipe_free(p->access_key);
     wipe_free(p->secret_key);
     wipe_free(p->token);

@@ -36,21 +36,21 @@ typedef struct kl_s3_creds {
 } kl_s3_creds;
 
 /* Wipes the secrets and frees the strings; c may be partly filled. */
-void kl_s3_creds_clear(kl_s3_creds *c);
+void Kl_s3_creds_clear(kl_s3_creds *c);
 
 typedef struct kl_s3_credprov kl_s3_credprov;
 
 /* Copies what it needs from c.  Reads nothing yet: the chain is resolved
- * at the first kl_s3_credprov_get. */
-kl_status kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out,
+ * at the first Kl_s3_credprov_get. */
+kl_status Kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out,
                              kl_error *err);
 /* Current credentials, as a copy the caller clears.  Thread-safe. */
-kl_status kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out,
+kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out,
                              kl_error *err);
 /* Drops cached temporary credentials (e.g. after the server answered
  * ExpiredToken) so the next get fetches fresh ones. */
-void kl_s3_credprov_invalidate(kl_s3_credprov *p);
-void kl_s3_credprov_free(kl_s3_credprov *p);
+void Kl_s3_credprov_invalidate(kl_s3_credprov *p);
+void Kl_s3_credprov_free(kl_s3_credprov *p);
 
 /* The keys of one profile in an AWS shared file (credentials or config). */
 typedef struct kl_s3_profile_keys {
@@ -61,14 +61,14 @@ typedef struct kl_s3_profile_keys {
 /* Reads `profile` from the AWS shared file at `path` into k (is_config:
  * the config file's "[profile NAME]" sections).  Returns 1 when the file
  * has that section, 0 when not (or there is no file), -1 when out of
- * memory.  Free k with kl_s3_profile_keys_free. */
-int kl_s3_profile_read(const char *path, const char *profile, int is_config,
+ * memory.  Free k with Kl_s3_profile_keys_free. */
+int Kl_s3_profile_read(const char *path, const char *profile, int is_config,
                        kl_s3_profile_keys *k);
-void kl_s3_profile_keys_free(kl_s3_profile_keys *k);
+void Kl_s3_profile_keys_free(kl_s3_profile_keys *k);
 
 /* Extracts the string member `key` of a flat JSON object (the shape of the
  * container and instance metadata answers).  malloc'd, or NULL when absent
  * or malformed.  Exposed for the tests. */
-char *kl_s3_json_string(const char *json, const char *key);
+char *Kl_s3_json_string(const char *json, const char *key);
 
 #endif /* KL_S3_CREDS_H */

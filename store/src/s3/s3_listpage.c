@@ -12,7 +12,7 @@
 
 #define TOKEN_TAG "kl1:"
 
-void kl_s3_list_pos_free(kl_s3_list_pos *pos) {
+void Kl_s3_list_pos_free(kl_s3_list_pos *pos) {
     free(pos->server_token);
     free(pos->last);
     memset(pos, 0, sizeof *pos);
@@ -20,7 +20,7 @@ void kl_s3_list_pos_free(kl_s3_list_pos *pos) {
 
 static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "S3 LIST: out of memory"); }
 
-kl_status kl_s3_list_pos_parse(const char *token, kl_s3_list_pos *pos, kl_error *err) {
+kl_status Kl_s3_list_pos_parse(const char *token, kl_s3_list_pos *pos, kl_error *err) {
     memset(pos, 0, sizeof *pos);
     if (!token || !*token) return KL_OK;
     unsigned empties;
@@ -33,7 +33,7 @@ kl_status kl_s3_list_pos_parse(const char *token, kl_s3_list_pos *pos, kl_error 
         pos->empties = empties;
         if (lastlen && !(pos->last = strndup(last, lastlen))) return oom(err);
         if (last[lastlen] && !(pos->server_token = strdup(last + lastlen))) {
-            kl_s3_list_pos_free(pos);
+            Kl_s3_list_pos_free(pos);
             return oom(err);
         }
         return KL_OK;
@@ -48,7 +48,7 @@ static const char *later(const char *a, const char *b) {
     return strcmp(a, b) >= 0 ? a : b;
 }
 
-kl_status kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_after,
+kl_status Kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_after,
                                 kl_listing *l, const char *what, kl_error *err) {
     /* Objects and prefixes come each in ascending order, and all after
      * what was listed before (and after start_after). */

@@ -21,15 +21,15 @@ typedef struct kl_s3_list_pos {
     unsigned empties;   /* empty truncated pages so far, in a row */
 } kl_s3_list_pos;
 
-/* Reads a token from kl_s3_list_page_check (or, for compatibility, a raw
+/* Reads a token from Kl_s3_list_page_check (or, for compatibility, a raw
  * server token) into pos; NULL/"" gives an empty position.  KL_ENOMEM. */
-kl_status kl_s3_list_pos_parse(const char *token, kl_s3_list_pos *pos, kl_error *err);
-void kl_s3_list_pos_free(kl_s3_list_pos *pos);
+kl_status Kl_s3_list_pos_parse(const char *token, kl_s3_list_pos *pos, kl_error *err);
+void Kl_s3_list_pos_free(kl_s3_list_pos *pos);
 
 /* Checks page l, listed after pos (and after start_after), and replaces
  * l->next by the token of the position after it.  KL_EBADDATA, naming the
  * misbehaviour, when names do not advance, a token repeats or too many
  * empty pages come in a row; `what` names the request in messages. */
-kl_status kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_after,
+kl_status Kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_after,
                                 kl_listing *l, const char *what, kl_error *err);
 #endif

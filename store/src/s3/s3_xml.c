@@ -22,7 +22,7 @@ static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 
 static void xml_init_once(void) { xmlInitParser(); }
 
-void kl_s3_xml_init(void) { pthread_once(&xml_once, xml_init_once); }
+void Kl_s3_xml_init(void) { pthread_once(&xml_once, xml_init_once); }
 
 /* S3 documents never carry a DTD; one in a response can only be an
  * entity-expansion bomb or similar, so it is refused before libxml2 sees
@@ -42,7 +42,7 @@ static void quiet_structured(void *ctx, const xmlError *e) { (void)ctx, (void)e;
 
 static xmlDocPtr parse(const char *body, size_t len)
 {
-    kl_s3_xml_init();
+    Kl_s3_xml_init();
     if (!body || len == 0 || len > (size_t)INT32_MAX || has_dtd(body, len))
         return NULL;
     xmlSetGenericErrorFunc(NULL, quiet);
@@ -97,7 +97,7 @@ static int parse_u64(const char *s, uint64_t *v)
     return 0;
 }
 
-kl_status kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out,
+kl_status Kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out,
                                kl_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -171,7 +171,7 @@ static void fill_error(const xmlNode *e, kl_s3_xml_error *out)
     copy_text(e, "Key", out->key, sizeof out->key);
 }
 
-int kl_s3_xml_parse_error(const char *body, size_t len, kl_s3_xml_error *out)
+int Kl_s3_xml_parse_error(const char *body, size_t len, kl_s3_xml_error *out)
 {
     memset(out, 0, sizeof *out);
     xmlDocPtr doc = parse(body, len);
@@ -183,7 +183,7 @@ int kl_s3_xml_parse_error(const char *body, size_t len, kl_s3_xml_error *out)
     return ok;
 }
 
-kl_status kl_s3_xml_parse_delete(const char *body, size_t len, size_t *n_failed,
+kl_status Kl_s3_xml_parse_delete(const char *body, size_t len, size_t *n_failed,
                                  kl_s3_xml_error *first, kl_error *err)
 {
     *n_failed = 0;
@@ -231,7 +231,7 @@ static int put_escaped(FILE *f, const char *s)
     return 0;
 }
 
-char *kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len,
+char *Kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len,
                             kl_error *err)
 {
     char *buf = NULL;

@@ -19,28 +19,28 @@ typedef struct kl_s3_xml_error {
 
 /* Calls xmlInitParser once per process; libxml2 needs that before it is
  * used from several threads. */
-void kl_s3_xml_init(void);
+void Kl_s3_xml_init(void);
 
 /* Parses a ListObjectsV2 result body into *out (which it zeroes first; free
  * with kl_listing_free).  KL_EIO when the body is not such a document, since
  * a garbled response is a transport problem worth retrying. */
-kl_status kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out,
+kl_status Kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out,
                                kl_error *err);
 
 /* Parses an <Error> body.  Returns 1 and fills *out when body is one, else
  * 0 (with *out zeroed). */
-int kl_s3_xml_parse_error(const char *body, size_t len, kl_s3_xml_error *out);
+int Kl_s3_xml_parse_error(const char *body, size_t len, kl_s3_xml_error *out);
 
 /* Builds a quiet DeleteObjects request body for names[0..n).  Returns a
  * malloc'd string (length in *len), or NULL with *err set: KL_EINVAL for a
  * name XML 1.0 cannot carry (control characters other than TAB/LF/CR). */
-char *kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len,
+char *Kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len,
                             kl_error *err);
 
 /* Parses a DeleteResult body.  *n_failed receives the number of <Error>
  * entries other than NoSuchKey (a missing name is not a failure for us) and
  * *first the first of them.  KL_EIO when the body is not a DeleteResult. */
-kl_status kl_s3_xml_parse_delete(const char *body, size_t len, size_t *n_failed,
+kl_status Kl_s3_xml_parse_delete(const char *body, size_t len, size_t *n_failed,
                                  kl_s3_xml_error *first, kl_error *err);
 
 #endif /* KL_S3_XML_H */

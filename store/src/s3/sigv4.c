@@ -29,7 +29,7 @@ static void hex(const unsigned char *b, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-void kl_sha256_hex(const void *data, size_t len, char out[65])
+void Kl_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -50,7 +50,7 @@ static int is_unreserved(unsigned char c)
            c == '~';
 }
 
-char *kl_sigv4_uri_encode(const char *s, size_t len, int keep_slash)
+char *Kl_sigv4_uri_encode(const char *s, size_t len, int keep_slash)
 {
     static const char digits[] = "0123456789ABCDEF";
     char *out = malloc(3 * len + 1), *p = out;
@@ -70,7 +70,7 @@ char *kl_sigv4_uri_encode(const char *s, size_t len, int keep_slash)
     return out;
 }
 
-void kl_sigv4_amz_date(int64_t unix_seconds, char out[17])
+void Kl_sigv4_amz_date(int64_t unix_seconds, char out[17])
 {
     time_t t = (time_t)unix_seconds;
     struct tm tm;
@@ -144,7 +144,7 @@ static int hmac(const void *key, size_t keylen, const char *msg,
     return 0;
 }
 
-void kl_sigv4_result_free(kl_sigv4_result *res)
+void Kl_sigv4_result_free(kl_sigv4_result *res)
 {
     if (!res)
         return;
@@ -155,7 +155,7 @@ void kl_sigv4_result_free(kl_sigv4_result *res)
     memset(res, 0, sizeof *res);
 }
 
-int kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
+int Kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
                   const char *secret_key, kl_sigv4_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -182,13 +182,13 @@ int kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
     qsort(h, r->n_headers, sizeof *h, cmp_hdr);
     for (size_t i = 0; i < r->n_query; i++) {
         const char *n = r->query[i].name, *v = r->query[i].value ? r->query[i].value : "";
-        q[i].name = kl_sigv4_uri_encode(n, strlen(n), 0);
-        q[i].value = kl_sigv4_uri_encode(v, strlen(v), 0);
+        q[i].name = Kl_sigv4_uri_encode(n, strlen(n), 0);
+        q[i].value = Kl_sigv4_uri_encode(v, strlen(v), 0);
         if (!q[i].name || !q[i].value)
             goto done;
     }
     qsort(q, r->n_query, sizeof *q, cmp_q);
-    if (!(uri = kl_sigv4_uri_encode(r->path, strlen(r->path), 1)))
+    if (!(uri = Kl_sigv4_uri_encode(r->path, strlen(r->path), 1)))
         goto done;
 
     /* Signed headers list. */
@@ -234,7 +234,7 @@ int kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
         scope = NULL;
         goto done;
     }
-    kl_sha256_hex(out->canonical_request, strlen(out->canonical_request), crhash);
+    Kl_sha256_hex(out->canonical_request, strlen(out->canonical_request), crhash);
     if (asprintf(&sts, "AWS4-HMAC-SHA256\n%s\n%s\n%s", r->amz_date, scope, crhash) < 0) {
         sts = NULL;
         goto done;
@@ -286,6 +286,6 @@ done:
     free(h);
     free(q);
     if (rc)
-        kl_sigv4_result_free(out);
+        Kl_sigv4_result_free(out);
     return rc;
 }

@@ -32,7 +32,7 @@ typedef struct kl_sigv4_req {
     const char *service;         /* "s3" */
 } kl_sigv4_req;
 
-/* What signing produced; every string is malloc'd (kl_sigv4_result_free).
+/* What signing produced; every string is malloc'd (Kl_sigv4_result_free).
  * The intermediate steps are kept because they are what a server echoes
  * back in SignatureDoesNotMatch errors and what the tests compare. */
 typedef struct kl_sigv4_result {
@@ -44,21 +44,21 @@ typedef struct kl_sigv4_result {
 } kl_sigv4_result;
 
 /* SHA-256 of data as lowercase hex (out gets 64 chars + NUL). */
-void kl_sha256_hex(const void *data, size_t len, char out[65]);
+void Kl_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* Percent-encodes per RFC 3986 as SigV4 wants it: unreserved characters
  * (A-Z a-z 0-9 - . _ ~) stay, everything else becomes %XX (uppercase);
  * '/' stays too when keep_slash is set (object paths).  Returns a malloc'd
  * string, or NULL when out of memory. */
-char *kl_sigv4_uri_encode(const char *s, size_t len, int keep_slash);
+char *Kl_sigv4_uri_encode(const char *s, size_t len, int keep_slash);
 
 /* Signs r with the given credentials.  Returns 0, or -1 when out of memory
  * or when r is incomplete (then *out is left zeroed). */
-int kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
+int Kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
                   const char *secret_key, kl_sigv4_result *out);
-void kl_sigv4_result_free(kl_sigv4_result *res);
+void Kl_sigv4_result_free(kl_sigv4_result *res);
 
 /* Formats a Unix time as the x-amz-date form "YYYYMMDDTHHMMSSZ". */
-void kl_sigv4_amz_date(int64_t unix_seconds, char out[17]);
+void Kl_sigv4_amz_date(int64_t unix_seconds, char out[17]);
 
 #endif /* KL_S3_SIGV4_H */
