@@ -1,22 +1,24 @@
 /* keycache.c -- bounded LRU of per-key writer state (see keycache.h):
- * a chained hash table for lookup plus a doubly linked list for recency. */
+ * the library's hash table (htab.h) for lookup plus a doubly linked list
+ * for recency. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "htab.h"
 #include "keycache.h"
 
 typedef struct node {
     char *id;
     kl_keystate *s;
-    struct node *hnext;          /* hash chain */
+    kl_hnode h;                  /* in the cache's table */
     struct node *older, *newer;  /* recency list */
 } node;
 
 struct kl_keycache {
     pthread_mutex_t mu;
-    node **table;
-    size_t nbuckets, count, max;
+    kl_htab table;
+    size_t count, max;
     node *newest, *oldest;
 };
 
@@ -55,15 +57,17 @@ kl_keycache *Kl_keycache_new(size_t max_keys) {
     kl_keycache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->max = max_keys ? max_keys : 1;
-    c->nbuckets = 64;
-    c->table = calloc(c->nbuckets, sizeof *c->table);
-    if (!c->table) { free(c); return NULL; }
+    if (Kl_htab_init(&c->table, 64)) { free(c); return NULL; }
     pthread_mutex_init(&c->mu, NULL);
     return c;
 }
 
-static node **slot(kl_keycache *c, const char *id) {
-    return &c->table[Kl_hash(id, strlen(id), KL_HASH_SEED) & (c->nbuckets - 1)];
+static uint64_t id_hash(const char *id) {
+    return Kl_hash(id, strlen(id), KL_HASH_SEED);
+}
+
+static int id_eq(const kl_hnode *h, const void *id) {
+    return strcmp(KL_HENTRY(h, node, h)->id, id) == 0;
 }
 
 static void unlink_recency(kl_keycache *c, node *n) {
@@ -73,9 +77,7 @@ static void unlink_recency(kl_keycache *c, node *n) {
 
 /* Removes n from its chain and the recency list; returns its state. */
 static kl_keystate *remove_node(kl_keycache *c, node *n) {
-    node **pp = slot(c, n->id);
-    while (*pp != n) pp = &(*pp)->hnext;
-    *pp = n->hnext;
+    Kl_htab_remove(&c->table, &n->h);
     unlink_recency(c, n);
     c->count--;
     kl_keystate *s = n->s;
@@ -84,32 +86,11 @@ static kl_keystate *remove_node(kl_keycache *c, node *n) {
     return s;
 }
 
-static void grow(kl_keycache *c) {
-    size_t nb = c->nbuckets * 2;
-    node **t = calloc(nb, sizeof *t);
-    if (!t) return; /* longer chains, still correct */
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        for (node *n = c->table[i], *next; n; n = next) {
-            next = n->hnext;
-            node **s = &t[Kl_hash(n->id, strlen(n->id), KL_HASH_SEED) & (nb - 1)];
-            n->hnext = *s;
-            *s = n;
-        }
-    }
-    free(c->table);
-    c->table = t;
-    c->nbuckets = nb;
-}
-
 kl_keystate *Kl_keycache_take(kl_keycache *c, const char *id) {
     pthread_mutex_lock(&c->mu);
     kl_keystate *s = NULL;
-    for (node *n = *slot(c, id); n; n = n->hnext) {
-        if (strcmp(n->id, id) == 0) {
-            s = remove_node(c, n);
-            break;
-        }
-    }
+    kl_hnode *h = Kl_htab_find(&c->table, id_hash(id), id_eq, id);
+    if (h) s = remove_node(c, KL_HENTRY(h, node, h));
     pthread_mutex_unlock(&c->mu);
     return s;
 }
@@ -123,10 +104,7 @@ void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s) {
     }
     n->s = s;
     pthread_mutex_lock(&c->mu);
-    if (c->count >= c->nbuckets) grow(c);
-    node **sl = slot(c, id);
-    n->hnext = *sl;
-    *sl = n;
+    Kl_htab_insert(&c->table, &n->h, id_hash(id));
     n->older = c->newest;
     if (c->newest) c->newest->newer = n; else c->oldest = n;
     c->newest = n;
@@ -155,7 +133,7 @@ void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s,
 void Kl_keycache_free(kl_keycache *c) {
     if (!c) return;
     while (c->oldest) Kl_keystate_free(remove_node(c, c->oldest));
-    free(c->table);
+    Kl_htab_free(&c->table);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

@@ -1,12 +1,13 @@
-/* objcache.c -- byte-bounded LRU of fetched objects (see objcache.h).
- * A linear list is enough: the cache holds tens to hundreds of ~1 MiB
- * objects, and a lookup costs far less than the GET it saves. */
+/* objcache.c -- byte-bounded LRU of fetched objects (see objcache.h):
+ * the library's hash table (htab.h) finds an object by name, a doubly
+ * linked list keeps recency.  An object is in both or in neither. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
+#include "htab.h"
 #include "objcache.h"
 
 struct kl_objcache {
@@ -14,11 +15,16 @@ struct kl_objcache {
     pthread_cond_t loaded;
     uint64_t max_bytes, bytes;
     kl_cobj *newest, *oldest;
+    kl_htab by_name;
 };
 
 kl_objcache *Kl_objcache_new(uint64_t max_bytes) {
     kl_objcache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    if (Kl_htab_init(&c->by_name, 64)) {
+        free(c);
+        return NULL;
+    }
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->loaded, NULL);
     c->max_bytes = max_bytes;
@@ -59,6 +65,7 @@ static void unlink_obj(kl_objcache *c, kl_cobj *o) {
     if (o->newer) o->newer->older = o->older; else c->newest = o->older;
     o->older = o->newer = NULL;
     c->bytes -= o->len;
+    Kl_htab_remove(&c->by_name, &o->h);
 }
 
 static void push_newest(kl_objcache *c, kl_cobj *o) {
@@ -68,6 +75,7 @@ static void push_newest(kl_objcache *c, kl_cobj *o) {
     c->newest = o;
     c->bytes += o->len;
     o->linked = 1;
+    Kl_htab_insert(&c->by_name, &o->h, o->name_hash);
 }
 
 /* What an object costs the cache: its body (records are never decoded
@@ -118,11 +126,14 @@ kl_status Kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta 
     return KL_OK;
 }
 
+static int name_eq(const kl_hnode *h, const void *name) {
+    return strcmp(KL_HENTRY(h, kl_cobj, h)->name, name) == 0;
+}
+
 static kl_cobj *find(kl_objcache *c, const char *name) {
-    uint64_t h = Kl_hash(name, strlen(name), KL_HASH_SEED);
-    for (kl_cobj *o = c->newest; o; o = o->older)
-        if (o->name_hash == h && strcmp(o->name, name) == 0) return o;
-    return NULL;
+    kl_hnode *h = Kl_htab_find(&c->by_name, Kl_hash(name, strlen(name), KL_HASH_SEED),
+                               name_eq, name);
+    return h ? KL_HENTRY(h, kl_cobj, h) : NULL;
 }
 
 kl_status Kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
@@ -210,6 +221,7 @@ void Kl_objcache_free(kl_objcache *c) {
         unlink_obj(c, o);
         Kl_cobj_release(o);
     }
+    Kl_htab_free(&c->by_name);
     pthread_cond_destroy(&c->loaded);
     pthread_mutex_destroy(&c->mu);
     free(c);

@@ -12,12 +12,14 @@
 #define KL_OBJCACHE_H
 #include <stdatomic.h>
 
+#include "htab.h"
 #include "klstore.h"
 
 typedef struct kl_cobj {
     atomic_int refs;
     char *name;
-    uint64_t name_hash;    /* lookups compare this before the long names */
+    uint64_t name_hash;    /* Kl_hash of name */
+    kl_hnode h;            /* in the cache's table while linked (guarded by it) */
     kl_mapping body;       /* mapped by the store, or a malloc'd GET */
     size_t len;            /* bytes charged to the cache (the body) */
     uint64_t first, count; /* offsets its name promises (objwalk.h reads them) */

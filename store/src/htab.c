@@ -1,0 +1,60 @@
+/* htab.c -- the intrusive chained hash table of htab.h.  Bucket index is
+ * the hash's low bits: callers that also split by the high bits (the
+ * batching writer picks a thread with them) keep all buckets in use. */
+#include <stdlib.h>
+
+#include "htab.h"
+
+int Kl_htab_init(kl_htab *t, size_t initial) {
+    size_t n = 8;
+    while (n < initial) n *= 2;
+    t->buckets = calloc(n, sizeof *t->buckets);
+    t->n_buckets = t->buckets ? n : 0;
+    t->count = 0;
+    return t->buckets ? 0 : -1;
+}
+
+void Kl_htab_free(kl_htab *t) {
+    free(t->buckets);
+    *t = (kl_htab){0};
+}
+
+static void grow(kl_htab *t) {
+    size_t n = t->n_buckets * 2;
+    kl_hnode **b = calloc(n, sizeof *b);
+    if (!b) return; /* longer chains, still correct */
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (kl_hnode *e = t->buckets[i], *next; e; e = next) {
+            next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->n_buckets = n;
+}
+
+void Kl_htab_insert(kl_htab *t, kl_hnode *n, uint64_t hash) {
+    if (t->count >= t->n_buckets) grow(t);
+    kl_hnode **head = &t->buckets[hash & (t->n_buckets - 1)];
+    n->hash = hash;
+    n->next = *head;
+    *head = n;
+    t->count++;
+}
+
+void Kl_htab_remove(kl_htab *t, kl_hnode *n) {
+    kl_hnode **pp = &t->buckets[n->hash & (t->n_buckets - 1)];
+    while (*pp != n) pp = &(*pp)->next;
+    *pp = n->next;
+    n->next = NULL;
+    t->count--;
+}
+
+kl_hnode *Kl_htab_find(const kl_htab *t, uint64_t hash,
+                       int (*eq)(const kl_hnode *n, const void *key), const void *key) {
+    for (kl_hnode *e = t->buckets[hash & (t->n_buckets - 1)]; e; e = e->next)
+        if (e->hash == hash && eq(e, key)) return e;
+    return NULL;
+}
