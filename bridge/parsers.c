@@ -438,7 +438,7 @@ int br_eval_timestamp(const br_parser *p, const br_msg *m, int *has,
             return fail(err, errlen, "%s ('%s') is not a decimal timestamp in "
                         "milliseconds (i64)", src, text);
     } else {
-        unsigned __int128 x;
+        unsigned __int128 x = 0; /* set by decode_binary; gcc -O3 cannot tell */
         if (decode_binary(p, v, n, &x, src, err, errlen))
             return -1;
         if (binary_timestamp(x, n, out))

@@ -8,44 +8,28 @@
  * visible), or data exported by accident each make the lists differ; the
  * failure prints both lists whole. */
 #include <criterion/criterion.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs a shell pipeline and returns its whole output (sorted, unique names,
- * one per line, by construction of the pipelines below). */
-static char *run(const char *cmd)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert(p != NULL, "popen %s", cmd);
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    size_t n;
-    while ((n = fread(out + len, 1, cap - 1 - len, p)) > 0) {
-        len += n;
-        if (len == cap - 1) out = realloc(out, cap *= 2);
-    }
-    out[len] = '\0';
-    cr_assert_eq(pclose(p), 0, "command failed: %s", cmd);
-    return out;
-}
+#include "common/shell.h"
 
 static char *header_functions(void)
 {
-    return run(KL_CC " -E -P -I" KL_INCLUDE " " KL_INCLUDE "/klstore.h"
+    return kl_sh(KL_CC " -E -P -I" KL_INCLUDE " " KL_INCLUDE "/klstore.h"
                " | tr -s ' \\n' ' ' | grep -oE '\\bkl_[a-z0-9_]+ ?\\( ?[^ *]'"
-               " | grep -oE '^kl_[a-z0-9_]+' | sort -u");
+               " | grep -oE '^kl_[a-z0-9_]+' | sort -u",
+               NULL);
 }
 
 Test(exports, header_export_list_and_library_agree)
 {
     char *header = header_functions();
-    char *map = run("sed -n '/global:/,/local:/p' " KL_MAP
-                    " | grep -oE '^ *kl_[a-z0-9_]+;' | tr -d ' ;' | sort -u");
+    char *map = kl_sh("sed -n '/global:/,/local:/p' " KL_MAP
+                    " | grep -oE '^ *kl_[a-z0-9_]+;' | tr -d ' ;' | sort -u", NULL);
     /* Every defined dynamic symbol, whatever its kind, except the version
      * node itself: data or a stray internal function must show up. */
-    char *lib = run("nm -D --defined-only " KL_LIB
-                    " | awk '{print $3}' | sed 's/@.*//' | grep -vx KLSTORE_0 | sort -u");
+    char *lib = kl_sh("nm -D --defined-only " KL_LIB
+                    " | awk '{print $3}' | sed 's/@.*//' | grep -vx KLSTORE_0 | sort -u", NULL);
     cr_assert(strlen(header) > 0 && strstr(header, "kl_append\n") != NULL,
               "the header's functions were not found:\n%s", header);
     cr_assert_str_eq(map, header, "libklstore.map differs from klstore.h:\n%s\n--- vs ---\n%s",
@@ -63,8 +47,8 @@ Test(exports, internal_functions_carry_their_own_prefix)
      * public kl_* API, so a reader can tell the two apart by name.  The
      * static archive holds every global function of the library. */
     char *header = header_functions();
-    char *globals = run("nm --defined-only " KL_ARCHIVE
-                        " | awk '$2 == \"T\" {print $3}' | grep -E '^kl_' | sort -u");
+    char *globals = kl_sh("nm --defined-only " KL_ARCHIVE
+                          " | awk '$2 == \"T\" {print $3}' | grep -E '^kl_' | sort -u", NULL);
     cr_assert_str_eq(globals, header,
                      "global functions named kl_ differ from klstore.h (rename internal ones Kl_):"
                      "\n%s\n--- vs ---\n%s", globals, header);
