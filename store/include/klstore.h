@@ -72,6 +72,7 @@ typedef enum kl_status {
                         local store): nothing of the failed write is kept;
                         retry once space is freed */
 } kl_status;
+#define KL_STATUS_COUNT 11 /* statuses, for tables indexed by kl_status */
 
 #define KL_ERRMSG_MAX 512
 
@@ -82,6 +83,10 @@ typedef struct kl_error {
 
 /* A static, human-readable name for a status code ("I/O error", ...). */
 const char *kl_status_str(kl_status code);
+/* A short identifier of a status ("ok", "io", "bad_data", "invalid",
+ * "bad_token", "exists", "no_keyspace", "not_found", "no_memory", "closed",
+ * "no_space"): stable, for metric labels and machine-read logs. */
+const char *kl_status_name(kl_status code);
 
 /* Sets *err (if not NULL) to code and a printf-formatted message; returns
  * code, so that `return kl_seterr(err, KL_EINVAL, "...")` reads naturally. */
@@ -306,7 +311,33 @@ typedef struct kl_objstore_ops {
 
 struct kl_objstore {
     const kl_objstore_ops *ops;
+    struct kl_os_counters *counters_; /* internal (kl_os_stats_read): start it NULL */
 };
+
+/* What an object store did, counted by the kl_os_* wrappers below (the
+ * library reaches its store only through them), for metrics: an operator
+ * sees request rates, failures by kind and time spent per operation. */
+typedef enum kl_os_op {
+    KL_OP_PUT, KL_OP_GET, KL_OP_HEAD, KL_OP_LIST, KL_OP_DEL,
+    KL_OP_CLAIM, KL_OP_CLAIM_TARGET, KL_OP_PUBLISH, KL_OP_UNCLAIM,
+    KL_OP_COUNT
+} kl_os_op;
+typedef struct kl_os_stats {
+    uint64_t calls[KL_OP_COUNT];                    /* completed, whatever the outcome */
+    uint64_t failed[KL_OP_COUNT][KL_STATUS_COUNT];  /* ...by the status returned (a
+                                                       get's KL_ENOTFOUND is counted
+                                                       too: callers decide if it is bad) */
+    double seconds[KL_OP_COUNT];                    /* total time spent in them */
+    uint64_t bytes_put;                             /* bodies sent: put, claim, publish */
+    uint64_t bytes_got;                             /* bodies received: get */
+} kl_os_stats;
+/* A snapshot of os's counters since it was created.  Each counter is read
+ * atomically (together they may be microseconds apart).  Thread-safe; os
+ * is borrowed. */
+void kl_os_stats_read(kl_objstore *os, kl_os_stats *out);
+/* "put", "get", "head", "list", "del", "claim", "claim_target", "publish",
+ * "unclaim": stable, for metric labels. */
+const char *kl_os_op_name(kl_os_op op);
 
 /* Convenience wrappers: kl_os_put(os, ...) == os->ops->put(os, ...). */
 kl_status kl_os_put(kl_objstore *os, const char *name, const void *data,

@@ -25,6 +25,16 @@ const char *kl_status_str(kl_status code) {
     return "unknown error";
 }
 
+const char *kl_status_name(kl_status code) {
+    static const char *const names[KL_STATUS_COUNT] = {
+        [KL_OK] = "ok",           [KL_EIO] = "io",           [KL_EBADDATA] = "bad_data",
+        [KL_EINVAL] = "invalid",  [KL_EBADTOKEN] = "bad_token", [KL_EEXIST] = "exists",
+        [KL_ENOKEYSPACE] = "no_keyspace", [KL_ENOTFOUND] = "not_found",
+        [KL_ENOMEM] = "no_memory", [KL_ECLOSED] = "closed",  [KL_ENOSPC] = "no_space",
+    };
+    return (unsigned)code < KL_STATUS_COUNT ? names[code] : "unknown";
+}
+
 kl_status kl_seterr(kl_error *err, kl_status code, const char *fmt, ...) {
     if (err) {
         va_list ap;

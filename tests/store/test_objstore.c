@@ -156,3 +156,60 @@ Test(objstore, unusual_names) {
     cr_assert_str_eq(s, "2");
     free(s);
 }
+
+/* The counters kl_os_stats_read reports, as "op calls [status=n...]" lines
+ * for the operations whose counts changed since `before`. */
+static char *stats_delta(const kl_os_stats *before, const kl_os_stats *after) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    for (int op = 0; op < KL_OP_COUNT; op++) {
+        uint64_t calls = after->calls[op] - before->calls[op];
+        if (!calls) continue;
+        fprintf(f, "%s %llu", kl_os_op_name(op), (unsigned long long)calls);
+        for (int st = 0; st < KL_STATUS_COUNT; st++) {
+            uint64_t n = after->failed[op][st] - before->failed[op][st];
+            if (n) fprintf(f, " %s=%llu", kl_status_name(st), (unsigned long long)n);
+        }
+        cr_assert_gt(after->seconds[op], before->seconds[op], "time of %s", kl_os_op_name(op));
+        fputc('\n', f);
+    }
+    fprintf(f, "put %llu bytes, got %llu bytes\n",
+            (unsigned long long)(after->bytes_put - before->bytes_put),
+            (unsigned long long)(after->bytes_got - before->bytes_got));
+    fclose(f);
+    return out;
+}
+
+Test(objstore, requests_are_counted_by_operation_and_outcome) {
+    kl_os_stats before, after;
+    kl_os_stats_read(T.os, &before);
+    kl_status st;
+    put("s/one", "12345");
+    put("s/two", "1234567890");
+    free(get("s/one", 0, UINT64_MAX, &st));
+    free(get("s/two", 2, 3, &st));
+    cr_assert_null(get("s/missing", 0, UINT64_MAX, &st));
+    char *n = kt_name(&T, "s/one"), *pfx = kt_name(&T, "s/");
+    uint64_t size;
+    cr_assert_eq(kl_os_head(T.os, n, &size, NULL), KL_OK);
+    kl_error err = {0};
+    cr_assert_eq(kl_os_put(T.os, n, "x", 1, KL_PUT_IF_ABSENT, &err), KL_EEXIST);
+    kl_list_req req = {.prefix = pfx};
+    kl_listing l = {0};
+    cr_assert_eq(kl_os_list(T.os, &req, &l, NULL), KL_OK);
+    kl_listing_free(&l);
+    const char *v[] = {n};
+    cr_assert_eq(kl_os_del(T.os, v, 1, NULL), KL_OK);
+    kl_os_stats_read(T.os, &after);
+    char *got = stats_delta(&before, &after);
+    cr_assert_str_eq(got, "put 3 exists=1\n"
+                          "get 3 not_found=1\n"
+                          "head 1\n"
+                          "list 1\n"
+                          "del 1\n"
+                          "put 15 bytes, got 8 bytes\n");
+    free(got);
+    free(n);
+    free(pfx);
+}

@@ -928,7 +928,7 @@ Test(store, compaction_is_a_bounded_step_per_append) {
     free(out);
     kl_writer_destroy(W);
     W = NULL;
-    wrapped->ops->destroy(wrapped);
+    kl_os_destroy(wrapped);
 }
 
 /* Names under a key's data_ prefix that are not data objects (another
