@@ -56,6 +56,7 @@ void fh_free(klfs *fs, fhandle *fh)
     pthread_mutex_unlock(&fs->fh_mu);
     pthread_mutex_destroy(&fh->mu);
     free(fh->partial);
+    free(fh->snap);
     free(fh);
 }
 
@@ -104,8 +105,12 @@ static size_t pending_len(keyindex *ki)
 static int flush_key(klfs *fs, node *k)
 {
     kl_error err = {0};
+    int64_t t0 = kl_mono_ms();
     kl_status st = kl_flush_key(fs->writer, k->parent->name, k->name, &err);
+    km_hist_observe(&fs->stats.flush_seconds, (kl_mono_ms() - t0) / 1000.0);
+    atomic_store(&fs->stats.flush_failing, st != KL_OK);
     if (st != KL_OK) {
+        KLFS_COUNT(fs, write_errors, 1);
         kl_log(KL_LOG_ERROR, "flush %s/%s: %s", k->parent->name, k->name, err.msg);
         return st == KL_ENOSPC ? -ENOSPC : -EIO;
     }
@@ -136,9 +141,14 @@ static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n, 
         ki_pending_undo(ki, n1 + n2);
     pthread_mutex_unlock(&ki->append_mu);
     if (st) {
+        KLFS_COUNT(fs, write_errors, 1);
         kl_log(KL_LOG_ERROR, "append %s/%s: %s", k->parent->name, k->name, err.msg);
         return st == KL_EINVAL || st == KL_ENOSPC ? -klfs_errno(st) : -EIO;
     }
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += ins[i].len;
+    KLFS_COUNT(fs, appended_records, n);
+    KLFS_COUNT(fs, appended_bytes, bytes);
     /* Backpressure and a memory bound: once the pending tail is large, a
      * listing first retires what the batching writer has already written
      * on its own (full batches go out as they fill), and only a writer

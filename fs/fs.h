@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "klstore.h"
+#include "metrics.h"
 
 /* Bytes a record adds to a data object beyond what it adds to the text
  * view: the text view spends one '\n' where the object spends the 40-byte
@@ -106,7 +107,12 @@ kstat ki_stat(keyindex *ki);
 
 /* ---- nodes: the inode table (nodes.c) ----------------------------------- */
 
-typedef enum { N_ROOT, N_KEYSPACE, N_KEY, N_VIEW } node_kind;
+/* N_INFO is the directory /.klstore and N_STATS its file "stats": found
+ * by name only (like views), never listed in the root, and never in the
+ * way of a keyspace (keyspace names cannot start with '.'). */
+typedef enum { N_ROOT, N_KEYSPACE, N_KEY, N_VIEW, N_INFO, N_STATS } node_kind;
+#define KLFS_INFO_DIR ".klstore"
+#define KLFS_STATS_FILE "stats"
 
 /* Where a time-travel view starts (names.c parses "KEY@t=...", ...). */
 typedef struct view_spec {
@@ -181,6 +187,8 @@ typedef struct cobj {
 
 objcache *objcache_new(klfs *fs, size_t max_bytes, unsigned threads);
 void objcache_free(objcache *c);
+/* Text bytes and objects the cache holds now. */
+void objcache_usage(objcache *c, size_t *bytes, size_t *objects);
 /* Returns the object, fetching it (once, whoever asks first) if needed.
  * KL_ENOTFOUND when it was compacted away. */
 kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out,
@@ -219,6 +227,8 @@ typedef struct fhandle {
     int refusing;             /* inside a line refused as too long: its
                                  bytes up to the next '\n' are dropped */
     uint64_t owner;           /* lock owner (fd table) that wrote the partial */
+    char *snap;               /* N_STATS: the text as of open(2) */
+    size_t snap_len;
     struct fhandle *prev, *next; /* open handles, for shutdown */
 } fhandle;
 
@@ -242,6 +252,29 @@ int appender_flush_all(klfs *fs);
  * the length or -errno. */
 ssize_t xattr_list(klfs *fs, node *n, char *buf, size_t size);
 ssize_t xattr_get(klfs *fs, node *n, const char *name, char *buf, size_t size);
+
+/* ---- statistics (stats.c) ---------------------------------------------- */
+
+/* Counters the modules bump as they go (relaxed atomics: any thread). */
+typedef struct klfs_stats {
+    _Atomic uint64_t cache_hits, cache_misses;          /* objcache.c */
+    _Atomic uint64_t read_bytes;                        /* ops.c */
+    _Atomic uint64_t appended_records, appended_bytes;  /* appender.c */
+    _Atomic uint64_t published_records, published_bytes, published_objects; /* main.c */
+    _Atomic uint64_t write_errors;                      /* appender.c */
+    _Atomic uint64_t listings;                          /* keyindex.c */
+    atomic_int flush_failing;                           /* appender.c: the last flush failed */
+    km_histogram flush_seconds;                         /* appender.c */
+} klfs_stats;
+
+#define KLFS_COUNT(fs, field, n) \
+    atomic_fetch_add_explicit(&(fs)->stats.field, (n), memory_order_relaxed)
+
+/* The counters, the cache's size and the store's requests, in the
+ * Prometheus text format (the /.klstore/stats file and -o metrics). */
+void stats_render(FILE *f, void *fs);
+/* stats_render into a new buffer (free it); NULL when out of memory. */
+char *stats_snapshot(klfs *fs, size_t *len);
 
 /* ---- the mount ---------------------------------------------------------- */
 
@@ -270,6 +303,8 @@ struct klfs {
     /* appender.c */
     pthread_mutex_t fh_mu;
     fhandle *open_files;
+    klfs_stats stats;
+    km_server *metrics;            /* -o metrics=ADDR, or NULL */
 };
 
 /* errno for a library status. */

@@ -111,6 +111,7 @@ static kl_status splice_listing(keyindex *ki, size_t keep, const kl_object_meta 
 static kl_status list_after(klfs *fs, node *k, uint64_t after, kl_object_meta **res, size_t *n,
                             kl_error *err)
 {
+    KLFS_COUNT(fs, listings, 1);
     return kl_list_objects(fs->os, &fs->cfg.store, k->parent->name, k->name, after, 0, res, n, err);
 }
 

@@ -28,7 +28,7 @@ extern const struct fuse_lowlevel_ops klfs_ops;
 
 typedef struct opts {
     char *store, *mountpoint;
-    char *config, *endpoint, *region;
+    char *config, *endpoint, *region, *metrics;
     int path_style;
     int uid, gid, umask;
     unsigned cache_mb, readahead, pending_mb, refresh_ms;
@@ -53,6 +53,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("refresh_ms=%u", refresh_ms, 0),
     OPT("attr_timeout=%lf", attr_timeout, 0),
     OPT("entry_timeout=%lf", entry_timeout, 0),
+    OPT("metrics=%s", metrics, 0),
     OPT("-f", foreground, 1),
     OPT("-s", single, 1),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -112,6 +113,9 @@ static void usage(const char *prog)
         "  -o attr_timeout=S      kernel attribute cache, seconds (default 0.5)\n"
         "  -o entry_timeout=S     kernel name cache, seconds (default 1)\n"
         "  -o ro                  read-only: writes fail with EROFS\n"
+        "  -o metrics=HOST:PORT   serve /metrics (Prometheus) and /healthz over HTTP\n"
+        "The mount's counters (cache, appends, pending lines, store requests and\n"
+        "errors) are also in the file MOUNTPOINT/.klstore/stats.\n"
         "S3 credentials come from the config file or the AWS chain (AWS_ACCESS_KEY_ID,\n"
         "AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, instance metadata).\n"
         "\n"
@@ -230,9 +234,25 @@ fail:
  * index places them at once (see keyindex.c). */
 static void on_published(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
 {
-    node *k = nodes_find_key(ctx, ks, key);
+    klfs *fs = ctx;
+    uint64_t records = m->last_offset - m->first_offset + 1;
+    KLFS_COUNT(fs, published_objects, 1);
+    KLFS_COUNT(fs, published_records, records);
+    KLFS_COUNT(fs, published_bytes, m->size - KL_RECORD_OVERHEAD * records);
+    node *k = nodes_find_key(fs, ks, key);
     if (k)
         ki_published(&k->ki, m);
+}
+
+/* /healthz: unhealthy while the newest flush failed (the store refuses or
+ * is unreachable: writers get EIO/ENOSPC until it recovers). */
+static int health(char *why, size_t cap, void *ctx)
+{
+    klfs *fs = ctx;
+    if (!atomic_load(&fs->stats.flush_failing))
+        return 0;
+    snprintf(why, cap, "the last flush to the store failed (see the log)");
+    return 1;
 }
 
 /* Writer, reader and cache: after daemonizing, since they start threads. */
@@ -255,6 +275,7 @@ fail:
 
 static void stop(klfs *fs)
 {
+    km_server_stop(fs->metrics); /* first: it reads everything below */
     /* Handles the kernel never released (files open at SIGTERM). */
     while (fs->open_files)
         fh_free(fs, fs->open_files);
@@ -303,6 +324,12 @@ static int run(klfs *fs, opts *o, struct fuse_args *args)
         openlog("klstorefs", LOG_PID, LOG_DAEMON);
         kl_set_log_handler(log_syslog, NULL);
     }
+    char merr[256];
+    if (fs->metrics && km_server_run(fs->metrics, stats_render, health, fs, merr, sizeof merr)) {
+        kl_log(KL_LOG_ERROR, "%s", merr); /* the mount itself still works */
+        km_server_stop(fs->metrics);
+        fs->metrics = NULL;
+    }
     if (start(fs, o) == 0) {
         struct fuse_loop_config lc = {.clone_fd = 0, .max_idle_threads = 10};
         int loop = o->single ? fuse_session_loop(fs->se) : fuse_session_loop_mt(fs->se, &lc);
@@ -326,6 +353,7 @@ static void opts_free(opts *o)
     free(o->config);
     free(o->endpoint);
     free(o->region);
+    free(o->metrics);
 }
 
 int main(int argc, char **argv)
@@ -365,9 +393,16 @@ int main(int argc, char **argv)
     klfs fs = {0};
     pthread_mutex_init(&fs.fh_mu, NULL);
     nodes_init(&fs);
+    km_hist_init(&fs.stats.flush_seconds, km_latency_bounds, km_latency_n);
     int rc = 1;
-    if (configure(&fs, &o) == 0 && add_mount_names(&args, o.store) == 0)
+    char merr[256];
+    /* Bound before daemonizing, so that a port in use is reported here. */
+    if (o.metrics && !(fs.metrics = km_server_bind(o.metrics, merr, sizeof merr))) {
+        fprintf(stderr, "klstorefs: %s\n", merr);
+        rc = 2;
+    } else if (configure(&fs, &o) == 0 && add_mount_names(&args, o.store) == 0) {
         rc = run(&fs, &o, &args);
+    }
     stop(&fs);
     fuse_opt_free_args(&args);
     opts_free(&o);

@@ -283,6 +283,16 @@ static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
     return 0;
 }
 
+/* /.klstore and /.klstore/stats exist in every mount, whatever the store. */
+static int lookup_info(klfs *fs, node *parent, node_kind kind, const char *name, node **out)
+{
+    node *n = node_new(kind, parent, name);
+    if (!n)
+        return -ENOMEM;
+    *out = insert(fs, n);
+    return 0;
+}
+
 int nodes_lookup(klfs *fs, node *parent, const char *name, node **out)
 {
     node *n = find(fs, parent, name);
@@ -290,6 +300,11 @@ int nodes_lookup(klfs *fs, node *parent, const char *name, node **out)
         *out = n;
         return 0;
     }
+    if (parent->kind == N_ROOT && strcmp(name, KLFS_INFO_DIR) == 0)
+        return lookup_info(fs, parent, N_INFO, name, out);
+    if (parent->kind == N_INFO)
+        return strcmp(name, KLFS_STATS_FILE) ? -ENOENT
+                                             : lookup_info(fs, parent, N_STATS, name, out);
     if (parent->kind == N_ROOT)
         return lookup_keyspace(fs, name, out);
     if (parent->kind == N_KEYSPACE)
@@ -389,6 +404,15 @@ int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st)
                 set_times(st, n->created);
         }
         return 0;
+    case N_INFO:
+        st->st_mode = S_IFDIR | (0555 & ~fs->umask);
+        st->st_nlink = 2;
+        st->st_size = 4096;
+        set_times(st, fs->mount_ms);
+        return 0;
+    case N_STATS: /* size 0, like /proc: the text is made at open */
+        stat_file(fs, st, 0, kl_now_ms(), 0444);
+        return 0;
     case N_KEY: {
         if (ki_refresh(fs, n, fs->refresh_ms, &err) != KL_OK && !n->ki.loaded) {
             kl_log(KL_LOG_ERROR, "stat %s/%s: %s", n->parent->name, n->name, err.msg);
@@ -459,6 +483,15 @@ int nodes_list(klfs *fs, node *dir, char ***names, size_t *n)
     kl_status st;
     *names = NULL;
     *n = 0;
+    if (dir->kind == N_INFO) {
+        if (!(*names = calloc(2, sizeof **names)) || !((*names)[0] = strdup(KLFS_STATS_FILE))) {
+            free(*names);
+            *names = NULL;
+            return -ENOMEM;
+        }
+        *n = 1;
+        return 0;
+    }
     if (dir->kind == N_ROOT)
         st = kl_list_keyspaces(fs->os, &fs->cfg.store, names, n, &err);
     else if (dir->kind == N_KEYSPACE)

@@ -210,10 +210,18 @@ static void release_locked(objcache *c, cobj *o)
         evict(c);
 }
 
-kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out, kl_error *err)
+/* `read` tells a read (counted as a cache hit or miss) from a prefetch. */
+static kl_status get(objcache *c, node *k, const kl_object_meta *m, cobj **out, kl_error *err,
+                     int read)
 {
     pthread_mutex_lock(&c->mu);
     cobj *o = find(c, k, m->first_offset, m->last_offset);
+    if (read) {
+        if (o)
+            KLFS_COUNT(c->fs, cache_hits, 1);
+        else
+            KLFS_COUNT(c->fs, cache_misses, 1);
+    }
     if (o) {
         o->refs++;
         while (o->state == LOADING)
@@ -268,6 +276,20 @@ kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out
     return st;
 }
 
+kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out, kl_error *err)
+{
+    return get(c, k, m, out, err, 1);
+}
+
+void objcache_usage(objcache *c, size_t *bytes, size_t *objects)
+{
+    pthread_mutex_lock(&c->mu);
+    *bytes = c->bytes;
+    *objects = 0;
+    for (cobj *o = c->lru.lnext; o && o != &c->lru; o = o->lnext) (*objects)++;
+    pthread_mutex_unlock(&c->mu);
+}
+
 void objcache_done(objcache *c, cobj *o)
 {
     pthread_mutex_lock(&c->mu);
@@ -315,7 +337,7 @@ static void *ra_main(void *arg)
         kl_error err = {0};
         /* A failed prefetch is harmless: the reader fetches (and reports)
          * it again. */
-        if (objcache_get(c, it.k, &it.m, &o, &err) == KL_OK)
+        if (get(c, it.k, &it.m, &o, &err, 0) == KL_OK)
             objcache_put(c, o);
         pthread_mutex_lock(&c->mu);
     }

@@ -154,10 +154,27 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
     fuse_reply_err(req, FS(req)->ro ? EROFS : EPERM);
 }
 
+/* /.klstore/stats: the text as of open, so that a reader sees one
+ * consistent snapshot however it reads. */
+static int open_stats(klfs *fs, node *n, struct fuse_file_info *fi)
+{
+    fhandle *fh = fh_new(fs, n, 0, 0);
+    if (!fh || !(fh->snap = stats_snapshot(fs, &fh->snap_len))) {
+        if (fh)
+            fh_free(fs, fh);
+        return -ENOMEM;
+    }
+    fi->fh = (uintptr_t)fh;
+    fi->direct_io = 1;
+    return 0;
+}
+
 /* Checks an open of node n with `flags`; creates the handle. */
 static int open_node(klfs *fs, node *n, int flags, struct fuse_file_info *fi)
 {
     int writing = (flags & O_ACCMODE) != O_RDONLY;
+    if (n->kind == N_STATS)
+        return writing ? -EACCES : open_stats(fs, n, fi);
     if (n->kind != N_KEY && n->kind != N_VIEW)
         return -EISDIR;
     if (writing && fs->ro)
@@ -234,10 +251,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     klfs *fs = FS(req);
     fhandle *fh = FH(fi);
+    if (fh->snap) {
+        size_t at = (uint64_t)off < fh->snap_len ? (size_t)off : fh->snap_len;
+        fuse_reply_buf(req, fh->snap + at, size < fh->snap_len - at ? size : fh->snap_len - at);
+        return;
+    }
     node *k = fh->n->kind == N_VIEW ? fh->n->base : fh->n;
     cobj *o;
     const uint8_t *p;
     if (size && readpath_peek(fs, k, fh->base + (uint64_t)off, size, &o, &p)) {
+        KLFS_COUNT(fs, read_bytes, size);
         fuse_reply_buf(req, (const char *)p, size);   /* writev from the cache */
         readpath_unpeek(fs, o, p, size);
         return;
@@ -248,6 +271,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     ssize_t n = readpath_read(fs, k, fh->base + (uint64_t)off, buf, size);
+    if (n > 0)
+        KLFS_COUNT(fs, read_bytes, (uint64_t)n);
     if (n < 0)
         fuse_reply_err(req, (int)-n);
     else
@@ -328,7 +353,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         const char *name = i == 0 ? "." : i == 1 ? ".." : d->names[i - 2];
         st.st_mode = i < 2 || dir->kind == N_ROOT ? S_IFDIR : S_IFREG;
         /* the directories: the root (1) and keyspaces, whose parent is it */
-        const char *ks = dir->kind == N_KEYSPACE ? dir->name : NULL;
+        const char *ks = dir->kind != N_ROOT ? dir->name : NULL;
         st.st_ino = i == 0 ? nodes_path_ino(NULL, ks) : i == 1 ? 1 : nodes_path_ino(ks, name);
         size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
         if (need > size - used)

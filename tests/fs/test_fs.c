@@ -11,6 +11,8 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "store/test_env.h"
 
@@ -918,6 +920,73 @@ Test(fs, a_full_disk_is_enospc_and_keeps_what_was_written)
 }
 
 /* ---- a hostile S3 server ------------------------------------------------ */
+/* A port nothing listens on now (127.0.0.1 only). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* The mount's counters: in the file /.klstore/stats (cat is all it takes)
+ * and at -o metrics=ADDR, with /healthz; the file cannot be written and
+ * is not listed; a port in use stops the mount before it mounts. */
+Test(fs, stats_file_and_metrics_endpoint_report_the_mount)
+{
+    int port = free_port();
+    char opts[64];
+    snprintf(opts, sizeof opts, "metrics=127.0.0.1:%d", port);
+    static mnt m;
+    do_mount(&m, "m", opts);
+    cr_assert_eq(sh("mkdir m/app && for i in 1 2 3; do echo line$i >> m/app/k; done"), 0);
+    const char *want = "klstorefs_appended_records_total 3\n"
+                       "klstorefs_appended_bytes_total 15\n"
+                       "klstorefs_published_records_total 3\n"
+                       "klstorefs_objects_written_total 3\n"
+                       "klstorefs_pending_records 0\n"
+                       "klstorefs_pending_bytes 0\n"
+                       "klstorefs_write_errors_total 0\n"
+                       "klstorefs_flush_seconds_count 3\n";
+    const char *pick = "grep -E '^klstorefs_(appended|published|objects|pending|write_errors|"
+                       "flush_seconds_count)'";
+    char *o = sh_out("%s m/.klstore/stats", pick);
+    cr_assert_str_eq(o, want);
+    free(o);
+    o = sh_out("curl -s -m 5 http://127.0.0.1:%d/metrics | %s", port, pick);
+    cr_assert_str_eq(o, want);
+    free(o);
+    o = sh_out("curl -s -m 5 http://127.0.0.1:%d/healthz", port);
+    cr_assert_str_eq(o, "ok\n");
+    free(o);
+    /* Every line is a comment or a valid sample; the store's requests are in. */
+    cr_assert_neq(sh("grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\\{[^}]*\\})? "
+                     "(-?[0-9.]+(e[-+]?[0-9]+)?|\\+Inf))$' m/.klstore/stats"), 0);
+    cr_assert_eq(sh("grep -q '^klstore_store_requests_total{op=\"claim\"} [1-9]' m/.klstore/stats"
+                    " || grep -q '^klstore_store_requests_total{op=\"put\"} [1-9]' m/.klstore/stats"),
+                 0);
+    o = sh_out("ls -a m | tr '\\n' ' '; ls m/.klstore; stat -c '%%A %%s' m/.klstore/stats;"
+               " { echo x > m/.klstore/stats; } 2>/dev/null || echo refused;"
+               " mkdir m/.klstore/x 2>/dev/null || echo refused;"
+               " touch m/.klstore/new 2>/dev/null || echo refused");
+    cr_assert_str_eq(o, ". .. app stats\n-r--r--r-- 0\nrefused\nrefused\nrefused\n");
+    free(o);
+    /* The same port again: refused on the terminal, nothing mounted. */
+    o = sh_out("mkdir -p m2 && %s %s m2 -o %s -f 2>&1; echo rc=$?", KLSTOREFS_BIN, STORE, opts);
+    char expect[256];
+    snprintf(expect, sizeof expect,
+             "klstorefs: metrics endpoint 127.0.0.1:%d: Address already in use\nrc=2\n", port);
+    cr_assert_str_eq(o, expect);
+    free(o);
+    char m2[600];
+    snprintf(m2, sizeof m2, "%s/m2", TMP);
+    cr_assert(!contains_mount(m2));
+    do_umount(&m);
+}
+
 #include "../s3/stub_http.h"
 
 typedef enum { FH_BOMB, FH_ENDLESS_LIST, FH_REPEAT_TOKEN, FH_RESET } fhmode;
