@@ -13,9 +13,9 @@
  *   kafka.c       consumer creation and librdkafka callbacks
  *   failure.c     fatal errors, and a failing store (pause, back off)
  *
- * They call each other one way, never back (scripts/callgraph.sh checks
- * it): consume.c -> outage.c -> checkpoint.c -> pending.c -> failure.c,
- * so each can be read knowing only the files below it.
+ * They call each other one way, never back (tests/callgraph checks it):
+ * consume.c -> outage.c -> checkpoint.c -> pending.c -> failure.c, so
+ * each can be read knowing only the files below it.
  *
  * Everything but the periodic flush runs on the main thread: librdkafka
  * calls rebalance_cb and error_cb from inside rd_kafka_consumer_poll, so

@@ -15,8 +15,10 @@
 # by name; "+N" more), so a reader sees why.  No cycle prints "no cycle".
 # --edges prints every edge instead.  A DIR stands for the *.o under it;
 # naming the objects (CMake's $<TARGET_OBJECTS:...>) avoids stale ones.
-# Files are named by their path after CMake's "<target>.dir/".  Only nm
-# and awk are used: binutils and mawk are on every build machine.
+# Files are named by their path after CMake's "<target>.dir/".
+# tests/callgraph/test_callgraph.c runs it on the library and on each
+# front end.  Only nm and awk are used: binutils and mawk are on every
+# build machine.
 # Exit: 0 no cycle (or --edges), 1 cycles, 2 usage or no objects.
 set -euo pipefail
 mode=cycles
