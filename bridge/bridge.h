@@ -5,12 +5,17 @@
  *   rebalance.c   partition assignment and revocation
  *   checkpoint.c  flush, then commit: the exactly-once ordering
  *   flusher.c     the periodic flush, on a thread of its own
- *   outage.c      riding out a failing store (pause, back off, resume)
+ *   outage.c      riding out a failing store: retry, then resume
  *   pending.c     runs of records for one key, appended together
  *   positions.c   per-partition offsets handed to the writer / committed
  *   sink.c        the store writers' life cycle
  *   stats.c       the periodic status line
  *   kafka.c       consumer creation and librdkafka callbacks
+ *   failure.c     fatal errors, and a failing store (pause, back off)
+ *
+ * They call each other one way, never back (tests/callgraph checks it):
+ * consume.c -> outage.c -> checkpoint.c -> pending.c -> failure.c, so
+ * each can be read knowing only the files below it.
  *
  * Everything but the periodic flush runs on the main thread: librdkafka
  * calls rebalance_cb and error_cb from inside rd_kafka_consumer_poll, so
@@ -140,12 +145,11 @@ int br_pending_fits(const br_pending *r, const char *keyspace, const char *key,
 void br_pending_add(br_pending *r, const char *keyspace, const char *key,
                     rd_kafka_message_t *m, const kl_insertion *ins);
 /* Appends the run; 0 = accepted (positions advanced), -1 = refused (the
- * run stays; outage.c paused consumption) or fatal (b->exit_code). */
+ * run stays; consumption paused, outage.c retries) or fatal
+ * (b->exit_code). */
 int br_pending_submit(br_bridge *b);
 /* After the run was appended by other means: advance positions, release. */
 void br_pending_accepted(br_bridge *b);
-void br_fatal(br_bridge *b, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* kafka.c: consumer creation (takes conf), subscription, close. */
 int br_kafka_open(br_bridge *b, rd_kafka_conf_t *conf, char *err, size_t errlen);
@@ -161,11 +165,11 @@ kl_status br_flush(br_bridge *b, kl_error *err);
 int br_commit(br_bridge *b, rd_kafka_topic_partition_list_t *offsets);
 /* Starts a flush in the background (unless one is running) after taking
  * the snapshot of positions it covers.  -1 = the pending run was refused
- * (outage.c took over). */
+ * (consumption paused; outage.c retries). */
 int br_checkpoint(br_bridge *b);
 /* Collects the background flush's result (waiting for it if `wait`):
  * commits the snapshot after a success; a failure that retrying cannot
- * fix is fatal, a retryable one goes to outage.c if `pause`.  Returns 1
+ * fix is fatal, a retryable one pauses consumption if `pause`.  Returns 1
  * while it still runs, -1 after a failure, else 0. */
 int br_checkpoint_collect(br_bridge *b, int wait, int pause);
 /* Retries the flush until it works or `deadline` (monotonic ms) passes or
@@ -181,11 +185,21 @@ void br_flusher_begin(br_flusher *f, kl_writer *w);
 int br_flusher_result(br_flusher *f, int wait, kl_status *st, kl_error *e,
                       long long *ms);
 
-/* outage.c */
-void br_store_failed(br_bridge *b, kl_status st, const kl_error *e);
+/* outage.c: while paused, retries the flush when the backoff is over,
+ * and resumes consumption once it works. */
 void br_outage_tick(br_bridge *b);
 void br_outage_reset(br_bridge *b);
+
+/* failure.c */
+/* Logs the error; its code becomes the exit code unless one was set. */
+void br_fatal(br_bridge *b, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int br_store_error_retryable(kl_status st);
+/* A write or flush failed: fatal unless retryable; else consumption is
+ * paused (or stays paused) and the next attempt is scheduled. */
+void br_store_failed(br_bridge *b, kl_status st, const kl_error *e);
+/* Pauses (1) or resumes (0) every assigned partition. */
+void br_pause_all(br_bridge *b, int pause);
 
 /* positions.c */
 int br_positions_set(br_positions *p, const rd_kafka_topic_partition_list_t *l);

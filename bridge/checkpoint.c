@@ -120,7 +120,7 @@ int br_checkpoint(br_bridge *b)
     if (b->flusher.busy)
         return 0;                   /* the last one is still running */
     if (br_pending_submit(b))
-        return -1;                  /* refused: outage.c took over */
+        return -1;                  /* refused: paused, outage.c retries */
     rd_kafka_topic_partition_list_t *snap = br_positions_uncommitted(&b->pos);
     if (!b->sink.batch_w) {         /* nothing to flush */
         br_commit(b, snap);

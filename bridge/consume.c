@@ -10,25 +10,12 @@
  * is not in the store (or deliberately skipped). */
 #define _GNU_SOURCE
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bridge.h"
 #include "log.h"
 #include "parsers.h"
-
-void br_fatal(br_bridge *b, int code, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    br_log(BR_ERROR, "%s", msg);
-    if (!b->exit_code)
-        b->exit_code = code;
-}
 
 /* Parses a message into keyspace, key and insertion.  Returns 0, or -1
  * with the reason in why. */

@@ -9,68 +9,19 @@
  * calling rd_kafka_consumer_poll meanwhile, so the consumer stays in its
  * group (max.poll.interval.ms) and rebalances are still served.
  *
- * Once a flush succeeds, the refused run is appended, each partition is
+ * Pausing and the backoff are failure.c's (br_store_failed), below the
+ * files that report the failure; this file retries and recovers.  Once a
+ * flush succeeds, the refused run is appended, each partition is
  * seeked back to the first offset not yet handed to the writer (anything
  * librdkafka had fetched before the pause took effect was dropped, and
  * librdkafka's own position already moved past it), the partitions are
  * resumed and the progress is committed.
  *
- * Errors that retrying cannot fix (records rejected or lost by the
- * writer, corrupt store data, out of memory) end the bridge with exit
- * code 4 at once (main.c), without writing or committing anything more:
- * a restart re-delivers from the last commit. */
+ * Errors that retrying cannot fix end the bridge at once (failure.c). */
 #include <stdio.h>
 
 #include "bridge.h"
 #include "log.h"
-
-int br_store_error_retryable(kl_status st)
-{
-    return st == KL_EIO || st == KL_ENOTFOUND || st == KL_ENOSPC;
-}
-
-static void pause_all(br_bridge *b, int pause)
-{
-    rd_kafka_topic_partition_list_t *l = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_assignment(b->rk, &l);
-    if (!err && l && l->cnt)
-        err = pause ? rd_kafka_pause_partitions(b->rk, l)
-                    : rd_kafka_resume_partitions(b->rk, l);
-    if (err)
-        br_log(BR_WARN, "cannot %s partitions: %s", pause ? "pause" : "resume",
-               rd_kafka_err2str(err));
-    if (l)
-        rd_kafka_topic_partition_list_destroy(l);
-}
-
-void br_store_failed(br_bridge *b, kl_status st, const kl_error *e)
-{
-    long long now = kl_mono_ms();
-    if (!br_store_error_retryable(st)) {
-        br_fatal(b, BR_EXIT_STORE, "store error that retrying cannot fix: %s: %s",
-                 kl_status_str(st), e->msg);
-        return;
-    }
-    if (!b->paused) {
-        pause_all(b, 1);
-        b->paused = 1;
-        b->paused_since = now;
-        b->backoff_ms = BR_BACKOFF_MIN_MS;
-        b->failed_attempts = 1;
-        br_log(BR_ERROR, "store write failed: %s; consumption paused, records "
-               "stay pending in the batching writer, nothing is committed; "
-               "retrying in %lld ms", e->msg, b->backoff_ms);
-    } else {
-        b->failed_attempts++;
-        b->backoff_ms *= 2;
-        if (b->backoff_ms > BR_BACKOFF_MAX_MS)
-            b->backoff_ms = BR_BACKOFF_MAX_MS;
-        br_log(BR_WARN, "store still failing (attempt %u, paused for %lld s): "
-               "%s; retrying in %lld ms", b->failed_attempts,
-               (now - b->paused_since) / 1000, e->msg, b->backoff_ms);
-    }
-    b->retry_at = now + b->backoff_ms;
-}
 
 /* Seeks every partition to the first offset not handed to the writer. */
 static void seek_back(br_bridge *b)
@@ -122,7 +73,7 @@ void br_outage_tick(br_bridge *b)
         if (br_pending_submit(b) == 0 && !b->exit_code) {
             b->paused = 0;
             seek_back(b);
-            pause_all(b, 0);
+            br_pause_all(b, 0);
         }
     }
     if (snap)

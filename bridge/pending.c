@@ -10,7 +10,7 @@
  * A run holds the rd_kafka_message_t objects themselves (the insertions
  * point into their payloads) until the writer accepted them; only then do
  * the partitions' positions advance.  If the writer refuses the run (the
- * store is failing), the run stays here, consumption pauses (outage.c)
+ * store is failing), the run stays here, consumption pauses (failure.c)
  * and the same run is submitted again once a flush succeeds. */
 #include <stdlib.h>
 #include <string.h>

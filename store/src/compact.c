@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "compact.h"
+#include "complete.h"
 #include "keyindex.h"
 #include "layout.h"
 #include "tail.h"
@@ -30,14 +31,6 @@ char *Kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]) {
  * It saves a PUT per object where every append is a complete batch. */
 #define WM_EVERY 64
 #define WM_MS 10000
-
-static int is_complete(const kl_store_config *cfg, uint64_t records, uint64_t bytes) {
-    return records >= cfg->compact_records_threshold || bytes >= cfg->compact_size_threshold;
-}
-
-int Kl_compact_complete_alone(const kl_store_config *cfg, const kl_object_meta *m) {
-    return is_complete(cfg, m->last_offset - m->first_offset + 1, m->size);
-}
 
 static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first,
                                kl_error *err) {
@@ -196,7 +189,7 @@ kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
         while (take < s->n_pending && !complete && take < cap) {
             records += s->pending[take].last_offset - s->pending[take].first_offset + 1;
             bytes += s->pending[take].size;
-            complete = is_complete(cfg, records, bytes);
+            complete = Kl_complete_batch(cfg, records, bytes);
             take++;
         }
         if (!complete && s->n_pending < cfg->compact_objects_threshold) return KL_OK;

@@ -22,11 +22,6 @@ kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
 kl_status Kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,
                                      kl_error *err);
 
-/* Whether object m, the only one after the watermark's object, is a
- * complete batch by itself.  Then compacting it is only moving the
- * watermark, and the writer PUTs both together (one store round). */
-int Kl_compact_complete_alone(const kl_store_config *cfg, const kl_object_meta *m);
-
 /* The watermark object pointing at `first`: its name (malloc'd, NULL when
  * out of memory) and its 8-byte body in v. */
 char *Kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]);

@@ -1,5 +1,6 @@
-/* local_os.h -- what objstore_local.c shares with local_claim.c (the
- * local store's slot claims); nothing here is public. */
+/* local_os.h -- what the local store's files share: objstore_local.c
+ * (objects), local_claim.c (its slot claims) and local_io.c (helpers
+ * both use); nothing here is public. */
 #ifndef KL_LOCAL_OS_H
 #define KL_LOCAL_OS_H
 #include <stdatomic.h>
@@ -19,6 +20,7 @@ typedef struct local_os {
     atomic_int dir_claims; /* 1: the file system lacks O_TMPFILE or user xattrs */
 } local_os;
 
+/* File-system helpers (local_io.c). */
 /* KL_EINVAL unless `name` is storable as a path under the root. */
 kl_status Kl_local_check_name(const char *name, kl_error *err);
 /* errno as a kl_status: ENOENT/ENOTDIR are KL_ENOTFOUND. */

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "codec.h"
-#include "compact.h"
+#include "complete.h"
 #include "keyindex.h"
 #include "layout.h"
 #include "tail.h"
@@ -125,7 +125,7 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
         s->last_first = last->first_offset;
         /* The effective watermark: the newest complete batch listed. */
         for (size_t i = 0; i < n; i++)
-            if (v[i].first_offset > s->watermark && Kl_compact_complete_alone(cfg, &v[i]))
+            if (v[i].first_offset > s->watermark && Kl_complete_object(cfg, &v[i]))
                 s->watermark = v[i].first_offset;
         for (size_t i = 0; i < n && st == KL_OK; i++)
             if (v[i].first_offset > s->watermark && Kl_keystate_add_pending(s, &v[i]) != 0)
