@@ -24,7 +24,7 @@ struct km_server {
     km_render_fn render;
     km_health_fn health;
     void *ctx;
-    int fd, port;
+    int fd, port, ipv6;
 };
 
 /* Splits "HOST:PORT" / "[V6]:PORT" and resolves it (numeric port only). */
@@ -120,8 +120,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics or /healthz\n");
 }
 
-km_server *km_server_start(const char *addr, km_render_fn render, km_health_fn health,
-                           void *ctx, char *err, size_t errlen)
+km_server *km_server_bind(const char *addr, char *err, size_t errlen)
 {
     struct addrinfo *ai = resolve(addr, err, errlen);
     if (!ai) return NULL;
@@ -131,35 +130,54 @@ km_server *km_server_start(const char *addr, km_render_fn render, km_health_fn h
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    *s = (km_server){.render = render, .health = health, .ctx = ctx, .fd = -1};
-    int one = 1;
     s->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    s->ipv6 = ai->ai_family == AF_INET6;
+    int one = 1;
     if (s->fd < 0 || setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
         bind(s->fd, ai->ai_addr, ai->ai_addrlen) || listen(s->fd, 16)) {
         snprintf(err, errlen, "metrics endpoint %s: %s", addr, strerror(errno));
-        goto fail;
+        freeaddrinfo(ai);
+        if (s->fd >= 0) close(s->fd);
+        free(s);
+        return NULL;
     }
+    freeaddrinfo(ai);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
     getsockname(s->fd, (struct sockaddr *)&bound, &blen);
-    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    s->port = ntohs(s->ipv6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                            : ((struct sockaddr_in *)&bound)->sin_port);
+    return s;
+}
+
+int km_server_run(km_server *s, km_render_fn render, km_health_fn health, void *ctx, char *err,
+                  size_t errlen)
+{
+    s->render = render;
+    s->health = health;
+    s->ctx = ctx;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
-    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    if (s->ipv6) flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_LISTEN_SOCKET, s->fd,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (!s->d) {
-        snprintf(err, errlen, "metrics endpoint %s: libmicrohttpd could not start", addr);
-        goto fail;
+        snprintf(err, errlen, "metrics endpoint on port %d: libmicrohttpd could not start",
+                 s->port);
+        return -1;
     }
-    freeaddrinfo(ai);
+    return 0;
+}
+
+km_server *km_server_start(const char *addr, km_render_fn render, km_health_fn health,
+                           void *ctx, char *err, size_t errlen)
+{
+    km_server *s = km_server_bind(addr, err, errlen);
+    if (s && km_server_run(s, render, health, ctx, err, errlen)) {
+        km_server_stop(s);
+        return NULL;
+    }
     return s;
-fail:
-    freeaddrinfo(ai);
-    if (s->fd >= 0) close(s->fd);
-    free(s);
-    return NULL;
 }
 
 int km_server_port(const km_server *s) { return s->port; }
@@ -167,6 +185,9 @@ int km_server_port(const km_server *s) { return s->port; }
 void km_server_stop(km_server *s)
 {
     if (!s) return;
-    MHD_stop_daemon(s->d); /* closes the listening socket it was given */
+    if (s->d)
+        MHD_stop_daemon(s->d); /* closes the listening socket it was given */
+    else
+        close(s->fd);
     free(s);
 }

@@ -67,16 +67,25 @@ typedef int (*km_health_fn)(char *why, size_t cap, void *ctx);
 
 typedef struct km_server km_server;
 
-/* Listens on `listen` ("HOST:PORT", "[IPV6]:PORT"; PORT 0 picks a free
- * one) and serves GET /metrics (render) and GET /healthz (health: 200 "ok"
- * or 503 and the reason); anything else is 404, other methods 405.  NULL
- * on failure, with a one-line reason in err.  health may be NULL (always
- * healthy). */
-km_server *km_server_start(const char *listen, km_render_fn render, km_health_fn health,
+/* Binds `addr` ("HOST:PORT", "[IPV6]:PORT"; PORT 0 picks a free one)
+ * without serving yet: a daemon binds before it forks into the background,
+ * so that a port in use is an error on the terminal, and serves after
+ * (threads do not survive fork).  NULL on failure, with a one-line reason
+ * in err. */
+km_server *km_server_bind(const char *addr, char *err, size_t errlen);
+/* Serves GET /metrics (render) and GET /healthz (health: 200 "ok" or 503
+ * and the reason) on a thread of its own; anything else is 404, other
+ * methods 405.  health may be NULL (always healthy).  0, or -1 with a
+ * reason in err. */
+int km_server_run(km_server *s, km_render_fn render, km_health_fn health, void *ctx, char *err,
+                  size_t errlen);
+/* km_server_bind and km_server_run in one. */
+km_server *km_server_start(const char *addr, km_render_fn render, km_health_fn health,
                            void *ctx, char *err, size_t errlen);
 /* The port actually bound (useful with PORT 0). */
 int km_server_port(const km_server *s);
-/* Stops serving (waits for a request in progress) and frees.  NULL is a no-op. */
+/* Stops serving (waits for a request in progress), closes the socket and
+ * frees.  NULL is a no-op. */
 void km_server_stop(km_server *s);
 /* Checks a listen address without binding: 0, or -1 with a reason. */
 int km_listen_check(const char *listen, char *err, size_t errlen);
