@@ -574,6 +574,18 @@ typedef void (*kl_publish_fn)(const char *keyspace, const char *key,
 kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx,
                                   kl_error *err);
 
+/* What a store writer did since it was created, for metrics. */
+typedef struct kl_writer_stats {
+    uint64_t appends;            /* kl_append calls that succeeded */
+    uint64_t records_written;    /* records now in the log */
+    uint64_t records_duplicate;  /* dropped by the nonce check (retries, replays) */
+    uint64_t objects;            /* data objects published for appends */
+    uint64_t append_failures;    /* kl_append calls that failed */
+} kl_writer_stats;
+/* A snapshot of a store writer's counters (each read atomically).
+ * Thread-safe.  KL_EINVAL for another kind of writer. */
+kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *err);
+
 /* The batching writer: wraps `inner` (borrowed) and turns many small
  * appends into few large ones.  Each key is always handled by the same
  * writer thread (stable hash), so per-key order is append order.  append

@@ -44,6 +44,8 @@ typedef struct store_writer {
     kl_error refusal;           /* fencing=on on a store that cannot fence */
     kl_publish_fn observer;     /* kl_store_writer_observe */
     void *observer_ctx;
+    /* kl_store_writer_stats (relaxed atomics) */
+    _Atomic uint64_t appends, written, duplicates, objects, failures;
 } store_writer;
 
 static store_writer *SW(kl_writer *w) { return (store_writer *)w; }
@@ -268,14 +270,29 @@ out:
     return st;
 }
 
+/* An append of n records of which `written` reached the log (the rest
+ * were duplicates by nonce). */
+static void count_append(store_writer *sw, kl_status st, size_t n, uint64_t written) {
+    if (st != KL_OK) {
+        atomic_fetch_add_explicit(&sw->failures, 1, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&sw->appends, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sw->written, written, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sw->duplicates, n - written, memory_order_relaxed);
+    if (written) atomic_fetch_add_explicit(&sw->objects, 1, memory_order_relaxed);
+}
+
 static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
                            const kl_insertion *ins, size_t n, kl_error *err) {
     store_writer *sw = SW(w);
     kl_status st;
     if ((st = kl_validate_name("keyspace", keyspace, err)) ||
         (st = kl_validate_name("key", key, err)) ||
-        (st = check_insertions(ins, n, err)))
+        (st = check_insertions(ins, n, err))) {
+        count_append(sw, st, n, 0);
         return st;
+    }
     if (n == 0) return KL_OK;
     /* Once decided (and not refused), sw->fenced never changes: the
      * acquire pairs with the release above. */
@@ -300,6 +317,7 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
     if (s) Kl_keycache_put(sw->cache, dir, s);
     /* Under the key's lock: observers see a key's objects in order. */
     if (st == KL_OK && published && sw->observer) sw->observer(keyspace, key, &m, sw->observer_ctx);
+    count_append(sw, st, n, published ? m.last_offset - m.first_offset + 1 : 0);
     pthread_mutex_unlock(mu);
     free(dir);
     return st;
@@ -384,6 +402,20 @@ kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx, kl_
         return kl_seterr(err, KL_EINVAL, "kl_store_writer_observe needs a store writer");
     SW(w)->observer = fn;
     SW(w)->observer_ctx = ctx;
+    return KL_OK;
+}
+
+kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *err) {
+    if (!w || w->ops != &store_writer_ops)
+        return kl_seterr(err, KL_EINVAL, "kl_store_writer_stats needs a store writer");
+    store_writer *sw = SW(w);
+    *out = (kl_writer_stats){
+        .appends = atomic_load_explicit(&sw->appends, memory_order_relaxed),
+        .records_written = atomic_load_explicit(&sw->written, memory_order_relaxed),
+        .records_duplicate = atomic_load_explicit(&sw->duplicates, memory_order_relaxed),
+        .objects = atomic_load_explicit(&sw->objects, memory_order_relaxed),
+        .append_failures = atomic_load_explicit(&sw->failures, memory_order_relaxed),
+    };
     return KL_OK;
 }
 

@@ -285,6 +285,36 @@ Test(store, nonce_filter) {
     cr_assert_str_eq(out, "n5 n6 plain n10 ok ");
 }
 
+/* The store writer's counters follow what the nonce filter did. */
+Test(store, writer_stats_count_written_and_duplicate_records) {
+    kl_insertion in[3];
+    for (int i = 0; i < 3; i++) {
+        in[i] = kt_rec("x");
+        in[i].has_nonce = 1;
+        in[i].nonce = (kl_u128)i + 1;
+    }
+    kl_error err = {0};
+    cr_assert_eq(kl_append(W, "ks", "k", in, 3, &err), KL_OK, "%s", err.msg);
+    in[0].nonce = 4; /* a retry of 2 and 3, plus one new record */
+    cr_assert_eq(kl_append(W, "ks", "k", in, 3, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_append(W, "ks", "k", in + 1, 2, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_append(W, "ks", ".bad", in, 1, &err), KL_EINVAL);
+    kl_writer_stats st;
+    cr_assert_eq(kl_store_writer_stats(W, &st, &err), KL_OK);
+    char got[160];
+    snprintf(got, sizeof got, "appends %llu written %llu duplicate %llu objects %llu failed %llu",
+             (unsigned long long)st.appends, (unsigned long long)st.records_written,
+             (unsigned long long)st.records_duplicate, (unsigned long long)st.objects,
+             (unsigned long long)st.append_failures);
+    cr_assert_str_eq(got, "appends 3 written 4 duplicate 4 objects 2 failed 1");
+    kl_writer *bw;
+    kl_batch_config bc;
+    kl_batch_config_init(&bc);
+    cr_assert_eq(kl_batch_writer_new(W, &bc, &bw, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_writer_stats(bw, &st, &err), KL_EINVAL, "not a store writer");
+    kl_writer_destroy(bw);
+}
+
 /* ---- bad input ---- */
 
 Test(store, bad_input_is_rejected_and_writes_nothing) {
