@@ -219,7 +219,7 @@ static const setting local_settings[] = {
 };
 
 static const setting batch_settings[] = {
-    {"writer_thread_count", K_SIZE, F(batch.writer_thread_count), 1, 4096},
+    {"writer_thread_count", K_SIZE, F(batch.writer_thread_count), 1, 1024},
     {"writer_thread_queue_capacity", K_SIZE, F(batch.writer_thread_queue_capacity), SZ},
     {"batch_check_interval_millis", K_U64, F(batch.batch_check_interval_millis), 1, UINT64_MAX},
     {"batch_flush_interval_millis", K_U64, F(batch.batch_flush_interval_millis), U64},

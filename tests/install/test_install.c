@@ -26,7 +26,11 @@
     "./" KL_LIBDIR "/libklstore.so." KL_VERSION "\n"                                               \
     "./" KL_LIBDIR "/pkgconfig/klstore.pc\n"                                                       \
     "./share/doc/klstore/examples/example.ini\n"                                                   \
-    "./share/doc/klstore/examples/mnt-klstore.mount\n"
+    "./share/doc/klstore/examples/mnt-klstore.mount\n"                                                   \
+    "./share/man/man1/klstore-kafka-bridge.1\n"                                                   \
+    "./share/man/man1/klstore.1\n"                                                                \
+    "./share/man/man5/klstore.ini.5\n"                                                            \
+    "./share/man/man8/klstorefs.8\n"
 
 /* A staged install of this build: its prefix, and pkg-config pointed at it.
  * Criterion may run tests in parallel processes, so each test stages into
