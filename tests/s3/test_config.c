@@ -253,6 +253,10 @@ Test(config, set_is_the_flag_parser)
     cr_assert_eq(kl_config_set(&c, "batcher", "batch_flush_record_count_threshold",
                                "18446744073709551615", &e), KL_OK);
     cr_assert_eq(c.batch.batch_flush_record_count_threshold, UINT64_MAX);
+    /* The file accepts exactly what the batching writer will start with. */
+    cr_assert_eq(kl_config_set(&c, "batcher", "writer_thread_count", "1024", &e), KL_OK);
+    cr_assert_eq(kl_config_set(&c, "batcher", "writer_thread_count", "1025", &e), KL_EINVAL);
+    cr_assert(strstr(e.msg, "writer_thread_count"), "%s", e.msg);
     cr_assert_eq(kl_config_set(&c, "kafka", "topic", "x", &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "[kafka]"), "%s", e.msg);
     cr_assert_eq(kl_config_set(&c, "s3", "nope", "x", &e), KL_EINVAL);
