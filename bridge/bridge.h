@@ -10,6 +10,7 @@
  *   positions.c   per-partition offsets handed to the writer / committed
  *   sink.c        the store writers' life cycle
  *   stats.c       the periodic status line
+ *   metrics.c     /metrics and /healthz ([metrics] listen)
  *   kafka.c       consumer creation and librdkafka callbacks
  *   failure.c     fatal errors, and a failing store (pause, back off)
  *
@@ -32,6 +33,7 @@
 
 #include "bridge_config.h"
 #include "klstore.h"
+#include "metrics.h"
 
 /* Exit codes, for a supervisor (documented in --help and README.md). */
 enum {
@@ -58,6 +60,7 @@ typedef struct br_partition {
     int64_t committed;   /* last offset we committed; -1 = none */
     int64_t resume_at;   /* paused: first offset received and dropped */
     uint64_t records;    /* handed to the writer since the assignment */
+    uint64_t consumed;   /* messages received since the assignment */
 } br_partition;
 
 typedef struct br_positions {
@@ -83,6 +86,7 @@ typedef struct br_sink {
     kl_objstore *os;
     kl_writer *store_w;
     kl_writer *batch_w;
+    kl_writer_stats retired;   /* totals of the store writers closed so far */
 } br_sink;
 
 /* The flush thread (flusher.c).  busy is the main thread's own flag: a
@@ -108,6 +112,22 @@ typedef struct br_stats {
     long long window_start;
 } br_stats;
 
+/* The endpoint (metrics.c).  Bridge state belongs to the main thread, so
+ * the main thread renders its part into `text` (at most once a second,
+ * br_metrics_tick) and the endpoint's thread serves that, under mu, plus
+ * what it may read itself: the histograms, the commit time and the store's
+ * counters. */
+typedef struct br_metrics {
+    km_server *server;
+    pthread_mutex_t mu;
+    char *text;                       /* under mu */
+    long long rendered_at;
+    km_histogram flush_seconds, commit_seconds;
+    _Atomic long long last_commit_at; /* monotonic ms; health */
+    long long health_ms;              /* no commit for this long: 503 */
+    kl_objstore *os;
+} br_metrics;
+
 typedef struct br_bridge {
     br_config *cfg;
     rd_kafka_t *rk;
@@ -128,6 +148,7 @@ typedef struct br_bridge {
     int exit_code;                    /* first fatal reason; 0 = running */
     long long next_checkpoint, next_stats;
     br_stats stats;
+    br_metrics metrics;
 } br_bridge;
 
 /* consume.c */
@@ -217,5 +238,14 @@ void br_sink_close(br_sink *s);
 /* stats.c */
 void br_stats_init(br_stats *s);
 void br_stats_log(br_bridge *b);
+/* Messages behind the high watermark librdkafka last saw; -1 = unknown. */
+int64_t br_partition_lag(br_bridge *b, const br_partition *p);
+
+/* metrics.c: the endpoint, when [metrics] listen is set.  start binds and
+ * serves (-1 and a message when the address cannot be bound); tick
+ * re-renders the main thread's part when it is a second old. */
+int br_metrics_start(br_bridge *b, kl_objstore *os, char *err, size_t errlen);
+void br_metrics_tick(br_bridge *b);
+void br_metrics_stop(br_bridge *b);
 
 #endif

@@ -19,9 +19,12 @@
 
 #include "bridge_config.h"
 #include "log.h"
+#include "metrics.h"
 
 #define DEFAULT_COMMIT_INTERVAL_S 60
 #define DEFAULT_STATS_INTERVAL_S 10
+#define DEFAULT_HEALTH_INTERVALS 3
+#define MAX_HEALTH_INTERVALS 1000
 #define MAX_INTERVAL_S 86400
 
 /* librdkafka settings the bridge changes from librdkafka's defaults;
@@ -202,6 +205,28 @@ static int parser_key(loader *L, const char *name, const char *v)
                        "key_parser, nonce_parser, timestamp_parser, on_error)", name);
 }
 
+static int metrics_key(loader *L, const char *name, const char *v)
+{
+    if (!strcmp(name, "listen")) {
+        char why[512];
+        if (km_listen_check(v, why, sizeof why))
+            return loader_fail(L, "[metrics] listen: %s", why);
+        return replace_str(L, &L->c->metrics_listen, v);
+    }
+    if (!strcmp(name, "health_commit_intervals")) {
+        char *end;
+        errno = 0;
+        unsigned long n = strtoul(v, &end, 10);
+        if (!*v || *end || errno || n < 1 || n > MAX_HEALTH_INTERVALS || *v == '-')
+            return loader_fail(L, "[metrics] health_commit_intervals: '%s' is not a "
+                               "whole number from 1 to %d", v, MAX_HEALTH_INTERVALS);
+        L->c->health_intervals = (unsigned)n;
+        return 1;
+    }
+    return loader_fail(L, "[metrics] %s: unknown setting (known: listen, "
+                       "health_commit_intervals)", name);
+}
+
 static int handler(void *user, const char *section, const char *name,
                    const char *value)
 {
@@ -220,9 +245,11 @@ static int handler(void *user, const char *section, const char *name,
         rc = kafka_key(L, name, v);
     else if (!strcasecmp(section, "parser"))
         rc = parser_key(L, name, v);
+    else if (!strcasecmp(section, "metrics"))
+        rc = metrics_key(L, name, v);
     else
         rc = loader_fail(L, "unknown section [%s] (known: s3, local, batcher, "
-                         "kafka, parser)", section);
+                         "kafka, parser, metrics)", section);
     explicit_bzero(copy, strlen(copy));    /* may be a SASL password */
     free(copy);
     return rc;
@@ -326,6 +353,7 @@ int br_config_load(const char *path, br_config *c, char *err, size_t errlen)
     kl_config_init(&c->store);
     c->commit_interval_s = DEFAULT_COMMIT_INTERVAL_S;
     c->stats_interval_ms = DEFAULT_STATS_INTERVAL_S * 1000;
+    c->health_intervals = DEFAULT_HEALTH_INTERVALS;
     if (!(c->path = strdup(path)) || !(c->kconf = rd_kafka_conf_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -372,6 +400,7 @@ void br_config_free(br_config *c)
     free(c->topics);
     free(c->group_id);
     free(c->bootstrap);
+    free(c->metrics_listen);
     free(c->path);
     if (c->kconf)
         rd_kafka_conf_destroy(c->kconf);

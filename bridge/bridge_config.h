@@ -7,6 +7,8 @@
  *             handed to librdkafka unchanged (rd_kafka_conf_set)
  *   [parser]  keyspace_parser, key_parser, nonce_parser,
  *             timestamp_parser, on_error (stop | skip)
+ *   [metrics] listen (HOST:PORT of /metrics and /healthz; none = off),
+ *             health_commit_intervals (default 3)
  *
  * Any problem is one message naming the file, section and key; the caller
  * exits with code 2. */
@@ -32,6 +34,9 @@ typedef struct br_config {
     rd_kafka_conf_t *kconf;       /* validated; forced settings applied */
     br_parser keyspace, key, nonce, timestamp;
     br_on_error on_error;
+    char *metrics_listen;         /* [metrics] listen, NULL = no endpoint */
+    unsigned health_intervals;    /* /healthz fails after this many commit
+                                     intervals without a successful commit */
 } br_config;
 
 /* Loads and validates path.  Returns 0, or -1 with a message in err. */

@@ -32,6 +32,7 @@ kl_status br_flush(br_bridge *b, kl_error *err)
     long long t0 = kl_mono_ms();
     kl_status st = kl_flush_all(b->sink.batch_w, err);
     b->stats.last_flush_ms = kl_mono_ms() - t0;
+    km_hist_observe(&b->metrics.flush_seconds, b->stats.last_flush_ms / 1000.0);
     b->stats.flushes++;
     if (st)
         b->stats.flush_failures++;
@@ -106,6 +107,7 @@ int br_commit(br_bridge *b, rd_kafka_topic_partition_list_t *offsets)
                BR_COMMIT_TIMEOUT_MS);
     }
     b->stats.last_commit_ms = kl_mono_ms() - t0;
+    km_hist_observe(&b->metrics.commit_seconds, b->stats.last_commit_ms / 1000.0);
     if (rc) {
         b->stats.commit_failures++;
     } else {
@@ -146,6 +148,7 @@ int br_checkpoint_collect(br_bridge *b, int wait, int pause)
     b->flush_snap = NULL;
     b->stats.last_flush_ms = ms;
     b->stats.flushes++;
+    km_hist_observe(&b->metrics.flush_seconds, ms / 1000.0);
     if (st == KL_OK && b->exit_code != BR_EXIT_STORE)
         br_commit(b, snap);
     if (snap)

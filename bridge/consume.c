@@ -81,6 +81,7 @@ void br_deliver(br_bridge *b, br_partition *p, rd_kafka_message_t *m)
     char ks_buf[KL_NAME_MAX + 1], key_buf[KL_NAME_MAX + 1], why[1024];
     const char *ks, *key;
     kl_insertion ins;
+    p->consumed++;
     if (to_insertion(b->cfg, m, ks_buf, &ks, key_buf, &key, &ins, why, sizeof why)) {
         /* Everything before it goes to the writer first, so that a skip
          * or a stop is exact. */
@@ -205,6 +206,7 @@ int br_run(br_bridge *b)
             br_stats_log(b);
             b->next_stats = now + stats_ms;
         }
+        br_metrics_tick(b);
     }
     return b->exit_code;
 }

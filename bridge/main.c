@@ -46,7 +46,8 @@ static void usage(FILE *out)
 "  --version   versions of the bridge, libklstore and librdkafka\n"
 "\n"
 "CONFIG.ini sections: [s3] (or [local] root=DIR), [batcher], [kafka],\n"
-"[parser]; see README.md and example.ini.  [kafka] keys other than topic,\n"
+"[parser], [metrics] (listen=HOST:PORT serves /metrics and /healthz); see\n"
+"klstore.ini(5) and example.ini.  [kafka] keys other than topic,\n"
 "offset_commit_interval_seconds and stats_interval_seconds go to librdkafka\n"
 "unchanged.  [parser] on_error=stop (default) stops at a record the parsers\n"
 "cannot handle, on_error=skip logs it and goes on.\n"
@@ -141,8 +142,12 @@ static int run(br_config *cfg)
         return BR_EXIT_CONFIG;
     }
     br_log(BR_INFO, "store: %s", os->ops->describe(os));
-    if (br_kafka_subscribe(&b) == 0)
+    if (br_metrics_start(&b, os, msg, sizeof msg)) {
+        br_log(BR_ERROR, "%s: %s", cfg->path, msg);
+        b.exit_code = BR_EXIT_CONFIG;
+    } else if (br_kafka_subscribe(&b) == 0) {
         br_run(&b);
+    }
     if (b.exit_code == BR_EXIT_STORE)
         crash_out();
     if (b.exit_code == 0)
@@ -151,6 +156,7 @@ static int run(br_config *cfg)
     br_flusher_stop(&b.flusher);
     if (b.flush_snap)               /* no revocation collected it: no commit */
         rd_kafka_topic_partition_list_destroy(b.flush_snap);
+    br_metrics_stop(&b);           /* before what it reads goes away */
     br_sink_close(&b.sink);
     br_positions_clear(&b.pos);
     br_pending_free(&b.pending);

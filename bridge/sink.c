@@ -39,6 +39,14 @@ kl_status br_sink_open(br_sink *s, kl_error *err)
 void br_sink_close(br_sink *s)
 {
     kl_writer_destroy(s->batch_w);
+    kl_writer_stats last;
+    if (s->store_w && kl_store_writer_stats(s->store_w, &last, NULL) == KL_OK) {
+        s->retired.appends += last.appends;
+        s->retired.records_written += last.records_written;
+        s->retired.records_duplicate += last.records_duplicate;
+        s->retired.objects += last.objects;
+        s->retired.append_failures += last.append_failures;
+    }
     kl_writer_destroy(s->store_w);
     s->batch_w = s->store_w = NULL;
 }

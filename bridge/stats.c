@@ -21,7 +21,7 @@ void br_stats_init(br_stats *s)
     s->window_start = kl_mono_ms();
 }
 
-static int64_t partition_lag(br_bridge *b, const br_partition *p)
+int64_t br_partition_lag(br_bridge *b, const br_partition *p)
 {
     int64_t lo, hi;
     if (rd_kafka_get_watermark_offsets(b->rk, p->topic, p->partition, &lo, &hi) ||
@@ -37,7 +37,7 @@ static void list_partitions(br_bridge *b, char *buf, size_t cap, int64_t *total_
     buf[0] = '\0';
     for (size_t i = 0; i < b->pos.n; i++) {
         const br_partition *p = &b->pos.v[i];
-        int64_t lag = partition_lag(b, p);
+        int64_t lag = br_partition_lag(b, p);
         if (lag > 0)
             *total_lag += lag;
         if (i >= MAX_LISTED || used + 1 >= cap)

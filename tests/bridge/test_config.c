@@ -6,6 +6,9 @@
  * line (--help, --version, usage errors); the librdkafka defaults the
  * bridge changes, and that the file overrides them. */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +176,39 @@ Test(bridge_config, bad_bridge_values)
     expect_config_error("roots");       /* libklstore's own strictness */
     write_config("topic=", "topic=inbound\npartition.assignment.strategy=cooperative-sticky");
     expect_config_error("cooperative");
+}
+
+Test(bridge_config, bad_metrics_values)
+{
+    write_config("key_parser=", "key_parser=RecordKey\n[metrics]\nlisten=9464");
+    expect_config_error("[metrics] listen: metrics listen address '9464' is not HOST:PORT or "
+                        "[IPV6]:PORT");
+    write_config("key_parser=", "key_parser=RecordKey\n[metrics]\nlisten=127.0.0.1:70000");
+    expect_config_error("[metrics] listen: metrics listen address '127.0.0.1:70000'");
+    write_config("key_parser=", "key_parser=RecordKey\n[metrics]\nhealth_commit_intervals=0");
+    expect_config_error("[metrics] health_commit_intervals: '0' is not a whole number from 1 "
+                        "to 1000");
+    write_config("key_parser=", "key_parser=RecordKey\n[metrics]\nport=9464");
+    expect_config_error("[metrics] port: unknown setting (known: listen, "
+                        "health_commit_intervals)");
+    /* A port in use: the bridge names it and exits 2 (--check does not bind). */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    char line[128], want[160];
+    snprintf(line, sizeof line, "key_parser=RecordKey\n[metrics]\nlisten=127.0.0.1:%d",
+             ntohs(a.sin_port));
+    write_config("key_parser=", line);
+    cr_assert_eq(run_bridge(1), 0, "--check only checks the address");
+    cr_assert_eq(run_bridge(0), 2);
+    snprintf(want, sizeof want, "metrics endpoint 127.0.0.1:%d: Address already in use",
+             ntohs(a.sin_port));
+    char *out = ht_read_file(log_path);
+    cr_assert(out && strstr(out, want), "output lacks '%s':\n%s", want, out);
+    free(out);
+    close(fd);
 }
 
 Test(bridge_config, forced_offset_settings_are_overridden)

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "../common/net.h"
+#include "../common/shell.h"
 #include "proxy.h"
 
 TestSuite(bridge_e2e, .fini = ht_cleanup);
@@ -406,6 +408,41 @@ Test(bridge_e2e, kafka_access_refused_exits_3, .timeout = 180)
 
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+
+/* The sum of a metric's samples (all label sets) at the bridge's endpoint,
+ * or -1 when the endpoint does not answer. */
+static double metric(int port, const char *name)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "curl -sf -m 5 http://127.0.0.1:%d/metrics | awk -v n='%s' "
+             "'index($1, n) == 1 && (length($1) == length(n) || substr($1, length(n) + 1, 1) == \"{\") "
+             "{ s += $2; seen = 1 } END { if (seen) print s; else print -1 }'",
+             port, name);
+    char *out = kl_sh(cmd, NULL);
+    double v = atof(out);
+    free(out);
+    return v;
+}
+
+/* Polls until the metric reaches at least want (or timeout); returns it. */
+static double wait_metric(int port, const char *name, double want, int timeout_ms)
+{
+    double v = -1;
+    for (long long end = ht_now_ms() + timeout_ms; ht_now_ms() < end; ht_sleep_ms(100))
+        if ((v = metric(port, name)) >= want)
+            break;
+    return v;
+}
+
+static char *healthz(int port)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "curl -s -m 5 -w ' %%{http_code}' http://127.0.0.1:%d/healthz", port);
+    return kl_sh(cmd, NULL);
+}
+
 /* chattr +i makes the store's directories refuse new files even to root
  * (chmod would not): writes fail with EPERM until it is lifted. */
 static int set_immutable(const char *root, int on)
@@ -413,6 +450,88 @@ static int set_immutable(const char *root, int on)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "chattr -R %ci '%s' 2>/dev/null", on ? '+' : '-', root);
     return system(cmd);
+}
+
+/* [metrics]: what a scrape shows while the bridge works -- every record
+ * consumed, appended and written, lag 0, commits -- and, after a kill -9
+ * before any commit, a second run that shows each re-delivered record
+ * de-duplicated (and writes none).  /healthz turns 503 while the store is
+ * down (no commit for health_commit_intervals intervals) and 200 after. */
+Test(bridge_e2e, metrics_show_progress_deduplication_and_health, .timeout = 240)
+{
+    ws w;
+    ws_open(&w, "inbound:2", 0);
+    int port = kl_free_port();
+    char log[300], metrics[160];
+    snprintf(log, sizeof log, "%s/bridge.log", w.dir);
+    snprintf(metrics, sizeof metrics, "[metrics]\nlisten=127.0.0.1:%d\nhealth_commit_intervals=2\n",
+             port);
+    /* Run 1: commits far apart, so the kill lands before any commit. */
+    write_ini(&w, NULL);
+    char *ini = ht_read_file(w.ini), *slow = NULL;
+    cr_assert(asprintf(&slow, "%s%s", metrics, ini) > 0);
+    char *at = strstr(slow, "offset_commit_interval_seconds=1\n");
+    cr_assert_not_null(at);
+    memcpy(at, "offset_commit_interval_seconds=9", 32); /* keeps the length */
+    ht_write_file(w.ini, "%s", slow);
+    pid_t pid = ht_bridge_start(w.ini, log);
+    produce(&w, "m-", 0, 1000, NULL);
+    cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 1000, 60000), 1000);
+    cr_assert_eq(wait_metric(port, "klstore_bridge_records_written_total", 1000, 10000), 1000);
+    cr_assert_eq(metric(port, "klstore_bridge_records_consumed_total"), 1000);
+    cr_assert_eq(metric(port, "klstore_bridge_records_appended_total"), 1000);
+    cr_assert_eq(metric(port, "klstore_bridge_records_deduplicated_total"), 0);
+    cr_assert_eq(metric(port, "klstore_bridge_consumer_lag"), 0);
+    cr_assert_eq(metric(port, "klstore_bridge_assigned_partitions"), 2);
+    cr_assert_eq(metric(port, "klstore_bridge_commits_total"), 0);
+    cr_assert_gt(metric(port, "klstore_store_requests_total"), 0);
+    char *h = healthz(port);
+    cr_assert_str_eq(h, "ok\n 200");
+    free(h);
+    ht_kill(pid); /* SIGKILL: nothing committed */
+    ht_wait(pid, 10000);
+
+    /* Run 2: everything is re-delivered and dropped by nonce checking. */
+    ht_write_file(w.ini, "%s%s", metrics, ini);
+    pid = ht_bridge_start(w.ini, log);
+    cr_assert_eq(wait_metric(port, "klstore_bridge_records_deduplicated_total", 1000, 60000),
+                 1000, "log %s", log);
+    cr_assert_eq(metric(port, "klstore_bridge_records_written_total"), 0);
+    cr_assert_eq(count(&w, "ks"), 1000);
+    cr_assert_geq(wait_metric(port, "klstore_bridge_commits_total", 1, 20000), 1);
+    cr_assert_geq(metric(port, "klstore_bridge_flush_seconds_count"), 1);
+    cr_assert_geq(metric(port, "klstore_bridge_commit_seconds_count"), 1);
+
+    /* The store goes read-only: no commit for 2 intervals means 503. */
+    if (set_immutable(w.root, 1) == 0) {
+        produce(&w, "m-", 1000, 100, NULL);
+        char *got = NULL;
+        for (long long end = ht_now_ms() + 30000; ht_now_ms() < end; ht_sleep_ms(200)) {
+            free(got);
+            got = healthz(port);
+            if (strstr(got, " 503"))
+                break;
+        }
+        set_immutable(w.root, 0);
+        cr_assert(strstr(got, "no successful offset commit for ") == got && strstr(got, " 503"),
+                  "%s", got);
+        free(got);
+        cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 1100, 60000), 1100);
+        got = NULL;
+        for (long long end = ht_now_ms() + 30000; ht_now_ms() < end; ht_sleep_ms(200)) {
+            free(got);
+            got = healthz(port);
+            if (strstr(got, " 200"))
+                break;
+        }
+        cr_assert_str_eq(got, "ok\n 200");
+        free(got);
+    }
+    stop_bridge(pid, log);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir), 1100);
+    free(slow);
+    free(ini);
+    ws_close(&w);
 }
 
 Test(bridge_e2e, store_down_and_back_local, .timeout = 180)

@@ -317,6 +317,11 @@ Test(man, config_page_documents_every_key)
     check_items("klstore.ini.5, [parser]", parser, sect, 0);
     char *parsers = parser_names();
     check_items("klstore.ini.5, parsers", parsers, sect, 1);
+    char *metrics = bridge_keys("metrics_key");
+    char *msect = section(text, 0, "[metrics]");
+    check_items("klstore.ini.5, [metrics]", metrics, msect, 0);
+    free(msect);
+    free(metrics);
     free(parsers);
     free(sect);
     free(parser);
@@ -349,6 +354,9 @@ Test(man, bridge_documents_options_exit_codes_and_config)
     check_items("klstore-kafka-bridge.1, [parser]", parser, conf, 1);
     char *parsers = parser_names();
     check_items("klstore-kafka-bridge.1, parsers", parsers, conf, 1);
+    char *metrics = bridge_keys("metrics_key");
+    check_items("klstore-kafka-bridge.1, [metrics]", metrics, conf, 1);
+    free(metrics);
     free(parsers);
     free(parser);
     free(kafka);

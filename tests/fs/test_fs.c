@@ -11,9 +11,8 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
+#include "common/net.h"
 #include "store/test_env.h"
 
 #ifndef KLSTOREFS_BIN
@@ -920,24 +919,12 @@ Test(fs, a_full_disk_is_enospc_and_keeps_what_was_written)
 }
 
 /* ---- a hostile S3 server ------------------------------------------------ */
-/* A port nothing listens on now (127.0.0.1 only). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* The mount's counters: in the file /.klstore/stats (cat is all it takes)
  * and at -o metrics=ADDR, with /healthz; the file cannot be written and
  * is not listed; a port in use stops the mount before it mounts. */
 Test(fs, stats_file_and_metrics_endpoint_report_the_mount)
 {
-    int port = free_port();
+    int port = kl_free_port();
     char opts[64];
     snprintf(opts, sizeof opts, "metrics=127.0.0.1:%d", port);
     static mnt m;
