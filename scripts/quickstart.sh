@@ -34,9 +34,11 @@ if [ -x "$fs" ] && [ -e /dev/fuse ]; then
   wc -l "$mnt/demo/events"
   ls -l "$mnt/demo"
   say "getfattr -d $mnt/demo/events"
-  getfattr -d "$mnt/demo/events" 2>/dev/null || true
+  getfattr -d "$mnt/demo/events"
   say "tail -n 2 '$mnt/demo/events@o=1'   (time travel: from offset 1)"
   tail -n 2 "$mnt/demo/events@o=1"
+  say "grep -E '^klstorefs_(appended|published)_records_total' $mnt/.klstore/stats"
+  grep -E '^klstorefs_(appended|published)_records_total' "$mnt/.klstore/stats"
   echo
   echo "Try: tail -f $mnt/demo/events   (and append from another shell)"
   echo "Unmount with: fusermount3 -u $mnt"
