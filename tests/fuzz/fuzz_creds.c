@@ -8,6 +8,7 @@
 
 #include "fuzz_common.h"
 #include "s3/s3_creds.h"
+#include "s3/s3_profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *s = fuzz_str(data, size);

@@ -262,6 +262,63 @@ Test(creds, shared_files_and_profiles)
     Kl_s3_credprov_free(p);
 }
 
+/* libinih reads lines through a 200-byte buffer and cuts section names at
+ * 49 bytes (s3_profile.c): none of that may show. */
+Test(creds, shared_files_past_inih_limits)
+{
+    clean_env();
+    char tok[701], pad[198], longname[81], twin[81];
+    memset(tok, 'T', 700);
+    tok[700] = '\0';
+    memset(pad, 'x', 197);   /* "#", pad, " ": inih's cut falls before "aws_" */
+    pad[197] = '\0';
+    /* Two profile names alike in their first 60 bytes. */
+    memset(longname, 'p', 80);
+    longname[80] = '\0';
+    memcpy(twin, longname, sizeof twin);
+    twin[79] = 'q';
+    static char creds[4096];
+    snprintf(creds, sizeof creds,
+             "\xEF\xBB\xBF[default]\n"
+             "aws_access_key_id = DEFKEY\n"
+             "aws_secret_access_key = DEFSECRET\n"
+             "  aws_secret_access_key = INDENTED\n"   /* a continuation: not a key */
+             "#%s aws_secret_access_key=FROMCOMMENT\n" /* a comment, however long */
+             "[%s]\n"
+             "aws_access_key_id=TWINKEY\n"
+             "aws_secret_access_key=TWINSECRET\n"
+             "[%s]\n"
+             "aws_access_key_id=LONGKEY\n"
+             "aws_secret_access_key : LONGSECRET\n"
+             "aws_session_token =   %s   \n"
+             "[%s]\n"
+             "aws_access_key_id=AFTER\n",
+             pad, twin, longname, tok, twin);
+    write_file(".aws/credentials", creds);
+
+    kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
+    expect(p, "DEFKEY", "DEFSECRET", NULL, "shared credentials file");
+    Kl_s3_credprov_free(p);
+    p = prov(1, NULL, NULL, NULL, longname);
+    expect(p, "LONGKEY", "LONGSECRET", tok, NULL);
+    Kl_s3_credprov_free(p);
+    p = prov(1, NULL, NULL, NULL, twin);
+    expect(p, "AFTER", "TWINSECRET", NULL, NULL);
+    Kl_s3_credprov_free(p);
+
+    /* The same in the config file's "[profile NAME]" sections. */
+    static char conf[4096];
+    snprintf(conf, sizeof conf,
+             "[profile %s]\naws_access_key_id=CONFKEY\naws_secret_access_key=CONFSECRET\n"
+             "aws_session_token=%s\n[profile %s]\naws_access_key_id=NO\n",
+             longname, tok, twin);
+    write_file(".aws/config", conf);
+    write_file(".aws/credentials", "");
+    p = prov(1, NULL, NULL, NULL, longname);
+    expect(p, "CONFKEY", "CONFSECRET", tok, "shared config file");
+    Kl_s3_credprov_free(p);
+}
+
 Test(creds, json_member_extraction)
 {
     const char *j = "{ \"Code\" : \"Success\", \"Nested\": {\"AccessKeyId\": \"no\", \"a\": [1, \"}\"]},"

@@ -2,9 +2,9 @@
  *
  * Mirrors the AWS CLI so that whatever makes `aws s3 ls` work makes klstore
  * work: environment, shared files, container endpoint, EC2 instance
- * metadata (IMDSv2).  The AWS shared files are read with a small parser of
- * their own rather than libinih, because libinih (Debian build) cuts lines
- * at 200 bytes and session tokens are longer.  The metadata answers are a
+ * metadata (IMDSv2).  The AWS shared files are read by s3_profile.c (one
+ * file at a time; which files and what their contents mean is here).  The
+ * metadata answers are a
  * flat JSON object of strings, read by a small scanner (no JSON library is
  * among our dependencies).  Fetched credentials are cached under a mutex
  * and refreshed ahead of their Expiration; a failed refresh keeps using
@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "s3/s3_profile.h"
 #include "s3/sigv4.h"
 
 /* Refresh temporary credentials this long before they expire ... */
@@ -134,92 +135,6 @@ static char *trim(char *s)
 /* ------------------------------------------------------------------ */
 /* shared credentials and config files                                 */
 /* ------------------------------------------------------------------ */
-
-void Kl_s3_profile_keys_free(kl_s3_profile_keys *k)
-{
-    wipe_free(k->key_id);
-    wipe_free(k->secret);
-    wipe_free(k->token);
-    memset(k, 0, sizeof *k);
-}
-
-/* Does the section header `hdr` (without brackets, trimmed) name profile?
- * In the config file profiles are "[profile NAME]" except "[default]". */
-static int section_matches(const char *hdr, const char *profile, int is_config)
-{
-    if (!is_config)
-        return strcmp(hdr, profile) == 0;
-    if (strcmp(profile, "default") == 0 && strcmp(hdr, "default") == 0)
-        return 1;
-    if (strncmp(hdr, "profile", 7) != 0 || !isspace((unsigned char)hdr[7]))
-        return 0;
-    const char *name = hdr + 7;
-    while (isspace((unsigned char)*name))
-        name++;
-    return strcmp(name, profile) == 0;
-}
-
-static int set_dup(char **dst, const char *v)
-{
-    wipe_free(*dst);
-    *dst = strdup(v);
-    return *dst ? 0 : -1;
-}
-
-int Kl_s3_profile_read(const char *path, const char *profile, int is_config,
-                       kl_s3_profile_keys *k)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char *line = NULL;
-    size_t cap = 0;
-    int in = 0, found = 0, rc = 0;
-    while (getline(&line, &cap, f) >= 0) {
-        /* Indented lines continue a nested setting (e.g. "s3 =\n  x = y"),
-         * which never holds credentials. */
-        int indented = line[0] == ' ' || line[0] == '\t';
-        char *s = trim(line);
-        if (!*s || *s == '#' || *s == ';')
-            continue;
-        if (*s == '[') {
-            char *end = strrchr(s, ']');
-            if (end) {
-                *end = '\0';
-                in = section_matches(trim(s + 1), profile, is_config);
-                found |= in;
-            }
-            continue;
-        }
-        if (!in || indented)
-            continue;
-        char *eq = strpbrk(s, "=:");
-        if (!eq)
-            continue;
-        *eq = '\0';
-        char *name = trim(s), *value = trim(eq + 1);
-        int bad = 0;
-        if (strcmp(name, "aws_access_key_id") == 0)
-            bad = set_dup(&k->key_id, value);
-        else if (strcmp(name, "aws_secret_access_key") == 0)
-            bad = set_dup(&k->secret, value);
-        else if (strcmp(name, "aws_session_token") == 0 ||
-                 (strcmp(name, "aws_security_token") == 0 && !k->token))
-            bad = set_dup(&k->token, value);
-        else if (!k->unsupported[0] &&
-                 (strcmp(name, "role_arn") == 0 || strcmp(name, "credential_process") == 0 ||
-                  strcmp(name, "sso_session") == 0 || strcmp(name, "sso_start_url") == 0 ||
-                  strcmp(name, "web_identity_token_file") == 0))
-            snprintf(k->unsupported, sizeof k->unsupported, "%s", name);
-        if (bad) {
-            rc = -1;
-            break;
-        }
-    }
-    free(line);
-    fclose(f);
-    return rc ? rc : found;
-}
 
 /* Credentials of `profile` from the credentials file, else the config file
  * (each must hold both keys itself, as in botocore).  *found is set when
