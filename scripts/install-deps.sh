@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev
-            libxml2-dev librdkafka-dev libcriterion-dev libinih-dev)
+            libxml2-dev librdkafka-dev libcriterion-dev libinih-dev libjansson-dev)
 test_pkgs=(kcat curl attr ceph-mon ceph-osd radosgw)
 
 fuzz_pkgs=(clang libclang-rt-14-dev)

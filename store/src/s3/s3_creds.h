@@ -52,9 +52,4 @@ kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out,
 void Kl_s3_credprov_invalidate(kl_s3_credprov *p);
 void Kl_s3_credprov_free(kl_s3_credprov *p);
 
-/* Extracts the string member `key` of a flat JSON object (the shape of the
- * container and instance metadata answers).  malloc'd, or NULL when absent
- * or malformed.  Exposed for the tests. */
-char *Kl_s3_json_string(const char *json, const char *key);
-
 #endif /* KL_S3_CREDS_H */
