@@ -10,7 +10,7 @@
  * Defaults never allocate, so kl_*_config_init cannot fail and a config
  * that was only initialised needs no kl_config_free: string settings
  * default to NULL, which means object_prefix "" and region "us-east-1"
- * (objstore_s3.c applies that default).
+ * (s3_http.c applies that default).
  */
 #define _GNU_SOURCE
 #include <ctype.h>

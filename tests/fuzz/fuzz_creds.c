@@ -1,4 +1,4 @@
-/* fuzz_creds.c -- the credential sources' parsers: the flat JSON of the
+/* fuzz_creds.c -- the credential sources' parsers: the JSON answers of the
  * container and instance-metadata endpoints, and the AWS shared files
  * (credentials and config, profile sections).  Anything is read or
  * refused, never crashing or reading past the input. */
@@ -7,13 +7,13 @@
 #include <unistd.h>
 
 #include "fuzz_common.h"
-#include "s3/s3_creds.h"
+#include "s3/s3_meta.h"
+#include "s3/s3_profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char *s = fuzz_str(data, size);
-    static const char *keys[] = {"AccessKeyId", "SecretAccessKey", "Token", "Expiration", "Code"};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) free(Kl_s3_json_string(s, keys[i]));
-    free(s);
+    kl_s3_meta_keys mk;
+    Kl_s3_meta_parse((const char *)data, size, "fuzz", &mk, NULL); /* bytes as they came */
+    Kl_s3_meta_keys_free(&mk);
     char path[] = "/dev/shm/kl-fuzz-profile-XXXXXX"; /* RAM: a file per run */
     int fd = mkstemp(path);
     if (fd < 0) return 0;

@@ -21,6 +21,7 @@
 
 #include "klstore.h"
 #include "s3/s3_creds.h"
+#include "s3/s3_meta.h"
 #include "stub_http.h"
 
 static char home[64];
@@ -262,27 +263,131 @@ Test(creds, shared_files_and_profiles)
     Kl_s3_credprov_free(p);
 }
 
-Test(creds, json_member_extraction)
+/* libinih reads lines through a 200-byte buffer and cuts section names at
+ * 49 bytes (s3_profile.c): none of that may show. */
+Test(creds, shared_files_past_inih_limits)
 {
+    clean_env();
+    char tok[701], pad[198], longname[81], twin[81];
+    memset(tok, 'T', 700);
+    tok[700] = '\0';
+    memset(pad, 'x', 197);   /* "#", pad, " ": inih's cut falls before "aws_" */
+    pad[197] = '\0';
+    /* Two profile names alike in their first 60 bytes. */
+    memset(longname, 'p', 80);
+    longname[80] = '\0';
+    memcpy(twin, longname, sizeof twin);
+    twin[79] = 'q';
+    static char creds[4096];
+    snprintf(creds, sizeof creds,
+             "\xEF\xBB\xBF[default]\n"
+             "aws_access_key_id = DEFKEY\n"
+             "aws_secret_access_key = DEFSECRET\n"
+             "  aws_secret_access_key = INDENTED\n"   /* a continuation: not a key */
+             "#%s aws_secret_access_key=FROMCOMMENT\n" /* a comment, however long */
+             "[%s]\n"
+             "aws_access_key_id=TWINKEY\n"
+             "aws_secret_access_key=TWINSECRET\n"
+             "[%s]\n"
+             "aws_access_key_id=LONGKEY\n"
+             "aws_secret_access_key : LONGSECRET\n"
+             "aws_session_token =   %s   \n"
+             "[%s]\n"
+             "aws_access_key_id=AFTER\n",
+             pad, twin, longname, tok, twin);
+    write_file(".aws/credentials", creds);
+
+    kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
+    expect(p, "DEFKEY", "DEFSECRET", NULL, "shared credentials file");
+    Kl_s3_credprov_free(p);
+    p = prov(1, NULL, NULL, NULL, longname);
+    expect(p, "LONGKEY", "LONGSECRET", tok, NULL);
+    Kl_s3_credprov_free(p);
+    p = prov(1, NULL, NULL, NULL, twin);
+    expect(p, "AFTER", "TWINSECRET", NULL, NULL);
+    Kl_s3_credprov_free(p);
+
+    /* The same in the config file's "[profile NAME]" sections. */
+    static char conf[4096];
+    snprintf(conf, sizeof conf,
+             "[profile %s]\naws_access_key_id=CONFKEY\naws_secret_access_key=CONFSECRET\n"
+             "aws_session_token=%s\n[profile %s]\naws_access_key_id=NO\n",
+             longname, tok, twin);
+    write_file(".aws/config", conf);
+    write_file(".aws/credentials", "");
+    p = prov(1, NULL, NULL, NULL, longname);
+    expect(p, "CONFKEY", "CONFSECRET", tok, "shared config file");
+    Kl_s3_credprov_free(p);
+}
+
+static kl_status meta_parse(const char *json, kl_s3_meta_keys *k, kl_error *e)
+{
+    return Kl_s3_meta_parse(json, strlen(json), "the endpoint", k, e);
+}
+
+Test(creds, metadata_answers)
+{
+    /* Escapes are decoded, members of nested objects and non-string
+     * members are not taken for the ones we want. */
     const char *j = "{ \"Code\" : \"Success\", \"Nested\": {\"AccessKeyId\": \"no\", \"a\": [1, \"}\"]},"
-                    " \"N\": 12.5e3, \"B\": true, \"Z\": null,"
-                    " \"AccessKeyId\": \"AS\\u0049A\\\"x\\\\y\\/z\", \"U\": \"\\u00e9\\ud83d\\ude42\" }";
-    char *v = Kl_s3_json_string(j, "AccessKeyId");
-    cr_assert_str_eq(v, "ASIA\"x\\y/z");
-    free(v);
-    v = Kl_s3_json_string(j, "U");
-    cr_assert_str_eq(v, "\xc3\xa9\xf0\x9f\x99\x82");
-    free(v);
-    v = Kl_s3_json_string(j, "Code");
-    cr_assert_str_eq(v, "Success");
-    free(v);
-    cr_assert_null(Kl_s3_json_string(j, "Missing"));
-    cr_assert_null(Kl_s3_json_string(j, "N"));        /* not a string */
-    cr_assert_null(Kl_s3_json_string("", "x"));
-    cr_assert_null(Kl_s3_json_string("{\"x\": \"unterminated", "x"));
-    cr_assert_null(Kl_s3_json_string("{\"x\" \"y\"}", "x"));
-    cr_assert_null(Kl_s3_json_string("[\"x\"]", "x"));
-    cr_assert_null(Kl_s3_json_string("{\"a\": \"b\" \"x\": \"y\"}", "x"));
+                    " \"N\": 12.5e3, \"B\": true, \"Z\": null, \"Token\": null,"
+                    " \"AccessKeyId\": \"AS\\u0049A\\\"x\\\\y\\/z\","
+                    " \"SecretAccessKey\": \"\\u00e9\\ud83d\\ude42\","
+                    " \"Expiration\": \"2030-01-02T03:04:05Z\" }";
+    kl_s3_meta_keys k;
+    kl_error e = {0};
+    cr_assert_eq(meta_parse(j, &k, &e), KL_OK, "%s", e.msg);
+    cr_assert_str_eq(k.key_id, "ASIA\"x\\y/z");
+    cr_assert_str_eq(k.secret, "\xc3\xa9\xf0\x9f\x99\x82");
+    cr_assert_null(k.token);
+    int64_t want;
+    cr_assert_eq(kl_parse_time("2030-01-02T03:04:05Z", &want, NULL), KL_OK);
+    cr_assert_eq(k.expires_ms, want);
+    Kl_s3_meta_keys_free(&k);
+
+    /* No Expiration (or none we can read): an assumed lifetime, not
+     * forever.  No Code is fine; an empty Token is none. */
+    int64_t now = kl_now_ms();
+    cr_assert_eq(meta_parse("{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"s\",\"Token\":\"\","
+                            "\"Expiration\":\"soon\"}", &k, &e), KL_OK, "%s", e.msg);
+    cr_assert_null(k.token);
+    cr_assert(k.expires_ms > now && k.expires_ms <= kl_now_ms() + 3600 * 1000);
+    Kl_s3_meta_keys_free(&k);
+
+    /* The buffer is read to its length, not to a NUL. */
+    const char *twice = "{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"s\"}{\"x\":";
+    cr_assert_eq(Kl_s3_meta_parse(twice, strchr(twice, '}') + 1 - twice, "w", &k, &e), KL_OK,
+                 "%s", e.msg);
+    cr_assert_str_eq(k.secret, "s");
+    Kl_s3_meta_keys_free(&k);
+
+    /* Answers that are not credentials say why, and never quote the body
+     * (which may hold a secret). */
+    static const struct { const char *json, *says; } bad[] = {
+        {"{\"Code\":\"Failure\",\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"s\"}", "Code 'Failure'"},
+        {"{\"AccessKeyId\":\"a\"}", "without AccessKeyId/SecretAccessKey"},
+        {"{\"AccessKeyId\":12,\"SecretAccessKey\":\"s\"}", "without AccessKeyId/SecretAccessKey"},
+        {"{\"AccessKeyId\":\"\",\"SecretAccessKey\":\"s\"}", "without AccessKeyId/SecretAccessKey"},
+        {"[\"AccessKeyId\"]", "not an object"},
+        {"", "ends too early"},
+        {"{\"SecretAccessKey\": \"SECRETunterminated", "ends too early"},
+        {"{\"SecretAccessKey\" \"SECRET\"}", "invalid syntax"},
+        {"{\"a\": \"b\" \"SecretAccessKey\": \"SECRET\"}", "invalid syntax"},
+        {"{\"SecretAccessKey\": \"SECRET\\q\"}", "invalid syntax"},
+        {"{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"s\"} SECRET", "something follows"},
+        {"{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"s\",\"AccessKeyId\":\"SECRET\"}",
+         "a key appears twice"},
+        {"{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"SECRET\\u0000x\"}", "\\u0000"},
+        {"{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"SECRET\xff\"}", "invalid UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        e = (kl_error){0};
+        cr_assert_eq(meta_parse(bad[i].json, &k, &e), KL_EIO, "%s", bad[i].json);
+        cr_assert_null(k.key_id);
+        cr_assert(strstr(e.msg, "the endpoint") && strstr(e.msg, bad[i].says), "%s: %s",
+                  bad[i].json, e.msg);
+        cr_assert_null(strstr(e.msg, "SECRET"), "%s", e.msg);
+    }
 }
 
 /* ---- IMDS and container endpoints played by a stub ----------------- */

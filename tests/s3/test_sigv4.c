@@ -4,7 +4,7 @@
  * for the Authorization Header: Transferring Payload in a Single Chunk"
  * (examplebucket, AKIAIOSFODNN7EXAMPLE, 20130524): exact canonical
  * requests, strings to sign and signatures.  If these pass, any S3-
- * compatible server accepts what objstore_s3.c signs.
+ * compatible server accepts what s3_http.c signs.
  */
 #include <criterion/criterion.h>
 #include <string.h>

@@ -2,18 +2,16 @@
  *
  * Mirrors the AWS CLI so that whatever makes `aws s3 ls` work makes klstore
  * work: environment, shared files, container endpoint, EC2 instance
- * metadata (IMDSv2).  The AWS shared files are read with a small parser of
- * their own rather than libinih, because libinih (Debian build) cuts lines
- * at 200 bytes and session tokens are longer.  The metadata answers are a
- * flat JSON object of strings, read by a small scanner (no JSON library is
- * among our dependencies).  Fetched credentials are cached under a mutex
- * and refreshed ahead of their Expiration; a failed refresh keeps using
- * credentials that have not yet expired.
+ * metadata (IMDSv2).  Reading is elsewhere: the AWS shared files one at a
+ * time in s3_profile.c (which files, and what their contents mean, is
+ * here), the container and instance-metadata endpoints in s3_meta.c.
+ * Fetched credentials are cached under a mutex and refreshed ahead of
+ * their Expiration; a failed refresh keeps using credentials that have
+ * not yet expired.
  */
 #define _GNU_SOURCE
 #include "s3/s3_creds.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -21,19 +19,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <openssl/crypto.h>
 
-#include "s3/sigv4.h"
+#include "s3/s3_meta.h"
+#include "s3/s3_profile.h"
 
 /* Refresh temporary credentials this long before they expire ... */
 #define REFRESH_AHEAD_MS (10 * 60 * 1000)
 /* ... but, while they are still valid, at most this often. */
 #define REFRESH_MIN_GAP_MS (30 * 1000)
-/* Lifetime assumed when a metadata answer carries no Expiration. */
-#define DEFAULT_LIFETIME_MS (20 * 60 * 1000)
-/* Metadata answers are tiny; anything larger is not one. */
-#define MAX_META_BODY (64 * 1024)
 
 struct kl_s3_credprov {
     pthread_mutex_t mu;
@@ -121,105 +115,9 @@ static char *aws_file(const char *var, const char *deflt)
     return strdup(v);
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
-
 /* ------------------------------------------------------------------ */
 /* shared credentials and config files                                 */
 /* ------------------------------------------------------------------ */
-
-void Kl_s3_profile_keys_free(kl_s3_profile_keys *k)
-{
-    wipe_free(k->key_id);
-    wipe_free(k->secret);
-    wipe_free(k->token);
-    memset(k, 0, sizeof *k);
-}
-
-/* Does the section header `hdr` (without brackets, trimmed) name profile?
- * In the config file profiles are "[profile NAME]" except "[default]". */
-static int section_matches(const char *hdr, const char *profile, int is_config)
-{
-    if (!is_config)
-        return strcmp(hdr, profile) == 0;
-    if (strcmp(profile, "default") == 0 && strcmp(hdr, "default") == 0)
-        return 1;
-    if (strncmp(hdr, "profile", 7) != 0 || !isspace((unsigned char)hdr[7]))
-        return 0;
-    const char *name = hdr + 7;
-    while (isspace((unsigned char)*name))
-        name++;
-    return strcmp(name, profile) == 0;
-}
-
-static int set_dup(char **dst, const char *v)
-{
-    wipe_free(*dst);
-    *dst = strdup(v);
-    return *dst ? 0 : -1;
-}
-
-int Kl_s3_profile_read(const char *path, const char *profile, int is_config,
-                       kl_s3_profile_keys *k)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char *line = NULL;
-    size_t cap = 0;
-    int in = 0, found = 0, rc = 0;
-    while (getline(&line, &cap, f) >= 0) {
-        /* Indented lines continue a nested setting (e.g. "s3 =\n  x = y"),
-         * which never holds credentials. */
-        int indented = line[0] == ' ' || line[0] == '\t';
-        char *s = trim(line);
-        if (!*s || *s == '#' || *s == ';')
-            continue;
-        if (*s == '[') {
-            char *end = strrchr(s, ']');
-            if (end) {
-                *end = '\0';
-                in = section_matches(trim(s + 1), profile, is_config);
-                found |= in;
-            }
-            continue;
-        }
-        if (!in || indented)
-            continue;
-        char *eq = strpbrk(s, "=:");
-        if (!eq)
-            continue;
-        *eq = '\0';
-        char *name = trim(s), *value = trim(eq + 1);
-        int bad = 0;
-        if (strcmp(name, "aws_access_key_id") == 0)
-            bad = set_dup(&k->key_id, value);
-        else if (strcmp(name, "aws_secret_access_key") == 0)
-            bad = set_dup(&k->secret, value);
-        else if (strcmp(name, "aws_session_token") == 0 ||
-                 (strcmp(name, "aws_security_token") == 0 && !k->token))
-            bad = set_dup(&k->token, value);
-        else if (!k->unsupported[0] &&
-                 (strcmp(name, "role_arn") == 0 || strcmp(name, "credential_process") == 0 ||
-                  strcmp(name, "sso_session") == 0 || strcmp(name, "sso_start_url") == 0 ||
-                  strcmp(name, "web_identity_token_file") == 0))
-            snprintf(k->unsupported, sizeof k->unsupported, "%s", name);
-        if (bad) {
-            rc = -1;
-            break;
-        }
-    }
-    free(line);
-    fclose(f);
-    return rc ? rc : found;
-}
 
 /* Credentials of `profile` from the credentials file, else the config file
  * (each must hold both keys itself, as in botocore).  *found is set when
@@ -287,477 +185,6 @@ done:
 }
 
 /* ------------------------------------------------------------------ */
-/* JSON (flat objects of the metadata endpoints)                       */
-/* ------------------------------------------------------------------ */
-
-static const char *json_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    return p;
-}
-
-static void put_utf8(char **o, unsigned cp)
-{
-    char *q = *o;
-    if (cp < 0x80) {
-        *q++ = (char)cp;
-    } else if (cp < 0x800) {
-        *q++ = (char)(0xC0 | (cp >> 6));
-        *q++ = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        *q++ = (char)(0xE0 | (cp >> 12));
-        *q++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *q++ = (char)(0x80 | (cp & 0x3F));
-    } else {
-        *q++ = (char)(0xF0 | (cp >> 18));
-        *q++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-        *q++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *q++ = (char)(0x80 | (cp & 0x3F));
-    }
-    *o = q;
-}
-
-static int hex4(const char *p, unsigned *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        int c = (unsigned char)p[i], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return -1;
-        *v = *v * 16 + (unsigned)d;
-    }
-    return 0;
-}
-
-/* Parses the JSON string at *pp (at its opening quote).  With out != NULL
- * stores the decoded malloc'd value.  Advances *pp past it; -1 if bad. */
-static int json_str(const char **pp, char **out)
-{
-    const char *p = *pp;
-    if (*p != '"')
-        return -1;
-    p++;
-    /* Decoded text is never longer than the escaped text. */
-    char *buf = out ? malloc(strlen(p) + 1) : NULL, *o = buf;
-    if (out && !buf)
-        return -1;
-    while (*p && *p != '"') {
-        if ((unsigned char)*p < 0x20)
-            goto bad;
-        if (*p != '\\') {
-            if (o)
-                *o++ = *p;
-            p++;
-            continue;
-        }
-        p++;
-        char c = *p++;
-        unsigned cp;
-        switch (c) {
-        case '"': case '\\': case '/': cp = (unsigned char)c; break;
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'n': cp = '\n'; break;
-        case 'r': cp = '\r'; break;
-        case 't': cp = '\t'; break;
-        case 'u':
-            if (hex4(p, &cp))
-                goto bad;
-            p += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u') {
-                unsigned lo;
-                if (hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo < 0xE000) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    p += 6;
-                }
-            }
-            /* \u escapes take 6+ bytes and decode to at most 4. */
-            if (o)
-                put_utf8(&o, cp);
-            continue;
-        default:
-            goto bad;
-        }
-        if (o)
-            *o++ = (char)cp;
-    }
-    if (*p != '"')
-        goto bad;
-    *pp = p + 1;
-    if (out) {
-        *o = '\0';
-        *out = buf;
-    }
-    return 0;
-bad:
-    free(buf);
-    return -1;
-}
-
-/* Skips any JSON value (nested ones by depth, minding strings). */
-static int json_skip(const char **pp)
-{
-    const char *p = json_ws(*pp);
-    if (*p == '"') {
-        if (json_str(&p, NULL))
-            return -1;
-        *pp = p;
-        return 0;
-    }
-    int depth = 0;
-    for (;;) {
-        if (!*p)
-            return -1;
-        if (*p == '"') {
-            if (json_str(&p, NULL))
-                return -1;
-            continue;
-        }
-        if (*p == '{' || *p == '[')
-            depth++;
-        else if (*p == '}' || *p == ']') {
-            if (depth == 0)
-                break;
-            if (--depth == 0) {
-                p++;
-                break;
-            }
-        } else if (*p == ',' && depth == 0)
-            break;
-        p++;
-    }
-    *pp = p;
-    return 0;
-}
-
-char *Kl_s3_json_string(const char *json, const char *key)
-{
-    if (!json)
-        return NULL;
-    const char *p = json_ws(json);
-    if (*p++ != '{')
-        return NULL;
-    for (;;) {
-        p = json_ws(p);
-        if (*p == '}')
-            return NULL;
-        char *name = NULL;
-        if (json_str(&p, &name))
-            return NULL;
-        p = json_ws(p);
-        if (*p++ != ':') {
-            free(name);
-            return NULL;
-        }
-        p = json_ws(p);
-        if (strcmp(name, key) == 0 && *p == '"') {
-            free(name);
-            char *v = NULL;
-            return json_str(&p, &v) ? NULL : v;
-        }
-        free(name);
-        if (json_skip(&p))
-            return NULL;
-        p = json_ws(p);
-        if (*p == ',')
-            p++;
-        else
-            return NULL;   /* '}' before finding key, or junk */
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* HTTP for the metadata endpoints                                     */
-/* ------------------------------------------------------------------ */
-
-typedef struct meta_body {
-    char *data;
-    size_t len;
-    int too_big;
-} meta_body;
-
-static size_t meta_write(char *p, size_t sz, size_t nm, void *ud)
-{
-    meta_body *b = ud;
-    size_t n = sz * nm;
-    if (b->len + n > MAX_META_BODY) {
-        b->too_big = 1;
-        return 0;
-    }
-    char *d = realloc(b->data, b->len + n + 1);
-    if (!d)
-        return 0;
-    memcpy(d + b->len, p, n);
-    b->data = d;
-    b->len += n;
-    d[b->len] = '\0';
-    return n;
-}
-
-static long meta_timeout_ms(void)
-{
-    const char *t = env("AWS_METADATA_SERVICE_TIMEOUT");
-    char *end;
-    double s = t ? strtod(t, &end) : 1.0;
-    if (!t || *end || s <= 0 || s > 3600)
-        s = 1.0;
-    return (long)(s * 1000);
-}
-
-/* One request to a metadata endpoint.  *status is 0 when the server could
- * not be reached (then `why` says so); body is NUL-terminated or NULL. */
-static int meta_call(const char *method, const char *url, struct curl_slist *hdrs,
-                     long *status, char **body, char *why, size_t whycap)
-{
-    *status = 0;
-    *body = NULL;
-    CURL *h = curl_easy_init();
-    if (!h) {
-        snprintf(why, whycap, "out of memory");
-        return -1;
-    }
-    meta_body b = {0};
-    long t = meta_timeout_ms();
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "PUT") == 0) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
-    }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, t);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2 * t);
-    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");   /* link-local: never via a proxy */
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, meta_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(h);
-    if (rc != CURLE_OK) {
-        snprintf(why, whycap, "%s", b.too_big ? "answer too large" : curl_easy_strerror(rc));
-        free(b.data);
-        curl_easy_cleanup(h);
-        return -1;
-    }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(h);
-    *body = b.data ? b.data : strdup("");
-    return 0;
-}
-
-/* Turns a container/IMDS JSON answer into credentials. */
-static kl_status creds_from_json(const char *json, const char *source, const char *where,
-                                 kl_s3_creds *out, kl_error *err)
-{
-    char *code = Kl_s3_json_string(json, "Code");
-    char *ak = Kl_s3_json_string(json, "AccessKeyId");
-    char *sk = Kl_s3_json_string(json, "SecretAccessKey");
-    char *tok = Kl_s3_json_string(json, "Token");
-    char *exp = Kl_s3_json_string(json, "Expiration");
-    kl_status st;
-    if (code && strcmp(code, "Success") != 0) {
-        st = kl_seterr(err, KL_EIO, "S3 credentials: %s answered Code '%.60s'", where, code);
-    } else if (!ak || !sk || !*ak || !*sk) {
-        st = kl_seterr(err, KL_EIO,
-                       "S3 credentials: %s answered without AccessKeyId/SecretAccessKey", where);
-    } else {
-        int64_t ms = 0;
-        if (!exp || kl_parse_time(exp, &ms, NULL) != KL_OK)
-            ms = kl_now_ms() + DEFAULT_LIFETIME_MS;
-        st = creds_set(out, ak, sk, tok, ms, source, err);
-    }
-    free(code);
-    wipe_free(ak);
-    wipe_free(sk);
-    wipe_free(tok);
-    free(exp);
-    return st;
-}
-
-/* Is this an address the container provider may use over plain http? */
-static int container_host_ok(const char *url)
-{
-    if (strncmp(url, "https://", 8) == 0)
-        return 1;
-    if (strncmp(url, "http://", 7) != 0)
-        return 0;
-    const char *h = url + 7;
-    static const char *const ok[] = {"localhost", "127.", "[::1]", "169.254.170.2",
-                                     "169.254.170.23", "[fd00:ec2::23]"};
-    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
-        size_t n = strlen(ok[i]);
-        if (strncmp(h, ok[i], n) == 0 &&
-            (ok[i][n - 1] == '.' || h[n] == '\0' || h[n] == ':' || h[n] == '/'))
-            return 1;
-    }
-    return 0;
-}
-
-static kl_status from_container(kl_s3_creds *out, kl_error *err)
-{
-    const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    char *url = NULL, *token = NULL, *body = NULL, *auth = NULL;
-    struct curl_slist *hdrs = NULL;
-    kl_status st;
-    if (rel) {
-        if (asprintf(&url, "http://169.254.170.2%s%s", rel[0] == '/' ? "" : "/", rel) < 0)
-            url = NULL;
-    } else {
-        if (!container_host_ok(full))
-            return kl_seterr(err, KL_EINVAL,
-                             "S3 credentials: AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, "
-                             "or http to a loopback or ECS/EKS link-local address");
-        url = strdup(full);
-    }
-    if (!url)
-        return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
-
-    const char *tfile = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-    if (tfile) {
-        FILE *f = fopen(tfile, "r");
-        size_t cap = 0;
-        if (!f || getline(&token, &cap, f) < 0) {
-            if (f)
-                fclose(f);
-            free(url);
-            free(token);
-            return kl_seterr(err, KL_EINVAL,
-                             "S3 credentials: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s",
-                             tfile);
-        }
-        fclose(f);
-    } else if (env("AWS_CONTAINER_AUTHORIZATION_TOKEN")) {
-        token = strdup(env("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
-    }
-    if (token) {
-        char *t = trim(token);
-        if (strpbrk(t, "\r\n")) {
-            st = kl_seterr(err, KL_EINVAL,
-                           "S3 credentials: the container authorization token contains a line break");
-            goto done;
-        }
-        if (asprintf(&auth, "Authorization: %s", t) < 0 || !(hdrs = curl_slist_append(NULL, auth))) {
-            st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
-            goto done;
-        }
-    }
-    long status;
-    char why[160];
-    if (meta_call("GET", url, hdrs, &status, &body, why, sizeof why)) {
-        st = kl_seterr(err, KL_EIO, "S3 credentials: container endpoint %s: %s", url, why);
-        goto done;
-    }
-    if (status != 200) {
-        st = kl_seterr(err, status >= 500 || status == 429 ? KL_EIO : KL_EINVAL,
-                       "S3 credentials: container endpoint %s answered HTTP %ld", url, status);
-        goto done;
-    }
-    st = creds_from_json(body, "container", "container endpoint", out, err);
-done:
-    curl_slist_free_all(hdrs);
-    wipe_free(auth);
-    wipe_free(token);
-    wipe_free(body);
-    free(url);
-    return st;
-}
-
-/* EC2 instance metadata.  *reachable tells the chain whether to blame IMDS
- * (it answered, wrongly) or just report it absent (not on EC2). */
-static kl_status from_imds(kl_s3_creds *out, int *reachable, char *why, size_t whycap,
-                           kl_error *err)
-{
-    *reachable = 0;
-    const char *ep = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-    const char *mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
-    char base[512];
-    snprintf(base, sizeof base, "%s",
-             ep ? ep : (mode && strcasecmp(mode, "IPv6") == 0) ? "http://[fd00:ec2::254]"
-                                                               : "http://169.254.169.254");
-    size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/')
-        base[--bl] = '\0';
-
-    char url[1024], hdr[700];
-    char *token = NULL, *body = NULL, *role = NULL;
-    struct curl_slist *hdrs = NULL;
-    long status;
-    kl_status st = KL_OK;
-
-    snprintf(url, sizeof url, "%s/latest/api/token", base);
-    hdrs = curl_slist_append(NULL, "X-aws-ec2-metadata-token-ttl-seconds: 21600");
-    int rc = meta_call("PUT", url, hdrs, &status, &token, why, whycap);
-    curl_slist_free_all(hdrs);
-    hdrs = NULL;
-    if (rc) {
-        /* Nothing listens: not an EC2 instance (or IMDS is firewalled). */
-        st = KL_ENOTFOUND;
-        goto done;
-    }
-    *reachable = 1;
-    if (status == 200 && token && *token && strlen(token) < 600 && !strpbrk(token, "\r\n")) {
-        snprintf(hdr, sizeof hdr, "X-aws-ec2-metadata-token: %s", token);
-        hdrs = curl_slist_append(NULL, hdr);
-        OPENSSL_cleanse(hdr, sizeof hdr);
-    } else if (status != 403 && status != 404 && status != 405) {
-        /* 403/404/405: IMDSv2 off or unknown here; fall back to IMDSv1. */
-        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s answered HTTP %ld",
-                       url, status);
-        goto done;
-    }
-
-    snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/", base);
-    if (meta_call("GET", url, hdrs, &status, &body, why, whycap)) {
-        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s: %s", url, why);
-        goto done;
-    }
-    if (status == 404) {
-        st = kl_seterr(err, KL_EINVAL,
-                       "S3 credentials: this instance has no IAM role (instance metadata %s: 404)",
-                       url);
-        goto done;
-    }
-    if (status != 200) {
-        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s answered HTTP %ld",
-                       url, status);
-        goto done;
-    }
-    char *r = trim(body);
-    r[strcspn(r, "\r\n")] = '\0';
-    if (!*r) {
-        st = kl_seterr(err, KL_EINVAL, "S3 credentials: instance metadata lists no IAM role");
-        goto done;
-    }
-    if (!(role = Kl_sigv4_uri_encode(r, strlen(r), 0))) {
-        st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
-        goto done;
-    }
-    free(body);
-    body = NULL;
-    snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/%.300s", base, role);
-    if (meta_call("GET", url, hdrs, &status, &body, why, whycap)) {
-        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s: %s", url, why);
-        goto done;
-    }
-    if (status != 200) {
-        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s answered HTTP %ld",
-                       url, status);
-        goto done;
-    }
-    st = creds_from_json(body, "instance metadata", "instance metadata", out, err);
-done:
-    curl_slist_free_all(hdrs);
-    wipe_free(token);
-    wipe_free(body);
-    free(role);
-    return st;
-}
-
-/* ------------------------------------------------------------------ */
 /* the chain                                                           */
 /* ------------------------------------------------------------------ */
 
@@ -813,13 +240,21 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
         return st;
     }
 
-    if (env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || env("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
-        return from_container(out, err);
+    kl_s3_meta_keys k = {0};
+    if (env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || env("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
+        if (!(st = Kl_s3_meta_container(&k, err)))
+            st = creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "container", err);
+        Kl_s3_meta_keys_free(&k);
+        return st;
+    }
 
     char why[160] = "disabled by AWS_EC2_METADATA_DISABLED";
     if (!is_true(env("AWS_EC2_METADATA_DISABLED"))) {
         int reachable;
-        st = from_imds(out, &reachable, why, sizeof why, err);
+        if (!(st = Kl_s3_meta_imds(&k, &reachable, why, sizeof why, err)))
+            st = creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "instance metadata",
+                           err);
+        Kl_s3_meta_keys_free(&k);
         if (st == KL_OK || reachable)
             return st;
     }

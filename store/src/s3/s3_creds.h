@@ -52,23 +52,4 @@ kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out,
 void Kl_s3_credprov_invalidate(kl_s3_credprov *p);
 void Kl_s3_credprov_free(kl_s3_credprov *p);
 
-/* The keys of one profile in an AWS shared file (credentials or config). */
-typedef struct kl_s3_profile_keys {
-    char *key_id, *secret, *token;
-    char unsupported[40];   /* first key we cannot honour, e.g. role_arn */
-} kl_s3_profile_keys;
-
-/* Reads `profile` from the AWS shared file at `path` into k (is_config:
- * the config file's "[profile NAME]" sections).  Returns 1 when the file
- * has that section, 0 when not (or there is no file), -1 when out of
- * memory.  Free k with Kl_s3_profile_keys_free. */
-int Kl_s3_profile_read(const char *path, const char *profile, int is_config,
-                       kl_s3_profile_keys *k);
-void Kl_s3_profile_keys_free(kl_s3_profile_keys *k);
-
-/* Extracts the string member `key` of a flat JSON object (the shape of the
- * container and instance metadata answers).  malloc'd, or NULL when absent
- * or malformed.  Exposed for the tests. */
-char *Kl_s3_json_string(const char *json, const char *key);
-
 #endif /* KL_S3_CREDS_H */

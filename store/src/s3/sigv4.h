@@ -2,7 +2,7 @@
  *
  * Kept free of I/O and clocks so that it can be checked byte for byte
  * against AWS's published examples (tests/s3/test_sigv4.c).  The caller
- * decides which headers to sign; objstore_s3.c signs host,
+ * decides which headers to sign; s3_http.c signs host,
  * x-amz-content-sha256, x-amz-date, x-amz-security-token (when there is a
  * session token) and every other header it sends except Authorization.
  */

@@ -1,0 +1,26 @@
+/* s3_profile.h -- one profile's keys from an AWS shared file
+ * (~/.aws/credentials or ~/.aws/config).
+ *
+ * Only the reading of one file is here; which files, in which order, and
+ * what a missing or half-filled profile means is the credential chain's
+ * (s3_creds.c). */
+#ifndef KL_S3_PROFILE_H
+#define KL_S3_PROFILE_H
+
+/* The keys of one profile in an AWS shared file (credentials or config).
+ * The strings are malloc'd; Kl_s3_profile_keys_free wipes them. */
+typedef struct kl_s3_profile_keys {
+    char *key_id, *secret, *token;
+    char unsupported[40];   /* first key we cannot honour, e.g. role_arn */
+} kl_s3_profile_keys;
+
+/* Reads `profile` from the AWS shared file at `path` into k (is_config:
+ * the config file's "[profile NAME]" sections).  Returns 1 when the file
+ * has that section, 0 when not (or there is no file), -1 when out of
+ * memory.  Free k with Kl_s3_profile_keys_free, whatever the result.
+ * Thread-safe (no state outside k). */
+int Kl_s3_profile_read(const char *path, const char *profile, int is_config,
+                       kl_s3_profile_keys *k);
+void Kl_s3_profile_keys_free(kl_s3_profile_keys *k);
+
+#endif /* KL_S3_PROFILE_H */
