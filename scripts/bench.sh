@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark, each printed beside its raw baseline from the same run:
 #   core     libklstore on the local store vs write(2)/read(2)
+#   seek     requests (LIST, GET) per page from anywhere in keys of 10^4 and
+#            10^5 objects, beside issue #13's bounds (counts, not times)
 #   batch    the batching writer vs pre-batched appends; append-to-durable delay
 #   contended 4 writer processes on one key vs 1 writer (local; with --s3 RGW too)
 #   fs       klstorefs vs a local file / the raw object files   (fs/bench_fs.sh)
@@ -17,8 +19,8 @@ for a in "$@"; do
   case $a in
     --s3) s3=1 ;;
     --quick) quick=1 ;;
-    core|batch|contended|fs|bridge|s3) only+=("$a") ;;
-    *) echo "usage: scripts/bench.sh [--s3] [--quick] [core|batch|contended|fs|bridge|s3 ...]" >&2; exit 2 ;;
+    core|seek|batch|contended|fs|bridge|s3) only+=("$a") ;;
+    *) echo "usage: scripts/bench.sh [--s3] [--quick] [core|seek|batch|contended|fs|bridge|s3 ...]" >&2; exit 2 ;;
   esac
 done
 want() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
@@ -44,6 +46,14 @@ if want core; then
   echo; echo "== core: $B/tests/bench_store DIR $records 1000   (1000-record objects)"
   "$B/tests/bench_store" "$work/core2" "$records" 1000
   rm -rf "$work/core1" "$work/core2"
+fi
+if want seek; then
+  for n in 10000 100000; do
+    d=$(mktemp -d /dev/shm/klstore-seek.XXXXXX 2>/dev/null || mktemp -d "$work/seek.XXXXXX")
+    echo; echo "== seek: $B/tests/bench_seek DIR $n 10"
+    "$B/tests/bench_seek" "$d" "$n" 10
+    rm -rf "$d"
+  done
 fi
 if want batch; then
   echo; echo "== batch: $B/tests/bench_batch DIR $records"

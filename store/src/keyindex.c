@@ -73,13 +73,56 @@ static void warn_foreign(const char *dir, const char *name, const kl_error *why)
                "first: %s)", dir, why->msg[0] ? why->msg : name);
 }
 
+void Kl_index_pages_free(kl_index_pages *pc) {
+    for (int i = 0; i < KL_INDEX_PAGES; i++) free(pc->p[i].v);
+    memset(pc, 0, sizeof *pc);
+}
+
+/* The answer to "first offsets >= from" that a seen page holds: its
+ * objects from `from` on when there are some (a prefix of what a LIST
+ * would return; *more as the page's), or nothing when the page ended the
+ * key before `from`.  0 when no page knows. */
+static int pages_answer(const kl_index_pages *pc, uint64_t from, kl_object_meta **out,
+                        size_t *n, int *more) {
+    for (int i = 0; pc && i < KL_INDEX_PAGES; i++) {
+        const struct kl_index_page *g = &pc->p[i];
+        if (!g->v || g->from > from) continue;
+        size_t k = 0;
+        while (k < g->n && g->v[k].first_offset < from) k++;
+        if (k == g->n && g->more) continue; /* from lies beyond what it saw */
+        if (!(*out = malloc((g->n - k ? g->n - k : 1) * sizeof **out))) return 0;
+        memcpy(*out, g->v + k, (g->n - k) * sizeof **out);
+        *n = g->n - k;
+        *more = k < g->n && g->more;
+        return 1;
+    }
+    return 0;
+}
+
+static void pages_keep(kl_index_pages *pc, uint64_t from, const kl_object_meta *v, size_t n,
+                       int more) {
+    kl_object_meta *c = malloc((n ? n : 1) * sizeof *c);
+    if (!c) return; /* best effort */
+    memcpy(c, v, n * sizeof *c);
+    struct kl_index_page *g = &pc->p[pc->next++ % KL_INDEX_PAGES];
+    free(g->v);
+    *g = (struct kl_index_page){.from = from, .v = c, .n = n, .more = more};
+}
+
 /* One LIST of up to `max` objects with first offset >= from, continuing a
  * previous page when `cont` is given.  Raw (not deduplicated).  Foreign
  * names are dropped; a page of nothing but those is followed by the next,
- * so that an empty result always means no more objects. */
-static kl_status list_page(kl_objstore *os, const char *dir, uint64_t from,
+ * so that an empty result always means no more objects.  With pages (and
+ * no `cont`), a page seen before may answer instead; *next then only says
+ * whether more follow (it is not a token to continue with). */
+static kl_status list_page(kl_objstore *os, kl_index_pages *pc, const char *dir, uint64_t from,
                            size_t max, const char *cont, kl_object_meta **out,
                            size_t *n, char **next, kl_error *err) {
+    int more;
+    if (pc && !cont && pages_answer(pc, from, out, n, &more)) {
+        if (next) *next = more ? strdup("") : NULL;
+        return KL_OK;
+    }
     char *prefix = Kl_layout_join(dir, "data_o");
     char *after = Kl_layout_seek(dir, from);
     char *token = cont ? strdup(cont) : NULL;
@@ -128,6 +171,9 @@ static kl_status list_page(kl_objstore *os, const char *dir, uint64_t from,
         free(token);
         return st;
     }
+    /* Empty pages are not kept: the page that ends the key says as much,
+     * and they would push out pages a later probe can use. */
+    if (pc && !cont && k) pages_keep(pc, from, v, k, token != NULL);
     *out = v;
     *n = k;
     if (next) *next = token;
@@ -164,7 +210,7 @@ static kl_status list_dedupe(kl_objstore *os, const char *dir, uint64_t from, si
         kl_object_meta *page;
         size_t np;
         char *next = NULL;
-        st = list_page(os, dir, from, want, cont, &page, &np, &next, err);
+        st = list_page(os, NULL, dir, from, want, cont, &page, &np, &next, err);
         free(cont);
         cont = next;
         if (st) break;
@@ -222,13 +268,13 @@ kl_status Kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
 /* What one probe at X says about a monotone predicate. */
 typedef enum { P_EMPTY, P_FIRST_TRUE, P_DEFINITE, P_NONE_MORE, P_NONE_END } probe_result;
 
-static kl_status probe(kl_objstore *os, const char *dir, uint64_t x, kl_obj_pred pred,
-                       void *ctx, probe_result *r, kl_object_meta *hit,
+static kl_status probe(kl_objstore *os, kl_index_pages *pc, const char *dir, uint64_t x,
+                       kl_obj_pred pred, void *ctx, probe_result *r, kl_object_meta *hit,
                        uint64_t *skip_to, kl_error *err) {
     kl_object_meta *page;
     size_t n;
     char *next = NULL;
-    kl_status st = list_page(os, dir, x, PROBE_PAGE, NULL, &page, &n, &next, err);
+    kl_status st = list_page(os, pc, dir, x, PROBE_PAGE, NULL, &page, &n, &next, err);
     if (st) return st;
     n = dedupe(page, n, NULL, NULL);
     if (n == 0) {
@@ -249,7 +295,7 @@ static kl_status probe(kl_objstore *os, const char *dir, uint64_t x, kl_obj_pred
     return KL_OK;
 }
 
-kl_status Kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
+kl_status Kl_index_find(kl_objstore *os, kl_index_pages *pc, const char *dir, kl_obj_pred pred,
                         kl_obj_pred exact, void *ctx, uint64_t hi,
                         uint64_t guess, int *found, kl_object_meta *out,
                         kl_error *err) {
@@ -257,7 +303,7 @@ kl_status Kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
     int have = 0;
     *found = 0;
     if (hi == 0) {
-        kl_status st = Kl_index_last(os, dir, &have, &cand, err);
+        kl_status st = Kl_index_last(os, pc, dir, &have, &cand, err);
         if (st || !have) return st;
         if (!pred(&cand, ctx)) return KL_OK;
         if (exact && exact(&cand, ctx)) goto done;
@@ -272,7 +318,7 @@ kl_status Kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
         probe_result r;
         kl_object_meta hit;
         uint64_t skip = 0;
-        kl_status st = probe(os, dir, x, pred, ctx, &r, &hit, &skip, err);
+        kl_status st = probe(os, pc, dir, x, pred, ctx, &r, &hit, &skip, err);
         if (st) return st;
         switch (r) {
         case P_EMPTY:
@@ -320,20 +366,20 @@ static int contains(const kl_object_meta *m, void *ctx) {
     return m->first_offset <= off && m->last_offset >= off;
 }
 
-kl_status Kl_index_seek_offset(kl_objstore *os, const char *dir, uint64_t offset,
+kl_status Kl_index_seek_offset(kl_objstore *os, kl_index_pages *pc, const char *dir, uint64_t offset,
                                uint64_t guess, int *found, kl_object_meta *out,
                                kl_error *err) {
     *found = 0;
     if (offset == 0) return KL_OK;
     kl_object_meta m;
     int f;
-    kl_status st = Kl_index_find(os, dir, last_ge, contains, &offset, offset,
+    kl_status st = Kl_index_find(os, pc, dir, last_ge, contains, &offset, offset,
                                  guess ? guess : offset, &f, &m, err);
     if (st) return st;
     if (!f) {
         /* No object starts at or before `offset` and reaches it, or the
          * offset lies in the last object (which starts before it). */
-        st = Kl_index_last(os, dir, &f, &m, err);
+        st = Kl_index_last(os, pc, dir, &f, &m, err);
         if (st) return st;
     }
     if (f && contains(&m, &offset)) {
@@ -350,7 +396,7 @@ static kl_object_meta max_last(const kl_object_meta *v, size_t n) {
     return best;
 }
 
-kl_status Kl_index_last(kl_objstore *os, const char *dir, int *found,
+kl_status Kl_index_last(kl_objstore *os, kl_index_pages *pc, const char *dir, int *found,
                         kl_object_meta *out, kl_error *err) {
     uint64_t wm;
     int valid;
@@ -363,7 +409,7 @@ kl_status Kl_index_last(kl_objstore *os, const char *dir, int *found,
         kl_object_meta *page;
         size_t n;
         char *next = NULL;
-        st = list_page(os, dir, from, PROBE_PAGE, NULL, &page, &n, &next, err);
+        st = list_page(os, pc, dir, from, PROBE_PAGE, NULL, &page, &n, &next, err);
         if (st) return st;
         if (n == 0) {
             free(page);
@@ -379,15 +425,20 @@ kl_status Kl_index_last(kl_objstore *os, const char *dir, int *found,
             return KL_OK;
         }
         free(next);
-        /* Many objects after the hint: gallop, then bisect, over offsets. */
+        /* Many objects after the hint: gallop, then bisect, over offsets.
+         * Once the gap between the last page seen and the first empty
+         * probe is about a page wide, the end is most likely within one
+         * page of `known`: listing right after it ends the search. */
         uint64_t known = max_last(page, n).first_offset;
-        uint64_t step = known - page[0].first_offset + 1;
+        uint64_t step = known - page[0].first_offset + 1, span = step;
         free(page);
         uint64_t hi = 0;
         for (;;) {
-            uint64_t x = hi ? known + (hi - known) / 2 + 1 : known + step;
+            uint64_t x = !hi ? known + step
+                         : hi - known <= 2 * span ? known + 1
+                                                  : known + (hi - known) / 2 + 1;
             if (hi && x >= hi) break; /* converged: the last object starts at `known` */
-            st = list_page(os, dir, x, PROBE_PAGE, NULL, &page, &n, &next, err);
+            st = list_page(os, pc, dir, x, PROBE_PAGE, NULL, &page, &n, &next, err);
             if (st) return st;
             if (n == 0) {
                 hi = x;
@@ -398,6 +449,7 @@ kl_status Kl_index_last(kl_objstore *os, const char *dir, int *found,
                 return KL_OK;
             } else {
                 known = max_last(page, n).first_offset;
+                span = known - page[0].first_offset + 1;
                 if (!hi) step *= 2;
             }
             free(page);

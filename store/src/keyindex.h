@@ -15,6 +15,25 @@
 #define KL_KEYINDEX_H
 #include "klstore.h"
 
+/* The listing pages one operation has seen -- one read finds the key's
+ * end, then a timestamp, then walks -- so that a later probe falling
+ * inside an earlier page is answered without a LIST.  For one operation a
+ * page is as good as a fresh LIST: objects are immutable, and what a page
+ * a few milliseconds old misses, callers cope with as with any listing.
+ * A zeroed struct is empty; free with Kl_index_pages_free.  Not
+ * thread-safe.  Functions below take one (or NULL: no caching). */
+#define KL_INDEX_PAGES 12 /* a key's end and a search in it: 2 x log2(pages) */
+typedef struct kl_index_pages {
+    struct kl_index_page {
+        uint64_t from;          /* the page lists first offsets >= from */
+        kl_object_meta *v;      /* raw, in LIST order */
+        size_t n;
+        int more;               /* the LIST was truncated after v[n-1] */
+    } p[KL_INDEX_PAGES];
+    unsigned next;              /* the slot the next page replaces */
+} kl_index_pages;
+void Kl_index_pages_free(kl_index_pages *pc);
+
 /* A predicate over objects, monotone in offset order (false...true). */
 typedef int (*kl_obj_pred)(const kl_object_meta *m, void *ctx);
 
@@ -33,20 +52,20 @@ kl_status Kl_index_list_covered(kl_objstore *os, const char *dir, uint64_t from,
                                 size_t *n_covered, kl_error *err);
 
 /* The object with the highest offsets.  *found = 0 for a key without data. */
-kl_status Kl_index_last(kl_objstore *os, const char *dir, int *found,
+kl_status Kl_index_last(kl_objstore *os, kl_index_pages *pc, const char *dir, int *found,
                         kl_object_meta *out, kl_error *err);
 
 /* The first object for which pred holds, searching first offsets in
  * [1, hi] (hi = 0: the whole key).  `guess`, if not 0, is probed first
  * (a hint such as a prior pointer).  `exact`, if given, ends the search as
  * soon as a candidate satisfies it. */
-kl_status Kl_index_find(kl_objstore *os, const char *dir, kl_obj_pred pred,
+kl_status Kl_index_find(kl_objstore *os, kl_index_pages *pc, const char *dir, kl_obj_pred pred,
                         kl_obj_pred exact, void *ctx, uint64_t hi,
                         uint64_t guess, int *found, kl_object_meta *out,
                         kl_error *err);
 
 /* The object holding `offset` (guess: a likely first offset, or 0). */
-kl_status Kl_index_seek_offset(kl_objstore *os, const char *dir,
+kl_status Kl_index_seek_offset(kl_objstore *os, kl_index_pages *pc, const char *dir,
                                uint64_t offset, uint64_t guess, int *found,
                                kl_object_meta *out, kl_error *err);
 

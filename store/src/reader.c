@@ -101,7 +101,7 @@ static kl_status sr_key_meta(kl_reader *r, const char *keyspace, const char *key
     char *dir = Kl_layout_key_dir(SR(r)->prefix, keyspace, key);
     if (!dir) return kl_seterr(err, KL_ENOMEM, "out of memory");
     kl_object_meta last;
-    st = Kl_index_last(SR(r)->os, dir, exists, &last, err);
+    st = Kl_index_last(SR(r)->os, NULL, dir, exists, &last, err);
     if (st == KL_OK && *exists) {
         out->next_offset = last.last_offset + 1;
         out->next_nonce = last.next_nonce;
@@ -120,6 +120,9 @@ typedef struct walk {
     int reseeks;
     uint64_t hint_in;   /* from the token: first offset of the object holding want */
     uint64_t hint_out;  /* the same for the next page's token */
+    kl_index_pages pages;  /* listing pages this read has seen */
+    kl_object_meta seed;   /* resolving the start found the object holding want */
+    int has_seed;
 } walk;
 
 static kl_status fetch(walk *w, const kl_object_meta *m, kl_cobj **o, kl_error *err) {
@@ -135,7 +138,7 @@ static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found,
     if (++w->reseeks > MAX_RESEEKS)
         return kl_seterr(err, KL_EIO, "%s: objects kept vanishing while reading offset %"
                          PRIu64 " (compaction storm?)", w->dir, want);
-    return Kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, m, err);
+    return Kl_index_seek_offset(w->sr->os, &w->pages, w->dir, want, guess, found, m, err);
 }
 
 /* Appends records [want, ...] from object o; returns the next wanted.  An
@@ -155,15 +158,24 @@ static void passed(walk *w, kl_cobj *o) {
     if (w->sr->os->ops->map) Kl_objcache_drop(w->sr->cache, o);
 }
 
-/* Hints the objects a forward walk will want next to the readahead pool
- * (at most reader_readahead of them, within the cache's budget). */
-static void prefetch(walk *w, const kl_object_meta *v, size_t n) {
+/* Hints the objects a forward walk will want next to the readahead pool:
+ * at most reader_readahead of them, within the cache's budget, and only
+ * as many as hold the rest of this page -- a reader asking for 10 records
+ * must not cost GETs of eight objects (a large page, the usual scan, still
+ * fetches its objects in parallel). */
+static void prefetch(walk *w, const kl_object_meta *v, size_t n, uint64_t coming) {
     store_reader *sr = w->sr;
     if (!sr->ra) return;
     uint64_t budget = sr->cfg.reader_cache_bytes / 2;
-    for (size_t i = 0; i < n && i < sr->cfg.reader_readahead; i++) {
+    /* Records still wanted beyond those the page has and `coming` (what
+     * the object being read provides before v). */
+    uint64_t have = w->pb.n + coming;
+    uint64_t records = have < w->limit ? w->limit - have : 0;
+    for (size_t i = 0; i < n && i < sr->cfg.reader_readahead && records > 0; i++) {
         if (v[i].size > budget) break;
         budget -= v[i].size;
+        uint64_t has = v[i].last_offset - v[i].first_offset + 1;
+        records = has < records ? records - has : 0;
         char *name = Kl_index_name(w->dir, &v[i]);
         if (name) Kl_readahead_push(sr->ra, name, &v[i]);
         free(name);
@@ -235,14 +247,14 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
     kl_status st = list_ahead(w, from, *want, &ahead, &na, err);
     while (st == KL_OK && ia < na && ahead[ia].last_offset < *want) ia++;
     if (st == KL_OK && ia < na && ahead[ia].first_offset <= *want) {
-        prefetch(w, ahead + ia + 1, na - ia - 1);
+        prefetch(w, ahead + ia + 1, na - ia - 1, ahead[ia].last_offset - *want + 1);
         cur = ahead[ia++];
         found = 1;
     } else if (st == KL_OK) {
         free(ahead);
         ahead = NULL;
         na = ia = 0;
-        st = Kl_index_seek_offset(w->sr->os, w->dir, *want, 0, &found, &cur, err);
+        st = Kl_index_seek_offset(w->sr->os, &w->pages, w->dir, *want, 0, &found, &cur, err);
     }
     while (st == KL_OK && found) {
         kl_cobj *o;
@@ -272,7 +284,7 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
                 st = list_ahead(w, *want, *want, &ahead, &na, err);
                 if (st || na == 0) break; /* the end of the log */
             }
-            if (ia == 0) prefetch(w, ahead, na);
+            if (ia == 0) prefetch(w, ahead, na, 0);
             kl_object_meta *m = &ahead[ia++];
             if (m->last_offset < *want) continue;
             if (m->first_offset > *want) {
@@ -320,13 +332,17 @@ static kl_status locate_backward(walk *w, uint64_t want, uint64_t span, uint64_t
         *found = 1;
         return KL_OK;
     }
-    return Kl_index_seek_offset(w->sr->os, w->dir, want, guess, found, out, err);
+    return Kl_index_seek_offset(w->sr->os, &w->pages, w->dir, want, guess, found, out, err);
 }
 
 static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
     uint64_t guess = w->hint_in, span = 0;
     kl_object_meta *win = NULL;
     size_t nwin = 0;
+    if (w->has_seed && (win = malloc(sizeof *win))) {
+        win[0] = w->seed;
+        nwin = 1;
+    }
     kl_status st = KL_OK;
     while (*want >= 1 && w->pb.n < w->limit) {
         int found = 0;
@@ -394,17 +410,20 @@ static int rec_nonce(const kl_record *r, void *c) {
 }
 
 /* The offset of the first record satisfying rec_pred, found through the
- * first object satisfying obj_pred; end_offset (one past the log) when
- * there is none. */
-static kl_status first_matching(walk *w, kl_obj_pred obj_pred,
+ * first object satisfying obj_pred; one past the log when there is none.
+ * `last` is the key's newest object, which the caller found already: the
+ * search covers first offsets up to its own, instead of finding the end
+ * of the key a second time. */
+static kl_status first_matching(walk *w, const kl_object_meta *last, kl_obj_pred obj_pred,
                                 int (*rec_pred)(const kl_record *, void *), void *ctx,
-                                uint64_t end_offset, uint64_t *out, kl_error *err) {
-    *out = end_offset;
+                                uint64_t *out, kl_error *err) {
+    *out = last->last_offset + 1;
+    if (!obj_pred(last, ctx)) return KL_OK; /* monotone: no object satisfies it */
     for (;;) {
         int found;
         kl_object_meta m;
-        kl_status st = Kl_index_find(w->sr->os, w->dir, obj_pred, NULL, ctx, 0, 0,
-                                     &found, &m, err);
+        kl_status st = Kl_index_find(w->sr->os, &w->pages, w->dir, obj_pred, NULL, ctx,
+                                     last->first_offset, 0, &found, &m, err);
         if (st || !found) return st;
         kl_cobj *o;
         st = fetch(w, &m, &o, err);
@@ -423,10 +442,20 @@ static kl_status first_matching(walk *w, kl_obj_pred obj_pred,
  * backwards. */
 static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start,
                                uint64_t *want, kl_error *err) {
+    /* Forwards from an offset needs no end: the walk finds where it is. */
+    if (dir == KL_FORWARDS && (start->kind == KL_START_FIRST || start->kind == KL_START_OFFSET)) {
+        *want = start->kind == KL_START_OFFSET && start->offset ? start->offset : 1;
+        return KL_OK;
+    }
     int exists;
     kl_object_meta last;
-    kl_status st = Kl_index_last(w->sr->os, w->dir, &exists, &last, err);
+    kl_status st = Kl_index_last(w->sr->os, &w->pages, w->dir, &exists, &last, err);
     if (st) return st;
+    /* Backwards from the end: the walk starts in the object just found. */
+    if (exists && start->kind == KL_START_LAST) {
+        w->seed = last;
+        w->has_seed = 1;
+    }
     uint64_t end = exists ? last.last_offset + 1 : 1; /* one past the log */
     int back = dir == KL_BACKWARDS;
     switch (start->kind) {
@@ -441,14 +470,14 @@ static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start,
         break;
     case KL_START_TIMESTAMP: {
         ts_ctx c = {start->timestamp, back};
-        st = exists ? first_matching(w, obj_ts, rec_ts, &c, end, want, err) : KL_OK;
+        st = exists ? first_matching(w, &last, obj_ts, rec_ts, &c, want, err) : KL_OK;
         if (!exists) *want = 1;
         if (back) (*want)--; /* the last record at or before t */
         break;
     }
     case KL_START_NONCE: {
         nonce_ctx c = {start->nonce, back};
-        st = exists ? first_matching(w, obj_nonce, rec_nonce, &c, end, want, err) : KL_OK;
+        st = exists ? first_matching(w, &last, obj_nonce, rec_nonce, &c, want, err) : KL_OK;
         if (!exists) *want = 1;
         if (back) (*want)--;
         break;
@@ -487,6 +516,7 @@ static kl_status read_page(store_reader *sr, const char *keyspace, const char *k
         st = Kl_pagebuf_finish(&w.pb, keyspace, key, more ? tok : NULL, out, err);
     }
     Kl_pagebuf_free(&w.pb);
+    Kl_index_pages_free(&w.pages);
     free(kdir);
     return st;
 }

@@ -111,7 +111,7 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
         /* A watermark ahead of every object: trust the objects instead. */
         kl_object_meta last;
         int found;
-        st = Kl_index_last(os, dir, &found, &last, err);
+        st = Kl_index_last(os, NULL, dir, &found, &last, err);
         if (st == KL_OK && found) {
             s->next_offset = last.last_offset + 1;
             s->next_nonce = last.next_nonce;
@@ -232,7 +232,7 @@ static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_me
     for (int tries = 0; st == KL_ENOTFOUND && tries < 8; tries++) {
         int found;
         kl_object_meta c;
-        st = Kl_index_seek_offset(os, dir, m->first_offset, 0, &found, &c, err);
+        st = Kl_index_seek_offset(os, NULL, dir, m->first_offset, 0, &found, &c, err);
         if (st || !found || c.last_offset < m->last_offset) return st;
         char *name = Kl_index_name(dir, &c);
         if (!name) return oom(err);
