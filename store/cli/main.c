@@ -86,12 +86,14 @@ static const cli_cmd commands[] = {
      "                       must\n"
      "  --interval MS        poll interval with -f (default 500)\n" OUTPUT_HELP,
      0},
-    {"meta", cmd_meta, "[--format text|json] KEYSPACE [KEY]",
+    {"meta", cmd_meta, "[--format text|json] [--count] KEYSPACE [KEY]",
      "Show a keyspace's or a key's metadata.",
      "For a keyspace: its creation time (ms and ISO-8601).  For a key:\n"
-     "next_offset, next_nonce, records (next_offset - 1), and from a listing of\n"
-     "its data objects: objects, bytes, min/max timestamp.  A missing keyspace\n"
-     "or key is exit 3.\n",
+     "next_offset, next_nonce, records (next_offset - 1), first_timestamp (the\n"
+     "smallest of its first data object) and last_timestamp (the largest of its\n"
+     "newest), in a few requests however long the key.  --count also lists\n"
+     "every data object for: objects, bytes, min/max timestamp.  A missing\n"
+     "keyspace or key is exit 3.\n",
      0},
     {"ls", cmd_ls, "[--format text|json] [KEYSPACE]",
      "List the keyspaces, or the keys (with data) of a keyspace.",

@@ -189,6 +189,7 @@ typedef struct kl_keyspace_meta {
 typedef struct kl_key_meta {
     uint64_t next_offset;  /* last offset + 1 */
     kl_u128 next_nonce;    /* smallest nonce that would be accepted */
+    int64_t last_timestamp; /* largest timestamp in the newest data object */
 } kl_key_meta;
 
 /* ------------------------------------------------------------------ */

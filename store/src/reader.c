@@ -105,6 +105,7 @@ static kl_status sr_key_meta(kl_reader *r, const char *keyspace, const char *key
     if (st == KL_OK && *exists) {
         out->next_offset = last.last_offset + 1;
         out->next_nonce = last.next_nonce;
+        out->last_timestamp = last.max_ts;
     }
     free(dir);
     return st;

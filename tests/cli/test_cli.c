@@ -358,13 +358,13 @@ Test(cli, batching_writes_few_objects)
     result r = run_stdin("1\n2\n3\n4\n5\n", "append", "ks", "k", "--batch-records", "2");
     cr_assert_eq(r.code, 0, "%s", r.err);
     result_free(&r);
-    r = run("meta", "ks", "k");
+    r = run("meta", "ks", "k", "--count");
     cr_expect(strstr(r.out, "records: 5\n"), "%s", r.out);
     cr_expect(strstr(r.out, "objects: 3\n"), "%s", r.out);
     result_free(&r);
     r = run_stdin("6\n7\n8\n", "append", "ks", "k");
     result_free(&r);
-    r = run("meta", "ks", "k");
+    r = run("meta", "ks", "k", "--count");
     cr_expect(strstr(r.out, "objects: 4\n"), "one batch, one object: %s", r.out);
     result_free(&r);
 }
@@ -621,14 +621,24 @@ Test(cli, meta_keyspace_and_key)
     cr_expect(strncmp(r.out, "{\"keyspace\":\"ks\",\"created\":", 27) == 0, "%s", r.out);
     cr_expect(strstr(r.out, "\"created_iso\":\""), "%s", r.out);
     result_free(&r);
+    seed("k", "ccc\n", "900"); /* an older timestamp in a newer object */
     expect_ok(run("meta", "ks", "k"),
-              "keyspace: ks\nkey: k\nnext_offset: 3\nnext_nonce: 0\nrecords: 2\n"
-              "objects: 1\nbytes: 83\nmin_timestamp: 1000 (1970-01-01T00:00:01.000Z)\n"
+              "keyspace: ks\nkey: k\nnext_offset: 4\nnext_nonce: 0\nrecords: 3\n"
+              "first_timestamp: 1000 (1970-01-01T00:00:01.000Z)\n"
+              "last_timestamp: 900 (1970-01-01T00:00:00.900Z)\n");
+    expect_ok(run("meta", "ks", "k", "--count"),
+              "keyspace: ks\nkey: k\nnext_offset: 4\nnext_nonce: 0\nrecords: 3\n"
+              "first_timestamp: 1000 (1970-01-01T00:00:01.000Z)\n"
+              "last_timestamp: 900 (1970-01-01T00:00:00.900Z)\n"
+              "objects: 2\nbytes: 126\nmin_timestamp: 900 (1970-01-01T00:00:00.900Z)\n"
               "max_timestamp: 1000 (1970-01-01T00:00:01.000Z)\n");
     expect_ok(run("meta", "ks", "k", "--format", "json"),
-              "{\"keyspace\":\"ks\",\"key\":\"k\",\"next_offset\":3,\"next_nonce\":\"0\","
-              "\"records\":2,\"objects\":1,\"bytes\":83,\"min_timestamp\":1000,"
-              "\"max_timestamp\":1000}\n");
+              "{\"keyspace\":\"ks\",\"key\":\"k\",\"next_offset\":4,\"next_nonce\":\"0\","
+              "\"records\":3,\"first_timestamp\":1000,\"last_timestamp\":900}\n");
+    expect_ok(run("meta", "ks", "k", "--format", "json", "--count"),
+              "{\"keyspace\":\"ks\",\"key\":\"k\",\"next_offset\":4,\"next_nonce\":\"0\","
+              "\"records\":3,\"first_timestamp\":1000,\"last_timestamp\":900,\"objects\":2,"
+              "\"bytes\":126,\"min_timestamp\":900,\"max_timestamp\":1000}\n");
     expect_error(run("meta", "nope"), 3, "klstore: meta: ", "keyspace 'nope' not found");
     expect_error(run("meta", "ks", "nokey"), 3, "klstore: meta: ",
                  "key 'nokey' not found in keyspace 'ks'");
