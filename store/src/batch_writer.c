@@ -56,6 +56,7 @@
 #endif
 #include "klstore.h"
 #include "hash.h"
+#include "htab.h"
 #include "qarena.h"
 #include "recycle.h"
 #include "workpool.h"
@@ -94,8 +95,7 @@ typedef struct queued_append {
 
 /* The pending records and error state of one key. */
 typedef struct key_batch {
-    struct key_batch *next_in_bucket;
-    uint64_t hash;
+    kl_hnode node;               /* in its thread's key table; the key hash */
     char *keyspace;
     char *key;
     queued_append *head, *tail;  /* pending appends, oldest first */
@@ -158,9 +158,7 @@ typedef struct writer_thread {
     uint64_t drained_total;
     request *requests;
     int stopping;
-    key_batch **buckets;
-    size_t n_buckets;
-    size_t n_keys;
+    kl_htab keys;                /* key_batch by keyspace+key */
     /* Full batches found while draining, written together (in parallel)
      * at the end of the round or when writes_in_flight are ready. */
     key_batch **ready;
@@ -220,8 +218,8 @@ static uint64_t key_hash(const char *keyspace, const char *key)
     return h;
 }
 
-/* Threads use the high bits, bucket indexes the low ones, so that a
- * thread's keys still spread over all its buckets. */
+/* Threads use the high bits, the key table (htab.h) the low ones, so that
+ * a thread's keys still spread over all its buckets. */
 static writer_thread *thread_for(batch_writer *bw, uint64_t hash)
 {
     return &bw->threads[(hash >> 32) % bw->n_threads];
@@ -292,36 +290,24 @@ static void queued_appends_free(queued_append *qa)
 /* The per-thread key table (touched under the thread's mutex)         */
 /* ------------------------------------------------------------------ */
 
+typedef struct key_name {
+    const char *keyspace;
+    const char *key;
+} key_name;
+
+static int key_eq(const kl_hnode *n, const void *arg)
+{
+    const key_batch *kb = KL_HENTRY(n, key_batch, node);
+    const key_name *name = arg;
+    return !strcmp(kb->keyspace, name->keyspace) && !strcmp(kb->key, name->key);
+}
+
 static key_batch *key_lookup(writer_thread *t, uint64_t hash,
                              const char *keyspace, const char *key)
 {
-    for (key_batch *kb = t->buckets[hash & (t->n_buckets - 1)]; kb;
-         kb = kb->next_in_bucket)
-        if (kb->hash == hash && !strcmp(kb->keyspace, keyspace)
-            && !strcmp(kb->key, key))
-            return kb;
-    return NULL;
-}
-
-static int key_table_grow(writer_thread *t)
-{
-    size_t n = t->n_buckets * 2;
-    key_batch **b = calloc(n, sizeof *b);
-    if (!b)
-        return -1;
-    for (size_t i = 0; i < t->n_buckets; i++) {
-        key_batch *kb = t->buckets[i];
-        while (kb) {
-            key_batch *next = kb->next_in_bucket;
-            kb->next_in_bucket = b[kb->hash & (n - 1)];
-            b[kb->hash & (n - 1)] = kb;
-            kb = next;
-        }
-    }
-    free(t->buckets);
-    t->buckets = b;
-    t->n_buckets = n;
-    return 0;
+    key_name name = { keyspace, key };
+    kl_hnode *n = Kl_htab_find(&t->keys, hash, key_eq, &name);
+    return n ? KL_HENTRY(n, key_batch, node) : NULL;
 }
 
 static key_batch *key_get_or_add(writer_thread *t, const queued_append *qa)
@@ -329,8 +315,6 @@ static key_batch *key_get_or_add(writer_thread *t, const queued_append *qa)
     key_batch *kb = key_lookup(t, qa->hash, qa->keyspace, qa->key);
     if (kb)
         return kb;
-    if (t->n_keys >= t->n_buckets && key_table_grow(t) < 0)
-        return NULL;
     kb = calloc(1, sizeof *kb);
     if (!kb || !(kb->keyspace = strdup(qa->keyspace))
         || !(kb->key = strdup(qa->key))) {
@@ -339,11 +323,7 @@ static key_batch *key_get_or_add(writer_thread *t, const queued_append *qa)
         free(kb);
         return NULL;
     }
-    kb->hash = qa->hash;
-    size_t i = kb->hash & (t->n_buckets - 1);
-    kb->next_in_bucket = t->buckets[i];
-    t->buckets[i] = kb;
-    t->n_keys++;
+    Kl_htab_insert(&t->keys, &kb->node, qa->hash);
     return kb;
 }
 
@@ -361,11 +341,7 @@ static void key_release_if_idle(writer_thread *t, key_batch *kb)
     if (kb->records || kb->failing || kb->lost_unseen_by_append
         || kb->lost_unseen_by_flush)
         return;
-    key_batch **pp = &t->buckets[kb->hash & (t->n_buckets - 1)];
-    while (*pp != kb)
-        pp = &(*pp)->next_in_bucket;
-    *pp = kb->next_in_bucket;
-    t->n_keys--;
+    Kl_htab_remove(&t->keys, &kb->node);
     key_free(kb);
 }
 
@@ -670,17 +646,20 @@ static void drain_until(writer_thread *t, uint64_t seq)
     ready_write(t);
 }
 
-/* Calls fn on every key, tolerating fn releasing (freeing) that key. */
+/* Calls fn on every key, tolerating fn releasing (freeing) that key.
+ * htab.h has no iterator, so this walks its buckets: fn may remove the
+ * key it is given (the chain's next is read first) but never inserts, so
+ * the table does not grow under the walk. */
 static void for_each_key(writer_thread *t,
                          void (*fn)(writer_thread *, key_batch *, void *),
                          void *arg)
 {
-    for (size_t i = 0; i < t->n_buckets; i++) {
-        key_batch *kb = t->buckets[i];
-        while (kb) {
-            key_batch *next = kb->next_in_bucket;
-            fn(t, kb, arg);
-            kb = next;
+    for (size_t i = 0; i < t->keys.n_buckets; i++) {
+        kl_hnode *n = t->keys.buckets[i];
+        while (n) {
+            kl_hnode *next = n->next;
+            fn(t, KL_HENTRY(n, key_batch, node), arg);
+            n = next;
         }
     }
 }
@@ -735,8 +714,6 @@ static void flush_done(writer_thread *t, key_batch *kb, flush_outcome *o,
     key_release_if_idle(t, kb);
 }
 
-static void collect_key(writer_thread *t, key_batch *kb, void *arg);
-
 typedef struct key_list {
     key_batch **v;
     size_t n;
@@ -756,6 +733,17 @@ static void collect_key(writer_thread *t, key_batch *kb, void *arg)
         l->v[l->n++] = kb;
 }
 
+/* Out of memory for the list: writes the key alone, at once. */
+static void flush_one_key(writer_thread *t, key_batch *kb, void *arg)
+{
+    flush_outcome *o = arg;
+    kl_error e;
+    if (o->only_due && !batch_due(t->owner, kb, o->now))
+        return;
+    kl_status r = batch_write(t, kb, &e);
+    flush_done(t, kb, o, r, &e);
+}
+
 /* Writes the batches a flush covers -- every key, or (only_due) the due
  * ones, oldest first so that the keys that waited longest go first when
  * there are more than can be in flight -- and records the outcome in o.
@@ -763,7 +751,7 @@ static void collect_key(writer_thread *t, key_batch *kb, void *arg)
  * mutex is released for the writes. */
 static void flush_keys(writer_thread *t, flush_outcome *o)
 {
-    size_t cap = t->n_keys ? t->n_keys : 1;
+    size_t cap = t->keys.count ? t->keys.count : 1;
     key_list l = { .v = malloc(cap * sizeof *l.v), .o = o };
     kl_status *st = malloc(cap * sizeof *st);
     kl_error *errs = malloc(cap * sizeof *errs);
@@ -771,15 +759,7 @@ static void flush_keys(writer_thread *t, flush_outcome *o)
         free(l.v);
         free(st);
         free(errs);
-        for (size_t i = 0; i < t->n_buckets; i++)
-            for (key_batch *kb = t->buckets[i], *next; kb; kb = next) {
-                next = kb->next_in_bucket;
-                kl_error e;
-                if (o->only_due && !batch_due(t->owner, kb, o->now))
-                    continue;
-                kl_status r = batch_write(t, kb, &e);
-                flush_done(t, kb, o, r, &e);
-            }
+        for_each_key(t, flush_one_key, o);
         return;
     }
     for_each_key(t, collect_key, &l);
@@ -863,12 +843,12 @@ static void write_due_batches(writer_thread *t)
  * keys), then report what is lost. */
 static void report_lost_at_shutdown(writer_thread *t, key_batch *kb, void *arg)
 {
-    (void)t;
     (void)arg;
     if (kb->records)
         log_event("%s/%s: %llu records LOST at shutdown: %s", kb->keyspace,
                   kb->key, (unsigned long long)kb->records,
                   kb->failing ? kb->fail_err.msg : kb->lost_err.msg);
+    Kl_htab_remove(&t->keys, &kb->node);
     key_free(kb);
 }
 
@@ -878,8 +858,6 @@ static void thread_shutdown(writer_thread *t)
     flush_outcome o = { .status = KL_OK };
     flush_keys(t, &o);           /* frees the keys that were written */
     for_each_key(t, report_lost_at_shutdown, NULL);
-    memset(t->buckets, 0, t->n_buckets * sizeof *t->buckets);
-    t->n_keys = 0;
 }
 
 static void *thread_main(void *arg)
@@ -1135,7 +1113,7 @@ static void thread_stop(writer_thread *t)
 
 static void thread_free(writer_thread *t)
 {
-    free(t->buckets);
+    Kl_htab_free(&t->keys);
     free(t->ready);
     pthread_cond_destroy(&t->work_cv);
     pthread_cond_destroy(&t->space_cv);
@@ -1200,10 +1178,9 @@ static int thread_init(batch_writer *bw, writer_thread *t)
 {
     pthread_condattr_t ca;
     t->owner = bw;
-    t->n_buckets = INITIAL_BUCKETS;
     t->room_records = bw->cfg.batch_flush_record_count_threshold;
     t->room_bytes = bw->cfg.batch_flush_size_threshold;
-    if (!(t->buckets = calloc(t->n_buckets, sizeof *t->buckets))
+    if (Kl_htab_init(&t->keys, INITIAL_BUCKETS) < 0
         || !(t->ready = calloc(ready_cap(bw), sizeof *t->ready)))
         return -1;
     pthread_condattr_init(&ca);
