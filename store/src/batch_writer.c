@@ -54,9 +54,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "klstore.h"
-#include "hash.h"
-#include "htab.h"
+#include "batch_internal.h"
 #include "qarena.h"
 #include "recycle.h"
 #include "workpool.h"
@@ -72,107 +70,11 @@
 /* More threads than this is certainly a configuration mistake. */
 #define MAX_WRITER_THREADS 1024
 #define MAX_WRITES_IN_FLIGHT 256
-#define INITIAL_BUCKETS 64
 /* Appenders wake their writer thread at most once per this many queued
  * appends (or earlier when a threshold may be reached, see room_*): one
  * wake-up per append would cost a context switch per record, and under a
  * hypervisor even one per 256 appends was a fifth of the append path. */
 #define WAKE_APPENDS 4096
-
-/* One queued append: header, insertions, names and payloads in one block,
- * so that queueing costs a single allocation (carved from qarena.c). */
-typedef struct queued_append {
-    struct queued_append *next;
-    void *chunk;               /* for Kl_qarena_free */
-    uint64_t hash;
-    const char *keyspace;
-    const char *key;
-    size_t count;
-    uint64_t bytes;            /* payload bytes */
-    int64_t queued_ms;         /* monotonic time of the append */
-    kl_insertion recs[];       /* data points into the same block */
-} queued_append;
-
-/* The pending records and error state of one key. */
-typedef struct key_batch {
-    kl_hnode node;               /* in its thread's key table; the key hash */
-    char *keyspace;
-    char *key;
-    queued_append *head, *tail;  /* pending appends, oldest first */
-    uint64_t records;
-    uint64_t bytes;
-    int64_t oldest_ms;           /* monotonic time the batch became non-empty */
-    int ready;                   /* full, in its thread's ready list */
-    /* A retryable write failure: records stay pending, appends refused. */
-    int failing;
-    unsigned failed_attempts;
-    int64_t retry_at_ms;         /* monotonic; no automatic retry before */
-    kl_error fail_err;
-    /* Dropped records, still to be reported to an append and a flush. */
-    int lost_unseen_by_append;
-    int lost_unseen_by_flush;
-    kl_error lost_err;
-} key_batch;
-
-typedef enum request_kind {
-    REQ_FLUSH_KEY,
-    REQ_FLUSH_ALL,
-    REQ_CHECK          /* duty_cycle: run the due flushes now */
-} request_kind;
-
-/* A caller waiting for its writer thread; lives on the caller's stack. */
-typedef struct request {
-    struct request *next;
-    request_kind kind;
-    const char *keyspace;
-    const char *key;
-    uint64_t hash;
-    uint64_t queued_before;      /* appends queued before the request */
-    int done;
-    kl_status status;
-    kl_error err;
-} request;
-
-typedef struct batch_writer batch_writer;
-
-typedef struct writer_thread {
-    batch_writer *owner;
-    pthread_t tid;
-    int started;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;      /* queue, requests or stop for the thread */
-    pthread_cond_t space_cv;     /* queue space for blocked appenders */
-    pthread_cond_t done_cv;      /* completed requests for their callers */
-    queued_append *q_head, *q_tail;
-    size_t queued;
-    uint64_t queued_records, queued_bytes;
-    /* The fewest records/bytes that could bring some key's batch to a
-     * flush threshold (never more than the truth: a stale value only
-     * wakes the thread early).  While the queue holds less, no batch can
-     * be full, so the thread may sleep until the next check. */
-    uint64_t room_records, room_bytes;
-    int room_stale;              /* a batch was written: recompute */
-    int wake;                    /* an appender asked for a drain */
-    size_t space_waiters;
-    uint64_t enqueued_total;     /* sequence numbers of queued appends */
-    uint64_t drained_total;
-    request *requests;
-    int stopping;
-    kl_htab keys;                /* key_batch by keyspace+key */
-    /* Full batches found while draining, written together (in parallel)
-     * at the end of the round or when writes_in_flight are ready. */
-    key_batch **ready;
-    size_t n_ready;
-} writer_thread;
-
-struct batch_writer {
-    kl_writer base;
-    kl_writer *inner;
-    kl_batch_config cfg;
-    size_t n_threads;
-    writer_thread *threads;
-    kl_workpool *pool;           /* writes_in_flight - 1 helpers, or NULL */
-};
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
@@ -200,24 +102,6 @@ static void log_event(const char *fmt, ...)
     va_end(ap);
 }
 
-/* FNV-1a (hash.h) over keyspace, a NUL separator and key: stable across
- * runs and processes, so a key always lands on the same thread.  FNV alone
- * leaves the high bits of similar short names ("key-1", "key-2") poorly
- * mixed (64 such keys hit only 2 of 4 threads), so the result goes through
- * MurmurHash3's 64-bit finaliser. */
-static uint64_t key_hash(const char *keyspace, const char *key)
-{
-    uint64_t h = Kl_hash(keyspace, strlen(keyspace), KL_HASH_SEED);
-    h = Kl_hash("", 1, h);
-    h = Kl_hash(key, strlen(key), h);
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 /* Threads use the high bits, the key table (htab.h) the low ones, so that
  * a thread's keys still spread over all its buckets. */
 static writer_thread *thread_for(batch_writer *bw, uint64_t hash)
@@ -225,136 +109,9 @@ static writer_thread *thread_for(batch_writer *bw, uint64_t hash)
     return &bw->threads[(hash >> 32) % bw->n_threads];
 }
 
-static void copy_error(kl_error *dst, const kl_error *src)
-{
-    if (dst)
-        *dst = *src;
-}
-
-/* ------------------------------------------------------------------ */
-/* Queued appends                                                      */
-/* ------------------------------------------------------------------ */
-
-/* Copies names, records and payloads into one block.  Records without a
- * timestamp get the current time now, so batching does not shift them. */
-static queued_append *queued_append_new(const char *keyspace, const char *key,
-                                        uint64_t hash, const kl_insertion *ins,
-                                        size_t n)
-{
-    size_t ks_len = strlen(keyspace) + 1, key_len = strlen(key) + 1;
-    size_t size = sizeof(queued_append) + n * sizeof(kl_insertion)
-                  + ks_len + key_len;
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += ins[i].len;
-    void *chunk;
-    queued_append *qa = Kl_qarena_alloc(size + bytes, &chunk);
-    if (!qa)
-        return NULL;
-    qa->chunk = chunk;
-    char *p = (char *)&qa->recs[n];
-    qa->next = NULL;
-    qa->hash = hash;
-    qa->count = n;
-    qa->bytes = bytes;
-    qa->queued_ms = kl_mono_ms();
-    qa->keyspace = memcpy(p, keyspace, ks_len);
-    p += ks_len;
-    qa->key = memcpy(p, key, key_len);
-    p += key_len;
-    int64_t now = kl_now_ms();
-    for (size_t i = 0; i < n; i++) {
-        qa->recs[i] = ins[i];
-        qa->recs[i].data = p;
-        if (ins[i].len)
-            memcpy(p, ins[i].data, ins[i].len);
-        p += ins[i].len;
-        if (!ins[i].has_timestamp) {
-            qa->recs[i].has_timestamp = 1;
-            qa->recs[i].timestamp = now;
-        }
-    }
-    return qa;
-}
-
-static void queued_appends_free(queued_append *qa)
-{
-    while (qa) {
-        queued_append *next = qa->next;
-        Kl_qarena_free(qa, qa->chunk);
-        qa = next;
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* The per-thread key table (touched under the thread's mutex)         */
-/* ------------------------------------------------------------------ */
-
-typedef struct key_name {
-    const char *keyspace;
-    const char *key;
-} key_name;
-
-static int key_eq(const kl_hnode *n, const void *arg)
-{
-    const key_batch *kb = KL_HENTRY(n, key_batch, node);
-    const key_name *name = arg;
-    return !strcmp(kb->keyspace, name->keyspace) && !strcmp(kb->key, name->key);
-}
-
-static key_batch *key_lookup(writer_thread *t, uint64_t hash,
-                             const char *keyspace, const char *key)
-{
-    key_name name = { keyspace, key };
-    kl_hnode *n = Kl_htab_find(&t->keys, hash, key_eq, &name);
-    return n ? KL_HENTRY(n, key_batch, node) : NULL;
-}
-
-static key_batch *key_get_or_add(writer_thread *t, const queued_append *qa)
-{
-    key_batch *kb = key_lookup(t, qa->hash, qa->keyspace, qa->key);
-    if (kb)
-        return kb;
-    kb = calloc(1, sizeof *kb);
-    if (!kb || !(kb->keyspace = strdup(qa->keyspace))
-        || !(kb->key = strdup(qa->key))) {
-        if (kb)
-            free(kb->keyspace);
-        free(kb);
-        return NULL;
-    }
-    Kl_htab_insert(&t->keys, &kb->node, qa->hash);
-    return kb;
-}
-
-static void key_free(key_batch *kb)
-{
-    queued_appends_free(kb->head);
-    free(kb->keyspace);
-    free(kb->key);
-    free(kb);
-}
-
-/* Drops a key's state once it holds nothing: no records, nothing to report. */
-static void key_release_if_idle(writer_thread *t, key_batch *kb)
-{
-    if (kb->records || kb->failing || kb->lost_unseen_by_append
-        || kb->lost_unseen_by_flush)
-        return;
-    Kl_htab_remove(&t->keys, &kb->node);
-    key_free(kb);
-}
-
 /* ------------------------------------------------------------------ */
 /* Writing a batch (writer thread, mutex held on entry and exit)       */
 /* ------------------------------------------------------------------ */
-
-static void batch_discard(key_batch *kb)
-{
-    queued_appends_free(kb->head);
-    kb->head = kb->tail = NULL;
-    kb->records = kb->bytes = 0;
-}
 
 static void note_write_ok(key_batch *kb, uint64_t records)
 {
@@ -364,7 +121,7 @@ static void note_write_ok(key_batch *kb, uint64_t records)
                   (unsigned long long)records, kb->failed_attempts);
     kb->failing = 0;
     kb->failed_attempts = 0;
-    batch_discard(kb);
+    Kl_batch_key_clear(kb);
 }
 
 /* The inner writer rejected the records themselves: retrying cannot help. */
@@ -380,7 +137,7 @@ static void note_write_rejected(key_batch *kb, const kl_error *e)
     kb->lost_unseen_by_append = kb->lost_unseen_by_flush = 1;
     kb->failing = 0;
     kb->failed_attempts = 0;
-    batch_discard(kb);
+    Kl_batch_key_clear(kb);
 }
 
 static void note_write_failed(batch_writer *bw, key_batch *kb,
@@ -553,16 +310,12 @@ static void room_note_key(writer_thread *t, key_batch *kb, void *arg)
         room_note(t, kb);
 }
 
-static void for_each_key(writer_thread *t,
-                         void (*fn)(writer_thread *, key_batch *, void *),
-                         void *arg);
-
 /* Recomputes the room from every key (after writes freed some). */
 static void room_recompute(writer_thread *t)
 {
     t->room_records = t->owner->cfg.batch_flush_record_count_threshold;
     t->room_bytes = t->owner->cfg.batch_flush_size_threshold;
-    for_each_key(t, room_note_key, NULL);
+    Kl_batch_keys_each(t, room_note_key, NULL);
     t->room_stale = 0;
 }
 
@@ -580,7 +333,7 @@ static void ready_write(writer_thread *t)
     batches_write(t, t->ready, t->n_ready, NULL, NULL);
     for (size_t i = 0; i < t->n_ready; i++) {
         t->ready[i]->ready = 0;
-        key_release_if_idle(t, t->ready[i]);
+        Kl_batch_key_release_if_idle(t, t->ready[i]);
     }
     t->n_ready = 0;
     t->room_stale = 1;
@@ -606,10 +359,10 @@ static void take_one(writer_thread *t)
     /* A full batch is written before it takes more (so a batch exceeds
      * the size threshold by its last append at most); writing may free
      * the key, hence the second lookup. */
-    key_batch *kb = key_lookup(t, qa->hash, qa->keyspace, qa->key);
+    key_batch *kb = Kl_batch_key_find(t, qa->hash, qa->keyspace, qa->key);
     if (kb && kb->ready)
         ready_write(t);
-    kb = key_get_or_add(t, qa);
+    kb = Kl_batch_key_get(t, qa);
     if (!kb) {
         log_event("%s/%s: %zu records DROPPED: out of memory", qa->keyspace,
                   qa->key, qa->count);
@@ -634,7 +387,7 @@ static void take_one(writer_thread *t)
             ready_write(t);
     } else {
         room_note(t, kb);
-        key_release_if_idle(t, kb);
+        Kl_batch_key_release_if_idle(t, kb);
     }
 }
 
@@ -644,24 +397,6 @@ static void drain_until(writer_thread *t, uint64_t seq)
     while (t->drained_total < seq && t->q_head)
         take_one(t);
     ready_write(t);
-}
-
-/* Calls fn on every key, tolerating fn releasing (freeing) that key.
- * htab.h has no iterator, so this walks its buckets: fn may remove the
- * key it is given (the chain's next is read first) but never inserts, so
- * the table does not grow under the walk. */
-static void for_each_key(writer_thread *t,
-                         void (*fn)(writer_thread *, key_batch *, void *),
-                         void *arg)
-{
-    for (size_t i = 0; i < t->keys.n_buckets; i++) {
-        kl_hnode *n = t->keys.buckets[i];
-        while (n) {
-            kl_hnode *next = n->next;
-            fn(t, KL_HENTRY(n, key_batch, node), arg);
-            n = next;
-        }
-    }
 }
 
 /* The outcome of a flush covering one or more keys: the first error and
@@ -711,7 +446,7 @@ static void flush_done(writer_thread *t, key_batch *kb, flush_outcome *o,
         kl_status fst = key_error_for_flush(kb, &fe);
         outcome_add(o, fst, &fe);
     }
-    key_release_if_idle(t, kb);
+    Kl_batch_key_release_if_idle(t, kb);
 }
 
 typedef struct key_list {
@@ -751,7 +486,7 @@ static void flush_one_key(writer_thread *t, key_batch *kb, void *arg)
  * mutex is released for the writes. */
 static void flush_keys(writer_thread *t, flush_outcome *o)
 {
-    size_t cap = t->keys.count ? t->keys.count : 1;
+    size_t cap = Kl_batch_keys_count(t) ? Kl_batch_keys_count(t) : 1;
     key_list l = { .v = malloc(cap * sizeof *l.v), .o = o };
     kl_status *st = malloc(cap * sizeof *st);
     kl_error *errs = malloc(cap * sizeof *errs);
@@ -759,10 +494,10 @@ static void flush_keys(writer_thread *t, flush_outcome *o)
         free(l.v);
         free(st);
         free(errs);
-        for_each_key(t, flush_one_key, o);
+        Kl_batch_keys_each(t, flush_one_key, o);
         return;
     }
-    for_each_key(t, collect_key, &l);
+    Kl_batch_keys_each(t, collect_key, &l);
     if (o->only_due)
         qsort(l.v, l.n, sizeof *l.v, by_age);
     batches_write(t, l.v, l.n, st, errs);
@@ -789,7 +524,7 @@ static void handle_request(writer_thread *t, request *r)
     drain_until(t, r->queued_before);
     switch (r->kind) {
     case REQ_FLUSH_KEY: {
-        key_batch *kb = key_lookup(t, r->hash, r->keyspace, r->key);
+        key_batch *kb = Kl_batch_key_find(t, r->hash, r->keyspace, r->key);
         if (kb) {
             kl_error e;
             kl_status st = batch_write(t, kb, &e);
@@ -848,8 +583,7 @@ static void report_lost_at_shutdown(writer_thread *t, key_batch *kb, void *arg)
         log_event("%s/%s: %llu records LOST at shutdown: %s", kb->keyspace,
                   kb->key, (unsigned long long)kb->records,
                   kb->failing ? kb->fail_err.msg : kb->lost_err.msg);
-    Kl_htab_remove(&t->keys, &kb->node);
-    key_free(kb);
+    Kl_batch_key_drop(t, kb);
 }
 
 static void thread_shutdown(writer_thread *t)
@@ -857,7 +591,7 @@ static void thread_shutdown(writer_thread *t)
     drain_until(t, t->enqueued_total);
     flush_outcome o = { .status = KL_OK };
     flush_keys(t, &o);           /* frees the keys that were written */
-    for_each_key(t, report_lost_at_shutdown, NULL);
+    Kl_batch_keys_each(t, report_lost_at_shutdown, NULL);
 }
 
 static void *thread_main(void *arg)
@@ -938,7 +672,7 @@ static kl_status key_error_for_append(writer_thread *t, uint64_t hash,
                                       const char *keyspace, const char *key,
                                       kl_error *err)
 {
-    key_batch *kb = key_lookup(t, hash, keyspace, key);
+    key_batch *kb = Kl_batch_key_find(t, hash, keyspace, key);
     if (!kb)
         return KL_OK;
     if (kb->failing) {
@@ -960,10 +694,10 @@ static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
     kl_status st = validate_append(keyspace, key, ins, n, err);
     if (st)
         return st;
-    uint64_t hash = key_hash(keyspace, key);
+    uint64_t hash = Kl_batch_key_hash(keyspace, key);
     writer_thread *t = thread_for(bw, hash);
     queued_append *qa = NULL;
-    if (n && !(qa = queued_append_new(keyspace, key, hash, ins, n)))
+    if (n && !(qa = Kl_batch_append_new(keyspace, key, hash, ins, n)))
         return kl_seterr(err, KL_ENOMEM, "%s/%s: out of memory queueing %zu "
                          "records", keyspace, key, n);
     size_t cap = bw->cfg.writer_thread_queue_capacity;
@@ -1059,7 +793,7 @@ static kl_status bw_flush_key(kl_writer *w, const char *keyspace,
         || (st = kl_validate_name("key", key, err)))
         return st;
     request r = { .kind = REQ_FLUSH_KEY, .keyspace = keyspace, .key = key,
-                  .hash = key_hash(keyspace, key) };
+                  .hash = Kl_batch_key_hash(keyspace, key) };
     writer_thread *t = thread_for(bw, r.hash);
     post_request(t, &r);
     if ((st = wait_request(t, &r, err)))
@@ -1113,7 +847,7 @@ static void thread_stop(writer_thread *t)
 
 static void thread_free(writer_thread *t)
 {
-    Kl_htab_free(&t->keys);
+    Kl_batch_keys_free(t);
     free(t->ready);
     pthread_cond_destroy(&t->work_cv);
     pthread_cond_destroy(&t->space_cv);
@@ -1180,7 +914,7 @@ static int thread_init(batch_writer *bw, writer_thread *t)
     t->owner = bw;
     t->room_records = bw->cfg.batch_flush_record_count_threshold;
     t->room_bytes = bw->cfg.batch_flush_size_threshold;
-    if (Kl_htab_init(&t->keys, INITIAL_BUCKETS) < 0
+    if (Kl_batch_keys_init(t) < 0
         || !(t->ready = calloc(ready_cap(bw), sizeof *t->ready)))
         return -1;
     pthread_condattr_init(&ca);
