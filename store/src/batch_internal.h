@@ -5,6 +5,7 @@
  *   batch_writer.c   the kl_writer the caller sees: validation, routing of
  *                    a key to its thread, flushes of every thread, life
  *                    cycle
+ *   batch_errors.c   per-key errors kept for later appends and flushes
  *   batch_keys.c     queued appends and the per-thread key table
  *
  * Ownership and locking.  A batch_writer owns its threads, the pool, and
@@ -139,6 +140,24 @@ static inline void copy_error(kl_error *dst, const kl_error *src)
     if (dst)
         *dst = *src;
 }
+
+/* batch_errors.c: per-key error bookkeeping. */
+void Kl_batch_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Records the inner writer's answer st (message e) to a write of kb:
+ * written, failing (kept for a retry) or rejected (dropped, loss noted). */
+void Kl_batch_note_result(batch_writer *bw, key_batch *kb, kl_status st,
+                          const kl_error *e);
+/* What a write of kb reports to the flush that made it, once noted. */
+kl_status Kl_batch_result(const key_batch *kb, kl_status st, kl_error *err);
+/* What a flush covering kb reports (consumes a loss). */
+kl_status Kl_batch_error_for_flush(key_batch *kb, kl_error *err);
+/* What an append to the key reports instead of queueing (consumes a
+ * loss); KL_OK when it may queue.  Appenders call it under t->mu. */
+kl_status Kl_batch_error_for_append(writer_thread *t, uint64_t hash,
+                                    const char *keyspace, const char *key,
+                                    kl_error *err);
+/* Logs kb's records as lost (destroy, after the last attempt). */
+void Kl_batch_report_lost(const key_batch *kb);
 
 /* batch_keys.c: queued appends and the per-thread key table.  The table
  * functions are for the writer thread, under t->mu, except

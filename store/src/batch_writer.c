@@ -33,23 +33,10 @@
  * not make batches grow without bound either.  Per-key state is freed as
  * soon as its batch is written and it has no error left to report.
  *
- * Errors of the inner writer are never swallowed:
- *  - a retryable failure (anything but KL_EINVAL) keeps the records pending;
- *    the key's error is returned by every append to the key and by every
- *    flush covering it until a retry succeeds.  Retries happen at the next
- *    explicit flush_key/flush_all, or automatically at most once per flush
- *    interval (never in a hot loop).  The first failure and the recovery
- *    are logged on stderr.
- *  - KL_EINVAL means the inner writer rejects these records, so retrying
- *    cannot help: they are dropped, logged by keyspace/key/count, and the
- *    loss is reported as KL_ECLOSED ("a pending write was lost") once to
- *    the next append of the key and once to the next flush covering it.
- *  - at destroy, whatever still cannot be written is logged as lost.
+ * Errors of the inner writer are never swallowed (batch_errors.c).
  *
- * Locking: each thread has one mutex guarding its queue, its request list
- * and its key table.  Only the writer thread itself changes batches and the
- * table; it releases the mutex while calling the inner writer, during which
- * appenders may still queue and read key errors.
+ * Ownership and locking, and how the files divide the work:
+ * batch_internal.h.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -61,7 +48,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,19 +75,6 @@ static struct timespec mono_deadline(int64_t ms)
     return ts;
 }
 
-static void log_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_event(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    flockfile(stderr);
-    fputs("klstore batch writer: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    funlockfile(stderr);
-    va_end(ap);
-}
-
 /* Threads use the high bits, the key table (htab.h) the low ones, so that
  * a thread's keys still spread over all its buckets. */
 static writer_thread *thread_for(batch_writer *bw, uint64_t hash)
@@ -112,60 +85,6 @@ static writer_thread *thread_for(batch_writer *bw, uint64_t hash)
 /* ------------------------------------------------------------------ */
 /* Writing a batch (writer thread, mutex held on entry and exit)       */
 /* ------------------------------------------------------------------ */
-
-static void note_write_ok(key_batch *kb, uint64_t records)
-{
-    if (kb->failing)
-        log_event("%s/%s: recovered: %llu records written after %u failed "
-                  "attempts", kb->keyspace, kb->key,
-                  (unsigned long long)records, kb->failed_attempts);
-    kb->failing = 0;
-    kb->failed_attempts = 0;
-    Kl_batch_key_clear(kb);
-}
-
-/* The inner writer rejected the records themselves: retrying cannot help. */
-static void note_write_rejected(key_batch *kb, const kl_error *e)
-{
-    unsigned long long n = kb->records;
-    log_event("%s/%s: %llu records DROPPED: the inner writer rejected them "
-              "(%s: %s)", kb->keyspace, kb->key, n, kl_status_str(e->code),
-              e->msg);
-    kl_seterr(&kb->lost_err, KL_ECLOSED,
-              "%s/%s: %llu batched records were lost: the inner writer "
-              "rejected them: %s", kb->keyspace, kb->key, n, e->msg);
-    kb->lost_unseen_by_append = kb->lost_unseen_by_flush = 1;
-    kb->failing = 0;
-    kb->failed_attempts = 0;
-    Kl_batch_key_clear(kb);
-}
-
-static void note_write_failed(batch_writer *bw, key_batch *kb,
-                              const kl_error *e)
-{
-    unsigned long long n = kb->records;
-    if (!kb->failing)
-        log_event("%s/%s: writing %llu records failed, keeping them for a "
-                  "retry at the next flush (%s: %s)", kb->keyspace, kb->key,
-                  n, kl_status_str(e->code), e->msg);
-    kb->failing = 1;
-    kb->failed_attempts++;
-    kb->retry_at_ms = kl_mono_ms() + (int64_t)bw->cfg.batch_flush_interval_millis;
-    kl_seterr(&kb->fail_err, e->code,
-              "%s/%s: %llu batched records are not written yet (will retry "
-              "at the next flush): %s", kb->keyspace, kb->key, n, e->msg);
-}
-
-static void note_write_result(batch_writer *bw, key_batch *kb, kl_status st,
-                              const kl_error *e)
-{
-    if (st == KL_OK)
-        note_write_ok(kb, kb->records);
-    else if (st == KL_EINVAL)
-        note_write_rejected(kb, e);
-    else
-        note_write_failed(bw, kb, e);
-}
 
 /* Gathers the batch into one insertion array: one inner append, one object. */
 static kl_insertion *batch_gather(const key_batch *kb)
@@ -210,14 +129,6 @@ static void write_job_run(void *ctx, size_t i)
     Kl_recycle_put(ins);
 }
 
-/* What a write of kb reports, once note_write_result has recorded st. */
-static kl_status batch_result(const key_batch *kb, kl_status st, kl_error *err)
-{
-    if (st != KL_OK)
-        copy_error(err, kb->failing ? &kb->fail_err : &kb->lost_err);
-    return st == KL_OK ? KL_OK : (kb->failing ? st : KL_ECLOSED);
-}
-
 /* Hands the batches of keys v[0..n) to the inner writer, up to the pool's
  * size at once (different keys only: a key has one batch, so one write in
  * flight, which keeps its records in append order), releasing the mutex
@@ -247,8 +158,8 @@ static void batches_write(writer_thread *t, key_batch **v, size_t n,
     for (size_t i = 0, k = 0; i < n; i++) {
         kl_status r = KL_OK;
         if (k < m && jobs[k].kb == v[i]) {
-            note_write_result(bw, v[i], jobs[k].st, &jobs[k].e);
-            r = batch_result(v[i], jobs[k].st, errs ? &errs[i] : NULL);
+            Kl_batch_note_result(bw, v[i], jobs[k].st, &jobs[k].e);
+            r = Kl_batch_result(v[i], jobs[k].st, errs ? &errs[i] : NULL);
             k++;
         }
         if (st)
@@ -364,8 +275,8 @@ static void take_one(writer_thread *t)
         ready_write(t);
     kb = Kl_batch_key_get(t, qa);
     if (!kb) {
-        log_event("%s/%s: %zu records DROPPED: out of memory", qa->keyspace,
-                  qa->key, qa->count);
+        Kl_batch_log("%s/%s: %zu records DROPPED: out of memory",
+                     qa->keyspace, qa->key, qa->count);
         Kl_qarena_free(qa, qa->chunk);
         return;
     }
@@ -419,21 +330,6 @@ static void outcome_add(flush_outcome *o, kl_status st, const kl_error *e)
     }
 }
 
-/* The error a flush covering this key reports (and consumes, for losses). */
-static kl_status key_error_for_flush(key_batch *kb, kl_error *err)
-{
-    if (kb->failing) {
-        copy_error(err, &kb->fail_err);
-        return kb->fail_err.code;
-    }
-    if (kb->lost_unseen_by_flush) {
-        kb->lost_unseen_by_flush = 0;
-        copy_error(err, &kb->lost_err);
-        return KL_ECLOSED;
-    }
-    return KL_OK;
-}
-
 /* Records the outcome of writing kb (st, e: batch_result) in o and frees
  * kb if nothing is left of it. */
 static void flush_done(writer_thread *t, key_batch *kb, flush_outcome *o,
@@ -443,7 +339,7 @@ static void flush_done(writer_thread *t, key_batch *kb, flush_outcome *o,
         outcome_add(o, st, e);
     } else {
         kl_error fe;
-        kl_status fst = key_error_for_flush(kb, &fe);
+        kl_status fst = Kl_batch_error_for_flush(kb, &fe);
         outcome_add(o, fst, &fe);
     }
     Kl_batch_key_release_if_idle(t, kb);
@@ -579,10 +475,7 @@ static void write_due_batches(writer_thread *t)
 static void report_lost_at_shutdown(writer_thread *t, key_batch *kb, void *arg)
 {
     (void)arg;
-    if (kb->records)
-        log_event("%s/%s: %llu records LOST at shutdown: %s", kb->keyspace,
-                  kb->key, (unsigned long long)kb->records,
-                  kb->failing ? kb->fail_err.msg : kb->lost_err.msg);
+    Kl_batch_report_lost(kb);
     Kl_batch_key_drop(t, kb);
 }
 
@@ -666,27 +559,6 @@ static kl_status validate_append(const char *keyspace, const char *key,
     return KL_OK;
 }
 
-/* The error an append to this key must return instead of queueing, if any.
- * Called with the thread's mutex held. */
-static kl_status key_error_for_append(writer_thread *t, uint64_t hash,
-                                      const char *keyspace, const char *key,
-                                      kl_error *err)
-{
-    key_batch *kb = Kl_batch_key_find(t, hash, keyspace, key);
-    if (!kb)
-        return KL_OK;
-    if (kb->failing) {
-        copy_error(err, &kb->fail_err);
-        return kb->fail_err.code;
-    }
-    if (kb->lost_unseen_by_append) {
-        kb->lost_unseen_by_append = 0;
-        copy_error(err, &kb->lost_err);
-        return KL_ECLOSED;
-    }
-    return KL_OK;
-}
-
 static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
                            const kl_insertion *ins, size_t n, kl_error *err)
 {
@@ -704,7 +576,7 @@ static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
     pthread_mutex_lock(&t->mu);
     /* The key's error is checked again after every wait: it may have
      * appeared while this caller was blocked on a full queue. */
-    while (!(st = key_error_for_append(t, hash, keyspace, key, err))
+    while (!(st = Kl_batch_error_for_append(t, hash, keyspace, key, err))
            && qa && cap && t->queued >= cap) {
         t->wake = 1;
         pthread_cond_signal(&t->work_cv);
@@ -875,7 +747,7 @@ static void bw_destroy(kl_writer *w)
         thread_stop(&bw->threads[i]);
     kl_error e;
     if (bw->inner->ops->flush_all(bw->inner, &e))
-        log_event("flushing the inner writer at shutdown failed: %s", e.msg);
+        Kl_batch_log("flushing the inner writer at shutdown failed: %s", e.msg);
     batch_writer_free(bw, bw->n_threads);
 }
 
