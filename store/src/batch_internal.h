@@ -5,6 +5,8 @@
  *   batch_writer.c   the kl_writer the caller sees: validation, routing of
  *                    a key to its thread, flushes of every thread, life
  *                    cycle
+ *   batch_flush.c    writing batches, several keys in flight at once, and
+ *                    flushes covering many keys
  *   batch_errors.c   per-key errors kept for later appends and flushes
  *   batch_keys.c     queued appends and the per-thread key table
  *
@@ -140,6 +142,33 @@ static inline void copy_error(kl_error *dst, const kl_error *src)
     if (dst)
         *dst = *src;
 }
+
+/* The outcome of a flush covering one or more keys: the first error and
+ * how many keys had one. */
+typedef struct flush_outcome {
+    int only_due;          /* timer/duty cycle: write only due batches */
+    int64_t now;           /* ... as of this monotonic time */
+    size_t failed_keys;
+    kl_status status;
+    kl_error err;
+} flush_outcome;
+
+/* batch_flush.c: writing batches (writer thread, t->mu held; released
+ * while the inner writer runs). */
+/* Writes the batches of keys v[0..n) (distinct keys), several at once.
+ * st[i] gets each key's outcome (Kl_batch_result), errs[i] its message;
+ * either may be NULL.  Keys without records count as written. */
+void Kl_batch_write_set(writer_thread *t, key_batch **v, size_t n,
+                        kl_status *st, kl_error *errs);
+/* The batch has reached a flush threshold. */
+int Kl_batch_full(const batch_writer *bw, const key_batch *kb);
+/* The batch should be written now: full, old, or a failing key's retry. */
+int Kl_batch_due(const batch_writer *bw, const key_batch *kb, int64_t now);
+/* Writes every key's batch (o->only_due: the due ones, oldest first) and
+ * adds the outcome to o; frees keys left with nothing. */
+void Kl_batch_flush_keys(writer_thread *t, flush_outcome *o);
+/* The same for one key (an explicit flush of it). */
+void Kl_batch_flush_key(writer_thread *t, key_batch *kb, flush_outcome *o);
 
 /* batch_errors.c: per-key error bookkeeping. */
 void Kl_batch_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
