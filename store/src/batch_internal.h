@@ -5,6 +5,8 @@
  *   batch_writer.c   the kl_writer the caller sees: validation, routing of
  *                    a key to its thread, flushes of every thread, life
  *                    cycle
+ *   batch_thread.c   a writer thread: its queue and when it wakes up, the
+ *                    request protocol of flushes, its loop
  *   batch_flush.c    writing batches, several keys in flight at once, and
  *                    flushes covering many keys
  *   batch_errors.c   per-key errors kept for later appends and flushes
@@ -13,8 +15,9 @@
  * Ownership and locking.  A batch_writer owns its threads, the pool, and
  * through each thread its queue, key table and key batches; its own fields
  * are set at creation and only read afterwards.  Each writer_thread has
- * one mutex, mu, which guards every field of the thread below it, every
- * key_batch in its table and the requests on its list:
+ * one mutex, mu, which guards the thread's fields declared after it,
+ * every key_batch in its table and the requests on its list (owner, tid
+ * and started belong to whoever creates and stops the thread):
  *  - appenders (any thread) queue appends, and read and consume their
  *    key's error, under mu;
  *  - flush and duty-cycle callers push a request and wait for it to be
@@ -24,8 +27,8 @@
  *    the inner writer runs; meanwhile write jobs (on the writer thread and
  *    on pool helpers) read the batches being written (names, appends,
  *    counts) without mu.  That is safe because nobody changes those then:
- *    appenders touch only the queue and the error fields, and the writer
- *    thread only waits for its jobs.
+ *    appenders touch no field of a batch but its error ones, and the
+ *    writer thread only waits for its jobs.
  * The inner writer is called from several threads at once, for different
  * keys: it must be thread-safe (every kl_writer is).
  * A queued_append belongs to its thread's queue, then to its key's batch,
@@ -83,7 +86,8 @@ typedef enum request_kind {
     REQ_CHECK          /* duty_cycle: run the due flushes now */
 } request_kind;
 
-/* A caller waiting for its writer thread; lives on the caller's stack. */
+/* A caller waiting for its writer thread; the caller's memory (its stack,
+ * or an array for a request to every thread). */
 typedef struct request {
     struct request *next;
     request_kind kind;
@@ -143,6 +147,26 @@ static inline void copy_error(kl_error *dst, const kl_error *src)
         *dst = *src;
 }
 
+/* batch_thread.c: the writer threads.  Each function takes t->mu itself;
+ * the caller holds no lock. */
+int Kl_batch_thread_init(batch_writer *bw, writer_thread *t);
+/* 0, or pthread_create's error. */
+int Kl_batch_thread_start(writer_thread *t);
+/* Stops the thread after a last attempt to write every batch; what cannot
+ * be written is logged as lost. */
+void Kl_batch_thread_stop(writer_thread *t);
+void Kl_batch_thread_free(writer_thread *t);
+/* Queues qa (NULL for an append of no records) for its key, unless the key
+ * has an error to report, which is returned (and qa freed).  Blocks while
+ * the queue is full. */
+kl_status Kl_batch_thread_enqueue(writer_thread *t, queued_append *qa,
+                                  uint64_t hash, const char *keyspace,
+                                  const char *key, kl_error *err);
+/* Hands r (kind and, for REQ_FLUSH_KEY, the key set) to t; then
+ * Kl_batch_thread_wait returns its outcome once t has served it. */
+void Kl_batch_thread_post(writer_thread *t, request *r);
+kl_status Kl_batch_thread_wait(writer_thread *t, request *r, kl_error *err);
+
 /* The outcome of a flush covering one or more keys: the first error and
  * how many keys had one. */
 typedef struct flush_outcome {
@@ -195,8 +219,6 @@ uint64_t Kl_batch_key_hash(const char *keyspace, const char *key);
 queued_append *Kl_batch_append_new(const char *keyspace, const char *key,
                                    uint64_t hash, const kl_insertion *ins,
                                    size_t n);
-/* Frees qa and every append after it. */
-void Kl_batch_appends_free(queued_append *qa);
 int Kl_batch_keys_init(writer_thread *t);
 /* Frees the table, not the keys (Kl_batch_key_drop them first). */
 void Kl_batch_keys_free(writer_thread *t);

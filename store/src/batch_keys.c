@@ -78,7 +78,7 @@ queued_append *Kl_batch_append_new(const char *keyspace, const char *key,
     return qa;
 }
 
-void Kl_batch_appends_free(queued_append *qa)
+static void appends_free(queued_append *qa)
 {
     while (qa) {
         queued_append *next = qa->next;
@@ -141,7 +141,7 @@ key_batch *Kl_batch_key_get(writer_thread *t, const queued_append *qa)
 
 void Kl_batch_key_clear(key_batch *kb)
 {
-    Kl_batch_appends_free(kb->head);
+    appends_free(kb->head);
     kb->head = kb->tail = NULL;
     kb->records = kb->bytes = 0;
 }
@@ -149,7 +149,7 @@ void Kl_batch_key_clear(key_batch *kb)
 void Kl_batch_key_drop(writer_thread *t, key_batch *kb)
 {
     Kl_htab_remove(&t->keys, &kb->node);
-    Kl_batch_appends_free(kb->head);
+    appends_free(kb->head);
     free(kb->keyspace);
     free(kb->key);
     free(kb);
