@@ -3,13 +3,20 @@
  *
  * Writes in flight: a thread that has several batches to write (a flush,
  * the timer, full batches found in one drain, shutdown) hands them to the
- * inner writer at once, writes_in_flight at a time across a pool shared by
- * all threads (workpool.h): a store write is a round trip or an fsync, and
- * doing them one after another made a flush of many keys as slow as the
- * sum of their latencies.  A key is in at most one write at a time -- it
- * has one batch -- so its records still reach the store in append order,
- * one object after the other (the store writer's slot for the next object
- * is only known once the previous one is placed).
+ * inner writer at once (workpool.h): a store write is a round trip or an
+ * fsync, and doing them one after another made a flush of many keys as
+ * slow as the sum of their latencies.  The writer thread writes batches
+ * of its set itself, helped by the pool's writes_in_flight - 1 threads,
+ * so one thread has at most writes_in_flight writes going.  The helpers
+ * are shared by all writer threads (oldest set first), and each writer
+ * thread writes its own set too: with N = writer_thread_count threads
+ * writing together, up to writes_in_flight - 1 + N writes are in flight
+ * in all (N when writes_in_flight is 1).
+ *
+ * A key is in at most one write at a time -- it has one batch -- so its
+ * records still reach the store in append order, one object after the
+ * other (the store writer's slot for the next object is only known once
+ * the previous one is placed).
  *
  * Called by the writer thread with its mutex held; the mutex is released
  * while the inner writer runs. */

@@ -138,7 +138,8 @@ struct batch_writer {
     kl_batch_config cfg;
     size_t n_threads;
     writer_thread *threads;
-    kl_workpool *pool;           /* writes_in_flight - 1 helpers, or NULL */
+    kl_workpool *pool;           /* writes_in_flight - 1 helpers shared by
+                                    all threads, or NULL (batch_flush.c) */
 };
 
 static inline void copy_error(kl_error *dst, const kl_error *src)

@@ -244,7 +244,9 @@ kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
     bw->inner = inner;
     bw->cfg = *cfg;
     bw->n_threads = cfg->writer_thread_count;
-    /* The writer threads write too: writes_in_flight - 1 helpers. */
+    /* Each writer thread writes too: with writes_in_flight - 1 helpers it
+     * has writes_in_flight going at most (all threads together: up to
+     * writes_in_flight - 1 + writer_thread_count, batch_flush.c). */
     if (cfg->writes_in_flight > 1
         && !(bw->pool = Kl_workpool_new(cfg->writes_in_flight - 1))) {
         batch_writer_free(bw, 0);
