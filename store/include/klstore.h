@@ -441,7 +441,14 @@ typedef struct kl_store_config {
  * error and nothing is written.  OFF: never claim (one writer per key). */
 enum { KL_FENCING_AUTO = 0, KL_FENCING_ON = 1, KL_FENCING_OFF = 2 };
 
-/* Batching writer settings: the spec's BatchingStoreWriterConfig. */
+/* Batching writer settings: the spec's BatchingStoreWriterConfig.
+ *
+ * writes_in_flight bounds the store writes (batches of different keys; a
+ * key never has two in flight) that one writer thread has going at once:
+ * the thread itself plus writes_in_flight - 1 helper threads.  The helpers
+ * are shared by all writer threads and each writer thread also writes, so
+ * with N = writer_thread_count threads writing together up to
+ * writes_in_flight - 1 + N writes are in flight in all. */
 typedef struct kl_batch_config {
     size_t writer_thread_count;                 /* default 1 */
     size_t writer_thread_queue_capacity;        /* default 0 = unbounded */
@@ -449,10 +456,8 @@ typedef struct kl_batch_config {
     uint64_t batch_flush_interval_millis;       /* default 1000 */
     uint64_t batch_flush_record_count_threshold;/* default UINT64_MAX */
     uint64_t batch_flush_size_threshold;        /* default 1000000 */
-    size_t writes_in_flight;                    /* default 8: batches of
-                                                   different keys written
-                                                   at once (a key never has
-                                                   two in flight) */
+    size_t writes_in_flight;                    /* default 8: per writer
+                                                   thread (see above) */
 } kl_batch_config;
 
 /* Everything an INI file can say about the store ([s3], [local], [batcher]).

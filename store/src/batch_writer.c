@@ -13,16 +13,6 @@
  * threshold may have been reached (or many appends wait): appenders do
  * not pay a wake-up per record.
  *
- * Writes in flight: a thread that has several batches to write (a flush,
- * the timer, full batches found in one drain, shutdown) hands them to the
- * inner writer at once, writes_in_flight at a time across a pool shared by
- * all threads (workpool.h): a store write is a round trip or an fsync, and
- * doing them one after another made a flush of many keys as slow as the
- * sum of their latencies.  A key is in at most one write at a time -- it
- * has one batch -- so its records still reach the store in append order,
- * one object after the other (the store writer's slot for the next object
- * is only known once the previous one is placed).
- *
  * Memory is bounded as follows.  Each thread's queue holds at most
  * writer_thread_queue_capacity appends (0 = unbounded); a full queue blocks
  * the appending caller (backpressure).  Each key holds one batch, written
@@ -33,896 +23,30 @@
  * not make batches grow without bound either.  Per-key state is freed as
  * soon as its batch is written and it has no error left to report.
  *
- * Errors of the inner writer are never swallowed:
- *  - a retryable failure (anything but KL_EINVAL) keeps the records pending;
- *    the key's error is returned by every append to the key and by every
- *    flush covering it until a retry succeeds.  Retries happen at the next
- *    explicit flush_key/flush_all, or automatically at most once per flush
- *    interval (never in a hot loop).  The first failure and the recovery
- *    are logged on stderr.
- *  - KL_EINVAL means the inner writer rejects these records, so retrying
- *    cannot help: they are dropped, logged by keyspace/key/count, and the
- *    loss is reported as KL_ECLOSED ("a pending write was lost") once to
- *    the next append of the key and once to the next flush covering it.
- *  - at destroy, whatever still cannot be written is logged as lost.
+ * How several batches are written at once: batch_flush.c.  How errors of
+ * the inner writer are kept and reported, never swallowed: batch_errors.c.
  *
- * Locking: each thread has one mutex guarding its queue, its request list
- * and its key table.  Only the writer thread itself changes batches and the
- * table; it releases the mutex while calling the inner writer, during which
- * appenders may still queue and read key errors.
+ * Ownership and locking, and how the files divide the work:
+ * batch_internal.h.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "klstore.h"
-#include "hash.h"
-#include "qarena.h"
-#include "recycle.h"
+#include "batch_internal.h"
 #include "workpool.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* More threads than this is certainly a configuration mistake. */
 #define MAX_WRITER_THREADS 1024
 #define MAX_WRITES_IN_FLIGHT 256
-#define INITIAL_BUCKETS 64
-/* Appenders wake their writer thread at most once per this many queued
- * appends (or earlier when a threshold may be reached, see room_*): one
- * wake-up per append would cost a context switch per record, and under a
- * hypervisor even one per 256 appends was a fifth of the append path. */
-#define WAKE_APPENDS 4096
 
-/* One queued append: header, insertions, names and payloads in one block,
- * so that queueing costs a single allocation (carved from qarena.c). */
-typedef struct queued_append {
-    struct queued_append *next;
-    void *chunk;               /* for Kl_qarena_free */
-    uint64_t hash;
-    const char *keyspace;
-    const char *key;
-    size_t count;
-    uint64_t bytes;            /* payload bytes */
-    int64_t queued_ms;         /* monotonic time of the append */
-    kl_insertion recs[];       /* data points into the same block */
-} queued_append;
-
-/* The pending records and error state of one key. */
-typedef struct key_batch {
-    struct key_batch *next_in_bucket;
-    uint64_t hash;
-    char *keyspace;
-    char *key;
-    queued_append *head, *tail;  /* pending appends, oldest first */
-    uint64_t records;
-    uint64_t bytes;
-    int64_t oldest_ms;           /* monotonic time the batch became non-empty */
-    int ready;                   /* full, in its thread's ready list */
-    /* A retryable write failure: records stay pending, appends refused. */
-    int failing;
-    unsigned failed_attempts;
-    int64_t retry_at_ms;         /* monotonic; no automatic retry before */
-    kl_error fail_err;
-    /* Dropped records, still to be reported to an append and a flush. */
-    int lost_unseen_by_append;
-    int lost_unseen_by_flush;
-    kl_error lost_err;
-} key_batch;
-
-typedef enum request_kind {
-    REQ_FLUSH_KEY,
-    REQ_FLUSH_ALL,
-    REQ_CHECK          /* duty_cycle: run the due flushes now */
-} request_kind;
-
-/* A caller waiting for its writer thread; lives on the caller's stack. */
-typedef struct request {
-    struct request *next;
-    request_kind kind;
-    const char *keyspace;
-    const char *key;
-    uint64_t hash;
-    uint64_t queued_before;      /* appends queued before the request */
-    int done;
-    kl_status status;
-    kl_error err;
-} request;
-
-typedef struct batch_writer batch_writer;
-
-typedef struct writer_thread {
-    batch_writer *owner;
-    pthread_t tid;
-    int started;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;      /* queue, requests or stop for the thread */
-    pthread_cond_t space_cv;     /* queue space for blocked appenders */
-    pthread_cond_t done_cv;      /* completed requests for their callers */
-    queued_append *q_head, *q_tail;
-    size_t queued;
-    uint64_t queued_records, queued_bytes;
-    /* The fewest records/bytes that could bring some key's batch to a
-     * flush threshold (never more than the truth: a stale value only
-     * wakes the thread early).  While the queue holds less, no batch can
-     * be full, so the thread may sleep until the next check. */
-    uint64_t room_records, room_bytes;
-    int room_stale;              /* a batch was written: recompute */
-    int wake;                    /* an appender asked for a drain */
-    size_t space_waiters;
-    uint64_t enqueued_total;     /* sequence numbers of queued appends */
-    uint64_t drained_total;
-    request *requests;
-    int stopping;
-    key_batch **buckets;
-    size_t n_buckets;
-    size_t n_keys;
-    /* Full batches found while draining, written together (in parallel)
-     * at the end of the round or when writes_in_flight are ready. */
-    key_batch **ready;
-    size_t n_ready;
-} writer_thread;
-
-struct batch_writer {
-    kl_writer base;
-    kl_writer *inner;
-    kl_batch_config cfg;
-    size_t n_threads;
-    writer_thread *threads;
-    kl_workpool *pool;           /* writes_in_flight - 1 helpers, or NULL */
-};
-
-/* ------------------------------------------------------------------ */
-/* Small helpers                                                       */
-/* ------------------------------------------------------------------ */
-
-/* Batch ages and retry times use the monotonic clock (kl_mono_ms), so
- * that a wall clock step neither flushes everything nor stalls flushing. */
-static struct timespec mono_deadline(int64_t ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000,
-                           .tv_nsec = (long)(ms % 1000) * 1000000L };
-    return ts;
-}
-
-static void log_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_event(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    flockfile(stderr);
-    fputs("klstore batch writer: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    funlockfile(stderr);
-    va_end(ap);
-}
-
-/* FNV-1a (hash.h) over keyspace, a NUL separator and key: stable across
- * runs and processes, so a key always lands on the same thread.  FNV alone
- * leaves the high bits of similar short names ("key-1", "key-2") poorly
- * mixed (64 such keys hit only 2 of 4 threads), so the result goes through
- * MurmurHash3's 64-bit finaliser. */
-static uint64_t key_hash(const char *keyspace, const char *key)
-{
-    uint64_t h = Kl_hash(keyspace, strlen(keyspace), KL_HASH_SEED);
-    h = Kl_hash("", 1, h);
-    h = Kl_hash(key, strlen(key), h);
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-/* Threads use the high bits, bucket indexes the low ones, so that a
- * thread's keys still spread over all its buckets. */
+/* Threads use the high bits, the key table (htab.h) the low ones, so that
+ * a thread's keys still spread over all its buckets. */
 static writer_thread *thread_for(batch_writer *bw, uint64_t hash)
 {
     return &bw->threads[(hash >> 32) % bw->n_threads];
-}
-
-static void copy_error(kl_error *dst, const kl_error *src)
-{
-    if (dst)
-        *dst = *src;
-}
-
-/* ------------------------------------------------------------------ */
-/* Queued appends                                                      */
-/* ------------------------------------------------------------------ */
-
-/* Copies names, records and payloads into one block.  Records without a
- * timestamp get the current time now, so batching does not shift them. */
-static queued_append *queued_append_new(const char *keyspace, const char *key,
-                                        uint64_t hash, const kl_insertion *ins,
-                                        size_t n)
-{
-    size_t ks_len = strlen(keyspace) + 1, key_len = strlen(key) + 1;
-    size_t size = sizeof(queued_append) + n * sizeof(kl_insertion)
-                  + ks_len + key_len;
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += ins[i].len;
-    void *chunk;
-    queued_append *qa = Kl_qarena_alloc(size + bytes, &chunk);
-    if (!qa)
-        return NULL;
-    qa->chunk = chunk;
-    char *p = (char *)&qa->recs[n];
-    qa->next = NULL;
-    qa->hash = hash;
-    qa->count = n;
-    qa->bytes = bytes;
-    qa->queued_ms = kl_mono_ms();
-    qa->keyspace = memcpy(p, keyspace, ks_len);
-    p += ks_len;
-    qa->key = memcpy(p, key, key_len);
-    p += key_len;
-    int64_t now = kl_now_ms();
-    for (size_t i = 0; i < n; i++) {
-        qa->recs[i] = ins[i];
-        qa->recs[i].data = p;
-        if (ins[i].len)
-            memcpy(p, ins[i].data, ins[i].len);
-        p += ins[i].len;
-        if (!ins[i].has_timestamp) {
-            qa->recs[i].has_timestamp = 1;
-            qa->recs[i].timestamp = now;
-        }
-    }
-    return qa;
-}
-
-static void queued_appends_free(queued_append *qa)
-{
-    while (qa) {
-        queued_append *next = qa->next;
-        Kl_qarena_free(qa, qa->chunk);
-        qa = next;
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* The per-thread key table (touched under the thread's mutex)         */
-/* ------------------------------------------------------------------ */
-
-static key_batch *key_lookup(writer_thread *t, uint64_t hash,
-                             const char *keyspace, const char *key)
-{
-    for (key_batch *kb = t->buckets[hash & (t->n_buckets - 1)]; kb;
-         kb = kb->next_in_bucket)
-        if (kb->hash == hash && !strcmp(kb->keyspace, keyspace)
-            && !strcmp(kb->key, key))
-            return kb;
-    return NULL;
-}
-
-static int key_table_grow(writer_thread *t)
-{
-    size_t n = t->n_buckets * 2;
-    key_batch **b = calloc(n, sizeof *b);
-    if (!b)
-        return -1;
-    for (size_t i = 0; i < t->n_buckets; i++) {
-        key_batch *kb = t->buckets[i];
-        while (kb) {
-            key_batch *next = kb->next_in_bucket;
-            kb->next_in_bucket = b[kb->hash & (n - 1)];
-            b[kb->hash & (n - 1)] = kb;
-            kb = next;
-        }
-    }
-    free(t->buckets);
-    t->buckets = b;
-    t->n_buckets = n;
-    return 0;
-}
-
-static key_batch *key_get_or_add(writer_thread *t, const queued_append *qa)
-{
-    key_batch *kb = key_lookup(t, qa->hash, qa->keyspace, qa->key);
-    if (kb)
-        return kb;
-    if (t->n_keys >= t->n_buckets && key_table_grow(t) < 0)
-        return NULL;
-    kb = calloc(1, sizeof *kb);
-    if (!kb || !(kb->keyspace = strdup(qa->keyspace))
-        || !(kb->key = strdup(qa->key))) {
-        if (kb)
-            free(kb->keyspace);
-        free(kb);
-        return NULL;
-    }
-    kb->hash = qa->hash;
-    size_t i = kb->hash & (t->n_buckets - 1);
-    kb->next_in_bucket = t->buckets[i];
-    t->buckets[i] = kb;
-    t->n_keys++;
-    return kb;
-}
-
-static void key_free(key_batch *kb)
-{
-    queued_appends_free(kb->head);
-    free(kb->keyspace);
-    free(kb->key);
-    free(kb);
-}
-
-/* Drops a key's state once it holds nothing: no records, nothing to report. */
-static void key_release_if_idle(writer_thread *t, key_batch *kb)
-{
-    if (kb->records || kb->failing || kb->lost_unseen_by_append
-        || kb->lost_unseen_by_flush)
-        return;
-    key_batch **pp = &t->buckets[kb->hash & (t->n_buckets - 1)];
-    while (*pp != kb)
-        pp = &(*pp)->next_in_bucket;
-    *pp = kb->next_in_bucket;
-    t->n_keys--;
-    key_free(kb);
-}
-
-/* ------------------------------------------------------------------ */
-/* Writing a batch (writer thread, mutex held on entry and exit)       */
-/* ------------------------------------------------------------------ */
-
-static void batch_discard(key_batch *kb)
-{
-    queued_appends_free(kb->head);
-    kb->head = kb->tail = NULL;
-    kb->records = kb->bytes = 0;
-}
-
-static void note_write_ok(key_batch *kb, uint64_t records)
-{
-    if (kb->failing)
-        log_event("%s/%s: recovered: %llu records written after %u failed "
-                  "attempts", kb->keyspace, kb->key,
-                  (unsigned long long)records, kb->failed_attempts);
-    kb->failing = 0;
-    kb->failed_attempts = 0;
-    batch_discard(kb);
-}
-
-/* The inner writer rejected the records themselves: retrying cannot help. */
-static void note_write_rejected(key_batch *kb, const kl_error *e)
-{
-    unsigned long long n = kb->records;
-    log_event("%s/%s: %llu records DROPPED: the inner writer rejected them "
-              "(%s: %s)", kb->keyspace, kb->key, n, kl_status_str(e->code),
-              e->msg);
-    kl_seterr(&kb->lost_err, KL_ECLOSED,
-              "%s/%s: %llu batched records were lost: the inner writer "
-              "rejected them: %s", kb->keyspace, kb->key, n, e->msg);
-    kb->lost_unseen_by_append = kb->lost_unseen_by_flush = 1;
-    kb->failing = 0;
-    kb->failed_attempts = 0;
-    batch_discard(kb);
-}
-
-static void note_write_failed(batch_writer *bw, key_batch *kb,
-                              const kl_error *e)
-{
-    unsigned long long n = kb->records;
-    if (!kb->failing)
-        log_event("%s/%s: writing %llu records failed, keeping them for a "
-                  "retry at the next flush (%s: %s)", kb->keyspace, kb->key,
-                  n, kl_status_str(e->code), e->msg);
-    kb->failing = 1;
-    kb->failed_attempts++;
-    kb->retry_at_ms = kl_mono_ms() + (int64_t)bw->cfg.batch_flush_interval_millis;
-    kl_seterr(&kb->fail_err, e->code,
-              "%s/%s: %llu batched records are not written yet (will retry "
-              "at the next flush): %s", kb->keyspace, kb->key, n, e->msg);
-}
-
-static void note_write_result(batch_writer *bw, key_batch *kb, kl_status st,
-                              const kl_error *e)
-{
-    if (st == KL_OK)
-        note_write_ok(kb, kb->records);
-    else if (st == KL_EINVAL)
-        note_write_rejected(kb, e);
-    else
-        note_write_failed(bw, kb, e);
-}
-
-/* Gathers the batch into one insertion array: one inner append, one object. */
-static kl_insertion *batch_gather(const key_batch *kb)
-{
-    kl_insertion *ins = Kl_recycle_get(kb->records * sizeof *ins);
-    if (!ins)
-        return NULL;
-    size_t i = 0;
-    for (const queued_append *qa = kb->head; qa; qa = qa->next) {
-        memcpy(&ins[i], qa->recs, qa->count * sizeof *ins);
-        i += qa->count;
-    }
-    return ins;
-}
-
-/* One key's batch being written, and the inner writer's answer. */
-typedef struct write_job {
-    key_batch *kb;
-    kl_status st;
-    kl_error e;
-} write_job;
-
-typedef struct write_set {
-    batch_writer *bw;
-    write_job *jobs;
-} write_set;
-
-/* Runs without the thread's mutex, on the writer thread or a pool helper:
- * while a set is in flight the writer thread only waits for it, and it
- * alone changes batches, so kb stays put (appenders only queue). */
-static void write_job_run(void *ctx, size_t i)
-{
-    write_set *ws = ctx;
-    write_job *j = &ws->jobs[i];
-    kl_insertion *ins = batch_gather(j->kb);
-    if (!ins) {
-        j->st = kl_seterr(&j->e, KL_ENOMEM, "out of memory gathering a batch");
-        return;
-    }
-    j->st = ws->bw->inner->ops->append(ws->bw->inner, j->kb->keyspace,
-                                       j->kb->key, ins, j->kb->records, &j->e);
-    Kl_recycle_put(ins);
-}
-
-/* What a write of kb reports, once note_write_result has recorded st. */
-static kl_status batch_result(const key_batch *kb, kl_status st, kl_error *err)
-{
-    if (st != KL_OK)
-        copy_error(err, kb->failing ? &kb->fail_err : &kb->lost_err);
-    return st == KL_OK ? KL_OK : (kb->failing ? st : KL_ECLOSED);
-}
-
-/* Hands the batches of keys v[0..n) to the inner writer, up to the pool's
- * size at once (different keys only: a key has one batch, so one write in
- * flight, which keeps its records in append order), releasing the mutex
- * meanwhile.  st[i] gets each key's outcome as batch_result says, errs[i]
- * its message (either may be NULL).  Keys without records count as
- * written. */
-static void batches_write(writer_thread *t, key_batch **v, size_t n,
-                          kl_status *st, kl_error *errs)
-{
-    batch_writer *bw = t->owner;
-    write_job one, *jobs = n > 1 ? calloc(n, sizeof *jobs) : &one;
-    size_t m = 0;
-    if (!jobs) {                 /* out of memory: one at a time */
-        for (size_t i = 0; i < n; i++)
-            batches_write(t, &v[i], 1, st ? &st[i] : NULL, errs ? &errs[i] : NULL);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (v[i]->records)
-            jobs[m++] = (write_job){ .kb = v[i] };
-    if (m) {
-        write_set ws = { .bw = bw, .jobs = jobs };
-        pthread_mutex_unlock(&t->mu);
-        Kl_workpool_run(bw->pool, write_job_run, &ws, m);
-        pthread_mutex_lock(&t->mu);
-    }
-    for (size_t i = 0, k = 0; i < n; i++) {
-        kl_status r = KL_OK;
-        if (k < m && jobs[k].kb == v[i]) {
-            note_write_result(bw, v[i], jobs[k].st, &jobs[k].e);
-            r = batch_result(v[i], jobs[k].st, errs ? &errs[i] : NULL);
-            k++;
-        }
-        if (st)
-            st[i] = r;
-    }
-    if (jobs != &one)
-        free(jobs);
-}
-
-/* One key's batch, alone (explicit flush of a key, or out of memory). */
-static kl_status batch_write(writer_thread *t, key_batch *kb, kl_error *err)
-{
-    kl_status st;
-    batches_write(t, &kb, 1, &st, err);
-    return st;
-}
-
-static int batch_full(const batch_writer *bw, const key_batch *kb)
-{
-    return kb->records >= bw->cfg.batch_flush_record_count_threshold
-           || kb->bytes >= bw->cfg.batch_flush_size_threshold;
-}
-
-static int batch_due(const batch_writer *bw, const key_batch *kb, int64_t now)
-{
-    if (!kb->records)
-        return 0;
-    if (kb->failing)
-        return now >= kb->retry_at_ms;
-    return batch_full(bw, kb)
-           || now - kb->oldest_ms >= (int64_t)bw->cfg.batch_flush_interval_millis;
-}
-
-/* ------------------------------------------------------------------ */
-/* The writer thread                                                   */
-/* ------------------------------------------------------------------ */
-
-static uint64_t room_left(uint64_t threshold, uint64_t used)
-{
-    return used >= threshold ? 0 : threshold - used;
-}
-
-/* Lowers the thread's room to what this key's batch has left. */
-static void room_note(writer_thread *t, const key_batch *kb)
-{
-    const kl_batch_config *c = &t->owner->cfg;
-    uint64_t r = room_left(c->batch_flush_record_count_threshold, kb->records);
-    uint64_t b = room_left(c->batch_flush_size_threshold, kb->bytes);
-    if (r < t->room_records)
-        t->room_records = r;
-    if (b < t->room_bytes)
-        t->room_bytes = b;
-}
-
-static void room_note_key(writer_thread *t, key_batch *kb, void *arg)
-{
-    (void)arg;
-    if (kb->records)
-        room_note(t, kb);
-}
-
-static void for_each_key(writer_thread *t,
-                         void (*fn)(writer_thread *, key_batch *, void *),
-                         void *arg);
-
-/* Recomputes the room from every key (after writes freed some). */
-static void room_recompute(writer_thread *t)
-{
-    t->room_records = t->owner->cfg.batch_flush_record_count_threshold;
-    t->room_bytes = t->owner->cfg.batch_flush_size_threshold;
-    for_each_key(t, room_note_key, NULL);
-    t->room_stale = 0;
-}
-
-/* How many full batches wait to be written together. */
-static size_t ready_cap(const batch_writer *bw)
-{
-    return bw->cfg.writes_in_flight;
-}
-
-/* Writes the full batches found while draining, in parallel. */
-static void ready_write(writer_thread *t)
-{
-    if (!t->n_ready)
-        return;
-    batches_write(t, t->ready, t->n_ready, NULL, NULL);
-    for (size_t i = 0; i < t->n_ready; i++) {
-        t->ready[i]->ready = 0;
-        key_release_if_idle(t, t->ready[i]);
-    }
-    t->n_ready = 0;
-    t->room_stale = 1;
-}
-
-/* Moves the oldest queued append into its key's batch, and writes the
- * batch if that made it reach a threshold. */
-static void take_one(writer_thread *t)
-{
-    batch_writer *bw = t->owner;
-    queued_append *qa = t->q_head;
-    t->q_head = qa->next;
-    if (!t->q_head)
-        t->q_tail = NULL;
-    qa->next = NULL;
-    t->queued--;
-    t->queued_records -= qa->count;
-    t->queued_bytes -= qa->bytes;
-    t->drained_total++;
-    if (t->space_waiters)
-        pthread_cond_broadcast(&t->space_cv);
-
-    /* A full batch is written before it takes more (so a batch exceeds
-     * the size threshold by its last append at most); writing may free
-     * the key, hence the second lookup. */
-    key_batch *kb = key_lookup(t, qa->hash, qa->keyspace, qa->key);
-    if (kb && kb->ready)
-        ready_write(t);
-    kb = key_get_or_add(t, qa);
-    if (!kb) {
-        log_event("%s/%s: %zu records DROPPED: out of memory", qa->keyspace,
-                  qa->key, qa->count);
-        Kl_qarena_free(qa, qa->chunk);
-        return;
-    }
-    /* A batch's age counts from its oldest append, not from when this
-     * thread got round to it: the flush interval bounds the real delay. */
-    if (!kb->records)
-        kb->oldest_ms = qa->queued_ms;
-    if (kb->tail)
-        kb->tail->next = qa;
-    else
-        kb->head = qa;
-    kb->tail = qa;
-    kb->records += qa->count;
-    kb->bytes += qa->bytes;
-    if (batch_full(bw, kb) && batch_due(bw, kb, kl_mono_ms())) {
-        kb->ready = 1;
-        t->ready[t->n_ready++] = kb;
-        if (t->n_ready == ready_cap(bw))
-            ready_write(t);
-    } else {
-        room_note(t, kb);
-        key_release_if_idle(t, kb);
-    }
-}
-
-/* Moves appends into batches until everything queued before `seq` is. */
-static void drain_until(writer_thread *t, uint64_t seq)
-{
-    while (t->drained_total < seq && t->q_head)
-        take_one(t);
-    ready_write(t);
-}
-
-/* Calls fn on every key, tolerating fn releasing (freeing) that key. */
-static void for_each_key(writer_thread *t,
-                         void (*fn)(writer_thread *, key_batch *, void *),
-                         void *arg)
-{
-    for (size_t i = 0; i < t->n_buckets; i++) {
-        key_batch *kb = t->buckets[i];
-        while (kb) {
-            key_batch *next = kb->next_in_bucket;
-            fn(t, kb, arg);
-            kb = next;
-        }
-    }
-}
-
-/* The outcome of a flush covering one or more keys: the first error and
- * how many keys had one. */
-typedef struct flush_outcome {
-    int only_due;          /* timer/duty cycle: write only due batches */
-    int64_t now;           /* ... as of this monotonic time */
-    size_t failed_keys;
-    kl_status status;
-    kl_error err;
-} flush_outcome;
-
-static void outcome_add(flush_outcome *o, kl_status st, const kl_error *e)
-{
-    if (st == KL_OK)
-        return;
-    if (!o->failed_keys++) {
-        o->status = st;
-        o->err = *e;
-    }
-}
-
-/* The error a flush covering this key reports (and consumes, for losses). */
-static kl_status key_error_for_flush(key_batch *kb, kl_error *err)
-{
-    if (kb->failing) {
-        copy_error(err, &kb->fail_err);
-        return kb->fail_err.code;
-    }
-    if (kb->lost_unseen_by_flush) {
-        kb->lost_unseen_by_flush = 0;
-        copy_error(err, &kb->lost_err);
-        return KL_ECLOSED;
-    }
-    return KL_OK;
-}
-
-/* Records the outcome of writing kb (st, e: batch_result) in o and frees
- * kb if nothing is left of it. */
-static void flush_done(writer_thread *t, key_batch *kb, flush_outcome *o,
-                       kl_status st, const kl_error *e)
-{
-    if (o->only_due) {
-        outcome_add(o, st, e);
-    } else {
-        kl_error fe;
-        kl_status fst = key_error_for_flush(kb, &fe);
-        outcome_add(o, fst, &fe);
-    }
-    key_release_if_idle(t, kb);
-}
-
-static void collect_key(writer_thread *t, key_batch *kb, void *arg);
-
-typedef struct key_list {
-    key_batch **v;
-    size_t n;
-    const flush_outcome *o;
-} key_list;
-
-static int by_age(const void *a, const void *b)
-{
-    const key_batch *x = *(key_batch *const *)a, *y = *(key_batch *const *)b;
-    return (x->oldest_ms > y->oldest_ms) - (x->oldest_ms < y->oldest_ms);
-}
-
-static void collect_key(writer_thread *t, key_batch *kb, void *arg)
-{
-    key_list *l = arg;
-    if (!l->o->only_due || batch_due(t->owner, kb, l->o->now))
-        l->v[l->n++] = kb;
-}
-
-/* Writes the batches a flush covers -- every key, or (only_due) the due
- * ones, oldest first so that the keys that waited longest go first when
- * there are more than can be in flight -- and records the outcome in o.
- * Only this thread adds or frees keys, so the list stays valid while the
- * mutex is released for the writes. */
-static void flush_keys(writer_thread *t, flush_outcome *o)
-{
-    size_t cap = t->n_keys ? t->n_keys : 1;
-    key_list l = { .v = malloc(cap * sizeof *l.v), .o = o };
-    kl_status *st = malloc(cap * sizeof *st);
-    kl_error *errs = malloc(cap * sizeof *errs);
-    if (!l.v || !st || !errs) {  /* out of memory: one key at a time */
-        free(l.v);
-        free(st);
-        free(errs);
-        for (size_t i = 0; i < t->n_buckets; i++)
-            for (key_batch *kb = t->buckets[i], *next; kb; kb = next) {
-                next = kb->next_in_bucket;
-                kl_error e;
-                if (o->only_due && !batch_due(t->owner, kb, o->now))
-                    continue;
-                kl_status r = batch_write(t, kb, &e);
-                flush_done(t, kb, o, r, &e);
-            }
-        return;
-    }
-    for_each_key(t, collect_key, &l);
-    if (o->only_due)
-        qsort(l.v, l.n, sizeof *l.v, by_age);
-    batches_write(t, l.v, l.n, st, errs);
-    for (size_t i = 0; i < l.n; i++)
-        flush_done(t, l.v[i], o, st[i], &errs[i]);
-    free(l.v);
-    free(st);
-    free(errs);
-}
-
-static void outcome_to_request(const flush_outcome *o, request *r)
-{
-    r->status = o->status;
-    if (o->failed_keys > 1)
-        kl_seterr(&r->err, o->status, "%zu keys have unwritten or lost "
-                  "records; the first: %s", o->failed_keys, o->err.msg);
-    else if (o->failed_keys)
-        r->err = o->err;
-}
-
-static void handle_request(writer_thread *t, request *r)
-{
-    flush_outcome o = { .status = KL_OK };
-    drain_until(t, r->queued_before);
-    switch (r->kind) {
-    case REQ_FLUSH_KEY: {
-        key_batch *kb = key_lookup(t, r->hash, r->keyspace, r->key);
-        if (kb) {
-            kl_error e;
-            kl_status st = batch_write(t, kb, &e);
-            flush_done(t, kb, &o, st, &e);
-        }
-        break;
-    }
-    case REQ_FLUSH_ALL:
-        flush_keys(t, &o);
-        break;
-    case REQ_CHECK:
-        o.only_due = 1;
-        o.now = kl_mono_ms();
-        flush_keys(t, &o);
-        break;
-    }
-    outcome_to_request(&o, r);
-    r->done = 1;
-}
-
-static void handle_requests(writer_thread *t)
-{
-    request *list = t->requests;
-    t->requests = NULL;
-    /* Oldest first: requests were pushed on the front. */
-    request *rev = NULL;
-    while (list) {
-        request *next = list->next;
-        list->next = rev;
-        rev = list;
-        list = next;
-    }
-    for (request *r = rev, *next; r; r = next) {
-        next = r->next;      /* r may be gone once done is seen */
-        handle_request(t, r);
-    }
-    room_recompute(t);
-    pthread_cond_broadcast(&t->done_cv);
-}
-
-/* The timer: writes the batches that are due. */
-static void write_due_batches(writer_thread *t)
-{
-    flush_outcome o = { .only_due = 1, .now = kl_mono_ms() };
-    flush_keys(t, &o);
-    room_recompute(t);
-}
-
-/* Destroy: one last attempt for every batch (in parallel, so that the
- * time it takes is bounded by the slowest writes, not by the count of
- * keys), then report what is lost. */
-static void report_lost_at_shutdown(writer_thread *t, key_batch *kb, void *arg)
-{
-    (void)t;
-    (void)arg;
-    if (kb->records)
-        log_event("%s/%s: %llu records LOST at shutdown: %s", kb->keyspace,
-                  kb->key, (unsigned long long)kb->records,
-                  kb->failing ? kb->fail_err.msg : kb->lost_err.msg);
-    key_free(kb);
-}
-
-static void thread_shutdown(writer_thread *t)
-{
-    drain_until(t, t->enqueued_total);
-    flush_outcome o = { .status = KL_OK };
-    flush_keys(t, &o);           /* frees the keys that were written */
-    for_each_key(t, report_lost_at_shutdown, NULL);
-    memset(t->buckets, 0, t->n_buckets * sizeof *t->buckets);
-    t->n_keys = 0;
-}
-
-static void *thread_main(void *arg)
-{
-    writer_thread *t = arg;
-    batch_writer *bw = t->owner;
-    int64_t next_check = kl_mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
-    pthread_mutex_lock(&t->mu);
-    for (;;) {
-        int64_t now = kl_mono_ms();
-        /* Appends are moved into batches when an appender asks (a
-         * threshold may be reached, or many are queued) and at every
-         * check; in between they wait in the queue, stamped with their
-         * append time.  A bounded number per round, so that requests and
-         * time checks are not starved by a steady stream of appends. */
-        if (t->wake || now >= next_check) {
-            t->wake = 0;
-            for (size_t budget = t->queued; budget && t->q_head; budget--)
-                take_one(t);
-            ready_write(t);
-            if (t->room_stale)
-                room_recompute(t);
-        }
-        if (t->requests) {
-            handle_requests(t);
-            continue;
-        }
-        now = kl_mono_ms();
-        if (now >= next_check) {
-            write_due_batches(t);
-            next_check = kl_mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
-            continue;
-        }
-        if (t->wake)
-            continue;
-        if (t->stopping)
-            break;
-        struct timespec deadline = mono_deadline(next_check);
-        pthread_cond_timedwait(&t->work_cv, &t->mu, &deadline);
-    }
-    thread_shutdown(t);
-    pthread_mutex_unlock(&t->mu);
-    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -954,27 +78,6 @@ static kl_status validate_append(const char *keyspace, const char *key,
     return KL_OK;
 }
 
-/* The error an append to this key must return instead of queueing, if any.
- * Called with the thread's mutex held. */
-static kl_status key_error_for_append(writer_thread *t, uint64_t hash,
-                                      const char *keyspace, const char *key,
-                                      kl_error *err)
-{
-    key_batch *kb = key_lookup(t, hash, keyspace, key);
-    if (!kb)
-        return KL_OK;
-    if (kb->failing) {
-        copy_error(err, &kb->fail_err);
-        return kb->fail_err.code;
-    }
-    if (kb->lost_unseen_by_append) {
-        kb->lost_unseen_by_append = 0;
-        copy_error(err, &kb->lost_err);
-        return KL_ECLOSED;
-    }
-    return KL_OK;
-}
-
 static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
                            const kl_insertion *ins, size_t n, kl_error *err)
 {
@@ -982,70 +85,13 @@ static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
     kl_status st = validate_append(keyspace, key, ins, n, err);
     if (st)
         return st;
-    uint64_t hash = key_hash(keyspace, key);
+    uint64_t hash = Kl_batch_key_hash(keyspace, key);
     writer_thread *t = thread_for(bw, hash);
     queued_append *qa = NULL;
-    if (n && !(qa = queued_append_new(keyspace, key, hash, ins, n)))
+    if (n && !(qa = Kl_batch_append_new(keyspace, key, hash, ins, n)))
         return kl_seterr(err, KL_ENOMEM, "%s/%s: out of memory queueing %zu "
                          "records", keyspace, key, n);
-    size_t cap = bw->cfg.writer_thread_queue_capacity;
-    pthread_mutex_lock(&t->mu);
-    /* The key's error is checked again after every wait: it may have
-     * appeared while this caller was blocked on a full queue. */
-    while (!(st = key_error_for_append(t, hash, keyspace, key, err))
-           && qa && cap && t->queued >= cap) {
-        t->wake = 1;
-        pthread_cond_signal(&t->work_cv);
-        t->space_waiters++;
-        pthread_cond_wait(&t->space_cv, &t->mu);
-        t->space_waiters--;
-    }
-    if (!st && qa) {
-        if (t->q_tail)
-            t->q_tail->next = qa;
-        else
-            t->q_head = qa;
-        t->q_tail = qa;
-        t->queued++;
-        t->queued_records += qa->count;
-        t->queued_bytes += qa->bytes;
-        t->enqueued_total++;
-        qa = NULL;
-        if (!t->wake && (t->queued >= WAKE_APPENDS || (cap && t->queued >= cap)
-                         || t->queued_records >= t->room_records
-                         || t->queued_bytes >= t->room_bytes)) {
-            t->wake = 1;
-            pthread_cond_signal(&t->work_cv);
-        }
-    }
-    pthread_mutex_unlock(&t->mu);
-    if (qa)                       /* not queued: the key has an error */
-        Kl_qarena_free(qa, qa->chunk);
-    return st;
-}
-
-/* Hands a request to a thread; wait_request() collects the result. */
-static void post_request(writer_thread *t, request *r)
-{
-    pthread_mutex_lock(&t->mu);
-    r->done = 0;
-    r->status = KL_OK;
-    r->queued_before = t->enqueued_total;
-    r->next = t->requests;
-    t->requests = r;
-    pthread_cond_signal(&t->work_cv);
-    pthread_mutex_unlock(&t->mu);
-}
-
-static kl_status wait_request(writer_thread *t, request *r, kl_error *err)
-{
-    pthread_mutex_lock(&t->mu);
-    while (!r->done)
-        pthread_cond_wait(&t->done_cv, &t->mu);
-    pthread_mutex_unlock(&t->mu);
-    if (r->status)
-        copy_error(err, &r->err);
-    return r->status;
+    return Kl_batch_thread_enqueue(t, qa, hash, keyspace, key, err);
 }
 
 /* Runs one request kind on every thread in parallel; the first error wins. */
@@ -1057,12 +103,12 @@ static kl_status request_all_threads(batch_writer *bw, request_kind kind,
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     for (size_t i = 0; i < bw->n_threads; i++) {
         reqs[i].kind = kind;
-        post_request(&bw->threads[i], &reqs[i]);
+        Kl_batch_thread_post(&bw->threads[i], &reqs[i]);
     }
     kl_status first = KL_OK;
     for (size_t i = 0; i < bw->n_threads; i++) {
         kl_error e;
-        kl_status st = wait_request(&bw->threads[i], &reqs[i], &e);
+        kl_status st = Kl_batch_thread_wait(&bw->threads[i], &reqs[i], &e);
         if (st && !first) {
             first = st;
             copy_error(err, &e);
@@ -1081,10 +127,10 @@ static kl_status bw_flush_key(kl_writer *w, const char *keyspace,
         || (st = kl_validate_name("key", key, err)))
         return st;
     request r = { .kind = REQ_FLUSH_KEY, .keyspace = keyspace, .key = key,
-                  .hash = key_hash(keyspace, key) };
+                  .hash = Kl_batch_key_hash(keyspace, key) };
     writer_thread *t = thread_for(bw, r.hash);
-    post_request(t, &r);
-    if ((st = wait_request(t, &r, err)))
+    Kl_batch_thread_post(t, &r);
+    if ((st = Kl_batch_thread_wait(t, &r, err)))
         return st;
     return bw->inner->ops->flush_key(bw->inner, keyspace, key, err);
 }
@@ -1121,34 +167,12 @@ static kl_status bw_create_keyspace(kl_writer *w, const char *keyspace,
 /* Life cycle                                                          */
 /* ------------------------------------------------------------------ */
 
-static void thread_stop(writer_thread *t)
-{
-    if (!t->started)
-        return;
-    pthread_mutex_lock(&t->mu);
-    t->stopping = 1;
-    pthread_cond_signal(&t->work_cv);
-    pthread_mutex_unlock(&t->mu);
-    pthread_join(t->tid, NULL);
-    t->started = 0;
-}
-
-static void thread_free(writer_thread *t)
-{
-    free(t->buckets);
-    free(t->ready);
-    pthread_cond_destroy(&t->work_cv);
-    pthread_cond_destroy(&t->space_cv);
-    pthread_cond_destroy(&t->done_cv);
-    pthread_mutex_destroy(&t->mu);
-}
-
 static void batch_writer_free(batch_writer *bw, size_t n_initialised)
 {
     for (size_t i = 0; i < n_initialised; i++)
-        thread_stop(&bw->threads[i]);
+        Kl_batch_thread_stop(&bw->threads[i]);
     for (size_t i = 0; i < n_initialised; i++)
-        thread_free(&bw->threads[i]);
+        Kl_batch_thread_free(&bw->threads[i]);
     free(bw->threads);
     Kl_workpool_free(bw->pool);
     free(bw);
@@ -1160,10 +184,10 @@ static void bw_destroy(kl_writer *w)
     if (!bw)
         return;
     for (size_t i = 0; i < bw->n_threads; i++)
-        thread_stop(&bw->threads[i]);
+        Kl_batch_thread_stop(&bw->threads[i]);
     kl_error e;
     if (bw->inner->ops->flush_all(bw->inner, &e))
-        log_event("flushing the inner writer at shutdown failed: %s", e.msg);
+        Kl_batch_log("flushing the inner writer at shutdown failed: %s", e.msg);
     batch_writer_free(bw, bw->n_threads);
 }
 
@@ -1196,26 +220,6 @@ static kl_status check_config(const kl_batch_config *c, kl_error *err)
     return KL_OK;
 }
 
-static int thread_init(batch_writer *bw, writer_thread *t)
-{
-    pthread_condattr_t ca;
-    t->owner = bw;
-    t->n_buckets = INITIAL_BUCKETS;
-    t->room_records = bw->cfg.batch_flush_record_count_threshold;
-    t->room_bytes = bw->cfg.batch_flush_size_threshold;
-    if (!(t->buckets = calloc(t->n_buckets, sizeof *t->buckets))
-        || !(t->ready = calloc(ready_cap(bw), sizeof *t->ready)))
-        return -1;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->work_cv, &ca);
-    pthread_cond_init(&t->space_cv, NULL);
-    pthread_cond_init(&t->done_cv, NULL);
-    pthread_condattr_destroy(&ca);
-    return 0;
-}
-
 kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
                               kl_writer **out, kl_error *err)
 {
@@ -1240,7 +244,9 @@ kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
     bw->inner = inner;
     bw->cfg = *cfg;
     bw->n_threads = cfg->writer_thread_count;
-    /* The writer threads write too: writes_in_flight - 1 helpers. */
+    /* Each writer thread writes too: with writes_in_flight - 1 helpers it
+     * has writes_in_flight going at most (all threads together: up to
+     * writes_in_flight - 1 + writer_thread_count, batch_flush.c). */
     if (cfg->writes_in_flight > 1
         && !(bw->pool = Kl_workpool_new(cfg->writes_in_flight - 1))) {
         batch_writer_free(bw, 0);
@@ -1249,17 +255,16 @@ kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
     }
     for (size_t i = 0; i < bw->n_threads; i++) {
         writer_thread *t = &bw->threads[i];
-        if (thread_init(bw, t) < 0) {
+        if (Kl_batch_thread_init(bw, t) < 0) {
             batch_writer_free(bw, i);
             return kl_seterr(err, KL_ENOMEM, "batch writer: out of memory");
         }
-        int rc = pthread_create(&t->tid, NULL, thread_main, t);
+        int rc = Kl_batch_thread_start(t);
         if (rc) {
             batch_writer_free(bw, i + 1);
             return kl_seterr(err, KL_ENOMEM, "batch writer: cannot start "
                              "writer thread %zu: %s", i, strerror(rc));
         }
-        t->started = 1;
     }
     *out = &bw->base;
     return KL_OK;

@@ -723,6 +723,33 @@ Test(batch, writes_of_different_keys_overlap_never_of_one_key)
     destroy_both(w, tw);
 }
 
+/* Several writer threads share the pool's writes_in_flight - 1 helpers
+ * and each writes too: up to writes_in_flight - 1 + writer_thread_count
+ * writes at once in all, as klstore.h says. */
+Test(batch, writer_threads_share_the_helpers)
+{
+    test_writer *tw = tw_new();
+    kl_batch_config c = quiet_config();
+    c.writer_thread_count = 2;
+    c.writes_in_flight = 4;
+    kl_writer *w = batch_new(tw, &c);
+    char key[16];
+    for (int k = 0; k < 32; k++) {
+        snprintf(key, sizeof key, "key-%d", k);
+        must_append(w, "ks", key, "x");
+    }
+    tw_set_gate(tw, 1);
+    pthread_t th;
+    pthread_create(&th, NULL, flush_all_thread, w);
+    wait_in_append(tw, 5);
+    sleep_ms(50);
+    cr_assert_eq(TW_GET(tw, in_append), 5, "3 helpers + 2 writer threads");
+    tw_set_gate(tw, 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(tw->n_recs, 32);
+    destroy_both(w, tw);
+}
+
 /* ------------------------------------------------------------------ */
 /* Backpressure                                                        */
 /* ------------------------------------------------------------------ */
