@@ -37,46 +37,46 @@
 
 /* Exit codes, for a supervisor (documented in --help and README.md). */
 enum {
-    BR_EXIT_OK = 0,          /* clean shutdown (SIGINT/SIGTERM) */
-    BR_EXIT_INTERNAL = 1,    /* out of memory, bad usage of the library */
-    BR_EXIT_CONFIG = 2,      /* configuration or command-line error */
-    BR_EXIT_KAFKA = 3,       /* fatal Kafka error */
-    BR_EXIT_STORE = 4,       /* fatal store error, or unflushed at shutdown */
-    BR_EXIT_BAD_MESSAGE = 5  /* on_error=stop and a record could not be parsed */
+    BR_EXIT_OK = 0,         /* clean shutdown (SIGINT/SIGTERM) */
+    BR_EXIT_INTERNAL = 1,   /* out of memory, bad usage of the library */
+    BR_EXIT_CONFIG = 2,     /* configuration or command-line error */
+    BR_EXIT_KAFKA = 3,      /* fatal Kafka error */
+    BR_EXIT_STORE = 4,      /* fatal store error, or unflushed at shutdown */
+    BR_EXIT_BAD_MESSAGE = 5 /* on_error=stop and a record could not be parsed */
 };
 
 /* Waits bounded by these when the bridge must not leave before it tried. */
-#define BR_REVOKE_FLUSH_TIMEOUT_MS 20000   /* rebalance / shutdown */
-#define BR_COMMIT_TIMEOUT_MS 10000
-#define BR_BACKOFF_MIN_MS 500
-#define BR_BACKOFF_MAX_MS 30000
+#define BR_REVOKE_FLUSH_TIMEOUT_MS 20000 /* rebalance / shutdown */
+#define BR_COMMIT_TIMEOUT_MS       10000
+#define BR_BACKOFF_MIN_MS          500
+#define BR_BACKOFF_MAX_MS          30000
 
 /* One assigned partition. */
 typedef struct br_partition {
     char *topic;
     int32_t partition;
-    int64_t next;        /* offset after the last record handed to the
-                            writer (or skipped); -1 = none yet */
-    int64_t committed;   /* last offset we committed; -1 = none */
-    int64_t resume_at;   /* paused: first offset received and dropped */
-    uint64_t records;    /* handed to the writer since the assignment */
-    uint64_t consumed;   /* messages received since the assignment */
+    int64_t next;      /* offset after the last record handed to the
+                          writer (or skipped); -1 = none yet */
+    int64_t committed; /* last offset we committed; -1 = none */
+    int64_t resume_at; /* paused: first offset received and dropped */
+    uint64_t records;  /* handed to the writer since the assignment */
+    uint64_t consumed; /* messages received since the assignment */
 } br_partition;
 
 typedef struct br_positions {
     br_partition *v;
     size_t n;
-    br_partition *last;  /* lookup cache: messages come in runs */
+    br_partition *last; /* lookup cache: messages come in runs */
 } br_positions;
 
 /* Records parsed but not yet appended: a run for one keyspace/key. */
-#define BR_PENDING_MAX 4096
+#define BR_PENDING_MAX   4096
 #define BR_PENDING_BYTES (1u << 20)
 typedef struct br_pending {
     char keyspace[KL_NAME_MAX + 1];
     char key[KL_NAME_MAX + 1];
-    rd_kafka_message_t **msgs;       /* owned until the writer accepts */
-    kl_insertion *ins;               /* point into msgs' payloads */
+    rd_kafka_message_t **msgs; /* owned until the writer accepts */
+    kl_insertion *ins;         /* point into msgs' payloads */
     size_t n, bytes;
 } br_pending;
 
@@ -86,7 +86,7 @@ typedef struct br_sink {
     kl_objstore *os;
     kl_writer *store_w;
     kl_writer *batch_w;
-    kl_writer_stats retired;   /* totals of the store writers closed so far */
+    kl_writer_stats retired; /* totals of the store writers closed so far */
 } br_sink;
 
 /* The flush thread (flusher.c).  busy is the main thread's own flag: a
@@ -105,10 +105,10 @@ typedef struct br_flusher {
 typedef struct br_stats {
     uint64_t records, bytes, skipped, nonce_records;
     uint64_t flushes, flush_failures, commits, commit_failures;
-    long long last_flush_ms;          /* duration of the last flush */
-    long long last_commit_ms;         /* duration of the last commit */
-    long long last_commit_at;         /* monotonic time of the last success */
-    uint64_t window_records;          /* at the last status line */
+    long long last_flush_ms;  /* duration of the last flush */
+    long long last_commit_ms; /* duration of the last commit */
+    long long last_commit_at; /* monotonic time of the last success */
+    uint64_t window_records;  /* at the last status line */
     long long window_start;
 } br_stats;
 
@@ -120,7 +120,7 @@ typedef struct br_stats {
 typedef struct br_metrics {
     km_server *server;
     pthread_mutex_t mu;
-    char *text;                       /* under mu */
+    char *text; /* under mu */
     long long rendered_at;
     km_histogram flush_seconds, commit_seconds;
     _Atomic long long last_commit_at; /* monotonic ms; health */
@@ -131,21 +131,21 @@ typedef struct br_metrics {
 typedef struct br_bridge {
     br_config *cfg;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *commitq;        /* results of our commits */
+    rd_kafka_queue_t *commitq; /* results of our commits */
     uintptr_t commit_seq;
     br_sink sink;
     br_positions pos;
     br_pending pending;
     br_flusher flusher;
-    rd_kafka_topic_partition_list_t *flush_snap;  /* what the running
-                                                     flush makes durable */
+    rd_kafka_topic_partition_list_t *flush_snap; /* what the running
+                                                    flush makes durable */
     /* Store outage: consumption paused; a refused run stays in pending. */
     int paused;
     long long paused_since, retry_at, backoff_ms;
     unsigned failed_attempts;
     /* Life cycle. */
-    volatile sig_atomic_t *signals;   /* SIGINT/SIGTERM received */
-    int exit_code;                    /* first fatal reason; 0 = running */
+    volatile sig_atomic_t *signals; /* SIGINT/SIGTERM received */
+    int exit_code;                  /* first fatal reason; 0 = running */
     long long next_checkpoint, next_stats;
     br_stats stats;
     br_metrics metrics;
@@ -161,10 +161,9 @@ void br_deliver(br_bridge *b, br_partition *p, rd_kafka_message_t *m);
 int br_pending_init(br_pending *r);
 void br_pending_free(br_pending *r);
 void br_pending_discard(br_pending *r);
-int br_pending_fits(const br_pending *r, const char *keyspace, const char *key,
-                    size_t len);
-void br_pending_add(br_pending *r, const char *keyspace, const char *key,
-                    rd_kafka_message_t *m, const kl_insertion *ins);
+int br_pending_fits(const br_pending *r, const char *keyspace, const char *key, size_t len);
+void br_pending_add(br_pending *r, const char *keyspace, const char *key, rd_kafka_message_t *m,
+                    const kl_insertion *ins);
 /* Appends the run; 0 = accepted (positions advanced), -1 = refused (the
  * run stays; consumption paused, outage.c retries) or fatal
  * (b->exit_code). */
@@ -203,8 +202,7 @@ void br_flusher_stop(br_flusher *f);
 void br_flusher_begin(br_flusher *f, kl_writer *w);
 /* 1 and the result if the flush handed over has finished (waits for it
  * if `wait`); 0 if none was handed over or it still runs. */
-int br_flusher_result(br_flusher *f, int wait, kl_status *st, kl_error *e,
-                      long long *ms);
+int br_flusher_result(br_flusher *f, int wait, kl_status *st, kl_error *e, long long *ms);
 
 /* outage.c: while paused, retries the flush when the backoff is over,
  * and resumes consumption once it works. */
@@ -213,8 +211,7 @@ void br_outage_reset(br_bridge *b);
 
 /* failure.c */
 /* Logs the error; its code becomes the exit code unless one was set. */
-void br_fatal(br_bridge *b, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void br_fatal(br_bridge *b, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int br_store_error_retryable(kl_status st);
 /* A write or flush failed: fatal unless retryable; else consumption is
  * paused (or stays paused) and the next attempt is scheduled. */

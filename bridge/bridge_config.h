@@ -24,19 +24,19 @@ typedef enum br_on_error { BR_ON_ERROR_STOP = 0, BR_ON_ERROR_SKIP } br_on_error;
 
 typedef struct br_config {
     char *path;
-    kl_config store;              /* [s3], [local], [batcher] */
-    char **topics;                /* [kafka] topic: one or a comma list */
+    kl_config store; /* [s3], [local], [batcher] */
+    char **topics;   /* [kafka] topic: one or a comma list */
     size_t n_topics;
-    unsigned commit_interval_s;   /* default 60 */
-    unsigned stats_interval_ms;   /* default 10 s, 0 = never */
-    char *group_id;               /* copies, for messages */
+    unsigned commit_interval_s; /* default 60 */
+    unsigned stats_interval_ms; /* default 10 s, 0 = never */
+    char *group_id;             /* copies, for messages */
     char *bootstrap;
-    rd_kafka_conf_t *kconf;       /* validated; forced settings applied */
+    rd_kafka_conf_t *kconf; /* validated; forced settings applied */
     br_parser keyspace, key, nonce, timestamp;
     br_on_error on_error;
-    char *metrics_listen;         /* [metrics] listen, NULL = no endpoint */
-    unsigned health_intervals;    /* /healthz fails after this many commit
-                                     intervals without a successful commit */
+    char *metrics_listen;      /* [metrics] listen, NULL = no endpoint */
+    unsigned health_intervals; /* /healthz fails after this many commit
+                                  intervals without a successful commit */
 } br_config;
 
 /* Loads and validates path.  Returns 0, or -1 with a message in err. */

@@ -19,10 +19,9 @@
 
 /* Parses a message into keyspace, key and insertion.  Returns 0, or -1
  * with the reason in why. */
-static int to_insertion(const br_config *c, rd_kafka_message_t *m,
-                        char *ks_buf, const char **ks, char *key_buf,
-                        const char **key, kl_insertion *ins,
-                        char *why, size_t whylen)
+static int to_insertion(const br_config *c, rd_kafka_message_t *m, char *ks_buf, const char **ks,
+                        char *key_buf, const char **key, kl_insertion *ins, char *why,
+                        size_t whylen)
 {
     br_msg v;
     br_msg_from_kafka(&v, m);
@@ -30,15 +29,16 @@ static int to_insertion(const br_config *c, rd_kafka_message_t *m,
     ins->data = m->payload;
     ins->len = m->len;
     if (ins->len > KL_RECORD_MAX) {
-        snprintf(why, whylen, "the payload is %zu bytes, over the store's limit "
-                 "of %u", ins->len, (unsigned)KL_RECORD_MAX);
+        snprintf(why, whylen,
+                 "the payload is %zu bytes, over the store's limit "
+                 "of %u",
+                 ins->len, (unsigned)KL_RECORD_MAX);
         return -1;
     }
     if (br_eval_name(&c->keyspace, &v, "keyspace", ks_buf, ks, why, whylen) ||
         br_eval_name(&c->key, &v, "key", key_buf, key, why, whylen) ||
         br_eval_nonce(&c->nonce, &v, &ins->has_nonce, &ins->nonce, why, whylen) ||
-        br_eval_timestamp(&c->timestamp, &v, &ins->has_timestamp,
-                          &ins->timestamp, why, whylen))
+        br_eval_timestamp(&c->timestamp, &v, &ins->has_timestamp, &ins->timestamp, why, whylen))
         return -1;
     return 0;
 }
@@ -49,29 +49,30 @@ static int to_insertion(const br_config *c, rd_kafka_message_t *m,
  * to the writer yet (librdkafka's own position has moved past it). */
 static void drop_while_paused(br_partition *p, rd_kafka_message_t *m)
 {
-    if (p->next < 0 && (p->resume_at < 0 || m->offset < p->resume_at))
-        p->resume_at = m->offset;
+    if (p->next < 0 && (p->resume_at < 0 || m->offset < p->resume_at)) p->resume_at = m->offset;
     rd_kafka_message_destroy(m);
 }
 
 /* A record no parser can make sense of: skip it loudly, or stop before
  * it.  The run before it has been appended already. */
-static void bad_message(br_bridge *b, br_partition *p, rd_kafka_message_t *m,
-                        const char *why)
+static void bad_message(br_bridge *b, br_partition *p, rd_kafka_message_t *m, const char *why)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     if (b->cfg->on_error == BR_ON_ERROR_SKIP) {
         b->stats.skipped++;
-        br_log(BR_WARN, "skipping %s[%d] offset %lld (on_error=skip, %llu "
-               "skipped so far): %s", topic, (int)m->partition,
-               (long long)m->offset, (unsigned long long)b->stats.skipped, why);
+        br_log(BR_WARN,
+               "skipping %s[%d] offset %lld (on_error=skip, %llu "
+               "skipped so far): %s",
+               topic, (int)m->partition, (long long)m->offset, (unsigned long long)b->stats.skipped,
+               why);
         p->next = m->offset + 1;
     } else {
-        br_fatal(b, BR_EXIT_BAD_MESSAGE, "cannot parse %s[%d] offset %lld: %s; "
+        br_fatal(b, BR_EXIT_BAD_MESSAGE,
+                 "cannot parse %s[%d] offset %lld: %s; "
                  "stopping (on_error=stop): offsets are committed up to this "
                  "record, not past it -- fix the record or the parsers, or set "
-                 "[parser] on_error=skip", topic, (int)m->partition,
-                 (long long)m->offset, why);
+                 "[parser] on_error=skip",
+                 topic, (int)m->partition, (long long)m->offset, why);
     }
     rd_kafka_message_destroy(m);
 }
@@ -106,8 +107,7 @@ static void kafka_event(br_bridge *b, rd_kafka_message_t *m)
     static long long last_at;
     static unsigned repeated;
     rd_kafka_resp_err_t err = m->err;
-    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        return;
+    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char reason[512];
         rd_kafka_fatal_error(b->rk, reason, sizeof reason);
@@ -125,9 +125,8 @@ static void kafka_event(br_bridge *b, rd_kafka_message_t *m)
         return;
     }
     br_log(BR_WARN, "kafka: %s%s%s [%d]: %s%s", m->rkt ? "topic " : "",
-           m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->rkt ? "" : "consumer",
-           (int)m->partition, rd_kafka_message_errstr(m),
-           repeated ? " (and earlier repeats)" : "");
+           m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->rkt ? "" : "consumer", (int)m->partition,
+           rd_kafka_message_errstr(m), repeated ? " (and earlier repeats)" : "");
     last = err;
     last_at = now;
     repeated = 0;
@@ -140,8 +139,7 @@ static void handle_message(br_bridge *b, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return;
     }
-    br_partition *p = br_positions_find(&b->pos, rd_kafka_topic_name(m->rkt),
-                                        m->partition);
+    br_partition *p = br_positions_find(&b->pos, rd_kafka_topic_name(m->rkt), m->partition);
     if (!p || (p->next >= 0 && m->offset < p->next) || b->exit_code) {
         /* Not (or no longer) ours, fetched again after a seek, or we are
          * stopping: it will be re-delivered from the committed offset. */
@@ -191,14 +189,12 @@ int br_run(br_bridge *b)
         /* Short waits while a run is pending (append it as soon as the
          * queue is empty) or a flush runs (commit soon after it ends). */
         int timeout = b->pending.n ? 0 : b->flusher.busy ? 10 : 100;
-        if (poll_burst(b, timeout) < BR_POLL_BURST && b->pending.n && !b->paused &&
-            !b->exit_code)
-            br_pending_submit(b);   /* nothing more right now: append the run */
+        if (poll_burst(b, timeout) < BR_POLL_BURST && b->pending.n && !b->paused && !b->exit_code)
+            br_pending_submit(b); /* nothing more right now: append the run */
         br_checkpoint_collect(b, 0, 1);
         br_outage_tick(b);
         now = kl_mono_ms();
-        if (!b->paused && !b->exit_code && now >= b->next_checkpoint &&
-            !b->flusher.busy) {
+        if (!b->paused && !b->exit_code && now >= b->next_checkpoint && !b->flusher.busy) {
             br_checkpoint(b);
             b->next_checkpoint = now + commit_ms;
         }

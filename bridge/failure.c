@@ -30,8 +30,7 @@ void br_fatal(br_bridge *b, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     br_log(BR_ERROR, "%s", msg);
-    if (!b->exit_code)
-        b->exit_code = code;
+    if (!b->exit_code) b->exit_code = code;
 }
 
 int br_store_error_retryable(kl_status st)
@@ -44,13 +43,11 @@ void br_pause_all(br_bridge *b, int pause)
     rd_kafka_topic_partition_list_t *l = NULL;
     rd_kafka_resp_err_t err = rd_kafka_assignment(b->rk, &l);
     if (!err && l && l->cnt)
-        err = pause ? rd_kafka_pause_partitions(b->rk, l)
-                    : rd_kafka_resume_partitions(b->rk, l);
+        err = pause ? rd_kafka_pause_partitions(b->rk, l) : rd_kafka_resume_partitions(b->rk, l);
     if (err)
         br_log(BR_WARN, "cannot %s partitions: %s", pause ? "pause" : "resume",
                rd_kafka_err2str(err));
-    if (l)
-        rd_kafka_topic_partition_list_destroy(l);
+    if (l) rd_kafka_topic_partition_list_destroy(l);
 }
 
 void br_store_failed(br_bridge *b, kl_status st, const kl_error *e)
@@ -67,17 +64,19 @@ void br_store_failed(br_bridge *b, kl_status st, const kl_error *e)
         b->paused_since = now;
         b->backoff_ms = BR_BACKOFF_MIN_MS;
         b->failed_attempts = 1;
-        br_log(BR_ERROR, "store write failed: %s; consumption paused, records "
+        br_log(BR_ERROR,
+               "store write failed: %s; consumption paused, records "
                "stay pending in the batching writer, nothing is committed; "
-               "retrying in %lld ms", e->msg, b->backoff_ms);
+               "retrying in %lld ms",
+               e->msg, b->backoff_ms);
     } else {
         b->failed_attempts++;
         b->backoff_ms *= 2;
-        if (b->backoff_ms > BR_BACKOFF_MAX_MS)
-            b->backoff_ms = BR_BACKOFF_MAX_MS;
-        br_log(BR_WARN, "store still failing (attempt %u, paused for %lld s): "
-               "%s; retrying in %lld ms", b->failed_attempts,
-               (now - b->paused_since) / 1000, e->msg, b->backoff_ms);
+        if (b->backoff_ms > BR_BACKOFF_MAX_MS) b->backoff_ms = BR_BACKOFF_MAX_MS;
+        br_log(BR_WARN,
+               "store still failing (attempt %u, paused for %lld s): "
+               "%s; retrying in %lld ms",
+               b->failed_attempts, (now - b->paused_since) / 1000, e->msg, b->backoff_ms);
     }
     b->retry_at = now + b->backoff_ms;
 }

@@ -22,9 +22,8 @@ static void *flusher_main(void *arg)
     br_flusher *f = arg;
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        while (!f->stop && !f->requested)
-            pthread_cond_wait(&f->cv, &f->mu);
-        if (!f->requested)           /* stop, after a flush handed over */
+        while (!f->stop && !f->requested) pthread_cond_wait(&f->cv, &f->mu);
+        if (!f->requested) /* stop, after a flush handed over */
             break;
         kl_writer *w = f->w;
         f->requested = 0;
@@ -47,8 +46,7 @@ static void *flusher_main(void *arg)
 int br_flusher_start(br_flusher *f)
 {
     memset(f, 0, sizeof *f);
-    if (pthread_mutex_init(&f->mu, NULL))
-        return -1;
+    if (pthread_mutex_init(&f->mu, NULL)) return -1;
     if (pthread_cond_init(&f->cv, NULL)) {
         pthread_mutex_destroy(&f->mu);
         return -1;
@@ -64,13 +62,12 @@ int br_flusher_start(br_flusher *f)
 
 void br_flusher_stop(br_flusher *f)
 {
-    if (!f->running)
-        return;
+    if (!f->running) return;
     pthread_mutex_lock(&f->mu);
     f->stop = 1;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
-    pthread_join(f->thread, NULL);   /* runs a flush handed over first */
+    pthread_join(f->thread, NULL); /* runs a flush handed over first */
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     f->running = 0;
@@ -87,14 +84,11 @@ void br_flusher_begin(br_flusher *f, kl_writer *w)
     pthread_mutex_unlock(&f->mu);
 }
 
-int br_flusher_result(br_flusher *f, int wait, kl_status *st, kl_error *e,
-                      long long *ms)
+int br_flusher_result(br_flusher *f, int wait, kl_status *st, kl_error *e, long long *ms)
 {
-    if (!f->busy)
-        return 0;
+    if (!f->busy) return 0;
     pthread_mutex_lock(&f->mu);
-    while (wait && !f->done)
-        pthread_cond_wait(&f->cv, &f->mu);
+    while (wait && !f->done) pthread_cond_wait(&f->cv, &f->mu);
     int done = f->done;
     if (done) {
         *st = f->status;

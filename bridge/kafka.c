@@ -34,9 +34,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     br_log(BR_WARN, "kafka: %s: %s%s", rd_kafka_err2name(err), reason,
            err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN
                ? " (librdkafka keeps reconnecting; consumption resumes when "
-                 "a broker is back)" : "");
-    if (suppressed)
-        br_log(BR_WARN, "kafka: (%u similar errors not shown)", suppressed);
+                 "a broker is back)"
+               : "");
+    if (suppressed) br_log(BR_WARN, "kafka: (%u similar errors not shown)", suppressed);
     last = err;
     last_at = now;
     suppressed = 0;
@@ -45,7 +45,10 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     /* syslog levels: 0..3 errors, 4 warning, 5..6 info, 7 debug */
-    br_log(level <= 3 ? BR_ERROR : level == 4 ? BR_WARN : level <= 6 ? BR_INFO : BR_DEBUG,
+    br_log(level <= 3   ? BR_ERROR
+           : level == 4 ? BR_WARN
+           : level <= 6 ? BR_INFO
+                        : BR_DEBUG,
            "librdkafka: %s: %s", fac, buf);
 }
 
@@ -68,8 +71,7 @@ int br_kafka_open(br_bridge *b, rd_kafka_conf_t *conf, char *err, size_t errlen)
 int br_kafka_subscribe(br_bridge *b)
 {
     const br_config *c = b->cfg;
-    rd_kafka_topic_partition_list_t *l =
-        rd_kafka_topic_partition_list_new((int)c->n_topics);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->n_topics);
     for (size_t i = 0; i < c->n_topics; i++)
         rd_kafka_topic_partition_list_add(l, c->topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(b->rk, l);
@@ -83,12 +85,10 @@ int br_kafka_subscribe(br_bridge *b)
 
 void br_kafka_close(br_bridge *b)
 {
-    if (!b->rk)
-        return;
+    if (!b->rk) return;
     /* Triggers the final revocation: flush, commit (rebalance.c). */
     rd_kafka_resp_err_t err = rd_kafka_consumer_close(b->rk);
-    if (err)
-        br_log(BR_WARN, "closing the consumer: %s", rd_kafka_err2str(err));
+    if (err) br_log(BR_WARN, "closing the consumer: %s", rd_kafka_err2str(err));
     rd_kafka_queue_destroy(b->commitq);
     rd_kafka_destroy(b->rk);
     b->rk = NULL;

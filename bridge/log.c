@@ -24,22 +24,19 @@ void br_log(int level, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (level < BR_ERROR || level > BR_DEBUG)
-        level = BR_INFO;
+    if (level < BR_ERROR || level > BR_DEBUG) level = BR_INFO;
     flockfile(stderr);
-    fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, (long)(tv.tv_usec / 1000),
-            level_names[level], msg);
+    fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, (long)(tv.tv_usec / 1000), level_names[level], msg);
     fflush(stderr);
     funlockfile(stderr);
 }
 
 static void from_klstore(int level, const char *msg, void *ctx)
 {
-    br_log(level == KL_LOG_ERROR ? BR_ERROR
-           : level == KL_LOG_WARNING ? BR_WARN : BR_INFO, "klstore: %s", msg);
+    br_log(level == KL_LOG_ERROR     ? BR_ERROR
+           : level == KL_LOG_WARNING ? BR_WARN
+                                     : BR_INFO,
+           "klstore: %s", msg);
 }
 
-void br_log_install(void)
-{
-    kl_set_log_handler(from_klstore, NULL);
-}
+void br_log_install(void) { kl_set_log_handler(from_klstore, NULL); }

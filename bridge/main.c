@@ -28,40 +28,39 @@ static void on_signal(int sig)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-"usage: " PROG " [--check] CONFIG.ini\n"
-"       " PROG " --help | --version\n"
-"\n"
-"Consumes Kafka topics in a consumer group and appends each record to a\n"
-"klstore log (S3 or a local directory), exactly once: every\n"
-"offset_commit_interval_seconds, before partitions are revoked and on\n"
-"SIGINT/SIGTERM the batching writer is flushed, and only after a successful\n"
-"flush are the offsets of the records written committed.  Records\n"
-"re-delivered after a crash are dropped by nonce checking (use a nonce\n"
-"parser such as RecordOffset and one key per partition).\n"
-"\n"
-"  --check     validate CONFIG.ini (all sections, librdkafka keys, parsers)\n"
-"              and exit without connecting to anything\n"
-"  --help      this text\n"
-"  --version   versions of the bridge, libklstore and librdkafka\n"
-"\n"
-"CONFIG.ini sections: [s3] (or [local] root=DIR), [batcher], [kafka],\n"
-"[parser], [metrics] (listen=HOST:PORT serves /metrics and /healthz); see\n"
-"klstore.ini(5) and example.ini.  [kafka] keys other than topic,\n"
-"offset_commit_interval_seconds and stats_interval_seconds go to librdkafka\n"
-"unchanged.  [parser] on_error=stop (default) stops at a record the parsers\n"
-"cannot handle, on_error=skip logs it and goes on.\n"
-"\n"
-"Exit codes:\n"
-"  0  clean shutdown after SIGINT/SIGTERM (everything flushed and committed)\n"
-"  1  internal error (out of memory)\n"
-"  2  configuration or command-line error\n"
-"  3  fatal Kafka error (e.g. authorization refused, fatal client error)\n"
-"  4  fatal store error, or shutdown while the store was still failing\n"
-"     (nothing uncommitted is lost: it is consumed again after a restart)\n"
-"  5  stopped at a record the parsers cannot handle (on_error=stop); offsets\n"
-"     are committed up to that record, not past it\n"
-"A second SIGINT/SIGTERM stops waiting for a failing store.\n");
+    fprintf(out, "usage: " PROG " [--check] CONFIG.ini\n"
+                 "       " PROG " --help | --version\n"
+                 "\n"
+                 "Consumes Kafka topics in a consumer group and appends each record to a\n"
+                 "klstore log (S3 or a local directory), exactly once: every\n"
+                 "offset_commit_interval_seconds, before partitions are revoked and on\n"
+                 "SIGINT/SIGTERM the batching writer is flushed, and only after a successful\n"
+                 "flush are the offsets of the records written committed.  Records\n"
+                 "re-delivered after a crash are dropped by nonce checking (use a nonce\n"
+                 "parser such as RecordOffset and one key per partition).\n"
+                 "\n"
+                 "  --check     validate CONFIG.ini (all sections, librdkafka keys, parsers)\n"
+                 "              and exit without connecting to anything\n"
+                 "  --help      this text\n"
+                 "  --version   versions of the bridge, libklstore and librdkafka\n"
+                 "\n"
+                 "CONFIG.ini sections: [s3] (or [local] root=DIR), [batcher], [kafka],\n"
+                 "[parser], [metrics] (listen=HOST:PORT serves /metrics and /healthz); see\n"
+                 "klstore.ini(5) and example.ini.  [kafka] keys other than topic,\n"
+                 "offset_commit_interval_seconds and stats_interval_seconds go to librdkafka\n"
+                 "unchanged.  [parser] on_error=stop (default) stops at a record the parsers\n"
+                 "cannot handle, on_error=skip logs it and goes on.\n"
+                 "\n"
+                 "Exit codes:\n"
+                 "  0  clean shutdown after SIGINT/SIGTERM (everything flushed and committed)\n"
+                 "  1  internal error (out of memory)\n"
+                 "  2  configuration or command-line error\n"
+                 "  3  fatal Kafka error (e.g. authorization refused, fatal client error)\n"
+                 "  4  fatal store error, or shutdown while the store was still failing\n"
+                 "     (nothing uncommitted is lost: it is consumed again after a restart)\n"
+                 "  5  stopped at a record the parsers cannot handle (on_error=stop); offsets\n"
+                 "     are committed up to that record, not past it\n"
+                 "A second SIGINT/SIGTERM stops waiting for a failing store.\n");
 }
 
 /* Runs of records are copied into blocks of up to a few MiB (batching
@@ -91,8 +90,7 @@ static int open_store(br_config *cfg, kl_objstore **os)
 {
     kl_error e = {0};
     kl_status st = kl_objstore_open(NULL, &cfg->store, os, &e);
-    if (st == KL_OK)
-        return 0;
+    if (st == KL_OK) return 0;
     br_log(BR_ERROR, "cannot open the store: %s", e.msg);
     return st == KL_EINVAL ? BR_EXIT_CONFIG : BR_EXIT_STORE;
 }
@@ -104,8 +102,10 @@ static int open_store(br_config *cfg, kl_objstore **os)
  * committed, and Kafka re-delivers from the last commit. */
 static void crash_out(void)
 {
-    br_log(BR_ERROR, "exiting at once with code %d: nothing more is written or "
-           "committed", BR_EXIT_STORE);
+    br_log(BR_ERROR,
+           "exiting at once with code %d: nothing more is written or "
+           "committed",
+           BR_EXIT_STORE);
     _exit(BR_EXIT_STORE);
 }
 
@@ -148,22 +148,20 @@ static int run(br_config *cfg)
     } else if (br_kafka_subscribe(&b) == 0) {
         br_run(&b);
     }
-    if (b.exit_code == BR_EXIT_STORE)
-        crash_out();
+    if (b.exit_code == BR_EXIT_STORE) crash_out();
     if (b.exit_code == 0)
         br_log(BR_INFO, "signal received: flushing, committing and leaving the group");
-    br_kafka_close(&b);             /* collects the last background flush */
+    br_kafka_close(&b); /* collects the last background flush */
     br_flusher_stop(&b.flusher);
-    if (b.flush_snap)               /* no revocation collected it: no commit */
+    if (b.flush_snap) /* no revocation collected it: no commit */
         rd_kafka_topic_partition_list_destroy(b.flush_snap);
-    br_metrics_stop(&b);           /* before what it reads goes away */
+    br_metrics_stop(&b); /* before what it reads goes away */
     br_sink_close(&b.sink);
     br_positions_clear(&b.pos);
     br_pending_free(&b.pending);
     kl_os_destroy(os);
-    br_log(BR_INFO, "exiting with code %d (%llu records written, %llu skipped)",
-           b.exit_code, (unsigned long long)b.stats.records,
-           (unsigned long long)b.stats.skipped);
+    br_log(BR_INFO, "exiting with code %d (%llu records written, %llu skipped)", b.exit_code,
+           (unsigned long long)b.stats.records, (unsigned long long)b.stats.skipped);
     return b.exit_code;
 }
 
@@ -180,8 +178,8 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(argv[i], "--version")) {
-            printf(PROG " %s (libklstore %s, librdkafka %s)\n", KL_VERSION,
-                   KL_VERSION, rd_kafka_version_str());
+            printf(PROG " %s (libklstore %s, librdkafka %s)\n", KL_VERSION, KL_VERSION,
+                   rd_kafka_version_str());
             return 0;
         }
         if (!strcmp(argv[i], "--check"))
@@ -211,8 +209,8 @@ int main(int argc, char **argv)
         br_config_free(&cfg);
         return 0;
     }
-    br_log(BR_INFO, PROG " %s (librdkafka %s) starting: %s", KL_VERSION,
-           rd_kafka_version_str(), desc);
+    br_log(BR_INFO, PROG " %s (librdkafka %s) starting: %s", KL_VERSION, rd_kafka_version_str(),
+           desc);
     int rc = run(&cfg);
     br_config_free(&cfg);
     return rc;

@@ -38,8 +38,10 @@ static void per_partition(FILE *f, br_bridge *b, const char *name, const char *t
     km_family(f, name, type, help);
     for (size_t i = 0; i < b->pos.n; i++) {
         const br_partition *p = &b->pos.v[i];
-        double v = what == 0 ? (double)p->consumed : what == 1 ? (double)p->records
-                 : what == 2 ? (double)br_partition_lag(b, p) : (double)p->committed;
+        double v = what == 0   ? (double)p->consumed
+                   : what == 1 ? (double)p->records
+                   : what == 2 ? (double)br_partition_lag(b, p)
+                               : (double)p->committed;
         if (v < 0) continue; /* unknown lag, nothing committed yet */
         partition_labels(labels, sizeof labels, p);
         km_sample(f, name, labels, v);
@@ -72,8 +74,7 @@ static void render_state(FILE *f, br_bridge *b)
                   "The last offset the bridge committed, per partition.", 3);
     km_family(f, "klstore_bridge_assigned_partitions", "gauge", "Partitions assigned now.");
     km_sample(f, "klstore_bridge_assigned_partitions", NULL, (double)b->pos.n);
-    counter(f, "klstore_bridge_records_total", "Records handed to the writer.",
-            (double)s->records);
+    counter(f, "klstore_bridge_records_total", "Records handed to the writer.", (double)s->records);
     counter(f, "klstore_bridge_bytes_total", "Payload bytes handed to the writer.",
             (double)s->bytes);
     counter(f, "klstore_bridge_records_skipped_total",

@@ -31,14 +31,12 @@ static void seek_back(br_bridge *b)
         br_partition *p = &b->pos.v[i];
         int64_t at = p->next >= 0 ? p->next : p->resume_at;
         p->resume_at = -1;
-        if (at >= 0)
-            rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
+        if (at >= 0) rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
     }
     if (l->cnt) {
         rd_kafka_error_t *err = rd_kafka_seek_partitions(b->rk, l, 10000);
         if (err) {
-            br_log(BR_WARN, "seek after the store outage failed: %s",
-                   rd_kafka_error_string(err));
+            br_log(BR_WARN, "seek after the store outage failed: %s", rd_kafka_error_string(err));
             rd_kafka_error_destroy(err);
         }
         for (int i = 0; i < l->cnt; i++)
@@ -52,21 +50,20 @@ static void seek_back(br_bridge *b)
 
 void br_outage_tick(br_bridge *b)
 {
-    if (!b->paused || kl_mono_ms() < b->retry_at)
-        return;
+    if (!b->paused || kl_mono_ms() < b->retry_at) return;
     /* A background flush may have been running when the writer refused
      * a run; its result comes first (and may push retry_at further). */
-    if (br_checkpoint_collect(b, 1, 1) || b->exit_code || kl_mono_ms() < b->retry_at)
-        return;
+    if (br_checkpoint_collect(b, 1, 1) || b->exit_code || kl_mono_ms() < b->retry_at) return;
     rd_kafka_topic_partition_list_t *snap = br_positions_uncommitted(&b->pos);
     kl_error e = {0};
     kl_status st = br_flush(b, &e);
     if (st) {
         br_store_failed(b, st, &e);
     } else {
-        br_log(BR_INFO, "store recovered after %lld s (%u failed attempts); "
-               "resuming consumption", (kl_mono_ms() - b->paused_since) / 1000,
-               b->failed_attempts);
+        br_log(BR_INFO,
+               "store recovered after %lld s (%u failed attempts); "
+               "resuming consumption",
+               (kl_mono_ms() - b->paused_since) / 1000, b->failed_attempts);
         br_commit(b, snap);
         /* Still paused while the refused run goes in: if the writer
          * refuses it again, the backoff keeps growing. */
@@ -76,8 +73,7 @@ void br_outage_tick(br_bridge *b)
             br_pause_all(b, 0);
         }
     }
-    if (snap)
-        rd_kafka_topic_partition_list_destroy(snap);
+    if (snap) rd_kafka_topic_partition_list_destroy(snap);
 }
 
 /* At revocation: a refused run belongs to partitions we no longer own;

@@ -37,11 +37,11 @@
 #include "klstore.h"
 
 typedef enum br_source {
-    BR_SRC_NONE,        /* number parsers only */
-    BR_SRC_STATIC,      /* text parsers only */
+    BR_SRC_NONE,   /* number parsers only */
+    BR_SRC_STATIC, /* text parsers only */
     BR_SRC_HEADER,
     BR_SRC_KEY,
-    BR_SRC_OFFSET,      /* number parsers only */
+    BR_SRC_OFFSET, /* number parsers only */
     BR_SRC_PARTITION
 } br_source;
 
@@ -49,19 +49,19 @@ typedef enum br_encoding { BR_ENC_UTF8, BR_ENC_BIG, BR_ENC_LITTLE } br_encoding;
 
 typedef struct br_parser {
     br_source source;
-    br_encoding enc;    /* header/key sources of number parsers */
-    char *arg;          /* Static string or header name, else NULL */
-    const char *form;   /* the parser's name, for messages */
+    br_encoding enc;  /* header/key sources of number parsers */
+    char *arg;        /* Static string or header name, else NULL */
+    const char *form; /* the parser's name, for messages */
 } br_parser;
 
 /* What a parser reads from a Kafka record. */
 typedef struct br_msg {
-    const void *key;              /* NULL when the record has no key */
+    const void *key; /* NULL when the record has no key */
     size_t key_len;
     int32_t partition;
     int64_t offset;
-    rd_kafka_headers_t *headers;  /* NULL when the record has none */
-    rd_kafka_message_t *km;       /* set: headers not fetched yet */
+    rd_kafka_headers_t *headers; /* NULL when the record has none */
+    rd_kafka_message_t *km;      /* set: headers not fetched yet */
 } br_msg;
 
 /* The view of a consumed message (headers fetched lazily by librdkafka). */
@@ -70,8 +70,7 @@ void br_msg_from_kafka(br_msg *m, rd_kafka_message_t *km);
 /* Parses a parser specification ("Static(logs)", "RecordOffset", ...).
  * `numeric` selects the number table.  Returns 0, or -1 with a message in
  * err naming the problem and the accepted forms. */
-int br_parser_parse(const char *spec, int numeric, br_parser *out,
-                    char *err, size_t errlen);
+int br_parser_parse(const char *spec, int numeric, br_parser *out, char *err, size_t errlen);
 void br_parser_free(br_parser *p);
 /* The specification back, for messages ("RecordHeader(ks)"). */
 void br_parser_describe(const br_parser *p, char *buf, size_t cap);
@@ -79,14 +78,14 @@ void br_parser_describe(const br_parser *p, char *buf, size_t cap);
 /* Text parsers.  buf must hold KL_NAME_MAX + 1 bytes; *out points to buf
  * or to the parser's static string.  `what` ("keyspace", "key") is used
  * in messages.  Returns 0, or -1 with a reason in err. */
-int br_eval_name(const br_parser *p, const br_msg *m, const char *what,
-                 char *buf, const char **out, char *err, size_t errlen);
+int br_eval_name(const br_parser *p, const br_msg *m, const char *what, char *buf, const char **out,
+                 char *err, size_t errlen);
 
 /* Number parsers.  *has is 0 for None. */
-int br_eval_nonce(const br_parser *p, const br_msg *m, int *has, kl_u128 *out,
-                  char *err, size_t errlen);
-int br_eval_timestamp(const br_parser *p, const br_msg *m, int *has,
-                      int64_t *out, char *err, size_t errlen);
+int br_eval_nonce(const br_parser *p, const br_msg *m, int *has, kl_u128 *out, char *err,
+                  size_t errlen);
+int br_eval_timestamp(const br_parser *p, const br_msg *m, int *has, int64_t *out, char *err,
+                      size_t errlen);
 
 /* True if s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
 int br_utf8_valid(const void *s, size_t n);

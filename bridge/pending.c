@@ -28,8 +28,7 @@ int br_pending_init(br_pending *r)
 
 void br_pending_discard(br_pending *r)
 {
-    for (size_t i = 0; i < r->n; i++)
-        rd_kafka_message_destroy(r->msgs[i]);
+    for (size_t i = 0; i < r->n; i++) rd_kafka_message_destroy(r->msgs[i]);
     r->n = 0;
     r->bytes = 0;
 }
@@ -42,19 +41,17 @@ void br_pending_free(br_pending *r)
     memset(r, 0, sizeof *r);
 }
 
-int br_pending_fits(const br_pending *r, const char *keyspace, const char *key,
-                    size_t len)
+int br_pending_fits(const br_pending *r, const char *keyspace, const char *key, size_t len)
 {
-    return r->n == 0 ||
-           (r->n < BR_PENDING_MAX && r->bytes + len <= BR_PENDING_BYTES &&
-            !strcmp(r->keyspace, keyspace) && !strcmp(r->key, key));
+    return r->n == 0 || (r->n < BR_PENDING_MAX && r->bytes + len <= BR_PENDING_BYTES &&
+                         !strcmp(r->keyspace, keyspace) && !strcmp(r->key, key));
 }
 
-void br_pending_add(br_pending *r, const char *keyspace, const char *key,
-                    rd_kafka_message_t *m, const kl_insertion *ins)
+void br_pending_add(br_pending *r, const char *keyspace, const char *key, rd_kafka_message_t *m,
+                    const kl_insertion *ins)
 {
     if (r->n == 0) {
-        strcpy(r->keyspace, keyspace);   /* both validated names */
+        strcpy(r->keyspace, keyspace); /* both validated names */
         strcpy(r->key, key);
     }
     r->msgs[r->n] = m;
@@ -88,15 +85,14 @@ int br_pending_submit(br_bridge *b)
 {
     br_pending *r = &b->pending;
     kl_error e = {0};
-    if (!r->n)
-        return 0;
+    if (!r->n) return 0;
     kl_status st = kl_append(b->sink.batch_w, r->keyspace, r->key, r->ins, r->n, &e);
     if (st == KL_OK) {
         br_pending_accepted(b);
         return 0;
     }
     if (!br_store_error_retryable(st))
-        br_pending_discard(r);          /* fatal: not committed, re-delivered */
+        br_pending_discard(r); /* fatal: not committed, re-delivered */
     br_store_failed(b, st, &e);
     return -1;
 }

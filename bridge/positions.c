@@ -16,8 +16,7 @@
 
 void br_positions_clear(br_positions *p)
 {
-    for (size_t i = 0; i < p->n; i++)
-        free(p->v[i].topic);
+    for (size_t i = 0; i < p->n; i++) free(p->v[i].topic);
     free(p->v);
     memset(p, 0, sizeof *p);
 }
@@ -25,10 +24,8 @@ void br_positions_clear(br_positions *p)
 int br_positions_set(br_positions *p, const rd_kafka_topic_partition_list_t *l)
 {
     br_positions_clear(p);
-    if (!l || !l->cnt)
-        return 0;
-    if (!(p->v = calloc((size_t)l->cnt, sizeof *p->v)))
-        return -1;
+    if (!l || !l->cnt) return 0;
+    if (!(p->v = calloc((size_t)l->cnt, sizeof *p->v))) return -1;
     for (int i = 0; i < l->cnt; i++) {
         br_partition *q = &p->v[p->n];
         if (!(q->topic = strdup(l->elems[i].topic))) {
@@ -44,11 +41,9 @@ int br_positions_set(br_positions *p, const rd_kafka_topic_partition_list_t *l)
 
 br_partition *br_positions_find(br_positions *p, const char *topic, int32_t part)
 {
-    if (p->last && p->last->partition == part && !strcmp(p->last->topic, topic))
-        return p->last;
+    if (p->last && p->last->partition == part && !strcmp(p->last->topic, topic)) return p->last;
     for (size_t i = 0; i < p->n; i++)
-        if (p->v[i].partition == part && !strcmp(p->v[i].topic, topic))
-            return p->last = &p->v[i];
+        if (p->v[i].partition == part && !strcmp(p->v[i].topic, topic)) return p->last = &p->v[i];
     return NULL;
 }
 
@@ -57,10 +52,8 @@ rd_kafka_topic_partition_list_t *br_positions_uncommitted(const br_positions *p)
     rd_kafka_topic_partition_list_t *l = NULL;
     for (size_t i = 0; i < p->n; i++) {
         const br_partition *q = &p->v[i];
-        if (q->next < 0 || q->next == q->committed)
-            continue;
-        if (!l)
-            l = rd_kafka_topic_partition_list_new((int)p->n);
+        if (q->next < 0 || q->next == q->committed) continue;
+        if (!l) l = rd_kafka_topic_partition_list_new((int)p->n);
         rd_kafka_topic_partition_list_add(l, q->topic, q->partition)->offset = q->next;
     }
     return l;
@@ -71,9 +64,7 @@ void br_positions_committed(br_positions *p, const rd_kafka_topic_partition_list
     for (int i = 0; l && i < l->cnt; i++) {
         const rd_kafka_topic_partition_t *e = &l->elems[i];
         br_partition *q;
-        if (e->err || !(q = br_positions_find(p, e->topic, e->partition)))
-            continue;
-        if (e->offset > q->committed)
-            q->committed = e->offset;
+        if (e->err || !(q = br_positions_find(p, e->topic, e->partition))) continue;
+        if (e->offset > q->committed) q->committed = e->offset;
     }
 }

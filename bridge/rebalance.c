@@ -25,10 +25,9 @@ static void describe(const rd_kafka_topic_partition_list_t *l, char *buf, size_t
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; l && i < l->cnt && used + 1 < cap; i++) {
-        int n = snprintf(buf + used, cap - used, "%s%s[%d]", i ? " " : "",
-                         l->elems[i].topic, (int)l->elems[i].partition);
-        if (n < 0)
-            break;
+        int n = snprintf(buf + used, cap - used, "%s%s[%d]", i ? " " : "", l->elems[i].topic,
+                         (int)l->elems[i].partition);
+        if (n < 0) break;
         used += (size_t)n;
     }
 }
@@ -47,8 +46,8 @@ static void on_revoke(br_bridge *b, rd_kafka_topic_partition_list_t *parts)
                    kl_mono_ms() - t0);
         } else {
             br_log(BR_ERROR, "could not flush before revocation: pending records "
-                   "are not committed and will be consumed again by the "
-                   "partitions' next owner");
+                             "are not committed and will be consumed again by the "
+                             "partitions' next owner");
             if ((*b->signals || b->exit_code) && b->exit_code != BR_EXIT_BAD_MESSAGE)
                 br_fatal(b, BR_EXIT_STORE, "shutting down with unflushed records");
         }
@@ -69,19 +68,16 @@ static void on_assign(br_bridge *b, rd_kafka_topic_partition_list_t *parts)
     kl_status st;
     describe(parts, names, sizeof names);
     br_log(BR_INFO, "partitions assigned (%d): %s", parts->cnt, names);
-    br_checkpoint_collect(b, 1, 0);     /* see on_revoke */
+    br_checkpoint_collect(b, 1, 0); /* see on_revoke */
     br_outage_reset(b);
     if ((st = br_sink_open(&b->sink, &e)) != KL_OK)
-        br_fatal(b, BR_EXIT_STORE, "cannot create the store writers: %s: %s",
-                 kl_status_str(st), e.msg);
-    if (br_positions_set(&b->pos, parts) != 0)
-        br_fatal(b, BR_EXIT_INTERNAL, "out of memory");
+        br_fatal(b, BR_EXIT_STORE, "cannot create the store writers: %s: %s", kl_status_str(st),
+                 e.msg);
+    if (br_positions_set(&b->pos, parts) != 0) br_fatal(b, BR_EXIT_INTERNAL, "out of memory");
     /* Assign even when failing, so that the close that follows has a
      * consistent state to revoke. */
     rd_kafka_resp_err_t err = rd_kafka_assign(b->rk, parts);
-    if (err)
-        br_fatal(b, BR_EXIT_KAFKA, "cannot assign partitions: %s",
-                 rd_kafka_err2str(err));
+    if (err) br_fatal(b, BR_EXIT_KAFKA, "cannot assign partitions: %s", rd_kafka_err2str(err));
 }
 
 void br_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -89,12 +85,8 @@ void br_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     br_bridge *b = opaque;
     switch (err) {
-    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-        on_assign(b, parts);
-        break;
-    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-        on_revoke(b, parts);
-        break;
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: on_assign(b, parts); break;
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: on_revoke(b, parts); break;
     default:
         br_log(BR_ERROR, "rebalance failed: %s", rd_kafka_err2str(err));
         on_revoke(b, NULL);

@@ -24,8 +24,7 @@ kl_status br_sink_open(br_sink *s, kl_error *err)
 {
     kl_status st;
     br_sink_close(s);
-    if ((st = kl_store_writer_new(s->os, &s->cfg->store, &s->store_w, err)))
-        return st;
+    if ((st = kl_store_writer_new(s->os, &s->cfg->store, &s->store_w, err))) return st;
     if ((st = kl_batch_writer_new(s->store_w, &s->cfg->batch, &s->batch_w, err))) {
         kl_writer_destroy(s->store_w);
         s->store_w = NULL;

@@ -24,8 +24,8 @@ void br_stats_init(br_stats *s)
 int64_t br_partition_lag(br_bridge *b, const br_partition *p)
 {
     int64_t lo, hi;
-    if (rd_kafka_get_watermark_offsets(b->rk, p->topic, p->partition, &lo, &hi) ||
-        hi < 0 || p->next < 0)
+    if (rd_kafka_get_watermark_offsets(b->rk, p->topic, p->partition, &lo, &hi) || hi < 0 ||
+        p->next < 0)
         return -1;
     return hi > p->next ? hi - p->next : 0;
 }
@@ -38,19 +38,14 @@ static void list_partitions(br_bridge *b, char *buf, size_t cap, int64_t *total_
     for (size_t i = 0; i < b->pos.n; i++) {
         const br_partition *p = &b->pos.v[i];
         int64_t lag = br_partition_lag(b, p);
-        if (lag > 0)
-            *total_lag += lag;
-        if (i >= MAX_LISTED || used + 1 >= cap)
-            continue;
+        if (lag > 0) *total_lag += lag;
+        if (i >= MAX_LISTED || used + 1 >= cap) continue;
         char pos[24] = "-", lags[24] = "?";
-        if (p->next >= 0)
-            snprintf(pos, sizeof pos, "%lld", (long long)p->next);
-        if (lag >= 0)
-            snprintf(lags, sizeof lags, "%lld", (long long)lag);
-        int n = snprintf(buf + used, cap - used, " %s[%d]=%s/lag %s", p->topic,
-                         (int)p->partition, pos, lags);
-        if (n > 0)
-            used += (size_t)n;
+        if (p->next >= 0) snprintf(pos, sizeof pos, "%lld", (long long)p->next);
+        if (lag >= 0) snprintf(lags, sizeof lags, "%lld", (long long)lag);
+        int n = snprintf(buf + used, cap - used, " %s[%d]=%s/lag %s", p->topic, (int)p->partition,
+                         pos, lags);
+        if (n > 0) used += (size_t)n;
     }
     if (b->pos.n > MAX_LISTED && used + 1 < cap)
         snprintf(buf + used, cap - used, " (+%zu more)", b->pos.n - MAX_LISTED);
@@ -66,17 +61,15 @@ void br_stats_log(br_bridge *b)
     int64_t lag;
     list_partitions(b, parts, sizeof parts, &lag);
     if (s->last_commit_at)
-        snprintf(commit_age, sizeof commit_age, "%llds ago",
-                 (now - s->last_commit_at) / 1000);
-    br_log(BR_INFO, "status: %s, %.0f records/s, %llu records (%llu bytes) "
+        snprintf(commit_age, sizeof commit_age, "%llds ago", (now - s->last_commit_at) / 1000);
+    br_log(BR_INFO,
+           "status: %s, %.0f records/s, %llu records (%llu bytes) "
            "written, %llu skipped, lag %lld; last flush %lld ms (%llu failed), "
            "last commit %s in %lld ms (%llu ok, %llu failed); %zu partitions:%s",
-           b->paused ? "PAUSED (store failing)" : "running", rate,
-           (unsigned long long)s->records, (unsigned long long)s->bytes,
-           (unsigned long long)s->skipped, (long long)lag, s->last_flush_ms,
-           (unsigned long long)s->flush_failures, commit_age, s->last_commit_ms,
-           (unsigned long long)s->commits, (unsigned long long)s->commit_failures,
-           b->pos.n, parts);
+           b->paused ? "PAUSED (store failing)" : "running", rate, (unsigned long long)s->records,
+           (unsigned long long)s->bytes, (unsigned long long)s->skipped, (long long)lag,
+           s->last_flush_ms, (unsigned long long)s->flush_failures, commit_age, s->last_commit_ms,
+           (unsigned long long)s->commits, (unsigned long long)s->commit_failures, b->pos.n, parts);
     s->window_records = s->records;
     s->window_start = now;
 }

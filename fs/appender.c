@@ -27,8 +27,7 @@
 fhandle *fh_new(klfs *fs, node *n, int writable, int append)
 {
     fhandle *fh = calloc(1, sizeof *fh);
-    if (!fh)
-        return NULL;
+    if (!fh) return NULL;
     fh->n = n;
     fh->writable = writable;
     fh->append = append;
@@ -37,8 +36,7 @@ fhandle *fh_new(klfs *fs, node *n, int writable, int append)
      * that handles still open at unmount can be freed. */
     pthread_mutex_lock(&fs->fh_mu);
     fh->next = fs->open_files;
-    if (fh->next)
-        fh->next->prev = fh;
+    if (fh->next) fh->next->prev = fh;
     fs->open_files = fh;
     pthread_mutex_unlock(&fs->fh_mu);
     return fh;
@@ -51,8 +49,7 @@ void fh_free(klfs *fs, fhandle *fh)
         fh->prev->next = fh->next;
     else
         fs->open_files = fh->next;
-    if (fh->next)
-        fh->next->prev = fh->prev;
+    if (fh->next) fh->next->prev = fh->prev;
     pthread_mutex_unlock(&fs->fh_mu);
     pthread_mutex_destroy(&fh->mu);
     free(fh->partial);
@@ -73,17 +70,13 @@ static int refuse_line(fhandle *fh, int line_goes_on)
 
 static int hold(fhandle *fh, const uint8_t *p, size_t n)
 {
-    if (n == 0)
-        return 0;
-    if (fh->plen + n > KL_RECORD_MAX)
-        return refuse_line(fh, 1);
+    if (n == 0) return 0;
+    if (fh->plen + n > KL_RECORD_MAX) return refuse_line(fh, 1);
     if (fh->plen + n > fh->pcap) {
         size_t cap = fh->pcap ? fh->pcap : 256;
-        while (cap < fh->plen + n)
-            cap *= 2;
+        while (cap < fh->plen + n) cap *= 2;
         uint8_t *b = realloc(fh->partial, cap);
-        if (!b)
-            return -ENOMEM;
+        if (!b) return -ENOMEM;
         fh->partial = b;
         fh->pcap = cap;
     }
@@ -121,7 +114,6 @@ static int flush_key(klfs *fs, node *k)
     return 0;
 }
 
-
 /* Appends records whose text (each line plus '\n') is t1 followed by t2.
  * The pending tail is extended first, under the key's append lock, so that
  * it is in the batching writer's order and a listing can never show these
@@ -137,8 +129,7 @@ static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n, 
         return -ENOMEM;
     }
     kl_status st = kl_append(fs->writer, k->parent->name, k->name, ins, n, &err);
-    if (st)
-        ki_pending_undo(ki, n1 + n2);
+    if (st) ki_pending_undo(ki, n1 + n2);
     pthread_mutex_unlock(&ki->append_mu);
     if (st) {
         KLFS_COUNT(fs, write_errors, 1);
@@ -153,10 +144,8 @@ static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n, 
      * listing first retires what the batching writer has already written
      * on its own (full batches go out as they fill), and only a writer
      * that outruns the store waits for a flush. */
-    if (pending_len(ki) <= fs->pending_max)
-        return 0;
-    if (ki_refresh(fs, k, 0, &err) == KL_OK && pending_len(ki) <= fs->pending_max / 2)
-        return 0;
+    if (pending_len(ki) <= fs->pending_max) return 0;
+    if (ki_refresh(fs, k, 0, &err) == KL_OK && pending_len(ki) <= fs->pending_max / 2) return 0;
     return flush_key(fs, k);
 }
 
@@ -165,12 +154,10 @@ static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n, 
 static int append_lines(klfs *fs, fhandle *fh, const uint8_t *data, size_t upto)
 {
     size_t lines = 0;
-    for (const uint8_t *p = data; (p = memchr(p, '\n', (size_t)(data + upto - p))); p++)
-        lines++;
+    for (const uint8_t *p = data; (p = memchr(p, '\n', (size_t)(data + upto - p))); p++) lines++;
     kl_insertion *ins = calloc(lines, sizeof *ins);
     uint8_t *first = NULL;
-    if (!ins)
-        return -ENOMEM;
+    if (!ins) return -ENOMEM;
     const uint8_t *p = data;
     for (size_t i = 0; i < lines; i++) {
         const uint8_t *nl = memchr(p, '\n', (size_t)(data + upto - p));
@@ -193,12 +180,9 @@ static int append_lines(klfs *fs, fhandle *fh, const uint8_t *data, size_t upto)
         }
     }
     for (size_t i = 0; rc == 0 && i < lines; i++)
-        if (ins[i].len > KL_RECORD_MAX)
-            rc = -EFBIG;
-    if (rc == 0)
-        rc = append_records(fs, fh->n, ins, lines, fh->partial, fh->plen, data, upto);
-    if (rc == 0)
-        fh->plen = 0;
+        if (ins[i].len > KL_RECORD_MAX) rc = -EFBIG;
+    if (rc == 0) rc = append_records(fs, fh->n, ins, lines, fh->partial, fh->plen, data, upto);
+    if (rc == 0) fh->plen = 0;
     free(first);
     free(ins);
     return rc;
@@ -210,7 +194,7 @@ ssize_t appender_write(klfs *fs, fhandle *fh, const uint8_t *data, size_t len, u
     pthread_mutex_lock(&fh->mu);
     int rc = 0;
     if (!fh->append && off != ki_size(&fh->n->ki) + fh->plen) {
-        rc = -EPERM;   /* not at the end: that would rewrite the log */
+        rc = -EPERM; /* not at the end: that would rewrite the log */
     } else {
         const uint8_t *p = data;
         size_t n = len;
@@ -226,10 +210,8 @@ ssize_t appender_write(klfs *fs, fhandle *fh, const uint8_t *data, size_t len, u
         }
         const uint8_t *nl = rc == 0 && n ? memrchr(p, '\n', n) : NULL;
         size_t upto = nl ? (size_t)(nl - p) + 1 : 0;
-        if (upto)
-            rc = append_lines(fs, fh, p, upto);
-        if (rc == 0)
-            rc = hold(fh, p + upto, n - upto);
+        if (upto) rc = append_lines(fs, fh, p, upto);
+        if (rc == 0) rc = hold(fh, p + upto, n - upto);
         fh->owner = owner;
         fh->dirty = 1;
     }
@@ -240,12 +222,10 @@ ssize_t appender_write(klfs *fs, fhandle *fh, const uint8_t *data, size_t len, u
 /* Makes the held partial line a record (fh->mu held). */
 static int emit_partial(klfs *fs, fhandle *fh)
 {
-    if (!fh->plen)
-        return 0;
+    if (!fh->plen) return 0;
     kl_insertion ins = {.data = fh->partial, .len = fh->plen};
     int rc = append_records(fs, fh->n, &ins, 1, fh->partial, fh->plen, "\n", 1);
-    if (rc == 0)
-        fh->plen = 0;
+    if (rc == 0) fh->plen = 0;
     return rc;
 }
 
@@ -257,10 +237,8 @@ int appender_flush(klfs *fs, fhandle *fh, uint64_t owner)
         /* A child that inherited the descriptor and exits (`{ printf a;
          * sleep 1; echo b; } >> f`) closes it too; that must not end the
          * line its parent is still writing. */
-        if (owner == 0 || owner == fh->owner)
-            rc = emit_partial(fs, fh);
-        if (rc == 0)
-            rc = flush_key(fs, fh->n);
+        if (owner == 0 || owner == fh->owner) rc = emit_partial(fs, fh);
+        if (rc == 0) rc = flush_key(fs, fh->n);
         /* Still dirty: a failed flush (retried by the next one) or a
          * partial line that the next close, fsync or release must emit. */
         fh->dirty = rc != 0 || fh->plen != 0;
@@ -275,8 +253,7 @@ int appender_flush_all(klfs *fs)
     pthread_mutex_lock(&fs->fh_mu);
     for (fhandle *fh = fs->open_files; fh; fh = fh->next) {
         pthread_mutex_lock(&fh->mu);
-        if (fh->writable && emit_partial(fs, fh) != 0)
-            rc = -EIO;
+        if (fh->writable && emit_partial(fs, fh) != 0) rc = -EIO;
         pthread_mutex_unlock(&fh->mu);
     }
     pthread_mutex_unlock(&fs->fh_mu);

@@ -33,32 +33,34 @@ typedef struct objcache objcache;
  * bytes start in the key's text (cumulative over earlier objects). */
 typedef struct kentry {
     kl_object_meta m;
-    uint64_t start;           /* text byte position of its first record */
-    uint64_t len;             /* text bytes: size - 39 * records */
+    uint64_t start; /* text byte position of its first record */
+    uint64_t len;   /* text bytes: size - 39 * records */
 } kentry;
 
 typedef struct keyindex {
-    pthread_mutex_t mu;       /* guards everything below */
+    pthread_mutex_t mu; /* guards everything below */
     kentry *v;
     size_t n, cap;
-    uint64_t committed;       /* text bytes covered by listed objects */
+    uint64_t committed; /* text bytes covered by listed objects */
     /* Text this mount appended that no listing shows yet, in append order;
      * it starts at byte `committed`.  Lets readers and stat see a writer's
      * lines at once, and lets non-O_APPEND writers (cat > new) keep
      * writing at "the end". */
     uint8_t *pend;
     size_t pend_len, pend_cap;
-    int64_t pend_mtime;       /* ms of the newest local append */
-    int64_t refreshed_ms;     /* monotonic ms of the last listing, 0 = never */
+    int64_t pend_mtime;   /* ms of the newest local append */
+    int64_t refreshed_ms; /* monotonic ms of the last listing, 0 = never */
     int loaded;
     /* Objects of this mount's own lines that the writer reported published
      * (ki_published) beyond what the index lists, oldest first.  The
      * pending tail shrinks by exactly their text once a listing covers
      * them, so other writers' objects in between never retire our lines. */
-    struct kmine { uint64_t last, text; } *mine;
+    struct kmine {
+        uint64_t last, text;
+    } * mine;
     size_t n_mine, cap_mine;
-    pthread_mutex_t list_mu;  /* serialises listings (refresh, resync) */
-    pthread_mutex_t append_mu;/* keeps pend in the batch writer's order */
+    pthread_mutex_t list_mu;   /* serialises listings (refresh, resync) */
+    pthread_mutex_t append_mu; /* keeps pend in the batch writer's order */
 } keyindex;
 
 void ki_init(keyindex *ki);
@@ -76,8 +78,8 @@ uint64_t ki_size(keyindex *ki);
 typedef enum { LOC_OBJECT, LOC_PENDING, LOC_EOF } loc_kind;
 typedef struct kloc {
     loc_kind kind;
-    size_t i;                 /* LOC_OBJECT: entry index */
-    kentry e;                 /* LOC_OBJECT: copy of the entry */
+    size_t i; /* LOC_OBJECT: entry index */
+    kentry e; /* LOC_OBJECT: copy of the entry */
 } kloc;
 kloc ki_locate(keyindex *ki, uint64_t pos);
 /* Entry covering record `offset`; 0 if the index does not cover it. */
@@ -111,29 +113,29 @@ kstat ki_stat(keyindex *ki);
  * by name only (like views), never listed in the root, and never in the
  * way of a keyspace (keyspace names cannot start with '.'). */
 typedef enum { N_ROOT, N_KEYSPACE, N_KEY, N_VIEW, N_INFO, N_STATS } node_kind;
-#define KLFS_INFO_DIR ".klstore"
+#define KLFS_INFO_DIR   ".klstore"
 #define KLFS_STATS_FILE "stats"
 
 /* Where a time-travel view starts (names.c parses "KEY@t=...", ...). */
 typedef struct view_spec {
-    kl_start_kind kind;       /* OFFSET, TIMESTAMP or NONCE */
-    char arg[64];             /* as written: relative times resolve at open */
+    kl_start_kind kind; /* OFFSET, TIMESTAMP or NONCE */
+    char arg[64];       /* as written: relative times resolve at open */
 } view_spec;
 
 struct node {
     node_kind kind;
-    char *name;               /* keyspace, key, or full view name */
-    node *parent;             /* keyspace of a key/view; NULL for the root */
-    node *hnext;              /* hash chain of the (parent, name) table */
+    char *name;   /* keyspace, key, or full view name */
+    node *parent; /* keyspace of a key/view; NULL for the root */
+    node *hnext;  /* hash chain of the (parent, name) table */
     /* N_KEYSPACE */
-    pthread_mutex_t mu;       /* guards `created*` and `local_keys` */
-    int created_known;        /* 1 marker read, -1 known absent, 0 unknown */
+    pthread_mutex_t mu; /* guards `created*` and `local_keys` */
+    int created_known;  /* 1 marker read, -1 known absent, 0 unknown */
     int64_t created;
-    char **local_keys;        /* keys created by this mount, maybe unwritten */
+    char **local_keys; /* keys created by this mount, maybe unwritten */
     size_t n_local;
     /* N_KEY */
     keyindex ki;
-    int local;                /* created in this mount */
+    int local; /* created in this mount */
     /* N_VIEW */
     node *base;
     view_spec spec;
@@ -178,7 +180,7 @@ typedef struct cobj {
     uint64_t first, last;
     uint8_t *text;
     size_t len, cap;
-    uint64_t *recpos;         /* text position of each record, n + 1 */
+    uint64_t *recpos; /* text position of each record, n + 1 */
     /* cache bookkeeping (objcache.c) */
     int state, refs;
     kl_status st;
@@ -191,8 +193,7 @@ void objcache_free(objcache *c);
 void objcache_usage(objcache *c, size_t *bytes, size_t *objects);
 /* Returns the object, fetching it (once, whoever asks first) if needed.
  * KL_ENOTFOUND when it was compacted away. */
-kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out,
-                       kl_error *err);
+kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out, kl_error *err);
 void objcache_put(objcache *c, cobj *o);
 /* Like objcache_put, and drops the object from the cache: a sequential
  * read went through it on a store where fetching again is cheap. */
@@ -219,15 +220,15 @@ int readpath_view_base(klfs *fs, node *view, uint64_t *pos);
 typedef struct fhandle {
     node *n;
     int writable, append;
-    int dirty;                /* written since the last successful flush */
-    uint64_t base;            /* views: text position of byte 0 */
+    int dirty;     /* written since the last successful flush */
+    uint64_t base; /* views: text position of byte 0 */
     pthread_mutex_t mu;
-    uint8_t *partial;         /* unterminated last line, not yet a record */
+    uint8_t *partial; /* unterminated last line, not yet a record */
     size_t plen, pcap;
-    int refusing;             /* inside a line refused as too long: its
-                                 bytes up to the next '\n' are dropped */
-    uint64_t owner;           /* lock owner (fd table) that wrote the partial */
-    char *snap;               /* N_STATS: the text as of open(2) */
+    int refusing;   /* inside a line refused as too long: its
+                       bytes up to the next '\n' are dropped */
+    uint64_t owner; /* lock owner (fd table) that wrote the partial */
+    char *snap;     /* N_STATS: the text as of open(2) */
     size_t snap_len;
     struct fhandle *prev, *next; /* open handles, for shutdown */
 } fhandle;
@@ -257,17 +258,17 @@ ssize_t xattr_get(klfs *fs, node *n, const char *name, char *buf, size_t size);
 
 /* Counters the modules bump as they go (relaxed atomics: any thread). */
 typedef struct klfs_stats {
-    _Atomic uint64_t cache_hits, cache_misses;          /* objcache.c */
-    _Atomic uint64_t read_bytes;                        /* ops.c */
-    _Atomic uint64_t appended_records, appended_bytes;  /* appender.c */
+    _Atomic uint64_t cache_hits, cache_misses;                              /* objcache.c */
+    _Atomic uint64_t read_bytes;                                            /* ops.c */
+    _Atomic uint64_t appended_records, appended_bytes;                      /* appender.c */
     _Atomic uint64_t published_records, published_bytes, published_objects; /* main.c */
-    _Atomic uint64_t write_errors;                      /* appender.c */
-    _Atomic uint64_t listings;                          /* keyindex.c */
-    atomic_int flush_failing;                           /* appender.c: the last flush failed */
-    km_histogram flush_seconds;                         /* appender.c */
+    _Atomic uint64_t write_errors;                                          /* appender.c */
+    _Atomic uint64_t listings;                                              /* keyindex.c */
+    atomic_int flush_failing;   /* appender.c: the last flush failed */
+    km_histogram flush_seconds; /* appender.c */
 } klfs_stats;
 
-#define KLFS_COUNT(fs, field, n) \
+#define KLFS_COUNT(fs, field, n)                                                                   \
     atomic_fetch_add_explicit(&(fs)->stats.field, (n), memory_order_relaxed)
 
 /* The counters, the cache's size and the store's requests, in the
@@ -281,7 +282,7 @@ char *stats_snapshot(klfs *fs, size_t *len);
 struct klfs {
     kl_config cfg;
     kl_objstore *os;
-    kl_writer *inner, *writer;     /* NULL on a read-only mount */
+    kl_writer *inner, *writer; /* NULL on a read-only mount */
     kl_reader *reader;
     objcache *cache;
     struct fuse_session *se;
@@ -290,10 +291,10 @@ struct klfs {
     gid_t gid;
     mode_t umask;
     double entry_timeout, attr_timeout;
-    int64_t refresh_ms;            /* min interval between listings per key */
-    size_t pending_max;            /* flush a key when its pending tail exceeds */
-    unsigned readahead;            /* objects fetched ahead of a sequential read */
-    int drop_consumed;             /* local store: uncache objects read to the end */
+    int64_t refresh_ms; /* min interval between listings per key */
+    size_t pending_max; /* flush a key when its pending tail exceeds */
+    unsigned readahead; /* objects fetched ahead of a sequential read */
+    int drop_consumed;  /* local store: uncache objects read to the end */
     int64_t mount_ms;
     /* nodes.c */
     pthread_mutex_t nodes_mu;
@@ -304,7 +305,7 @@ struct klfs {
     pthread_mutex_t fh_mu;
     fhandle *open_files;
     klfs_stats stats;
-    km_server *metrics;            /* -o metrics=ADDR, or NULL */
+    km_server *metrics; /* -o metrics=ADDR, or NULL */
 };
 
 /* errno for a library status. */

@@ -47,14 +47,11 @@ static uint64_t text_len(const kl_object_meta *m)
 
 static int grow(keyindex *ki, size_t need)
 {
-    if (need <= ki->cap)
-        return 0;
+    if (need <= ki->cap) return 0;
     size_t cap = ki->cap ? ki->cap : 16;
-    while (cap < need)
-        cap *= 2;
+    while (cap < need) cap *= 2;
     kentry *v = realloc(ki->v, cap * sizeof *v);
-    if (!v)
-        return -1;
+    if (!v) return -1;
     ki->v = v;
     ki->cap = cap;
     return 0;
@@ -64,8 +61,7 @@ static int grow(keyindex *ki, size_t need)
 static void pending_retire(keyindex *ki, uint64_t bytes)
 {
     size_t drop = bytes < ki->pend_len ? (size_t)bytes : ki->pend_len;
-    if (drop == 0)
-        return;
+    if (drop == 0) return;
     memmove(ki->pend, ki->pend + drop, ki->pend_len - drop);
     ki->pend_len -= drop;
     /* The buffer stays while the key is being written: freeing and
@@ -125,20 +121,17 @@ static kl_status resync_locked(klfs *fs, node *k, size_t i, kl_error *err)
         size_t n = ki->n;
         uint64_t first = i < n ? ki->v[i].m.first_offset : 0;
         pthread_mutex_unlock(&ki->mu);
-        if (n == 0)
-            i = 0;
+        if (n == 0) i = 0;
         kl_object_meta *res = NULL;
         size_t nres = 0;
         kl_status st = list_after(fs, k, first ? first - 1 : 0, &res, &nres, err);
-        if (st)
-            return st;
+        if (st) return st;
         /* The listing is usable when it starts where entry i started (an
          * object boundary whose text position we know), or at the start. */
         if (n == 0 || i == 0 || (nres > 0 && res[0].first_offset == first)) {
             st = splice_listing(ki, n == 0 ? 0 : i, res, nres);
             free(res);
-            if (st)
-                kl_seterr(err, st, "out of memory");
+            if (st) kl_seterr(err, st, "out of memory");
             return st;
         }
         free(res);
@@ -233,8 +226,7 @@ size_t ki_next_entries(keyindex *ki, size_t i, kentry *out, size_t max)
 {
     size_t c = 0;
     pthread_mutex_lock(&ki->mu);
-    for (size_t j = i + 1; j < ki->n && c < max; j++)
-        out[c++] = ki->v[j];
+    for (size_t j = i + 1; j < ki->n && c < max; j++) out[c++] = ki->v[j];
     pthread_mutex_unlock(&ki->mu);
     return c;
 }
@@ -258,8 +250,7 @@ int ki_pending_add(keyindex *ki, const void *p1, size_t n1, const void *p2, size
     size_t need = ki->pend_len + n1 + n2;
     if (need > ki->pend_cap) {
         size_t cap = ki->pend_cap ? ki->pend_cap : 4096;
-        while (cap < need)
-            cap *= 2;
+        while (cap < need) cap *= 2;
         uint8_t *p = realloc(ki->pend, cap);
         if (!p) {
             pthread_mutex_unlock(&ki->mu);
@@ -268,10 +259,8 @@ int ki_pending_add(keyindex *ki, const void *p1, size_t n1, const void *p2, size
         ki->pend = p;
         ki->pend_cap = cap;
     }
-    if (n1)
-        memcpy(ki->pend + ki->pend_len, p1, n1);
-    if (n2)
-        memcpy(ki->pend + ki->pend_len + n1, p2, n2);
+    if (n1) memcpy(ki->pend + ki->pend_len, p1, n1);
+    if (n2) memcpy(ki->pend + ki->pend_len + n1, p2, n2);
     ki->pend_len = need;
     ki->pend_mtime = kl_now_ms();
     pthread_mutex_unlock(&ki->mu);
@@ -283,7 +272,7 @@ void ki_published(keyindex *ki, const kl_object_meta *m)
     pthread_mutex_lock(&ki->mu);
     uint64_t listed = ki->n ? ki->v[ki->n - 1].m.last_offset : 0;
     if (m->last_offset <= listed) {
-        pending_retire(ki, text_len(m));     /* a listing got there first */
+        pending_retire(ki, text_len(m)); /* a listing got there first */
     } else if (ki->loaded && ki->n_mine == 0 && m->first_offset == listed + 1 &&
                grow(ki, ki->n + 1) == 0) {
         kentry *e = &ki->v[ki->n++];
@@ -343,8 +332,7 @@ kstat ki_stat(keyindex *ki)
         s.last_ts = last->max_ts;
         s.mtime = s.last_ts;
     }
-    if (ki->pend_len && ki->pend_mtime > s.mtime)
-        s.mtime = ki->pend_mtime;
+    if (ki->pend_len && ki->pend_mtime > s.mtime) s.mtime = ki->pend_mtime;
     pthread_mutex_unlock(&ki->mu);
     return s;
 }

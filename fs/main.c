@@ -38,7 +38,10 @@ typedef struct opts {
 
 enum { KEY_RO, KEY_DEBUG, KEY_HELP, KEY_VERSION };
 
-#define OPT(t, field, v) {t, offsetof(opts, field), v}
+#define OPT(t, field, v)                                                                           \
+    {                                                                                              \
+        t, offsetof(opts, field), v                                                                \
+    }
 static const struct fuse_opt opt_spec[] = {
     OPT("config=%s", config, 0),
     OPT("endpoint=%s", endpoint, 0),
@@ -77,57 +80,56 @@ static const struct fuse_opt opt_spec[] = {
 
 static void usage(const char *prog)
 {
-    printf(
-        "usage: %s [STORE] MOUNTPOINT [-o opt,...] [-f] [-d] [-s]\n"
-        "\n"
-        "Mounts a klstore as a directory tree: MOUNTPOINT/KEYSPACE/KEY.  Each key\n"
-        "reads as its records in offset order, one line per record; appending lines\n"
-        "to a key appends records.  `mkdir MOUNTPOINT/KS` creates a keyspace.\n"
-        "`KEY@t=TIME`, `KEY@o=OFFSET` and `KEY@n=NONCE` read a key from that record\n"
-        "on (TIME: ms, ISO-8601 or relative like -15m).  See fs/SEMANTICS.md.\n"
-        "\n"
-        "STORE: a directory, file://PATH or s3://BUCKET/PREFIX/ (default: [local]\n"
-        "root or [s3] bucket of the config file, else the default local store\n"
-        "$XDG_DATA_HOME/klstore or ~/.local/share/klstore).\n"
-        "\n"
-        "klstorefs options:\n"
-        "  -f                     stay in the foreground (default: daemonize, log to syslog)\n"
-        "  -d, -o debug           FUSE debug output (implies -f)\n"
-        "  -s                     single-threaded\n"
-        "  -h, --help             this help;  -V, --version  the version\n"
-        "  -o config=FILE         INI file with [s3], [local] and [batcher] sections\n"
-        "  -o endpoint=URL        S3 endpoint (e.g. http://127.0.0.1:7480)\n"
-        "  -o region=REGION       S3 region (default us-east-1)\n"
-        "  -o path_style          path-style S3 URLs (needed by RGW/MinIO)\n"
-        "  -o uid=N,gid=N         owner of every file (default: the mounting user)\n"
-        "  -o umask=OOO           permission mask, octal (default 022)\n"
-        "  -o allow_other         let other users in; the kernel checks their access\n"
-        "                         against the modes shown (always default_permissions):\n"
-        "                         with umask 022 they read, only the owner appends\n"
-        "                         and creates keys and keyspaces\n"
-        "  -o cache_mb=N          fetched-object cache (default 128; on a local store\n"
-        "                         objects a read went through are not kept)\n"
-        "  -o readahead=N         objects prefetched ahead of sequential reads (default 4)\n"
-        "  -o pending_mb=N        unflushed bytes per key before a write waits (default 8)\n"
-        "  -o refresh_ms=N        min interval between listings of one key (default 500)\n"
-        "  -o attr_timeout=S      kernel attribute cache, seconds (default 0.5)\n"
-        "  -o entry_timeout=S     kernel name cache, seconds (default 1)\n"
-        "  -o ro                  read-only: writes fail with EROFS\n"
-        "  -o metrics=HOST:PORT   serve /metrics (Prometheus) and /healthz over HTTP\n"
-        "The mount's counters (cache, appends, pending lines, store requests and\n"
-        "errors) are also in the file MOUNTPOINT/.klstore/stats.\n"
-        "S3 credentials come from the config file or the AWS chain (AWS_ACCESS_KEY_ID,\n"
-        "AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, instance metadata).\n"
-        "\n"
-        "/etc/fstab:\n"
-        "  /var/lib/kl      /mnt/kl  fuse.klstorefs  defaults,allow_other  0 0\n"
-        "  klstorefs#/var/lib/kl  /mnt/kl  fuse  defaults  0 0\n"
-        "  s3://bucket/logs/  /mnt/kl  fuse.klstorefs  _netdev,config=/etc/klstore.ini  0 0\n"
-        "Unmount with `fusermount3 -u MOUNTPOINT` or `umount MOUNTPOINT`; pending\n"
-        "writes are flushed first.\n"
-        "\n"
-        "FUSE options:\n",
-        prog);
+    printf("usage: %s [STORE] MOUNTPOINT [-o opt,...] [-f] [-d] [-s]\n"
+           "\n"
+           "Mounts a klstore as a directory tree: MOUNTPOINT/KEYSPACE/KEY.  Each key\n"
+           "reads as its records in offset order, one line per record; appending lines\n"
+           "to a key appends records.  `mkdir MOUNTPOINT/KS` creates a keyspace.\n"
+           "`KEY@t=TIME`, `KEY@o=OFFSET` and `KEY@n=NONCE` read a key from that record\n"
+           "on (TIME: ms, ISO-8601 or relative like -15m).  See fs/SEMANTICS.md.\n"
+           "\n"
+           "STORE: a directory, file://PATH or s3://BUCKET/PREFIX/ (default: [local]\n"
+           "root or [s3] bucket of the config file, else the default local store\n"
+           "$XDG_DATA_HOME/klstore or ~/.local/share/klstore).\n"
+           "\n"
+           "klstorefs options:\n"
+           "  -f                     stay in the foreground (default: daemonize, log to syslog)\n"
+           "  -d, -o debug           FUSE debug output (implies -f)\n"
+           "  -s                     single-threaded\n"
+           "  -h, --help             this help;  -V, --version  the version\n"
+           "  -o config=FILE         INI file with [s3], [local] and [batcher] sections\n"
+           "  -o endpoint=URL        S3 endpoint (e.g. http://127.0.0.1:7480)\n"
+           "  -o region=REGION       S3 region (default us-east-1)\n"
+           "  -o path_style          path-style S3 URLs (needed by RGW/MinIO)\n"
+           "  -o uid=N,gid=N         owner of every file (default: the mounting user)\n"
+           "  -o umask=OOO           permission mask, octal (default 022)\n"
+           "  -o allow_other         let other users in; the kernel checks their access\n"
+           "                         against the modes shown (always default_permissions):\n"
+           "                         with umask 022 they read, only the owner appends\n"
+           "                         and creates keys and keyspaces\n"
+           "  -o cache_mb=N          fetched-object cache (default 128; on a local store\n"
+           "                         objects a read went through are not kept)\n"
+           "  -o readahead=N         objects prefetched ahead of sequential reads (default 4)\n"
+           "  -o pending_mb=N        unflushed bytes per key before a write waits (default 8)\n"
+           "  -o refresh_ms=N        min interval between listings of one key (default 500)\n"
+           "  -o attr_timeout=S      kernel attribute cache, seconds (default 0.5)\n"
+           "  -o entry_timeout=S     kernel name cache, seconds (default 1)\n"
+           "  -o ro                  read-only: writes fail with EROFS\n"
+           "  -o metrics=HOST:PORT   serve /metrics (Prometheus) and /healthz over HTTP\n"
+           "The mount's counters (cache, appends, pending lines, store requests and\n"
+           "errors) are also in the file MOUNTPOINT/.klstore/stats.\n"
+           "S3 credentials come from the config file or the AWS chain (AWS_ACCESS_KEY_ID,\n"
+           "AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, instance metadata).\n"
+           "\n"
+           "/etc/fstab:\n"
+           "  /var/lib/kl      /mnt/kl  fuse.klstorefs  defaults,allow_other  0 0\n"
+           "  klstorefs#/var/lib/kl  /mnt/kl  fuse  defaults  0 0\n"
+           "  s3://bucket/logs/  /mnt/kl  fuse.klstorefs  _netdev,config=/etc/klstore.ini  0 0\n"
+           "Unmount with `fusermount3 -u MOUNTPOINT` or `umount MOUNTPOINT`; pending\n"
+           "writes are flushed first.\n"
+           "\n"
+           "FUSE options:\n",
+           prog);
     fuse_lowlevel_help();
 }
 
@@ -146,22 +148,12 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
         }
         o->nonopts++;
         return 0;
-    case KEY_RO:
-        o->ro = 1;
-        return 1;
-    case KEY_DEBUG:
-        o->debug = o->foreground = 1;
-        return 1;
-    case KEY_HELP:
-        o->help = 1;
-        return 0;
-    case KEY_VERSION:
-        o->version = 1;
-        return 0;
-    case FUSE_OPT_KEY_OPT:
-        return strncmp(arg, "x-", 2) == 0 ? 0 : 1; /* x-systemd.* etc. */
-    default:
-        return 1;
+    case KEY_RO: o->ro = 1; return 1;
+    case KEY_DEBUG: o->debug = o->foreground = 1; return 1;
+    case KEY_HELP: o->help = 1; return 0;
+    case KEY_VERSION: o->version = 1; return 0;
+    case FUSE_OPT_KEY_OPT: return strncmp(arg, "x-", 2) == 0 ? 0 : 1; /* x-systemd.* etc. */
+    default: return 1;
     }
 }
 
@@ -179,11 +171,9 @@ static void log_syslog(int level, const char *msg, void *ctx)
 /* A relative directory must survive fuse_daemonize's chdir("/"). */
 static char *absolute_store(const char *store)
 {
-    if (!store || store[0] == '/' || strstr(store, "://"))
-        return store ? strdup(store) : NULL;
+    if (!store || store[0] == '/' || strstr(store, "://")) return store ? strdup(store) : NULL;
     char cwd[PATH_MAX], *abs = NULL;
-    if (!getcwd(cwd, sizeof cwd) || asprintf(&abs, "%s/%s", cwd, store) < 0)
-        return NULL;
+    if (!getcwd(cwd, sizeof cwd) || asprintf(&abs, "%s/%s", cwd, store) < 0) return NULL;
     return abs;
 }
 
@@ -191,25 +181,21 @@ static int configure(klfs *fs, opts *o)
 {
     kl_error err = {0};
     kl_config_init(&fs->cfg);
-    if (o->config && kl_config_load_file(&fs->cfg, o->config, &err) != KL_OK)
-        goto fail;
+    if (o->config && kl_config_load_file(&fs->cfg, o->config, &err) != KL_OK) goto fail;
     if (o->endpoint && kl_config_set(&fs->cfg, "s3", "endpoint", o->endpoint, &err) != KL_OK)
         goto fail;
-    if (o->region && kl_config_set(&fs->cfg, "s3", "region", o->region, &err) != KL_OK)
-        goto fail;
+    if (o->region && kl_config_set(&fs->cfg, "s3", "region", o->region, &err) != KL_OK) goto fail;
     if (o->path_style && kl_config_set(&fs->cfg, "s3", "path_style", "true", &err) != KL_OK)
         goto fail;
     char *store = absolute_store(o->store);
     kl_status st = kl_objstore_open(store, &fs->cfg, &fs->os, &err);
     free(store);
-    if (st)
-        goto fail;
+    if (st) goto fail;
     /* One listing now, so that a wrong bucket or credentials fail the
      * mount command instead of every later operation. */
     char **names;
     size_t n;
-    if (kl_list_keyspaces(fs->os, &fs->cfg.store, &names, &n, &err) != KL_OK)
-        goto fail;
+    if (kl_list_keyspaces(fs->os, &fs->cfg.store, &names, &n, &err) != KL_OK) goto fail;
     kl_strv_free(names, n);
     fs->ro = o->ro;
     fs->uid = o->uid >= 0 ? (uid_t)o->uid : getuid();
@@ -240,8 +226,7 @@ static void on_published(const char *ks, const char *key, const kl_object_meta *
     KLFS_COUNT(fs, published_records, records);
     KLFS_COUNT(fs, published_bytes, m->size - KL_RECORD_OVERHEAD * records);
     node *k = nodes_find_key(fs, ks, key);
-    if (k)
-        ki_published(&k->ki, m);
+    if (k) ki_published(&k->ki, m);
 }
 
 /* /healthz: unhealthy while the newest flush failed (the store refuses or
@@ -249,8 +234,7 @@ static void on_published(const char *ks, const char *key, const kl_object_meta *
 static int health(char *why, size_t cap, void *ctx)
 {
     klfs *fs = ctx;
-    if (!atomic_load(&fs->stats.flush_failing))
-        return 0;
+    if (!atomic_load(&fs->stats.flush_failing)) return 0;
     snprintf(why, cap, "the last flush to the store failed (see the log)");
     return 1;
 }
@@ -263,10 +247,8 @@ static int start(klfs *fs, opts *o)
                     kl_store_writer_observe(fs->inner, on_published, fs, &err) != KL_OK ||
                     kl_batch_writer_new(fs->inner, &fs->cfg.batch, &fs->writer, &err) != KL_OK))
         goto fail;
-    if (kl_store_reader_new(fs->os, &fs->cfg.store, &fs->reader, &err) != KL_OK)
-        goto fail;
-    if (!(fs->cache = objcache_new(fs, (size_t)o->cache_mb << 20, 2)))
-        return -1;
+    if (kl_store_reader_new(fs->os, &fs->cfg.store, &fs->reader, &err) != KL_OK) goto fail;
+    if (!(fs->cache = objcache_new(fs, (size_t)o->cache_mb << 20, 2))) return -1;
     return 0;
 fail:
     kl_log(KL_LOG_ERROR, "%s", err.msg);
@@ -277,8 +259,7 @@ static void stop(klfs *fs)
 {
     km_server_stop(fs->metrics); /* first: it reads everything below */
     /* Handles the kernel never released (files open at SIGTERM). */
-    while (fs->open_files)
-        fh_free(fs, fs->open_files);
+    while (fs->open_files) fh_free(fs, fs->open_files);
     kl_writer_destroy(fs->writer);
     kl_writer_destroy(fs->inner);
     kl_reader_destroy(fs->reader);
@@ -298,13 +279,11 @@ static void stop(klfs *fs)
 static int add_mount_names(struct fuse_args *args, const char *store)
 {
     char *o = NULL;
-    if (fuse_opt_add_opt_escaped(&o, store ? store : "klstore") != 0)
-        return -1;
+    if (fuse_opt_add_opt_escaped(&o, store ? store : "klstore") != 0) return -1;
     char *fsname = NULL;
     int rc = asprintf(&fsname, "-ofsname=%s,subtype=klstorefs,default_permissions", o) < 0 ? -1 : 0;
     free(o);
-    if (rc == 0)
-        rc = fuse_opt_add_arg(args, fsname);
+    if (rc == 0) rc = fuse_opt_add_arg(args, fsname);
     free(fsname);
     return rc;
 }
@@ -313,12 +292,9 @@ static int run(klfs *fs, opts *o, struct fuse_args *args)
 {
     int rc = 1;
     fs->se = fuse_session_new(args, &klfs_ops, sizeof klfs_ops, fs);
-    if (!fs->se)
-        return 1;
-    if (fuse_set_signal_handlers(fs->se) != 0)
-        goto out_session;
-    if (fuse_session_mount(fs->se, o->mountpoint) != 0)
-        goto out_signals;
+    if (!fs->se) return 1;
+    if (fuse_set_signal_handlers(fs->se) != 0) goto out_session;
+    if (fuse_session_mount(fs->se, o->mountpoint) != 0) goto out_signals;
     fuse_daemonize(o->foreground);
     if (!o->foreground) {
         openlog("klstorefs", LOG_PID, LOG_DAEMON);
@@ -359,10 +335,16 @@ static void opts_free(opts *o)
 int main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-    opts o = {.uid = -1, .gid = -1, .umask = -1, .cache_mb = 128, .readahead = 4,
-              .pending_mb = 8, .refresh_ms = 500, .attr_timeout = 0.5, .entry_timeout = 1.0};
-    if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) != 0)
-        return 2;
+    opts o = {.uid = -1,
+              .gid = -1,
+              .umask = -1,
+              .cache_mb = 128,
+              .readahead = 4,
+              .pending_mb = 8,
+              .refresh_ms = 500,
+              .attr_timeout = 0.5,
+              .entry_timeout = 1.0};
+    if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) != 0) return 2;
     if (o.help || o.version) {
         if (o.help)
             usage(argv[0]);

@@ -14,16 +14,13 @@
 int names_parse_view(const char *name, char *key, view_spec *spec)
 {
     const char *at = strrchr(name, '@');
-    if (!at || at == name || strlen(at) < 4 || at[2] != '=')
-        return 0;
+    if (!at || at == name || strlen(at) < 4 || at[2] != '=') return 0;
     size_t klen = (size_t)(at - name);
     const char *arg = at + 3;
-    if (klen > KL_NAME_MAX || strlen(arg) >= sizeof spec->arg)
-        return 0;
+    if (klen > KL_NAME_MAX || strlen(arg) >= sizeof spec->arg) return 0;
     memcpy(key, name, klen);
     key[klen] = 0;
-    if (kl_validate_name("key", key, NULL) != KL_OK)
-        return 0;
+    if (kl_validate_name("key", key, NULL) != KL_OK) return 0;
     kl_status st;
     int64_t ts;
     uint64_t off;
@@ -41,11 +38,9 @@ int names_parse_view(const char *name, char *key, view_spec *spec)
         spec->kind = KL_START_NONCE;
         st = kl_parse_u128(arg, &nonce, NULL);
         break;
-    default:
-        return 0;
+    default: return 0;
     }
-    if (st != KL_OK)
-        return 0;
+    if (st != KL_OK) return 0;
     strcpy(spec->arg, arg);
     return 1;
 }

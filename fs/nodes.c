@@ -36,8 +36,7 @@ static size_t name_hash(const node *parent, const char *name)
  * handle.  Never 0 (hidden by some tools) nor 1 (the root). */
 ino_t nodes_path_ino(const char *ks, const char *name)
 {
-    if (!name)
-        return 1;
+    if (!name) return 1;
     uint64_t h = fnv(1469598103934665603ull, ks ? ks : "");
     h = fnv(h, "/");
     h = fnv(h, name);
@@ -49,16 +48,14 @@ ino_t nodes_path_ino(const char *ks, const char *name)
 
 static ino_t stable_ino(const node *n)
 {
-    if (!n->parent)
-        return 1;
+    if (!n->parent) return 1;
     return nodes_path_ino(n->parent->parent ? n->parent->name : NULL, n->name);
 }
 
 static node *find_locked(klfs *fs, node *parent, const char *name)
 {
     for (node *n = fs->buckets[name_hash(parent, name) % fs->nbuckets]; n; n = n->hnext)
-        if (n->parent == parent && strcmp(n->name, name) == 0)
-            return n;
+        if (n->parent == parent && strcmp(n->name, name) == 0) return n;
     return NULL;
 }
 
@@ -74,8 +71,7 @@ static void rehash_locked(klfs *fs)
 {
     size_t nb = fs->nbuckets * 4;
     node **b = calloc(nb, sizeof *b);
-    if (!b)
-        return; /* keep the longer chains */
+    if (!b) return; /* keep the longer chains */
     for (size_t i = 0; i < fs->nbuckets; i++)
         for (node *n = fs->buckets[i], *next; n; n = next) {
             next = n->hnext;
@@ -123,8 +119,7 @@ static node *insert(klfs *fs, node *n)
         node_free(n);
         return old;
     }
-    if (fs->nnodes >= fs->nbuckets)
-        rehash_locked(fs);
+    if (fs->nnodes >= fs->nbuckets) rehash_locked(fs);
     size_t h = name_hash(n->parent, n->name) % fs->nbuckets;
     n->hnext = fs->buckets[h];
     fs->buckets[h] = n;
@@ -149,8 +144,7 @@ void nodes_free(klfs *fs)
             node_free(n);
         }
     free(fs->buckets);
-    if (fs->root)
-        node_free(fs->root);
+    if (fs->root) node_free(fs->root);
 }
 
 node *nodes_find_key(klfs *fs, const char *ks, const char *key)
@@ -175,8 +169,7 @@ static void keyspace_created(klfs *fs, node *ks)
     pthread_mutex_lock(&ks->mu);
     int known = ks->created_known;
     pthread_mutex_unlock(&ks->mu);
-    if (known)
-        return;
+    if (known) return;
     kl_keyspace_meta meta;
     kl_status st = kl_read_keyspace_metadata(fs->reader, ks->name, &meta, NULL);
     pthread_mutex_lock(&ks->mu);
@@ -193,18 +186,15 @@ static void keyspace_created(klfs *fs, node *ks)
 static int keyspace_exists(klfs *fs, node *probe)
 {
     keyspace_created(fs, probe);
-    if (probe->created_known == 1)
-        return 0;
+    if (probe->created_known == 1) return 0;
     const char *pfx = fs->cfg.store.object_prefix ? fs->cfg.store.object_prefix : "";
     char *prefix;
-    if (asprintf(&prefix, "%s%s/", pfx, probe->name) < 0)
-        return -ENOMEM;
+    if (asprintf(&prefix, "%s%s/", pfx, probe->name) < 0) return -ENOMEM;
     kl_list_req req = {.prefix = prefix, .max_keys = 1};
     kl_listing l;
     kl_status st = kl_os_list(fs->os, &req, &l, NULL);
     free(prefix);
-    if (st)
-        return -klfs_errno(st);
+    if (st) return -klfs_errno(st);
     int found = l.n_objects > 0;
     kl_listing_free(&l);
     return found ? 0 : -ENOENT;
@@ -217,8 +207,7 @@ static int key_exists(klfs *fs, node *ks, const char *key)
     size_t n = 0;
     kl_status st = kl_list_objects(fs->os, &fs->cfg.store, ks->name, key, 0, 1, &m, &n, NULL);
     free(m);
-    if (st)
-        return -klfs_errno(st);
+    if (st) return -klfs_errno(st);
     return n ? 0 : -ENOENT;
 }
 
@@ -230,11 +219,9 @@ static int bad_name(const char *name, int otherwise)
 
 static int lookup_keyspace(klfs *fs, const char *name, node **out)
 {
-    if (kl_validate_name("keyspace", name, NULL) != KL_OK)
-        return bad_name(name, -ENOENT);
+    if (kl_validate_name("keyspace", name, NULL) != KL_OK) return bad_name(name, -ENOENT);
     node *n = node_new(N_KEYSPACE, fs->root, name);
-    if (!n)
-        return -ENOMEM;
+    if (!n) return -ENOMEM;
     int rc = keyspace_exists(fs, n);
     if (rc) {
         node_free(n);
@@ -248,17 +235,13 @@ static int lookup_view(klfs *fs, node *ks, const char *name, node **out)
 {
     char key[KL_NAME_MAX + 1];
     view_spec spec;
-    if (!names_parse_view(name, key, &spec))
-        return -ENOENT;
+    if (!names_parse_view(name, key, &spec)) return -ENOENT;
     node *base;
     int rc = nodes_lookup(fs, ks, key, &base);
-    if (rc)
-        return rc;
-    if (base->kind != N_KEY)
-        return -ENOENT;
+    if (rc) return rc;
+    if (base->kind != N_KEY) return -ENOENT;
     node *v = node_new(N_VIEW, ks, name);
-    if (!v)
-        return -ENOMEM;
+    if (!v) return -ENOMEM;
     v->base = base;
     v->spec = spec;
     *out = insert(fs, v);
@@ -272,13 +255,10 @@ static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
         return rc == -ENOENT ? bad_name(name, rc) : rc;
     }
     int rc = key_exists(fs, ks, name);
-    if (rc == -ENOENT)
-        return lookup_view(fs, ks, name, out);
-    if (rc)
-        return rc;
+    if (rc == -ENOENT) return lookup_view(fs, ks, name, out);
+    if (rc) return rc;
     node *k = node_new(N_KEY, ks, name);
-    if (!k)
-        return -ENOMEM;
+    if (!k) return -ENOMEM;
     *out = insert(fs, k);
     return 0;
 }
@@ -287,8 +267,7 @@ static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
 static int lookup_info(klfs *fs, node *parent, node_kind kind, const char *name, node **out)
 {
     node *n = node_new(kind, parent, name);
-    if (!n)
-        return -ENOMEM;
+    if (!n) return -ENOMEM;
     *out = insert(fs, n);
     return 0;
 }
@@ -305,10 +284,8 @@ int nodes_lookup(klfs *fs, node *parent, const char *name, node **out)
     if (parent->kind == N_INFO)
         return strcmp(name, KLFS_STATS_FILE) ? -ENOENT
                                              : lookup_info(fs, parent, N_STATS, name, out);
-    if (parent->kind == N_ROOT)
-        return lookup_keyspace(fs, name, out);
-    if (parent->kind == N_KEYSPACE)
-        return lookup_key(fs, parent, name, out);
+    if (parent->kind == N_ROOT) return lookup_keyspace(fs, name, out);
+    if (parent->kind == N_KEYSPACE) return lookup_key(fs, parent, name, out);
     return -ENOTDIR;
 }
 
@@ -320,20 +297,17 @@ int nodes_mkkey(klfs *fs, node *ks, const char *name, node **out)
         return bad_name(name, -EINVAL);
     node *k = find(fs, ks, name);
     if (!k) {
-        if (!(k = node_new(N_KEY, ks, name)))
-            return -ENOMEM;
+        if (!(k = node_new(N_KEY, ks, name))) return -ENOMEM;
         k = insert(fs, k);
     }
-    if (k->kind != N_KEY)
-        return -EEXIST;
+    if (k->kind != N_KEY) return -EEXIST;
     pthread_mutex_lock(&ks->mu);
     if (!k->local) {
         k->local = 1;
         char **v = realloc(ks->local_keys, (ks->n_local + 1) * sizeof *v);
         if (v) {
             ks->local_keys = v;
-            if ((v[ks->n_local] = strdup(name)))
-                ks->n_local++;
+            if ((v[ks->n_local] = strdup(name))) ks->n_local++;
         }
     }
     pthread_mutex_unlock(&ks->mu);
@@ -344,19 +318,16 @@ int nodes_mkkey(klfs *fs, node *ks, const char *name, node **out)
 int nodes_mkkeyspace(klfs *fs, const char *name, node **out)
 {
     kl_error err = {0};
-    if (kl_validate_name("keyspace", name, &err) != KL_OK)
-        return bad_name(name, -EINVAL);
+    if (kl_validate_name("keyspace", name, &err) != KL_OK) return bad_name(name, -EINVAL);
     int64_t created = 0;
     kl_status st = kl_create_keyspace(fs->writer, name, &created, &err);
-    if (st == KL_EEXIST)
-        return -EEXIST;
+    if (st == KL_EEXIST) return -EEXIST;
     if (st) {
         kl_log(KL_LOG_ERROR, "mkdir %s: %s", name, err.msg);
         return -klfs_errno(st);
     }
     node *n = node_new(N_KEYSPACE, fs->root, name);
-    if (!n)
-        return -ENOMEM;
+    if (!n) return -ENOMEM;
     n->created_known = 1;
     n->created = created;
     *out = insert(fs, n);
@@ -400,8 +371,7 @@ int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st)
         set_times(st, fs->mount_ms);
         if (n->kind == N_KEYSPACE) {
             keyspace_created(fs, n);
-            if (n->created_known == 1)
-                set_times(st, n->created);
+            if (n->created_known == 1) set_times(st, n->created);
         }
         return 0;
     case N_INFO:
@@ -428,8 +398,7 @@ int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st)
             base = (uint64_t)view_base;
         } else {
             int rc = readpath_view_base(fs, n, &base);
-            if (rc)
-                return rc;
+            if (rc) return rc;
         }
         ki_refresh(fs, n->base, fs->refresh_ms, &err);
         kstat ks = ki_stat(&n->base->ki);
@@ -457,13 +426,11 @@ static int merge_local(node *ks, char ***names, size_t *n)
         pthread_mutex_unlock(&ks->mu);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < ks->n_local; i++)
-        v[*n + i] = strdup(ks->local_keys[i]);
+    for (size_t i = 0; i < ks->n_local; i++) v[*n + i] = strdup(ks->local_keys[i]);
     pthread_mutex_unlock(&ks->mu);
     size_t k = 0;
     for (size_t i = 0; i < total; i++)
-        if (v[i])
-            v[k++] = v[i];
+        if (v[i]) v[k++] = v[i];
     qsort(v, k, sizeof *v, cmp_str);
     size_t u = 0;
     for (size_t i = 0; i < k; i++) {

@@ -25,7 +25,7 @@
 #include "fs.h"
 
 enum { LOADING = 1, READY = 2, FAILED = 3, DROPPED = 4 };
-#define SPARES 8
+#define SPARES    8
 #define QUEUE_MAX 64
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -43,7 +43,7 @@ struct objcache {
     cobj **buckets;
     size_t nbuckets;
     size_t bytes, max_bytes;
-    cobj lru;                 /* sentinel: lnext = most recent */
+    cobj lru; /* sentinel: lnext = most recent */
     /* readahead */
     pthread_cond_t work;
     ra_item q[QUEUE_MAX];
@@ -66,18 +66,15 @@ static size_t bucket(objcache *c, node *k, uint64_t first, uint64_t last)
 static cobj *find(objcache *c, node *k, uint64_t first, uint64_t last)
 {
     for (cobj *o = c->buckets[bucket(c, k, first, last)]; o; o = o->hnext)
-        if (o->k == k && o->first == first && o->last == last)
-            return o;
+        if (o->k == k && o->first == first && o->last == last) return o;
     return NULL;
 }
 
 static void unhash(objcache *c, cobj *o)
 {
     cobj **p = &c->buckets[bucket(c, o->k, o->first, o->last)];
-    while (*p && *p != o)
-        p = &(*p)->hnext;
-    if (*p)
-        *p = o->hnext;
+    while (*p && *p != o) p = &(*p)->hnext;
+    if (*p) *p = o->hnext;
 }
 
 static void lru_unlink(cobj *o)
@@ -155,8 +152,7 @@ static uint8_t *text_alloc(objcache *c, size_t len, size_t *cap)
     uint8_t *p = malloc(len ? len : 1);
     uintptr_t page = 4096, from = ((uintptr_t)p + page - 1) & ~(page - 1);
     uintptr_t to = ((uintptr_t)p + len) & ~(page - 1);
-    if (p && to > from + 16 * page)
-        (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    if (p && to > from + 16 * page) (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
     *cap = len ? len : 1;
     return p;
 }
@@ -165,13 +161,11 @@ static uint8_t *text_alloc(objcache *c, size_t len, size_t *cap)
 static kl_status fetch(klfs *fs, cobj *o, const kl_object_meta *m, kl_error *err)
 {
     kl_page pg;
-    kl_status st = kl_read_object(fs->os, &fs->cfg.store, o->k->parent->name, o->k->name, m,
-                                  &pg, err);
-    if (st)
-        return st;
+    kl_status st =
+        kl_read_object(fs->os, &fs->cfg.store, o->k->parent->name, o->k->name, m, &pg, err);
+    if (st) return st;
     size_t total = 0;
-    for (size_t i = 0; i < pg.count; i++)
-        total += pg.records[i].len + 1;
+    for (size_t i = 0; i < pg.count; i++) total += pg.records[i].len + 1;
     uint64_t want = m->last_offset - m->first_offset + 1;
     if (pg.count != want || total + pg.count * (uint64_t)KLFS_TEXT_SHRINK != m->size) {
         /* The name promises size - 39 * records text bytes; the byte map of
@@ -183,14 +177,12 @@ static kl_status fetch(klfs *fs, cobj *o, const kl_object_meta *m, kl_error *err
     if (st == KL_OK) {
         o->text = text_alloc(fs->cache, total, &o->cap);
         o->recpos = malloc((pg.count + 1) * sizeof *o->recpos);
-        if (!o->text || !o->recpos)
-            st = kl_seterr(err, KL_ENOMEM, "out of memory");
+        if (!o->text || !o->recpos) st = kl_seterr(err, KL_ENOMEM, "out of memory");
     }
     size_t at = 0;
     for (size_t i = 0; st == KL_OK && i < pg.count; i++) {
         o->recpos[i] = at;
-        if (pg.records[i].len)
-            memcpy(o->text + at, pg.records[i].data, pg.records[i].len);
+        if (pg.records[i].len) memcpy(o->text + at, pg.records[i].data, pg.records[i].len);
         at += pg.records[i].len;
         o->text[at++] = '\n';
     }
@@ -224,14 +216,12 @@ static kl_status get(objcache *c, node *k, const kl_object_meta *m, cobj **out, 
     }
     if (o) {
         o->refs++;
-        while (o->state == LOADING)
-            pthread_cond_wait(&c->loaded, &c->mu);
+        while (o->state == LOADING) pthread_cond_wait(&c->loaded, &c->mu);
         /* DROPPED while we waited for it to load: its text is still good
          * for us, but it is no longer the cache's to list. */
         kl_status st = o->state == READY || o->state == DROPPED ? KL_OK : o->st;
         if (st == KL_OK) {
-            if (o->state == READY)
-                lru_front(c, o);
+            if (o->state == READY) lru_front(c, o);
             *out = o;
         } else {
             release_locked(c, o);
@@ -270,8 +260,7 @@ static kl_status get(objcache *c, node *k, const kl_object_meta *m, cobj **out, 
         release_locked(c, o);
     }
     pthread_cond_broadcast(&c->loaded);
-    if (st == KL_OK)
-        evict(c);
+    if (st == KL_OK) evict(c);
     pthread_mutex_unlock(&c->mu);
     return st;
 }
@@ -325,10 +314,8 @@ static void *ra_main(void *arg)
     objcache *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->stop && c->qlen == 0)
-            pthread_cond_wait(&c->work, &c->mu);
-        if (c->stop)
-            break;
+        while (!c->stop && c->qlen == 0) pthread_cond_wait(&c->work, &c->mu);
+        if (c->stop) break;
         ra_item it = c->q[c->qhead];
         c->qhead = (c->qhead + 1) % QUEUE_MAX;
         c->qlen--;
@@ -337,8 +324,7 @@ static void *ra_main(void *arg)
         kl_error err = {0};
         /* A failed prefetch is harmless: the reader fetches (and reports)
          * it again. */
-        if (get(c, it.k, &it.m, &o, &err, 0) == KL_OK)
-            objcache_put(c, o);
+        if (get(c, it.k, &it.m, &o, &err, 0) == KL_OK) objcache_put(c, o);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
@@ -348,8 +334,7 @@ static void *ra_main(void *arg)
 objcache *objcache_new(klfs *fs, size_t max_bytes, unsigned threads)
 {
     objcache *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->fs = fs;
     c->max_bytes = max_bytes;
     c->nbuckets = 4096;
@@ -366,28 +351,24 @@ objcache *objcache_new(klfs *fs, size_t max_bytes, unsigned threads)
     pthread_cond_init(&c->loaded, NULL);
     pthread_cond_init(&c->work, NULL);
     for (unsigned i = 0; i < threads; i++)
-        if (pthread_create(&c->threads[c->nthreads], NULL, ra_main, c) == 0)
-            c->nthreads++;
+        if (pthread_create(&c->threads[c->nthreads], NULL, ra_main, c) == 0) c->nthreads++;
     return c;
 }
 
 void objcache_free(objcache *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     pthread_mutex_lock(&c->mu);
     c->stop = 1;
     pthread_cond_broadcast(&c->work);
     pthread_mutex_unlock(&c->mu);
-    for (unsigned i = 0; i < c->nthreads; i++)
-        pthread_join(c->threads[i], NULL);
+    for (unsigned i = 0; i < c->nthreads; i++) pthread_join(c->threads[i], NULL);
     for (cobj *o = c->lru.lnext; o != &c->lru;) {
         cobj *next = o->lnext;
         cobj_free(c, o);
         o = next;
     }
-    while (c->nspare)
-        free(c->spare[--c->nspare]);
+    while (c->nspare) free(c->spare[--c->nspare]);
     pthread_cond_destroy(&c->loaded);
     pthread_cond_destroy(&c->work);
     pthread_mutex_destroy(&c->mu);

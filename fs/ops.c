@@ -20,15 +20,9 @@
 
 #include "fs.h"
 
-static klfs *FS(fuse_req_t req)
-{
-    return fuse_req_userdata(req);
-}
+static klfs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
 
-static fhandle *FH(struct fuse_file_info *fi)
-{
-    return (fhandle *)(uintptr_t)fi->fh;
-}
+static fhandle *FH(struct fuse_file_info *fi) { return (fhandle *)(uintptr_t)fi->fh; }
 
 /* A directory listing snapshot taken at opendir, so offsets stay stable. */
 typedef struct dirh {
@@ -61,8 +55,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
     /* O_TRUNC arrives with open(), so it can be refused there instead of
      * as a separate truncate that cannot tell `>` from `truncate`. */
-    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     /* No page cache for data (direct_io), so no cache consistency games. */
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
@@ -124,8 +117,9 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
     klfs *fs = FS(req);
     node *n;
-    int rc = fs->ro ? -EROFS : nodes_get(fs, parent)->kind != N_ROOT ? -EPERM
-                                                               : nodes_mkkeyspace(fs, name, &n);
+    int rc = fs->ro                                  ? -EROFS
+             : nodes_get(fs, parent)->kind != N_ROOT ? -EPERM
+                                                     : nodes_mkkeyspace(fs, name, &n);
     if (rc)
         fuse_reply_err(req, -rc);
     else
@@ -160,8 +154,7 @@ static int open_stats(klfs *fs, node *n, struct fuse_file_info *fi)
 {
     fhandle *fh = fh_new(fs, n, 0, 0);
     if (!fh || !(fh->snap = stats_snapshot(fs, &fh->snap_len))) {
-        if (fh)
-            fh_free(fs, fh);
+        if (fh) fh_free(fs, fh);
         return -ENOMEM;
     }
     fi->fh = (uintptr_t)fh;
@@ -173,28 +166,21 @@ static int open_stats(klfs *fs, node *n, struct fuse_file_info *fi)
 static int open_node(klfs *fs, node *n, int flags, struct fuse_file_info *fi)
 {
     int writing = (flags & O_ACCMODE) != O_RDONLY;
-    if (n->kind == N_STATS)
-        return writing ? -EACCES : open_stats(fs, n, fi);
-    if (n->kind != N_KEY && n->kind != N_VIEW)
-        return -EISDIR;
-    if (writing && fs->ro)
-        return -EROFS;
-    if (writing && n->kind == N_VIEW)
-        return -EPERM;
+    if (n->kind == N_STATS) return writing ? -EACCES : open_stats(fs, n, fi);
+    if (n->kind != N_KEY && n->kind != N_VIEW) return -EISDIR;
+    if (writing && fs->ro) return -EROFS;
+    if (writing && n->kind == N_VIEW) return -EPERM;
     uint64_t base = 0;
     if (n->kind == N_VIEW) {
         int rc = readpath_view_base(fs, n, &base);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     } else if (flags & O_TRUNC) {
         kl_error err = {0};
         ki_refresh(fs, n, fs->refresh_ms, &err);
-        if (ki_size(&n->ki) > 0)
-            return fs->ro ? -EROFS : -EPERM;
+        if (ki_size(&n->ki) > 0) return fs->ro ? -EROFS : -EPERM;
     }
     fhandle *fh = fh_new(fs, n, writing, (flags & O_APPEND) != 0);
-    if (!fh)
-        return -ENOMEM;
+    if (!fh) return -ENOMEM;
     fh->base = base;
     fi->fh = (uintptr_t)fh;
     fi->direct_io = 1;
@@ -218,15 +204,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     klfs *fs = FS(req);
     node *ks = nodes_get(fs, parent), *k = NULL;
     int rc = fs->ro ? -EROFS : ks->kind != N_KEYSPACE ? -EPERM : 0;
-    if (rc == 0 && (fi->flags & O_EXCL) && nodes_lookup(fs, ks, name, &k) == 0)
-        rc = -EEXIST;
-    if (rc == 0)
-        rc = nodes_mkkey(fs, ks, name, &k);
-    if (rc == 0)
-        rc = open_node(fs, k, fi->flags, fi);
+    if (rc == 0 && (fi->flags & O_EXCL) && nodes_lookup(fs, ks, name, &k) == 0) rc = -EEXIST;
+    if (rc == 0) rc = nodes_mkkey(fs, ks, name, &k);
+    if (rc == 0) rc = open_node(fs, k, fi->flags, fi);
     struct fuse_entry_param e;
-    if (rc == 0 && (rc = fill_entry(req, k, &e)) != 0)
-        fh_free(fs, FH(fi));
+    if (rc == 0 && (rc = fill_entry(req, k, &e)) != 0) fh_free(fs, FH(fi));
     if (rc)
         fuse_reply_err(req, -rc);
     else
@@ -238,8 +220,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     klfs *fs = FS(req);
     node *ks = nodes_get(fs, parent), *k;
     int rc = fs->ro ? -EROFS : (!S_ISREG(mode) || ks->kind != N_KEYSPACE) ? -EPERM : 0;
-    if (rc == 0)
-        rc = nodes_mkkey(fs, ks, name, &k);
+    if (rc == 0) rc = nodes_mkkey(fs, ks, name, &k);
     if (rc)
         fuse_reply_err(req, -rc);
     else
@@ -261,7 +242,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     const uint8_t *p;
     if (size && readpath_peek(fs, k, fh->base + (uint64_t)off, size, &o, &p)) {
         KLFS_COUNT(fs, read_bytes, size);
-        fuse_reply_buf(req, (const char *)p, size);   /* writev from the cache */
+        fuse_reply_buf(req, (const char *)p, size); /* writev from the cache */
         readpath_unpeek(fs, o, p, size);
         return;
     }
@@ -271,8 +252,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     ssize_t n = readpath_read(fs, k, fh->base + (uint64_t)off, buf, size);
-    if (n > 0)
-        KLFS_COUNT(fs, read_bytes, (uint64_t)n);
+    if (n > 0) KLFS_COUNT(fs, read_bytes, (uint64_t)n);
     if (n < 0)
         fuse_reply_err(req, (int)-n);
     else
@@ -285,9 +265,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
     klfs *fs = FS(req);
     fhandle *fh = FH(fi);
-    ssize_t n = !fh->writable ? -EBADF : fs->ro ? -EROFS
+    ssize_t n = !fh->writable ? -EBADF
+                : fs->ro      ? -EROFS
                               : appender_write(fs, fh, (const uint8_t *)buf, size, (uint64_t)off,
-                                                               fi->lock_owner);
+                                               fi->lock_owner);
     if (n < 0)
         fuse_reply_err(req, (int)-n);
     else
@@ -314,8 +295,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     klfs *fs = FS(req);
     fhandle *fh = FH(fi);
     int rc = fh->writable ? appender_flush(fs, fh, 0) : 0;
-    if (fh->writable)
-        ki_pending_release(&fh->n->ki);
+    if (fh->writable) ki_pending_release(&fh->n->ki);
     fh_free(fs, fh);
     fuse_reply_err(req, -rc);
 }
@@ -356,8 +336,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         const char *ks = dir->kind != N_ROOT ? dir->name : NULL;
         st.st_ino = i == 0 ? nodes_path_ino(NULL, ks) : i == 1 ? 1 : nodes_path_ino(ks, name);
         size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
-        if (need > size - used)
-            break;
+        if (need > size - used) break;
         used += need;
     }
     fuse_reply_buf(req, buf, used);

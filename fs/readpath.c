@@ -30,8 +30,7 @@ static void prefetch_next(klfs *fs, node *k, size_t i)
     kentry next[16];
     size_t want = fs->readahead < 16 ? fs->readahead : 16;
     size_t n = ki_next_entries(&k->ki, i, next, want);
-    for (size_t j = 0; j < n; j++)
-        objcache_prefetch(fs->cache, k, &next[j].m);
+    for (size_t j = 0; j < n; j++) objcache_prefetch(fs->cache, k, &next[j].m);
 }
 
 /* Lets go of an object a read used up to text position `end`. */
@@ -52,8 +51,7 @@ static ssize_t copy_object(klfs *fs, node *k, const kloc *l, uint64_t pos, uint8
     kl_status st = objcache_get(fs->cache, k, &l->e.m, &o, &err);
     if (st == KL_ENOTFOUND) {
         st = ki_resync(fs, k, l->i, &err);
-        if (st == KL_OK)
-            return -EAGAIN;
+        if (st == KL_OK) return -EAGAIN;
     }
     if (st) {
         kl_log(KL_LOG_ERROR, "read %s/%s: %s", k->parent->name, k->name, err.msg);
@@ -65,8 +63,7 @@ static ssize_t copy_object(klfs *fs, node *k, const kloc *l, uint64_t pos, uint8
         n = o->len - at < len ? (size_t)(o->len - at) : len;
         memcpy(buf, o->text + at, n);
     }
-    if (at + n >= o->len / 2)
-        prefetch_next(fs, k, l->i);
+    if (at + n >= o->len / 2) prefetch_next(fs, k, l->i);
     release(fs, o, at + n);
     return n ? (ssize_t)n : -EIO;
 }
@@ -79,19 +76,17 @@ void readpath_unpeek(klfs *fs, cobj *o, const uint8_t *p, size_t len)
 int readpath_peek(klfs *fs, node *k, uint64_t pos, size_t len, cobj **out, const uint8_t **p)
 {
     kloc l = ki_locate(&k->ki, pos);
-    if (l.kind != LOC_OBJECT)
-        return 0;
+    if (l.kind != LOC_OBJECT) return 0;
     cobj *o;
     kl_error err = {0};
     if (objcache_get(fs->cache, k, &l.e.m, &o, &err) != KL_OK)
-        return 0;             /* the copying path re-lists or reports it */
+        return 0; /* the copying path re-lists or reports it */
     uint64_t at = pos - l.e.start;
     if (at >= o->len || o->len - at < len) {
         objcache_put(fs->cache, o);
         return 0;
     }
-    if (at + len >= o->len / 2)
-        prefetch_next(fs, k, l.i);
+    if (at + len >= o->len / 2) prefetch_next(fs, k, l.i);
     *out = o;
     *p = o->text + at;
     return 1;
@@ -106,23 +101,20 @@ ssize_t readpath_read(klfs *fs, node *k, uint64_t pos, uint8_t *buf, size_t len)
         ssize_t n = 0;
         if (l.kind == LOC_OBJECT) {
             n = copy_object(fs, k, &l, pos + got, buf + got, len - got);
-            if (n == -EAGAIN && ++resyncs <= MAX_RESYNC)
-                continue;
+            if (n == -EAGAIN && ++resyncs <= MAX_RESYNC) continue;
         } else if (l.kind == LOC_PENDING) {
             n = (ssize_t)ki_read_pending(&k->ki, pos + got, buf + got, len - got);
         } else if (!refreshed) {
             /* At the end: look for lines appended since the last listing. */
             kl_error err = {0};
             refreshed = 1;
-            if (ki_refresh(fs, k, fs->refresh_ms, &err) == KL_OK)
-                continue;
+            if (ki_refresh(fs, k, fs->refresh_ms, &err) == KL_OK) continue;
             kl_log(KL_LOG_WARNING, "refresh %s/%s: %s", k->parent->name, k->name, err.msg);
             break;
         } else {
             break;
         }
-        if (n < 0)
-            return got ? (ssize_t)got : (n == -EAGAIN ? -EIO : n);
+        if (n < 0) return got ? (ssize_t)got : (n == -EAGAIN ? -EIO : n);
         got += (size_t)n;
     }
     return (ssize_t)got;
@@ -137,22 +129,17 @@ static int view_offset(klfs *fs, node *v, uint64_t *off)
     switch (v->spec.kind) {
     case KL_START_OFFSET:
         st = kl_parse_u64(v->spec.arg, off, &err);
-        if (st == KL_OK && *off == 0)
-            *off = 1;
+        if (st == KL_OK && *off == 0) *off = 1;
         return st ? -EINVAL : 0;
-    case KL_START_TIMESTAMP:
-        st = kl_parse_time(v->spec.arg, &start.timestamp, &err);
-        break;
-    default:
-        st = kl_parse_u128(v->spec.arg, &start.nonce, &err);
-        break;
+    case KL_START_TIMESTAMP: st = kl_parse_time(v->spec.arg, &start.timestamp, &err); break;
+    default: st = kl_parse_u128(v->spec.arg, &start.nonce, &err); break;
     }
-    if (st)
-        return -EINVAL;
+    if (st) return -EINVAL;
     /* The reader's O(log n) search: one record from the start position. */
     kl_page pg;
     node *k = v->base;
-    st = kl_read_first_page(fs->reader, k->parent->name, k->name, KL_FORWARDS, &start, 1, &pg, &err);
+    st =
+        kl_read_first_page(fs->reader, k->parent->name, k->name, KL_FORWARDS, &start, 1, &pg, &err);
     if (st) {
         kl_log(KL_LOG_ERROR, "view %s/%s: %s", k->parent->name, v->name, err.msg);
         return -klfs_errno(st);
@@ -167,16 +154,14 @@ int readpath_view_base(klfs *fs, node *v, uint64_t *pos)
     node *k = v->base;
     uint64_t off;
     int rc = view_offset(fs, v, &off);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     kl_error err = {0};
     for (int tries = 0; tries <= MAX_RESYNC; tries++) {
         kloc l;
         if (!ki_find_offset(&k->ki, off, &l)) {
             /* Not listed yet (or past the end): refresh once, else the view
              * starts at the end of what is listed. */
-            if (tries == 0 && ki_refresh(fs, k, 0, &err) == KL_OK)
-                continue;
+            if (tries == 0 && ki_refresh(fs, k, 0, &err) == KL_OK) continue;
             pthread_mutex_lock(&k->ki.mu);
             *pos = k->ki.committed;
             pthread_mutex_unlock(&k->ki.mu);
@@ -184,10 +169,8 @@ int readpath_view_base(klfs *fs, node *v, uint64_t *pos)
         }
         cobj *o;
         kl_status st = objcache_get(fs->cache, k, &l.e.m, &o, &err);
-        if (st == KL_ENOTFOUND && ki_resync(fs, k, l.i, &err) == KL_OK)
-            continue;
-        if (st)
-            return -klfs_errno(st);
+        if (st == KL_ENOTFOUND && ki_resync(fs, k, l.i, &err) == KL_OK) continue;
+        if (st) return -klfs_errno(st);
         *pos = l.e.start + o->recpos[off - l.e.m.first_offset];
         objcache_put(fs->cache, o);
         return 0;

@@ -38,7 +38,8 @@ void stats_render(FILE *f, void *ctx)
     counter(f, "klstorefs_cache_misses_total", "Reads that fetched their object from the store.",
             &s->cache_misses);
     gauge(f, "klstorefs_cache_bytes", "Text held by the object cache.", (double)cached_bytes);
-    gauge(f, "klstorefs_cache_objects", "Objects held by the object cache.", (double)cached_objects);
+    gauge(f, "klstorefs_cache_objects", "Objects held by the object cache.",
+          (double)cached_objects);
     counter(f, "klstorefs_read_bytes_total", "Bytes returned by read(2) on keys and views.",
             &s->read_bytes);
     counter(f, "klstorefs_appended_records_total", "Lines handed to the batching writer.",

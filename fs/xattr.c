@@ -19,7 +19,7 @@
 
 #define PFX "user.klstore."
 
-static const char *const key_attrs[] = {"next_offset", "next_nonce", "record_count",
+static const char *const key_attrs[] = {"next_offset",  "next_nonce",      "record_count",
                                         "object_count", "first_timestamp", "last_timestamp"};
 
 /* Formats attribute `attr` of node n into val (at least 64 bytes); 0 or
@@ -30,13 +30,11 @@ static int value(klfs *fs, node *n, const char *attr, char *val)
     if (n->kind == N_KEYSPACE && strcmp(attr, "created") == 0) {
         struct stat st;
         nodes_stat(fs, n, -1, &st); /* reads the marker once */
-        if (n->created_known != 1)
-            return -ENODATA;
+        if (n->created_known != 1) return -ENODATA;
         sprintf(val, "%lld", (long long)n->created);
         return 0;
     }
-    if (n->kind != N_KEY)
-        return -ENODATA;
+    if (n->kind != N_KEY) return -ENODATA;
     kl_error err = {0};
     ki_refresh(fs, n, fs->refresh_ms, &err);
     kstat s = ki_stat(&n->ki);
@@ -61,12 +59,9 @@ static int value(klfs *fs, node *n, const char *attr, char *val)
  * too small a buffer is ERANGE. */
 static ssize_t out(char *buf, size_t size, const char *src, size_t len)
 {
-    if (size == 0)
-        return (ssize_t)len;
-    if (size < len)
-        return -ERANGE;
-    if (len)
-        memcpy(buf, src, len);
+    if (size == 0) return (ssize_t)len;
+    if (size < len) return -ERANGE;
+    if (len) memcpy(buf, src, len);
     return (ssize_t)len;
 }
 
@@ -85,11 +80,9 @@ ssize_t xattr_list(klfs *fs, node *n, char *buf, size_t size)
 
 ssize_t xattr_get(klfs *fs, node *n, const char *name, char *buf, size_t size)
 {
-    if (strncmp(name, PFX, strlen(PFX)) != 0)
-        return -ENODATA;
+    if (strncmp(name, PFX, strlen(PFX)) != 0) return -ENODATA;
     char val[64];
     int rc = value(fs, n, name + strlen(PFX), val);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     return out(buf, size, val, strlen(val));
 }

@@ -169,8 +169,8 @@ int km_server_run(km_server *s, km_render_fn render, km_health_fn health, void *
     return 0;
 }
 
-km_server *km_server_start(const char *addr, km_render_fn render, km_health_fn health,
-                           void *ctx, char *err, size_t errlen)
+km_server *km_server_start(const char *addr, km_render_fn render, km_health_fn health, void *ctx,
+                           char *err, size_t errlen)
 {
     km_server *s = km_server_bind(addr, err, errlen);
     if (s && km_server_run(s, render, health, ctx, err, errlen)) {

@@ -80,8 +80,8 @@ km_server *km_server_bind(const char *addr, char *err, size_t errlen);
 int km_server_run(km_server *s, km_render_fn render, km_health_fn health, void *ctx, char *err,
                   size_t errlen);
 /* km_server_bind and km_server_run in one. */
-km_server *km_server_start(const char *addr, km_render_fn render, km_health_fn health,
-                           void *ctx, char *err, size_t errlen);
+km_server *km_server_start(const char *addr, km_render_fn render, km_health_fn health, void *ctx,
+                           char *err, size_t errlen);
 /* The port actually bound (useful with PORT 0). */
 int km_server_port(const km_server *s);
 /* Stops serving (waits for a request in progress), closes the socket and

@@ -51,7 +51,7 @@ char *km_label(char *buf, size_t cap, const char *value)
 }
 
 const double km_latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                    1,     2.5,  5,     10,   30,  60,  120};
+                                    1,     2.5,  5,     10,   30,  60,   120};
 const int km_latency_n = sizeof km_latency_bounds / sizeof km_latency_bounds[0];
 
 void km_hist_init(km_histogram *h, const double *bounds, int n)

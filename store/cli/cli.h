@@ -41,22 +41,22 @@ typedef struct cli cli;
 /* One entry of the command table (main.c). */
 typedef struct cli_cmd {
     const char *name;
-    int (*run)(cli *c, int argc, char **argv);  /* argv[0] is the name */
-    const char *usage;     /* arguments and flags, after "klstore NAME " */
-    const char *summary;   /* one line for `klstore help` */
-    const char *help;      /* the command's flags and details */
-    int writes;            /* 1: may create the store directory */
+    int (*run)(cli *c, int argc, char **argv); /* argv[0] is the name */
+    const char *usage;                         /* arguments and flags, after "klstore NAME " */
+    const char *summary;                       /* one line for `klstore help` */
+    const char *help;                          /* the command's flags and details */
+    int writes;                                /* 1: may create the store directory */
 } cli_cmd;
 
 /* Options every command takes (before or after the command name), and the
  * store they open. */
 struct cli {
-    const cli_cmd *cmd;    /* running command, NULL before dispatch */
-    const char *store;     /* --store, or NULL for the default */
-    const char *config;    /* --config FILE */
-    const char *endpoint;  /* --endpoint URL */
-    const char *region;    /* --region R */
-    int path_style;        /* --path-style */
+    const cli_cmd *cmd;   /* running command, NULL before dispatch */
+    const char *store;    /* --store, or NULL for the default */
+    const char *config;   /* --config FILE */
+    const char *endpoint; /* --endpoint URL */
+    const char *region;   /* --region R */
+    int path_style;       /* --path-style */
     kl_config cfg;
     int cfg_ready;
     kl_objstore *os;
@@ -86,17 +86,15 @@ typedef int (*cli_opt_fn)(cli *c, int id, const char *arg, void *ctx);
  * Positional arguments are returned in *pos / *npos (pointing into argv),
  * and must number between min_pos and max_pos.  Returns CLI_OK, CLI_DONE
  * after --help, or an exit code after printing the error. */
-int cli_parse(cli *c, int argc, char **argv, const char *shortopts,
-              const struct option *opts, cli_opt_fn fn, void *ctx,
-              int min_pos, int max_pos, char ***pos, int *npos);
+int cli_parse(cli *c, int argc, char **argv, const char *shortopts, const struct option *opts,
+              cli_opt_fn fn, void *ctx, int min_pos, int max_pos, char ***pos, int *npos);
 
 /* Handles one common option (also used by main for the global ones). */
 int cli_common_opt(cli *c, int id, const char *arg);
 
 /* Number and value parsers: print "invalid FLAG 'ARG': why" and return
  * CLI_EUSAGE on failure. */
-int cli_u64(cli *c, const char *flag, const char *arg, uint64_t min,
-            uint64_t *out);
+int cli_u64(cli *c, const char *flag, const char *arg, uint64_t min, uint64_t *out);
 int cli_u128(cli *c, const char *flag, const char *arg, kl_u128 *out);
 int cli_time(cli *c, const char *flag, const char *arg, int64_t *out);
 /* --from first|last|offset:N|timestamp:T|nonce:N */
@@ -108,8 +106,7 @@ int cli_name(cli *c, const char *what, const char *name);
 
 /* Prints "klstore: CMD: MESSAGE" (control characters replaced) to stderr
  * and returns code. */
-int cli_err(cli *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int cli_err(cli *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Same for a library error; the exit code follows from err->code. */
 int cli_fail(cli *c, const kl_error *err);
 int cli_exit_code(kl_status st);
@@ -147,8 +144,7 @@ int cli_encoding_arg(cli *c, const char *arg, cli_encoding *out);
 void cli_json_str(FILE *f, const void *data, size_t len);
 void cli_base64(FILE *f, const void *data, size_t len);
 /* One record, in text (payload + '\n') or JSON lines format. */
-void cli_print_record(FILE *f, const kl_record *r, cli_format fmt,
-                      cli_encoding enc);
+void cli_print_record(FILE *f, const kl_record *r, cli_format fmt, cli_encoding enc);
 /* ISO-8601 UTC with milliseconds ("2024-05-01T12:00:00.000Z"). */
 char *cli_iso_time(int64_t ms, char buf[40]);
 /* Flushes stdout; on failure prints the error and returns an exit code,
@@ -166,17 +162,17 @@ int cli_stdout_gone(void);
  * what it holds while its input is idle. */
 typedef struct cli_lines {
     int fd;
-    size_t max;            /* longest accepted line (without '\n') */
-    char *buf;             /* [pos, end) is unread input */
+    size_t max; /* longest accepted line (without '\n') */
+    char *buf;  /* [pos, end) is unread input */
     size_t pos, end, cap;
-    size_t scanned;        /* bytes from pos known to hold no '\n' */
+    size_t scanned; /* bytes from pos known to hold no '\n' */
     int eof;
 } cli_lines;
 
 enum {
-    CLI_LINE = 1,          /* *line / *len hold a line (valid until next call) */
+    CLI_LINE = 1, /* *line / *len hold a line (valid until next call) */
     CLI_LINE_EOF = 0,
-    CLI_LINE_ERROR = -1,   /* read(2) failed; errno says why */
+    CLI_LINE_ERROR = -1, /* read(2) failed; errno says why */
     CLI_LINE_TOO_LONG = -2,
     CLI_LINE_TIMEOUT = -3, /* no complete line within timeout_ms */
     CLI_LINE_STOPPED = -4, /* a caught signal arrived (cli_stop_signal) */

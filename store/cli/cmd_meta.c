@@ -51,8 +51,7 @@ static int keyspace_meta(cli *c, cli_format fmt, const char *ks)
 {
     kl_error err = {0};
     kl_keyspace_meta m;
-    if (kl_read_keyspace_metadata(c->reader, ks, &m, &err) != KL_OK)
-        return cli_fail(c, &err);
+    if (kl_read_keyspace_metadata(c->reader, ks, &m, &err) != KL_OK) return cli_fail(c, &err);
     char iso[40];
     cli_iso_time(m.created, iso);
     if (fmt == CLI_FMT_JSON) {
@@ -68,29 +67,29 @@ static int keyspace_meta(cli *c, cli_format fmt, const char *ks)
 /* What the key's first object adds (one LIST), and with --count what a
  * listing of all of them adds. */
 typedef struct objects_summary {
-    int64_t first_ts;      /* smallest timestamp of the first object */
+    int64_t first_ts; /* smallest timestamp of the first object */
     int counted;
     size_t objects;
     uint64_t bytes;
     int64_t min_ts, max_ts;
 } objects_summary;
 
-static int summarize_objects(cli *c, const char *ks, const char *key, int count,
-                             objects_summary *s)
+static int summarize_objects(cli *c, const char *ks, const char *key, int count, objects_summary *s)
 {
     kl_error err = {0};
     kl_object_meta *v = NULL;
     size_t n = 0;
     if (kl_list_objects(c->os, &c->cfg.store, ks, key, 0, count ? 0 : 1, &v, &n, &err) != KL_OK)
         return cli_fail(c, &err);
-    *s = (objects_summary){.counted = count, .objects = n, .min_ts = INT64_MAX,
-                           .max_ts = INT64_MIN, .first_ts = n ? v[0].min_ts : 0};
+    *s = (objects_summary){.counted = count,
+                           .objects = n,
+                           .min_ts = INT64_MAX,
+                           .max_ts = INT64_MIN,
+                           .first_ts = n ? v[0].min_ts : 0};
     for (size_t i = 0; count && i < n; i++) {
         s->bytes += v[i].size;
-        if (v[i].min_ts < s->min_ts)
-            s->min_ts = v[i].min_ts;
-        if (v[i].max_ts > s->max_ts)
-            s->max_ts = v[i].max_ts;
+        if (v[i].min_ts < s->min_ts) s->min_ts = v[i].min_ts;
+        if (v[i].max_ts > s->max_ts) s->max_ts = v[i].max_ts;
     }
     free(v);
     return CLI_OK;
@@ -122,9 +121,8 @@ static void print_key_text(const char *ks, const char *key, const kl_key_meta *m
     printf("keyspace: %s\nkey: %s\nnext_offset: %" PRIu64 "\nnext_nonce: %s\n"
            "records: %" PRIu64 "\nfirst_timestamp: %" PRId64 " (%s)\n"
            "last_timestamp: %" PRId64 " (%s)\n",
-           ks, key, m->next_offset, kl_u128_str(m->next_nonce, nb), m->next_offset - 1,
-           s->first_ts, cli_iso_time(s->first_ts, a), m->last_timestamp,
-           cli_iso_time(m->last_timestamp, b));
+           ks, key, m->next_offset, kl_u128_str(m->next_nonce, nb), m->next_offset - 1, s->first_ts,
+           cli_iso_time(s->first_ts, a), m->last_timestamp, cli_iso_time(m->last_timestamp, b));
     if (s->counted)
         printf("objects: %zu\nbytes: %" PRIu64 "\nmin_timestamp: %" PRId64 " (%s)\n"
                "max_timestamp: %" PRId64 " (%s)\n",
@@ -140,11 +138,9 @@ static int key_meta(cli *c, const meta_opts *o, const char *ks, const char *key)
     objects_summary s = {0};
     if (kl_read_key_metadata(c->reader, ks, key, &exists, &m, &err) != KL_OK)
         return cli_fail(c, &err);
-    if (!exists)
-        return cli_key_missing(c, ks, key);
+    if (!exists) return cli_key_missing(c, ks, key);
     int rc = summarize_objects(c, ks, key, o->count, &s);
-    if (rc != CLI_OK)
-        return rc;
+    if (rc != CLI_OK) return rc;
     if (o->fmt == CLI_FMT_JSON)
         print_key_json(ks, key, &m, &s);
     else
@@ -158,12 +154,9 @@ int cmd_meta(cli *c, int argc, char **argv)
     char **pos;
     int npos, epipe = 0;
     int rc = cli_parse(c, argc, argv, "", meta_opts_table, meta_opt, &o, 1, 2, &pos, &npos);
-    if (rc == CLI_OK)
-        rc = cli_name(c, "keyspace", pos[0]);
-    if (rc == CLI_OK && npos == 2)
-        rc = cli_name(c, "key", pos[1]);
-    if (rc == CLI_OK)
-        rc = cli_open_reader(c);
+    if (rc == CLI_OK) rc = cli_name(c, "keyspace", pos[0]);
+    if (rc == CLI_OK && npos == 2) rc = cli_name(c, "key", pos[1]);
+    if (rc == CLI_OK) rc = cli_open_reader(c);
     if (rc == CLI_OK)
         rc = npos == 2 ? key_meta(c, &o, pos[0], pos[1]) : keyspace_meta(c, o.fmt, pos[0]);
     return rc == CLI_OK ? cli_flush_stdout(c, &epipe) : rc;
@@ -173,19 +166,16 @@ int cmd_meta(cli *c, int argc, char **argv)
 
 static void print_names(char **v, size_t n, cli_format fmt)
 {
-    if (fmt == CLI_FMT_JSON)
-        fputc('[', stdout);
+    if (fmt == CLI_FMT_JSON) fputc('[', stdout);
     for (size_t i = 0; i < n; i++) {
         if (fmt == CLI_FMT_JSON) {
-            if (i)
-                fputc(',', stdout);
+            if (i) fputc(',', stdout);
             cli_json_str(stdout, v[i], strlen(v[i]));
         } else {
             printf("%s\n", v[i]);
         }
     }
-    if (fmt == CLI_FMT_JSON)
-        fputs("]\n", stdout);
+    if (fmt == CLI_FMT_JSON) fputs("]\n", stdout);
 }
 
 /* An empty key list is fine for a created keyspace, "not found" otherwise. */
@@ -193,8 +183,7 @@ static int check_keyspace(cli *c, const char *ks)
 {
     kl_error err = {0};
     kl_keyspace_meta m;
-    if (kl_read_keyspace_metadata(c->reader, ks, &m, &err) != KL_OK)
-        return cli_fail(c, &err);
+    if (kl_read_keyspace_metadata(c->reader, ks, &m, &err) != KL_OK) return cli_fail(c, &err);
     return CLI_OK;
 }
 
@@ -206,20 +195,14 @@ int cmd_ls(cli *c, int argc, char **argv)
     int npos, epipe = 0;
     kl_error err = {0};
     int rc = cli_parse(c, argc, argv, "", format_opts, format_opt, &fmt, 0, 1, &pos, &npos);
-    if (rc == CLI_OK && npos == 1)
-        rc = cli_name(c, "keyspace", pos[0]);
-    if (rc == CLI_OK)
-        rc = cli_open_reader(c);
-    if (rc != CLI_OK)
-        return rc;
+    if (rc == CLI_OK && npos == 1) rc = cli_name(c, "keyspace", pos[0]);
+    if (rc == CLI_OK) rc = cli_open_reader(c);
+    if (rc != CLI_OK) return rc;
     kl_status st = npos ? kl_list_keys(c->os, &c->cfg.store, pos[0], &names, &n, &err)
                         : kl_list_keyspaces(c->os, &c->cfg.store, &names, &n, &err);
-    if (st != KL_OK)
-        return cli_fail(c, &err);
-    if (npos && n == 0)
-        rc = check_keyspace(c, pos[0]);
-    if (rc == CLI_OK)
-        print_names(names, n, fmt);
+    if (st != KL_OK) return cli_fail(c, &err);
+    if (npos && n == 0) rc = check_keyspace(c, pos[0]);
+    if (rc == CLI_OK) print_names(names, n, fmt);
     kl_strv_free(names, n);
     return rc == CLI_OK ? cli_flush_stdout(c, &epipe) : rc;
 }

@@ -30,12 +30,12 @@ typedef struct read_opts {
     int backwards;
     int has_limit;
     uint64_t limit;
-    uint64_t page_size;      /* 0 = the store's default_page_size */
+    uint64_t page_size; /* 0 = the store's default_page_size */
     cli_format fmt;
     cli_encoding enc;
-    uint64_t tail_n;         /* tail -n */
-    int follow;              /* tail -f */
-    uint64_t interval_ms;    /* tail --interval */
+    uint64_t tail_n;      /* tail -n */
+    int follow;           /* tail -f */
+    uint64_t interval_ms; /* tail --interval */
 } read_opts;
 
 static int read_opt(cli *c, int id, const char *arg, void *ctx)
@@ -55,18 +55,19 @@ static int read_opt(cli *c, int id, const char *arg, void *ctx)
     return CLI_EUSAGE;
 }
 
-#define OUTPUT_OPTS                                                          \
-    {"page-size", required_argument, NULL, OPT_PAGE_SIZE},                   \
-    {"format", required_argument, NULL, OPT_FORMAT},                         \
-    {"value-encoding", required_argument, NULL, OPT_VALUE_ENCODING}
+#define OUTPUT_OPTS                                                                                \
+    {"page-size", required_argument, NULL, OPT_PAGE_SIZE},                                         \
+        {"format", required_argument, NULL, OPT_FORMAT},                                           \
+    {                                                                                              \
+        "value-encoding", required_argument, NULL, OPT_VALUE_ENCODING                              \
+    }
 
 /* Prints up to *left records of a page (all when left is NULL). */
 static void print_page(const kl_page *p, const read_opts *o, uint64_t *left)
 {
     for (size_t i = 0; i < p->count && (!left || *left > 0); i++) {
         cli_print_record(stdout, &p->records[i], o->fmt, o->enc);
-        if (left)
-            (*left)--;
+        if (left) (*left)--;
     }
 }
 
@@ -90,8 +91,8 @@ static int read_loop(cli *c, const read_opts *o, const char *ks, const char *key
     kl_page p;
     uint64_t left = o->has_limit ? o->limit : UINT64_MAX;
     kl_direction dir = o->backwards ? KL_BACKWARDS : KL_FORWARDS;
-    if (kl_read_first_page(c->reader, ks, key, dir, &o->from, page_size(c, o, left), &p,
-                           &err) != KL_OK)
+    if (kl_read_first_page(c->reader, ks, key, dir, &o->from, page_size(c, o, left), &p, &err) !=
+        KL_OK)
         return cli_fail(c, &err);
     if (p.count == 0) {
         int exists = 0;
@@ -105,16 +106,13 @@ static int read_loop(cli *c, const read_opts *o, const char *ks, const char *key
     for (;;) {
         print_page(&p, o, &left);
         rc = cli_flush_stdout(c, &epipe);
-        if (rc != CLI_OK || epipe || left == 0 || p.count == 0 || !p.continuation)
-            break;
+        if (rc != CLI_OK || epipe || left == 0 || p.count == 0 || !p.continuation) break;
         char *cont = p.continuation;
         p.continuation = NULL;
         kl_page_free(&p);
-        kl_status st = kl_read_next_page(c->reader, ks, key, cont, page_size(c, o, left), &p,
-                                         &err);
+        kl_status st = kl_read_next_page(c->reader, ks, key, cont, page_size(c, o, left), &p, &err);
         free(cont);
-        if (st != KL_OK)
-            return cli_fail(c, &err);
+        if (st != KL_OK) return cli_fail(c, &err);
     }
     kl_page_free(&p);
     return rc;
@@ -127,12 +125,9 @@ static int parse_key_command(cli *c, int argc, char **argv, const char *shortopt
 {
     int npos;
     int rc = cli_parse(c, argc, argv, shortopts, opts, read_opt, o, 2, 2, pos, &npos);
-    if (rc == CLI_OK)
-        rc = cli_name(c, "keyspace", (*pos)[0]);
-    if (rc == CLI_OK)
-        rc = cli_name(c, "key", (*pos)[1]);
-    if (rc == CLI_OK)
-        rc = cli_open_reader(c);
+    if (rc == CLI_OK) rc = cli_name(c, "keyspace", (*pos)[0]);
+    if (rc == CLI_OK) rc = cli_name(c, "key", (*pos)[1]);
+    if (rc == CLI_OK) rc = cli_open_reader(c);
     return rc;
 }
 
@@ -148,12 +143,9 @@ int cmd_read(cli *c, int argc, char **argv)
     read_opts o = {0};
     char **pos;
     int rc = parse_key_command(c, argc, argv, "", opts, &o, &pos);
-    if (rc != CLI_OK)
-        return rc;
-    if (!o.has_from)
-        o.from.kind = o.backwards ? KL_START_LAST : KL_START_FIRST;
-    if (o.has_limit && o.limit == 0)
-        return CLI_OK;
+    if (rc != CLI_OK) return rc;
+    if (!o.has_from) o.from.kind = o.backwards ? KL_START_LAST : KL_START_FIRST;
+    if (o.has_limit && o.limit == 0) return CLI_OK;
     return read_loop(c, &o, pos[0], pos[1]);
 }
 
@@ -175,16 +167,14 @@ static int catch_up(cli *c, const read_opts *o, const char *ks, const char *key,
             p->continuation = NULL;
         }
         kl_page_free(p);
-        if (rc != CLI_OK || *epipe || n == 0 || !*cont || cli_stop_signal)
-            return rc;
+        if (rc != CLI_OK || *epipe || n == 0 || !*cont || cli_stop_signal) return rc;
         if (kl_read_next_page(c->reader, ks, key, *cont, page_size(c, o, 0), p, &err) != KL_OK)
             return cli_fail(c, &err);
     }
 }
 
 /* Where tail starts: the last n records of an existing key. */
-static int tail_start(cli *c, const read_opts *o, const char *ks, const char *key,
-                      kl_start *start)
+static int tail_start(cli *c, const read_opts *o, const char *ks, const char *key, kl_start *start)
 {
     kl_error err = {0};
     int exists = 0;
@@ -196,11 +186,9 @@ static int tail_start(cli *c, const read_opts *o, const char *ks, const char *ke
         start->kind = KL_START_OFFSET;
         start->offset = m.next_offset - o->tail_n;
     }
-    if (exists || !o->follow)
-        return exists ? CLI_OK : cli_key_missing(c, ks, key);
+    if (exists || !o->follow) return exists ? CLI_OK : cli_key_missing(c, ks, key);
     kl_keyspace_meta km; /* following a key yet to be written: keyspace must exist */
-    if (kl_read_keyspace_metadata(c->reader, ks, &km, &err) != KL_OK)
-        return cli_fail(c, &err);
+    if (kl_read_keyspace_metadata(c->reader, ks, &km, &err) != KL_OK) return cli_fail(c, &err);
     return CLI_OK;
 }
 
@@ -208,14 +196,13 @@ static int run_tail(cli *c, const read_opts *o, const char *ks, const char *key)
 {
     kl_start start;
     int rc = tail_start(c, o, ks, key, &start);
-    if (rc != CLI_OK)
-        return rc;
+    if (rc != CLI_OK) return rc;
     kl_error err = {0};
     kl_page p;
     char *cont = NULL;
     int epipe = 0;
-    if (kl_read_first_page(c->reader, ks, key, KL_FORWARDS, &start, page_size(c, o, 0), &p,
-                           &err) != KL_OK)
+    if (kl_read_first_page(c->reader, ks, key, KL_FORWARDS, &start, page_size(c, o, 0), &p, &err) !=
+        KL_OK)
         return cli_fail(c, &err);
     rc = catch_up(c, o, ks, key, &p, &cont, &epipe);
     while (rc == CLI_OK && o->follow && !epipe && cont && !cli_stdout_gone() &&
@@ -241,8 +228,7 @@ int cmd_tail(cli *c, int argc, char **argv)
     read_opts o = {.tail_n = 10, .interval_ms = 500};
     char **pos;
     int rc = parse_key_command(c, argc, argv, "n:f", opts, &o, &pos);
-    if (rc != CLI_OK)
-        return rc;
+    if (rc != CLI_OK) return rc;
     cli_catch_signals();
     return run_tail(c, &o, pos[0], pos[1]);
 }

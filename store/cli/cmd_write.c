@@ -38,19 +38,14 @@ int cmd_create_keyspace(cli *c, int argc, char **argv)
     int if_not_exists = 0, npos;
     char **pos;
     int rc = cli_parse(c, argc, argv, "", opts, create_opt, &if_not_exists, 1, 1, &pos, &npos);
-    if (rc == CLI_OK)
-        rc = cli_name(c, "keyspace", pos[0]);
-    if (rc == CLI_OK)
-        rc = cli_open_writer(c);
-    if (rc != CLI_OK)
-        return rc;
+    if (rc == CLI_OK) rc = cli_name(c, "keyspace", pos[0]);
+    if (rc == CLI_OK) rc = cli_open_writer(c);
+    if (rc != CLI_OK) return rc;
     kl_error err = {0};
     int64_t created;
     kl_status st = kl_create_keyspace(c->writer, pos[0], &created, &err);
-    if (st == KL_EEXIST && if_not_exists)
-        return CLI_OK;
-    if (st != KL_OK)
-        return cli_fail(c, &err);
+    if (st == KL_EEXIST && if_not_exists) return CLI_OK;
+    if (st != KL_OK) return cli_fail(c, &err);
     char iso[40];
     cli_note(c, "created keyspace '%s' at %" PRId64 " (%s)", pos[0], created,
              cli_iso_time(created, iso));
@@ -69,12 +64,12 @@ enum {
 };
 
 typedef struct append_opts {
-    uint64_t batch_records;  /* flush at this many records */
-    uint64_t batch_bytes;    /* ... or this many payload bytes */
-    uint64_t batch_ms;       /* ... or when stdin was idle this long (0 = never) */
-    int has_nonce;           /* --nonce N: line i gets N + i - 1 */
+    uint64_t batch_records; /* flush at this many records */
+    uint64_t batch_bytes;   /* ... or this many payload bytes */
+    uint64_t batch_ms;      /* ... or when stdin was idle this long (0 = never) */
+    int has_nonce;          /* --nonce N: line i gets N + i - 1 */
     kl_u128 nonce;
-    int nonce_prefix;        /* --nonce-prefix: lines are NONCE<TAB>PAYLOAD */
+    int nonce_prefix; /* --nonce-prefix: lines are NONCE<TAB>PAYLOAD */
     int has_timestamp;
     int64_t timestamp;
     int quiet;
@@ -87,13 +82,9 @@ static int append_opt(cli *c, int id, const char *arg, void *ctx)
     case OPT_BATCH_RECORDS: return cli_u64(c, "--batch-records", arg, 1, &o->batch_records);
     case OPT_BATCH_BYTES: return cli_u64(c, "--batch-bytes", arg, 1, &o->batch_bytes);
     case OPT_BATCH_MS: return cli_u64(c, "--batch-ms", arg, 0, &o->batch_ms);
-    case OPT_NONCE:
-        o->has_nonce = 1;
-        return cli_u128(c, "--nonce", arg, &o->nonce);
+    case OPT_NONCE: o->has_nonce = 1; return cli_u128(c, "--nonce", arg, &o->nonce);
     case OPT_NONCE_PREFIX: o->nonce_prefix = 1; return CLI_OK;
-    case OPT_TIMESTAMP:
-        o->has_timestamp = 1;
-        return cli_time(c, "--timestamp", arg, &o->timestamp);
+    case OPT_TIMESTAMP: o->has_timestamp = 1; return cli_time(c, "--timestamp", arg, &o->timestamp);
     case 'q': o->quiet = 1; return CLI_OK;
     }
     return CLI_EUSAGE;
@@ -102,7 +93,7 @@ static int append_opt(cli *c, int id, const char *arg, void *ctx)
 /* ---- append: the pending batch ------------------------------------------------ */
 
 typedef struct pending {
-    size_t off, len;         /* payload in the arena */
+    size_t off, len; /* payload in the arena */
     int has_nonce;
     kl_u128 nonce;
 } pending;
@@ -112,7 +103,7 @@ typedef struct batch {
     size_t alen, acap;
     pending *v;
     size_t n, cap;
-    kl_insertion *ins;       /* built at flush time (the arena may move) */
+    kl_insertion *ins; /* built at flush time (the arena may move) */
 } batch;
 
 static void batch_free(batch *b)
@@ -126,11 +117,9 @@ static int batch_add(batch *b, const char *data, size_t len, int has_nonce, kl_u
 {
     if (b->alen + len > b->acap) {
         size_t cap = b->acap ? b->acap : 4096;
-        while (cap < b->alen + len)
-            cap *= 2;
+        while (cap < b->alen + len) cap *= 2;
         char *a = realloc(b->arena, cap);
-        if (!a)
-            return -1;
+        if (!a) return -1;
         b->arena = a;
         b->acap = cap;
     }
@@ -138,16 +127,12 @@ static int batch_add(batch *b, const char *data, size_t len, int has_nonce, kl_u
         size_t cap = b->cap ? b->cap * 2 : 256;
         pending *v = realloc(b->v, cap * sizeof *v);
         kl_insertion *ins = realloc(b->ins, cap * sizeof *ins);
-        if (v)
-            b->v = v;
-        if (ins)
-            b->ins = ins;
-        if (!v || !ins)
-            return -1;
+        if (v) b->v = v;
+        if (ins) b->ins = ins;
+        if (!v || !ins) return -1;
         b->cap = cap;
     }
-    if (len)
-        memcpy(b->arena + b->alen, data, len);
+    if (len) memcpy(b->arena + b->alen, data, len);
     b->v[b->n++] = (pending){b->alen, len, has_nonce, nonce};
     b->alen += len;
     return 0;
@@ -160,20 +145,18 @@ typedef struct append_run {
     const append_opts *o;
     const char *ks, *key;
     batch b;
-    uint64_t lines;          /* lines read */
-    uint64_t submitted;      /* records in successful kl_append calls */
-    uint64_t appended;       /* records in the objects published */
-    uint64_t first, last;    /* their offsets */
-    int interleaved;         /* other writers' records lie between them */
+    uint64_t lines;       /* lines read */
+    uint64_t submitted;   /* records in successful kl_append calls */
+    uint64_t appended;    /* records in the objects published */
+    uint64_t first, last; /* their offsets */
+    int interleaved;      /* other writers' records lie between them */
 } append_run;
 
 static void on_published(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
 {
     append_run *r = ctx;
-    if (r->appended && m->first_offset != r->last + 1)
-        r->interleaved = 1;
-    if (!r->appended)
-        r->first = m->first_offset;
+    if (r->appended && m->first_offset != r->last + 1) r->interleaved = 1;
+    if (!r->appended) r->first = m->first_offset;
     r->last = m->last_offset;
     r->appended += m->last_offset - m->first_offset + 1;
 }
@@ -181,17 +164,18 @@ static void on_published(const char *ks, const char *key, const kl_object_meta *
 static int flush_batch(append_run *r, kl_error *err)
 {
     batch *b = &r->b;
-    if (b->n == 0)
-        return CLI_OK;
+    if (b->n == 0) return CLI_OK;
     for (size_t i = 0; i < b->n; i++)
         b->ins[i] = (kl_insertion){
-            .data = b->arena + b->v[i].off, .len = b->v[i].len,
-            .has_nonce = b->v[i].has_nonce, .nonce = b->v[i].nonce,
-            .has_timestamp = r->o->has_timestamp, .timestamp = r->o->timestamp,
+            .data = b->arena + b->v[i].off,
+            .len = b->v[i].len,
+            .has_nonce = b->v[i].has_nonce,
+            .nonce = b->v[i].nonce,
+            .has_timestamp = r->o->has_timestamp,
+            .timestamp = r->o->timestamp,
         };
     kl_status st = kl_append(r->c->writer, r->ks, r->key, b->ins, b->n, err);
-    if (st != KL_OK)
-        return cli_exit_code(st);
+    if (st != KL_OK) return cli_exit_code(st);
     r->submitted += b->n;
     b->n = 0;
     b->alen = 0;
@@ -207,8 +191,8 @@ static void outcome(append_run *r, char *buf, size_t cap)
     else if (n == 1)
         snprintf(buf, cap, "1 record appended (offset %" PRIu64 ")", r->first);
     else
-        snprintf(buf, cap, "%" PRIu64 " records appended (offsets %" PRIu64 "-%" PRIu64 "%s)",
-                 n, r->first, r->last, r->interleaved ? ", with other writers' records between" : "");
+        snprintf(buf, cap, "%" PRIu64 " records appended (offsets %" PRIu64 "-%" PRIu64 "%s)", n,
+                 r->first, r->last, r->interleaved ? ", with other writers' records between" : "");
     if (r->submitted > n)
         snprintf(buf + strlen(buf), cap - strlen(buf), ", %" PRIu64 " dropped as duplicates",
                  r->submitted - n);
@@ -299,13 +283,11 @@ static int pump(append_run *r, cli_lines *in)
         size_t len;
         int got = cli_lines_next(in, timeout, &line, &len);
         if (got == CLI_LINE_TIMEOUT) {
-            if (flush_batch(r, &err) != CLI_OK)
-                break;
+            if (flush_batch(r, &err) != CLI_OK) break;
             continue;
         }
         if (got == CLI_LINE_EOF) {
-            if (flush_batch(r, &err) == CLI_OK)
-                return CLI_OK;
+            if (flush_batch(r, &err) == CLI_OK) return CLI_OK;
             break;
         }
         if (got == CLI_LINE_STOPPED) {
@@ -319,8 +301,10 @@ static int pump(append_run *r, cli_lines *in)
         }
         r->lines++;
         if (got == CLI_LINE_TOO_LONG) {
-            snprintf(why, sizeof why, "line %" PRIu64 ": record too large: more than %u bytes "
-                     "(64 MiB, the maximum)", r->lines, KL_RECORD_MAX);
+            snprintf(why, sizeof why,
+                     "line %" PRIu64 ": record too large: more than %u bytes "
+                     "(64 MiB, the maximum)",
+                     r->lines, KL_RECORD_MAX);
             return fail_after(r, CLI_EBADDATA, why);
         }
         char bad[KL_ERRMSG_MAX];
@@ -329,8 +313,7 @@ static int pump(append_run *r, cli_lines *in)
             snprintf(why, sizeof why, "line %" PRIu64 ": %s", r->lines, bad);
             return fail_after(r, rc, why);
         }
-        if (batch_full(r) && flush_batch(r, &err) != CLI_OK)
-            break;
+        if (batch_full(r) && flush_batch(r, &err) != CLI_OK) break;
     }
     /* A store error while writing a batch: nothing more is written. */
     char done[KL_ERRMSG_MAX + 128], lost[96];
@@ -342,8 +325,8 @@ static int pump(append_run *r, cli_lines *in)
                  r->lines);
     r->b.n = 0;
     outcome(r, done, sizeof done);
-    return cli_err(r->c, cli_exit_code(err.code), "%s/%s: %s; %s; %s", r->ks, r->key, err.msg,
-                   done, lost);
+    return cli_err(r->c, cli_exit_code(err.code), "%s/%s: %s; %s; %s", r->ks, r->key, err.msg, done,
+                   lost);
 }
 
 static int run_append(cli *c, const append_opts *o, const char *ks, const char *key)
@@ -359,8 +342,8 @@ static int run_append(cli *c, const append_opts *o, const char *ks, const char *
     if (rc == CLI_OK && !o->quiet) {
         char done[KL_ERRMSG_MAX + 128];
         outcome(&r, done, sizeof done);
-        cli_note(c, "%s/%s: %" PRIu64 " line%s read, %s", ks, key, r.lines,
-                 r.lines == 1 ? "" : "s", done);
+        cli_note(c, "%s/%s: %" PRIu64 " line%s read, %s", ks, key, r.lines, r.lines == 1 ? "" : "s",
+                 done);
     }
     cli_lines_free(&in);
     batch_free(&r.b);
@@ -385,11 +368,8 @@ int cmd_append(cli *c, int argc, char **argv)
     int rc = cli_parse(c, argc, argv, "q", opts, append_opt, &o, 2, 2, &pos, &npos);
     if (rc == CLI_OK && o.has_nonce && o.nonce_prefix)
         rc = cli_err(c, CLI_EUSAGE, "--nonce and --nonce-prefix cannot be combined");
-    if (rc == CLI_OK)
-        rc = cli_name(c, "keyspace", pos[0]);
-    if (rc == CLI_OK)
-        rc = cli_name(c, "key", pos[1]);
-    if (rc == CLI_OK)
-        rc = cli_open_writer(c);
+    if (rc == CLI_OK) rc = cli_name(c, "keyspace", pos[0]);
+    if (rc == CLI_OK) rc = cli_name(c, "key", pos[1]);
+    if (rc == CLI_OK) rc = cli_open_writer(c);
     return rc == CLI_OK ? run_append(c, &o, pos[0], pos[1]) : rc;
 }

@@ -20,8 +20,7 @@ volatile sig_atomic_t cli_stop_signal;
 static void one_line(char *s)
 {
     for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            *s = '?';
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
 }
 
 static void vmessage(cli *c, const char *fmt, va_list ap)
@@ -92,14 +91,16 @@ static int load_config(cli *c)
     c->cfg_ready = 1;
     if (c->config && kl_config_load_file(&c->cfg, c->config, &err) != KL_OK)
         return cli_err(c, CLI_EUSAGE, "%s", err.msg);
-    struct { const char *key, *value; } flags[] = {
+    struct {
+        const char *key, *value;
+    } flags[] = {
         {"endpoint", c->endpoint},
         {"region", c->region},
         {"path_style", c->path_style ? "true" : NULL},
     };
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
-        if (flags[i].value && kl_config_set(&c->cfg, "s3", flags[i].key, flags[i].value,
-                                            &err) != KL_OK)
+        if (flags[i].value &&
+            kl_config_set(&c->cfg, "s3", flags[i].key, flags[i].value, &err) != KL_OK)
             return cli_err(c, CLI_EUSAGE, "--%s: %s", flags[i].key, err.msg);
     }
     return CLI_OK;
@@ -110,10 +111,8 @@ static int load_config(cli *c)
 static int check_local_exists(cli *c)
 {
     const char *path = c->store;
-    if (!path || (c->cmd && c->cmd->writes) || strncmp(path, "s3://", 5) == 0)
-        return CLI_OK;
-    if (strncmp(path, "file://", 7) == 0)
-        path += 7;
+    if (!path || (c->cmd && c->cmd->writes) || strncmp(path, "s3://", 5) == 0) return CLI_OK;
+    if (strncmp(path, "file://", 7) == 0) path += 7;
     struct stat sb;
     if (stat(path, &sb) != 0 && errno == ENOENT)
         return cli_err(c, CLI_ENOTFOUND, "store '%s' does not exist", c->store);
@@ -122,22 +121,17 @@ static int check_local_exists(cli *c)
 
 int cli_open_store(cli *c)
 {
-    if (c->os)
-        return CLI_OK;
+    if (c->os) return CLI_OK;
     kl_set_log_handler(log_handler, c);
-    if (c->store && !*c->store)
-        return cli_err(c, CLI_EUSAGE, "--store is empty");
+    if (c->store && !*c->store) return cli_err(c, CLI_EUSAGE, "--store is empty");
     int rc = load_config(c);
-    if (rc == CLI_OK)
-        rc = check_local_exists(c);
-    if (rc != CLI_OK)
-        return rc;
+    if (rc == CLI_OK) rc = check_local_exists(c);
+    if (rc != CLI_OK) return rc;
     kl_error err = {0};
     if (kl_objstore_open(c->store, &c->cfg, &c->os, &err) != KL_OK) {
         c->os = NULL;
         int code = cli_exit_code(err.code) == CLI_EUSAGE ? CLI_EUSAGE : CLI_ERUNTIME;
-        if (c->store && strstr(err.msg, c->store))
-            return cli_err(c, code, "%s", err.msg);
+        if (c->store && strstr(err.msg, c->store)) return cli_err(c, code, "%s", err.msg);
         return cli_err(c, code, "cannot open store '%s': %s", c->store ? c->store : "(default)",
                        err.msg);
     }
@@ -147,8 +141,7 @@ int cli_open_store(cli *c)
 int cli_open_reader(cli *c)
 {
     int rc = cli_open_store(c);
-    if (rc != CLI_OK || c->reader)
-        return rc;
+    if (rc != CLI_OK || c->reader) return rc;
     kl_error err = {0};
     if (kl_store_reader_new(c->os, &c->cfg.store, &c->reader, &err) != KL_OK) {
         c->reader = NULL;
@@ -160,8 +153,7 @@ int cli_open_reader(cli *c)
 int cli_open_writer(cli *c)
 {
     int rc = cli_open_store(c);
-    if (rc != CLI_OK || c->writer)
-        return rc;
+    if (rc != CLI_OK || c->writer) return rc;
     kl_error err = {0};
     if (kl_store_writer_new(c->os, &c->cfg.store, &c->writer, &err) != KL_OK) {
         c->writer = NULL;
@@ -173,12 +165,9 @@ int cli_open_writer(cli *c)
 void cli_close(cli *c)
 {
     kl_writer_destroy(c->writer);
-    if (c->reader)
-        kl_reader_destroy(c->reader);
-    if (c->os)
-        kl_os_destroy(c->os);
-    if (c->cfg_ready)
-        kl_config_free(&c->cfg);
+    if (c->reader) kl_reader_destroy(c->reader);
+    if (c->os) kl_os_destroy(c->os);
+    if (c->cfg_ready) kl_config_free(&c->cfg);
     c->writer = NULL;
     c->reader = NULL;
     c->os = NULL;
@@ -191,19 +180,14 @@ int cli_key_missing(cli *c, const char *ks, const char *key)
     kl_error err = {0};
     kl_keyspace_meta m;
     kl_status st = kl_read_keyspace_metadata(c->reader, ks, &m, &err);
-    if (st == KL_ENOKEYSPACE)
-        return cli_err(c, CLI_ENOTFOUND, "keyspace '%s' not found", ks);
-    if (st != KL_OK)
-        return cli_fail(c, &err);
+    if (st == KL_ENOKEYSPACE) return cli_err(c, CLI_ENOTFOUND, "keyspace '%s' not found", ks);
+    if (st != KL_OK) return cli_fail(c, &err);
     return cli_err(c, CLI_ENOTFOUND, "key '%s' not found in keyspace '%s'", key, ks);
 }
 
 /* ---- signals -------------------------------------------------------------- */
 
-static void on_signal(int sig)
-{
-    cli_stop_signal = sig;
-}
+static void on_signal(int sig) { cli_stop_signal = sig; }
 
 void cli_catch_signals(void)
 {

@@ -39,14 +39,11 @@ static int make_room(cli_lines *r)
         r->end -= r->pos;
         r->pos = 0;
     }
-    if (r->cap - r->end >= CHUNK)
-        return 0;
+    if (r->cap - r->end >= CHUNK) return 0;
     size_t want = r->cap ? r->cap * 2 : 4 * CHUNK;
     size_t limit = r->max + 1 + CHUNK;
-    if (want > limit)
-        want = limit;
-    if (want < r->end + CHUNK)
-        want = r->end + CHUNK;
+    if (want > limit) want = limit;
+    if (want < r->end + CHUNK) want = r->end + CHUNK;
     char *b = realloc(r->buf, want);
     if (!b) {
         errno = ENOMEM;
@@ -61,43 +58,33 @@ static int make_room(cli_lines *r)
  * CLI_LINE_STOPPED or CLI_LINE_ERROR. */
 static int wait_input(cli_lines *r, int64_t deadline)
 {
-    if (deadline < 0)
-        return 1;
+    if (deadline < 0) return 1;
     for (;;) {
-        if (cli_stop_signal)
-            return CLI_LINE_STOPPED;
+        if (cli_stop_signal) return CLI_LINE_STOPPED;
         int64_t left = deadline - kl_mono_ms();
-        if (left <= 0)
-            return 0;
+        if (left <= 0) return 0;
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
         int n = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
-        if (n > 0)
-            return 1;
-        if (n < 0 && errno != EINTR)
-            return CLI_LINE_ERROR;
+        if (n > 0) return 1;
+        if (n < 0 && errno != EINTR) return CLI_LINE_ERROR;
     }
 }
 
 /* Reads one chunk: 1 data, 0 end of input, or a CLI_LINE_* code. */
 static int fill(cli_lines *r, int64_t deadline)
 {
-    if (make_room(r) != 0)
-        return CLI_LINE_ERROR;
+    if (make_room(r) != 0) return CLI_LINE_ERROR;
     for (;;) {
         int w = wait_input(r, deadline);
-        if (w <= 0)
-            return w == 0 ? CLI_LINE_TIMEOUT : w;
+        if (w <= 0) return w == 0 ? CLI_LINE_TIMEOUT : w;
         ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
         if (n > 0) {
             r->end += (size_t)n;
             return 1;
         }
-        if (n == 0)
-            return 0;
-        if (errno != EINTR)
-            return CLI_LINE_ERROR;
-        if (cli_stop_signal)
-            return CLI_LINE_STOPPED;
+        if (n == 0) return 0;
+        if (errno != EINTR) return CLI_LINE_ERROR;
+        if (cli_stop_signal) return CLI_LINE_STOPPED;
     }
 }
 
@@ -120,15 +107,12 @@ int cli_lines_next(cli_lines *r, long timeout_ms, const char **line, size_t *len
                        : NULL;
         if (nl) {
             size_t n = (size_t)(nl - (r->buf + r->pos));
-            if (n > r->max)
-                return CLI_LINE_TOO_LONG;
+            if (n > r->max) return CLI_LINE_TOO_LONG;
             return take(r, n, 1, line, len);
         }
         r->scanned = avail;
-        if (avail > r->max)
-            return CLI_LINE_TOO_LONG;
-        if (r->eof)
-            return avail ? take(r, avail, 0, line, len) : CLI_LINE_EOF;
+        if (avail > r->max) return CLI_LINE_TOO_LONG;
+        if (r->eof) return avail ? take(r, avail, 0, line, len) : CLI_LINE_EOF;
         int f = fill(r, deadline);
         if (f == 0)
             r->eof = 1;

@@ -18,22 +18,23 @@
 
 static int cmd_help(cli *c, int argc, char **argv);
 
-#define TIME_HELP                                                                \
-    "Times are milliseconds since the epoch, ISO-8601 (2024-05-01T12:00:00Z,\n"  \
-    "2024-05-01T12:00:00.123+02:00, 2024-05-01) or relative to now (-30s,\n"     \
+#define TIME_HELP                                                                                  \
+    "Times are milliseconds since the epoch, ISO-8601 (2024-05-01T12:00:00Z,\n"                    \
+    "2024-05-01T12:00:00.123+02:00, 2024-05-01) or relative to now (-30s,\n"                       \
     "-15m, -2h, -1d, -500ms).\n"
 
-#define OUTPUT_HELP                                                              \
-    "  --format text|json   text (default): each record's bytes and a newline;\n" \
-    "                       json: one object per line,\n"                         \
-    "                       {\"offset\":N,\"timestamp\":MS,\"nonce\":\"N\"|null,\"value\":\"...\"}\n" \
-    "                       (the nonce is a string: it can exceed 2^53)\n"       \
-    "  --value-encoding text|base64\n"                                            \
-    "                       text (default): JSON strings keep valid UTF-8 and\n" \
-    "                       escape control characters; a byte of invalid UTF-8\n" \
-    "                       becomes \\u00XX, which is lossy -- use base64 for\n"   \
-    "                       exact bytes (in text format too: one line each)\n"   \
-    "  --page-size N        records per page requested from the store\n"        \
+#define OUTPUT_HELP                                                                                \
+    "  --format text|json   text (default): each record's bytes and a newline;\n"                  \
+    "                       json: one object per line,\n"                                          \
+    "                       "                                                                      \
+    "{\"offset\":N,\"timestamp\":MS,\"nonce\":\"N\"|null,\"value\":\"...\"}\n"                     \
+    "                       (the nonce is a string: it can exceed 2^53)\n"                         \
+    "  --value-encoding text|base64\n"                                                             \
+    "                       text (default): JSON strings keep valid UTF-8 and\n"                   \
+    "                       escape control characters; a byte of invalid UTF-8\n"                  \
+    "                       becomes \\u00XX, which is lossy -- use base64 for\n"                   \
+    "                       exact bytes (in text format too: one line each)\n"                     \
+    "  --page-size N        records per page requested from the store\n"                           \
     "                       (default 10000: streaming wants few, large pages)\n"
 
 static const cli_cmd commands[] = {
@@ -67,8 +68,7 @@ static const cli_cmd commands[] = {
      "  -q, --quiet          no summary\n\n"
      "Records are at most 64 MiB; a longer line is refused (exit 4).\n" TIME_HELP,
      1},
-    {"read", cmd_read, "[FLAGS] KEYSPACE KEY",
-     "Print the records of a log, forwards or backwards.",
+    {"read", cmd_read, "[FLAGS] KEYSPACE KEY", "Print the records of a log, forwards or backwards.",
      "  --from POS           first|last|offset:N|timestamp:T|nonce:N (default:\n"
      "                       first, or last with --backwards).  Forwards,\n"
      "                       timestamp:T/nonce:N start at the first record >=;\n"
@@ -105,8 +105,7 @@ static const cli_cmd commands[] = {
 static const cli_cmd *find_command(const char *name)
 {
     for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return &commands[i];
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
     return NULL;
 }
 
@@ -150,15 +149,13 @@ static int cmd_help(cli *c, int argc, char **argv)
     char **pos;
     int npos;
     int rc = cli_parse(c, argc, argv, "", NULL, NULL, NULL, 0, 1, &pos, &npos);
-    if (rc != CLI_OK)
-        return rc;
+    if (rc != CLI_OK) return rc;
     if (npos == 0) {
         general_help();
         return CLI_OK;
     }
     const cli_cmd *cmd = find_command(pos[0]);
-    if (!cmd)
-        return cli_err(c, CLI_EUSAGE, "unknown command '%s' (see 'klstore help')", pos[0]);
+    if (!cmd) return cli_err(c, CLI_EUSAGE, "unknown command '%s' (see 'klstore help')", pos[0]);
     char *args[] = {(char *)cmd->name, "--help", NULL};
     c->cmd = cmd;
     return cmd->run(c, 2, args);
@@ -210,11 +207,9 @@ int main(int argc, char **argv)
     cli c;
     memset(&c, 0, sizeof c);
     int at = parse_global(&c, argc, argv);
-    if (at < 0)
-        return -1 - at;
+    if (at < 0) return -1 - at;
     const cli_cmd *cmd = find_command(argv[at]);
-    if (!cmd)
-        return cli_err(&c, CLI_EUSAGE, "unknown command '%s' (see 'klstore help')", argv[at]);
+    if (!cmd) return cli_err(&c, CLI_EUSAGE, "unknown command '%s' (see 'klstore help')", argv[at]);
     c.cmd = cmd;
     int rc = cmd->run(&c, argc - at, argv + at);
     cli_close(&c);

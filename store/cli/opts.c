@@ -36,22 +36,18 @@ int cli_common_opt(cli *c, int id, const char *arg)
 static struct option *merge_opts(const struct option *opts)
 {
     size_t n = 0;
-    while (opts && opts[n].name)
-        n++;
+    while (opts && opts[n].name) n++;
     struct option *all = calloc(N_COMMON + n + 1, sizeof *all);
-    if (!all)
-        return NULL;
+    if (!all) return NULL;
     memcpy(all, common_opts, sizeof common_opts);
-    if (n)
-        memcpy(all + N_COMMON, opts, n * sizeof *opts);
+    if (n) memcpy(all + N_COMMON, opts, n * sizeof *opts);
     return all;
 }
 
 static const char *long_name(const struct option *all, int id)
 {
     for (size_t i = 0; all[i].name; i++)
-        if (all[i].val == id)
-            return all[i].name;
+        if (all[i].val == id) return all[i].name;
     return "?";
 }
 
@@ -63,16 +59,15 @@ static int bad_option(cli *c, const struct option *all, int ret, char **argv)
     const char *see = c->cmd ? c->cmd->name : "";
     if (ret == ':') {
         if (optopt >= CLI_OPT_STORE)
-            return cli_err(c, CLI_EUSAGE, "option '--%s' needs a value",
-                           long_name(all, optopt));
+            return cli_err(c, CLI_EUSAGE, "option '--%s' needs a value", long_name(all, optopt));
         return cli_err(c, CLI_EUSAGE, "option '-%c' needs a value", optopt);
     }
     if (optopt && strncmp(word, "--", 2) == 0)
         return cli_err(c, CLI_EUSAGE, "option '--%s' does not take a value",
                        long_name(all, optopt));
     if (optopt)
-        return cli_err(c, CLI_EUSAGE, "unknown option '-%c' (see 'klstore %s --help')",
-                       optopt, see);
+        return cli_err(c, CLI_EUSAGE, "unknown option '-%c' (see 'klstore %s --help')", optopt,
+                       see);
     return cli_err(c, CLI_EUSAGE, "unknown or ambiguous option '%s' (see 'klstore %s --help')",
                    word, see);
 }
@@ -80,19 +75,16 @@ static int bad_option(cli *c, const struct option *all, int ret, char **argv)
 static void print_help(const cli_cmd *cmd)
 {
     printf("usage: klstore %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
-    if (cmd->help && *cmd->help)
-        printf("\n%s", cmd->help);
+    if (cmd->help && *cmd->help) printf("\n%s", cmd->help);
     printf("\nCommon flags: --store STORE, --config FILE, --endpoint URL, "
            "--region R,\n--path-style, -h/--help (see 'klstore help').\n");
 }
 
-int cli_parse(cli *c, int argc, char **argv, const char *shortopts,
-              const struct option *opts, cli_opt_fn fn, void *ctx,
-              int min_pos, int max_pos, char ***pos, int *npos)
+int cli_parse(cli *c, int argc, char **argv, const char *shortopts, const struct option *opts,
+              cli_opt_fn fn, void *ctx, int min_pos, int max_pos, char ***pos, int *npos)
 {
     struct option *all = merge_opts(opts);
-    if (!all)
-        return cli_err(c, CLI_ERUNTIME, "out of memory");
+    if (!all) return cli_err(c, CLI_ERUNTIME, "out of memory");
     char sopts[64];
     snprintf(sopts, sizeof sopts, ":h%s", shortopts ? shortopts : "");
     int rc = CLI_OK, ret;
@@ -110,12 +102,11 @@ int cli_parse(cli *c, int argc, char **argv, const char *shortopts,
             rc = fn ? fn(c, ret, optarg, ctx) : CLI_EUSAGE;
     }
     free(all);
-    if (rc != CLI_OK)
-        return rc;
+    if (rc != CLI_OK) return rc;
     int n = argc - optind;
     if (n < min_pos)
-        return cli_err(c, CLI_EUSAGE, "missing argument (usage: klstore %s %s)",
-                       c->cmd->name, c->cmd->usage);
+        return cli_err(c, CLI_EUSAGE, "missing argument (usage: klstore %s %s)", c->cmd->name,
+                       c->cmd->usage);
     if (n > max_pos)
         return cli_err(c, CLI_EUSAGE, "unexpected argument '%s' (usage: klstore %s %s)",
                        argv[optind + max_pos], c->cmd->name, c->cmd->usage);
@@ -143,8 +134,10 @@ int cli_u128(cli *c, const char *flag, const char *arg, kl_u128 *out)
     if (kl_parse_u128(arg, out, &err) != KL_OK)
         return cli_err(c, CLI_EUSAGE, "invalid %s '%s': %s", flag, arg, err.msg);
     if (*out == KL_NONCE_NONE)
-        return cli_err(c, CLI_EUSAGE, "invalid %s '%s': 2^128-1 is reserved for "
-                       "\"no nonce\"", flag, arg);
+        return cli_err(c, CLI_EUSAGE,
+                       "invalid %s '%s': 2^128-1 is reserved for "
+                       "\"no nonce\"",
+                       flag, arg);
     return CLI_OK;
 }
 
@@ -182,14 +175,15 @@ int cli_start(cli *c, const char *arg, kl_start *out)
         out->kind = KL_START_NONCE;
         return cli_u128(c, "--from nonce", v, &out->nonce);
     }
-    return cli_err(c, CLI_EUSAGE, "invalid --from '%s': expected first, last, offset:N, "
-                   "timestamp:T or nonce:N", arg);
+    return cli_err(c, CLI_EUSAGE,
+                   "invalid --from '%s': expected first, last, offset:N, "
+                   "timestamp:T or nonce:N",
+                   arg);
 }
 
 int cli_name(cli *c, const char *what, const char *name)
 {
     kl_error err = {0};
-    if (kl_validate_name(what, name, &err) != KL_OK)
-        return cli_err(c, CLI_EUSAGE, "%s", err.msg);
+    if (kl_validate_name(what, name, &err) != KL_OK) return cli_err(c, CLI_EUSAGE, "%s", err.msg);
     return CLI_OK;
 }

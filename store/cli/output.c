@@ -42,8 +42,7 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     unsigned c = p[0];
     size_t len;
     unsigned min, cp;
-    if (c < 0x80)
-        return 1;
+    if (c < 0x80) return 1;
     if (c >= 0xc2 && c <= 0xdf)
         len = 2, min = 0x80, cp = c & 0x1f;
     else if (c >= 0xe0 && c <= 0xef)
@@ -52,15 +51,12 @@ static size_t utf8_len(const unsigned char *p, size_t n)
         len = 4, min = 0x10000, cp = c & 0x07;
     else
         return 0;
-    if (len > n)
-        return 0;
+    if (len > n) return 0;
     for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
+        if ((p[i] & 0xc0) != 0x80) return 0;
         cp = (cp << 6) | (p[i] & 0x3f);
     }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
     return len;
 }
 
@@ -91,7 +87,7 @@ void cli_json_str(FILE *f, const void *data, size_t len)
         } else if (n > 1) {
             fwrite(p + i, 1, n, f);
         } else {
-            json_escape_byte(f, b);   /* control, quote, or invalid UTF-8 */
+            json_escape_byte(f, b); /* control, quote, or invalid UTF-8 */
             n = 1;
         }
         i += n;
@@ -101,8 +97,7 @@ void cli_json_str(FILE *f, const void *data, size_t len)
 
 void cli_base64(FILE *f, const void *data, size_t len)
 {
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *p = data;
     size_t i = 0;
     for (; i + 3 <= len; i += 3) {
@@ -112,8 +107,8 @@ void cli_base64(FILE *f, const void *data, size_t len)
     }
     if (i < len) {
         uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
-        char o[4] = {tab[v >> 18], tab[(v >> 12) & 63],
-                     i + 1 < len ? tab[(v >> 6) & 63] : '=', '='};
+        char o[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < len ? tab[(v >> 6) & 63] : '=',
+                     '='};
         fwrite(o, 1, 4, f);
     }
 }
@@ -121,11 +116,9 @@ void cli_base64(FILE *f, const void *data, size_t len)
 static void print_value(FILE *f, const kl_record *r, cli_encoding enc, int json)
 {
     if (enc == CLI_ENC_BASE64) {
-        if (json)
-            fputc('"', f);
+        if (json) fputc('"', f);
         cli_base64(f, r->data, r->len);
-        if (json)
-            fputc('"', f);
+        if (json) fputc('"', f);
     } else if (json) {
         cli_json_str(f, r->data, r->len);
     } else if (r->len) {
@@ -137,8 +130,8 @@ void cli_print_record(FILE *f, const kl_record *r, cli_format fmt, cli_encoding 
 {
     if (fmt == CLI_FMT_JSON) {
         char nb[40];
-        fprintf(f, "{\"offset\":%" PRIu64 ",\"timestamp\":%" PRId64 ",\"nonce\":",
-                r->offset, r->timestamp);
+        fprintf(f, "{\"offset\":%" PRIu64 ",\"timestamp\":%" PRId64 ",\"nonce\":", r->offset,
+                r->timestamp);
         if (r->has_nonce)
             fprintf(f, "\"%s\"", kl_u128_str(r->nonce, nb));
         else
@@ -172,8 +165,7 @@ char *cli_iso_time(int64_t ms, char buf[40])
 
 int cli_flush_stdout(cli *c, int *epipe)
 {
-    if (fflush(stdout) == 0 && !ferror(stdout))
-        return CLI_OK;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return CLI_OK;
     if (errno == EPIPE) {
         *epipe = 1;
         return CLI_OK;

@@ -59,18 +59,18 @@ extern "C" {
 
 typedef enum kl_status {
     KL_OK = 0,
-    KL_EIO,          /* I/O failure talking to the object store: retryable */
-    KL_EBADDATA,     /* stored data is corrupt or not in klstore format */
-    KL_EINVAL,       /* bad configuration or argument (name, size, value) */
-    KL_EBADTOKEN,    /* continuation token is malformed or for another key */
-    KL_EEXIST,       /* keyspace already exists */
-    KL_ENOKEYSPACE,  /* keyspace does not exist */
-    KL_ENOTFOUND,    /* object-store level: the named object does not exist */
-    KL_ENOMEM,       /* out of memory */
-    KL_ECLOSED,      /* the writer was shut down, or a pending write was lost */
-    KL_ENOSPC        /* the store is out of space (a full disk or quota on a
-                        local store): nothing of the failed write is kept;
-                        retry once space is freed */
+    KL_EIO,         /* I/O failure talking to the object store: retryable */
+    KL_EBADDATA,    /* stored data is corrupt or not in klstore format */
+    KL_EINVAL,      /* bad configuration or argument (name, size, value) */
+    KL_EBADTOKEN,   /* continuation token is malformed or for another key */
+    KL_EEXIST,      /* keyspace already exists */
+    KL_ENOKEYSPACE, /* keyspace does not exist */
+    KL_ENOTFOUND,   /* object-store level: the named object does not exist */
+    KL_ENOMEM,      /* out of memory */
+    KL_ECLOSED,     /* the writer was shut down, or a pending write was lost */
+    KL_ENOSPC       /* the store is out of space (a full disk or quota on a
+                       local store): nothing of the failed write is kept;
+                       retry once space is freed */
 } kl_status;
 #define KL_STATUS_COUNT 11 /* statuses, for tables indexed by kl_status */
 
@@ -133,8 +133,8 @@ typedef struct kl_insertion {
     size_t len;
     int has_nonce;
     kl_u128 nonce;
-    int has_timestamp;     /* when 0 the writer uses the system clock */
-    int64_t timestamp;     /* ms since the Unix epoch, may be negative */
+    int has_timestamp; /* when 0 the writer uses the system clock */
+    int64_t timestamp; /* ms since the Unix epoch, may be negative */
 } kl_insertion;
 
 /* One record read back.  `data` points into the owning kl_page. */
@@ -150,13 +150,13 @@ typedef struct kl_record {
 typedef enum kl_direction { KL_FORWARDS = 0, KL_BACKWARDS = 1 } kl_direction;
 
 typedef enum kl_start_kind {
-    KL_START_FIRST = 0,  /* the oldest record (offset 1) */
-    KL_START_LAST,       /* the newest record (extension: handy backwards) */
-    KL_START_OFFSET,     /* the record at `offset` */
-    KL_START_TIMESTAMP,  /* forwards: first record with ts >= t;
-                            backwards: last record with ts <= t */
-    KL_START_NONCE       /* forwards: first record with nonce >= n;
-                            backwards: last record with nonce <= n */
+    KL_START_FIRST = 0, /* the oldest record (offset 1) */
+    KL_START_LAST,      /* the newest record (extension: handy backwards) */
+    KL_START_OFFSET,    /* the record at `offset` */
+    KL_START_TIMESTAMP, /* forwards: first record with ts >= t;
+                           backwards: last record with ts <= t */
+    KL_START_NONCE      /* forwards: first record with nonce >= n;
+                           backwards: last record with nonce <= n */
 } kl_start_kind;
 
 typedef struct kl_start {
@@ -177,18 +177,18 @@ typedef struct kl_page {
     kl_record *records;
     size_t count;
     char *continuation;
-    void *priv_;           /* backing buffers, internal */
+    void *priv_; /* backing buffers, internal */
 } kl_page;
 
 void kl_page_free(kl_page *page);
 
 typedef struct kl_keyspace_meta {
-    int64_t created;       /* ms since the epoch, from the keyspace marker */
+    int64_t created; /* ms since the epoch, from the keyspace marker */
 } kl_keyspace_meta;
 
 typedef struct kl_key_meta {
-    uint64_t next_offset;  /* last offset + 1 */
-    kl_u128 next_nonce;    /* smallest nonce that would be accepted */
+    uint64_t next_offset;   /* last offset + 1 */
+    kl_u128 next_nonce;     /* smallest nonce that would be accepted */
     int64_t last_timestamp; /* largest timestamp in the newest data object */
 } kl_key_meta;
 
@@ -199,18 +199,18 @@ typedef struct kl_key_meta {
 typedef struct kl_objstore kl_objstore;
 
 typedef struct kl_objinfo {
-    char *name;            /* full object name (key) */
+    char *name; /* full object name (key) */
     uint64_t size;
 } kl_objinfo;
 
 typedef struct kl_list_req {
-    const char *prefix;        /* only names starting with this ("" = all) */
-    const char *start_after;   /* only names strictly greater, or NULL */
-    int delimiter;             /* '/' to roll up common prefixes, 0 = none */
-    size_t max_keys;           /* objects + prefixes per call; 0 = 1000 */
-    const char *continuation;  /* from a previous truncated listing */
-    int names_only;            /* sizes may be left 0 (saves a stat per
-                                  object on a directory store) */
+    const char *prefix;       /* only names starting with this ("" = all) */
+    const char *start_after;  /* only names strictly greater, or NULL */
+    int delimiter;            /* '/' to roll up common prefixes, 0 = none */
+    size_t max_keys;          /* objects + prefixes per call; 0 = 1000 */
+    const char *continuation; /* from a previous truncated listing */
+    int names_only;           /* sizes may be left 0 (saves a stat per
+                                 object on a directory store) */
 } kl_list_req;
 
 /* Result of one LIST call, names in ascending byte order (as S3).
@@ -218,21 +218,21 @@ typedef struct kl_list_req {
 typedef struct kl_listing {
     kl_objinfo *objects;
     size_t n_objects;
-    char **prefixes;           /* common prefixes (with the delimiter) */
+    char **prefixes; /* common prefixes (with the delimiter) */
     size_t n_prefixes;
-    char *next;                /* continuation when truncated, else NULL */
+    char *next; /* continuation when truncated, else NULL */
 } kl_listing;
 
 void kl_listing_free(kl_listing *l);
 
-#define KL_PUT_IF_ABSENT 1     /* fail with KL_EEXIST if the name exists */
+#define KL_PUT_IF_ABSENT 1 /* fail with KL_EEXIST if the name exists */
 
 /* One object of a kl_os_put_batch call (all fields borrowed). */
 typedef struct kl_put_item {
     const char *name;
     const void *data;
     size_t len;
-    int flags;                 /* KL_PUT_* */
+    int flags; /* KL_PUT_* */
 } kl_put_item;
 
 /* A read-only view of a whole object; `release` frees it. */
@@ -245,27 +245,22 @@ typedef struct kl_mapping {
 /* Ops table of an object store.  All calls are thread-safe.  A missing
  * object is KL_ENOTFOUND (never KL_EIO), so callers can re-list. */
 typedef struct kl_objstore_ops {
-    kl_status (*put)(kl_objstore *os, const char *name, const void *data,
-                     size_t len, int flags, kl_error *err);
+    kl_status (*put)(kl_objstore *os, const char *name, const void *data, size_t len, int flags,
+                     kl_error *err);
     /* Reads `len` bytes from `off` (len UINT64_MAX = to the end) into a
      * malloc'd buffer the caller frees with free(3). */
-    kl_status (*get)(kl_objstore *os, const char *name, uint64_t off,
-                     uint64_t len, uint8_t **data, size_t *out_len,
-                     kl_error *err);
-    kl_status (*head)(kl_objstore *os, const char *name, uint64_t *size,
-                      kl_error *err);
-    kl_status (*list)(kl_objstore *os, const kl_list_req *req,
-                      kl_listing *out, kl_error *err);
+    kl_status (*get)(kl_objstore *os, const char *name, uint64_t off, uint64_t len, uint8_t **data,
+                     size_t *out_len, kl_error *err);
+    kl_status (*head)(kl_objstore *os, const char *name, uint64_t *size, kl_error *err);
+    kl_status (*list)(kl_objstore *os, const kl_list_req *req, kl_listing *out, kl_error *err);
     /* Deletes up to 1000 names; missing names are not an error. */
-    kl_status (*del)(kl_objstore *os, const char *const *names, size_t n,
-                     kl_error *err);
+    kl_status (*del)(kl_objstore *os, const char *const *names, size_t n, kl_error *err);
     /* Optional (NULL when the store cannot do better than get): a whole
      * object, cheaply, from a store where fetching is a local read (the
      * local store reads it into a pooled buffer: cheaper than mmap+munmap
      * under a hypervisor).  Its presence also tells readers that fetching
      * an object again is cheap, so they need not cache or prefetch it. */
-    kl_status (*map)(kl_objstore *os, const char *name, kl_mapping *out,
-                     kl_error *err);
+    kl_status (*map)(kl_objstore *os, const char *name, kl_mapping *out, kl_error *err);
     /* Short description for messages, e.g. "dir:/var/lib/kl" or "s3://b/p". */
     const char *(*describe)(kl_objstore *os);
     void (*destroy)(kl_objstore *os);
@@ -275,8 +270,7 @@ typedef struct kl_objstore_ops {
      * the cost of durability between the objects, e.g. one directory sync
      * for several renames.  On error any prefix of the items may be
      * stored (each object whole or not at all), as after that many puts. */
-    kl_status (*put_batch)(kl_objstore *os, const kl_put_item *items, size_t n,
-                           kl_error *err);
+    kl_status (*put_batch)(kl_objstore *os, const kl_put_item *items, size_t n, kl_error *err);
 
     /* Slot claims: how concurrent writers of one key are fenced (FORMAT.md
      * "Concurrent writers").  Optional as a group: a store without them
@@ -288,26 +282,24 @@ typedef struct kl_objstore_ops {
      * object `object`, a full name) if and only if no object `claim`
      * exists: atomic create-only, KL_EEXIST when another writer has it.
      * Durable only together with a later publish. */
-    kl_status (*claim)(kl_objstore *os, const char *claim, const char *object,
-                       const void *data, size_t len, char **tag, kl_error *err);
+    kl_status (*claim)(kl_objstore *os, const char *claim, const char *object, const void *data,
+                       size_t len, char **tag, kl_error *err);
     /* The full data object name a claim holds (malloc'd, free(3)) and its
      * tag.  KL_ENOTFOUND when there is no claim; KL_EBADDATA when it holds
      * no body (a local claim left by a crash before it was published: such
      * a claim was never acknowledged). */
-    kl_status (*claim_target)(kl_objstore *os, const char *claim, char **object,
-                              char **tag, kl_error *err);
+    kl_status (*claim_target)(kl_objstore *os, const char *claim, char **object, char **tag,
+                              kl_error *err);
     /* Makes `object` hold the claimed body, durably: a hard link on a
      * directory store; on S3 a server-side copy conditional on `tag`, or,
      * on a server that ignores copy conditions, a PUT of the body (`data`
      * when the caller has it, else read from the claim together with its
      * object name).  Idempotent; KL_ENOTFOUND when the claim is gone or no
      * longer holds that body. */
-    kl_status (*publish)(kl_objstore *os, const char *claim, const char *object,
-                         const char *tag, const void *data, size_t len,
-                         kl_error *err);
+    kl_status (*publish)(kl_objstore *os, const char *claim, const char *object, const char *tag,
+                         const void *data, size_t len, kl_error *err);
     /* Deletes claims (missing ones are not an error). */
-    kl_status (*unclaim)(kl_objstore *os, const char *const *claims, size_t n,
-                         kl_error *err);
+    kl_status (*unclaim)(kl_objstore *os, const char *const *claims, size_t n, kl_error *err);
 } kl_objstore_ops;
 
 struct kl_objstore {
@@ -319,18 +311,25 @@ struct kl_objstore {
  * library reaches its store only through them), for metrics: an operator
  * sees request rates, failures by kind and time spent per operation. */
 typedef enum kl_os_op {
-    KL_OP_PUT, KL_OP_GET, KL_OP_HEAD, KL_OP_LIST, KL_OP_DEL,
-    KL_OP_CLAIM, KL_OP_CLAIM_TARGET, KL_OP_PUBLISH, KL_OP_UNCLAIM,
+    KL_OP_PUT,
+    KL_OP_GET,
+    KL_OP_HEAD,
+    KL_OP_LIST,
+    KL_OP_DEL,
+    KL_OP_CLAIM,
+    KL_OP_CLAIM_TARGET,
+    KL_OP_PUBLISH,
+    KL_OP_UNCLAIM,
     KL_OP_COUNT
 } kl_os_op;
 typedef struct kl_os_stats {
-    uint64_t calls[KL_OP_COUNT];                    /* completed, whatever the outcome */
-    uint64_t failed[KL_OP_COUNT][KL_STATUS_COUNT];  /* ...by the status returned (a
-                                                       get's KL_ENOTFOUND is counted
-                                                       too: callers decide if it is bad) */
-    double seconds[KL_OP_COUNT];                    /* total time spent in them */
-    uint64_t bytes_put;                             /* bodies sent: put, claim, publish */
-    uint64_t bytes_got;                             /* bodies received: get */
+    uint64_t calls[KL_OP_COUNT];                   /* completed, whatever the outcome */
+    uint64_t failed[KL_OP_COUNT][KL_STATUS_COUNT]; /* ...by the status returned (a
+                                                      get's KL_ENOTFOUND is counted
+                                                      too: callers decide if it is bad) */
+    double seconds[KL_OP_COUNT];                   /* total time spent in them */
+    uint64_t bytes_put;                            /* bodies sent: put, claim, publish */
+    uint64_t bytes_got;                            /* bodies received: get */
 } kl_os_stats;
 /* A snapshot of os's counters since it was created.  Each counter is read
  * atomically (together they may be microseconds apart).  Thread-safe; os
@@ -341,48 +340,40 @@ void kl_os_stats_read(kl_objstore *os, kl_os_stats *out);
 const char *kl_os_op_name(kl_os_op op);
 
 /* Convenience wrappers: kl_os_put(os, ...) == os->ops->put(os, ...). */
-kl_status kl_os_put(kl_objstore *os, const char *name, const void *data,
-                    size_t len, int flags, kl_error *err);
+kl_status kl_os_put(kl_objstore *os, const char *name, const void *data, size_t len, int flags,
+                    kl_error *err);
 /* Puts several objects, in order, all durable on return (the ops table's
  * put_batch, or one put after the other).  Thread-safe; items borrowed. */
-kl_status kl_os_put_batch(kl_objstore *os, const kl_put_item *items, size_t n,
-                          kl_error *err);
-kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off,
-                    uint64_t len, uint8_t **data, size_t *out_len,
-                    kl_error *err);
-kl_status kl_os_head(kl_objstore *os, const char *name, uint64_t *size,
-                     kl_error *err);
-kl_status kl_os_list(kl_objstore *os, const kl_list_req *req,
-                     kl_listing *out, kl_error *err);
-kl_status kl_os_del(kl_objstore *os, const char *const *names, size_t n,
-                    kl_error *err);
+kl_status kl_os_put_batch(kl_objstore *os, const kl_put_item *items, size_t n, kl_error *err);
+kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off, uint64_t len, uint8_t **data,
+                    size_t *out_len, kl_error *err);
+kl_status kl_os_head(kl_objstore *os, const char *name, uint64_t *size, kl_error *err);
+kl_status kl_os_list(kl_objstore *os, const kl_list_req *req, kl_listing *out, kl_error *err);
+kl_status kl_os_del(kl_objstore *os, const char *const *names, size_t n, kl_error *err);
 /* The claim ops of the table (see kl_objstore_ops); kl_os_can_claim tells
  * whether the store has them. */
 int kl_os_can_claim(const kl_objstore *os);
-kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object,
-                      const void *data, size_t len, char **tag, kl_error *err);
-kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object,
-                             char **tag, kl_error *err);
-kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object,
-                        const char *tag, const void *data, size_t len, kl_error *err);
-kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n,
-                        kl_error *err);
+kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
+                      size_t len, char **tag, kl_error *err);
+kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object, char **tag,
+                             kl_error *err);
+kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
+                        const void *data, size_t len, kl_error *err);
+kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n, kl_error *err);
 void kl_os_destroy(kl_objstore *os);
 
 /* The local-directory store: object K lives at ROOT/K, so the directory is
  * a faithful mirror of a bucket.  Writes are atomic and durable (temporary
  * file, fsync, rename, fsync of the directory).  `root` is created if
  * missing. */
-kl_status kl_objstore_local_new(const char *root, kl_objstore **out,
-                                kl_error *err);
+kl_status kl_objstore_local_new(const char *root, kl_objstore **out, kl_error *err);
 
 /* The S3 store (AWS S3, Ceph RGW, MinIO, R2, ...): libcurl, SigV4 signing,
  * the AWS credential chain when use_default_credentials is set, bounded
  * retries with backoff on 5xx/429/SlowDown/timeouts.  Copies what it needs
  * from `c`.  Does not contact the server (the first request does). */
 typedef struct kl_s3_config kl_s3_config;
-kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out,
-                             kl_error *err);
+kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out, kl_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
@@ -391,22 +382,22 @@ kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out,
 /* S3 connection settings: the spec's "Shared Config" plus resilience knobs.
  * Strings are owned (malloc'd) and released by kl_config_free. */
 struct kl_s3_config {
-    char *bucket_name;             /* required */
-    char *endpoint;                /* e.g. "http://127.0.0.1:7480"; NULL = AWS */
-    char *region;                  /* NULL = "us-east-1" */
-    int path_style;                /* default 0 (virtual-hosted style) */
-    int use_default_credentials;   /* default 1: env, files, container, IMDS */
+    char *bucket_name;           /* required */
+    char *endpoint;              /* e.g. "http://127.0.0.1:7480"; NULL = AWS */
+    char *region;                /* NULL = "us-east-1" */
+    int path_style;              /* default 0 (virtual-hosted style) */
+    int use_default_credentials; /* default 1: env, files, container, IMDS */
     char *access_key;
     char *secret_key;
     char *security_token;
     char *session_token;
     char *profile;
-    long connect_timeout_ms;       /* default 5000 */
-    long request_timeout_ms;       /* default 30000 */
-    int max_retries;               /* default 5 */
-    int verify_tls;                /* default 1 */
-    char *ca_bundle;               /* NULL = system default */
-    int sign_payload;              /* KL_SIGN_PAYLOAD_*, default AUTO */
+    long connect_timeout_ms; /* default 5000 */
+    long request_timeout_ms; /* default 30000 */
+    int max_retries;         /* default 5 */
+    int verify_tls;          /* default 1 */
+    char *ca_bundle;         /* NULL = system default */
+    int sign_payload;        /* KL_SIGN_PAYLOAD_*, default AUTO */
 };
 
 /* Whether SigV4 covers request bodies (config key `sign_payload`).  ON:
@@ -450,14 +441,14 @@ enum { KL_FENCING_AUTO = 0, KL_FENCING_ON = 1, KL_FENCING_OFF = 2 };
  * with N = writer_thread_count threads writing together up to
  * writes_in_flight - 1 + N writes are in flight in all. */
 typedef struct kl_batch_config {
-    size_t writer_thread_count;                 /* default 1 */
-    size_t writer_thread_queue_capacity;        /* default 0 = unbounded */
-    uint64_t batch_check_interval_millis;       /* default 100 */
-    uint64_t batch_flush_interval_millis;       /* default 1000 */
-    uint64_t batch_flush_record_count_threshold;/* default UINT64_MAX */
-    uint64_t batch_flush_size_threshold;        /* default 1000000 */
-    size_t writes_in_flight;                    /* default 8: per writer
-                                                   thread (see above) */
+    size_t writer_thread_count;                  /* default 1 */
+    size_t writer_thread_queue_capacity;         /* default 0 = unbounded */
+    uint64_t batch_check_interval_millis;        /* default 100 */
+    uint64_t batch_flush_interval_millis;        /* default 1000 */
+    uint64_t batch_flush_record_count_threshold; /* default UINT64_MAX */
+    uint64_t batch_flush_size_threshold;         /* default 1000000 */
+    size_t writes_in_flight;                     /* default 8: per writer
+                                                    thread (see above) */
 } kl_batch_config;
 
 /* Everything an INI file can say about the store ([s3], [local], [batcher]).
@@ -466,8 +457,8 @@ typedef struct kl_config {
     kl_store_config store;
     kl_s3_config s3;
     kl_batch_config batch;
-    int has_s3;            /* an [s3] section named a bucket */
-    char *local_root;      /* [local] root=DIR, or NULL */
+    int has_s3;       /* an [s3] section named a bucket */
+    char *local_root; /* [local] root=DIR, or NULL */
 } kl_config;
 
 void kl_store_config_init(kl_store_config *c);
@@ -486,8 +477,8 @@ kl_status kl_config_load_file(kl_config *c, const char *path, kl_error *err);
 
 /* Sets one setting by section and key, as the INI loader does (so that
  * command-line flags and config files share one parser). */
-kl_status kl_config_set(kl_config *c, const char *section, const char *key,
-                        const char *value, kl_error *err);
+kl_status kl_config_set(kl_config *c, const char *section, const char *key, const char *value,
+                        kl_error *err);
 
 /* The INI value rule every klstore program shares: strips one pair of
  * matching surrounding quotes ("..." or '...') in place; returns the value.
@@ -500,8 +491,7 @@ const char *kl_config_unquote(char *v);
  * ($XDG_DATA_HOME/klstore or ~/.local/share/klstore).  For s3:// the bucket
  * and prefix from the URL override c; other S3 settings come from c.
  * c->store.object_prefix may be updated from the URL's prefix. */
-kl_status kl_objstore_open(const char *url, kl_config *c, kl_objstore **out,
-                           kl_error *err);
+kl_status kl_objstore_open(const char *url, kl_config *c, kl_objstore **out, kl_error *err);
 
 /* The default local store directory (malloc'd; free(3)). */
 char *kl_default_store_dir(void);
@@ -513,12 +503,11 @@ char *kl_default_store_dir(void);
 typedef struct kl_writer kl_writer;
 
 typedef struct kl_writer_ops {
-    kl_status (*create_keyspace)(kl_writer *w, const char *keyspace,
-                                 int64_t *created, kl_error *err);
+    kl_status (*create_keyspace)(kl_writer *w, const char *keyspace, int64_t *created,
+                                 kl_error *err);
     kl_status (*append)(kl_writer *w, const char *keyspace, const char *key,
                         const kl_insertion *ins, size_t n, kl_error *err);
-    kl_status (*flush_key)(kl_writer *w, const char *keyspace,
-                           const char *key, kl_error *err);
+    kl_status (*flush_key)(kl_writer *w, const char *keyspace, const char *key, kl_error *err);
     kl_status (*flush_all)(kl_writer *w, kl_error *err);
     kl_status (*duty_cycle)(kl_writer *w, kl_error *err);
     void (*destroy)(kl_writer *w);
@@ -530,8 +519,7 @@ struct kl_writer {
 
 /* Creates a keyspace (writes its marker).  KL_EEXIST if it already exists.
  * *created (may be NULL) receives the creation time in ms. */
-kl_status kl_create_keyspace(kl_writer *w, const char *keyspace,
-                             int64_t *created, kl_error *err);
+kl_status kl_create_keyspace(kl_writer *w, const char *keyspace, int64_t *created, kl_error *err);
 
 /* Appends n records to a log, creating the key if needed.  Each record is
  * nonce-checked individually; rejected duplicates are dropped silently
@@ -540,12 +528,11 @@ kl_status kl_create_keyspace(kl_writer *w, const char *keyspace,
  * writer may queue them (see kl_batch_writer_new).  The keyspace marker is
  * not required (as in the reference implementation).  KL_EINVAL for a bad
  * name, a payload over KL_RECORD_MAX or the reserved nonce KL_NONCE_NONE. */
-kl_status kl_append(kl_writer *w, const char *keyspace, const char *key,
-                    const kl_insertion *ins, size_t n, kl_error *err);
+kl_status kl_append(kl_writer *w, const char *keyspace, const char *key, const kl_insertion *ins,
+                    size_t n, kl_error *err);
 
 /* Returns once everything appended to the key before the call is durable. */
-kl_status kl_flush_key(kl_writer *w, const char *keyspace, const char *key,
-                       kl_error *err);
+kl_status kl_flush_key(kl_writer *w, const char *keyspace, const char *key, kl_error *err);
 /* Returns once everything appended before the call is durable. */
 kl_status kl_flush_all(kl_writer *w, kl_error *err);
 /* Runs scheduled work (due batch flushes) for callers that drive time. */
@@ -563,8 +550,8 @@ void kl_writer_destroy(kl_writer *w);
  * publish the winner's object and retries at the new tail (nonces are
  * checked again there), at most 200 times before failing with KL_EIO.
  * KL_OK means the records are in the log exactly once. */
-kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
-                              kl_writer **out, kl_error *err);
+kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_writer **out,
+                              kl_error *err);
 
 /* Called by a store writer after each data object it publishes, in the
  * thread of the append, with the object's name fields (m is borrowed).
@@ -572,21 +559,20 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
  * know exactly which offsets now hold them.  Must not call back into the
  * writer. */
 struct kl_object_meta;
-typedef void (*kl_publish_fn)(const char *keyspace, const char *key,
-                              const struct kl_object_meta *m, void *ctx);
+typedef void (*kl_publish_fn)(const char *keyspace, const char *key, const struct kl_object_meta *m,
+                              void *ctx);
 /* Installs fn (NULL: none) on a store writer made by kl_store_writer_new.
  * Call before the first append; not thread-safe with appends.  KL_EINVAL
  * for another kind of writer. */
-kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx,
-                                  kl_error *err);
+kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx, kl_error *err);
 
 /* What a store writer did since it was created, for metrics. */
 typedef struct kl_writer_stats {
-    uint64_t appends;            /* kl_append calls that succeeded */
-    uint64_t records_written;    /* records now in the log */
-    uint64_t records_duplicate;  /* dropped by the nonce check (retries, replays) */
-    uint64_t objects;            /* data objects published for appends */
-    uint64_t append_failures;    /* kl_append calls that failed */
+    uint64_t appends;           /* kl_append calls that succeeded */
+    uint64_t records_written;   /* records now in the log */
+    uint64_t records_duplicate; /* dropped by the nonce check (retries, replays) */
+    uint64_t objects;           /* data objects published for appends */
+    uint64_t append_failures;   /* kl_append calls that failed */
 } kl_writer_stats;
 /* A snapshot of a store writer's counters (each read atomically).
  * Thread-safe.  KL_EINVAL for another kind of writer. */
@@ -604,8 +590,8 @@ kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *er
  * of the inner writer is returned by the next flush_key/flush_all covering
  * that key and by the next append to that key; what failed stays pending
  * and is retried at the next flush. */
-kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
-                              kl_writer **out, kl_error *err);
+kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg, kl_writer **out,
+                              kl_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Reader                                                              */
@@ -614,17 +600,15 @@ kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
 typedef struct kl_reader kl_reader;
 
 typedef struct kl_reader_ops {
-    kl_status (*keyspace_meta)(kl_reader *r, const char *keyspace,
-                               kl_keyspace_meta *out, kl_error *err);
-    kl_status (*key_meta)(kl_reader *r, const char *keyspace, const char *key,
-                          int *exists, kl_key_meta *out, kl_error *err);
-    kl_status (*first_page)(kl_reader *r, const char *keyspace,
-                            const char *key, kl_direction dir,
-                            const kl_start *start, uint64_t page_size,
-                            kl_page *out, kl_error *err);
-    kl_status (*next_page)(kl_reader *r, const char *keyspace,
-                           const char *key, const char *continuation,
-                           uint64_t page_size, kl_page *out, kl_error *err);
+    kl_status (*keyspace_meta)(kl_reader *r, const char *keyspace, kl_keyspace_meta *out,
+                               kl_error *err);
+    kl_status (*key_meta)(kl_reader *r, const char *keyspace, const char *key, int *exists,
+                          kl_key_meta *out, kl_error *err);
+    kl_status (*first_page)(kl_reader *r, const char *keyspace, const char *key, kl_direction dir,
+                            const kl_start *start, uint64_t page_size, kl_page *out, kl_error *err);
+    kl_status (*next_page)(kl_reader *r, const char *keyspace, const char *key,
+                           const char *continuation, uint64_t page_size, kl_page *out,
+                           kl_error *err);
     void (*destroy)(kl_reader *r);
 } kl_reader_ops;
 
@@ -636,26 +620,24 @@ struct kl_reader {
  * Locating a start position costs O(log n) LIST requests, never a full
  * listing of the key.  Reads stay correct while a writer compacts: every
  * offset is returned exactly once, in order. */
-kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg,
-                              kl_reader **out, kl_error *err);
+kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg, kl_reader **out,
+                              kl_error *err);
 
 /* KL_ENOKEYSPACE if the keyspace has no marker. */
-kl_status kl_read_keyspace_metadata(kl_reader *r, const char *keyspace,
-                                    kl_keyspace_meta *out, kl_error *err);
+kl_status kl_read_keyspace_metadata(kl_reader *r, const char *keyspace, kl_keyspace_meta *out,
+                                    kl_error *err);
 /* *exists = 0 (and KL_OK) when the key has no data. */
-kl_status kl_read_key_metadata(kl_reader *r, const char *keyspace,
-                               const char *key, int *exists,
+kl_status kl_read_key_metadata(kl_reader *r, const char *keyspace, const char *key, int *exists,
                                kl_key_meta *out, kl_error *err);
 /* page_size 0 = the configured default_page_size.  A key that does not
  * exist reads as an empty log. */
-kl_status kl_read_first_page(kl_reader *r, const char *keyspace,
-                             const char *key, kl_direction dir,
-                             const kl_start *start, uint64_t page_size,
-                             kl_page *out, kl_error *err);
+kl_status kl_read_first_page(kl_reader *r, const char *keyspace, const char *key, kl_direction dir,
+                             const kl_start *start, uint64_t page_size, kl_page *out,
+                             kl_error *err);
 /* KL_EBADTOKEN for a malformed token or one minted for another key. */
-kl_status kl_read_next_page(kl_reader *r, const char *keyspace,
-                            const char *key, const char *continuation,
-                            uint64_t page_size, kl_page *out, kl_error *err);
+kl_status kl_read_next_page(kl_reader *r, const char *keyspace, const char *key,
+                            const char *continuation, uint64_t page_size, kl_page *out,
+                            kl_error *err);
 void kl_reader_destroy(kl_reader *r);
 
 /* ------------------------------------------------------------------ */
@@ -670,12 +652,11 @@ kl_status kl_validate_name(const char *what, const char *name, kl_error *err);
 /* Lists keyspaces (those created, and those with data), sorted, deduped.
  * *names is a malloc'd array of malloc'd strings; free with
  * kl_strv_free(names, n). */
-kl_status kl_list_keyspaces(kl_objstore *os, const kl_store_config *cfg,
-                            char ***names, size_t *n, kl_error *err);
+kl_status kl_list_keyspaces(kl_objstore *os, const kl_store_config *cfg, char ***names, size_t *n,
+                            kl_error *err);
 /* Lists the keys of a keyspace that have data, sorted. */
-kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg,
-                       const char *keyspace, char ***names, size_t *n,
-                       kl_error *err);
+kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
+                       char ***names, size_t *n, kl_error *err);
 void kl_strv_free(char **v, size_t n);
 
 /* ------------------------------------------------------------------ */
@@ -687,31 +668,28 @@ typedef struct kl_object_meta {
     uint64_t first_offset, last_offset;
     int64_t min_ts, max_ts;
     kl_u128 first_nonce, next_nonce;
-    uint64_t size;                     /* body bytes */
-    uint64_t prior;                    /* first offset of the previous object */
+    uint64_t size;  /* body bytes */
+    uint64_t prior; /* first offset of the previous object */
 } kl_object_meta;
 
 /* Formats the data object name suffix ("data_o...bin", no prefix) into buf;
  * returns the length, or -1 if buf is too small. */
 int kl_object_name_format(const kl_object_meta *m, char *buf, size_t cap);
 /* Parses "data_o...bin" (the last path component only).  KL_EBADDATA. */
-kl_status kl_object_name_parse(const char *name, kl_object_meta *m,
-                               kl_error *err);
+kl_status kl_object_name_parse(const char *name, kl_object_meta *m, kl_error *err);
 
 /* Lists the data objects of a key with first_offset > after (0 = from the
  * start), at most `max` of them (0 = no limit), in offset order, dropping
  * objects made redundant by a concurrent compaction.  For callers that
  * keep their own index and refresh it incrementally. */
-kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg,
-                          const char *keyspace, const char *key,
-                          uint64_t after, size_t max, kl_object_meta **out,
+kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
+                          const char *key, uint64_t after, size_t max, kl_object_meta **out,
                           size_t *n, kl_error *err);
 
 /* Fetches one data object's body and decodes it into a page-like record
  * array (records point into the page).  KL_ENOTFOUND if compacted away. */
-kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg,
-                         const char *keyspace, const char *key,
-                         const kl_object_meta *m, kl_page *out, kl_error *err);
+kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
+                         const char *key, const kl_object_meta *m, kl_page *out, kl_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Small helpers shared by the front ends                              */

@@ -43,8 +43,8 @@ static void note_write_ok(key_batch *kb, uint64_t records)
 {
     if (kb->failing)
         Kl_batch_log("%s/%s: recovered: %llu records written after %u failed "
-                     "attempts", kb->keyspace, kb->key,
-                     (unsigned long long)records, kb->failed_attempts);
+                     "attempts",
+                     kb->keyspace, kb->key, (unsigned long long)records, kb->failed_attempts);
     kb->failing = 0;
     kb->failed_attempts = 0;
     Kl_batch_key_clear(kb);
@@ -55,35 +55,35 @@ static void note_write_rejected(key_batch *kb, const kl_error *e)
 {
     unsigned long long n = kb->records;
     Kl_batch_log("%s/%s: %llu records DROPPED: the inner writer rejected "
-                 "them (%s: %s)", kb->keyspace, kb->key, n,
-                 kl_status_str(e->code), e->msg);
+                 "them (%s: %s)",
+                 kb->keyspace, kb->key, n, kl_status_str(e->code), e->msg);
     kl_seterr(&kb->lost_err, KL_ECLOSED,
               "%s/%s: %llu batched records were lost: the inner writer "
-              "rejected them: %s", kb->keyspace, kb->key, n, e->msg);
+              "rejected them: %s",
+              kb->keyspace, kb->key, n, e->msg);
     kb->lost_unseen_by_append = kb->lost_unseen_by_flush = 1;
     kb->failing = 0;
     kb->failed_attempts = 0;
     Kl_batch_key_clear(kb);
 }
 
-static void note_write_failed(batch_writer *bw, key_batch *kb,
-                              const kl_error *e)
+static void note_write_failed(batch_writer *bw, key_batch *kb, const kl_error *e)
 {
     unsigned long long n = kb->records;
     if (!kb->failing)
         Kl_batch_log("%s/%s: writing %llu records failed, keeping them for a "
-                     "retry at the next flush (%s: %s)", kb->keyspace, kb->key,
-                     n, kl_status_str(e->code), e->msg);
+                     "retry at the next flush (%s: %s)",
+                     kb->keyspace, kb->key, n, kl_status_str(e->code), e->msg);
     kb->failing = 1;
     kb->failed_attempts++;
     kb->retry_at_ms = kl_mono_ms() + (int64_t)bw->cfg.batch_flush_interval_millis;
     kl_seterr(&kb->fail_err, e->code,
               "%s/%s: %llu batched records are not written yet (will retry "
-              "at the next flush): %s", kb->keyspace, kb->key, n, e->msg);
+              "at the next flush): %s",
+              kb->keyspace, kb->key, n, e->msg);
 }
 
-void Kl_batch_note_result(batch_writer *bw, key_batch *kb, kl_status st,
-                          const kl_error *e)
+void Kl_batch_note_result(batch_writer *bw, key_batch *kb, kl_status st, const kl_error *e)
 {
     if (st == KL_OK)
         note_write_ok(kb, kb->records);
@@ -96,8 +96,7 @@ void Kl_batch_note_result(batch_writer *bw, key_batch *kb, kl_status st,
 /* What a write of kb reports, once Kl_batch_note_result has recorded st. */
 kl_status Kl_batch_result(const key_batch *kb, kl_status st, kl_error *err)
 {
-    if (st != KL_OK)
-        copy_error(err, kb->failing ? &kb->fail_err : &kb->lost_err);
+    if (st != KL_OK) copy_error(err, kb->failing ? &kb->fail_err : &kb->lost_err);
     return st == KL_OK ? KL_OK : (kb->failing ? st : KL_ECLOSED);
 }
 
@@ -118,13 +117,11 @@ kl_status Kl_batch_error_for_flush(key_batch *kb, kl_error *err)
 
 /* The error an append to this key must return instead of queueing, if any.
  * Called with the thread's mutex held (by appenders). */
-kl_status Kl_batch_error_for_append(writer_thread *t, uint64_t hash,
-                                    const char *keyspace, const char *key,
-                                    kl_error *err)
+kl_status Kl_batch_error_for_append(writer_thread *t, uint64_t hash, const char *keyspace,
+                                    const char *key, kl_error *err)
 {
     key_batch *kb = Kl_batch_key_find(t, hash, keyspace, key);
-    if (!kb)
-        return KL_OK;
+    if (!kb) return KL_OK;
     if (kb->failing) {
         copy_error(err, &kb->fail_err);
         return kb->fail_err.code;
@@ -141,7 +138,7 @@ kl_status Kl_batch_error_for_append(writer_thread *t, uint64_t hash,
 void Kl_batch_report_lost(const key_batch *kb)
 {
     if (kb->records)
-        Kl_batch_log("%s/%s: %llu records LOST at shutdown: %s", kb->keyspace,
-                        kb->key, (unsigned long long)kb->records,
-                        kb->failing ? kb->fail_err.msg : kb->lost_err.msg);
+        Kl_batch_log("%s/%s: %llu records LOST at shutdown: %s", kb->keyspace, kb->key,
+                     (unsigned long long)kb->records,
+                     kb->failing ? kb->fail_err.msg : kb->lost_err.msg);
 }

@@ -34,8 +34,7 @@
 static kl_insertion *batch_gather(const key_batch *kb)
 {
     kl_insertion *ins = Kl_recycle_get(kb->records * sizeof *ins);
-    if (!ins)
-        return NULL;
+    if (!ins) return NULL;
     size_t i = 0;
     for (const queued_append *qa = kb->head; qa; qa = qa->next) {
         memcpy(&ins[i], qa->recs, qa->count * sizeof *ins);
@@ -68,8 +67,8 @@ static void write_job_run(void *ctx, size_t i)
         j->st = kl_seterr(&j->e, KL_ENOMEM, "out of memory gathering a batch");
         return;
     }
-    j->st = ws->bw->inner->ops->append(ws->bw->inner, j->kb->keyspace,
-                                       j->kb->key, ins, j->kb->records, &j->e);
+    j->st = ws->bw->inner->ops->append(ws->bw->inner, j->kb->keyspace, j->kb->key, ins,
+                                       j->kb->records, &j->e);
     Kl_recycle_put(ins);
 }
 
@@ -79,23 +78,20 @@ static void write_job_run(void *ctx, size_t i)
  * meanwhile.  st[i] gets each key's outcome as Kl_batch_result says, errs[i]
  * its message (either may be NULL).  Keys without records count as
  * written. */
-void Kl_batch_write_set(writer_thread *t, key_batch **v, size_t n,
-                        kl_status *st, kl_error *errs)
+void Kl_batch_write_set(writer_thread *t, key_batch **v, size_t n, kl_status *st, kl_error *errs)
 {
     batch_writer *bw = t->owner;
     write_job one, *jobs = n > 1 ? calloc(n, sizeof *jobs) : &one;
     size_t m = 0;
-    if (!jobs) {                 /* out of memory: one at a time */
+    if (!jobs) { /* out of memory: one at a time */
         for (size_t i = 0; i < n; i++)
-            Kl_batch_write_set(t, &v[i], 1, st ? &st[i] : NULL,
-                               errs ? &errs[i] : NULL);
+            Kl_batch_write_set(t, &v[i], 1, st ? &st[i] : NULL, errs ? &errs[i] : NULL);
         return;
     }
     for (size_t i = 0; i < n; i++)
-        if (v[i]->records)
-            jobs[m++] = (write_job){ .kb = v[i] };
+        if (v[i]->records) jobs[m++] = (write_job){.kb = v[i]};
     if (m) {
-        write_set ws = { .bw = bw, .jobs = jobs };
+        write_set ws = {.bw = bw, .jobs = jobs};
         pthread_mutex_unlock(&t->mu);
         Kl_workpool_run(bw->pool, write_job_run, &ws, m);
         pthread_mutex_lock(&t->mu);
@@ -107,11 +103,9 @@ void Kl_batch_write_set(writer_thread *t, key_batch **v, size_t n,
             r = Kl_batch_result(v[i], jobs[k].st, errs ? &errs[i] : NULL);
             k++;
         }
-        if (st)
-            st[i] = r;
+        if (st) st[i] = r;
     }
-    if (jobs != &one)
-        free(jobs);
+    if (jobs != &one) free(jobs);
 }
 
 /* One key's batch, alone (explicit flush of a key, or out of memory). */
@@ -124,24 +118,21 @@ static kl_status batch_write(writer_thread *t, key_batch *kb, kl_error *err)
 
 int Kl_batch_full(const batch_writer *bw, const key_batch *kb)
 {
-    return kb->records >= bw->cfg.batch_flush_record_count_threshold
-           || kb->bytes >= bw->cfg.batch_flush_size_threshold;
+    return kb->records >= bw->cfg.batch_flush_record_count_threshold ||
+           kb->bytes >= bw->cfg.batch_flush_size_threshold;
 }
 
 int Kl_batch_due(const batch_writer *bw, const key_batch *kb, int64_t now)
 {
-    if (!kb->records)
-        return 0;
-    if (kb->failing)
-        return now >= kb->retry_at_ms;
-    return Kl_batch_full(bw, kb)
-           || now - kb->oldest_ms >= (int64_t)bw->cfg.batch_flush_interval_millis;
+    if (!kb->records) return 0;
+    if (kb->failing) return now >= kb->retry_at_ms;
+    return Kl_batch_full(bw, kb) ||
+           now - kb->oldest_ms >= (int64_t)bw->cfg.batch_flush_interval_millis;
 }
 
 static void outcome_add(flush_outcome *o, kl_status st, const kl_error *e)
 {
-    if (st == KL_OK)
-        return;
+    if (st == KL_OK) return;
     if (!o->failed_keys++) {
         o->status = st;
         o->err = *e;
@@ -150,8 +141,8 @@ static void outcome_add(flush_outcome *o, kl_status st, const kl_error *e)
 
 /* Records the outcome of writing kb (st, e: Kl_batch_result) in o and frees
  * kb if nothing is left of it. */
-static void flush_done(writer_thread *t, key_batch *kb, flush_outcome *o,
-                       kl_status st, const kl_error *e)
+static void flush_done(writer_thread *t, key_batch *kb, flush_outcome *o, kl_status st,
+                       const kl_error *e)
 {
     if (o->only_due) {
         outcome_add(o, st, e);
@@ -178,8 +169,7 @@ static int by_age(const void *a, const void *b)
 static void collect_key(writer_thread *t, key_batch *kb, void *arg)
 {
     key_list *l = arg;
-    if (!l->o->only_due || Kl_batch_due(t->owner, kb, l->o->now))
-        l->v[l->n++] = kb;
+    if (!l->o->only_due || Kl_batch_due(t->owner, kb, l->o->now)) l->v[l->n++] = kb;
 }
 
 void Kl_batch_flush_key(writer_thread *t, key_batch *kb, flush_outcome *o)
@@ -193,8 +183,7 @@ void Kl_batch_flush_key(writer_thread *t, key_batch *kb, flush_outcome *o)
 static void flush_one_key(writer_thread *t, key_batch *kb, void *arg)
 {
     flush_outcome *o = arg;
-    if (o->only_due && !Kl_batch_due(t->owner, kb, o->now))
-        return;
+    if (o->only_due && !Kl_batch_due(t->owner, kb, o->now)) return;
     Kl_batch_flush_key(t, kb, o);
 }
 
@@ -206,10 +195,10 @@ static void flush_one_key(writer_thread *t, key_batch *kb, void *arg)
 void Kl_batch_flush_keys(writer_thread *t, flush_outcome *o)
 {
     size_t cap = Kl_batch_keys_count(t) ? Kl_batch_keys_count(t) : 1;
-    key_list l = { .v = malloc(cap * sizeof *l.v), .o = o };
+    key_list l = {.v = malloc(cap * sizeof *l.v), .o = o};
     kl_status *st = malloc(cap * sizeof *st);
     kl_error *errs = malloc(cap * sizeof *errs);
-    if (!l.v || !st || !errs) {  /* out of memory: one key at a time */
+    if (!l.v || !st || !errs) { /* out of memory: one key at a time */
         free(l.v);
         free(st);
         free(errs);
@@ -217,11 +206,9 @@ void Kl_batch_flush_keys(writer_thread *t, flush_outcome *o)
         return;
     }
     Kl_batch_keys_each(t, collect_key, &l);
-    if (o->only_due)
-        qsort(l.v, l.n, sizeof *l.v, by_age);
+    if (o->only_due) qsort(l.v, l.n, sizeof *l.v, by_age);
     Kl_batch_write_set(t, l.v, l.n, st, errs);
-    for (size_t i = 0; i < l.n; i++)
-        flush_done(t, l.v[i], o, st[i], &errs[i]);
+    for (size_t i = 0; i < l.n; i++) flush_done(t, l.v[i], o, st[i], &errs[i]);
     free(l.v);
     free(st);
     free(errs);

@@ -49,30 +49,30 @@
  * so that queueing costs a single allocation (carved from qarena.c). */
 typedef struct queued_append {
     struct queued_append *next;
-    void *chunk;               /* for Kl_qarena_free */
+    void *chunk; /* for Kl_qarena_free */
     uint64_t hash;
     const char *keyspace;
     const char *key;
     size_t count;
-    uint64_t bytes;            /* payload bytes */
-    int64_t queued_ms;         /* monotonic time of the append */
-    kl_insertion recs[];       /* data points into the same block */
+    uint64_t bytes;      /* payload bytes */
+    int64_t queued_ms;   /* monotonic time of the append */
+    kl_insertion recs[]; /* data points into the same block */
 } queued_append;
 
 /* The pending records and error state of one key. */
 typedef struct key_batch {
-    kl_hnode node;               /* in its thread's key table; the key hash */
+    kl_hnode node; /* in its thread's key table; the key hash */
     char *keyspace;
     char *key;
-    queued_append *head, *tail;  /* pending appends, oldest first */
+    queued_append *head, *tail; /* pending appends, oldest first */
     uint64_t records;
     uint64_t bytes;
-    int64_t oldest_ms;           /* monotonic time the batch became non-empty */
-    int ready;                   /* full, in its thread's ready list */
+    int64_t oldest_ms; /* monotonic time the batch became non-empty */
+    int ready;         /* full, in its thread's ready list */
     /* A retryable write failure: records stay pending, appends refused. */
     int failing;
     unsigned failed_attempts;
-    int64_t retry_at_ms;         /* monotonic; no automatic retry before */
+    int64_t retry_at_ms; /* monotonic; no automatic retry before */
     kl_error fail_err;
     /* Dropped records, still to be reported to an append and a flush. */
     int lost_unseen_by_append;
@@ -83,7 +83,7 @@ typedef struct key_batch {
 typedef enum request_kind {
     REQ_FLUSH_KEY,
     REQ_FLUSH_ALL,
-    REQ_CHECK          /* duty_cycle: run the due flushes now */
+    REQ_CHECK /* duty_cycle: run the due flushes now */
 } request_kind;
 
 /* A caller waiting for its writer thread; the caller's memory (its stack,
@@ -94,7 +94,7 @@ typedef struct request {
     const char *keyspace;
     const char *key;
     uint64_t hash;
-    uint64_t queued_before;      /* appends queued before the request */
+    uint64_t queued_before; /* appends queued before the request */
     int done;
     kl_status status;
     kl_error err;
@@ -107,9 +107,9 @@ typedef struct writer_thread {
     pthread_t tid;
     int started;
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;      /* queue, requests or stop for the thread */
-    pthread_cond_t space_cv;     /* queue space for blocked appenders */
-    pthread_cond_t done_cv;      /* completed requests for their callers */
+    pthread_cond_t work_cv;  /* queue, requests or stop for the thread */
+    pthread_cond_t space_cv; /* queue space for blocked appenders */
+    pthread_cond_t done_cv;  /* completed requests for their callers */
     queued_append *q_head, *q_tail;
     size_t queued;
     uint64_t queued_records, queued_bytes;
@@ -118,14 +118,14 @@ typedef struct writer_thread {
      * wakes the thread early).  While the queue holds less, no batch can
      * be full, so the thread may sleep until the next check. */
     uint64_t room_records, room_bytes;
-    int room_stale;              /* a batch was written: recompute */
-    int wake;                    /* an appender asked for a drain */
+    int room_stale; /* a batch was written: recompute */
+    int wake;       /* an appender asked for a drain */
     size_t space_waiters;
-    uint64_t enqueued_total;     /* sequence numbers of queued appends */
+    uint64_t enqueued_total; /* sequence numbers of queued appends */
     uint64_t drained_total;
     request *requests;
     int stopping;
-    kl_htab keys;                /* key_batch by keyspace+key (batch_keys.c) */
+    kl_htab keys; /* key_batch by keyspace+key (batch_keys.c) */
     /* Full batches found while draining, written together (in parallel)
      * at the end of the round or when writes_in_flight are ready. */
     key_batch **ready;
@@ -138,14 +138,13 @@ struct batch_writer {
     kl_batch_config cfg;
     size_t n_threads;
     writer_thread *threads;
-    kl_workpool *pool;           /* writes_in_flight - 1 helpers shared by
-                                    all threads, or NULL (batch_flush.c) */
+    kl_workpool *pool; /* writes_in_flight - 1 helpers shared by
+                          all threads, or NULL (batch_flush.c) */
 };
 
 static inline void copy_error(kl_error *dst, const kl_error *src)
 {
-    if (dst)
-        *dst = *src;
+    if (dst) *dst = *src;
 }
 
 /* batch_thread.c: the writer threads.  Each function takes t->mu itself;
@@ -160,9 +159,8 @@ void Kl_batch_thread_free(writer_thread *t);
 /* Queues qa (NULL for an append of no records) for its key, unless the key
  * has an error to report, which is returned (and qa freed).  Blocks while
  * the queue is full. */
-kl_status Kl_batch_thread_enqueue(writer_thread *t, queued_append *qa,
-                                  uint64_t hash, const char *keyspace,
-                                  const char *key, kl_error *err);
+kl_status Kl_batch_thread_enqueue(writer_thread *t, queued_append *qa, uint64_t hash,
+                                  const char *keyspace, const char *key, kl_error *err);
 /* Hands r (kind and, for REQ_FLUSH_KEY, the key set) to t; then
  * Kl_batch_thread_wait returns its outcome once t has served it. */
 void Kl_batch_thread_post(writer_thread *t, request *r);
@@ -171,8 +169,8 @@ kl_status Kl_batch_thread_wait(writer_thread *t, request *r, kl_error *err);
 /* The outcome of a flush covering one or more keys: the first error and
  * how many keys had one. */
 typedef struct flush_outcome {
-    int only_due;          /* timer/duty cycle: write only due batches */
-    int64_t now;           /* ... as of this monotonic time */
+    int only_due; /* timer/duty cycle: write only due batches */
+    int64_t now;  /* ... as of this monotonic time */
     size_t failed_keys;
     kl_status status;
     kl_error err;
@@ -183,8 +181,7 @@ typedef struct flush_outcome {
 /* Writes the batches of keys v[0..n) (distinct keys), several at once.
  * st[i] gets each key's outcome (Kl_batch_result), errs[i] its message;
  * either may be NULL.  Keys without records count as written. */
-void Kl_batch_write_set(writer_thread *t, key_batch **v, size_t n,
-                        kl_status *st, kl_error *errs);
+void Kl_batch_write_set(writer_thread *t, key_batch **v, size_t n, kl_status *st, kl_error *errs);
 /* The batch has reached a flush threshold. */
 int Kl_batch_full(const batch_writer *bw, const key_batch *kb);
 /* The batch should be written now: full, old, or a failing key's retry. */
@@ -199,17 +196,15 @@ void Kl_batch_flush_key(writer_thread *t, key_batch *kb, flush_outcome *o);
 void Kl_batch_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Records the inner writer's answer st (message e) to a write of kb:
  * written, failing (kept for a retry) or rejected (dropped, loss noted). */
-void Kl_batch_note_result(batch_writer *bw, key_batch *kb, kl_status st,
-                          const kl_error *e);
+void Kl_batch_note_result(batch_writer *bw, key_batch *kb, kl_status st, const kl_error *e);
 /* What a write of kb reports to the flush that made it, once noted. */
 kl_status Kl_batch_result(const key_batch *kb, kl_status st, kl_error *err);
 /* What a flush covering kb reports (consumes a loss). */
 kl_status Kl_batch_error_for_flush(key_batch *kb, kl_error *err);
 /* What an append to the key reports instead of queueing (consumes a
  * loss); KL_OK when it may queue.  Appenders call it under t->mu. */
-kl_status Kl_batch_error_for_append(writer_thread *t, uint64_t hash,
-                                    const char *keyspace, const char *key,
-                                    kl_error *err);
+kl_status Kl_batch_error_for_append(writer_thread *t, uint64_t hash, const char *keyspace,
+                                    const char *key, kl_error *err);
 /* Logs kb's records as lost (destroy, after the last attempt). */
 void Kl_batch_report_lost(const key_batch *kb);
 
@@ -217,15 +212,14 @@ void Kl_batch_report_lost(const key_batch *kb);
  * functions are for the writer thread, under t->mu, except
  * Kl_batch_key_find, which appenders may call under t->mu too. */
 uint64_t Kl_batch_key_hash(const char *keyspace, const char *key);
-queued_append *Kl_batch_append_new(const char *keyspace, const char *key,
-                                   uint64_t hash, const kl_insertion *ins,
-                                   size_t n);
+queued_append *Kl_batch_append_new(const char *keyspace, const char *key, uint64_t hash,
+                                   const kl_insertion *ins, size_t n);
 int Kl_batch_keys_init(writer_thread *t);
 /* Frees the table, not the keys (Kl_batch_key_drop them first). */
 void Kl_batch_keys_free(writer_thread *t);
 size_t Kl_batch_keys_count(const writer_thread *t);
-key_batch *Kl_batch_key_find(writer_thread *t, uint64_t hash,
-                             const char *keyspace, const char *key);
+key_batch *Kl_batch_key_find(writer_thread *t, uint64_t hash, const char *keyspace,
+                             const char *key);
 /* The batch of qa's key, added empty if new; NULL when out of memory. */
 key_batch *Kl_batch_key_get(writer_thread *t, const queued_append *qa);
 /* Empties the batch (its records are written or dropped). */
@@ -234,7 +228,6 @@ void Kl_batch_key_release_if_idle(writer_thread *t, key_batch *kb);
 /* Removes and frees the key whatever it holds. */
 void Kl_batch_key_drop(writer_thread *t, key_batch *kb);
 /* Calls fn on every key; fn may release or drop the key it is given. */
-void Kl_batch_keys_each(writer_thread *t,
-                        void (*fn)(writer_thread *, key_batch *, void *),
+void Kl_batch_keys_each(writer_thread *t, void (*fn)(writer_thread *, key_batch *, void *),
                         void *arg);
 #endif

@@ -38,20 +38,16 @@ uint64_t Kl_batch_key_hash(const char *keyspace, const char *key)
 
 /* Copies names, records and payloads into one block.  Records without a
  * timestamp get the current time now, so batching does not shift them. */
-queued_append *Kl_batch_append_new(const char *keyspace, const char *key,
-                                   uint64_t hash, const kl_insertion *ins,
-                                   size_t n)
+queued_append *Kl_batch_append_new(const char *keyspace, const char *key, uint64_t hash,
+                                   const kl_insertion *ins, size_t n)
 {
     size_t ks_len = strlen(keyspace) + 1, key_len = strlen(key) + 1;
-    size_t size = sizeof(queued_append) + n * sizeof(kl_insertion)
-                  + ks_len + key_len;
+    size_t size = sizeof(queued_append) + n * sizeof(kl_insertion) + ks_len + key_len;
     uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += ins[i].len;
+    for (size_t i = 0; i < n; i++) bytes += ins[i].len;
     void *chunk;
     queued_append *qa = Kl_qarena_alloc(size + bytes, &chunk);
-    if (!qa)
-        return NULL;
+    if (!qa) return NULL;
     qa->chunk = chunk;
     char *p = (char *)&qa->recs[n];
     qa->next = NULL;
@@ -67,8 +63,7 @@ queued_append *Kl_batch_append_new(const char *keyspace, const char *key,
     for (size_t i = 0; i < n; i++) {
         qa->recs[i] = ins[i];
         qa->recs[i].data = p;
-        if (ins[i].len)
-            memcpy(p, ins[i].data, ins[i].len);
+        if (ins[i].len) memcpy(p, ins[i].data, ins[i].len);
         p += ins[i].len;
         if (!ins[i].has_timestamp) {
             qa->recs[i].has_timestamp = 1;
@@ -87,20 +82,11 @@ static void appends_free(queued_append *qa)
     }
 }
 
-int Kl_batch_keys_init(writer_thread *t)
-{
-    return Kl_htab_init(&t->keys, INITIAL_BUCKETS);
-}
+int Kl_batch_keys_init(writer_thread *t) { return Kl_htab_init(&t->keys, INITIAL_BUCKETS); }
 
-void Kl_batch_keys_free(writer_thread *t)
-{
-    Kl_htab_free(&t->keys);
-}
+void Kl_batch_keys_free(writer_thread *t) { Kl_htab_free(&t->keys); }
 
-size_t Kl_batch_keys_count(const writer_thread *t)
-{
-    return t->keys.count;
-}
+size_t Kl_batch_keys_count(const writer_thread *t) { return t->keys.count; }
 
 typedef struct key_name {
     const char *keyspace;
@@ -114,10 +100,9 @@ static int key_eq(const kl_hnode *n, const void *arg)
     return !strcmp(kb->keyspace, name->keyspace) && !strcmp(kb->key, name->key);
 }
 
-key_batch *Kl_batch_key_find(writer_thread *t, uint64_t hash,
-                             const char *keyspace, const char *key)
+key_batch *Kl_batch_key_find(writer_thread *t, uint64_t hash, const char *keyspace, const char *key)
 {
-    key_name name = { keyspace, key };
+    key_name name = {keyspace, key};
     kl_hnode *n = Kl_htab_find(&t->keys, hash, key_eq, &name);
     return n ? KL_HENTRY(n, key_batch, node) : NULL;
 }
@@ -125,13 +110,10 @@ key_batch *Kl_batch_key_find(writer_thread *t, uint64_t hash,
 key_batch *Kl_batch_key_get(writer_thread *t, const queued_append *qa)
 {
     key_batch *kb = Kl_batch_key_find(t, qa->hash, qa->keyspace, qa->key);
-    if (kb)
-        return kb;
+    if (kb) return kb;
     kb = calloc(1, sizeof *kb);
-    if (!kb || !(kb->keyspace = strdup(qa->keyspace))
-        || !(kb->key = strdup(qa->key))) {
-        if (kb)
-            free(kb->keyspace);
+    if (!kb || !(kb->keyspace = strdup(qa->keyspace)) || !(kb->key = strdup(qa->key))) {
+        if (kb) free(kb->keyspace);
         free(kb);
         return NULL;
     }
@@ -158,17 +140,14 @@ void Kl_batch_key_drop(writer_thread *t, key_batch *kb)
 /* Drops a key's state once it holds nothing: no records, nothing to report. */
 void Kl_batch_key_release_if_idle(writer_thread *t, key_batch *kb)
 {
-    if (kb->records || kb->failing || kb->lost_unseen_by_append
-        || kb->lost_unseen_by_flush)
-        return;
+    if (kb->records || kb->failing || kb->lost_unseen_by_append || kb->lost_unseen_by_flush) return;
     Kl_batch_key_drop(t, kb);
 }
 
 /* htab.h has no iterator, so this walks its buckets: fn may remove the
  * key it is given (the chain's next is read first) but never inserts, so
  * the table does not grow under the walk. */
-void Kl_batch_keys_each(writer_thread *t,
-                        void (*fn)(writer_thread *, key_batch *, void *),
+void Kl_batch_keys_each(writer_thread *t, void (*fn)(writer_thread *, key_batch *, void *),
                         void *arg)
 {
     for (size_t i = 0; i < t->keys.n_buckets; i++) {

@@ -35,8 +35,7 @@
  * that a wall clock step neither flushes everything nor stalls flushing. */
 static struct timespec mono_deadline(int64_t ms)
 {
-    struct timespec ts = { .tv_sec = ms / 1000,
-                           .tv_nsec = (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     return ts;
 }
 
@@ -55,17 +54,14 @@ static void room_note(writer_thread *t, const key_batch *kb)
     const kl_batch_config *c = &t->owner->cfg;
     uint64_t r = room_left(c->batch_flush_record_count_threshold, kb->records);
     uint64_t b = room_left(c->batch_flush_size_threshold, kb->bytes);
-    if (r < t->room_records)
-        t->room_records = r;
-    if (b < t->room_bytes)
-        t->room_bytes = b;
+    if (r < t->room_records) t->room_records = r;
+    if (b < t->room_bytes) t->room_bytes = b;
 }
 
 static void room_note_key(writer_thread *t, key_batch *kb, void *arg)
 {
     (void)arg;
-    if (kb->records)
-        room_note(t, kb);
+    if (kb->records) room_note(t, kb);
 }
 
 /* Recomputes the room from every key (after writes freed some). */
@@ -82,16 +78,12 @@ static void room_recompute(writer_thread *t)
 /* ------------------------------------------------------------------ */
 
 /* How many full batches wait to be written together. */
-static size_t ready_cap(const batch_writer *bw)
-{
-    return bw->cfg.writes_in_flight;
-}
+static size_t ready_cap(const batch_writer *bw) { return bw->cfg.writes_in_flight; }
 
 /* Writes the full batches found while draining, in parallel. */
 static void ready_write(writer_thread *t)
 {
-    if (!t->n_ready)
-        return;
+    if (!t->n_ready) return;
     Kl_batch_write_set(t, t->ready, t->n_ready, NULL, NULL);
     for (size_t i = 0; i < t->n_ready; i++) {
         t->ready[i]->ready = 0;
@@ -108,33 +100,28 @@ static void take_one(writer_thread *t)
     batch_writer *bw = t->owner;
     queued_append *qa = t->q_head;
     t->q_head = qa->next;
-    if (!t->q_head)
-        t->q_tail = NULL;
+    if (!t->q_head) t->q_tail = NULL;
     qa->next = NULL;
     t->queued--;
     t->queued_records -= qa->count;
     t->queued_bytes -= qa->bytes;
     t->drained_total++;
-    if (t->space_waiters)
-        pthread_cond_broadcast(&t->space_cv);
+    if (t->space_waiters) pthread_cond_broadcast(&t->space_cv);
 
     /* A full batch is written before it takes more (so a batch exceeds
      * the size threshold by its last append at most); writing may free
      * the key, hence the second lookup. */
     key_batch *kb = Kl_batch_key_find(t, qa->hash, qa->keyspace, qa->key);
-    if (kb && kb->ready)
-        ready_write(t);
+    if (kb && kb->ready) ready_write(t);
     kb = Kl_batch_key_get(t, qa);
     if (!kb) {
-        Kl_batch_log("%s/%s: %zu records DROPPED: out of memory",
-                     qa->keyspace, qa->key, qa->count);
+        Kl_batch_log("%s/%s: %zu records DROPPED: out of memory", qa->keyspace, qa->key, qa->count);
         Kl_qarena_free(qa, qa->chunk);
         return;
     }
     /* A batch's age counts from its oldest append, not from when this
      * thread got round to it: the flush interval bounds the real delay. */
-    if (!kb->records)
-        kb->oldest_ms = qa->queued_ms;
+    if (!kb->records) kb->oldest_ms = qa->queued_ms;
     if (kb->tail)
         kb->tail->next = qa;
     else
@@ -145,8 +132,7 @@ static void take_one(writer_thread *t)
     if (Kl_batch_full(bw, kb) && Kl_batch_due(bw, kb, kl_mono_ms())) {
         kb->ready = 1;
         t->ready[t->n_ready++] = kb;
-        if (t->n_ready == ready_cap(bw))
-            ready_write(t);
+        if (t->n_ready == ready_cap(bw)) ready_write(t);
     } else {
         room_note(t, kb);
         Kl_batch_key_release_if_idle(t, kb);
@@ -156,8 +142,7 @@ static void take_one(writer_thread *t)
 /* Moves appends into batches until everything queued before `seq` is. */
 static void drain_until(writer_thread *t, uint64_t seq)
 {
-    while (t->drained_total < seq && t->q_head)
-        take_one(t);
+    while (t->drained_total < seq && t->q_head) take_one(t);
     ready_write(t);
 }
 
@@ -169,26 +154,25 @@ static void outcome_to_request(const flush_outcome *o, request *r)
 {
     r->status = o->status;
     if (o->failed_keys > 1)
-        kl_seterr(&r->err, o->status, "%zu keys have unwritten or lost "
-                  "records; the first: %s", o->failed_keys, o->err.msg);
+        kl_seterr(&r->err, o->status,
+                  "%zu keys have unwritten or lost "
+                  "records; the first: %s",
+                  o->failed_keys, o->err.msg);
     else if (o->failed_keys)
         r->err = o->err;
 }
 
 static void handle_request(writer_thread *t, request *r)
 {
-    flush_outcome o = { .status = KL_OK };
+    flush_outcome o = {.status = KL_OK};
     drain_until(t, r->queued_before);
     switch (r->kind) {
     case REQ_FLUSH_KEY: {
         key_batch *kb = Kl_batch_key_find(t, r->hash, r->keyspace, r->key);
-        if (kb)
-            Kl_batch_flush_key(t, kb, &o);
+        if (kb) Kl_batch_flush_key(t, kb, &o);
         break;
     }
-    case REQ_FLUSH_ALL:
-        Kl_batch_flush_keys(t, &o);
-        break;
+    case REQ_FLUSH_ALL: Kl_batch_flush_keys(t, &o); break;
     case REQ_CHECK:
         o.only_due = 1;
         o.now = kl_mono_ms();
@@ -212,7 +196,7 @@ static void handle_requests(writer_thread *t)
         list = next;
     }
     for (request *r = rev, *next; r; r = next) {
-        next = r->next;      /* r may be gone once done is seen */
+        next = r->next; /* r may be gone once done is seen */
         handle_request(t, r);
     }
     room_recompute(t);
@@ -222,7 +206,7 @@ static void handle_requests(writer_thread *t)
 /* The timer: writes the batches that are due. */
 static void write_due_batches(writer_thread *t)
 {
-    flush_outcome o = { .only_due = 1, .now = kl_mono_ms() };
+    flush_outcome o = {.only_due = 1, .now = kl_mono_ms()};
     Kl_batch_flush_keys(t, &o);
     room_recompute(t);
 }
@@ -240,8 +224,8 @@ static void report_lost_at_shutdown(writer_thread *t, key_batch *kb, void *arg)
 static void thread_shutdown(writer_thread *t)
 {
     drain_until(t, t->enqueued_total);
-    flush_outcome o = { .status = KL_OK };
-    Kl_batch_flush_keys(t, &o);  /* frees the keys that were written */
+    flush_outcome o = {.status = KL_OK};
+    Kl_batch_flush_keys(t, &o); /* frees the keys that were written */
     Kl_batch_keys_each(t, report_lost_at_shutdown, NULL);
 }
 
@@ -260,11 +244,9 @@ static void *thread_main(void *arg)
          * time checks are not starved by a steady stream of appends. */
         if (t->wake || now >= next_check) {
             t->wake = 0;
-            for (size_t budget = t->queued; budget && t->q_head; budget--)
-                take_one(t);
+            for (size_t budget = t->queued; budget && t->q_head; budget--) take_one(t);
             ready_write(t);
-            if (t->room_stale)
-                room_recompute(t);
+            if (t->room_stale) room_recompute(t);
         }
         if (t->requests) {
             handle_requests(t);
@@ -276,10 +258,8 @@ static void *thread_main(void *arg)
             next_check = kl_mono_ms() + (int64_t)bw->cfg.batch_check_interval_millis;
             continue;
         }
-        if (t->wake)
-            continue;
-        if (t->stopping)
-            break;
+        if (t->wake) continue;
+        if (t->stopping) break;
         struct timespec deadline = mono_deadline(next_check);
         pthread_cond_timedwait(&t->work_cv, &t->mu, &deadline);
     }
@@ -294,17 +274,16 @@ static void *thread_main(void *arg)
 
 /* Appenders wait here for queue space, and ask for a drain when the
  * queue may fill a batch (the room), holds WAKE_APPENDS or is full. */
-kl_status Kl_batch_thread_enqueue(writer_thread *t, queued_append *qa,
-                                  uint64_t hash, const char *keyspace,
-                                  const char *key, kl_error *err)
+kl_status Kl_batch_thread_enqueue(writer_thread *t, queued_append *qa, uint64_t hash,
+                                  const char *keyspace, const char *key, kl_error *err)
 {
     kl_status st;
     size_t cap = t->owner->cfg.writer_thread_queue_capacity;
     pthread_mutex_lock(&t->mu);
     /* The key's error is checked again after every wait: it may have
      * appeared while this caller was blocked on a full queue. */
-    while (!(st = Kl_batch_error_for_append(t, hash, keyspace, key, err))
-           && qa && cap && t->queued >= cap) {
+    while (!(st = Kl_batch_error_for_append(t, hash, keyspace, key, err)) && qa && cap &&
+           t->queued >= cap) {
         t->wake = 1;
         pthread_cond_signal(&t->work_cv);
         t->space_waiters++;
@@ -322,15 +301,15 @@ kl_status Kl_batch_thread_enqueue(writer_thread *t, queued_append *qa,
         t->queued_bytes += qa->bytes;
         t->enqueued_total++;
         qa = NULL;
-        if (!t->wake && (t->queued >= WAKE_APPENDS || (cap && t->queued >= cap)
-                         || t->queued_records >= t->room_records
-                         || t->queued_bytes >= t->room_bytes)) {
+        if (!t->wake &&
+            (t->queued >= WAKE_APPENDS || (cap && t->queued >= cap) ||
+             t->queued_records >= t->room_records || t->queued_bytes >= t->room_bytes)) {
             t->wake = 1;
             pthread_cond_signal(&t->work_cv);
         }
     }
     pthread_mutex_unlock(&t->mu);
-    if (qa)                       /* not queued: the key has an error */
+    if (qa) /* not queued: the key has an error */
         Kl_qarena_free(qa, qa->chunk);
     return st;
 }
@@ -350,11 +329,9 @@ void Kl_batch_thread_post(writer_thread *t, request *r)
 kl_status Kl_batch_thread_wait(writer_thread *t, request *r, kl_error *err)
 {
     pthread_mutex_lock(&t->mu);
-    while (!r->done)
-        pthread_cond_wait(&t->done_cv, &t->mu);
+    while (!r->done) pthread_cond_wait(&t->done_cv, &t->mu);
     pthread_mutex_unlock(&t->mu);
-    if (r->status)
-        copy_error(err, &r->err);
+    if (r->status) copy_error(err, &r->err);
     return r->status;
 }
 
@@ -368,8 +345,7 @@ int Kl_batch_thread_init(batch_writer *bw, writer_thread *t)
     t->owner = bw;
     t->room_records = bw->cfg.batch_flush_record_count_threshold;
     t->room_bytes = bw->cfg.batch_flush_size_threshold;
-    if (Kl_batch_keys_init(t) < 0
-        || !(t->ready = calloc(ready_cap(bw), sizeof *t->ready)))
+    if (Kl_batch_keys_init(t) < 0 || !(t->ready = calloc(ready_cap(bw), sizeof *t->ready)))
         return -1;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -384,15 +360,13 @@ int Kl_batch_thread_init(batch_writer *bw, writer_thread *t)
 int Kl_batch_thread_start(writer_thread *t)
 {
     int rc = pthread_create(&t->tid, NULL, thread_main, t);
-    if (!rc)
-        t->started = 1;
+    if (!rc) t->started = 1;
     return rc;
 }
 
 void Kl_batch_thread_stop(writer_thread *t)
 {
-    if (!t->started)
-        return;
+    if (!t->started) return;
     pthread_mutex_lock(&t->mu);
     t->stopping = 1;
     pthread_cond_signal(&t->work_cv);

@@ -39,7 +39,7 @@
 #include <string.h>
 
 /* More threads than this is certainly a configuration mistake. */
-#define MAX_WRITER_THREADS 1024
+#define MAX_WRITER_THREADS   1024
 #define MAX_WRITES_IN_FLIGHT 256
 
 /* Threads use the high bits, the key table (htab.h) the low ones, so that
@@ -53,27 +53,27 @@ static writer_thread *thread_for(batch_writer *bw, uint64_t hash)
 /* Caller side                                                         */
 /* ------------------------------------------------------------------ */
 
-static kl_status validate_append(const char *keyspace, const char *key,
-                                 const kl_insertion *ins, size_t n,
-                                 kl_error *err)
+static kl_status validate_append(const char *keyspace, const char *key, const kl_insertion *ins,
+                                 size_t n, kl_error *err)
 {
     kl_status st;
-    if ((st = kl_validate_name("keyspace", keyspace, err))
-        || (st = kl_validate_name("key", key, err)))
+    if ((st = kl_validate_name("keyspace", keyspace, err)) ||
+        (st = kl_validate_name("key", key, err)))
         return st;
-    if (n && !ins)
-        return kl_seterr(err, KL_EINVAL, "append: %zu records but no array", n);
+    if (n && !ins) return kl_seterr(err, KL_EINVAL, "append: %zu records but no array", n);
     for (size_t i = 0; i < n; i++) {
         if (ins[i].len > KL_RECORD_MAX)
-            return kl_seterr(err, KL_EINVAL, "%s/%s: record %zu is %zu bytes, "
-                             "over the limit of %u", keyspace, key, i,
-                             ins[i].len, KL_RECORD_MAX);
+            return kl_seterr(err, KL_EINVAL,
+                             "%s/%s: record %zu is %zu bytes, "
+                             "over the limit of %u",
+                             keyspace, key, i, ins[i].len, KL_RECORD_MAX);
         if (ins[i].len && !ins[i].data)
-            return kl_seterr(err, KL_EINVAL, "%s/%s: record %zu has no data",
-                             keyspace, key, i);
+            return kl_seterr(err, KL_EINVAL, "%s/%s: record %zu has no data", keyspace, key, i);
         if (ins[i].has_nonce && ins[i].nonce == KL_NONCE_NONE)
-            return kl_seterr(err, KL_EINVAL, "%s/%s: record %zu uses the "
-                             "reserved nonce 2^128-1", keyspace, key, i);
+            return kl_seterr(err, KL_EINVAL,
+                             "%s/%s: record %zu uses the "
+                             "reserved nonce 2^128-1",
+                             keyspace, key, i);
     }
     return KL_OK;
 }
@@ -83,24 +83,23 @@ static kl_status bw_append(kl_writer *w, const char *keyspace, const char *key,
 {
     batch_writer *bw = (batch_writer *)w;
     kl_status st = validate_append(keyspace, key, ins, n, err);
-    if (st)
-        return st;
+    if (st) return st;
     uint64_t hash = Kl_batch_key_hash(keyspace, key);
     writer_thread *t = thread_for(bw, hash);
     queued_append *qa = NULL;
     if (n && !(qa = Kl_batch_append_new(keyspace, key, hash, ins, n)))
-        return kl_seterr(err, KL_ENOMEM, "%s/%s: out of memory queueing %zu "
-                         "records", keyspace, key, n);
+        return kl_seterr(err, KL_ENOMEM,
+                         "%s/%s: out of memory queueing %zu "
+                         "records",
+                         keyspace, key, n);
     return Kl_batch_thread_enqueue(t, qa, hash, keyspace, key, err);
 }
 
 /* Runs one request kind on every thread in parallel; the first error wins. */
-static kl_status request_all_threads(batch_writer *bw, request_kind kind,
-                                     kl_error *err)
+static kl_status request_all_threads(batch_writer *bw, request_kind kind, kl_error *err)
 {
     request *reqs = calloc(bw->n_threads, sizeof *reqs);
-    if (!reqs)
-        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (!reqs) return kl_seterr(err, KL_ENOMEM, "out of memory");
     for (size_t i = 0; i < bw->n_threads; i++) {
         reqs[i].kind = kind;
         Kl_batch_thread_post(&bw->threads[i], &reqs[i]);
@@ -118,20 +117,20 @@ static kl_status request_all_threads(batch_writer *bw, request_kind kind,
     return first;
 }
 
-static kl_status bw_flush_key(kl_writer *w, const char *keyspace,
-                              const char *key, kl_error *err)
+static kl_status bw_flush_key(kl_writer *w, const char *keyspace, const char *key, kl_error *err)
 {
     batch_writer *bw = (batch_writer *)w;
     kl_status st;
-    if ((st = kl_validate_name("keyspace", keyspace, err))
-        || (st = kl_validate_name("key", key, err)))
+    if ((st = kl_validate_name("keyspace", keyspace, err)) ||
+        (st = kl_validate_name("key", key, err)))
         return st;
-    request r = { .kind = REQ_FLUSH_KEY, .keyspace = keyspace, .key = key,
-                  .hash = Kl_batch_key_hash(keyspace, key) };
+    request r = {.kind = REQ_FLUSH_KEY,
+                 .keyspace = keyspace,
+                 .key = key,
+                 .hash = Kl_batch_key_hash(keyspace, key)};
     writer_thread *t = thread_for(bw, r.hash);
     Kl_batch_thread_post(t, &r);
-    if ((st = Kl_batch_thread_wait(t, &r, err)))
-        return st;
+    if ((st = Kl_batch_thread_wait(t, &r, err))) return st;
     return bw->inner->ops->flush_key(bw->inner, keyspace, key, err);
 }
 
@@ -139,8 +138,7 @@ static kl_status bw_flush_all(kl_writer *w, kl_error *err)
 {
     batch_writer *bw = (batch_writer *)w;
     kl_status st = request_all_threads(bw, REQ_FLUSH_ALL, err);
-    if (st)
-        return st;
+    if (st) return st;
     return bw->inner->ops->flush_all(bw->inner, err);
 }
 
@@ -151,13 +149,12 @@ static kl_status bw_duty_cycle(kl_writer *w, kl_error *err)
 {
     batch_writer *bw = (batch_writer *)w;
     kl_status st = request_all_threads(bw, REQ_CHECK, err);
-    if (st)
-        return st;
+    if (st) return st;
     return bw->inner->ops->duty_cycle(bw->inner, err);
 }
 
-static kl_status bw_create_keyspace(kl_writer *w, const char *keyspace,
-                                    int64_t *created, kl_error *err)
+static kl_status bw_create_keyspace(kl_writer *w, const char *keyspace, int64_t *created,
+                                    kl_error *err)
 {
     batch_writer *bw = (batch_writer *)w;
     return bw->inner->ops->create_keyspace(bw->inner, keyspace, created, err);
@@ -169,10 +166,8 @@ static kl_status bw_create_keyspace(kl_writer *w, const char *keyspace,
 
 static void batch_writer_free(batch_writer *bw, size_t n_initialised)
 {
-    for (size_t i = 0; i < n_initialised; i++)
-        Kl_batch_thread_stop(&bw->threads[i]);
-    for (size_t i = 0; i < n_initialised; i++)
-        Kl_batch_thread_free(&bw->threads[i]);
+    for (size_t i = 0; i < n_initialised; i++) Kl_batch_thread_stop(&bw->threads[i]);
+    for (size_t i = 0; i < n_initialised; i++) Kl_batch_thread_free(&bw->threads[i]);
     free(bw->threads);
     Kl_workpool_free(bw->pool);
     free(bw);
@@ -181,10 +176,8 @@ static void batch_writer_free(batch_writer *bw, size_t n_initialised)
 static void bw_destroy(kl_writer *w)
 {
     batch_writer *bw = (batch_writer *)w;
-    if (!bw)
-        return;
-    for (size_t i = 0; i < bw->n_threads; i++)
-        Kl_batch_thread_stop(&bw->threads[i]);
+    if (!bw) return;
+    for (size_t i = 0; i < bw->n_threads; i++) Kl_batch_thread_stop(&bw->threads[i]);
     kl_error e;
     if (bw->inner->ops->flush_all(bw->inner, &e))
         Kl_batch_log("flushing the inner writer at shutdown failed: %s", e.msg);
@@ -203,40 +196,42 @@ static const kl_writer_ops batch_writer_ops = {
 static kl_status check_config(const kl_batch_config *c, kl_error *err)
 {
     if (c->writer_thread_count < 1 || c->writer_thread_count > MAX_WRITER_THREADS)
-        return kl_seterr(err, KL_EINVAL, "batcher: writer_thread_count must be "
-                         "1..%d, not %zu", MAX_WRITER_THREADS,
-                         c->writer_thread_count);
-    if (c->batch_check_interval_millis < 1
-        || c->batch_check_interval_millis > INT32_MAX)
-        return kl_seterr(err, KL_EINVAL, "batcher: batch_check_interval_millis "
-                         "must be 1..%d", INT32_MAX);
+        return kl_seterr(err, KL_EINVAL,
+                         "batcher: writer_thread_count must be "
+                         "1..%d, not %zu",
+                         MAX_WRITER_THREADS, c->writer_thread_count);
+    if (c->batch_check_interval_millis < 1 || c->batch_check_interval_millis > INT32_MAX)
+        return kl_seterr(err, KL_EINVAL,
+                         "batcher: batch_check_interval_millis "
+                         "must be 1..%d",
+                         INT32_MAX);
     if (c->writes_in_flight < 1 || c->writes_in_flight > MAX_WRITES_IN_FLIGHT)
-        return kl_seterr(err, KL_EINVAL, "batcher: writes_in_flight must be "
-                         "1..%d, not %zu", MAX_WRITES_IN_FLIGHT,
-                         c->writes_in_flight);
+        return kl_seterr(err, KL_EINVAL,
+                         "batcher: writes_in_flight must be "
+                         "1..%d, not %zu",
+                         MAX_WRITES_IN_FLIGHT, c->writes_in_flight);
     if (c->batch_flush_interval_millis > INT32_MAX)
-        return kl_seterr(err, KL_EINVAL, "batcher: batch_flush_interval_millis "
-                         "must be at most %d", INT32_MAX);
+        return kl_seterr(err, KL_EINVAL,
+                         "batcher: batch_flush_interval_millis "
+                         "must be at most %d",
+                         INT32_MAX);
     return KL_OK;
 }
 
-kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
-                              kl_writer **out, kl_error *err)
+kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg, kl_writer **out,
+                              kl_error *err)
 {
     kl_batch_config defaults;
     kl_status st;
     *out = NULL;
-    if (!inner)
-        return kl_seterr(err, KL_EINVAL, "batch writer: no inner writer");
+    if (!inner) return kl_seterr(err, KL_EINVAL, "batch writer: no inner writer");
     if (!cfg) {
         kl_batch_config_init(&defaults);
         cfg = &defaults;
     }
-    if ((st = check_config(cfg, err)))
-        return st;
+    if ((st = check_config(cfg, err))) return st;
     batch_writer *bw = calloc(1, sizeof *bw);
-    if (!bw || !(bw->threads = calloc(cfg->writer_thread_count,
-                                      sizeof *bw->threads))) {
+    if (!bw || !(bw->threads = calloc(cfg->writer_thread_count, sizeof *bw->threads))) {
         free(bw);
         return kl_seterr(err, KL_ENOMEM, "batch writer: out of memory");
     }
@@ -247,11 +242,12 @@ kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
     /* Each writer thread writes too: with writes_in_flight - 1 helpers it
      * has writes_in_flight going at most (all threads together: up to
      * writes_in_flight - 1 + writer_thread_count, batch_flush.c). */
-    if (cfg->writes_in_flight > 1
-        && !(bw->pool = Kl_workpool_new(cfg->writes_in_flight - 1))) {
+    if (cfg->writes_in_flight > 1 && !(bw->pool = Kl_workpool_new(cfg->writes_in_flight - 1))) {
         batch_writer_free(bw, 0);
-        return kl_seterr(err, KL_ENOMEM, "batch writer: cannot start %zu "
-                         "write threads", (size_t)cfg->writes_in_flight - 1);
+        return kl_seterr(err, KL_ENOMEM,
+                         "batch writer: cannot start %zu "
+                         "write threads",
+                         (size_t)cfg->writes_in_flight - 1);
     }
     for (size_t i = 0; i < bw->n_threads; i++) {
         writer_thread *t = &bw->threads[i];
@@ -262,8 +258,10 @@ kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg,
         int rc = Kl_batch_thread_start(t);
         if (rc) {
             batch_writer_free(bw, i + 1);
-            return kl_seterr(err, KL_ENOMEM, "batch writer: cannot start "
-                             "writer thread %zu: %s", i, strerror(rc));
+            return kl_seterr(err, KL_ENOMEM,
+                             "batch writer: cannot start "
+                             "writer thread %zu: %s",
+                             i, strerror(rc));
         }
     }
     *out = &bw->base;

@@ -5,13 +5,17 @@
 
 #include "buf.h"
 
-int Kl_buf_reserve(kl_buf *b, size_t extra) {
+int Kl_buf_reserve(kl_buf *b, size_t extra)
+{
     if (b->cap - b->len >= extra) return 0;
     size_t need = b->len + extra;
     if (need < b->len) return -1;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need) {
-        if (cap > SIZE_MAX / 2) { cap = need; break; }
+        if (cap > SIZE_MAX / 2) {
+            cap = need;
+            break;
+        }
         cap *= 2;
     }
     uint8_t *p = realloc(b->data, cap);
@@ -21,14 +25,16 @@ int Kl_buf_reserve(kl_buf *b, size_t extra) {
     return 0;
 }
 
-int Kl_buf_append(kl_buf *b, const void *p, size_t n) {
+int Kl_buf_append(kl_buf *b, const void *p, size_t n)
+{
     if (Kl_buf_reserve(b, n) != 0) return -1;
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;
 }
 
-uint8_t *Kl_buf_steal(kl_buf *b, size_t *len) {
+uint8_t *Kl_buf_steal(kl_buf *b, size_t *len)
+{
     uint8_t *p = b->data;
     if (len) *len = b->len;
     b->data = NULL;
@@ -36,7 +42,8 @@ uint8_t *Kl_buf_steal(kl_buf *b, size_t *len) {
     return p;
 }
 
-void Kl_buf_free(kl_buf *b) {
+void Kl_buf_free(kl_buf *b)
+{
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;

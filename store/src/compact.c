@@ -18,7 +18,8 @@
 #include "layout.h"
 #include "tail.h"
 
-char *Kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]) {
+char *Kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8])
+{
     Kl_put_le64(v, first);
     return Kl_layout_join(dir, "watermark");
 }
@@ -30,10 +31,10 @@ char *Kl_compact_watermark(const char *dir, uint64_t first, uint8_t v[8]) {
  * (tail.c), and claims are only deleted below complete batches that exist.
  * It saves a PUT per object where every append is a complete batch. */
 #define WM_EVERY 64
-#define WM_MS 10000
+#define WM_MS    10000
 
-static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first,
-                               kl_error *err) {
+static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first, kl_error *err)
+{
     uint8_t v[8];
     char *wm = Kl_compact_watermark(dir, first, v);
     if (!wm) return kl_seterr(err, KL_ENOMEM, "out of memory");
@@ -44,8 +45,9 @@ static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first,
 
 /* GETs and verifies each pending object, concatenating the bodies.  A body
  * that does not match its name is never merged into a batch. */
-static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate *s,
-                             size_t take, kl_buf *out, kl_error *err) {
+static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate *s, size_t take,
+                             kl_buf *out, kl_error *err)
+{
     for (size_t i = 0; i < take; i++) {
         char *name = Kl_index_name(dir, &s->pending[i]);
         if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
@@ -60,8 +62,10 @@ static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate
             if (st == KL_OK && Kl_buf_append(out, body, len) != 0)
                 st = kl_seterr(err, KL_ENOMEM, "out of memory");
         } else if (st == KL_ENOTFOUND) {
-            st = kl_seterr(err, KL_ENOTFOUND, "compaction: object '%s' vanished "
-                           "(another writer compacted it)", name);
+            st = kl_seterr(err, KL_ENOTFOUND,
+                           "compaction: object '%s' vanished "
+                           "(another writer compacted it)",
+                           name);
         }
         free(body);
         free(name);
@@ -70,8 +74,9 @@ static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate
     return KL_OK;
 }
 
-static kl_status delete_objects(kl_objstore *os, const char *dir,
-                                const kl_object_meta *v, size_t n, kl_error *err) {
+static kl_status delete_objects(kl_objstore *os, const char *dir, const kl_object_meta *v, size_t n,
+                                kl_error *err)
+{
     kl_status st = KL_OK;
     for (size_t base = 0; base < n && st == KL_OK; base += 1000) {
         size_t k = n - base < 1000 ? n - base : 1000;
@@ -86,13 +91,18 @@ static kl_status delete_objects(kl_objstore *os, const char *dir,
     return st;
 }
 
-static kl_object_meta merged_meta(const kl_keystate *s, size_t take, uint64_t size) {
+static kl_object_meta merged_meta(const kl_keystate *s, size_t take, uint64_t size)
+{
     const kl_object_meta *a = &s->pending[0], *z = &s->pending[take - 1];
     kl_object_meta m = {
-        .first_offset = a->first_offset, .last_offset = z->last_offset,
-        .min_ts = a->min_ts, .max_ts = a->max_ts,
-        .first_nonce = a->first_nonce, .next_nonce = z->next_nonce,
-        .size = size, .prior = a->prior,
+        .first_offset = a->first_offset,
+        .last_offset = z->last_offset,
+        .min_ts = a->min_ts,
+        .max_ts = a->max_ts,
+        .first_nonce = a->first_nonce,
+        .next_nonce = z->next_nonce,
+        .size = size,
+        .prior = a->prior,
     };
     for (size_t i = 1; i < take; i++) {
         if (s->pending[i].min_ts < m.min_ts) m.min_ts = s->pending[i].min_ts;
@@ -105,8 +115,8 @@ static kl_object_meta merged_meta(const kl_keystate *s, size_t take, uint64_t si
  * same offset (their views of the tail differ); after a merge, whatever
  * another object covers from its start on is deleted (the same bytes), so
  * whichever compactor lists last leaves no overlap behind. */
-static kl_status drop_covered_from(kl_objstore *os, const char *dir, uint64_t first,
-                                   kl_error *err) {
+static kl_status drop_covered_from(kl_objstore *os, const char *dir, uint64_t first, kl_error *err)
+{
     kl_object_meta *v = NULL, *covered = NULL;
     size_t n = 0, nc = 0;
     kl_status st = Kl_index_list_covered(os, dir, first, &v, &n, &covered, &nc, err);
@@ -119,7 +129,8 @@ static kl_status drop_covered_from(kl_objstore *os, const char *dir, uint64_t fi
 /* Merges pending[0, take) into one object (written before its parts are
  * deleted), which replaces them at pending[0]. */
 static kl_status merge_first(kl_objstore *os, const char *dir, kl_keystate *s, size_t take,
-                             int fenced, kl_object_meta *out, kl_error *err) {
+                             int fenced, kl_object_meta *out, kl_error *err)
+{
     kl_buf body = {0};
     kl_status st = read_bodies(os, dir, s, take, &body, err);
     kl_object_meta merged = merged_meta(s, take, body.len);
@@ -161,12 +172,14 @@ static kl_status merge_first(kl_objstore *os, const char *dir, kl_keystate *s, s
  * bounded step per append -- each merge starting at the batch start, so
  * concurrent compactors still cover each other or do not overlap -- and an
  * append's latency does not depend on the key's history. */
-static size_t max_parts(const kl_store_config *cfg) {
+static size_t max_parts(const kl_store_config *cfg)
+{
     return cfg->compact_objects_threshold < 2 ? 2 : cfg->compact_objects_threshold;
 }
 
-kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
-                           const char *dir, kl_keystate *s, int fenced, kl_error *err) {
+kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                           kl_keystate *s, int fenced, kl_error *err)
+{
     /* Complete batches that need no merge (an object complete by itself)
      * only move the watermark: take them in turn.  At most one merge per
      * call (see max_parts). */
@@ -177,8 +190,10 @@ kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
          * (another writer compacted differently), so reload instead. */
         for (size_t i = 1; i < s->n_pending; i++)
             if (s->pending[i].first_offset != s->pending[i - 1].last_offset + 1)
-                return kl_seterr(err, KL_ENOTFOUND, "compaction: the objects of '%s' changed "
-                                 "under this writer's view", dir);
+                return kl_seterr(err, KL_ENOTFOUND,
+                                 "compaction: the objects of '%s' changed "
+                                 "under this writer's view",
+                                 dir);
         /* A complete batch ends at the first object where a threshold is
          * reached, not at the newest object this writer happens to know:
          * so every writer that merges a key's objects cuts them at the
@@ -209,7 +224,8 @@ kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
 }
 
 kl_status Kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,
-                                     kl_error *err) {
+                                     kl_error *err)
+{
     if (s->watermark <= s->stored_wm) return KL_OK;
     kl_status st = put_watermark(os, dir, s->watermark, err);
     if (st) return st;

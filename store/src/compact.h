@@ -14,8 +14,8 @@
  * objects (tail.h: no late publish can bring one back).  KL_ENOTFOUND
  * when an object to merge vanished: another writer compacted first, and s
  * is stale. */
-kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg,
-                           const char *dir, kl_keystate *s, int fenced, kl_error *err);
+kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                           kl_keystate *s, int fenced, kl_error *err);
 
 /* Stores the watermark if it lags what s knows (at shutdown).  Fenced
  * writers store it lazily: every WM_EVERY complete batches or WM_MS. */

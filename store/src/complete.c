@@ -6,10 +6,12 @@
  * writer's files call each other one way. */
 #include "complete.h"
 
-int Kl_complete_batch(const kl_store_config *cfg, uint64_t records, uint64_t bytes) {
+int Kl_complete_batch(const kl_store_config *cfg, uint64_t records, uint64_t bytes)
+{
     return records >= cfg->compact_records_threshold || bytes >= cfg->compact_size_threshold;
 }
 
-int Kl_complete_object(const kl_store_config *cfg, const kl_object_meta *m) {
+int Kl_complete_object(const kl_store_config *cfg, const kl_object_meta *m)
+{
     return Kl_complete_batch(cfg, m->last_offset - m->first_offset + 1, m->size);
 }

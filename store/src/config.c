@@ -26,7 +26,7 @@
 
 void kl_store_config_init(kl_store_config *c)
 {
-    c->object_prefix = NULL;   /* = "" */
+    c->object_prefix = NULL; /* = "" */
     c->default_page_size = 1000;
     c->max_cached_keys = 100000;
     c->compact_records_threshold = 1000;
@@ -40,7 +40,7 @@ void kl_store_config_init(kl_store_config *c)
 void kl_s3_config_init(kl_s3_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->region = NULL;          /* = "us-east-1" */
+    c->region = NULL; /* = "us-east-1" */
     c->use_default_credentials = 1;
     c->connect_timeout_ms = 5000;
     c->request_timeout_ms = 30000;
@@ -76,15 +76,13 @@ static void free_str(char **s)
 /* Secrets are wiped before their memory goes back to malloc. */
 static void free_secret(char **s)
 {
-    if (*s)
-        explicit_bzero(*s, strlen(*s));
+    if (*s) explicit_bzero(*s, strlen(*s));
     free_str(s);
 }
 
 void kl_config_free(kl_config *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     free_str(&c->store.object_prefix);
     free_str(&c->s3.bucket_name);
     free_str(&c->s3.endpoint);
@@ -122,14 +120,20 @@ static kl_status parse_bool(const char *v, int *out, kl_error *err, const origin
 {
     static const char *const yes[] = {"true", "1", "yes"}, *const no[] = {"false", "0", "no"};
     for (int i = 0; i < 3; i++) {
-        if (strcasecmp(v, yes[i]) == 0) { *out = 1; return KL_OK; }
-        if (strcasecmp(v, no[i]) == 0) { *out = 0; return KL_OK; }
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return KL_OK;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return KL_OK;
+        }
     }
     return bad(err, o, "'%.100s' is not a boolean (true/false, yes/no, 1/0)", v);
 }
 
-static kl_status parse_num(const char *v, uint64_t min, uint64_t max, uint64_t *out,
-                           kl_error *err, const origin *o)
+static kl_status parse_num(const char *v, uint64_t min, uint64_t max, uint64_t *out, kl_error *err,
+                           const origin *o)
 {
     if (!*v || strspn(v, "0123456789") != strlen(v))
         return bad(err, o, "'%.100s' is not a non-negative integer", v);
@@ -149,13 +153,12 @@ static kl_status parse_num(const char *v, uint64_t min, uint64_t max, uint64_t *
     return KL_OK;
 }
 
-static kl_status set_string(char **dst, const char *v, int empty_is_null, int secret,
-                            kl_error *err, const origin *o)
+static kl_status set_string(char **dst, const char *v, int empty_is_null, int secret, kl_error *err,
+                            const origin *o)
 {
     char *d = NULL;
     if (*v || !empty_is_null) {
-        if (!(d = strdup(v)))
-            return kl_seterr(err, KL_ENOMEM, "%sout of memory", o->where);
+        if (!(d = strdup(v))) return kl_seterr(err, KL_ENOMEM, "%sout of memory", o->where);
     }
     if (secret)
         free_secret(dst);
@@ -174,13 +177,13 @@ enum kind { K_STR, K_SECRET, K_OPTSTR, K_BOOL, K_U64, K_SIZE, K_LONG, K_INT, K_A
 typedef struct setting {
     const char *name;
     enum kind kind;
-    size_t off;          /* offset in kl_config */
-    uint64_t min, max;   /* numbers */
+    size_t off;        /* offset in kl_config */
+    uint64_t min, max; /* numbers */
 } setting;
 
 #define F(field) offsetof(kl_config, field)
-#define U64 0, UINT64_MAX
-#define SZ 0, SIZE_MAX
+#define U64      0, UINT64_MAX
+#define SZ       0, SIZE_MAX
 
 /* Store tuning, valid in [s3] and [local]. */
 static const setting store_settings[] = {
@@ -233,8 +236,7 @@ static const setting batch_settings[] = {
 static const setting *find(const setting *t, size_t n, const char *key)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcasecmp(t[i].name, key) == 0)
-            return &t[i];
+        if (strcasecmp(t[i].name, key) == 0) return &t[i];
     return NULL;
 }
 
@@ -259,23 +261,22 @@ static kl_status apply(kl_config *c, const setting *s, const char *v, kl_error *
         if (!*v && strcmp(s->name, "object_prefix") != 0)
             return bad(err, o, "%sthe value is empty", "");
         return set_string(p, v, 0, 0, err, o);
-    case K_OPTSTR:
-        return set_string(p, v, 1, 0, err, o);
-    case K_SECRET:
-        return set_string(p, v, 1, 1, err, o);
-    case K_BOOL:
-        return parse_bool(v, p, err, o);
+    case K_OPTSTR: return set_string(p, v, 1, 0, err, o);
+    case K_SECRET: return set_string(p, v, 1, 1, err, o);
+    case K_BOOL: return parse_bool(v, p, err, o);
     case K_AUTO_ON_OFF: /* KL_FENCING_* and KL_SIGN_PAYLOAD_* share the values */
-        if (strcasecmp(v, "auto") == 0) *(int *)p = KL_FENCING_AUTO;
-        else if (strcasecmp(v, "on") == 0) *(int *)p = KL_FENCING_ON;
-        else if (strcasecmp(v, "off") == 0) *(int *)p = KL_FENCING_OFF;
-        else return bad(err, o, "'%s' is not auto, on or off", v);
+        if (strcasecmp(v, "auto") == 0)
+            *(int *)p = KL_FENCING_AUTO;
+        else if (strcasecmp(v, "on") == 0)
+            *(int *)p = KL_FENCING_ON;
+        else if (strcasecmp(v, "off") == 0)
+            *(int *)p = KL_FENCING_OFF;
+        else
+            return bad(err, o, "'%s' is not auto, on or off", v);
         return KL_OK;
-    default:
-        break;
+    default: break;
     }
-    if ((st = parse_num(v, s->min, s->max, &x, err, o)))
-        return st;
+    if ((st = parse_num(v, s->min, s->max, &x, err, o))) return st;
     switch (s->kind) {
     case K_U64: *(uint64_t *)p = x; break;
     case K_SIZE: *(size_t *)p = (size_t)x; break;
@@ -286,16 +287,15 @@ static kl_status apply(kl_config *c, const setting *s, const char *v, kl_error *
     return KL_OK;
 }
 
-static kl_status set_at(kl_config *c, const char *section, const char *key,
-                        const char *value, kl_error *err, const char *where)
+static kl_status set_at(kl_config *c, const char *section, const char *key, const char *value,
+                        kl_error *err, const char *where)
 {
     origin o = {section ? section : "", key ? key : "", ""};
     snprintf(o.where, sizeof o.where, "%s", where ? where : "");
     if (!section || !key || !value)
         return kl_seterr(err, KL_EINVAL, "%sconfig: missing section, key or value", o.where);
     char *copy = strdup(value);
-    if (!copy)
-        return kl_seterr(err, KL_ENOMEM, "%sout of memory", o.where);
+    if (!copy) return kl_seterr(err, KL_ENOMEM, "%sout of memory", o.where);
     const char *v = kl_config_unquote(copy);
     const setting *s = NULL;
     int is_s3 = strcasecmp(section, "s3") == 0;
@@ -308,16 +308,16 @@ static kl_status set_at(kl_config *c, const char *section, const char *key,
         s = find(batch_settings, N(batch_settings), key);
     } else {
         free(copy);
-        return kl_seterr(err, KL_EINVAL, "%sconfig: unknown section [%s] (known: s3, local, batcher)",
-                         o.where, section);
+        return kl_seterr(err, KL_EINVAL,
+                         "%sconfig: unknown section [%s] (known: s3, local, batcher)", o.where,
+                         section);
     }
     kl_status st;
     if (!s)
         st = kl_seterr(err, KL_EINVAL, "%sunknown key '%s' in section [%s]", o.where, key, section);
     else
         st = apply(c, s, v, err, &o);
-    if (st == KL_OK && is_s3 && strcasecmp(key, "bucket_name") == 0)
-        c->has_s3 = 1;
+    if (st == KL_OK && is_s3 && strcasecmp(key, "bucket_name") == 0) c->has_s3 = 1;
     explicit_bzero(copy, strlen(copy));
     free(copy);
     return st;
@@ -337,8 +337,8 @@ typedef struct loader {
     kl_config *c;
     const char *path;
     FILE *f;
-    int line;             /* line the reader handed to inih last */
-    int failed;           /* first error recorded in err */
+    int line;   /* line the reader handed to inih last */
+    int failed; /* first error recorded in err */
     kl_status st;
     kl_error *err;
 } loader;
@@ -350,8 +350,7 @@ typedef struct loader {
 static char *reader(char *str, int num, void *stream)
 {
     loader *L = stream;
-    if (L->failed || !fgets(str, num, L->f))
-        return NULL;
+    if (L->failed || !fgets(str, num, L->f)) return NULL;
     L->line++;
     size_t n = strlen(str);
     if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(L->f)) {
@@ -364,8 +363,7 @@ static char *reader(char *str, int num, void *stream)
                               L->path, L->line, num - 2);
             return NULL;
         }
-        if (c == EOF)
-            return str;
+        if (c == EOF) return str;
         /* the newline just fell beyond the buffer: the line fits */
     }
     return str;
@@ -374,8 +372,7 @@ static char *reader(char *str, int num, void *stream)
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
     loader *L = user;
-    if (L->failed)
-        return 1;
+    if (L->failed) return 1;
     if (strcasecmp(section, "s3") != 0 && strcasecmp(section, "local") != 0 &&
         strcasecmp(section, "batcher") != 0)
         return 1;
@@ -392,23 +389,19 @@ static int handler(void *user, const char *section, const char *name, const char
 
 kl_status kl_config_load_file(kl_config *c, const char *path, kl_error *err)
 {
-    if (!path)
-        return kl_seterr(err, KL_EINVAL, "config: no file name given");
+    if (!path) return kl_seterr(err, KL_EINVAL, "config: no file name given");
     loader L = {.c = c, .path = path, .err = err};
     if (!(L.f = fopen(path, "r")))
         return kl_seterr(err, KL_EINVAL, "cannot open config file %s: %s", path, strerror(errno));
     int rc = ini_parse_stream(reader, &L, handler, &L);
     int read_error = ferror(L.f);
     fclose(L.f);
-    if (L.failed)
-        return L.st;
-    if (read_error)
-        return kl_seterr(err, KL_EINVAL, "cannot read config file %s", path);
+    if (L.failed) return L.st;
+    if (read_error) return kl_seterr(err, KL_EINVAL, "cannot read config file %s", path);
     if (rc > 0)
         return kl_seterr(err, KL_EINVAL,
-                         "%s:%d: syntax error (expected [section], name=value or a comment)",
-                         path, rc);
-    if (rc < 0)
-        return kl_seterr(err, KL_ENOMEM, "config: out of memory reading %s", path);
+                         "%s:%d: syntax error (expected [section], name=value or a comment)", path,
+                         rc);
+    if (rc < 0) return kl_seterr(err, KL_ENOMEM, "config: out of memory reading %s", path);
     return KL_OK;
 }

@@ -8,7 +8,8 @@
 
 #include "klstore.h"
 
-const char *kl_status_str(kl_status code) {
+const char *kl_status_str(kl_status code)
+{
     switch (code) {
     case KL_OK: return "ok";
     case KL_EIO: return "I/O error";
@@ -25,17 +26,26 @@ const char *kl_status_str(kl_status code) {
     return "unknown error";
 }
 
-const char *kl_status_name(kl_status code) {
+const char *kl_status_name(kl_status code)
+{
     static const char *const names[KL_STATUS_COUNT] = {
-        [KL_OK] = "ok",           [KL_EIO] = "io",           [KL_EBADDATA] = "bad_data",
-        [KL_EINVAL] = "invalid",  [KL_EBADTOKEN] = "bad_token", [KL_EEXIST] = "exists",
-        [KL_ENOKEYSPACE] = "no_keyspace", [KL_ENOTFOUND] = "not_found",
-        [KL_ENOMEM] = "no_memory", [KL_ECLOSED] = "closed",  [KL_ENOSPC] = "no_space",
+        [KL_OK] = "ok",
+        [KL_EIO] = "io",
+        [KL_EBADDATA] = "bad_data",
+        [KL_EINVAL] = "invalid",
+        [KL_EBADTOKEN] = "bad_token",
+        [KL_EEXIST] = "exists",
+        [KL_ENOKEYSPACE] = "no_keyspace",
+        [KL_ENOTFOUND] = "not_found",
+        [KL_ENOMEM] = "no_memory",
+        [KL_ECLOSED] = "closed",
+        [KL_ENOSPC] = "no_space",
     };
     return (unsigned)code < KL_STATUS_COUNT ? names[code] : "unknown";
 }
 
-kl_status kl_seterr(kl_error *err, kl_status code, const char *fmt, ...) {
+kl_status kl_seterr(kl_error *err, kl_status code, const char *fmt, ...)
+{
     if (err) {
         va_list ap;
         va_start(ap, fmt);
@@ -53,12 +63,14 @@ int kl_status_retryable(kl_status code) { return code == KL_EIO; }
 static kl_log_fn log_fn;
 static void *log_ctx;
 
-void kl_set_log_handler(kl_log_fn fn, void *ctx) {
+void kl_set_log_handler(kl_log_fn fn, void *ctx)
+{
     log_fn = fn;
     log_ctx = ctx;
 }
 
-void kl_log(int level, const char *fmt, ...) {
+void kl_log(int level, const char *fmt, ...)
+{
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);

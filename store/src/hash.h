@@ -8,7 +8,8 @@
 
 #define KL_HASH_SEED 0xcbf29ce484222325ULL
 
-static inline uint64_t Kl_hash(const void *p, size_t n, uint64_t h) {
+static inline uint64_t Kl_hash(const void *p, size_t n, uint64_t h)
+{
     const unsigned char *b = (const unsigned char *)p;
     for (size_t i = 0; i < n; i++) {
         h ^= b[i];

@@ -5,7 +5,8 @@
 
 #include "htab.h"
 
-int Kl_htab_init(kl_htab *t, size_t initial) {
+int Kl_htab_init(kl_htab *t, size_t initial)
+{
     size_t n = 8;
     while (n < initial) n *= 2;
     t->buckets = calloc(n, sizeof *t->buckets);
@@ -14,12 +15,14 @@ int Kl_htab_init(kl_htab *t, size_t initial) {
     return t->buckets ? 0 : -1;
 }
 
-void Kl_htab_free(kl_htab *t) {
+void Kl_htab_free(kl_htab *t)
+{
     free(t->buckets);
     *t = (kl_htab){0};
 }
 
-static void grow(kl_htab *t) {
+static void grow(kl_htab *t)
+{
     size_t n = t->n_buckets * 2;
     kl_hnode **b = calloc(n, sizeof *b);
     if (!b) return; /* longer chains, still correct */
@@ -35,7 +38,8 @@ static void grow(kl_htab *t) {
     t->n_buckets = n;
 }
 
-void Kl_htab_insert(kl_htab *t, kl_hnode *n, uint64_t hash) {
+void Kl_htab_insert(kl_htab *t, kl_hnode *n, uint64_t hash)
+{
     if (t->count >= t->n_buckets) grow(t);
     kl_hnode **head = &t->buckets[hash & (t->n_buckets - 1)];
     n->hash = hash;
@@ -44,7 +48,8 @@ void Kl_htab_insert(kl_htab *t, kl_hnode *n, uint64_t hash) {
     t->count++;
 }
 
-void Kl_htab_remove(kl_htab *t, kl_hnode *n) {
+void Kl_htab_remove(kl_htab *t, kl_hnode *n)
+{
     kl_hnode **pp = &t->buckets[n->hash & (t->n_buckets - 1)];
     while (*pp != n) pp = &(*pp)->next;
     *pp = n->next;
@@ -53,7 +58,8 @@ void Kl_htab_remove(kl_htab *t, kl_hnode *n) {
 }
 
 kl_hnode *Kl_htab_find(const kl_htab *t, uint64_t hash,
-                       int (*eq)(const kl_hnode *n, const void *key), const void *key) {
+                       int (*eq)(const kl_hnode *n, const void *key), const void *key)
+{
     for (kl_hnode *e = t->buckets[hash & (t->n_buckets - 1)]; e; e = e->next)
         if (e->hash == hash && eq(e, key)) return e;
     return NULL;

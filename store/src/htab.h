@@ -27,7 +27,7 @@ typedef struct kl_htab {
 } kl_htab;
 
 /* The entry of type T whose kl_hnode member `field` is at n. */
-#define KL_HENTRY(n, T, field) ((T *)((char *)(n) - offsetof(T, field)))
+#define KL_HENTRY(n, T, field) ((T *)((char *)(n)-offsetof(T, field)))
 
 /* 0, or -1 when out of memory.  `initial` is rounded up to a power of 2. */
 int Kl_htab_init(kl_htab *t, size_t initial);

@@ -11,8 +11,8 @@
 typedef struct node {
     char *id;
     kl_keystate *s;
-    kl_hnode h;                  /* in the cache's table */
-    struct node *older, *newer;  /* recency list */
+    kl_hnode h;                 /* in the cache's table */
+    struct node *older, *newer; /* recency list */
 } node;
 
 struct kl_keycache {
@@ -22,14 +22,16 @@ struct kl_keycache {
     node *newest, *oldest;
 };
 
-void Kl_keystate_free(kl_keystate *s) {
+void Kl_keystate_free(kl_keystate *s)
+{
     if (!s) return;
     free(s->pending);
     free(s->claims);
     free(s);
 }
 
-int Kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m) {
+int Kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m)
+{
     if (s->n_pending == s->cap_pending) {
         size_t cap = s->cap_pending ? s->cap_pending * 2 : 8;
         kl_object_meta *p = realloc(s->pending, cap * sizeof *p);
@@ -41,7 +43,8 @@ int Kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m) {
     return 0;
 }
 
-int Kl_keystate_add_claim(kl_keystate *s, uint64_t slot) {
+int Kl_keystate_add_claim(kl_keystate *s, uint64_t slot)
+{
     if (s->n_claims == s->cap_claims) {
         size_t cap = s->cap_claims ? s->cap_claims * 2 : 16;
         uint64_t *p = realloc(s->claims, cap * sizeof *p);
@@ -53,30 +56,41 @@ int Kl_keystate_add_claim(kl_keystate *s, uint64_t slot) {
     return 0;
 }
 
-kl_keycache *Kl_keycache_new(size_t max_keys) {
+kl_keycache *Kl_keycache_new(size_t max_keys)
+{
     kl_keycache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->max = max_keys ? max_keys : 1;
-    if (Kl_htab_init(&c->table, 64)) { free(c); return NULL; }
+    if (Kl_htab_init(&c->table, 64)) {
+        free(c);
+        return NULL;
+    }
     pthread_mutex_init(&c->mu, NULL);
     return c;
 }
 
-static uint64_t id_hash(const char *id) {
-    return Kl_hash(id, strlen(id), KL_HASH_SEED);
-}
+static uint64_t id_hash(const char *id) { return Kl_hash(id, strlen(id), KL_HASH_SEED); }
 
-static int id_eq(const kl_hnode *h, const void *id) {
+static int id_eq(const kl_hnode *h, const void *id)
+{
     return strcmp(KL_HENTRY(h, node, h)->id, id) == 0;
 }
 
-static void unlink_recency(kl_keycache *c, node *n) {
-    if (n->older) n->older->newer = n->newer; else c->oldest = n->newer;
-    if (n->newer) n->newer->older = n->older; else c->newest = n->older;
+static void unlink_recency(kl_keycache *c, node *n)
+{
+    if (n->older)
+        n->older->newer = n->newer;
+    else
+        c->oldest = n->newer;
+    if (n->newer)
+        n->newer->older = n->older;
+    else
+        c->newest = n->older;
 }
 
 /* Removes n from its chain and the recency list; returns its state. */
-static kl_keystate *remove_node(kl_keycache *c, node *n) {
+static kl_keystate *remove_node(kl_keycache *c, node *n)
+{
     Kl_htab_remove(&c->table, &n->h);
     unlink_recency(c, n);
     c->count--;
@@ -86,7 +100,8 @@ static kl_keystate *remove_node(kl_keycache *c, node *n) {
     return s;
 }
 
-kl_keystate *Kl_keycache_take(kl_keycache *c, const char *id) {
+kl_keystate *Kl_keycache_take(kl_keycache *c, const char *id)
+{
     pthread_mutex_lock(&c->mu);
     kl_keystate *s = NULL;
     kl_hnode *h = Kl_htab_find(&c->table, id_hash(id), id_eq, id);
@@ -95,7 +110,8 @@ kl_keystate *Kl_keycache_take(kl_keycache *c, const char *id) {
     return s;
 }
 
-void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s) {
+void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s)
+{
     node *n = calloc(1, sizeof *n);
     if (!n || !(n->id = strdup(id))) {
         free(n);
@@ -106,7 +122,10 @@ void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s) {
     pthread_mutex_lock(&c->mu);
     Kl_htab_insert(&c->table, &n->h, id_hash(id));
     n->older = c->newest;
-    if (c->newest) c->newest->newer = n; else c->oldest = n;
+    if (c->newest)
+        c->newest->newer = n;
+    else
+        c->oldest = n;
     c->newest = n;
     c->count++;
     kl_keystate *evicted[8];
@@ -116,7 +135,8 @@ void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s) {
     for (int i = 0; i < ne; i++) Kl_keystate_free(evicted[i]);
 }
 
-size_t Kl_keycache_count(kl_keycache *c) {
+size_t Kl_keycache_count(kl_keycache *c)
+{
     pthread_mutex_lock(&c->mu);
     size_t n = c->count;
     pthread_mutex_unlock(&c->mu);
@@ -124,13 +144,15 @@ size_t Kl_keycache_count(kl_keycache *c) {
 }
 
 void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
-                      void *ctx) {
+                      void *ctx)
+{
     pthread_mutex_lock(&c->mu);
     for (node *n = c->newest; n; n = n->older) fn(n->id, n->s, ctx);
     pthread_mutex_unlock(&c->mu);
 }
 
-void Kl_keycache_free(kl_keycache *c) {
+void Kl_keycache_free(kl_keycache *c)
+{
     if (!c) return;
     while (c->oldest) Kl_keystate_free(remove_node(c, c->oldest));
     Kl_htab_free(&c->table);

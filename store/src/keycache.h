@@ -13,17 +13,17 @@
 #include "klstore.h"
 
 typedef struct kl_keystate {
-    uint64_t next_offset;       /* offset the next record gets */
+    uint64_t next_offset; /* offset the next record gets */
     kl_u128 next_nonce;
-    uint64_t last_first;        /* first offset of the newest object (prior) */
-    uint64_t watermark;         /* first offset of the newest complete batch */
-    uint64_t stored_wm;         /* what the watermark object says (may lag) */
-    int64_t wm_written_ms;      /* when this writer last stored it */
-    unsigned wm_lag;            /* complete batches since */
-    kl_object_meta *pending;    /* objects after the watermark's object */
+    uint64_t last_first;     /* first offset of the newest object (prior) */
+    uint64_t watermark;      /* first offset of the newest complete batch */
+    uint64_t stored_wm;      /* what the watermark object says (may lag) */
+    int64_t wm_written_ms;   /* when this writer last stored it */
+    unsigned wm_lag;         /* complete batches since */
+    kl_object_meta *pending; /* objects after the watermark's object */
     size_t n_pending, cap_pending;
-    uint64_t *claims;           /* slots this writer saw published whose */
-    size_t n_claims, cap_claims;/* claims are still to delete (tail.h) */
+    uint64_t *claims;            /* slots this writer saw published whose */
+    size_t n_claims, cap_claims; /* claims are still to delete (tail.h) */
 } kl_keystate;
 
 typedef struct kl_keycache kl_keycache;

@@ -23,13 +23,15 @@ static __thread unsigned long list_count;
 
 unsigned long Kl_index_list_count(void) { return list_count; }
 
-char *Kl_index_name(const char *dir, const kl_object_meta *m) {
+char *Kl_index_name(const char *dir, const kl_object_meta *m)
+{
     char base[256];
     if (kl_object_name_format(m, base, sizeof base) < 0) return NULL;
     return Kl_layout_join(dir, base);
 }
 
-static int by_offset(const void *a, const void *b) {
+static int by_offset(const void *a, const void *b)
+{
     const kl_object_meta *x = a, *y = b;
     if (x->first_offset != y->first_offset) return x->first_offset < y->first_offset ? -1 : 1;
     /* Equal first offsets: a merged object next to its originals; the one
@@ -39,7 +41,8 @@ static int by_offset(const void *a, const void *b) {
 
 /* Sorts into offset order and drops objects covered by an earlier one
  * (into drop[0..*nd) when drop is given: it has room for n). */
-static size_t dedupe(kl_object_meta *v, size_t n, kl_object_meta *drop, size_t *nd) {
+static size_t dedupe(kl_object_meta *v, size_t n, kl_object_meta *drop, size_t *nd)
+{
     qsort(v, n, sizeof *v, by_offset);
     size_t k = 0;
     uint64_t covered = 0;
@@ -58,7 +61,8 @@ static size_t dedupe(kl_object_meta *v, size_t n, kl_object_meta *drop, size_t *
  * another tool, a sync, a person) are skipped, not fatal: the key's own
  * objects stay readable and writable.  One warning per key per process
  * (a small table of the keys warned about, enough to keep a log quiet). */
-static void warn_foreign(const char *dir, const char *name, const kl_error *why) {
+static void warn_foreign(const char *dir, const char *name, const kl_error *why)
+{
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static uint64_t warned[256];
     static unsigned next;
@@ -69,11 +73,14 @@ static void warn_foreign(const char *dir, const char *name, const kl_error *why)
     if (!seen) warned[next++ % (sizeof warned / sizeof *warned)] = h;
     pthread_mutex_unlock(&mu);
     if (!seen)
-        kl_log(KL_LOG_WARNING, "'%s' holds names that are not data objects, ignored (the "
-               "first: %s)", dir, why->msg[0] ? why->msg : name);
+        kl_log(KL_LOG_WARNING,
+               "'%s' holds names that are not data objects, ignored (the "
+               "first: %s)",
+               dir, why->msg[0] ? why->msg : name);
 }
 
-void Kl_index_pages_free(kl_index_pages *pc) {
+void Kl_index_pages_free(kl_index_pages *pc)
+{
     for (int i = 0; i < KL_INDEX_PAGES; i++) free(pc->p[i].v);
     memset(pc, 0, sizeof *pc);
 }
@@ -82,8 +89,9 @@ void Kl_index_pages_free(kl_index_pages *pc) {
  * objects from `from` on when there are some (a prefix of what a LIST
  * would return; *more as the page's), or nothing when the page ended the
  * key before `from`.  0 when no page knows. */
-static int pages_answer(const kl_index_pages *pc, uint64_t from, kl_object_meta **out,
-                        size_t *n, int *more) {
+static int pages_answer(const kl_index_pages *pc, uint64_t from, kl_object_meta **out, size_t *n,
+                        int *more)
+{
     for (int i = 0; pc && i < KL_INDEX_PAGES; i++) {
         const struct kl_index_page *g = &pc->p[i];
         if (!g->v || g->from > from) continue;
@@ -100,7 +108,8 @@ static int pages_answer(const kl_index_pages *pc, uint64_t from, kl_object_meta 
 }
 
 static void pages_keep(kl_index_pages *pc, uint64_t from, const kl_object_meta *v, size_t n,
-                       int more) {
+                       int more)
+{
     kl_object_meta *c = malloc((n ? n : 1) * sizeof *c);
     if (!c) return; /* best effort */
     memcpy(c, v, n * sizeof *c);
@@ -116,8 +125,9 @@ static void pages_keep(kl_index_pages *pc, uint64_t from, const kl_object_meta *
  * no `cont`), a page seen before may answer instead; *next then only says
  * whether more follow (it is not a token to continue with). */
 static kl_status list_page(kl_objstore *os, kl_index_pages *pc, const char *dir, uint64_t from,
-                           size_t max, const char *cont, kl_object_meta **out,
-                           size_t *n, char **next, kl_error *err) {
+                           size_t max, const char *cont, kl_object_meta **out, size_t *n,
+                           char **next, kl_error *err)
+{
     int more;
     if (pc && !cont && pages_answer(pc, from, out, n, &more)) {
         if (next) *next = more ? strdup("") : NULL;
@@ -136,8 +146,11 @@ static kl_status list_page(kl_objstore *os, kl_index_pages *pc, const char *dir,
     size_t k = 0;
     kl_status st = KL_OK;
     for (int pages = 0;; pages++) {
-        kl_list_req req = {.prefix = prefix, .start_after = after, .max_keys = max,
-                           .continuation = token, .names_only = 1};
+        kl_list_req req = {.prefix = prefix,
+                           .start_after = after,
+                           .max_keys = max,
+                           .continuation = token,
+                           .names_only = 1};
         kl_listing l;
         list_count++;
         if ((st = kl_os_list(os, &req, &l, err))) break;
@@ -151,16 +164,20 @@ static kl_status list_page(kl_objstore *os, kl_index_pages *pc, const char *dir,
         }
         for (size_t i = 0; i < l.n_objects; i++) {
             kl_error why = {0};
-            if (kl_object_name_parse(l.objects[i].name, &v[k], &why) == KL_OK) k++;
-            else warn_foreign(dir, l.objects[i].name, &why);
+            if (kl_object_name_parse(l.objects[i].name, &v[k], &why) == KL_OK)
+                k++;
+            else
+                warn_foreign(dir, l.objects[i].name, &why);
         }
         kl_listing_free(&l);
         if (k || !token) break;
         free(v);
         v = NULL;
         if (pages + 1 == FOREIGN_PAGES) {
-            st = kl_seterr(err, KL_EBADDATA, "'%s': %d pages of listing hold no data object, "
-                           "only foreign names", dir, FOREIGN_PAGES);
+            st = kl_seterr(err, KL_EBADDATA,
+                           "'%s': %d pages of listing hold no data object, "
+                           "only foreign names",
+                           dir, FOREIGN_PAGES);
             break;
         }
     }
@@ -176,30 +193,34 @@ static kl_status list_page(kl_objstore *os, kl_index_pages *pc, const char *dir,
     if (pc && !cont && k) pages_keep(pc, from, v, k, token != NULL);
     *out = v;
     *n = k;
-    if (next) *next = token;
-    else free(token);
+    if (next)
+        *next = token;
+    else
+        free(token);
     return KL_OK;
 }
 
 static kl_status list_dedupe(kl_objstore *os, const char *dir, uint64_t from, size_t max,
-                             kl_object_meta **out, size_t *n, int *more,
-                             kl_object_meta **dropped, size_t *n_dropped, kl_error *err);
+                             kl_object_meta **out, size_t *n, int *more, kl_object_meta **dropped,
+                             size_t *n_dropped, kl_error *err);
 
-kl_status Kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
-                        size_t max, kl_object_meta **out, size_t *n, int *more,
-                        kl_error *err) {
+kl_status Kl_index_list(kl_objstore *os, const char *dir, uint64_t from, size_t max,
+                        kl_object_meta **out, size_t *n, int *more, kl_error *err)
+{
     return list_dedupe(os, dir, from, max, out, n, more, NULL, NULL, err);
 }
 
 kl_status Kl_index_list_covered(kl_objstore *os, const char *dir, uint64_t from,
                                 kl_object_meta **out, size_t *n, kl_object_meta **covered,
-                                size_t *n_covered, kl_error *err) {
+                                size_t *n_covered, kl_error *err)
+{
     return list_dedupe(os, dir, from, 0, out, n, NULL, covered, n_covered, err);
 }
 
 static kl_status list_dedupe(kl_objstore *os, const char *dir, uint64_t from, size_t max,
-                             kl_object_meta **out, size_t *n, int *more,
-                             kl_object_meta **dropped, size_t *n_dropped, kl_error *err) {
+                             kl_object_meta **out, size_t *n, int *more, kl_object_meta **dropped,
+                             size_t *n_dropped, kl_error *err)
+{
     kl_object_meta *all = NULL;
     size_t total = 0;
     char *cont = NULL;
@@ -246,8 +267,9 @@ static kl_status list_dedupe(kl_objstore *os, const char *dir, uint64_t from, si
     return KL_OK;
 }
 
-kl_status Kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
-                             int *valid, kl_error *err) {
+kl_status Kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm, int *valid,
+                             kl_error *err)
+{
     char *name = Kl_layout_join(dir, "watermark");
     if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
     uint8_t *data = NULL;
@@ -259,8 +281,10 @@ kl_status Kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
     *valid = 1;
     if (st == KL_ENOTFOUND) return KL_OK;
     if (st) return st;
-    if (len == 8) *wm = Kl_le64(data);
-    else *valid = 0;
+    if (len == 8)
+        *wm = Kl_le64(data);
+    else
+        *valid = 0;
     free(data);
     return KL_OK;
 }
@@ -270,7 +294,8 @@ typedef enum { P_EMPTY, P_FIRST_TRUE, P_DEFINITE, P_NONE_MORE, P_NONE_END } prob
 
 static kl_status probe(kl_objstore *os, kl_index_pages *pc, const char *dir, uint64_t x,
                        kl_obj_pred pred, void *ctx, probe_result *r, kl_object_meta *hit,
-                       uint64_t *skip_to, kl_error *err) {
+                       uint64_t *skip_to, kl_error *err)
+{
     kl_object_meta *page;
     size_t n;
     char *next = NULL;
@@ -296,9 +321,9 @@ static kl_status probe(kl_objstore *os, kl_index_pages *pc, const char *dir, uin
 }
 
 kl_status Kl_index_find(kl_objstore *os, kl_index_pages *pc, const char *dir, kl_obj_pred pred,
-                        kl_obj_pred exact, void *ctx, uint64_t hi,
-                        uint64_t guess, int *found, kl_object_meta *out,
-                        kl_error *err) {
+                        kl_obj_pred exact, void *ctx, uint64_t hi, uint64_t guess, int *found,
+                        kl_object_meta *out, kl_error *err)
+{
     kl_object_meta cand = {0};
     int have = 0;
     *found = 0;
@@ -321,9 +346,7 @@ kl_status Kl_index_find(kl_objstore *os, kl_index_pages *pc, const char *dir, kl
         kl_status st = probe(os, pc, dir, x, pred, ctx, &r, &hit, &skip, err);
         if (st) return st;
         switch (r) {
-        case P_EMPTY:
-            hi = x - 1;
-            break;
+        case P_EMPTY: hi = x - 1; break;
         case P_FIRST_TRUE:
             cand = hit;
             have = 1;
@@ -341,12 +364,8 @@ kl_status Kl_index_find(kl_objstore *os, kl_index_pages *pc, const char *dir, kl
             cand = hit;
             have = 1;
             goto done;
-        case P_NONE_MORE:
-            lo = skip;
-            break;
-        case P_NONE_END:
-            lo = hi + 1;
-            break;
+        case P_NONE_MORE: lo = skip; break;
+        case P_NONE_END: lo = hi + 1; break;
         }
         if (hi == 0) break;
     }
@@ -357,18 +376,21 @@ done:
     return KL_OK;
 }
 
-static int last_ge(const kl_object_meta *m, void *ctx) {
+static int last_ge(const kl_object_meta *m, void *ctx)
+{
     return m->last_offset >= *(uint64_t *)ctx;
 }
 
-static int contains(const kl_object_meta *m, void *ctx) {
+static int contains(const kl_object_meta *m, void *ctx)
+{
     uint64_t off = *(uint64_t *)ctx;
     return m->first_offset <= off && m->last_offset >= off;
 }
 
-kl_status Kl_index_seek_offset(kl_objstore *os, kl_index_pages *pc, const char *dir, uint64_t offset,
-                               uint64_t guess, int *found, kl_object_meta *out,
-                               kl_error *err) {
+kl_status Kl_index_seek_offset(kl_objstore *os, kl_index_pages *pc, const char *dir,
+                               uint64_t offset, uint64_t guess, int *found, kl_object_meta *out,
+                               kl_error *err)
+{
     *found = 0;
     if (offset == 0) return KL_OK;
     kl_object_meta m;
@@ -389,7 +411,8 @@ kl_status Kl_index_seek_offset(kl_objstore *os, kl_index_pages *pc, const char *
     return KL_OK;
 }
 
-static kl_object_meta max_last(const kl_object_meta *v, size_t n) {
+static kl_object_meta max_last(const kl_object_meta *v, size_t n)
+{
     kl_object_meta best = v[0];
     for (size_t i = 1; i < n; i++)
         if (v[i].last_offset > best.last_offset) best = v[i];
@@ -397,7 +420,8 @@ static kl_object_meta max_last(const kl_object_meta *v, size_t n) {
 }
 
 kl_status Kl_index_last(kl_objstore *os, kl_index_pages *pc, const char *dir, int *found,
-                        kl_object_meta *out, kl_error *err) {
+                        kl_object_meta *out, kl_error *err)
+{
     uint64_t wm;
     int valid;
     *found = 0;
@@ -434,7 +458,7 @@ kl_status Kl_index_last(kl_objstore *os, kl_index_pages *pc, const char *dir, in
         free(page);
         uint64_t hi = 0;
         for (;;) {
-            uint64_t x = !hi ? known + step
+            uint64_t x = !hi                      ? known + step
                          : hi - known <= 2 * span ? known + 1
                                                   : known + (hi - known) / 2 + 1;
             if (hi && x >= hi) break; /* converged: the last object starts at `known` */

@@ -25,12 +25,12 @@
 #define KL_INDEX_PAGES 12 /* a key's end and a search in it: 2 x log2(pages) */
 typedef struct kl_index_pages {
     struct kl_index_page {
-        uint64_t from;          /* the page lists first offsets >= from */
-        kl_object_meta *v;      /* raw, in LIST order */
+        uint64_t from;     /* the page lists first offsets >= from */
+        kl_object_meta *v; /* raw, in LIST order */
         size_t n;
-        int more;               /* the LIST was truncated after v[n-1] */
+        int more; /* the LIST was truncated after v[n-1] */
     } p[KL_INDEX_PAGES];
-    unsigned next;              /* the slot the next page replaces */
+    unsigned next; /* the slot the next page replaces */
 } kl_index_pages;
 void Kl_index_pages_free(kl_index_pages *pc);
 
@@ -40,9 +40,8 @@ typedef int (*kl_obj_pred)(const kl_object_meta *m, void *ctx);
 /* Lists objects with first offset >= from, in offset order, at most max
  * (0 = all), deduplicating overlaps left by a compaction (the covering
  * object wins).  *more is set when objects remain beyond what was returned. */
-kl_status Kl_index_list(kl_objstore *os, const char *dir, uint64_t from,
-                        size_t max, kl_object_meta **out, size_t *n, int *more,
-                        kl_error *err);
+kl_status Kl_index_list(kl_objstore *os, const char *dir, uint64_t from, size_t max,
+                        kl_object_meta **out, size_t *n, int *more, kl_error *err);
 
 /* Kl_index_list of everything from `from`, and also the objects it dropped
  * as covered by another (*covered, malloc'd): leftovers of concurrent
@@ -60,19 +59,18 @@ kl_status Kl_index_last(kl_objstore *os, kl_index_pages *pc, const char *dir, in
  * (a hint such as a prior pointer).  `exact`, if given, ends the search as
  * soon as a candidate satisfies it. */
 kl_status Kl_index_find(kl_objstore *os, kl_index_pages *pc, const char *dir, kl_obj_pred pred,
-                        kl_obj_pred exact, void *ctx, uint64_t hi,
-                        uint64_t guess, int *found, kl_object_meta *out,
-                        kl_error *err);
+                        kl_obj_pred exact, void *ctx, uint64_t hi, uint64_t guess, int *found,
+                        kl_object_meta *out, kl_error *err);
 
 /* The object holding `offset` (guess: a likely first offset, or 0). */
 kl_status Kl_index_seek_offset(kl_objstore *os, kl_index_pages *pc, const char *dir,
-                               uint64_t offset, uint64_t guess, int *found,
-                               kl_object_meta *out, kl_error *err);
+                               uint64_t offset, uint64_t guess, int *found, kl_object_meta *out,
+                               kl_error *err);
 
 /* Reads the watermark (0 when absent).  *valid = 0 if it is present but not
  * a u64 (the caller decides whether that matters). */
-kl_status Kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm,
-                             int *valid, kl_error *err);
+kl_status Kl_index_watermark(kl_objstore *os, const char *dir, uint64_t *wm, int *valid,
+                             kl_error *err);
 
 /* Full object name of m in dir (malloc'd), or NULL on ENOMEM. */
 char *Kl_index_name(const char *dir, const kl_object_meta *m);

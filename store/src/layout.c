@@ -8,7 +8,8 @@
 #include "layout.h"
 
 static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
+static char *fmt(const char *f, ...)
+{
     char *s = NULL;
     va_list ap;
     va_start(ap, f);
@@ -17,22 +18,27 @@ static char *fmt(const char *f, ...) {
     return r < 0 ? NULL : s;
 }
 
-char *Kl_layout_marker(const char *prefix, const char *keyspace) {
+char *Kl_layout_marker(const char *prefix, const char *keyspace)
+{
     return fmt("%s%s_config.ini", prefix ? prefix : "", keyspace);
 }
 
-char *Kl_layout_key_dir(const char *prefix, const char *keyspace, const char *key) {
+char *Kl_layout_key_dir(const char *prefix, const char *keyspace, const char *key)
+{
     return fmt("%s%s/%s/", prefix ? prefix : "", keyspace, key);
 }
 
-char *Kl_layout_join(const char *key_dir, const char *suffix) {
+char *Kl_layout_join(const char *key_dir, const char *suffix)
+{
     return fmt("%s%s", key_dir, suffix);
 }
 
-char *Kl_layout_seek(const char *key_dir, uint64_t offset) {
+char *Kl_layout_seek(const char *key_dir, uint64_t offset)
+{
     return fmt("%sdata_o%020" PRIu64, key_dir, offset);
 }
 
-char *Kl_layout_claim(const char *key_dir, uint64_t slot) {
+char *Kl_layout_claim(const char *key_dir, uint64_t slot)
+{
     return fmt("%sclaim_o%020" PRIu64, key_dir, slot);
 }

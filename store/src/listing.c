@@ -15,7 +15,8 @@ typedef struct strv {
     size_t n, cap;
 } strv;
 
-static int strv_add(strv *s, const char *p, size_t len) {
+static int strv_add(strv *s, const char *p, size_t len)
+{
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
         char **v = realloc(s->v, cap * sizeof *v);
@@ -28,13 +29,15 @@ static int strv_add(strv *s, const char *p, size_t len) {
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
+static int cmp_str(const void *a, const void *b)
+{
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Sorts, drops duplicates and names that are not valid klstore names (a
  * bucket may hold other things under the prefix). */
-static void strv_finish(strv *s) {
+static void strv_finish(strv *s)
+{
     if (s->n) qsort(s->v, s->n, sizeof *s->v, cmp_str);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {
@@ -51,8 +54,9 @@ static void strv_finish(strv *s) {
 /* LISTs `prefix` with delimiter '/' across all pages; for each common
  * prefix and (optionally) each object ending in `obj_suffix`, adds the
  * part between `prefix` and the '/' or suffix. */
-static kl_status list_names(kl_objstore *os, const char *prefix, const char *obj_suffix,
-                            strv *out, kl_error *err) {
+static kl_status list_names(kl_objstore *os, const char *prefix, const char *obj_suffix, strv *out,
+                            kl_error *err)
+{
     size_t plen = strlen(prefix), slen = obj_suffix ? strlen(obj_suffix) : 0;
     char *cont = NULL;
     kl_status st = KL_OK;
@@ -83,7 +87,8 @@ static kl_status list_names(kl_objstore *os, const char *prefix, const char *obj
     return st;
 }
 
-static kl_status finish(strv *s, kl_status st, char ***names, size_t *n) {
+static kl_status finish(strv *s, kl_status st, char ***names, size_t *n)
+{
     if (st) {
         kl_strv_free(s->v, s->n);
         return st;
@@ -94,8 +99,9 @@ static kl_status finish(strv *s, kl_status st, char ***names, size_t *n) {
     return KL_OK;
 }
 
-kl_status kl_list_keyspaces(kl_objstore *os, const kl_store_config *cfg,
-                            char ***names, size_t *n, kl_error *err) {
+kl_status kl_list_keyspaces(kl_objstore *os, const kl_store_config *cfg, char ***names, size_t *n,
+                            kl_error *err)
+{
     strv s = {0};
     const char *prefix = cfg && cfg->object_prefix ? cfg->object_prefix : "";
     kl_status st = list_names(os, prefix, "_config.ini", &s, err);
@@ -103,11 +109,12 @@ kl_status kl_list_keyspaces(kl_objstore *os, const kl_store_config *cfg,
 }
 
 kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
-                       char ***names, size_t *n, kl_error *err) {
+                       char ***names, size_t *n, kl_error *err)
+{
     kl_status st = kl_validate_name("keyspace", keyspace, err);
     if (st) return st;
-    char *prefix = Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "",
-                                     keyspace, "");
+    char *prefix =
+        Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "", keyspace, "");
     if (!prefix) return kl_seterr(err, KL_ENOMEM, "out of memory");
     prefix[strlen(prefix) - 1] = 0; /* "{p}{ks}//" -> "{p}{ks}/" */
     strv s = {0};
@@ -117,18 +124,20 @@ kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg, const char *
 }
 
 static char *key_dir(const kl_store_config *cfg, const char *keyspace, const char *key,
-                     kl_error *err) {
+                     kl_error *err)
+{
     if (kl_validate_name("keyspace", keyspace, err) || kl_validate_name("key", key, err))
         return NULL;
-    char *dir = Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "",
-                                  keyspace, key);
+    char *dir =
+        Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "", keyspace, key);
     if (!dir) kl_seterr(err, KL_ENOMEM, "out of memory");
     return dir;
 }
 
-kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg,
-                          const char *keyspace, const char *key, uint64_t after,
-                          size_t max, kl_object_meta **out, size_t *n, kl_error *err) {
+kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
+                          const char *key, uint64_t after, size_t max, kl_object_meta **out,
+                          size_t *n, kl_error *err)
+{
     char *dir = key_dir(cfg, keyspace, key, err);
     if (!dir) return err ? err->code : KL_EINVAL;
     kl_status st = Kl_index_list(os, dir, after + 1, max, out, n, NULL, err);
@@ -136,9 +145,9 @@ kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg,
     return st;
 }
 
-kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg,
-                         const char *keyspace, const char *key,
-                         const kl_object_meta *m, kl_page *out, kl_error *err) {
+kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
+                         const char *key, const kl_object_meta *m, kl_page *out, kl_error *err)
+{
     char *dir = key_dir(cfg, keyspace, key, err);
     if (!dir) return err ? err->code : KL_EINVAL;
     char *name = Kl_index_name(dir, m);

@@ -34,14 +34,16 @@
 
 #define XATTR_OBJECT "user.klstore.object"
 
-static const char *base_of(const char *name) {
+static const char *base_of(const char *name)
+{
     const char *s = strrchr(name, '/');
     return s ? s + 1 : name;
 }
 
 /* Links the file open as fd as `name` in dfd.  AT_EMPTY_PATH needs
  * CAP_DAC_READ_SEARCH; without it the /proc link does the same. */
-static int link_fd(int fd, int dfd, const char *name) {
+static int link_fd(int fd, int dfd, const char *name)
+{
     if (linkat(fd, "", dfd, name, AT_EMPTY_PATH) == 0) return 0;
     if (errno != ENOENT && errno != EPERM && errno != EINVAL) return -1;
     char proc[64];
@@ -52,7 +54,8 @@ static int link_fd(int fd, int dfd, const char *name) {
 static int unsupported(int e) { return e == EOPNOTSUPP || e == EISDIR || e == EINVAL; }
 
 /* The file form: 0 done, -1 errno (EEXIST: taken), 1 not supported here. */
-static int file_claim(int dfd, const char *cb, const char *ob, const void *data, size_t len) {
+static int file_claim(int dfd, const char *cb, const char *ob, const void *data, size_t len)
+{
     int fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0) return unsupported(errno) ? 1 : -1;
     int rc = -1;
@@ -67,7 +70,8 @@ static int file_claim(int dfd, const char *cb, const char *ob, const void *data,
 }
 
 /* Removes what a failed directory claim left in its temporary directory. */
-static void drop_tmpdir(int dfd, const char *tmp, const char *file) {
+static void drop_tmpdir(int dfd, const char *tmp, const char *file)
+{
     int t = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (t >= 0) {
         unlinkat(t, file, 0);
@@ -78,7 +82,8 @@ static void drop_tmpdir(int dfd, const char *tmp, const char *file) {
 
 /* The directory form: 0 done, -1 errno (EEXIST or ENOTEMPTY: taken). */
 static int dir_claim(local_os *l, int dfd, const char *cb, const char *ob, const void *data,
-                     size_t len) {
+                     size_t len)
+{
     char tmp[64];
     snprintf(tmp, sizeof tmp, TMP_PREFIX "%d.%lu.d", (int)getpid(),
              atomic_fetch_add(&l->tmp_seq, 1));
@@ -88,7 +93,7 @@ static int dir_claim(local_os *l, int dfd, const char *cb, const char *ob, const
         (fd = openat(tfd, ob, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) >= 0 &&
         Kl_local_write_all(fd, data, len) == 0 && fsync(fd) == 0) {
         r = renameat2(dfd, tmp, dfd, cb, RENAME_NOREPLACE);
-        if (r != 0 && errno == EINVAL) /* a file system without the flag: a   */
+        if (r != 0 && errno == EINVAL)       /* a file system without the flag: a   */
             r = renameat(dfd, tmp, dfd, cb); /* non-empty target still fails */
     }
     int e = errno;
@@ -99,8 +104,9 @@ static int dir_claim(local_os *l, int dfd, const char *cb, const char *ob, const
     return r;
 }
 
-kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object,
-                         const void *data, size_t len, char **tag, kl_error *err) {
+kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
+                         size_t len, char **tag, kl_error *err)
+{
     (void)tag; /* the file form checks the inode's name instead (publish) */
     local_os *l = (local_os *)os;
     kl_status st = Kl_local_check_name(claim, err);
@@ -116,14 +122,16 @@ kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object,
     int e = errno;
     close(dfd);
     if (r == 0) return KL_OK;
-    if (e == EEXIST || e == ENOTEMPTY) return kl_seterr(err, KL_EEXIST, "claim '%s' is taken", claim);
+    if (e == EEXIST || e == ENOTEMPTY)
+        return kl_seterr(err, KL_EEXIST, "claim '%s' is taken", claim);
     errno = e;
     return Kl_local_io_err(err, "claim", claim);
 }
 
 /* The name of the object claim `fd` holds, into buf: 0 found, 1 none
  * (an empty claim directory, or a file without the attribute), -1 errno. */
-static int claim_object(int fd, char *buf, size_t cap) {
+static int claim_object(int fd, char *buf, size_t cap)
+{
     struct stat sb;
     if (fstat(fd, &sb) != 0) return -1;
     if (!S_ISDIR(sb.st_mode)) {
@@ -146,8 +154,9 @@ static int claim_object(int fd, char *buf, size_t cap) {
     return rc;
 }
 
-kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **object,
-                                char **tag, kl_error *err) {
+kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **object, char **tag,
+                                kl_error *err)
+{
     (void)tag;
     kl_status st = Kl_local_check_name(claim, err);
     if (st) return st;
@@ -159,8 +168,10 @@ kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **objec
     errno = e;
     if (rc < 0) return Kl_local_io_err(err, "read claim", claim);
     if (rc == 1)
-        return kl_seterr(err, KL_EBADDATA, "claim '%s' holds no object (left by a crash "
-                         "before it was published)", claim);
+        return kl_seterr(err, KL_EBADDATA,
+                         "claim '%s' holds no object (left by a crash "
+                         "before it was published)",
+                         claim);
     size_t dl = (size_t)(base_of(claim) - claim);
     if (asprintf(object, "%.*s%s", (int)dl, claim, ent) < 0)
         return kl_seterr(err, KL_ENOMEM, "out of memory");
@@ -171,8 +182,9 @@ kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **objec
  * the inode is opened first and its name checked on the open file, so a
  * claim removed and made again meanwhile (by a writer with a stale view)
  * cannot lend its body to our name.  No tag is needed. */
-kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object,
-                           const char *tag, const void *data, size_t len, kl_error *err) {
+kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
+                           const void *data, size_t len, kl_error *err)
+{
     (void)tag, (void)data, (void)len;
     local_os *l = (local_os *)os;
     kl_status st = Kl_local_check_name(claim, err);
@@ -194,8 +206,10 @@ kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *objec
         if (rc != 0 || strcmp(held, base_of(object)) != 0) {
             close(fd);
             if (rc < 0) return Kl_local_io_err(err, "read claim", claim);
-            return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found: claim '%s' holds "
-                             "another", object, claim);
+            return kl_seterr(err, KL_ENOTFOUND,
+                             "object '%s' not found: claim '%s' holds "
+                             "another",
+                             object, claim);
         }
         dfd = Kl_local_open_parent(l->rootfd, object, Kl_local_dir_len(object));
         r = dfd < 0 ? -1 : link_fd(fd, dfd, base_of(object));
@@ -215,7 +229,8 @@ kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *objec
 }
 
 /* Empties and removes a claim of the directory form. */
-static kl_status unclaim_dir(local_os *l, const char *claim, kl_error *err) {
+static kl_status unclaim_dir(local_os *l, const char *claim, kl_error *err)
+{
     /* ENOTEMPTY: the claim went and a new one of the same slot came (from
      * a writer with a stale view, which its check will catch); removing
      * that one too is as harmless, a few times at most. */
@@ -247,14 +262,15 @@ static kl_status unclaim_dir(local_os *l, const char *claim, kl_error *err) {
     }
 }
 
-kl_status Kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n,
-                           kl_error *err) {
+kl_status Kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n, kl_error *err)
+{
     local_os *l = (local_os *)os;
     for (size_t i = 0; i < n; i++) {
         kl_status st = Kl_local_check_name(claims[i], err);
         if (st) return st;
         if (unlinkat(l->rootfd, claims[i], 0) == 0 || errno == ENOENT) continue;
-        if (errno != EISDIR && errno != EPERM) return Kl_local_io_err(err, "delete claim", claims[i]);
+        if (errno != EISDIR && errno != EPERM)
+            return Kl_local_io_err(err, "delete claim", claims[i]);
         if ((st = unclaim_dir(l, claims[i], err))) return st;
     }
     return KL_OK;

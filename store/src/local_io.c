@@ -17,24 +17,30 @@
 
 /* S3 allows names a filesystem cannot hold ("a//b", "../x"); refuse them
  * rather than write somewhere unexpected. */
-kl_status Kl_local_check_name(const char *name, kl_error *err) {
+kl_status Kl_local_check_name(const char *name, kl_error *err)
+{
     if (!*name || name[0] == '/' || name[strlen(name) - 1] == '/')
-        return kl_seterr(err, KL_EINVAL, "object name '%s' is not storable in a "
-                         "directory (empty, or leading/trailing '/')", name);
+        return kl_seterr(err, KL_EINVAL,
+                         "object name '%s' is not storable in a "
+                         "directory (empty, or leading/trailing '/')",
+                         name);
     const char *p = name;
     while (*p) {
         const char *e = strchrnul(p, '/');
         size_t n = (size_t)(e - p);
         if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') ||
             strncmp(p, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 || n > 255)
-            return kl_seterr(err, KL_EINVAL, "object name '%s' has a component "
-                             "a directory store cannot hold", name);
+            return kl_seterr(err, KL_EINVAL,
+                             "object name '%s' has a component "
+                             "a directory store cannot hold",
+                             name);
         p = *e ? e + 1 : e;
     }
     return KL_OK;
 }
 
-kl_status Kl_local_io_err(kl_error *err, const char *op, const char *name) {
+kl_status Kl_local_io_err(kl_error *err, const char *op, const char *name)
+{
     int e = errno;
     if (e == ENOENT || e == ENOTDIR)
         return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found", name);
@@ -47,9 +53,13 @@ kl_status Kl_local_io_err(kl_error *err, const char *op, const char *name) {
 /* mkdir -p of the directories in `name` (all but the last component).
  * New directories are fsync'ed into their parents so the object survives
  * a crash together with its path. */
-static int make_parents(int rootfd, const char *name) {
+static int make_parents(int rootfd, const char *name)
+{
     char path[4096];
-    if (strlen(name) >= sizeof path) { errno = ENAMETOOLONG; return -1; }
+    if (strlen(name) >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     strcpy(path, name);
     for (char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
         *s = 0;
@@ -72,9 +82,13 @@ static int make_parents(int rootfd, const char *name) {
 /* Opens the directory that holds object `name` (dirlen bytes of it),
  * creating it first only if it is missing: the common case, an existing
  * key directory, costs one open and no mkdir per path component. */
-int Kl_local_open_parent(int rootfd, const char *name, size_t dirlen) {
+int Kl_local_open_parent(int rootfd, const char *name, size_t dirlen)
+{
     char dir[4096];
-    if (dirlen >= sizeof dir) { errno = ENAMETOOLONG; return -1; }
+    if (dirlen >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     memcpy(dir, name, dirlen);
     dir[dirlen] = 0;
     const char *path = dirlen ? dir : ".";
@@ -84,7 +98,8 @@ int Kl_local_open_parent(int rootfd, const char *name, size_t dirlen) {
     return fd;
 }
 
-int Kl_local_write_all(int fd, const uint8_t *p, size_t n) {
+int Kl_local_write_all(int fd, const uint8_t *p, size_t n)
+{
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0) {
@@ -97,7 +112,8 @@ int Kl_local_write_all(int fd, const uint8_t *p, size_t n) {
     return 0;
 }
 
-size_t Kl_local_dir_len(const char *name) {
+size_t Kl_local_dir_len(const char *name)
+{
     const char *slash = strrchr(name, '/');
     return slash ? (size_t)(slash - name) : 0;
 }

@@ -33,12 +33,11 @@ int Kl_local_write_all(int fd, const uint8_t *p, size_t n);
 size_t Kl_local_dir_len(const char *name);
 
 /* The objstore ops of slot claims (local_claim.c). */
-kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object,
-                         const void *data, size_t len, char **tag, kl_error *err);
-kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **object,
-                                char **tag, kl_error *err);
-kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object,
-                           const char *tag, const void *data, size_t len, kl_error *err);
-kl_status Kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n,
-                           kl_error *err);
+kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
+                         size_t len, char **tag, kl_error *err);
+kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **object, char **tag,
+                                kl_error *err);
+kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
+                           const void *data, size_t len, kl_error *err);
+kl_status Kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n, kl_error *err);
 #endif

@@ -18,7 +18,8 @@ struct kl_objcache {
     kl_htab by_name;
 };
 
-kl_objcache *Kl_objcache_new(uint64_t max_bytes) {
+kl_objcache *Kl_objcache_new(uint64_t max_bytes)
+{
     kl_objcache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     if (Kl_htab_init(&c->by_name, 64)) {
@@ -33,14 +34,16 @@ kl_objcache *Kl_objcache_new(uint64_t max_bytes) {
 
 void Kl_cobj_retain(kl_cobj *o) { atomic_fetch_add(&o->refs, 1); }
 
-void Kl_cobj_release(kl_cobj *o) {
+void Kl_cobj_release(kl_cobj *o)
+{
     if (!o || atomic_fetch_sub(&o->refs, 1) != 1) return;
     free(o->name);
     if (o->body.release) o->body.release(&o->body);
     free(o);
 }
 
-static void free_body(kl_mapping *m) {
+static void free_body(kl_mapping *m)
+{
     free((void *)m->data);
     *m = (kl_mapping){0};
 }
@@ -49,7 +52,8 @@ static void free_body(kl_mapping *m) {
 /* A GET asks for one byte more than the name promises: a longer body is
  * then seen (and reported as corrupt by fill) without reading all of it. */
 static kl_status load_body(kl_objstore *os, const char *name, uint64_t size, kl_mapping *out,
-                           kl_error *err) {
+                           kl_error *err)
+{
     if (os->ops->map) return os->ops->map(os, name, out, err);
     uint8_t *data = NULL;
     size_t len = 0;
@@ -59,19 +63,30 @@ static kl_status load_body(kl_objstore *os, const char *name, uint64_t size, kl_
     return KL_OK;
 }
 
-static void unlink_obj(kl_objcache *c, kl_cobj *o) {
+static void unlink_obj(kl_objcache *c, kl_cobj *o)
+{
     o->linked = 0;
-    if (o->older) o->older->newer = o->newer; else c->oldest = o->newer;
-    if (o->newer) o->newer->older = o->older; else c->newest = o->older;
+    if (o->older)
+        o->older->newer = o->newer;
+    else
+        c->oldest = o->newer;
+    if (o->newer)
+        o->newer->older = o->older;
+    else
+        c->newest = o->older;
     o->older = o->newer = NULL;
     c->bytes -= o->len;
     Kl_htab_remove(&c->by_name, &o->h);
 }
 
-static void push_newest(kl_objcache *c, kl_cobj *o) {
+static void push_newest(kl_objcache *c, kl_cobj *o)
+{
     o->older = c->newest;
     o->newer = NULL;
-    if (c->newest) c->newest->newer = o; else c->oldest = o;
+    if (c->newest)
+        c->newest->newer = o;
+    else
+        c->oldest = o;
     c->newest = o;
     c->bytes += o->len;
     o->linked = 1;
@@ -82,7 +97,8 @@ static void push_newest(kl_objcache *c, kl_cobj *o) {
  * into arrays of their own, objwalk.h). */
 static size_t charge(const kl_cobj *o) { return o->body.len; }
 
-static kl_cobj *cobj_new(const char *name) {
+static kl_cobj *cobj_new(const char *name)
+{
     kl_cobj *o = calloc(1, sizeof *o);
     if (!o || !(o->name = strdup(name))) {
         free(o);
@@ -97,7 +113,8 @@ static kl_cobj *cobj_new(const char *name) {
 /* Fetches into o (whose len stays 0 until it is complete) and checks what
  * can be checked without reading records: the size and the record count
  * its name promises. */
-static kl_status fill(kl_cobj *o, kl_objstore *os, const kl_object_meta *m, kl_error *err) {
+static kl_status fill(kl_cobj *o, kl_objstore *os, const kl_object_meta *m, kl_error *err)
+{
     kl_status st = load_body(os, o->name, m->size, &o->body, err);
     if (st) return st;
     size_t len = o->body.len;
@@ -107,13 +124,15 @@ static kl_status fill(kl_cobj *o, kl_objstore *os, const kl_object_meta *m, kl_e
     o->first = m->first_offset;
     o->count = m->last_offset - m->first_offset + 1;
     if (m->last_offset < m->first_offset || o->count > len / KL_RECORD_OVERHEAD)
-        return kl_seterr(err, KL_EBADDATA, "%s: %zu bytes cannot hold the %" PRIu64
-                         " records its name says", o->name, len, o->count);
+        return kl_seterr(err, KL_EBADDATA,
+                         "%s: %zu bytes cannot hold the %" PRIu64 " records its name says", o->name,
+                         len, o->count);
     return KL_OK;
 }
 
-kl_status Kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
-                        kl_cobj **out, kl_error *err) {
+kl_status Kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m, kl_cobj **out,
+                        kl_error *err)
+{
     kl_cobj *o = cobj_new(name);
     if (!o) return kl_seterr(err, KL_ENOMEM, "out of memory");
     kl_status st = fill(o, os, m, err);
@@ -126,18 +145,21 @@ kl_status Kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta 
     return KL_OK;
 }
 
-static int name_eq(const kl_hnode *h, const void *name) {
+static int name_eq(const kl_hnode *h, const void *name)
+{
     return strcmp(KL_HENTRY(h, kl_cobj, h)->name, name) == 0;
 }
 
-static kl_cobj *find(kl_objcache *c, const char *name) {
-    kl_hnode *h = Kl_htab_find(&c->by_name, Kl_hash(name, strlen(name), KL_HASH_SEED),
-                               name_eq, name);
+static kl_cobj *find(kl_objcache *c, const char *name)
+{
+    kl_hnode *h =
+        Kl_htab_find(&c->by_name, Kl_hash(name, strlen(name), KL_HASH_SEED), name_eq, name);
     return h ? KL_HENTRY(h, kl_cobj, h) : NULL;
 }
 
 kl_status Kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
-                          const kl_object_meta *m, kl_cobj **out, kl_error *err) {
+                          const kl_object_meta *m, kl_cobj **out, kl_error *err)
+{
     pthread_mutex_lock(&c->mu);
     kl_cobj *o = find(c, name);
     if (o) {
@@ -206,7 +228,8 @@ kl_status Kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
     return KL_OK;
 }
 
-void Kl_objcache_drop(kl_objcache *c, kl_cobj *o) {
+void Kl_objcache_drop(kl_objcache *c, kl_cobj *o)
+{
     pthread_mutex_lock(&c->mu);
     int linked = o->linked && !o->loading;
     if (linked) unlink_obj(c, o);
@@ -214,7 +237,8 @@ void Kl_objcache_drop(kl_objcache *c, kl_cobj *o) {
     if (linked) Kl_cobj_release(o); /* the cache's reference */
 }
 
-void Kl_objcache_free(kl_objcache *c) {
+void Kl_objcache_free(kl_objcache *c)
+{
     if (!c) return;
     while (c->oldest) {
         kl_cobj *o = c->oldest;

@@ -18,16 +18,16 @@
 typedef struct kl_cobj {
     atomic_int refs;
     char *name;
-    uint64_t name_hash;    /* Kl_hash of name */
-    kl_hnode h;            /* in the cache's table while linked (guarded by it) */
-    kl_mapping body;       /* mapped by the store, or a malloc'd GET */
-    size_t len;            /* bytes charged to the cache (the body) */
-    uint64_t first, count; /* offsets its name promises (objwalk.h reads them) */
-    _Atomic uint64_t hint; /* where the last walk stopped (objwalk.c) */
-    struct kl_cobj *older, *newer;  /* LRU links, guarded by the cache */
-    int linked;            /* in the LRU list (guarded by the cache) */
-    int loading;           /* being fetched by another thread */
-    kl_status load_st;     /* how that fetch ended */
+    uint64_t name_hash;            /* Kl_hash of name */
+    kl_hnode h;                    /* in the cache's table while linked (guarded by it) */
+    kl_mapping body;               /* mapped by the store, or a malloc'd GET */
+    size_t len;                    /* bytes charged to the cache (the body) */
+    uint64_t first, count;         /* offsets its name promises (objwalk.h reads them) */
+    _Atomic uint64_t hint;         /* where the last walk stopped (objwalk.c) */
+    struct kl_cobj *older, *newer; /* LRU links, guarded by the cache */
+    int linked;                    /* in the LRU list (guarded by the cache) */
+    int loading;                   /* being fetched by another thread */
+    kl_status load_st;             /* how that fetch ended */
 } kl_cobj;
 
 typedef struct kl_objcache kl_objcache;
@@ -41,8 +41,8 @@ void Kl_objcache_free(kl_objcache *c);
 kl_status Kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
                           const kl_object_meta *m, kl_cobj **out, kl_error *err);
 /* Fetches without caching; one reference for the caller. */
-kl_status Kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m,
-                        kl_cobj **out, kl_error *err);
+kl_status Kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta *m, kl_cobj **out,
+                        kl_error *err);
 /* Drops o from the cache (if it is there) ahead of its LRU turn: for an
  * object a walk has read through, whose bytes nobody is likely to want
  * again soon.  The caller's own reference stays valid. */

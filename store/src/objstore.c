@@ -23,14 +23,16 @@ struct kl_os_counters {
     _Atomic uint64_t bytes_put, bytes_got;
 };
 
-static uint64_t now_ns(void) {
+static uint64_t now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* NULL only when out of memory: then nothing is counted, nothing fails. */
-static struct kl_os_counters *counters(kl_objstore *os) {
+static struct kl_os_counters *counters(kl_objstore *os)
+{
     struct kl_os_counters *c = __atomic_load_n(&os->counters_, __ATOMIC_ACQUIRE);
     if (c) return c;
     struct kl_os_counters *fresh = calloc(1, sizeof *fresh);
@@ -42,7 +44,8 @@ static struct kl_os_counters *counters(kl_objstore *os) {
     return c;
 }
 
-static kl_status count(kl_objstore *os, kl_os_op op, uint64_t n, uint64_t t0, kl_status st) {
+static kl_status count(kl_objstore *os, kl_os_op op, uint64_t n, uint64_t t0, kl_status st)
+{
     struct kl_os_counters *c = counters(os);
     if (!c) return st;
     atomic_fetch_add_explicit(&c->calls[op], n, memory_order_relaxed);
@@ -52,13 +55,15 @@ static kl_status count(kl_objstore *os, kl_os_op op, uint64_t n, uint64_t t0, kl
     return st;
 }
 
-static void add_bytes(kl_objstore *os, int got, uint64_t n) {
+static void add_bytes(kl_objstore *os, int got, uint64_t n)
+{
     struct kl_os_counters *c = counters(os);
     if (c) atomic_fetch_add_explicit(got ? &c->bytes_got : &c->bytes_put, n, memory_order_relaxed);
 }
 
-kl_status kl_os_put(kl_objstore *os, const char *name, const void *data,
-                    size_t len, int flags, kl_error *err) {
+kl_status kl_os_put(kl_objstore *os, const char *name, const void *data, size_t len, int flags,
+                    kl_error *err)
+{
     uint64_t t0 = now_ns();
     kl_status st = os->ops->put(os, name, data, len, flags, err);
     if (st == KL_OK) add_bytes(os, 0, len);
@@ -67,13 +72,13 @@ kl_status kl_os_put(kl_objstore *os, const char *name, const void *data,
 
 /* Stores without a batch op get the same guarantees from sequential puts:
  * each is durable before the next starts, so order holds too. */
-kl_status kl_os_put_batch(kl_objstore *os, const kl_put_item *items, size_t n,
-                          kl_error *err) {
+kl_status kl_os_put_batch(kl_objstore *os, const kl_put_item *items, size_t n, kl_error *err)
+{
     if (n == 0) return KL_OK;
     if (!os->ops->put_batch) {
         for (size_t i = 0; i < n; i++) {
-            kl_status st = kl_os_put(os, items[i].name, items[i].data, items[i].len,
-                                     items[i].flags, err);
+            kl_status st =
+                kl_os_put(os, items[i].name, items[i].data, items[i].len, items[i].flags, err);
             if (st) return st;
         }
         return KL_OK;
@@ -85,40 +90,43 @@ kl_status kl_os_put_batch(kl_objstore *os, const kl_put_item *items, size_t n,
     return count(os, KL_OP_PUT, n, t0, st);
 }
 
-kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off,
-                    uint64_t len, uint8_t **data, size_t *out_len, kl_error *err) {
+kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off, uint64_t len, uint8_t **data,
+                    size_t *out_len, kl_error *err)
+{
     uint64_t t0 = now_ns();
     kl_status st = os->ops->get(os, name, off, len, data, out_len, err);
     if (st == KL_OK) add_bytes(os, 1, *out_len);
     return count(os, KL_OP_GET, 1, t0, st);
 }
 
-kl_status kl_os_head(kl_objstore *os, const char *name, uint64_t *size,
-                     kl_error *err) {
+kl_status kl_os_head(kl_objstore *os, const char *name, uint64_t *size, kl_error *err)
+{
     uint64_t t0 = now_ns();
     return count(os, KL_OP_HEAD, 1, t0, os->ops->head(os, name, size, err));
 }
 
-kl_status kl_os_list(kl_objstore *os, const kl_list_req *req, kl_listing *out,
-                     kl_error *err) {
+kl_status kl_os_list(kl_objstore *os, const kl_list_req *req, kl_listing *out, kl_error *err)
+{
     uint64_t t0 = now_ns();
     return count(os, KL_OP_LIST, 1, t0, os->ops->list(os, req, out, err));
 }
 
-kl_status kl_os_del(kl_objstore *os, const char *const *names, size_t n,
-                    kl_error *err) {
+kl_status kl_os_del(kl_objstore *os, const char *const *names, size_t n, kl_error *err)
+{
     if (!n) return KL_OK;
     uint64_t t0 = now_ns();
     return count(os, KL_OP_DEL, 1, t0, os->ops->del(os, names, n, err));
 }
 
-void kl_os_destroy(kl_objstore *os) {
+void kl_os_destroy(kl_objstore *os)
+{
     if (!os) return;
     free(os->counters_);
     os->ops->destroy(os);
 }
 
-void kl_listing_free(kl_listing *l) {
+void kl_listing_free(kl_listing *l)
+{
     if (!l) return;
     for (size_t i = 0; i < l->n_objects; i++) free(l->objects[i].name);
     free(l->objects);
@@ -127,12 +135,14 @@ void kl_listing_free(kl_listing *l) {
     *l = (kl_listing){0};
 }
 
-int kl_os_can_claim(const kl_objstore *os) {
+int kl_os_can_claim(const kl_objstore *os)
+{
     return os->ops->claim && os->ops->claim_target && os->ops->publish && os->ops->unclaim;
 }
 
-kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object,
-                      const void *data, size_t len, char **tag, kl_error *err) {
+kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
+                      size_t len, char **tag, kl_error *err)
+{
     *tag = NULL;
     uint64_t t0 = now_ns();
     kl_status st = os->ops->claim(os, claim, object, data, len, tag, err);
@@ -140,28 +150,31 @@ kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object,
     return count(os, KL_OP_CLAIM, 1, t0, st);
 }
 
-kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object,
-                             char **tag, kl_error *err) {
+kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object, char **tag,
+                             kl_error *err)
+{
     *object = *tag = NULL;
     uint64_t t0 = now_ns();
     return count(os, KL_OP_CLAIM_TARGET, 1, t0, os->ops->claim_target(os, claim, object, tag, err));
 }
 
-kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object,
-                        const char *tag, const void *data, size_t len, kl_error *err) {
+kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
+                        const void *data, size_t len, kl_error *err)
+{
     uint64_t t0 = now_ns();
     return count(os, KL_OP_PUBLISH, 1, t0,
                  os->ops->publish(os, claim, object, tag, data, len, err));
 }
 
-kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n,
-                        kl_error *err) {
+kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n, kl_error *err)
+{
     if (!n) return KL_OK;
     uint64_t t0 = now_ns();
     return count(os, KL_OP_UNCLAIM, 1, t0, os->ops->unclaim(os, claims, n, err));
 }
 
-void kl_os_stats_read(kl_objstore *os, kl_os_stats *out) {
+void kl_os_stats_read(kl_objstore *os, kl_os_stats *out)
+{
     *out = (kl_os_stats){0};
     struct kl_os_counters *c = __atomic_load_n(&os->counters_, __ATOMIC_ACQUIRE);
     if (!c) return;
@@ -175,11 +188,17 @@ void kl_os_stats_read(kl_objstore *os, kl_os_stats *out) {
     out->bytes_got = atomic_load_explicit(&c->bytes_got, memory_order_relaxed);
 }
 
-const char *kl_os_op_name(kl_os_op op) {
+const char *kl_os_op_name(kl_os_op op)
+{
     static const char *const names[KL_OP_COUNT] = {
-        [KL_OP_PUT] = "put",         [KL_OP_GET] = "get",         [KL_OP_HEAD] = "head",
-        [KL_OP_LIST] = "list",       [KL_OP_DEL] = "del",         [KL_OP_CLAIM] = "claim",
-        [KL_OP_CLAIM_TARGET] = "claim_target", [KL_OP_PUBLISH] = "publish",
+        [KL_OP_PUT] = "put",
+        [KL_OP_GET] = "get",
+        [KL_OP_HEAD] = "head",
+        [KL_OP_LIST] = "list",
+        [KL_OP_DEL] = "del",
+        [KL_OP_CLAIM] = "claim",
+        [KL_OP_CLAIM_TARGET] = "claim_target",
+        [KL_OP_PUBLISH] = "publish",
         [KL_OP_UNCLAIM] = "unclaim",
     };
     return (unsigned)op < KL_OP_COUNT ? names[op] : "unknown";

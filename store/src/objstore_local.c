@@ -37,17 +37,19 @@ static local_os *L(kl_objstore *os) { return (local_os *)os; }
 typedef struct staged {
     int dfd;
     int owns_dfd;
-    const char *base;          /* last component of the name */
-    char tmp[64];              /* temporary name in dfd, "" once gone */
+    const char *base; /* last component of the name */
+    char tmp[64];     /* temporary name in dfd, "" once gone */
 } staged;
 
 /* Finds or opens the directory of item i, reusing an earlier item's. */
 static kl_status stage_dir(local_os *l, const kl_put_item *items, staged *v, size_t i,
-                           kl_error *err) {
+                           kl_error *err)
+{
     size_t dl = Kl_local_dir_len(items[i].name);
     v[i].base = items[i].name + (dl ? dl + 1 : 0);
     for (size_t j = 0; j < i; j++)
-        if (Kl_local_dir_len(items[j].name) == dl && memcmp(items[j].name, items[i].name, dl) == 0) {
+        if (Kl_local_dir_len(items[j].name) == dl &&
+            memcmp(items[j].name, items[i].name, dl) == 0) {
             v[i].dfd = v[j].dfd;
             return KL_OK;
         }
@@ -58,7 +60,8 @@ static kl_status stage_dir(local_os *l, const kl_put_item *items, staged *v, siz
 }
 
 /* Writes item i to a temporary file next to its target and syncs it. */
-static kl_status stage_data(local_os *l, const kl_put_item *it, staged *sv, kl_error *err) {
+static kl_status stage_data(local_os *l, const kl_put_item *it, staged *sv, kl_error *err)
+{
     snprintf(sv->tmp, sizeof sv->tmp, TMP_PREFIX "%d.%lu", (int)getpid(),
              atomic_fetch_add(&l->tmp_seq, 1));
     int fd = openat(sv->dfd, sv->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -78,7 +81,8 @@ static kl_status stage_data(local_os *l, const kl_put_item *it, staged *sv, kl_e
 
 /* Moves a synced temporary file into place: rename, or link(2) for
  * put-if-absent (it fails if the target exists: atomic create-if-absent). */
-static kl_status publish(const kl_put_item *it, staged *sv, kl_error *err) {
+static kl_status publish(const kl_put_item *it, staged *sv, kl_error *err)
+{
     int r;
     if (it->flags & KL_PUT_IF_ABSENT) {
         r = linkat(sv->dfd, sv->tmp, sv->dfd, sv->base, 0);
@@ -100,8 +104,8 @@ static kl_status publish(const kl_put_item *it, staged *sv, kl_error *err) {
  * then syncs each directory once: with n objects in one directory that is
  * n+1 syncs instead of 2n.  Nothing is acknowledged before the directory
  * syncs succeed, so a failed sync fails the whole batch. */
-static kl_status local_put_batch(kl_objstore *os, const kl_put_item *items, size_t n,
-                                 kl_error *err) {
+static kl_status local_put_batch(kl_objstore *os, const kl_put_item *items, size_t n, kl_error *err)
+{
     local_os *l = L(os);
     staged one[4], *v = n <= 4 ? one : calloc(n, sizeof *v);
     if (!v) return kl_seterr(err, KL_ENOMEM, "put: out of memory");
@@ -109,7 +113,8 @@ static kl_status local_put_batch(kl_objstore *os, const kl_put_item *items, size
     kl_status st = KL_OK;
     size_t opened = 0;
     for (size_t i = 0; i < n && !st; i++)
-        if (!(st = Kl_local_check_name(items[i].name, err)) && !(st = stage_dir(l, items, v, i, err)))
+        if (!(st = Kl_local_check_name(items[i].name, err)) &&
+            !(st = stage_dir(l, items, v, i, err)))
             opened = i + 1;
     for (size_t i = 0; i < n && !st; i++) st = stage_data(l, &items[i], &v[i], err);
     for (size_t i = 0; i < n && !st; i++) st = publish(&items[i], &v[i], err);
@@ -125,16 +130,17 @@ static kl_status local_put_batch(kl_objstore *os, const kl_put_item *items, size
     return st;
 }
 
-static kl_status local_put(kl_objstore *os, const char *name, const void *data,
-                           size_t len, int flags, kl_error *err) {
+static kl_status local_put(kl_objstore *os, const char *name, const void *data, size_t len,
+                           int flags, kl_error *err)
+{
     kl_put_item it = {.name = name, .data = data, .len = len, .flags = flags};
     return local_put_batch(os, &it, 1, err);
 }
 
 /* Opens an object for reading: a regular file (a directory is "not
  * found", as a common prefix is not an object on S3). */
-static kl_status open_object(local_os *l, const char *name, int *fd, uint64_t *size,
-                             kl_error *err) {
+static kl_status open_object(local_os *l, const char *name, int *fd, uint64_t *size, kl_error *err)
+{
     kl_status st = Kl_local_check_name(name, err);
     if (st) return st;
     *fd = openat(l->rootfd, name, O_RDONLY | O_CLOEXEC);
@@ -149,16 +155,19 @@ static kl_status open_object(local_os *l, const char *name, int *fd, uint64_t *s
     return KL_OK;
 }
 
-static kl_status local_get(kl_objstore *os, const char *name, uint64_t off,
-                           uint64_t len, uint8_t **data, size_t *out_len,
-                           kl_error *err) {
+static kl_status local_get(kl_objstore *os, const char *name, uint64_t off, uint64_t len,
+                           uint8_t **data, size_t *out_len, kl_error *err)
+{
     int fd;
     uint64_t size;
     kl_status st = open_object(L(os), name, &fd, &size, err);
     if (st) return st;
     uint64_t n = off >= size ? 0 : (len > size - off ? size - off : len);
     uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) { close(fd); return kl_seterr(err, KL_ENOMEM, "get '%s': out of memory", name); }
+    if (!buf) {
+        close(fd);
+        return kl_seterr(err, KL_ENOMEM, "get '%s': out of memory", name);
+    }
     uint64_t got = 0;
     while (got < n) {
         ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
@@ -177,7 +186,8 @@ static kl_status local_get(kl_objstore *os, const char *name, uint64_t off,
     return KL_OK;
 }
 
-static void free_view(kl_mapping *m) {
+static void free_view(kl_mapping *m)
+{
     Kl_recycle_put((void *)m->data);
     *m = (kl_mapping){0};
 }
@@ -190,8 +200,8 @@ static void free_view(kl_mapping *m) {
  * faults.  Like a mapping, the buffer stays exact even if a compaction
  * deletes the object meanwhile.  Kept as a map op so the reader knows that
  * fetching is local and skips its readahead threads. */
-static kl_status local_map(kl_objstore *os, const char *name, kl_mapping *out,
-                           kl_error *err) {
+static kl_status local_map(kl_objstore *os, const char *name, kl_mapping *out, kl_error *err)
+{
     int fd;
     uint64_t size;
     kl_status st = open_object(L(os), name, &fd, &size, err);
@@ -217,8 +227,8 @@ static kl_status local_map(kl_objstore *os, const char *name, kl_mapping *out,
     return KL_OK;
 }
 
-static kl_status local_head(kl_objstore *os, const char *name, uint64_t *size,
-                            kl_error *err) {
+static kl_status local_head(kl_objstore *os, const char *name, uint64_t *size, kl_error *err)
+{
     kl_status st = Kl_local_check_name(name, err);
     if (st) return st;
     struct stat sb;
@@ -231,24 +241,28 @@ static kl_status local_head(kl_objstore *os, const char *name, uint64_t *size,
 /* ---- LIST ---------------------------------------------------------- */
 
 typedef struct entry {
-    char *name;   /* full object name, or common prefix ending in '/' */
+    char *name; /* full object name, or common prefix ending in '/' */
     int is_prefix;
 } entry;
 
 typedef struct entries {
     entry *v;
     size_t n, cap;
-    size_t keep;  /* max names the caller can use (0 = all) */
+    size_t keep; /* max names the caller can use (0 = all) */
 } entries;
 
 static int entry_cmp(const void *a, const void *b);
 
-static int entries_add(entries *es, char *name, int is_prefix) {
+static int entries_add(entries *es, char *name, int is_prefix)
+{
     if (!name) return -1;
     if (es->n == es->cap) {
         size_t cap = es->cap ? es->cap * 2 : 64;
         entry *v = realloc(es->v, cap * sizeof *v);
-        if (!v) { free(name); return -1; }
+        if (!v) {
+            free(name);
+            return -1;
+        }
         es->v = v;
         es->cap = cap;
     }
@@ -264,16 +278,19 @@ static int entries_add(entries *es, char *name, int is_prefix) {
     return 0;
 }
 
-static void entries_free(entries *es) {
+static void entries_free(entries *es)
+{
     for (size_t i = 0; i < es->n; i++) free(es->v[i].name);
     free(es->v);
 }
 
-static int entry_cmp(const void *a, const void *b) {
+static int entry_cmp(const void *a, const void *b)
+{
     return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
 }
 
-static int is_dir_at(int dfd, struct dirent *d) {
+static int is_dir_at(int dfd, struct dirent *d)
+{
     if (d->d_type != DT_UNKNOWN) return d->d_type == DT_DIR;
     struct stat sb;
     return fstatat(dfd, d->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode);
@@ -281,9 +298,13 @@ static int is_dir_at(int dfd, struct dirent *d) {
 
 /* Does the directory hold at least one object anywhere below it?  S3 has
  * no directories, so an empty one must not show up as a common prefix. */
-static int has_objects(int dfd) {
+static int has_objects(int dfd)
+{
     DIR *d = fdopendir(dfd);
-    if (!d) { close(dfd); return 0; }
+    if (!d) {
+        close(dfd);
+        return 0;
+    }
     int found = 0;
     struct dirent *e;
     while (!found && (e = readdir(d))) {
@@ -300,7 +321,8 @@ static int has_objects(int dfd) {
 }
 
 /* strcmp(dir + name, after) without building the string. */
-static int name_cmp(const char *dir, const char *name, const char *after) {
+static int name_cmp(const char *dir, const char *name, const char *after)
+{
     size_t dl = strlen(dir);
     int c = strncmp(dir, after, dl);
     if (c) return c;
@@ -310,12 +332,16 @@ static int name_cmp(const char *dir, const char *name, const char *after) {
 /* Collects the names below directory `dir` (an object-name prefix ending in
  * '/' or ""), keeping those that start with dir+base and sort after
  * `after`.  With a delimiter, subdirectories become prefixes. */
-static int collect(int rootfd, const char *dir, const char *base, int delim,
-                   const char *after, entries *es) {
+static int collect(int rootfd, const char *dir, const char *base, int delim, const char *after,
+                   entries *es)
+{
     int dfd = openat(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) return (errno == ENOENT || errno == ENOTDIR) ? 0 : -1;
     DIR *d = fdopendir(dfd);
-    if (!d) { close(dfd); return -1; }
+    if (!d) {
+        close(dfd);
+        return -1;
+    }
     size_t blen = strlen(base);
     int rc = 0;
     struct dirent *e;
@@ -331,7 +357,10 @@ static int collect(int rootfd, const char *dir, const char *base, int delim,
             break;
         }
         if (!dirent_is_dir) {
-            if (after && strcmp(full, after) <= 0) { free(full); continue; }
+            if (after && strcmp(full, after) <= 0) {
+                free(full);
+                continue;
+            }
             rc = entries_add(es, full, 0);
         } else if (delim) {
             int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -354,8 +383,8 @@ static int collect(int rootfd, const char *dir, const char *base, int delim,
     return rc;
 }
 
-static kl_status local_list(kl_objstore *os, const kl_list_req *req,
-                            kl_listing *out, kl_error *err) {
+static kl_status local_list(kl_objstore *os, const kl_list_req *req, kl_listing *out, kl_error *err)
+{
     const char *prefix = req->prefix ? req->prefix : "";
     if (req->delimiter && req->delimiter != '/')
         return kl_seterr(err, KL_EINVAL, "directory store lists with delimiter '/' only");
@@ -418,8 +447,8 @@ nomem:
     return kl_seterr(err, KL_ENOMEM, "list: out of memory");
 }
 
-static kl_status local_del(kl_objstore *os, const char *const *names, size_t n,
-                           kl_error *err) {
+static kl_status local_del(kl_objstore *os, const char *const *names, size_t n, kl_error *err)
+{
     for (size_t i = 0; i < n; i++) {
         kl_status st = Kl_local_check_name(names[i], err);
         if (st) return st;
@@ -431,7 +460,8 @@ static kl_status local_del(kl_objstore *os, const char *const *names, size_t n,
 
 static const char *local_describe(kl_objstore *os) { return L(os)->desc; }
 
-static void local_destroy(kl_objstore *os) {
+static void local_destroy(kl_objstore *os)
+{
     if (!os) return;
     close(L(os)->rootfd);
     free(L(os)->desc);
@@ -455,13 +485,17 @@ static const kl_objstore_ops local_ops = {
 };
 
 /* mkdir -p for the root itself. */
-static int mkdir_p(const char *path) {
+static int mkdir_p(const char *path)
+{
     char *p = strdup(path);
     if (!p) return -1;
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) { free(p); return -1; }
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            free(p);
+            return -1;
+        }
         *s = '/';
     }
     int r = (mkdir(p, 0755) != 0 && errno != EEXIST) ? -1 : 0;
@@ -469,7 +503,8 @@ static int mkdir_p(const char *path) {
     return r;
 }
 
-kl_status kl_objstore_local_new(const char *root, kl_objstore **out, kl_error *err) {
+kl_status kl_objstore_local_new(const char *root, kl_objstore **out, kl_error *err)
+{
     if (!root || !*root) return kl_seterr(err, KL_EINVAL, "store directory is empty");
     if (mkdir_p(root) != 0)
         return kl_seterr(err, KL_EIO, "cannot create store directory '%s': %s", root,

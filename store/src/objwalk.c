@@ -20,31 +20,37 @@ typedef struct cursor {
 
 /* Why the record at pos is not record idx (framing, else its offset). */
 static __attribute__((cold, noinline)) kl_status bad_record(const kl_cobj *o, size_t pos,
-                                                            uint64_t idx, kl_error *err) {
+                                                            uint64_t idx, kl_error *err)
+{
     const uint8_t *b = o->body.data;
     uint32_t plen;
     if (!Kl_codec_framed(b, o->body.len, pos, &plen))
         return Kl_codec_frame_error(b, o->body.len, pos, o->name, err);
-    return kl_seterr(err, KL_EBADDATA, "%s: record at byte %zu has offset %" PRIu64
-                     ", expected %" PRIu64, o->name, pos, Kl_le64(b + pos), o->first + idx);
+    return kl_seterr(err, KL_EBADDATA,
+                     "%s: record at byte %zu has offset %" PRIu64 ", expected %" PRIu64, o->name,
+                     pos, Kl_le64(b + pos), o->first + idx);
 }
 
 /* Whether the record at pos is whole, well framed and is record idx; its
  * payload length in *plen.  The hot path of every walk. */
-static inline int good_record(const kl_cobj *o, size_t pos, uint64_t idx, uint32_t *plen) {
+static inline int good_record(const kl_cobj *o, size_t pos, uint64_t idx, uint32_t *plen)
+{
     return Kl_codec_framed(o->body.data, o->body.len, pos, plen) &&
            Kl_le64(o->body.data + pos) == o->first + idx;
 }
 
 /* The end of record c.idx when it is the object's last: nothing may follow. */
-static kl_status check_end(const kl_cobj *o, const cursor *c, kl_error *err) {
+static kl_status check_end(const kl_cobj *o, const cursor *c, kl_error *err)
+{
     if (c->idx == o->count && c->pos != o->body.len)
-        return kl_seterr(err, KL_EBADDATA, "%s: %zu bytes follow its last record (offset %"
-                         PRIu64 ")", o->name, o->body.len - c->pos, o->first + o->count - 1);
+        return kl_seterr(err, KL_EBADDATA,
+                         "%s: %zu bytes follow its last record (offset %" PRIu64 ")", o->name,
+                         o->body.len - c->pos, o->first + o->count - 1);
     return KL_OK;
 }
 
-static kl_status hop_forward(const kl_cobj *o, cursor *c, kl_error *err) {
+static kl_status hop_forward(const kl_cobj *o, cursor *c, kl_error *err)
+{
     uint32_t l;
     if (c->idx >= o->count) return check_end(o, c, err);
     if (!good_record(o, c->pos, c->idx, &l)) return bad_record(o, c->pos, c->idx, err);
@@ -53,34 +59,40 @@ static kl_status hop_forward(const kl_cobj *o, cursor *c, kl_error *err) {
     return check_end(o, c, err);
 }
 
-static kl_status hop_backward(const kl_cobj *o, cursor *c, kl_error *err) {
+static kl_status hop_backward(const kl_cobj *o, cursor *c, kl_error *err)
+{
     const uint8_t *b = o->body.data;
     uint32_t t = c->pos >= KL_RECORD_OVERHEAD ? Kl_le32(b + c->pos - 4) : 0;
     if (c->idx == 0 || t < KL_RECORD_HEADER || (size_t)t + 4 > c->pos)
-        return kl_seterr(err, KL_EBADDATA, "%s: no record %" PRIu64 " ends at byte %zu "
-                         "(trailer %" PRIu32 ")", o->name, o->first + c->idx - 1, c->pos, t);
+        return kl_seterr(err, KL_EBADDATA,
+                         "%s: no record %" PRIu64 " ends at byte %zu "
+                         "(trailer %" PRIu32 ")",
+                         o->name, o->first + c->idx - 1, c->pos, t);
     size_t start = c->pos - 4 - t;
     uint32_t l;
     if (!good_record(o, start, c->idx - 1, &l)) return bad_record(o, start, c->idx - 1, err);
     if ((size_t)l + KL_RECORD_OVERHEAD != c->pos - start)
-        return kl_seterr(err, KL_EBADDATA, "%s: record at byte %zu has length %" PRIu32
-                         ", its trailer says %" PRIu32, o->name, start, l, t - KL_RECORD_HEADER);
+        return kl_seterr(err, KL_EBADDATA,
+                         "%s: record at byte %zu has length %" PRIu32 ", its trailer says %" PRIu32,
+                         o->name, start, l, t - KL_RECORD_HEADER);
     c->pos = start;
     c->idx--;
     if (c->idx == 0 && c->pos != 0)
-        return kl_seterr(err, KL_EBADDATA, "%s: %zu bytes precede its first record",
-                         o->name, c->pos);
+        return kl_seterr(err, KL_EBADDATA, "%s: %zu bytes precede its first record", o->name,
+                         c->pos);
     return KL_OK;
 }
 
 /* Packs a cursor into the object's one-word hint (0 = none). */
-static void remember(kl_cobj *o, const cursor *c) {
+static void remember(kl_cobj *o, const cursor *c)
+{
     if (c->idx > 0 && c->idx <= UINT32_MAX && c->pos <= UINT32_MAX)
         atomic_store_explicit(&o->hint, c->idx << 32 | c->pos, memory_order_relaxed);
 }
 
 /* A cursor at record idx, hopping from the nearest known record start. */
-static kl_status seek(kl_cobj *o, uint64_t idx, cursor *c, kl_error *err) {
+static kl_status seek(kl_cobj *o, uint64_t idx, cursor *c, kl_error *err)
+{
     uint64_t h = atomic_load_explicit(&o->hint, memory_order_relaxed);
     cursor from = {0, 0};
     uint64_t dist = idx;
@@ -100,13 +112,15 @@ static kl_status seek(kl_cobj *o, uint64_t idx, cursor *c, kl_error *err) {
     return st;
 }
 
-static uint64_t room_for(const kl_pagebuf *pb, uint64_t limit, uint64_t avail) {
+static uint64_t room_for(const kl_pagebuf *pb, uint64_t limit, uint64_t avail)
+{
     uint64_t room = limit > pb->n ? limit - pb->n : 0;
     return room < avail ? room : avail;
 }
 
 kl_status Kl_objwalk_forward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
-                             kl_error *err) {
+                             kl_error *err)
+{
     uint64_t idx = *want - o->first;
     uint64_t k = room_for(pb, limit, o->count - idx);
     if (k == 0) return KL_OK;
@@ -131,7 +145,8 @@ kl_status Kl_objwalk_forward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_
 }
 
 kl_status Kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64_t *want,
-                              kl_error *err) {
+                              kl_error *err)
+{
     uint64_t idx = *want - o->first;
     uint64_t k = room_for(pb, limit, idx + 1);
     if (k == 0) return KL_OK;
@@ -151,8 +166,9 @@ kl_status Kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64
     return KL_OK;
 }
 
-kl_status Kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), void *ctx,
-                          int *found, uint64_t *offset, kl_error *err) {
+kl_status Kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), void *ctx, int *found,
+                          uint64_t *offset, kl_error *err)
+{
     cursor c = {0, 0};
     *found = 0;
     while (c.idx < o->count) {

@@ -22,6 +22,6 @@ kl_status Kl_objwalk_backward(kl_cobj *o, kl_pagebuf *pb, uint64_t limit, uint64
                               kl_error *err);
 /* The offset of o's first record satisfying pred, in *offset; *found = 0
  * when none does. */
-kl_status Kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), void *ctx,
-                          int *found, uint64_t *offset, kl_error *err);
+kl_status Kl_objwalk_find(kl_cobj *o, int (*pred)(const kl_record *, void *), void *ctx, int *found,
+                          uint64_t *offset, kl_error *err);
 #endif

@@ -32,15 +32,13 @@ char *kl_default_store_dir(void)
     const char *xdg = getenv("XDG_DATA_HOME");
     char *out = NULL;
     /* XDG says relative values are invalid and must be ignored. */
-    if (xdg && xdg[0] == '/')
-        return asprintf(&out, "%s/klstore", xdg) < 0 ? NULL : out;
+    if (xdg && xdg[0] == '/') return asprintf(&out, "%s/klstore", xdg) < 0 ? NULL : out;
     const char *home = getenv("HOME");
     struct passwd pw, *res = NULL;
     char buf[4096];
     if ((!home || !*home) && getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res)
         home = res->pw_dir;
-    if (!home || !*home)
-        home = ".";
+    if (!home || !*home) home = ".";
     return asprintf(&out, "%s/.local/share/klstore", home) < 0 ? NULL : out;
 }
 
@@ -48,8 +46,7 @@ char *kl_default_store_dir(void)
 static kl_status replace(char **slot, const char *v, kl_error *err)
 {
     char *d = strdup(v);
-    if (!d)
-        return kl_seterr(err, KL_ENOMEM, "open: out of memory");
+    if (!d) return kl_seterr(err, KL_ENOMEM, "open: out of memory");
     free(*slot);
     *slot = d;
     return KL_OK;
@@ -59,12 +56,10 @@ static kl_status open_s3(kl_config *c, kl_objstore **out, kl_error *err)
 {
     if (!c->s3.endpoint) {
         const char *e = getenv("AWS_ENDPOINT_URL_S3");
-        if (!e || !*e)
-            e = getenv("AWS_ENDPOINT_URL");
+        if (!e || !*e) e = getenv("AWS_ENDPOINT_URL");
         if (e && *e) {
             kl_status st = replace(&c->s3.endpoint, e, err);
-            if (st)
-                return st;
+            if (st) return st;
         }
     }
     return kl_objstore_s3_new(&c->s3, out, err);
@@ -73,16 +68,12 @@ static kl_status open_s3(kl_config *c, kl_objstore **out, kl_error *err)
 kl_status kl_objstore_open(const char *url, kl_config *c, kl_objstore **out, kl_error *err)
 {
     *out = NULL;
-    if (!c)
-        return kl_seterr(err, KL_EINVAL, "open: no configuration given");
+    if (!c) return kl_seterr(err, KL_EINVAL, "open: no configuration given");
     if (!url || !*url) {
-        if (c->local_root)
-            return kl_objstore_local_new(c->local_root, out, err);
-        if (c->has_s3)
-            return open_s3(c, out, err);
+        if (c->local_root) return kl_objstore_local_new(c->local_root, out, err);
+        if (c->has_s3) return open_s3(c, out, err);
         char *dir = kl_default_store_dir();
-        if (!dir)
-            return kl_seterr(err, KL_ENOMEM, "open: out of memory");
+        if (!dir) return kl_seterr(err, KL_ENOMEM, "open: out of memory");
         kl_status st = kl_objstore_local_new(dir, out, err);
         free(dir);
         return st;
@@ -93,27 +84,24 @@ kl_status kl_objstore_open(const char *url, kl_config *c, kl_objstore **out, kl_
         if (blen == 0)
             return kl_seterr(err, KL_EINVAL, "open '%.200s': no bucket in the s3:// URL", url);
         char *bucket = strndup(b, blen);
-        if (!bucket)
-            return kl_seterr(err, KL_ENOMEM, "open: out of memory");
+        if (!bucket) return kl_seterr(err, KL_ENOMEM, "open: out of memory");
         kl_status st = replace(&c->s3.bucket_name, bucket, err);
         free(bucket);
-        if (st == KL_OK)
-            st = replace(&c->store.object_prefix, slash ? slash + 1 : "", err);
-        if (st)
-            return st;
+        if (st == KL_OK) st = replace(&c->store.object_prefix, slash ? slash + 1 : "", err);
+        if (st) return st;
         c->has_s3 = 1;
         return open_s3(c, out, err);
     }
     const char *path = url;
     if (strncmp(url, "file://", 7) == 0) {
         path = url + 7;
-        if (strncmp(path, "localhost/", 10) == 0)
-            path += 9;
+        if (strncmp(path, "localhost/", 10) == 0) path += 9;
         if (!*path)
             return kl_seterr(err, KL_EINVAL, "open '%.200s': no path in the file:// URL", url);
     } else {
         /* "gs://x", "http://x": a scheme we do not speak, not a path. */
-        size_t scheme = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+        size_t scheme =
+            strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
         if (scheme > 0 && strncmp(url + scheme, "://", 3) == 0)
             return kl_seterr(err, KL_EINVAL,
                              "open '%.200s': unsupported URL scheme (use s3://BUCKET/PREFIX, "

@@ -14,7 +14,8 @@ typedef struct page_priv {
     size_t nheld;
 } page_priv;
 
-static int grow(void **v, size_t *cap, size_t need, size_t elem) {
+static int grow(void **v, size_t *cap, size_t need, size_t elem)
+{
     if (need <= *cap) return 0;
     size_t c = *cap ? *cap * 2 : 16;
     while (c < need) c *= 2;
@@ -26,7 +27,8 @@ static int grow(void **v, size_t *cap, size_t need, size_t elem) {
 }
 
 /* grow() for the record array, which is recycled rather than realloc'd. */
-static int grow_recs(kl_pagebuf *pb, size_t need) {
+static int grow_recs(kl_pagebuf *pb, size_t need)
+{
     if (need <= pb->cap) return 0;
     size_t c = pb->cap ? pb->cap * 2 : 16;
     while (c < need) c *= 2;
@@ -42,7 +44,8 @@ static int grow_recs(kl_pagebuf *pb, size_t need) {
 
 int Kl_pagebuf_reserve(kl_pagebuf *pb, size_t n) { return grow_recs(pb, n); }
 
-kl_record *Kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n) {
+kl_record *Kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n)
+{
     if (grow_recs(pb, pb->n + n) != 0) return NULL;
     if (pb->nheld == 0 || pb->held[pb->nheld - 1] != o) {
         if (grow((void **)&pb->held, &pb->capheld, pb->nheld + 1, sizeof *pb->held) != 0)
@@ -54,7 +57,8 @@ kl_record *Kl_pagebuf_room(kl_pagebuf *pb, kl_cobj *o, size_t n) {
 }
 
 kl_status Kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *key,
-                            const char *continuation, kl_page *out, kl_error *err) {
+                            const char *continuation, kl_page *out, kl_error *err)
+{
     *out = (kl_page){0};
     page_priv *priv = calloc(1, sizeof *priv);
     out->keyspace = strdup(keyspace);
@@ -73,14 +77,16 @@ kl_status Kl_pagebuf_finish(kl_pagebuf *pb, const char *keyspace, const char *ke
     return KL_OK;
 }
 
-void Kl_pagebuf_free(kl_pagebuf *pb) {
+void Kl_pagebuf_free(kl_pagebuf *pb)
+{
     for (size_t i = 0; i < pb->nheld; i++) Kl_cobj_release(pb->held[i]);
     free(pb->held);
     Kl_recycle_put(pb->recs);
     *pb = (kl_pagebuf){0};
 }
 
-void kl_page_free(kl_page *page) {
+void kl_page_free(kl_page *page)
+{
     if (!page) return;
     page_priv *priv = page->priv_;
     if (priv) {

@@ -14,13 +14,13 @@
 #include <stdlib.h>
 
 #define CHUNK_BYTES (256u << 10)
-#define BIG_BYTES (32u << 10)
-#define POOL_MAX 16
+#define BIG_BYTES   (32u << 10)
+#define POOL_MAX    16
 
 typedef struct qchunk {
     atomic_size_t refs;
-    struct qchunk *next;            /* in the pool */
-    size_t used;                    /* carved bytes (owning thread only) */
+    struct qchunk *next; /* in the pool */
+    size_t used;         /* carved bytes (owning thread only) */
     _Alignas(16) unsigned char data[];
 } qchunk;
 
@@ -36,8 +36,7 @@ static pthread_once_t current_once = PTHREAD_ONCE_INIT;
 
 static void chunk_unref(qchunk *c)
 {
-    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
-        return;
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) return;
     pthread_mutex_lock(&pool_mu);
     if (pool_n < POOL_MAX) {
         c->next = pool;
@@ -64,8 +63,7 @@ static qchunk *chunk_get(void)
     pthread_mutex_unlock(&pool_mu);
     if (!c) {
         c = malloc(sizeof *c + CHUNK_BYTES);
-        if (!c)
-            return NULL;
+        if (!c) return NULL;
         Kl_populate(c->data, CHUNK_BYTES);
     }
     atomic_init(&c->refs, 1);
@@ -81,25 +79,21 @@ void *Kl_qarena_alloc(size_t size, void **chunk)
         /* A many-record append (a FUSE write, a Kafka burst): a pooled
          * large buffer, warm after the first few. */
         void *p = Kl_recycle_get(size);
-        if (p)
-            *chunk = BIG_CHUNK;
+        if (p) *chunk = BIG_CHUNK;
         return p;
     }
-    if (pthread_once(&current_once, make_key) != 0)
-        return malloc(size);
+    if (pthread_once(&current_once, make_key) != 0) return malloc(size);
     qchunk *c = pthread_getspecific(current);
     if (c && c->used + size > CHUNK_BYTES &&
         atomic_load_explicit(&c->refs, memory_order_acquire) == 1)
-        c->used = 0;          /* everything carved from it is gone: reuse */
+        c->used = 0; /* everything carved from it is gone: reuse */
     if (!c || c->used + size > CHUNK_BYTES) {
         qchunk *fresh = chunk_get();
         if (!fresh || pthread_setspecific(current, fresh) != 0) {
-            if (fresh)
-                chunk_unref(fresh);
+            if (fresh) chunk_unref(fresh);
             return malloc(size);
         }
-        if (c)
-            chunk_unref(c);
+        if (c) chunk_unref(c);
         c = fresh;
     }
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);

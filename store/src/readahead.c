@@ -25,7 +25,8 @@ struct kl_readahead {
     pthread_t *threads;
 };
 
-static void *worker(void *arg) {
+static void *worker(void *arg)
+{
     kl_readahead *ra = arg;
     pthread_mutex_lock(&ra->mu);
     for (;;) {
@@ -37,8 +38,7 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&ra->mu);
         kl_cobj *o = NULL;
         /* Errors are the walker's to report when it asks for the object. */
-        if (Kl_objcache_get(ra->cache, ra->os, h.name, &h.m, &o, NULL) == KL_OK)
-            Kl_cobj_release(o);
+        if (Kl_objcache_get(ra->cache, ra->os, h.name, &h.m, &o, NULL) == KL_OK) Kl_cobj_release(o);
         free(h.name);
         pthread_mutex_lock(&ra->mu);
     }
@@ -46,7 +46,8 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-kl_readahead *Kl_readahead_new(kl_objcache *c, kl_objstore *os, int threads) {
+kl_readahead *Kl_readahead_new(kl_objcache *c, kl_objstore *os, int threads)
+{
     if (threads <= 0) return NULL;
     kl_readahead *ra = calloc(1, sizeof *ra);
     if (!ra || !(ra->threads = calloc((size_t)threads, sizeof *ra->threads))) {
@@ -66,7 +67,8 @@ kl_readahead *Kl_readahead_new(kl_objcache *c, kl_objstore *os, int threads) {
     return ra;
 }
 
-void Kl_readahead_push(kl_readahead *ra, const char *name, const kl_object_meta *m) {
+void Kl_readahead_push(kl_readahead *ra, const char *name, const kl_object_meta *m)
+{
     if (!ra) return;
     char *copy = strdup(name);
     if (!copy) return;
@@ -82,7 +84,8 @@ void Kl_readahead_push(kl_readahead *ra, const char *name, const kl_object_meta 
     pthread_mutex_unlock(&ra->mu);
 }
 
-void Kl_readahead_free(kl_readahead *ra) {
+void Kl_readahead_free(kl_readahead *ra)
+{
     if (!ra) return;
     pthread_mutex_lock(&ra->mu);
     ra->stop = 1;

@@ -47,13 +47,14 @@ typedef struct store_reader {
     kl_store_config cfg;
     char *prefix;
     kl_objcache *cache;
-    kl_readahead *ra;      /* NULL for stores that map objects locally */
+    kl_readahead *ra; /* NULL for stores that map objects locally */
     list_memo memo;
 } store_reader;
 
 static store_reader *SR(kl_reader *r) { return (store_reader *)r; }
 
-static kl_status check_names(const char *keyspace, const char *key, kl_error *err) {
+static kl_status check_names(const char *keyspace, const char *key, kl_error *err)
+{
     kl_status st = kl_validate_name("keyspace", keyspace, err);
     return st ? st : kl_validate_name("key", key, err);
 }
@@ -62,8 +63,9 @@ static kl_status check_names(const char *keyspace, const char *key, kl_error *er
  * longer is not one (and is not read further). */
 #define MARKER_MAX 4096
 
-static kl_status sr_keyspace_meta(kl_reader *r, const char *keyspace,
-                                  kl_keyspace_meta *out, kl_error *err) {
+static kl_status sr_keyspace_meta(kl_reader *r, const char *keyspace, kl_keyspace_meta *out,
+                                  kl_error *err)
+{
     kl_status st = kl_validate_name("keyspace", keyspace, err);
     if (st) return st;
     char *name = Kl_layout_marker(SR(r)->prefix, keyspace);
@@ -74,8 +76,10 @@ static kl_status sr_keyspace_meta(kl_reader *r, const char *keyspace,
     if (st == KL_ENOTFOUND)
         st = kl_seterr(err, KL_ENOKEYSPACE, "keyspace '%s' not found", keyspace);
     if (st == KL_OK && len > MARKER_MAX)
-        st = kl_seterr(err, KL_EBADDATA, "keyspace marker '%s' is over %d bytes: not a "
-                       "klstore marker", name, MARKER_MAX);
+        st = kl_seterr(err, KL_EBADDATA,
+                       "keyspace marker '%s' is over %d bytes: not a "
+                       "klstore marker",
+                       name, MARKER_MAX);
     if (st == KL_OK) {
         /* INI text "[keyspace]\ncreated=<millis>": find the one value. */
         char *text = strndup((char *)body, len);
@@ -83,8 +87,10 @@ static kl_status sr_keyspace_meta(kl_reader *r, const char *keyspace,
         char *end = NULL;
         long long v = p ? strtoll(p + 8, &end, 10) : 0;
         if (!p || end == p + 8 || !text || !strstr(text, "[keyspace]"))
-            st = kl_seterr(err, KL_EBADDATA, "keyspace marker '%s' is not "
-                           "'[keyspace] created=<millis>'", name);
+            st = kl_seterr(err, KL_EBADDATA,
+                           "keyspace marker '%s' is not "
+                           "'[keyspace] created=<millis>'",
+                           name);
         else
             out->created = v;
         free(text);
@@ -94,8 +100,9 @@ static kl_status sr_keyspace_meta(kl_reader *r, const char *keyspace,
     return st;
 }
 
-static kl_status sr_key_meta(kl_reader *r, const char *keyspace, const char *key,
-                             int *exists, kl_key_meta *out, kl_error *err) {
+static kl_status sr_key_meta(kl_reader *r, const char *keyspace, const char *key, int *exists,
+                             kl_key_meta *out, kl_error *err)
+{
     kl_status st = check_names(keyspace, key, err);
     if (st) return st;
     char *dir = Kl_layout_key_dir(SR(r)->prefix, keyspace, key);
@@ -119,14 +126,15 @@ typedef struct walk {
     kl_pagebuf pb;
     uint64_t limit;
     int reseeks;
-    uint64_t hint_in;   /* from the token: first offset of the object holding want */
-    uint64_t hint_out;  /* the same for the next page's token */
-    kl_index_pages pages;  /* listing pages this read has seen */
-    kl_object_meta seed;   /* resolving the start found the object holding want */
+    uint64_t hint_in;     /* from the token: first offset of the object holding want */
+    uint64_t hint_out;    /* the same for the next page's token */
+    kl_index_pages pages; /* listing pages this read has seen */
+    kl_object_meta seed;  /* resolving the start found the object holding want */
     int has_seed;
 } walk;
 
-static kl_status fetch(walk *w, const kl_object_meta *m, kl_cobj **o, kl_error *err) {
+static kl_status fetch(walk *w, const kl_object_meta *m, kl_cobj **o, kl_error *err)
+{
     char *name = Kl_index_name(w->dir, m);
     if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
     kl_status st = Kl_objcache_get(w->sr->cache, w->sr->os, name, m, o, err);
@@ -134,18 +142,22 @@ static kl_status fetch(walk *w, const kl_object_meta *m, kl_cobj **o, kl_error *
     return st;
 }
 
-static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found,
-                        kl_object_meta *m, kl_error *err) {
+static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found, kl_object_meta *m,
+                        kl_error *err)
+{
     if (++w->reseeks > MAX_RESEEKS)
-        return kl_seterr(err, KL_EIO, "%s: objects kept vanishing while reading offset %"
-                         PRIu64 " (compaction storm?)", w->dir, want);
+        return kl_seterr(err, KL_EIO,
+                         "%s: objects kept vanishing while reading offset %" PRIu64
+                         " (compaction storm?)",
+                         w->dir, want);
     return Kl_index_seek_offset(w->sr->os, &w->pages, w->dir, want, guess, found, m, err);
 }
 
 /* Appends records [want, ...] from object o; returns the next wanted.  An
  * object that overlaps offsets already returned (a compaction's merged
  * object) is entered at *want, never before. */
-static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err) {
+static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err)
+{
     if (*want < o->first || *want - o->first >= o->count) return KL_OK;
     return Kl_objwalk_forward(o, &w->pb, w->limit, want, err);
 }
@@ -155,7 +167,8 @@ static kl_status take_forward(walk *w, kl_cobj *o, uint64_t *want, kl_error *err
  * reader_cache_bytes of fresh memory (first-touch page faults cost more
  * than re-reading an object from the page cache); remote objects stay,
  * since a fetch is a round trip. */
-static void passed(walk *w, kl_cobj *o) {
+static void passed(walk *w, kl_cobj *o)
+{
     if (w->sr->os->ops->map) Kl_objcache_drop(w->sr->cache, o);
 }
 
@@ -164,7 +177,8 @@ static void passed(walk *w, kl_cobj *o) {
  * as many as hold the rest of this page -- a reader asking for 10 records
  * must not cost GETs of eight objects (a large page, the usual scan, still
  * fetches its objects in parallel). */
-static void prefetch(walk *w, const kl_object_meta *v, size_t n, uint64_t coming) {
+static void prefetch(walk *w, const kl_object_meta *v, size_t n, uint64_t coming)
+{
     store_reader *sr = w->sr;
     if (!sr->ra) return;
     uint64_t budget = sr->cfg.reader_cache_bytes / 2;
@@ -184,18 +198,22 @@ static void prefetch(walk *w, const kl_object_meta *v, size_t n, uint64_t coming
 }
 
 /* Finds the object holding `want` among v (offset order), or NULL. */
-static const kl_object_meta *holding(const kl_object_meta *v, size_t n, uint64_t want) {
+static const kl_object_meta *holding(const kl_object_meta *v, size_t n, uint64_t want)
+{
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (v[mid].last_offset < want) lo = mid + 1;
-        else hi = mid;
+        if (v[mid].last_offset < want)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < n && v[lo].first_offset <= want ? &v[lo] : NULL;
 }
 
 /* A copy of the memo for dir if it holds `want` (1), else 0. */
-static int memo_get(walk *w, uint64_t want, kl_object_meta **v, size_t *n) {
+static int memo_get(walk *w, uint64_t want, kl_object_meta **v, size_t *n)
+{
     list_memo *mm = &w->sr->memo;
     int hit = 0;
     pthread_mutex_lock(&mm->mu);
@@ -210,7 +228,8 @@ static int memo_get(walk *w, uint64_t want, kl_object_meta **v, size_t *n) {
 }
 
 /* Keeps a copy of a fresh listing of w->dir (best effort). */
-static void memo_put(walk *w, const kl_object_meta *v, size_t n) {
+static void memo_put(walk *w, const kl_object_meta *v, size_t n)
+{
     list_memo *mm = &w->sr->memo;
     kl_object_meta *c = n ? malloc(n * sizeof *c) : NULL;
     char *d = c ? strdup(w->dir) : NULL;
@@ -229,15 +248,17 @@ static void memo_put(walk *w, const kl_object_meta *v, size_t n) {
 static void memo_forget(walk *w) { memo_put(w, NULL, 0); }
 
 /* A look-ahead listing from `from`, from the memo when it holds `want`. */
-static kl_status list_ahead(walk *w, uint64_t from, uint64_t want, kl_object_meta **v,
-                            size_t *n, kl_error *err) {
+static kl_status list_ahead(walk *w, uint64_t from, uint64_t want, kl_object_meta **v, size_t *n,
+                            kl_error *err)
+{
     if (memo_get(w, want, v, n)) return KL_OK;
     kl_status st = Kl_index_list(w->sr->os, w->dir, from, LOOKAHEAD, v, n, NULL, err);
     if (st == KL_OK) memo_put(w, *v, *n);
     return st;
 }
 
-static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
+static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err)
+{
     int found = 0;
     kl_object_meta cur;
     kl_object_meta *ahead = NULL;
@@ -311,7 +332,8 @@ static kl_status walk_forward(walk *w, uint64_t *want, kl_error *err) {
  * seek when the window misses. */
 static kl_status locate_backward(walk *w, uint64_t want, uint64_t span, uint64_t guess,
                                  kl_object_meta **win, size_t *nwin, kl_object_meta *out,
-                                 int *found, kl_error *err) {
+                                 int *found, kl_error *err)
+{
     const kl_object_meta *m = holding(*win, *nwin, want);
     if (!m) {
         free(*win);
@@ -336,7 +358,8 @@ static kl_status locate_backward(walk *w, uint64_t want, uint64_t span, uint64_t
     return Kl_index_seek_offset(w->sr->os, &w->pages, w->dir, want, guess, found, out, err);
 }
 
-static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
+static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err)
+{
     uint64_t guess = w->hint_in, span = 0;
     kl_object_meta *win = NULL;
     size_t nwin = 0;
@@ -351,8 +374,9 @@ static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
         st = locate_backward(w, *want, span, guess, &win, &nwin, &cur, &found, err);
         if (st) break;
         if (!found) {
-            st = kl_seterr(err, KL_EBADDATA, "%s: no object holds offset %" PRIu64
-                           " although later offsets exist", w->dir, *want);
+            st = kl_seterr(err, KL_EBADDATA,
+                           "%s: no object holds offset %" PRIu64 " although later offsets exist",
+                           w->dir, *want);
             break;
         }
         kl_cobj *o;
@@ -388,24 +412,34 @@ static kl_status walk_backward(walk *w, uint64_t *want, kl_error *err) {
 
 /* ---- resolving a start position -------------------------------------- */
 
-typedef struct ts_ctx { int64_t t; int strictly_after; } ts_ctx;
-typedef struct nonce_ctx { kl_u128 n; int strictly_after; } nonce_ctx;
+typedef struct ts_ctx {
+    int64_t t;
+    int strictly_after;
+} ts_ctx;
+typedef struct nonce_ctx {
+    kl_u128 n;
+    int strictly_after;
+} nonce_ctx;
 
-static int obj_ts(const kl_object_meta *m, void *c) {
+static int obj_ts(const kl_object_meta *m, void *c)
+{
     ts_ctx *x = c;
     return x->strictly_after ? m->max_ts > x->t : m->max_ts >= x->t;
 }
-static int rec_ts(const kl_record *r, void *c) {
+static int rec_ts(const kl_record *r, void *c)
+{
     ts_ctx *x = c;
     return x->strictly_after ? r->timestamp > x->t : r->timestamp >= x->t;
 }
-static int obj_nonce(const kl_object_meta *m, void *c) {
+static int obj_nonce(const kl_object_meta *m, void *c)
+{
     nonce_ctx *x = c;
     /* next_nonce - 1 is the largest nonce in or before the object. */
-    return m->next_nonce > 0 && (x->strictly_after ? m->next_nonce - 1 > x->n
-                                                   : m->next_nonce - 1 >= x->n);
+    return m->next_nonce > 0 &&
+           (x->strictly_after ? m->next_nonce - 1 > x->n : m->next_nonce - 1 >= x->n);
 }
-static int rec_nonce(const kl_record *r, void *c) {
+static int rec_nonce(const kl_record *r, void *c)
+{
     nonce_ctx *x = c;
     return r->has_nonce && (x->strictly_after ? r->nonce > x->n : r->nonce >= x->n);
 }
@@ -417,7 +451,8 @@ static int rec_nonce(const kl_record *r, void *c) {
  * of the key a second time. */
 static kl_status first_matching(walk *w, const kl_object_meta *last, kl_obj_pred obj_pred,
                                 int (*rec_pred)(const kl_record *, void *), void *ctx,
-                                uint64_t *out, kl_error *err) {
+                                uint64_t *out, kl_error *err)
+{
     *out = last->last_offset + 1;
     if (!obj_pred(last, ctx)) return KL_OK; /* monotone: no object satisfies it */
     for (;;) {
@@ -441,8 +476,9 @@ static kl_status first_matching(walk *w, const kl_object_meta *last, kl_obj_pred
 
 /* The offset a first page starts at ("want"); 0 means nothing to read
  * backwards. */
-static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start,
-                               uint64_t *want, kl_error *err) {
+static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start, uint64_t *want,
+                               kl_error *err)
+{
     /* Forwards from an offset needs no end: the walk finds where it is. */
     if (dir == KL_FORWARDS && (start->kind == KL_START_FIRST || start->kind == KL_START_OFFSET)) {
         *want = start->kind == KL_START_OFFSET && start->offset ? start->offset : 1;
@@ -460,15 +496,9 @@ static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start,
     uint64_t end = exists ? last.last_offset + 1 : 1; /* one past the log */
     int back = dir == KL_BACKWARDS;
     switch (start->kind) {
-    case KL_START_FIRST:
-        *want = 1;
-        break;
-    case KL_START_LAST:
-        *want = end > 1 ? end - 1 : 1;
-        break;
-    case KL_START_OFFSET:
-        *want = start->offset ? start->offset : 1;
-        break;
+    case KL_START_FIRST: *want = 1; break;
+    case KL_START_LAST: *want = end > 1 ? end - 1 : 1; break;
+    case KL_START_OFFSET: *want = start->offset ? start->offset : 1; break;
     case KL_START_TIMESTAMP: {
         ts_ctx c = {start->timestamp, back};
         st = exists ? first_matching(w, &last, obj_ts, rec_ts, &c, want, err) : KL_OK;
@@ -483,8 +513,7 @@ static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start,
         if (back) (*want)--;
         break;
     }
-    default:
-        return kl_seterr(err, KL_EINVAL, "unknown start position kind %d", (int)start->kind);
+    default: return kl_seterr(err, KL_EINVAL, "unknown start position kind %d", (int)start->kind);
     }
     if (back && *want >= end) *want = end - 1;
     if (back && !exists) *want = 0;
@@ -494,21 +523,26 @@ static kl_status resolve_start(walk *w, kl_direction dir, const kl_start *start,
 /* ---- pages ------------------------------------------------------------ */
 
 static kl_status read_page(store_reader *sr, const char *keyspace, const char *key,
-                           kl_direction dir, const kl_start *start, uint64_t from,
-                           uint64_t hint, uint64_t page_size, kl_page *out, kl_error *err) {
+                           kl_direction dir, const kl_start *start, uint64_t from, uint64_t hint,
+                           uint64_t page_size, kl_page *out, kl_error *err)
+{
     kl_status st = check_names(keyspace, key, err);
     if (st) return st;
     char *kdir = Kl_layout_key_dir(sr->prefix, keyspace, key);
     if (!kdir) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    walk w = {.sr = sr, .dir = kdir, .hint_in = hint,
+    walk w = {.sr = sr,
+              .dir = kdir,
+              .hint_in = hint,
               .limit = page_size ? page_size : sr->cfg.default_page_size};
     uint64_t want = from;
     if (start) st = resolve_start(&w, dir, start, &want, err);
     if (st == KL_OK && Kl_pagebuf_reserve(&w.pb, w.limit < 65536 ? w.limit : 65536) != 0)
         st = kl_seterr(err, KL_ENOMEM, "out of memory");
     if (st == KL_OK && w.limit > 0) {
-        if (dir == KL_BACKWARDS) st = want ? walk_backward(&w, &want, err) : KL_OK;
-        else st = walk_forward(&w, &want, err);
+        if (dir == KL_BACKWARDS)
+            st = want ? walk_backward(&w, &want, err) : KL_OK;
+        else
+            st = walk_forward(&w, &want, err);
     }
     if (st == KL_OK) {
         char tok[KL_TOKEN_MAX];
@@ -523,16 +557,17 @@ static kl_status read_page(store_reader *sr, const char *keyspace, const char *k
 }
 
 static kl_status sr_first_page(kl_reader *r, const char *keyspace, const char *key,
-                               kl_direction dir, const kl_start *start,
-                               uint64_t page_size, kl_page *out, kl_error *err) {
+                               kl_direction dir, const kl_start *start, uint64_t page_size,
+                               kl_page *out, kl_error *err)
+{
     kl_start first = {.kind = KL_START_FIRST};
-    return read_page(SR(r), keyspace, key, dir, start ? start : &first, 0, 0, page_size,
-                     out, err);
+    return read_page(SR(r), keyspace, key, dir, start ? start : &first, 0, 0, page_size, out, err);
 }
 
 static kl_status sr_next_page(kl_reader *r, const char *keyspace, const char *key,
-                              const char *continuation, uint64_t page_size,
-                              kl_page *out, kl_error *err) {
+                              const char *continuation, uint64_t page_size, kl_page *out,
+                              kl_error *err)
+{
     kl_status st = check_names(keyspace, key, err);
     if (st) return st;
     kl_direction dir;
@@ -542,7 +577,8 @@ static kl_status sr_next_page(kl_reader *r, const char *keyspace, const char *ke
     return read_page(SR(r), keyspace, key, dir, NULL, want, hint, page_size, out, err);
 }
 
-static void sr_destroy(kl_reader *r) {
+static void sr_destroy(kl_reader *r)
+{
     store_reader *sr = SR(r);
     Kl_readahead_free(sr->ra);
     Kl_objcache_free(sr->cache);
@@ -561,8 +597,9 @@ static const kl_reader_ops store_reader_ops = {
     .destroy = sr_destroy,
 };
 
-kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg,
-                              kl_reader **out, kl_error *err) {
+kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg, kl_reader **out,
+                              kl_error *err)
+{
     kl_store_config def;
     if (!cfg) {
         kl_store_config_init(&def);
@@ -589,35 +626,40 @@ kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg,
     /* A local store maps objects for free; readahead pays only where a
      * fetch is a network round trip. */
     if (!os->ops->map && cfg->reader_readahead && cfg->reader_cache_bytes)
-        sr->ra = Kl_readahead_new(sr->cache, os, (int)(cfg->reader_readahead < 8 ? cfg->reader_readahead : 8));
+        sr->ra = Kl_readahead_new(sr->cache, os,
+                                  (int)(cfg->reader_readahead < 8 ? cfg->reader_readahead : 8));
     *out = &sr->base;
     return KL_OK;
 }
 
 /* ---- the generic kl_reader entry points ------------------------------ */
 
-kl_status kl_read_keyspace_metadata(kl_reader *r, const char *keyspace,
-                                    kl_keyspace_meta *out, kl_error *err) {
+kl_status kl_read_keyspace_metadata(kl_reader *r, const char *keyspace, kl_keyspace_meta *out,
+                                    kl_error *err)
+{
     return r->ops->keyspace_meta(r, keyspace, out, err);
 }
 
-kl_status kl_read_key_metadata(kl_reader *r, const char *keyspace, const char *key,
-                               int *exists, kl_key_meta *out, kl_error *err) {
+kl_status kl_read_key_metadata(kl_reader *r, const char *keyspace, const char *key, int *exists,
+                               kl_key_meta *out, kl_error *err)
+{
     return r->ops->key_meta(r, keyspace, key, exists, out, err);
 }
 
-kl_status kl_read_first_page(kl_reader *r, const char *keyspace, const char *key,
-                             kl_direction dir, const kl_start *start,
-                             uint64_t page_size, kl_page *out, kl_error *err) {
+kl_status kl_read_first_page(kl_reader *r, const char *keyspace, const char *key, kl_direction dir,
+                             const kl_start *start, uint64_t page_size, kl_page *out, kl_error *err)
+{
     return r->ops->first_page(r, keyspace, key, dir, start, page_size, out, err);
 }
 
 kl_status kl_read_next_page(kl_reader *r, const char *keyspace, const char *key,
-                            const char *continuation, uint64_t page_size,
-                            kl_page *out, kl_error *err) {
+                            const char *continuation, uint64_t page_size, kl_page *out,
+                            kl_error *err)
+{
     return r->ops->next_page(r, keyspace, key, continuation, page_size, out, err);
 }
 
-void kl_reader_destroy(kl_reader *r) {
+void kl_reader_destroy(kl_reader *r)
+{
     if (r) r->ops->destroy(r);
 }

@@ -12,9 +12,9 @@
 
 #include "recycle.h"
 
-#define HDR 64u                 /* keeps the payload well aligned */
-#define MIN_POOLED (64u << 10)  /* below this malloc is cheap enough */
-#define GRAIN (64u << 10)       /* capacities round up to this */
+#define HDR        64u         /* keeps the payload well aligned */
+#define MIN_POOLED (64u << 10) /* below this malloc is cheap enough */
+#define GRAIN      (64u << 10) /* capacities round up to this */
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static void *slot[KL_RECYCLE_SLOTS]; /* header pointers */
@@ -22,7 +22,8 @@ static size_t nslots, pooled_bytes;
 
 static size_t cap_of(void *h) { return *(size_t *)h; }
 
-void *Kl_recycle_get(size_t size) {
+void *Kl_recycle_get(size_t size)
+{
     if (size > SIZE_MAX - HDR - GRAIN) return NULL;
     size_t cap = size < MIN_POOLED ? size : (size + GRAIN - 1) / GRAIN * GRAIN;
     void *h = NULL;
@@ -50,13 +51,15 @@ void *Kl_recycle_get(size_t size) {
     return (char *)h + HDR;
 }
 
-void Kl_populate(void *p, size_t len) {
+void Kl_populate(void *p, size_t len)
+{
     uintptr_t from = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
     uintptr_t to = ((uintptr_t)p + len) & ~(uintptr_t)4095;
     if (to > from) (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
 }
 
-void Kl_recycle_put(void *p) {
+void Kl_recycle_put(void *p)
+{
     if (!p) return;
     void *h = (char *)p - HDR;
     size_t cap = cap_of(h);

@@ -20,8 +20,9 @@
 
 static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "out of memory"); }
 
-kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
-                          const uint64_t *v, size_t n, kl_error *err) {
+kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s, const uint64_t *v,
+                          size_t n, kl_error *err)
+{
     if (n == 0) return KL_OK;
     kl_status st = KL_OK;
     char **names = calloc(n, sizeof *names);
@@ -49,8 +50,8 @@ kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
  * after them, which slot_free always sees (FORMAT.md says why that makes
  * deleting them safe).  Claims of writers that stopped before deleting
  * them are found here. */
-static kl_status sweep_claims(kl_objstore *os, const char *dir, kl_keystate *s,
-                              kl_error *err) {
+static kl_status sweep_claims(kl_objstore *os, const char *dir, kl_keystate *s, kl_error *err)
+{
     char *prefix = Kl_layout_join(dir, "claim_o");
     if (!prefix) return oom(err);
     kl_list_req req = {.prefix = prefix, .names_only = 1};
@@ -76,8 +77,8 @@ static kl_status sweep_claims(kl_objstore *os, const char *dir, kl_keystate *s,
     return st;
 }
 
-kl_status Kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min,
-                     kl_error *err) {
+kl_status Kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min, kl_error *err)
+{
     uint64_t *v = malloc((s->n_claims ? s->n_claims : 1) * sizeof *v);
     if (!v) return oom(err);
     size_t n = 0;
@@ -88,8 +89,9 @@ kl_status Kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t mi
     return st;
 }
 
-kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                       int fenced, kl_keystate **out, kl_error *err) {
+kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir, int fenced,
+                       kl_keystate **out, kl_error *err)
+{
     uint64_t wm;
     int valid;
     kl_status st = Kl_index_watermark(os, dir, &wm, &valid, err);
@@ -143,7 +145,8 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
 
 /* Replaces *s with a fresh load, keeping the claims still to delete. */
 static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                        kl_keystate *s, kl_error *err) {
+                        kl_keystate *s, kl_error *err)
+{
     kl_keystate *f;
     kl_status st = Kl_tail_load(os, cfg, dir, 0, &f, err);
     if (st) return st;
@@ -156,8 +159,9 @@ static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char 
     return st;
 }
 
-kl_status Kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v,
-                               size_t n, kl_error *err) {
+kl_status Kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v, size_t n,
+                               kl_error *err)
+{
     kl_status st = KL_OK;
     for (size_t i = 0; i < n && st == KL_OK; i++) {
         char *name = Kl_index_name(dir, &v[i]);
@@ -180,14 +184,15 @@ kl_status Kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object
  * that came late) are deleted on the way: they hold the same bytes. */
 static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                            const kl_keystate *s, int *free_, kl_object_meta **ahead,
-                           size_t *n_ahead, kl_error *err) {
+                           size_t *n_ahead, kl_error *err)
+{
     uint64_t slot = s->next_offset;
     kl_object_meta *v = NULL, *covered = NULL;
     size_t n = 0, nc = 0;
     *ahead = NULL;
     *n_ahead = 0;
-    kl_status st = Kl_index_list_covered(os, dir, s->watermark ? s->watermark : 1, &v, &n,
-                                         &covered, &nc, err);
+    kl_status st =
+        Kl_index_list_covered(os, dir, s->watermark ? s->watermark : 1, &v, &n, &covered, &nc, err);
     if (st) return st;
     kl_error derr;
     if (nc && Kl_tail_drop_covered(os, dir, covered, nc, &derr) != KL_OK)
@@ -197,8 +202,10 @@ static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const ch
     while (after < n && v[after].last_offset < slot) after++;
     int known = 1;
     if (after == n) { /* nothing reaches the slot: free if the log ends just before it */
-        if (n ? v[n - 1].last_offset + 1 == slot : slot == 1) *free_ = 1;
-        else known = 0;
+        if (n ? v[n - 1].last_offset + 1 == slot : slot == 1)
+            *free_ = 1;
+        else
+            known = 0;
     } else if (v[after].first_offset == slot) { /* published from the slot on */
         *free_ = 0;
         if ((*ahead = malloc((n - after) * sizeof **ahead))) {
@@ -223,7 +230,8 @@ static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const ch
  * for a writer that finds its own claimed slot taken, because a helper may
  * have published (and compaction merged) its claim while it was stopped. */
 static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_meta *m,
-                            const uint8_t *body, size_t len, int *yes, kl_error *err) {
+                            const uint8_t *body, size_t len, int *yes, kl_error *err)
+{
     *yes = 0;
     uint8_t *have = NULL;
     size_t hlen = 0;
@@ -240,9 +248,10 @@ static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_me
         free(name);
     }
     if (st == KL_ENOTFOUND) /* merged away again and again: undecided, retryable */
-        return kl_seterr(err, KL_EIO, "could not tell whether '%s' holds records %" PRIu64
-                         "-%" PRIu64 ": its objects keep being compacted", dir,
-                         m->first_offset, m->last_offset);
+        return kl_seterr(err, KL_EIO,
+                         "could not tell whether '%s' holds records %" PRIu64 "-%" PRIu64
+                         ": its objects keep being compacted",
+                         dir, m->first_offset, m->last_offset);
     if (st) return st;
     /* Walk to the record at m->first_offset. */
     size_t pos = 0;
@@ -257,7 +266,8 @@ static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_me
 }
 
 /* s moves past object m, now published: it is the newest object. */
-static kl_status advance(kl_keystate *s, const kl_object_meta *m, kl_error *err) {
+static kl_status advance(kl_keystate *s, const kl_object_meta *m, kl_error *err)
+{
     s->next_offset = m->last_offset + 1;
     s->next_nonce = m->next_nonce;
     s->last_first = m->first_offset;
@@ -270,7 +280,8 @@ static kl_status advance(kl_keystate *s, const kl_object_meta *m, kl_error *err)
  * exactly; else reloads.  (They are published objects, so this is the
  * state a load would give, without the requests.) */
 static kl_status catch_up(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                          kl_keystate *s, const kl_object_meta *v, size_t n, kl_error *err) {
+                          kl_keystate *s, const kl_object_meta *v, size_t n, kl_error *err)
+{
     size_t i = 0;
     for (uint64_t next = s->next_offset; i < n && v[i].first_offset == next; i++)
         next = v[i].last_offset + 1;
@@ -280,7 +291,8 @@ static kl_status catch_up(kl_objstore *os, const kl_store_config *cfg, const cha
     return st;
 }
 
-static int same_object(const kl_object_meta *a, const kl_object_meta *b) {
+static int same_object(const kl_object_meta *a, const kl_object_meta *b)
+{
     return a->first_offset == b->first_offset && a->last_offset == b->last_offset &&
            a->min_ts == b->min_ts && a->max_ts == b->max_ts && a->size == b->size &&
            a->first_nonce == b->first_nonce && a->next_nonce == b->next_nonce &&
@@ -288,9 +300,9 @@ static int same_object(const kl_object_meta *a, const kl_object_meta *b) {
 }
 
 kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                          kl_keystate *s,
-                          const kl_object_meta *m, const void *body, size_t len,
-                          int *won, kl_error *err) {
+                          kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
+                          int *won, kl_error *err)
+{
     *won = 0;
     char *claim = Kl_layout_claim(dir, m->first_offset);
     char *name = Kl_index_name(dir, m);

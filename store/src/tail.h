@@ -26,8 +26,8 @@
  * newest object after it that is a complete batch by itself (cfg's
  * thresholds) is taken as the effective one.  With `fenced`, deletes the
  * claims below it (left by writers that stopped before deleting them). */
-kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                       int fenced, kl_keystate **out, kl_error *err);
+kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir, int fenced,
+                       kl_keystate **out, kl_error *err);
 
 /* Tries to publish object m (encoded from s; body/len its bytes) at the
  * tail.  *won = 1: the records are in the log exactly once, s has moved
@@ -35,21 +35,19 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
  * writer had the slot; s now describes the newer tail (the caller
  * re-encodes and tries again).  On an error s may be stale: drop it. */
 kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                          kl_keystate *s,
-                          const kl_object_meta *m, const void *body, size_t len,
+                          kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
                           int *won, kl_error *err);
 
 /* Deletes the claims of the given slots and removes them from s->claims. */
-kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s,
-                          const uint64_t *v, size_t n, kl_error *err);
+kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s, const uint64_t *v,
+                          size_t n, kl_error *err);
 
 /* Deletes objects that others cover (v as Kl_index_list_covered returns
  * them): same bytes as what covers them, so readers lose nothing. */
-kl_status Kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v,
-                               size_t n, kl_error *err);
+kl_status Kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v, size_t n,
+                               kl_error *err);
 
 /* Deletes the claims in s->claims below the watermark once there are at
  * least `min` of them (one request for all on S3). */
-kl_status Kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min,
-                     kl_error *err);
+kl_status Kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min, kl_error *err);
 #endif

@@ -6,8 +6,8 @@
 #include "hash.h"
 #include "token.h"
 
-static uint32_t check(const char *keyspace, const char *key, char d, uint64_t offset,
-                      uint64_t hint) {
+static uint32_t check(const char *keyspace, const char *key, char d, uint64_t offset, uint64_t hint)
+{
     uint64_t h = Kl_hash(keyspace, strlen(keyspace) + 1, KL_HASH_SEED);
     h = Kl_hash(key, strlen(key) + 1, h);
     h = Kl_hash(&d, 1, h);
@@ -16,16 +16,17 @@ static uint32_t check(const char *keyspace, const char *key, char d, uint64_t of
     return (uint32_t)(h ^ (h >> 32));
 }
 
-void Kl_token_make(const char *keyspace, const char *key, kl_direction dir,
-                   uint64_t offset, uint64_t hint, char out[KL_TOKEN_MAX]) {
+void Kl_token_make(const char *keyspace, const char *key, kl_direction dir, uint64_t offset,
+                   uint64_t hint, char out[KL_TOKEN_MAX])
+{
     char d = dir == KL_BACKWARDS ? 'b' : 'f';
     snprintf(out, KL_TOKEN_MAX, "kl1.%c.%" PRIu64 ".%" PRIu64 ".%08" PRIx32, d, offset, hint,
              check(keyspace, key, d, offset, hint));
 }
 
-kl_status Kl_token_parse(const char *keyspace, const char *key, const char *tok,
-                         kl_direction *dir, uint64_t *offset, uint64_t *hint,
-                         kl_error *err) {
+kl_status Kl_token_parse(const char *keyspace, const char *key, const char *tok, kl_direction *dir,
+                         uint64_t *offset, uint64_t *hint, kl_error *err)
+{
     char d = 0, tail = 0;
     uint64_t off = 0, h = 0;
     uint32_t sum = 0;
@@ -41,8 +42,10 @@ kl_status Kl_token_parse(const char *keyspace, const char *key, const char *tok,
     char canon[KL_TOKEN_MAX];
     Kl_token_make(keyspace, key, d == 'b' ? KL_BACKWARDS : KL_FORWARDS, off, h, canon);
     if (strcmp(canon, tok) != 0)
-        return kl_seterr(err, KL_EBADTOKEN, "continuation token '%.40s' does not "
-                         "belong to %s/%s (or was altered)", tok, keyspace, key);
+        return kl_seterr(err, KL_EBADTOKEN,
+                         "continuation token '%.40s' does not "
+                         "belong to %s/%s (or was altered)",
+                         tok, keyspace, key);
     *dir = d == 'b' ? KL_BACKWARDS : KL_FORWARDS;
     *offset = off;
     *hint = h;

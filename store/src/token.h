@@ -11,9 +11,8 @@
 
 #define KL_TOKEN_MAX 80
 
-void Kl_token_make(const char *keyspace, const char *key, kl_direction dir,
-                   uint64_t offset, uint64_t hint, char out[KL_TOKEN_MAX]);
-kl_status Kl_token_parse(const char *keyspace, const char *key, const char *tok,
-                         kl_direction *dir, uint64_t *offset, uint64_t *hint,
-                         kl_error *err);
+void Kl_token_make(const char *keyspace, const char *key, kl_direction dir, uint64_t offset,
+                   uint64_t hint, char out[KL_TOKEN_MAX]);
+kl_status Kl_token_parse(const char *keyspace, const char *key, const char *tok, kl_direction *dir,
+                         uint64_t *offset, uint64_t *hint, kl_error *err);
 #endif

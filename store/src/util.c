@@ -10,7 +10,8 @@
 
 #include "klstore.h"
 
-static int64_t clock_ms(clockid_t which) {
+static int64_t clock_ms(clockid_t which)
+{
     struct timespec ts;
     clock_gettime(which, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -20,7 +21,8 @@ int64_t kl_now_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 int64_t kl_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
-kl_status kl_parse_u128(const char *s, kl_u128 *v, kl_error *err) {
+kl_status kl_parse_u128(const char *s, kl_u128 *v, kl_error *err)
+{
     kl_u128 x = 0;
     const char *p = s;
     if (!s || !*s) return kl_seterr(err, KL_EINVAL, "empty number");
@@ -28,15 +30,15 @@ kl_status kl_parse_u128(const char *s, kl_u128 *v, kl_error *err) {
         if (*p < '0' || *p > '9')
             return kl_seterr(err, KL_EINVAL, "'%s' is not a non-negative integer", s);
         kl_u128 nx = x * 10 + (kl_u128)(*p - '0');
-        if (nx / 10 != x)
-            return kl_seterr(err, KL_EINVAL, "'%s' is too large", s);
+        if (nx / 10 != x) return kl_seterr(err, KL_EINVAL, "'%s' is too large", s);
         x = nx;
     }
     *v = x;
     return KL_OK;
 }
 
-kl_status kl_parse_u64(const char *s, uint64_t *v, kl_error *err) {
+kl_status kl_parse_u64(const char *s, uint64_t *v, kl_error *err)
+{
     kl_u128 x;
     kl_status st = kl_parse_u128(s, &x, err);
     if (st) return st;
@@ -45,7 +47,8 @@ kl_status kl_parse_u64(const char *s, uint64_t *v, kl_error *err) {
     return KL_OK;
 }
 
-char *kl_u128_str(kl_u128 v, char buf[40]) {
+char *kl_u128_str(kl_u128 v, char buf[40])
+{
     char tmp[40];
     int i = 0;
     do {
@@ -58,7 +61,8 @@ char *kl_u128_str(kl_u128 v, char buf[40]) {
 }
 
 /* Reads exactly n digits. */
-static int digits(const char **p, int n, int *out) {
+static int digits(const char **p, int n, int *out)
+{
     int v = 0;
     for (int i = 0; i < n; i++) {
         if (!isdigit((unsigned char)(*p)[i])) return 0;
@@ -70,7 +74,8 @@ static int digits(const char **p, int n, int *out) {
 }
 
 /* ISO-8601: DATE[(T| )HH:MM[:SS[.frac]]][Z|(+|-)HH[:]MM]; no zone = UTC. */
-static int parse_iso(const char *s, int64_t *ms) {
+static int parse_iso(const char *s, int64_t *ms)
+{
     struct tm tm = {0};
     const char *p = s;
     int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0;
@@ -106,8 +111,7 @@ static int parse_iso(const char *s, int64_t *ms) {
         if (*p && !digits(&p, 2, &zm)) return 0;
         zone_s = sign * (zh * 3600 + zm * 60);
     }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return 0;
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return 0;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
     tm.tm_mday = d;
@@ -120,40 +124,57 @@ static int parse_iso(const char *s, int64_t *ms) {
 }
 
 /* "-15m", "-2h", "-1d", "-30s", "-500ms", "-1w" relative to now. */
-static int parse_relative(const char *s, int64_t *ms) {
+static int parse_relative(const char *s, int64_t *ms)
+{
     if (*s != '-' || !isdigit((unsigned char)s[1])) return 0;
     char *end;
     long long n = strtoll(s + 1, &end, 10);
     int64_t unit;
-    if (strcmp(end, "ms") == 0) unit = 1;
-    else if (strcmp(end, "s") == 0) unit = 1000;
-    else if (strcmp(end, "m") == 0) unit = 60000;
-    else if (strcmp(end, "h") == 0) unit = 3600000;
-    else if (strcmp(end, "d") == 0) unit = 86400000;
-    else if (strcmp(end, "w") == 0) unit = 7 * 86400000LL;
-    else return 0;
+    if (strcmp(end, "ms") == 0)
+        unit = 1;
+    else if (strcmp(end, "s") == 0)
+        unit = 1000;
+    else if (strcmp(end, "m") == 0)
+        unit = 60000;
+    else if (strcmp(end, "h") == 0)
+        unit = 3600000;
+    else if (strcmp(end, "d") == 0)
+        unit = 86400000;
+    else if (strcmp(end, "w") == 0)
+        unit = 7 * 86400000LL;
+    else
+        return 0;
     if (n < 0 || n > INT64_MAX / unit / 2) return 0;
     *ms = kl_now_ms() - n * unit;
     return 1;
 }
 
-kl_status kl_parse_time(const char *s, int64_t *ms, kl_error *err) {
+kl_status kl_parse_time(const char *s, int64_t *ms, kl_error *err)
+{
     if (!s || !*s) return kl_seterr(err, KL_EINVAL, "empty time");
-    if (strcmp(s, "now") == 0) { *ms = kl_now_ms(); return KL_OK; }
+    if (strcmp(s, "now") == 0) {
+        *ms = kl_now_ms();
+        return KL_OK;
+    }
     if (parse_relative(s, ms) || parse_iso(s, ms)) return KL_OK;
     const char *p = s + (*s == '-');
     if (*p && strspn(p, "0123456789") == strlen(p)) {
         char *end;
         errno = 0;
         long long v = strtoll(s, &end, 10);
-        if (errno == 0 && !*end) { *ms = v; return KL_OK; }
+        if (errno == 0 && !*end) {
+            *ms = v;
+            return KL_OK;
+        }
     }
     return kl_seterr(err, KL_EINVAL,
                      "'%s' is not a time (use milliseconds since the epoch, "
-                     "ISO-8601 like 2024-05-01T12:00:00Z, or relative like -15m)", s);
+                     "ISO-8601 like 2024-05-01T12:00:00Z, or relative like -15m)",
+                     s);
 }
 
-void kl_strv_free(char **v, size_t n) {
+void kl_strv_free(char **v, size_t n)
+{
     if (!v) return;
     for (size_t i = 0; i < n; i++) free(v[i]);
     free(v);

@@ -27,7 +27,8 @@ struct kl_workpool {
 };
 
 /* Claims the next job of the oldest set that has one; under p->mu. */
-static jobset *claim(kl_workpool *p, size_t *i) {
+static jobset *claim(kl_workpool *p, size_t *i)
+{
     jobset *s = p->sets;
     if (!s) return NULL;
     *i = s->next_i++;
@@ -35,11 +36,13 @@ static jobset *claim(kl_workpool *p, size_t *i) {
     return s;
 }
 
-static void finish(jobset *s) {
+static void finish(jobset *s)
+{
     if (++s->done == s->n) pthread_cond_signal(&s->all_done);
 }
 
-static void *helper(void *arg) {
+static void *helper(void *arg)
+{
     kl_workpool *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -59,7 +62,8 @@ static void *helper(void *arg) {
     return NULL;
 }
 
-kl_workpool *Kl_workpool_new(size_t helpers) {
+kl_workpool *Kl_workpool_new(size_t helpers)
+{
     kl_workpool *p = calloc(1, sizeof *p);
     if (!p || !(p->threads = calloc(helpers ? helpers : 1, sizeof *p->threads))) {
         free(p);
@@ -77,7 +81,8 @@ kl_workpool *Kl_workpool_new(size_t helpers) {
     return p;
 }
 
-void Kl_workpool_run(kl_workpool *p, void (*fn)(void *ctx, size_t i), void *ctx, size_t n) {
+void Kl_workpool_run(kl_workpool *p, void (*fn)(void *ctx, size_t i), void *ctx, size_t n)
+{
     if (!p || n < 2) {
         for (size_t i = 0; i < n; i++) fn(ctx, i);
         return;
@@ -95,7 +100,10 @@ void Kl_workpool_run(kl_workpool *p, void (*fn)(void *ctx, size_t i), void *ctx,
         size_t i = s.next_i++;
         if (s.next_i == s.n) { /* unlink s: fully claimed */
             for (jobset **q = &p->sets; *q; q = &(*q)->next)
-                if (*q == &s) { *q = s.next; break; }
+                if (*q == &s) {
+                    *q = s.next;
+                    break;
+                }
         }
         pthread_mutex_unlock(&p->mu);
         fn(ctx, i);
@@ -107,7 +115,8 @@ void Kl_workpool_run(kl_workpool *p, void (*fn)(void *ctx, size_t i), void *ctx,
     pthread_cond_destroy(&s.all_done);
 }
 
-void Kl_workpool_free(kl_workpool *p) {
+void Kl_workpool_free(kl_workpool *p)
+{
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;

@@ -39,10 +39,10 @@ typedef struct store_writer {
     kl_keycache *cache;
     pthread_mutex_t stripes[STRIPES];
     pthread_mutex_t probe_mu;
-    atomic_int probed;          /* the fencing decision is made, without a refusal */
-    int fenced;                 /* appends claim slots (tail.h) */
-    kl_error refusal;           /* fencing=on on a store that cannot fence */
-    kl_publish_fn observer;     /* kl_store_writer_observe */
+    atomic_int probed;      /* the fencing decision is made, without a refusal */
+    int fenced;             /* appends claim slots (tail.h) */
+    kl_error refusal;       /* fencing=on on a store that cannot fence */
+    kl_publish_fn observer; /* kl_store_writer_observe */
     void *observer_ctx;
     /* kl_store_writer_stats (relaxed atomics) */
     _Atomic uint64_t appends, written, duplicates, objects, failures;
@@ -50,8 +50,9 @@ typedef struct store_writer {
 
 static store_writer *SW(kl_writer *w) { return (store_writer *)w; }
 
-static kl_status sw_create_keyspace(kl_writer *w, const char *keyspace,
-                                    int64_t *created, kl_error *err) {
+static kl_status sw_create_keyspace(kl_writer *w, const char *keyspace, int64_t *created,
+                                    kl_error *err)
+{
     kl_status st = kl_validate_name("keyspace", keyspace, err);
     if (st) return st;
     char *name = Kl_layout_marker(SW(w)->prefix, keyspace);
@@ -61,20 +62,22 @@ static kl_status sw_create_keyspace(kl_writer *w, const char *keyspace,
     int n = snprintf(body, sizeof body, "[keyspace]\ncreated=%" PRId64 "\n", now);
     st = kl_os_put(SW(w)->os, name, body, (size_t)n, KL_PUT_IF_ABSENT, err);
     free(name);
-    if (st == KL_EEXIST)
-        return kl_seterr(err, KL_EEXIST, "keyspace '%s' already exists", keyspace);
+    if (st == KL_EEXIST) return kl_seterr(err, KL_EEXIST, "keyspace '%s' already exists", keyspace);
     if (st == KL_OK && created) *created = now;
     return st;
 }
 
-static kl_status check_insertions(const kl_insertion *ins, size_t n, kl_error *err) {
+static kl_status check_insertions(const kl_insertion *ins, size_t n, kl_error *err)
+{
     for (size_t i = 0; i < n; i++) {
         if (ins[i].len > KL_RECORD_MAX)
-            return kl_seterr(err, KL_EINVAL, "record %zu is %zu bytes, the maximum is %u",
-                             i, ins[i].len, (unsigned)KL_RECORD_MAX);
+            return kl_seterr(err, KL_EINVAL, "record %zu is %zu bytes, the maximum is %u", i,
+                             ins[i].len, (unsigned)KL_RECORD_MAX);
         if (ins[i].has_nonce && ins[i].nonce == KL_NONCE_NONE)
-            return kl_seterr(err, KL_EINVAL, "record %zu uses nonce 2^128-1, which "
-                             "the format reserves for 'no nonce'", i);
+            return kl_seterr(err, KL_EINVAL,
+                             "record %zu uses nonce 2^128-1, which "
+                             "the format reserves for 'no nonce'",
+                             i);
         if (ins[i].len && !ins[i].data)
             return kl_seterr(err, KL_EINVAL, "record %zu has length but no data", i);
     }
@@ -83,14 +86,15 @@ static kl_status check_insertions(const kl_insertion *ins, size_t n, kl_error *e
 
 /* Encodes the records the nonce filter accepts; fills m except name-only
  * fields.  Returns the number accepted. */
-static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t n,
-                           kl_buf *body, kl_object_meta *m, int *oom) {
+static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t n, kl_buf *body,
+                           kl_object_meta *m, int *oom)
+{
     int64_t now = kl_now_ms();
     kl_u128 next_nonce = s->next_nonce;
     size_t acc = 0;
     int any_nonce = 0;
-    *m = (kl_object_meta){.first_offset = s->next_offset, .prior = s->last_first,
-                          .first_nonce = s->next_nonce};
+    *m = (kl_object_meta){
+        .first_offset = s->next_offset, .prior = s->last_first, .first_nonce = s->next_nonce};
     for (size_t i = 0; i < n; i++) {
         const kl_insertion *r = &ins[i];
         if (r->has_nonce) {
@@ -102,8 +106,8 @@ static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t
         int64_t ts = r->has_timestamp ? r->timestamp : now;
         if (acc == 0 || ts < m->min_ts) m->min_ts = ts;
         if (acc == 0 || ts > m->max_ts) m->max_ts = ts;
-        if (Kl_codec_put(body, s->next_offset + acc, ts, r->has_nonce, r->nonce,
-                         r->data, (uint32_t)r->len) != 0) {
+        if (Kl_codec_put(body, s->next_offset + acc, ts, r->has_nonce, r->nonce, r->data,
+                         (uint32_t)r->len) != 0) {
             *oom = 1;
             return 0;
         }
@@ -122,7 +126,8 @@ static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t
  * fencing (compact.c), so an object costs these two requests. */
 static kl_status put_unfenced(store_writer *sw, const char *dir, kl_keystate *s,
                               const kl_object_meta *m, const kl_buf *body, int *raced,
-                              kl_error *err) {
+                              kl_error *err)
+{
     kl_object_meta *v = NULL;
     size_t nv = 0;
     kl_status st = Kl_index_list(sw->os, dir, s->next_offset, 1, &v, &nv, NULL, err);
@@ -141,7 +146,8 @@ static kl_status put_unfenced(store_writer *sw, const char *dir, kl_keystate *s,
     return KL_OK;
 }
 
-static void lost_backoff(int lost) {
+static void lost_backoff(int lost)
+{
     if (lost < 4) return;
     struct timespec ts = {0, (long)(rand() % (lost < 20 ? lost : 20) + 1) * 200000L};
     nanosleep(&ts, NULL);
@@ -149,15 +155,15 @@ static void lost_backoff(int lost) {
 
 static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **sp,
                                const kl_insertion *ins, size_t n, kl_object_meta *published,
-                               int *any, kl_error *err) {
+                               int *any, kl_error *err)
+{
     /* The body's exact size is known, so encoding never grows it; it comes
      * from the pool of large buffers (recycle.h), warm after the first
      * appends instead of fresh memory for every object. */
     size_t need = 0;
     for (size_t i = 0; i < n; i++) need += ins[i].len + KL_RECORD_OVERHEAD;
     kl_buf body = {.data = Kl_recycle_get(need), .cap = need};
-    if (!body.data)
-        return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
+    if (!body.data) return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
     kl_status st = KL_OK;
     int done = 0;
     for (int lost = 0; !done && st == KL_OK; lost++) {
@@ -174,8 +180,10 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
             Kl_recycle_put(body.data);
             return KL_OK; /* every record was a duplicate */
         } else if (lost == MAX_LOST) {
-            st = kl_seterr(err, KL_EIO, "gave up appending to '%s': other writers took the "
-                           "key's next slot %d times in a row", dir, MAX_LOST);
+            st = kl_seterr(err, KL_EIO,
+                           "gave up appending to '%s': other writers took the "
+                           "key's next slot %d times in a row",
+                           dir, MAX_LOST);
         } else if (sw->fenced) {
             lost_backoff(lost);
             st = Kl_tail_publish(sw->os, &sw->cfg, dir, s, m, body.data, body.len, &done, err);
@@ -188,8 +196,10 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
                 *sp = NULL;
                 st = Kl_tail_load(sw->os, &sw->cfg, dir, 0, sp, err);
                 if (st == KL_OK && lost >= 2)
-                    st = kl_seterr(err, KL_EIO, "another writer keeps appending to '%s', and "
-                                   "this store cannot fence writers: one writer per key", dir);
+                    st = kl_seterr(err, KL_EIO,
+                                   "another writer keeps appending to '%s', and "
+                                   "this store cannot fence writers: one writer per key",
+                                   dir);
             }
         }
     }
@@ -216,7 +226,8 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
  * (readers never write, so opening a store costs no probe).  A server
  * that ignores If-None-Match would let two claims of one slot both
  * succeed, so the probe claims one name twice: the second must fail. */
-static kl_status decide_fencing(store_writer *sw, kl_error *err) {
+static kl_status decide_fencing(store_writer *sw, kl_error *err)
+{
     pthread_mutex_lock(&sw->probe_mu);
     kl_status st = KL_OK;
     char why[KL_ERRMSG_MAX] = "";
@@ -226,9 +237,9 @@ static kl_status decide_fencing(store_writer *sw, kl_error *err) {
             char name[1024];
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            snprintf(name, sizeof name, "%s.klstore/fencing-probe-%d-%lx-%lx-%p",
-                     sw->prefix, (int)getpid(), (unsigned long)ts.tv_sec,
-                     (unsigned long)ts.tv_nsec, (void *)sw);
+            snprintf(name, sizeof name, "%s.klstore/fencing-probe-%d-%lx-%lx-%p", sw->prefix,
+                     (int)getpid(), (unsigned long)ts.tv_sec, (unsigned long)ts.tv_nsec,
+                     (void *)sw);
             kl_error perr = {0};
             const char *obj = ".klstore/probe-object";
             char *t1 = NULL, *t2 = NULL;
@@ -246,20 +257,25 @@ static kl_status decide_fencing(store_writer *sw, kl_error *err) {
             }
             /* Refused (e.g. 501 NotImplemented) or ignored: cannot fence. */
             can = bad == KL_OK && b == KL_EEXIST;
-            if (!can) snprintf(why, sizeof why, "%s", bad ? perr.msg :
-                               "ignores create-only writes (a second PUT with "
+            if (!can)
+                snprintf(why, sizeof why, "%s",
+                         bad ? perr.msg
+                             : "ignores create-only writes (a second PUT with "
                                "If-None-Match: * of one name succeeded)");
         } else {
             snprintf(why, sizeof why, "has no create-only claims");
         }
         if (!can && sw->cfg.fencing == KL_FENCING_ON) {
-            kl_seterr(&sw->refusal, KL_EINVAL, "fencing=on, but %s %s: concurrent writers of "
+            kl_seterr(&sw->refusal, KL_EINVAL,
+                      "fencing=on, but %s %s: concurrent writers of "
                       "a key cannot be fenced; nothing was written",
                       sw->os->ops->describe(sw->os), why);
         }
         if (!can && sw->cfg.fencing == KL_FENCING_AUTO)
-            kl_log(KL_LOG_WARNING, "%s cannot fence concurrent writers (it %s): keep to one "
-                   "writer per key", sw->os->ops->describe(sw->os), why);
+            kl_log(KL_LOG_WARNING,
+                   "%s cannot fence concurrent writers (it %s): keep to one "
+                   "writer per key",
+                   sw->os->ops->describe(sw->os), why);
         sw->fenced = can;
         if (!sw->refusal.code) atomic_store_explicit(&sw->probed, 1, memory_order_release);
     }
@@ -272,7 +288,8 @@ out:
 
 /* An append of n records of which `written` reached the log (the rest
  * were duplicates by nonce). */
-static void count_append(store_writer *sw, kl_status st, size_t n, uint64_t written) {
+static void count_append(store_writer *sw, kl_status st, size_t n, uint64_t written)
+{
     if (st != KL_OK) {
         atomic_fetch_add_explicit(&sw->failures, 1, memory_order_relaxed);
         return;
@@ -284,12 +301,12 @@ static void count_append(store_writer *sw, kl_status st, size_t n, uint64_t writ
 }
 
 static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
-                           const kl_insertion *ins, size_t n, kl_error *err) {
+                           const kl_insertion *ins, size_t n, kl_error *err)
+{
     store_writer *sw = SW(w);
     kl_status st;
     if ((st = kl_validate_name("keyspace", keyspace, err)) ||
-        (st = kl_validate_name("key", key, err)) ||
-        (st = check_insertions(ins, n, err))) {
+        (st = kl_validate_name("key", key, err)) || (st = check_insertions(ins, n, err))) {
         count_append(sw, st, n, 0);
         return st;
     }
@@ -324,8 +341,8 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
 }
 
 /* The store writer persists before append returns: nothing to flush. */
-static kl_status sw_flush_key(kl_writer *w, const char *keyspace, const char *key,
-                              kl_error *err) {
+static kl_status sw_flush_key(kl_writer *w, const char *keyspace, const char *key, kl_error *err)
+{
     kl_status st = kl_validate_name("keyspace", keyspace, err);
     return st ? st : kl_validate_name("key", key, err);
 }
@@ -336,7 +353,8 @@ static kl_status sw_noop(kl_writer *w, kl_error *err) { return KL_OK; }
  * deletes the claims it knows to be below them: at most two requests for
  * a key it wrote since its last compaction, none for others (no LIST: a
  * later load finds what is left, e.g. after a crash). */
-static void gc_key(const char *dir, kl_keystate *s, void *ctx) {
+static void gc_key(const char *dir, kl_keystate *s, void *ctx)
+{
     store_writer *sw = ctx;
     kl_error err;
     if (Kl_compact_store_watermark(sw->os, dir, s, &err) != KL_OK ||
@@ -345,7 +363,8 @@ static void gc_key(const char *dir, kl_keystate *s, void *ctx) {
                dir, err.msg);
 }
 
-static void sw_destroy(kl_writer *w) {
+static void sw_destroy(kl_writer *w)
+{
     store_writer *sw = SW(w);
     Kl_keycache_each(sw->cache, gc_key, sw);
     Kl_keycache_free(sw->cache);
@@ -364,8 +383,9 @@ static const kl_writer_ops store_writer_ops = {
     .destroy = sw_destroy,
 };
 
-kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
-                              kl_writer **out, kl_error *err) {
+kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_writer **out,
+                              kl_error *err)
+{
     kl_store_config def;
     if (!cfg) {
         kl_store_config_init(&def);
@@ -397,7 +417,8 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg,
     return KL_OK;
 }
 
-kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx, kl_error *err) {
+kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx, kl_error *err)
+{
     if (!w || w->ops != &store_writer_ops)
         return kl_seterr(err, KL_EINVAL, "kl_store_writer_observe needs a store writer");
     SW(w)->observer = fn;
@@ -405,7 +426,8 @@ kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx, kl_
     return KL_OK;
 }
 
-kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *err) {
+kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *err)
+{
     if (!w || w->ops != &store_writer_ops)
         return kl_seterr(err, KL_EINVAL, "kl_store_writer_stats needs a store writer");
     store_writer *sw = SW(w);
@@ -421,18 +443,19 @@ kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *er
 
 /* ---- the generic kl_writer entry points ------------------------------ */
 
-kl_status kl_create_keyspace(kl_writer *w, const char *keyspace, int64_t *created,
-                             kl_error *err) {
+kl_status kl_create_keyspace(kl_writer *w, const char *keyspace, int64_t *created, kl_error *err)
+{
     return w->ops->create_keyspace(w, keyspace, created, err);
 }
 
-kl_status kl_append(kl_writer *w, const char *keyspace, const char *key,
-                    const kl_insertion *ins, size_t n, kl_error *err) {
+kl_status kl_append(kl_writer *w, const char *keyspace, const char *key, const kl_insertion *ins,
+                    size_t n, kl_error *err)
+{
     return w->ops->append(w, keyspace, key, ins, n, err);
 }
 
-kl_status kl_flush_key(kl_writer *w, const char *keyspace, const char *key,
-                       kl_error *err) {
+kl_status kl_flush_key(kl_writer *w, const char *keyspace, const char *key, kl_error *err)
+{
     return w->ops->flush_key(w, keyspace, key, err);
 }
 
@@ -440,6 +463,7 @@ kl_status kl_flush_all(kl_writer *w, kl_error *err) { return w->ops->flush_all(w
 
 kl_status kl_duty_cycle(kl_writer *w, kl_error *err) { return w->ops->duty_cycle(w, err); }
 
-void kl_writer_destroy(kl_writer *w) {
+void kl_writer_destroy(kl_writer *w)
+{
     if (w) w->ops->destroy(w);
 }

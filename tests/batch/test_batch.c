@@ -28,28 +28,28 @@
 
 #include "klstore.h"
 
-#define NEVER_MS 100000000ULL      /* a flush interval no test reaches */
+#define NEVER_MS      100000000ULL /* a flush interval no test reaches */
 #define WAIT_LIMIT_MS 20000        /* how long to poll before failing */
 
 /* ------------------------------------------------------------------ */
 /* The test writer                                                     */
 /* ------------------------------------------------------------------ */
 
-typedef struct rec_entry {         /* one record the test writer received */
+typedef struct rec_entry { /* one record the test writer received */
     char keyspace[64], key[64];
     char *data;
     size_t len;
     int has_timestamp, has_nonce;
     int64_t timestamp;
     kl_u128 nonce;
-    size_t call;                   /* index of the append call */
+    size_t call; /* index of the append call */
 } rec_entry;
 
-typedef struct call_entry {        /* one append call it received */
+typedef struct call_entry { /* one append call it received */
     char keyspace[64], key[64];
     size_t n;
     pthread_t thread;
-    int64_t done_ms;               /* monotonic, when the append completed */
+    int64_t done_ms; /* monotonic, when the append completed */
 } call_entry;
 
 typedef struct test_writer {
@@ -60,19 +60,19 @@ typedef struct test_writer {
     size_t n_calls, cap_calls;
     rec_entry *recs;
     size_t n_recs, cap_recs;
-    size_t attempts;               /* append calls, failed ones included */
+    size_t attempts; /* append calls, failed ones included */
     size_t flush_key_calls, flush_all_calls, duty_calls, keyspaces;
     char last_flushed_key[64];
     /* fault injection */
-    kl_status fail_code;           /* KL_OK = succeed */
-    int fail_times;                /* -1 = until cleared */
-    char fail_key[64];             /* "" = any key */
+    kl_status fail_code; /* KL_OK = succeed */
+    int fail_times;      /* -1 = until cleared */
+    char fail_key[64];   /* "" = any key */
     unsigned delay_ms;
     int gate_closed;
-    int in_append;                 /* appends currently inside the writer */
-    int max_in_append;             /* the most at once */
-    char busy[64][64];             /* keys of the appends inside */
-    int key_overlap;               /* one key was in two appends at once */
+    int in_append;     /* appends currently inside the writer */
+    int max_in_append; /* the most at once */
+    char busy[64][64]; /* keys of the appends inside */
+    int key_overlap;   /* one key was in two appends at once */
 } test_writer;
 
 static int64_t mono_ms(void)
@@ -84,17 +84,15 @@ static int64_t mono_ms(void)
 
 static void sleep_ms(unsigned ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return p;
+    if (need <= *cap) return p;
     *cap = *cap ? *cap * 2 : 64;
-    if (*cap < need)
-        *cap = need;
+    if (*cap < need) *cap = need;
     p = realloc(p, *cap * elem);
     cr_assert_not_null(p);
     return p;
@@ -102,8 +100,7 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 
 static int should_fail(test_writer *tw, const char *key)
 {
-    if (tw->fail_code == KL_OK || (tw->fail_key[0] && strcmp(tw->fail_key, key)))
-        return 0;
+    if (tw->fail_code == KL_OK || (tw->fail_key[0] && strcmp(tw->fail_key, key))) return 0;
     if (tw->fail_times > 0 && --tw->fail_times == 0) {
         kl_status code = tw->fail_code;
         tw->fail_code = KL_OK;
@@ -112,8 +109,8 @@ static int should_fail(test_writer *tw, const char *key)
     return tw->fail_code;
 }
 
-static void record_call(test_writer *tw, const char *ks, const char *key,
-                        const kl_insertion *ins, size_t n)
+static void record_call(test_writer *tw, const char *ks, const char *key, const kl_insertion *ins,
+                        size_t n)
 {
     tw->calls = grow(tw->calls, &tw->cap_calls, tw->n_calls + 1, sizeof *tw->calls);
     call_entry *c = &tw->calls[tw->n_calls];
@@ -140,24 +137,19 @@ static void record_call(test_writer *tw, const char *ks, const char *key,
     tw->n_calls++;
 }
 
-static kl_status tw_append(kl_writer *w, const char *ks, const char *key,
-                           const kl_insertion *ins, size_t n, kl_error *err)
+static kl_status tw_append(kl_writer *w, const char *ks, const char *key, const kl_insertion *ins,
+                           size_t n, kl_error *err)
 {
     test_writer *tw = (test_writer *)w;
     pthread_mutex_lock(&tw->mu);
     for (int i = 0; i < tw->in_append && i < 64; i++)
-        if (!strcmp(tw->busy[i], key))
-            tw->key_overlap = 1;
-    if (tw->in_append < 64)
-        snprintf(tw->busy[tw->in_append], sizeof tw->busy[0], "%s", key);
-    if (++tw->in_append > tw->max_in_append)
-        tw->max_in_append = tw->in_append;
-    while (tw->gate_closed)
-        pthread_cond_wait(&tw->gate_cv, &tw->mu);
+        if (!strcmp(tw->busy[i], key)) tw->key_overlap = 1;
+    if (tw->in_append < 64) snprintf(tw->busy[tw->in_append], sizeof tw->busy[0], "%s", key);
+    if (++tw->in_append > tw->max_in_append) tw->max_in_append = tw->in_append;
+    while (tw->gate_closed) pthread_cond_wait(&tw->gate_cv, &tw->mu);
     unsigned delay = tw->delay_ms;
     pthread_mutex_unlock(&tw->mu);
-    if (delay)
-        sleep_ms(delay);
+    if (delay) sleep_ms(delay);
     pthread_mutex_lock(&tw->mu);
     tw->attempts++;
     for (int i = 0; i < tw->in_append && i < 64; i++)
@@ -167,16 +159,13 @@ static kl_status tw_append(kl_writer *w, const char *ks, const char *key,
         }
     tw->in_append--;
     kl_status code = should_fail(tw, key);
-    if (!code)
-        record_call(tw, ks, key, ins, n);
+    if (!code) record_call(tw, ks, key, ins, n);
     pthread_mutex_unlock(&tw->mu);
-    if (code)
-        return kl_seterr(err, code, "test writer: injected failure");
+    if (code) return kl_seterr(err, code, "test writer: injected failure");
     return KL_OK;
 }
 
-static kl_status tw_flush_key(kl_writer *w, const char *ks, const char *key,
-                              kl_error *err)
+static kl_status tw_flush_key(kl_writer *w, const char *ks, const char *key, kl_error *err)
 {
     test_writer *tw = (test_writer *)w;
     pthread_mutex_lock(&tw->mu);
@@ -204,23 +193,20 @@ static kl_status tw_duty_cycle(kl_writer *w, kl_error *err)
     return KL_OK;
 }
 
-static kl_status tw_create_keyspace(kl_writer *w, const char *ks,
-                                    int64_t *created, kl_error *err)
+static kl_status tw_create_keyspace(kl_writer *w, const char *ks, int64_t *created, kl_error *err)
 {
     test_writer *tw = (test_writer *)w;
     pthread_mutex_lock(&tw->mu);
     tw->keyspaces++;
     pthread_mutex_unlock(&tw->mu);
-    if (created)
-        *created = 42;
+    if (created) *created = 42;
     return KL_OK;
 }
 
 static void tw_destroy(kl_writer *w)
 {
     test_writer *tw = (test_writer *)w;
-    for (size_t i = 0; i < tw->n_recs; i++)
-        free(tw->recs[i].data);
+    for (size_t i = 0; i < tw->n_recs; i++) free(tw->recs[i].data);
     free(tw->recs);
     free(tw->calls);
     pthread_cond_destroy(&tw->gate_cv);
@@ -272,19 +258,20 @@ static void tw_set_delay(test_writer *tw, unsigned ms)
 }
 
 /* Reads one counter of the test writer under its lock. */
-#define TW_GET(tw, field) ({                        \
-        pthread_mutex_lock(&(tw)->mu);              \
-        __typeof__((tw)->field) v_ = (tw)->field;   \
-        pthread_mutex_unlock(&(tw)->mu);            \
-        v_; })
+#define TW_GET(tw, field)                                                                          \
+    ({                                                                                             \
+        pthread_mutex_lock(&(tw)->mu);                                                             \
+        __typeof__((tw)->field) v_ = (tw)->field;                                                  \
+        pthread_mutex_unlock(&(tw)->mu);                                                           \
+        v_;                                                                                        \
+    })
 
 /* Records the test writer received for one key. */
 static size_t tw_count_key(test_writer *tw, const char *key)
 {
     size_t n = 0;
     pthread_mutex_lock(&tw->mu);
-    for (size_t i = 0; i < tw->n_recs; i++)
-        n += !strcmp(tw->recs[i].key, key);
+    for (size_t i = 0; i < tw->n_recs; i++) n += !strcmp(tw->recs[i].key, key);
     pthread_mutex_unlock(&tw->mu);
     return n;
 }
@@ -295,8 +282,7 @@ static int64_t wait_calls(test_writer *tw, size_t n)
     int64_t start = mono_ms();
     while (TW_GET(tw, n_calls) < n) {
         cr_assert_lt(mono_ms() - start, WAIT_LIMIT_MS,
-                     "timed out waiting for %zu inner appends (have %zu)", n,
-                     TW_GET(tw, n_calls));
+                     "timed out waiting for %zu inner appends (have %zu)", n, TW_GET(tw, n_calls));
         sleep_ms(5);
     }
     return mono_ms();
@@ -320,24 +306,23 @@ static kl_batch_config quiet_config(void)
 static kl_writer *batch_new(test_writer *tw, const kl_batch_config *c)
 {
     kl_writer *w = NULL;
-    kl_error err = { 0 };
+    kl_error err = {0};
     kl_status st = kl_batch_writer_new(&tw->base, c, &w, &err);
     cr_assert_eq(st, KL_OK, "kl_batch_writer_new: %s", err.msg);
     cr_assert_not_null(w);
     return w;
 }
 
-static kl_status append_str(kl_writer *w, const char *ks, const char *key,
-                            const char *payload, kl_error *err)
+static kl_status append_str(kl_writer *w, const char *ks, const char *key, const char *payload,
+                            kl_error *err)
 {
-    kl_insertion ins = { .data = payload, .len = strlen(payload) };
+    kl_insertion ins = {.data = payload, .len = strlen(payload)};
     return w->ops->append(w, ks, key, &ins, 1, err);
 }
 
-static void must_append(kl_writer *w, const char *ks, const char *key,
-                        const char *payload)
+static void must_append(kl_writer *w, const char *ks, const char *key, const char *payload)
 {
-    kl_error err = { 0 };
+    kl_error err = {0};
     kl_status st = append_str(w, ks, key, payload, &err);
     cr_assert_eq(st, KL_OK, "append %s/%s: %s", ks, key, err.msg);
 }
@@ -346,8 +331,8 @@ static void must_append_size(kl_writer *w, const char *key, size_t len)
 {
     char *buf = malloc(len);
     memset(buf, 'x', len);
-    kl_insertion ins = { .data = buf, .len = len };
-    kl_error err = { 0 };
+    kl_insertion ins = {.data = buf, .len = len};
+    kl_error err = {0};
     cr_assert_eq(w->ops->append(w, "ks", key, &ins, 1, &err), KL_OK, "%s", err.msg);
     free(buf);
 }
@@ -380,7 +365,7 @@ Test(batch, bad_config_is_einval)
     test_writer *tw = tw_new();
     kl_batch_config c = quiet_config();
     kl_writer *w = (kl_writer *)1;
-    kl_error err = { 0 };
+    kl_error err = {0};
     c.writer_thread_count = 0;
     cr_assert_eq(kl_batch_writer_new(&tw->base, &c, &w, &err), KL_EINVAL);
     cr_assert_null(w);
@@ -400,13 +385,12 @@ Test(batch, bad_input_is_einval_and_queues_nothing)
     test_writer *tw = tw_new();
     kl_batch_config c = quiet_config();
     kl_writer *w = batch_new(tw, &c);
-    kl_error err = { 0 };
+    kl_error err = {0};
     char byte = 'x';
-    kl_insertion good = { .data = &byte, .len = 1 };
-    kl_insertion huge = { .data = &byte, .len = (size_t)KL_RECORD_MAX + 1 };
-    kl_insertion none = { .data = &byte, .len = 1, .has_nonce = 1,
-                          .nonce = KL_NONCE_NONE };
-    kl_insertion mixed[2] = { good, none };
+    kl_insertion good = {.data = &byte, .len = 1};
+    kl_insertion huge = {.data = &byte, .len = (size_t)KL_RECORD_MAX + 1};
+    kl_insertion none = {.data = &byte, .len = 1, .has_nonce = 1, .nonce = KL_NONCE_NONE};
+    kl_insertion mixed[2] = {good, none};
 
     cr_assert_eq(w->ops->append(w, "ks", "a/b", &good, 1, &err), KL_EINVAL);
     cr_assert_eq(w->ops->append(w, "", "k", &good, 1, &err), KL_EINVAL);
@@ -468,8 +452,7 @@ Test(batch, size_threshold_flushes)
     kl_batch_config c = quiet_config();
     c.batch_flush_size_threshold = 1000;
     kl_writer *w = batch_new(tw, &c);
-    for (int i = 0; i < 9; i++)
-        must_append_size(w, "k", 100);
+    for (int i = 0; i < 9; i++) must_append_size(w, "k", 100);
     sleep_ms(300);
     cr_assert_eq(TW_GET(tw, n_calls), 0, "900 bytes must not flush yet");
     must_append_size(w, "k", 100);
@@ -496,8 +479,8 @@ Test(batch, flush_interval_flushes)
     int64_t done = wait_calls(tw, 2);
     /* Not before the interval (a property of the implementation's clock,
      * not of scheduling), and as one object per key. */
-    cr_assert_geq(tw->calls[0].done_ms - before, 600 - 1,
-                  "flushed after %lld ms", (long long)(tw->calls[0].done_ms - before));
+    cr_assert_geq(tw->calls[0].done_ms - before, 600 - 1, "flushed after %lld ms",
+                  (long long)(tw->calls[0].done_ms - before));
     cr_assert_lt(done - before, WAIT_LIMIT_MS);
     size_t k_calls = 0;
     for (size_t i = 0; i < 2; i++)
@@ -535,8 +518,7 @@ Test(batch, timestamps_taken_at_append_time)
     int64_t t0 = kl_now_ms();
     must_append(w, "ks", "k", "untimed");
     int64_t t1 = kl_now_ms();
-    kl_insertion given = { .data = "timed", .len = 5, .has_timestamp = 1,
-                           .timestamp = -12345 };
+    kl_insertion given = {.data = "timed", .len = 5, .has_timestamp = 1, .timestamp = -12345};
     cr_assert_eq(w->ops->append(w, "ks", "k", &given, 1, NULL), KL_OK);
     wait_calls(tw, 1);
     cr_assert(tw->recs[0].has_timestamp);
@@ -551,9 +533,9 @@ Test(batch, timestamps_taken_at_append_time)
 /* Ordering and thread affinity                                        */
 /* ------------------------------------------------------------------ */
 
-#define PRODUCERS 4
+#define PRODUCERS  4
 #define ORDER_KEYS 16
-#define PER_KEY 300
+#define PER_KEY    300
 
 typedef struct producer_arg {
     kl_writer *w;
@@ -574,8 +556,7 @@ static void *producer_main(void *arg)
             kl_status st = append_str(p->w, "ks", key, payload, &err);
             cr_assert_eq(st, KL_OK, "%s", err.msg);
         }
-        if (seq % 97 == 0)
-            cr_assert_eq(p->w->ops->flush_key(p->w, "ks", key, NULL), KL_OK);
+        if (seq % 97 == 0) cr_assert_eq(p->w->ops->flush_key(p->w, "ks", key, NULL), KL_OK);
     }
     return NULL;
 }
@@ -585,7 +566,7 @@ Test(batch, per_key_order_with_many_threads, .timeout = 300)
     test_writer *tw = tw_new();
     kl_batch_config c = quiet_config();
     c.writer_thread_count = 3;
-    c.writer_thread_queue_capacity = 8;   /* producers block now and then */
+    c.writer_thread_queue_capacity = 8; /* producers block now and then */
     c.batch_flush_record_count_threshold = 7;
     c.batch_flush_interval_millis = 5;
     c.batch_check_interval_millis = 2;
@@ -593,29 +574,27 @@ Test(batch, per_key_order_with_many_threads, .timeout = 300)
     pthread_t th[PRODUCERS];
     producer_arg args[PRODUCERS];
     for (int i = 0; i < PRODUCERS; i++) {
-        args[i] = (producer_arg){ w, i };
+        args[i] = (producer_arg){w, i};
         pthread_create(&th[i], NULL, producer_main, &args[i]);
     }
-    for (int i = 0; i < PRODUCERS; i++)
-        pthread_join(th[i], NULL);
+    for (int i = 0; i < PRODUCERS; i++) pthread_join(th[i], NULL);
     cr_assert_eq(w->ops->flush_all(w, NULL), KL_OK);
 
     /* Per key and producer, the sequence numbers arrive as 0, 1, 2, ...:
      * in append order, each exactly once. */
-    int next[ORDER_KEYS][PRODUCERS] = { { 0 } };
+    int next[ORDER_KEYS][PRODUCERS] = {{0}};
     cr_assert_eq(tw->n_recs, (size_t)PRODUCERS * ORDER_KEYS * PER_KEY);
     for (size_t i = 0; i < tw->n_recs; i++) {
         int k, p, seq;
         cr_assert_eq(sscanf(tw->recs[i].key, "k%d", &k), 1);
         cr_assert_eq(sscanf(tw->recs[i].data, "p%d:%d", &p, &seq), 2);
-        cr_assert_eq(seq, next[k][p], "key k%d producer %d: got %d, expected %d",
-                     k, p, seq, next[k][p]);
+        cr_assert_eq(seq, next[k][p], "key k%d producer %d: got %d, expected %d", k, p, seq,
+                     next[k][p]);
         next[k][p]++;
     }
     size_t max_batch = 0;
     for (size_t i = 0; i < tw->n_calls; i++)
-        if (tw->calls[i].n > max_batch)
-            max_batch = tw->calls[i].n;
+        if (tw->calls[i].n > max_batch) max_batch = tw->calls[i].n;
     cr_assert_leq(max_batch, 7, "the count threshold bounds a batch");
     destroy_both(w, tw);
 }
@@ -625,7 +604,7 @@ Test(batch, each_key_always_on_the_same_thread)
     test_writer *tw = tw_new();
     kl_batch_config c = quiet_config();
     c.writer_thread_count = 4;
-    c.writes_in_flight = 1;      /* no helpers: writer threads write */
+    c.writes_in_flight = 1; /* no helpers: writer threads write */
     c.batch_flush_record_count_threshold = 1;
     kl_writer *w = batch_new(tw, &c);
     char key[16];
@@ -646,8 +625,7 @@ Test(batch, each_key_always_on_the_same_thread)
                 cr_assert(pthread_equal(tw->calls[i].thread, tw->calls[j].thread),
                           "%s written by two threads", tw->calls[i].key);
         size_t d = 0;
-        while (d < n_distinct && !pthread_equal(distinct[d], tw->calls[i].thread))
-            d++;
+        while (d < n_distinct && !pthread_equal(distinct[d], tw->calls[i].thread)) d++;
         if (d == n_distinct) {
             cr_assert_lt(n_distinct, 4, "more writer threads than configured");
             distinct[n_distinct++] = tw->calls[i].thread;
@@ -758,8 +736,8 @@ Test(batch, writer_threads_share_the_helpers)
 
 typedef struct bp_state {
     kl_writer *w;
-    atomic_int returned;                 /* appends that have returned */
-    int64_t took_ms[BP_APPENDS];         /* how long each append took */
+    atomic_int returned;         /* appends that have returned */
+    int64_t took_ms[BP_APPENDS]; /* how long each append took */
 } bp_state;
 
 static void *bp_producer(void *arg)
@@ -798,7 +776,7 @@ Test(batch, full_queue_blocks_the_caller)
     c.batch_flush_record_count_threshold = 1;
     kl_writer *w = batch_new(tw, &c);
     tw_set_gate(tw, 1);
-    bp_state s = { .w = w };
+    bp_state s = {.w = w};
     pthread_t th;
     pthread_create(&th, NULL, bp_producer, &s);
     wait_returned(&s, 3);
@@ -814,8 +792,7 @@ Test(batch, full_queue_blocks_the_caller)
                   (long long)s.took_ms[held]);
     cr_assert_eq(w->ops->flush_all(w, NULL), KL_OK);
     cr_assert_eq(tw->n_recs, BP_APPENDS);
-    for (int i = 0; i < BP_APPENDS; i++)
-        cr_assert_eq(atoi(tw->recs[i].data), i);
+    for (int i = 0; i < BP_APPENDS; i++) cr_assert_eq(atoi(tw->recs[i].data), i);
     destroy_both(w, tw);
 }
 
@@ -826,10 +803,10 @@ Test(batch, unbounded_queue_never_blocks)
     c.batch_flush_record_count_threshold = 1;
     kl_writer *w = batch_new(tw, &c);
     tw_set_gate(tw, 1);
-    bp_state s = { .w = w };
+    bp_state s = {.w = w};
     pthread_t th;
     pthread_create(&th, NULL, bp_producer, &s);
-    pthread_join(th, NULL);   /* all returned while the gate is closed */
+    pthread_join(th, NULL); /* all returned while the gate is closed */
     cr_assert_eq(TW_GET(tw, n_calls), 0);
     tw_set_gate(tw, 0);
     cr_assert_eq(w->ops->flush_all(w, NULL), KL_OK);
@@ -846,7 +823,7 @@ Test(batch, flush_key_waits_until_written)
     test_writer *tw = tw_new();
     kl_batch_config c = quiet_config();
     kl_writer *w = batch_new(tw, &c);
-    tw_set_delay(tw, 150);            /* a slow store */
+    tw_set_delay(tw, 150); /* a slow store */
     must_append(w, "ks", "a", "a1");
     must_append(w, "ks", "a", "a2");
     must_append(w, "ks", "b", "b1");
@@ -893,7 +870,7 @@ Test(batch, flush_all_blocks_while_store_is_stuck)
         must_append(w, "ks", key, "x");
     }
     tw_set_gate(tw, 1);
-    flusher f = { .w = w };
+    flusher f = {.w = w};
     pthread_t th;
     pthread_create(&th, NULL, flusher_main, &f);
     sleep_ms(400);
@@ -919,10 +896,10 @@ Test(batch, flush_key_covers_appends_queued_while_thread_busy)
 {
     test_writer *tw = tw_new();
     kl_batch_config c = quiet_config();
-    c.batch_flush_size_threshold = 100;   /* "a" is written at once, "b" not */
+    c.batch_flush_size_threshold = 100; /* "a" is written at once, "b" not */
     kl_writer *w = batch_new(tw, &c);
     tw_set_gate(tw, 1);
-    must_append_size(w, "a", 200);                     /* stuck on "a" */
+    must_append_size(w, "a", 200); /* stuck on "a" */
     pthread_t thb;
     int64_t start = mono_ms();
     while (TW_GET(tw, in_append) == 0) {
@@ -930,9 +907,9 @@ Test(batch, flush_key_covers_appends_queued_while_thread_busy)
         sleep_ms(5);
     }
     must_append(w, "ks", "b", "b1");
-    flusher fb = { .w = w };
+    flusher fb = {.w = w};
     pthread_create(&thb, NULL, key_flusher_main, &fb);
-    sleep_ms(200);                                     /* let it post */
+    sleep_ms(200); /* let it post */
     tw_set_gate(tw, 0);
     pthread_join(thb, NULL);
     cr_assert_eq(fb.st, KL_OK);
@@ -949,7 +926,7 @@ Test(batch, retryable_error_is_sticky_until_a_retry_succeeds)
     test_writer *tw = tw_new();
     kl_batch_config c = quiet_config();
     kl_writer *w = batch_new(tw, &c);
-    kl_error err = { 0 };
+    kl_error err = {0};
     tw_fail(tw, KL_EIO, -1, "bad");
     must_append(w, "ks", "bad", "1");
     must_append(w, "ks", "bad", "2");
@@ -977,11 +954,10 @@ Test(batch, retryable_error_is_sticky_until_a_retry_succeeds)
 
     /* Everything accepted was written exactly once, in order. */
     cr_assert_eq(tw_count_key(tw, "bad"), 3);
-    const char *want[] = { "1", "2", "3" };
+    const char *want[] = {"1", "2", "3"};
     size_t j = 0;
     for (size_t i = 0; i < tw->n_recs; i++)
-        if (!strcmp(tw->recs[i].key, "bad"))
-            cr_assert_str_eq(tw->recs[i].data, want[j++]);
+        if (!strcmp(tw->recs[i].key, "bad")) cr_assert_str_eq(tw->recs[i].data, want[j++]);
     destroy_both(w, tw);
 }
 
@@ -1004,15 +980,14 @@ Test(batch, failed_batch_retried_at_flush_interval_not_in_a_hot_loop)
     int64_t elapsed = mono_ms() - start;
     cr_assert_geq(elapsed, 2 * 200 - 2, "3 attempts after %lld ms", (long long)elapsed);
     tw_fail(tw, KL_OK, 0, NULL);
-    wait_calls(tw, 1);       /* a later automatic retry succeeds */
+    wait_calls(tw, 1); /* a later automatic retry succeeds */
     /* The writer thread records the recovery just after the inner call
      * returns: until then the key still (rightly) refuses appends. */
-    kl_error err = { 0 };
+    kl_error err = {0};
     kl_status st;
     int64_t ok_wait = mono_ms();
     while ((st = append_str(w, "ks", "k", "y", &err)) == KL_EIO) {
-        cr_assert_lt(mono_ms() - ok_wait, WAIT_LIMIT_MS, "no recovery: %s",
-                     err.msg);
+        cr_assert_lt(mono_ms() - ok_wait, WAIT_LIMIT_MS, "no recovery: %s", err.msg);
         sleep_ms(1);
     }
     cr_assert_eq(st, KL_OK, "%s", err.msg);
@@ -1026,8 +1001,8 @@ Test(batch, rejected_records_reported_lost_once)
     test_writer *tw = tw_new();
     kl_batch_config c = quiet_config();
     kl_writer *w = batch_new(tw, &c);
-    kl_error err = { 0 };
-    tw_fail(tw, KL_EINVAL, 1, NULL);          /* one rejection */
+    kl_error err = {0};
+    tw_fail(tw, KL_EINVAL, 1, NULL); /* one rejection */
     must_append(w, "ks", "k", "doomed1");
     must_append(w, "ks", "k", "doomed2");
     cr_assert_eq(w->ops->flush_key(w, "ks", "k", &err), KL_ECLOSED);
@@ -1048,7 +1023,7 @@ Test(batch, failing_key_refuses_appends_while_others_proceed)
     kl_batch_config c = quiet_config();
     c.batch_flush_record_count_threshold = 1;
     kl_writer *w = batch_new(tw, &c);
-    kl_error err = { 0 };
+    kl_error err = {0};
     tw_fail(tw, KL_EIO, -1, "bad");
     must_append(w, "ks", "bad", "1");
     /* Once the failure is known, appends to the key return it. */
@@ -1059,8 +1034,7 @@ Test(batch, failing_key_refuses_appends_while_others_proceed)
         sleep_ms(5);
     }
     cr_assert_eq(st, KL_EIO);
-    for (int i = 0; i < 5; i++)
-        cr_assert_eq(append_str(w, "ks", "bad", "more", &err), KL_EIO);
+    for (int i = 0; i < 5; i++) cr_assert_eq(append_str(w, "ks", "bad", "more", &err), KL_EIO);
     must_append(w, "ks", "fine", "f");
     cr_assert_eq(w->ops->flush_key(w, "ks", "fine", &err), KL_OK, "%s", err.msg);
     tw_fail(tw, KL_OK, 0, NULL);
@@ -1106,7 +1080,7 @@ typedef struct stderr_capture {
 
 static stderr_capture capture_stderr(void)
 {
-    stderr_capture cap = { .file = tmpfile() };
+    stderr_capture cap = {.file = tmpfile()};
     cr_assert_not_null(cap.file);
     fflush(stderr);
     cap.saved_fd = dup(2);
@@ -1124,8 +1098,7 @@ static char *end_capture(stderr_capture cap)
     long n = ftell(cap.file);
     char *text = calloc(1, (size_t)n + 1);
     rewind(cap.file);
-    if (fread(text, 1, (size_t)n, cap.file) != (size_t)n)
-        text[0] = 0;
+    if (fread(text, 1, (size_t)n, cap.file) != (size_t)n) text[0] = 0;
     fclose(cap.file);
     return text;
 }
@@ -1155,8 +1128,7 @@ Test(batch, destroy_reports_what_it_cannot_write)
 
 #include <ftw.h>
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-                        struct FTW *ftw)
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     return remove(path);
 }
@@ -1164,8 +1136,8 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
 /* One record per append: a payload, and a nonce (0 = none).  Includes
  * replays of earlier nonces, a replay inside one batch and records
  * without a nonce. */
-static const unsigned nonce_script[] = { 1, 2, 3, 4, 5, 6, 4, 5, 7, 0, 3,
-                                         8, 8, 9, 0, 2, 10, 10, 10, 11 };
+static const unsigned nonce_script[] = {1, 2, 3, 4, 5, 6, 4,  5,  7,  0,
+                                        3, 8, 8, 9, 0, 2, 10, 10, 10, 11};
 #define NONCE_SCRIPT_LEN (sizeof nonce_script / sizeof nonce_script[0])
 
 static void append_nonce_script(kl_writer *w, const char *key)
@@ -1173,12 +1145,12 @@ static void append_nonce_script(kl_writer *w, const char *key)
     char payload[32];
     for (size_t i = 0; i < NONCE_SCRIPT_LEN; i++) {
         snprintf(payload, sizeof payload, "rec%zu", i);
-        kl_insertion ins = { .data = payload, .len = strlen(payload),
-                             .has_nonce = nonce_script[i] != 0,
-                             .nonce = nonce_script[i] };
-        kl_error err = { 0 };
-        cr_assert_eq(w->ops->append(w, "ks", key, &ins, 1, &err), KL_OK,
-                     "%s", err.msg);
+        kl_insertion ins = {.data = payload,
+                            .len = strlen(payload),
+                            .has_nonce = nonce_script[i] != 0,
+                            .nonce = nonce_script[i]};
+        kl_error err = {0};
+        cr_assert_eq(w->ops->append(w, "ks", key, &ins, 1, &err), KL_OK, "%s", err.msg);
     }
 }
 
@@ -1189,25 +1161,21 @@ static size_t expected_nonce_survivors(char out[][32])
     size_t n = 0;
     kl_u128 next = 0;
     for (size_t i = 0; i < NONCE_SCRIPT_LEN; i++) {
-        if (nonce_script[i] && nonce_script[i] < next)
-            continue;
-        if (nonce_script[i])
-            next = (kl_u128)nonce_script[i] + 1;
+        if (nonce_script[i] && nonce_script[i] < next) continue;
+        if (nonce_script[i]) next = (kl_u128)nonce_script[i] + 1;
         snprintf(out[n++], 32, "rec%zu", i);
     }
     return n;
 }
 
-static void assert_log_is(kl_reader *r, const char *key, char want[][32],
-                          size_t n_want)
+static void assert_log_is(kl_reader *r, const char *key, char want[][32], size_t n_want)
 {
-    kl_page page = { 0 };
-    kl_error err = { 0 };
-    kl_start start = { .kind = KL_START_FIRST };
-    cr_assert_eq(kl_read_first_page(r, "ks", key, KL_FORWARDS, &start, 1000,
-                                    &page, &err), KL_OK, "%s", err.msg);
-    cr_assert_eq(page.count, n_want, "%s: %zu records, expected %zu", key,
-                 page.count, n_want);
+    kl_page page = {0};
+    kl_error err = {0};
+    kl_start start = {.kind = KL_START_FIRST};
+    cr_assert_eq(kl_read_first_page(r, "ks", key, KL_FORWARDS, &start, 1000, &page, &err), KL_OK,
+                 "%s", err.msg);
+    cr_assert_eq(page.count, n_want, "%s: %zu records, expected %zu", key, page.count, n_want);
     for (size_t i = 0; i < page.count; i++) {
         cr_assert_eq(page.records[i].offset, i + 1);
         cr_assert_eq(page.records[i].len, strlen(want[i]));
@@ -1221,7 +1189,7 @@ Test(batch, nonce_dedup_unchanged_by_batching)
 {
     char dir[] = "/tmp/kl-test-batch-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    kl_error err = { 0 };
+    kl_error err = {0};
     kl_objstore *os = NULL;
     kl_writer *store = NULL, *batched = NULL;
     kl_reader *reader = NULL;
@@ -1230,13 +1198,13 @@ Test(batch, nonce_dedup_unchanged_by_batching)
     cr_assert_eq(kl_objstore_local_new(dir, &os, &err), KL_OK, "%s", err.msg);
     cr_assert_eq(kl_store_writer_new(os, &sc, &store, &err), KL_OK, "%s", err.msg);
     kl_batch_config c = quiet_config();
-    c.batch_flush_record_count_threshold = 3;   /* replays span batches */
+    c.batch_flush_record_count_threshold = 3; /* replays span batches */
     c.writer_thread_count = 2;
     cr_assert_eq(kl_batch_writer_new(store, &c, &batched, &err), KL_OK, "%s", err.msg);
 
     append_nonce_script(batched, "batched");
     cr_assert_eq(batched->ops->flush_all(batched, &err), KL_OK, "%s", err.msg);
-    append_nonce_script(store, "direct");        /* the same, unbatched */
+    append_nonce_script(store, "direct"); /* the same, unbatched */
 
     char want[NONCE_SCRIPT_LEN][32];
     size_t n_want = expected_nonce_survivors(want);
@@ -1252,8 +1220,8 @@ Test(batch, nonce_dedup_unchanged_by_batching)
     batched->ops->destroy(batched);
     kl_key_meta meta;
     int exists = 0;
-    cr_assert_eq(kl_read_key_metadata(reader, "ks", "batched", &exists, &meta,
-                                      &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_read_key_metadata(reader, "ks", "batched", &exists, &meta, &err), KL_OK, "%s",
+                 err.msg);
     cr_assert(exists);
     /* The records without a nonce are accepted again; nothing else. */
     cr_assert_eq(meta.next_offset, n_want + 2 + 1);

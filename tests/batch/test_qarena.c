@@ -38,16 +38,14 @@ static void check_and_free(slot *s)
 Test(qarena, blocks_never_overlap_and_big_ones_are_pooled_buffers)
 {
     static slot s[N];
-    for (size_t i = 0; i < N; i++)
-        fill(&s[i], 1 + (i * 7919) % 700, (unsigned char)i);
+    for (size_t i = 0; i < N; i++) fill(&s[i], 1 + (i * 7919) % 700, (unsigned char)i);
     slot big;
     fill(&big, 1u << 20, 0xab);
     for (size_t i = 0; i < N; i++)
         cr_assert_neq(big.chunk, s[i].chunk, "a 1 MiB block is not carved from a chunk");
-    for (size_t i = 0; i < N; i += 2)        /* free out of order */
+    for (size_t i = 0; i < N; i += 2) /* free out of order */
         check_and_free(&s[i]);
-    for (size_t i = 1; i < N; i += 2)
-        check_and_free(&s[i]);
+    for (size_t i = 1; i < N; i += 2) check_and_free(&s[i]);
     check_and_free(&big);
 }
 
@@ -56,15 +54,13 @@ static slot shared[N];
 static void *free_all(void *arg)
 {
     (void)arg;
-    for (size_t i = 0; i < N; i++)
-        check_and_free(&shared[i]);
+    for (size_t i = 0; i < N; i++) check_and_free(&shared[i]);
     return NULL;
 }
 
 Test(qarena, freed_from_another_thread)
 {
-    for (size_t i = 0; i < N; i++)
-        fill(&shared[i], 64 + i % 300, (unsigned char)(i * 3));
+    for (size_t i = 0; i < N; i++) fill(&shared[i], 64 + i % 300, (unsigned char)(i * 3));
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, free_all, NULL), 0);
     pthread_join(t, NULL);

@@ -20,13 +20,15 @@
 
 #define RECS_PER_OBJECT 7490 /* x 140 B = ~1 MiB objects */
 
-static double now(void) {
+static double now(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static const char *env(const char *k) {
+static const char *env(const char *k)
+{
     const char *v = getenv(k);
     if (!v || !*v) {
         fprintf(stderr, "bench_s3: %s is not set (scripts/rgw.sh start prints it)\n", k);
@@ -35,23 +37,26 @@ static const char *env(const char *k) {
     return v;
 }
 
-static void die(const char *what, const kl_error *e) {
+static void die(const char *what, const kl_error *e)
+{
     fprintf(stderr, "bench_s3: %s: %s\n", what, e ? e->msg : "failed");
     exit(1);
 }
 
-static void body_for(kl_buf *b, uint64_t first, kl_insertion *ins, char (*p)[101]) {
+static void body_for(kl_buf *b, uint64_t first, kl_insertion *ins, char (*p)[101])
+{
     b->len = 0;
     for (int i = 0; i < RECS_PER_OBJECT; i++) {
         snprintf(p[i], 101, "%0100" PRIu64, first + (uint64_t)i);
-        ins[i] = (kl_insertion){.data = p[i], .len = 100, .has_timestamp = 1,
-                                .timestamp = 1700000000000LL};
+        ins[i] = (kl_insertion){
+            .data = p[i], .len = 100, .has_timestamp = 1, .timestamp = 1700000000000LL};
         Kl_codec_put(b, first + (uint64_t)i, 1700000000000LL, 0, 0, p[i], 100);
     }
 }
 
 /* One curl process for all transfers, like our store keeps its connection. */
-static double run_curl(const char *cfgpath) {
+static double run_curl(const char *cfgpath)
+{
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "curl -sS --fail -K '%s'", cfgpath);
     double t0 = now();
@@ -59,7 +64,8 @@ static double run_curl(const char *cfgpath) {
     return now() - t0;
 }
 
-static double read_all(kl_objstore *os, kl_store_config *cfg, uint64_t expect) {
+static double read_all(kl_objstore *os, kl_store_config *cfg, uint64_t expect)
+{
     kl_reader *r;
     kl_error err = {0};
     if (kl_store_reader_new(os, cfg, &r, &err)) die("reader", &err);
@@ -84,7 +90,8 @@ static double read_all(kl_objstore *os, kl_store_config *cfg, uint64_t expect) {
     return t;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     int mb = argc > 1 ? atoi(argv[1]) : 100;
     int objects = mb; /* ~1 MiB each */
     const char *ep = env("KL_S3_ENDPOINT"), *bucket = env("KL_S3_BUCKET");
@@ -114,13 +121,14 @@ int main(int argc, char **argv) {
 
     /* Same bodies for both: write curl's files and its config first. */
     kl_insertion *ins = calloc(RECS_PER_OBJECT, sizeof *ins);
-    char (*p)[101] = malloc(RECS_PER_OBJECT * sizeof *p);
+    char(*p)[101] = malloc(RECS_PER_OBJECT * sizeof *p);
     kl_buf b = {0};
     char put_cfg[256], get_cfg[256];
     snprintf(put_cfg, sizeof put_cfg, "%s/put.cfg", tmp);
     snprintf(get_cfg, sizeof get_cfg, "%s/get.cfg", tmp);
     FILE *pc = fopen(put_cfg, "w"), *gc = fopen(get_cfg, "w");
-    const char *common = "aws-sigv4 = \"aws:amz:us-east-1:s3\"\nheader = \"x-amz-content-sha256: UNSIGNED-PAYLOAD\"\n";
+    const char *common = "aws-sigv4 = \"aws:amz:us-east-1:s3\"\nheader = \"x-amz-content-sha256: "
+                         "UNSIGNED-PAYLOAD\"\n";
     fprintf(pc, "%suser = \"%s:%s\"\n", common, ak, sk);
     fprintf(gc, "%suser = \"%s:%s\"\n", common, ak, sk);
     size_t total_bytes = 0;
@@ -132,9 +140,11 @@ int main(int argc, char **argv) {
         fwrite(b.data, 1, b.len, fp);
         fclose(fp);
         total_bytes += b.len;
-        fprintf(pc, "upload-file = \"%s\"\nurl = \"%s/%s/%scurl/obj%04d\"\noutput = \"/dev/null\"\n", f, ep,
-                bucket, prefix, i);
-        fprintf(gc, "url = \"%s/%s/%scurl/obj%04d\"\noutput = \"/dev/null\"\n", ep, bucket, prefix, i);
+        fprintf(pc,
+                "upload-file = \"%s\"\nurl = \"%s/%s/%scurl/obj%04d\"\noutput = \"/dev/null\"\n", f,
+                ep, bucket, prefix, i);
+        fprintf(gc, "url = \"%s/%s/%scurl/obj%04d\"\noutput = \"/dev/null\"\n", ep, bucket, prefix,
+                i);
     }
     fclose(pc);
     fclose(gc);

@@ -39,10 +39,13 @@ static void build(kl_objstore *os, uint64_t objects, uint64_t per)
             if (Kl_codec_put(&b, first + i, (int64_t)(first + i) * 1000, 1, first + i, payload,
                              sizeof payload))
                 die("encode", NULL);
-        kl_object_meta m = {.first_offset = first, .last_offset = first + per - 1,
+        kl_object_meta m = {.first_offset = first,
+                            .last_offset = first + per - 1,
                             .min_ts = (int64_t)first * 1000,
                             .max_ts = (int64_t)(first + per - 1) * 1000,
-                            .first_nonce = first, .next_nonce = first + per, .size = b.len,
+                            .first_nonce = first,
+                            .next_nonce = first + per,
+                            .size = b.len,
                             .prior = prior};
         char name[512] = "ks/big/";
         if (kl_object_name_format(&m, name + strlen(name), sizeof name - strlen(name)) < 0)
@@ -79,8 +82,8 @@ static kl_reader *reader(kl_objstore *os)
     return r;
 }
 
-static void page(kl_objstore *os, const char *what, kl_direction dir, kl_start s,
-                 double lists_max, double gets_max, uint64_t want_first)
+static void page(kl_objstore *os, const char *what, kl_direction dir, kl_start s, double lists_max,
+                 double gets_max, uint64_t want_first)
 {
     kl_reader *r = reader(os);
     kl_os_stats before;
@@ -89,8 +92,8 @@ static void page(kl_objstore *os, const char *what, kl_direction dir, kl_start s
     kl_error e = {0};
     if (kl_read_first_page(r, "ks", "big", dir, &s, 10, &p, &e)) die(what, &e);
     if (p.count != 10 || p.records[0].offset != want_first) {
-        fprintf(stderr, "bench_seek: %s: got %zu records from offset %" PRIu64 "\n", what,
-                p.count, p.count ? p.records[0].offset : 0);
+        fprintf(stderr, "bench_seek: %s: got %zu records from offset %" PRIu64 "\n", what, p.count,
+                p.count ? p.records[0].offset : 0);
         exit(1);
     }
     kl_page_free(&p);
@@ -114,16 +117,15 @@ int main(int argc, char **argv)
     uint64_t n = objects * per, mid = n / 2 + 1;
     double lists = ceil(log2(objects / 1000.0 > 1 ? objects / 1000.0 : 1)) + 3;
     printf("key of %" PRIu64 " objects x %" PRIu64 " records; pages of 10\n", objects, per);
-    page(os, "from the end (backwards)", KL_BACKWARDS, (kl_start){.kind = KL_START_LAST},
-         lists, 3, n);
+    page(os, "from the end (backwards)", KL_BACKWARDS, (kl_start){.kind = KL_START_LAST}, lists, 3,
+         n);
     page(os, "from a middle timestamp", KL_FORWARDS,
          (kl_start){.kind = KL_START_TIMESTAMP, .timestamp = (int64_t)mid * 1000}, lists, 3, mid);
-    page(os, "from a middle nonce", KL_FORWARDS,
-         (kl_start){.kind = KL_START_NONCE, .nonce = mid}, lists, 3, mid);
+    page(os, "from a middle nonce", KL_FORWARDS, (kl_start){.kind = KL_START_NONCE, .nonce = mid},
+         lists, 3, mid);
     page(os, "from a middle offset", KL_FORWARDS,
          (kl_start){.kind = KL_START_OFFSET, .offset = mid}, lists, 3, mid);
-    page(os, "from the first record", KL_FORWARDS, (kl_start){.kind = KL_START_FIRST},
-         lists, 3, 1);
+    page(os, "from the first record", KL_FORWARDS, (kl_start){.kind = KL_START_FIRST}, lists, 3, 1);
     kl_reader *r = reader(os);
     kl_os_stats before;
     kl_os_stats_read(os, &before);

@@ -22,24 +22,28 @@
 #include "codec.h"
 #include "klstore.h"
 
-static double now(void) {
+static double now(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what, const kl_error *err) {
+static void die(const char *what, const kl_error *err)
+{
     fprintf(stderr, "bench_store: %s: %s\n", what, err ? err->msg : "failed");
     exit(1);
 }
 
-static void payload(char *buf, uint64_t i) {
+static void payload(char *buf, uint64_t i)
+{
     int n = snprintf(buf, 101, "record %012" PRIu64 " ", i);
     memset(buf + n, 'a' + (int)(i % 26), 100 - (size_t)n);
 }
 
 /* Baseline: the same bytes the store writes, one file per batch. */
-static double raw_write(const char *dir, uint64_t records, uint64_t batch, int sync) {
+static double raw_write(const char *dir, uint64_t records, uint64_t batch, int sync)
+{
     char path[4096];
     kl_buf b = {0};
     char p[101];
@@ -61,7 +65,8 @@ static double raw_write(const char *dir, uint64_t records, uint64_t batch, int s
     return t;
 }
 
-static double raw_read(const char *dir, uint64_t records, uint64_t batch, int backwards) {
+static double raw_read(const char *dir, uint64_t records, uint64_t batch, int backwards)
+{
     char path[4096];
     uint64_t files = (records + batch - 1) / batch;
     static char buf[1 << 20];
@@ -81,17 +86,18 @@ static double raw_read(const char *dir, uint64_t records, uint64_t batch, int ba
     return t;
 }
 
-static double kl_write(kl_writer *w, uint64_t records, uint64_t batch) {
+static double kl_write(kl_writer *w, uint64_t records, uint64_t batch)
+{
     kl_insertion *ins = calloc(batch, sizeof *ins);
-    char (*p)[101] = malloc(batch * sizeof *p);
+    char(*p)[101] = malloc(batch * sizeof *p);
     kl_error err = {0};
     double t0 = now();
     for (uint64_t first = 1; first <= records; first += batch) {
         size_t n = 0;
         for (uint64_t o = first; o < first + batch && o <= records; o++, n++) {
             payload(p[n], o);
-            ins[n] = (kl_insertion){.data = p[n], .len = 100, .has_timestamp = 1,
-                                    .timestamp = 1700000000000LL};
+            ins[n] = (kl_insertion){
+                .data = p[n], .len = 100, .has_timestamp = 1, .timestamp = 1700000000000LL};
         }
         if (kl_append(w, "bench", "k", ins, n, &err) != KL_OK) die("append", &err);
     }
@@ -101,7 +107,8 @@ static double kl_write(kl_writer *w, uint64_t records, uint64_t batch) {
     return t;
 }
 
-static double kl_read(kl_reader *r, uint64_t records, kl_direction dir) {
+static double kl_read(kl_reader *r, uint64_t records, kl_direction dir)
+{
     kl_error err = {0};
     kl_page pg;
     kl_start s = {.kind = dir == KL_BACKWARDS ? KL_START_LAST : KL_START_FIRST};
@@ -119,13 +126,15 @@ static double kl_read(kl_reader *r, uint64_t records, kl_direction dir) {
     kl_page_free(&pg);
     double t = now() - t0;
     if (got != records) {
-        fprintf(stderr, "bench_store: read %" PRIu64 " records, expected %" PRIu64 "\n", got, records);
+        fprintf(stderr, "bench_store: read %" PRIu64 " records, expected %" PRIu64 "\n", got,
+                records);
         exit(1);
     }
     return t;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc < 2) {
         fprintf(stderr, "usage: bench_store DIR [RECORDS] [BATCH]\n");
         return 2;

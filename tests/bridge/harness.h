@@ -18,8 +18,8 @@
 
 typedef struct ht_mock {
     pid_t pid;
-    int to_fd;        /* its stdin: commands */
-    int from_fd;      /* its stdout: BOOTSTRAP= line, then OK/ERR lines */
+    int to_fd;   /* its stdin: commands */
+    int from_fd; /* its stdout: BOOTSTRAP= line, then OK/ERR lines */
     char bootstrap[600];
 } ht_mock;
 
@@ -33,8 +33,7 @@ void ht_mock_stop(ht_mock *m);
 /* A fresh temporary directory (test workspace), removed by ht_rmtree. */
 void ht_tmpdir(char *buf, size_t cap);
 void ht_rmtree(const char *dir);
-void ht_write_file(const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void ht_write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The whole file, NUL-terminated (malloc'd), or NULL. */
 char *ht_read_file(const char *path);
 int ht_file_contains(const char *path, const char *needle);
@@ -56,8 +55,7 @@ void ht_cleanup(void);
 
 /* Produces lines "KEY:PAYLOAD" from file to topic with kcat, optionally
  * with one header "name=value" (NULL for none) on every message. */
-void ht_produce_file(const ht_mock *m, const char *topic, const char *file,
-                     const char *header);
+void ht_produce_file(const ht_mock *m, const char *topic, const char *file, const char *header);
 /* Writes n lines "k<i>:<prefix><i>" (i from first) to file. */
 void ht_make_data(const char *file, const char *prefix, long first, long n);
 
@@ -69,16 +67,15 @@ int ht_wait_log(const char *log, const char *needle, int timeout_ms);
 /* Total records in a keyspace (sum over its keys of next_offset - 1). */
 uint64_t ht_store_count(kl_objstore *os, const char *prefix, const char *keyspace);
 /* Waits until ht_store_count reaches want; returns the last count. */
-uint64_t ht_wait_count(kl_objstore *os, const char *prefix, const char *keyspace,
-                       uint64_t want, int timeout_ms);
+uint64_t ht_wait_count(kl_objstore *os, const char *prefix, const char *keyspace, uint64_t want,
+                       int timeout_ms);
 
 /* The exactly-once check: dumps the topic with kcat (partition, offset,
  * payload) and asserts that key "<partition>" of the keyspace holds
  * exactly the partition's records, in order, record i with nonce = the
  * Kafka offset and the same payload.  Returns the number of records. */
 uint64_t ht_check_exactly_once(const ht_mock *m, const char *topic, kl_objstore *os,
-                               const char *prefix, const char *keyspace,
-                               const char *workdir);
+                               const char *prefix, const char *keyspace, const char *workdir);
 
 /* A store to test against: the directory `dir`, or (s3 = 1) the RGW of
  * KL_S3_* under a fresh prefix.  `ini` receives the store's INI section

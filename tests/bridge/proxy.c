@@ -31,12 +31,10 @@ static int pump(int from, int to)
 {
     char buf[65536];
     ssize_t n = read(from, buf, sizeof buf);
-    if (n <= 0)
-        return -1;
+    if (n <= 0) return -1;
     for (ssize_t off = 0; off < n;) {
         ssize_t w = write(to, buf + off, (size_t)(n - off));
-        if (w <= 0)
-            return -1;
+        if (w <= 0) return -1;
         off += w;
     }
     return 0;
@@ -48,12 +46,9 @@ static void *conn_main(void *arg)
     struct pollfd fds[2] = {{c->client, POLLIN, 0}, {c->server, POLLIN, 0}};
     while (!atomic_load(&c->p->cut) && !atomic_load(&c->p->stopping)) {
         int r = poll(fds, 2, 50);
-        if (r < 0)
-            break;
-        if (fds[0].revents && pump(c->client, c->server))
-            break;
-        if (fds[1].revents && pump(c->server, c->client))
-            break;
+        if (r < 0) break;
+        if (fds[0].revents && pump(c->client, c->server)) break;
+        if (fds[1].revents && pump(c->server, c->client)) break;
     }
     close(c->client);
     close(c->server);
@@ -66,11 +61,9 @@ static void *accept_main(void *arg)
     ht_proxy *p = arg;
     while (!atomic_load(&p->stopping)) {
         struct pollfd pf = {p->listen_fd, POLLIN, 0};
-        if (poll(&pf, 1, 50) <= 0)
-            continue;
+        if (poll(&pf, 1, 50) <= 0) continue;
         int fd = accept(p->listen_fd, NULL, NULL);
-        if (fd < 0)
-            continue;
+        if (fd < 0) continue;
         int s = -1;
         if (!atomic_load(&p->cut)) {
             s = socket(AF_INET, SOCK_STREAM, 0);
@@ -83,8 +76,7 @@ static void *accept_main(void *arg)
         pthread_t t;
         if (!c) {
             close(fd);
-            if (s >= 0)
-                close(s);
+            if (s >= 0) close(s);
             continue;
         }
         *c = (conn){p, fd, s};
@@ -105,8 +97,7 @@ ht_proxy *ht_proxy_start(const char *host, int port)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
     int one = 1;
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     p->target.sin_family = AF_INET;
     p->target.sin_port = htons((uint16_t)port);
     inet_pton(AF_INET, host, &p->target.sin_addr);
@@ -122,23 +113,16 @@ ht_proxy *ht_proxy_start(const char *host, int port)
     return p;
 }
 
-int ht_proxy_port(const ht_proxy *p)
-{
-    return p->port;
-}
+int ht_proxy_port(const ht_proxy *p) { return p->port; }
 
-void ht_proxy_cut(ht_proxy *p, int cut)
-{
-    atomic_store(&p->cut, cut);
-}
+void ht_proxy_cut(ht_proxy *p, int cut) { atomic_store(&p->cut, cut); }
 
 void ht_proxy_stop(ht_proxy *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     atomic_store(&p->stopping, 1);
     pthread_join(p->acceptor, NULL);
     close(p->listen_fd);
-    usleep(200000);           /* connection threads notice and exit */
+    usleep(200000); /* connection threads notice and exit */
     free(p);
 }

@@ -25,21 +25,24 @@ static void setup(void)
     snprintf(log_path, sizeof log_path, "%s/out.log", dir);
 }
 
-static void teardown(void)
-{
-    ht_rmtree(dir);
-}
+static void teardown(void) { ht_rmtree(dir); }
 
 TestSuite(bridge_config, .init = setup, .fini = teardown, .timeout = 60);
 
 /* A complete configuration with one line replaced (or removed, when the
  * replacement is ""): lines are matched by their "key=" prefix. */
-static const char *const BASE[] = {
-    "[local]", "root=%s/store",
-    "[kafka]", "topic=\"inbound\"", "group.id=\"g\"",
-    "bootstrap.servers=\"127.0.0.1:1\"", "auto.offset.reset=earliest",
-    "[parser]", "nonce_parser=\"RecordOffset\"", "keyspace_parser=\"Static(ks)\"",
-    "key_parser=\"RecordPartition\"", NULL};
+static const char *const BASE[] = {"[local]",
+                                   "root=%s/store",
+                                   "[kafka]",
+                                   "topic=\"inbound\"",
+                                   "group.id=\"g\"",
+                                   "bootstrap.servers=\"127.0.0.1:1\"",
+                                   "auto.offset.reset=earliest",
+                                   "[parser]",
+                                   "nonce_parser=\"RecordOffset\"",
+                                   "keyspace_parser=\"Static(ks)\"",
+                                   "key_parser=\"RecordPartition\"",
+                                   NULL};
 
 static void write_config(const char *match, const char *replacement)
 {
@@ -47,8 +50,7 @@ static void write_config(const char *match, const char *replacement)
     cr_assert_not_null(f);
     for (int i = 0; BASE[i]; i++) {
         const char *line = BASE[i];
-        if (match && !strncmp(line, match, strlen(match)))
-            line = replacement;
+        if (match && !strncmp(line, match, strlen(match))) line = replacement;
         if (!strcmp(line, "root=%s/store"))
             fprintf(f, "root=%s/store\n", dir);
         else if (*line)
@@ -73,8 +75,7 @@ static void expect_config_error(const char *needle)
         cr_assert_eq(rc, 2, "%s: exit code %d, expected 2; output:\n%s",
                      check ? "--check" : "start", rc, out);
         cr_assert(out && strstr(out, needle), "output lacks '%s':\n%s", needle, out);
-        cr_assert(strstr(out, "configuration error") || strstr(out, "error"),
-                  "%s", out);
+        cr_assert(strstr(out, "configuration error") || strstr(out, "error"), "%s", out);
         free(out);
     }
 }
@@ -89,16 +90,19 @@ Test(bridge_config, valid_config_checks_ok)
 Test(bridge_config, quoted_and_bare_values_agree)
 {
     FILE *f = fopen(ini, "w");
-    fprintf(f, "[local]\nroot='%s/store'\n[kafka]\ntopic=inbound\ngroup.id=g\n"
-               "bootstrap.servers=127.0.0.1:1\noffset_commit_interval_seconds=\"5\"\n"
-               "[parser]\nkeyspace_parser=Static(ks)\nkey_parser='RecordKey'\n"
-               "on_error=\"skip\"\n", dir);
+    fprintf(f,
+            "[local]\nroot='%s/store'\n[kafka]\ntopic=inbound\ngroup.id=g\n"
+            "bootstrap.servers=127.0.0.1:1\noffset_commit_interval_seconds=\"5\"\n"
+            "[parser]\nkeyspace_parser=Static(ks)\nkey_parser='RecordKey'\n"
+            "on_error=\"skip\"\n",
+            dir);
     fclose(f);
     cr_assert_eq(run_bridge(1), 0);
     char *out = ht_read_file(log_path);
     cr_assert(strstr(out, "topic=inbound group.id=g bootstrap.servers=127.0.0.1:1 "
                           "keyspace=Static(ks) key=RecordKey nonce=None "
-                          "timestamp=None on_error=skip commit every 5s"), "%s", out);
+                          "timestamp=None on_error=skip commit every 5s"),
+              "%s", out);
     free(out);
 }
 
@@ -173,7 +177,7 @@ Test(bridge_config, bad_bridge_values)
     write_config("[parser]", "[parsers]");
     expect_config_error("unknown section [parsers]");
     write_config("root=", "root=x\nroots=y");
-    expect_config_error("roots");       /* libklstore's own strictness */
+    expect_config_error("roots"); /* libklstore's own strictness */
     write_config("topic=", "topic=inbound\npartition.assignment.strategy=cooperative-sticky");
     expect_config_error("cooperative");
 }

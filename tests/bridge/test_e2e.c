@@ -4,8 +4,8 @@
  * committed offsets, a consumer group of two bridges, a broker outage, a
  * store outage (local: chattr +i; S3: a cuttable proxy in front of RGW),
  * SIGTERM during a store outage, bad messages under both on_error
- * policies, and Kafka refusing access (exit code 3).  The _s3 variants need the RGW of scripts/test.sh (KL_S3_*)
- * and are skipped without it.
+ * policies, and Kafka refusing access (exit code 3).  The _s3 variants need the RGW of
+ * scripts/test.sh (KL_S3_*) and are skipped without it.
  *
  * Every test has its own mock cluster, workspace and consumer group.  The
  * exactly-once check (harness.c) compares each store key with its Kafka
@@ -86,8 +86,7 @@ static void stop_bridge(pid_t pid, const char *log)
     cr_assert_eq(ht_wait_log(log, "starting:", 10000), 0);
     cr_assert_eq(kill(pid, SIGTERM), 0);
     int rc = ht_wait(pid, 30000);
-    if (rc < 0)
-        ht_kill(pid);
+    if (rc < 0) ht_kill(pid);
     cr_assert_eq(rc, 0, "bridge exited with %d after SIGTERM (log %s)", rc, log);
 }
 
@@ -116,44 +115,43 @@ static uint64_t count(ws *w, const char *keyspace)
 /* The INI example of the spec's "Kafka Bridge" section, verbatim except
  * for the addresses (and, for the local run, a [local] section, which
  * takes precedence over [s3]). */
-static const char SPEC_EXAMPLE[] =
-    "[s3]\n"
-    "endpoint=\"%s\"\n"
-    "bucket_name=\"%s\"\n"
-    "region=\"us-east-1\"\n"
-    "path_style=true\n"
-    "use_default_credentials=false\n"
-    "access_key=\"%s\"\n"
-    "secret_key=\"%s\"\n"
-    "security_token=\"%s\"\n"
-    "session_token=\"%s\"\n"
-    "profile=\"test\"\n"
-    "compact_size_threshold=1000000\n"
-    "compact_records_threshold=100\n"
-    "compact_objects_threshold=10\n"
-    "%s"
-    "\n"
-    "[batcher]\n"
-    "writer_thread_count=1\n"
-    "writer_thread_queue_capacity=4096\n"
-    "batch_check_interval_millis=100\n"
-    "batch_flush_interval_millis=1000\n"
-    "batch_flush_record_count_threshold=100000\n"
-    "batch_flush_size_threshold=1000000\n"
-    "\n"
-    "[kafka]\n"
-    "topic=\"inbound\"\n"
-    "offset_commit_interval_seconds=60\n"
-    "group.id=\"test_group\"\n"
-    "bootstrap.servers=\"%s\"\n"
-    "auto.offset.reset=earliest\n"
-    "\n"
-    "[parser]\n"
-    "nonce_parser=\"RecordOffset\"\n"
-    "timestamp_parser=\"None\"\n"
-    "keyspace_parser=\"Static(my_keyspace)\"\n"
-    "key_parser=\"RecordPartition\"\n"
-    "%s";
+static const char SPEC_EXAMPLE[] = "[s3]\n"
+                                   "endpoint=\"%s\"\n"
+                                   "bucket_name=\"%s\"\n"
+                                   "region=\"us-east-1\"\n"
+                                   "path_style=true\n"
+                                   "use_default_credentials=false\n"
+                                   "access_key=\"%s\"\n"
+                                   "secret_key=\"%s\"\n"
+                                   "security_token=\"%s\"\n"
+                                   "session_token=\"%s\"\n"
+                                   "profile=\"test\"\n"
+                                   "compact_size_threshold=1000000\n"
+                                   "compact_records_threshold=100\n"
+                                   "compact_objects_threshold=10\n"
+                                   "%s"
+                                   "\n"
+                                   "[batcher]\n"
+                                   "writer_thread_count=1\n"
+                                   "writer_thread_queue_capacity=4096\n"
+                                   "batch_check_interval_millis=100\n"
+                                   "batch_flush_interval_millis=1000\n"
+                                   "batch_flush_record_count_threshold=100000\n"
+                                   "batch_flush_size_threshold=1000000\n"
+                                   "\n"
+                                   "[kafka]\n"
+                                   "topic=\"inbound\"\n"
+                                   "offset_commit_interval_seconds=60\n"
+                                   "group.id=\"test_group\"\n"
+                                   "bootstrap.servers=\"%s\"\n"
+                                   "auto.offset.reset=earliest\n"
+                                   "\n"
+                                   "[parser]\n"
+                                   "nonce_parser=\"RecordOffset\"\n"
+                                   "timestamp_parser=\"None\"\n"
+                                   "keyspace_parser=\"Static(my_keyspace)\"\n"
+                                   "key_parser=\"RecordPartition\"\n"
+                                   "%s";
 
 static void spec_example(int s3)
 {
@@ -164,16 +162,16 @@ static void spec_example(int s3)
         /* object_prefix keeps the run apart from others in the bucket; the
          * session tokens of the example would be sent to RGW, which has
          * no such session: they are the "addresses" of credentials. */
-        ht_write_file(w.ini, SPEC_EXAMPLE, getenv("KL_S3_ENDPOINT"),
-                      getenv("KL_S3_BUCKET"), getenv("KL_S3_ACCESS_KEY"),
-                      getenv("KL_S3_SECRET_KEY"), "", "", "", w.mock.bootstrap, "");
+        ht_write_file(w.ini, SPEC_EXAMPLE, getenv("KL_S3_ENDPOINT"), getenv("KL_S3_BUCKET"),
+                      getenv("KL_S3_ACCESS_KEY"), getenv("KL_S3_SECRET_KEY"), "", "", "",
+                      w.mock.bootstrap, "");
         FILE *f = fopen(w.ini, "a");
         fprintf(f, "[s3]\nobject_prefix=\"%s\"\n", w.store.prefix);
         fclose(f);
     } else {
         snprintf(local, sizeof local, "\n[local]\nroot=%s\n", w.root);
-        ht_write_file(w.ini, SPEC_EXAMPLE, "http://localhost:4566", "my-bucket", "test",
-                      "test", "test", "test", "", w.mock.bootstrap, local);
+        ht_write_file(w.ini, SPEC_EXAMPLE, "http://localhost:4566", "my-bucket", "test", "test",
+                      "test", "test", "", w.mock.bootstrap, local);
     }
     snprintf(log, sizeof log, "%s/bridge.log", w.dir);
     const char *check[] = {BRIDGE_BIN, "--check", w.ini, NULL};
@@ -184,8 +182,9 @@ static void spec_example(int s3)
     uint64_t got = ht_wait_count(w.store.os, w.store.prefix, "my_keyspace", 20000, 60000);
     cr_assert_eq(got, 20000, "store holds %llu of 20000 records", (unsigned long long)got);
     stop_bridge(pid, log);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, w.store.prefix,
-                                       "my_keyspace", w.dir), 20000);
+    cr_assert_eq(
+        ht_check_exactly_once(&w.mock, "inbound", w.store.os, w.store.prefix, "my_keyspace", w.dir),
+        20000);
     cr_assert(ht_file_contains(log, "exiting with code 0 (20000 records written"));
     ws_close(&w);
 }
@@ -209,7 +208,7 @@ static void kill9(int s3)
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     ws_open(&w, "inbound:8", s3);
     write_ini(&w, NULL);
-    FILE *f = fopen(w.ini, "a");      /* [parser] is last: re-open [batcher] */
+    FILE *f = fopen(w.ini, "a"); /* [parser] is last: re-open [batcher] */
     fprintf(f, "[batcher]\nbatch_flush_record_count_threshold=250\n");
     fclose(f);
     cr_log_info("kill9: seed %u", seed);
@@ -233,8 +232,9 @@ static void kill9(int s3)
         }
         ht_kill(pid);
         cr_log_info("kill9: round %d killed %lld ms after the assignment with %llu of "
-                    "%ld records stored (target %llu)", round, ht_now_ms() - t0,
-                    (unsigned long long)now_count, produced, (unsigned long long)target);
+                    "%ld records stored (target %llu)",
+                    round, ht_now_ms() - t0, (unsigned long long)now_count, produced,
+                    (unsigned long long)target);
         produce(&w, "kill-", produced, CHUNK, NULL);
         produced += CHUNK;
     }
@@ -245,8 +245,8 @@ static void kill9(int s3)
     cr_assert_eq(got, (uint64_t)produced, "store holds %llu of %ld records",
                  (unsigned long long)got, produced);
     stop_bridge(pid, log);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, w.store.prefix,
-                                       "ks", w.dir), (uint64_t)produced);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, w.store.prefix, "ks", w.dir),
+                 (uint64_t)produced);
     ws_close(&w);
 }
 
@@ -268,8 +268,7 @@ Test(bridge_e2e, restart_resumes_from_commit, .timeout = 120)
     stop_bridge(pid, log);
     cr_assert(ht_file_contains(log, "exiting with code 0 (1000 records written"),
               "the second run re-read committed records (log %s)", log);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
-                 11000);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir), 11000);
     ws_close(&w);
 }
 
@@ -293,8 +292,7 @@ static void two_bridges(ws *w, int n, long before, pid_t *a, char *log_a, pid_t 
     snprintf(log_b, 300, "%s/b.log", w->dir);
     *a = ht_bridge_start(w->ini, log_a);
     cr_assert_eq(ht_wait_log(log_a, all, 30000), 0);
-    if (before)
-        produce(w, "grp-", 0, before, NULL);
+    if (before) produce(w, "grp-", 0, before, NULL);
     *b = ht_bridge_start(w->ini, log_b);
     cr_assert_eq(ht_wait_log(log_b, half, 40000), 0, "second bridge got no partitions");
     cr_assert_eq(ht_wait_log(log_a, half, 10000), 0,
@@ -312,8 +310,7 @@ Test(bridge_e2e, consumer_group_two_bridges, .timeout = 180)
     cr_assert_eq(got, 80000, "store holds %llu of 80000", (unsigned long long)got);
     stop_bridge(b, log_b);
     stop_bridge(a, log_a);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
-                 80000);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir), 80000);
     ws_close(&w);
 }
 
@@ -352,8 +349,7 @@ Test(bridge_e2e, paused_bridge_resumes_after_its_partitions_moved, .timeout = 24
     cr_assert_eq(got, 80000, "store holds %llu of 80000", (unsigned long long)got);
     stop_bridge(b, log_b);
     stop_bridge(a, log_a);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
-                 80000);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir), 80000);
     ws_close(&w);
 }
 
@@ -376,8 +372,7 @@ Test(bridge_e2e, broker_down_and_back, .timeout = 180)
                  (unsigned long long)got);
     cr_assert(ht_file_contains(log, "WARN kafka:"), "the outage was not logged");
     stop_bridge(pid, log);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
-                 40000);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir), 40000);
     ws_close(&w);
 }
 
@@ -390,10 +385,9 @@ Test(bridge_e2e, kafka_access_refused_exits_3, .timeout = 180)
     ws w;
     char log[300];
     pid_t pid = start_ingesting(&w, "inbound:2", "auth-", 1000, log, sizeof log);
-    cr_assert_eq(ht_mock_cmd(&w.mock, "errors 1 1 29"), 0);   /* one Fetch */
+    cr_assert_eq(ht_mock_cmd(&w.mock, "errors 1 1 29"), 0); /* one Fetch */
     int rc = ht_wait(pid, 30000);
-    if (rc < 0)
-        ht_kill(pid);
+    if (rc < 0) ht_kill(pid);
     cr_assert_eq(rc, 3, "exit code %d, expected 3 (log %s)", rc, log);
     cr_assert(ht_file_contains(log, "Kafka refuses access"));
     cr_assert(ht_file_contains(log, "flushed and committed before revocation"));
@@ -401,8 +395,7 @@ Test(bridge_e2e, kafka_access_refused_exits_3, .timeout = 180)
     pid = ht_bridge_start(w.ini, log);
     cr_assert_eq(ht_wait_count(w.store.os, "", "ks", 1500, 60000), 1500);
     stop_bridge(pid, log);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
-                 1500);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir), 1500);
     ws_close(&w);
 }
 
@@ -415,11 +408,12 @@ Test(bridge_e2e, kafka_access_refused_exits_3, .timeout = 180)
 static double metric(int port, const char *name)
 {
     char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             "curl -sf -m 5 http://127.0.0.1:%d/metrics | awk -v n='%s' "
-             "'index($1, n) == 1 && (length($1) == length(n) || substr($1, length(n) + 1, 1) == \"{\") "
-             "{ s += $2; seen = 1 } END { if (seen) print s; else print -1 }'",
-             port, name);
+    snprintf(
+        cmd, sizeof cmd,
+        "curl -sf -m 5 http://127.0.0.1:%d/metrics | awk -v n='%s' "
+        "'index($1, n) == 1 && (length($1) == length(n) || substr($1, length(n) + 1, 1) == \"{\") "
+        "{ s += $2; seen = 1 } END { if (seen) print s; else print -1 }'",
+        port, name);
     char *out = kl_sh(cmd, NULL);
     double v = atof(out);
     free(out);
@@ -431,8 +425,7 @@ static double wait_metric(int port, const char *name, double want, int timeout_m
 {
     double v = -1;
     for (long long end = ht_now_ms() + timeout_ms; ht_now_ms() < end; ht_sleep_ms(100))
-        if ((v = metric(port, name)) >= want)
-            break;
+        if ((v = metric(port, name)) >= want) break;
     return v;
 }
 
@@ -494,8 +487,8 @@ Test(bridge_e2e, metrics_show_progress_deduplication_and_health, .timeout = 240)
     /* Run 2: everything is re-delivered and dropped by nonce checking. */
     ht_write_file(w.ini, "%s%s", metrics, ini);
     pid = ht_bridge_start(w.ini, log);
-    cr_assert_eq(wait_metric(port, "klstore_bridge_records_deduplicated_total", 1000, 60000),
-                 1000, "log %s", log);
+    cr_assert_eq(wait_metric(port, "klstore_bridge_records_deduplicated_total", 1000, 60000), 1000,
+                 "log %s", log);
     cr_assert_eq(metric(port, "klstore_bridge_records_written_total"), 0);
     cr_assert_eq(count(&w, "ks"), 1000);
     cr_assert_geq(wait_metric(port, "klstore_bridge_commits_total", 1, 20000), 1);
@@ -509,8 +502,7 @@ Test(bridge_e2e, metrics_show_progress_deduplication_and_health, .timeout = 240)
         for (long long end = ht_now_ms() + 30000; ht_now_ms() < end; ht_sleep_ms(200)) {
             free(got);
             got = healthz(port);
-            if (strstr(got, " 503"))
-                break;
+            if (strstr(got, " 503")) break;
         }
         set_immutable(w.root, 0);
         cr_assert(strstr(got, "no successful offset commit for ") == got && strstr(got, " 503"),
@@ -521,8 +513,7 @@ Test(bridge_e2e, metrics_show_progress_deduplication_and_health, .timeout = 240)
         for (long long end = ht_now_ms() + 30000; ht_now_ms() < end; ht_sleep_ms(200)) {
             free(got);
             got = healthz(port);
-            if (strstr(got, " 200"))
-                break;
+            if (strstr(got, " 200")) break;
         }
         cr_assert_str_eq(got, "ok\n 200");
         free(got);
@@ -546,8 +537,7 @@ Test(bridge_e2e, store_down_and_back_local, .timeout = 180)
     }
     produce(&w, "sd-", 20000, 20000, NULL);
     int failed = ht_wait_log(log, "store write failed", 20000);
-    if (failed == 0)
-        ht_wait_log(log, "store still failing", 10000);
+    if (failed == 0) ht_wait_log(log, "store still failing", 10000);
     ht_sleep_ms(1500);
     int alive = ht_wait(pid, 0) == -1;
     uint64_t during = count(&w, "ks");
@@ -557,11 +547,9 @@ Test(bridge_e2e, store_down_and_back_local, .timeout = 180)
     cr_assert_lt(during, 40000, "records were written during the outage?");
     cr_assert_eq(ht_wait_log(log, "store recovered", 60000), 0);
     uint64_t got = ht_wait_count(w.store.os, "", "ks", 40000, 90000);
-    cr_assert_eq(got, 40000, "store holds %llu of 40000 after the outage",
-                 (unsigned long long)got);
+    cr_assert_eq(got, 40000, "store holds %llu of 40000 after the outage", (unsigned long long)got);
     stop_bridge(pid, log);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
-                 40000);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir), 40000);
     ws_close(&w);
 }
 
@@ -584,8 +572,7 @@ Test(bridge_e2e, shutdown_during_store_outage, .timeout = 180)
     ht_sleep_ms(1500);
     kill(pid, SIGTERM);
     int rc = ht_wait(pid, 30000);
-    if (rc < 0)
-        ht_kill(pid);
+    if (rc < 0) ht_kill(pid);
     set_immutable(w.root, 0);
     cr_assert_eq(failed, 0, "the store failure was not logged (log %s)", log);
     cr_assert_eq(rc, 4, "exit code %d, expected 4 (log %s)", rc, log);
@@ -595,8 +582,7 @@ Test(bridge_e2e, shutdown_during_store_outage, .timeout = 180)
     cr_assert_eq(got, 20000, "store holds %llu of 20000 after the restart",
                  (unsigned long long)got);
     stop_bridge(pid, log);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir),
-                 20000);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, "", "ks", w.dir), 20000);
     ws_close(&w);
 }
 
@@ -619,7 +605,8 @@ Test(bridge_e2e, store_down_and_back_s3, .timeout = 180)
     snprintf(rest, sizeof rest, "%s", strchr(endpoint, '\n') + 1);
     snprintf(endpoint, sizeof w.store.ini - (size_t)(endpoint - w.store.ini),
              "endpoint=\"http://127.0.0.1:%d\"\nconnect_timeout_ms=1000\n"
-             "request_timeout_ms=3000\nmax_retries=1\n%s", ht_proxy_port(proxy), rest);
+             "request_timeout_ms=3000\nmax_retries=1\n%s",
+             ht_proxy_port(proxy), rest);
     write_ini(&w, NULL);
     snprintf(log, sizeof log, "%s/bridge.log", w.dir);
     pid_t pid = ht_bridge_start(w.ini, log);
@@ -635,28 +622,25 @@ Test(bridge_e2e, store_down_and_back_s3, .timeout = 180)
     cr_assert(alive, "bridge exited during the S3 outage");
     cr_assert_eq(ht_wait_log(log, "store recovered", 90000), 0);
     uint64_t got = ht_wait_count(w.store.os, w.store.prefix, "ks", 40000, 90000);
-    cr_assert_eq(got, 40000, "store holds %llu of 40000 after the outage",
-                 (unsigned long long)got);
+    cr_assert_eq(got, 40000, "store holds %llu of 40000 after the outage", (unsigned long long)got);
     stop_bridge(pid, log);
-    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, w.store.prefix,
-                                       "ks", w.dir), 40000);
+    cr_assert_eq(ht_check_exactly_once(&w.mock, "inbound", w.store.os, w.store.prefix, "ks", w.dir),
+                 40000);
     ht_proxy_stop(proxy);
     ws_close(&w);
 }
 
 /* ------------------------------------------------------------------ */
 
-static const char HEADER_PARSERS[] =
-    "keyspace_parser=RecordHeader(ks)\nkey_parser=Static(k)\n"
-    "nonce_parser=RecordOffset\n";
+static const char HEADER_PARSERS[] = "keyspace_parser=RecordHeader(ks)\nkey_parser=Static(k)\n"
+                                     "nonce_parser=RecordOffset\n";
 
 /* One partition: 5 good records, one without the keyspace header, 5 good. */
 static void produce_with_bad(ws *w, int also_bad_name)
 {
     produce(w, "good-", 0, 5, "ks=a");
     produce(w, "nohdr-", 5, 1, NULL);
-    if (also_bad_name)
-        produce(w, "badname-", 6, 1, "ks=../etc");
+    if (also_bad_name) produce(w, "badname-", 6, 1, "ks=../etc");
     produce(w, "good-", 10, 5, "ks=a");
 }
 
@@ -671,8 +655,7 @@ Test(bridge_e2e, bad_message_stop, .timeout = 120)
     produce_with_bad(&w, 0);
     pid_t pid = ht_bridge_start(w.ini, log);
     int rc = ht_wait(pid, 30000);
-    if (rc < 0)
-        ht_kill(pid);
+    if (rc < 0) ht_kill(pid);
     cr_assert_eq(rc, 5, "exit code %d, expected 5 (stopped on a bad message)", rc);
     cr_assert(ht_file_contains(log, "offset 5: the record has no header 'ks'"));
     cr_assert_eq(count(&w, "a"), 5);
@@ -680,8 +663,7 @@ Test(bridge_e2e, bad_message_stop, .timeout = 120)
      * the same record and writes nothing twice. */
     pid = ht_bridge_start(w.ini, log);
     rc = ht_wait(pid, 60000);
-    if (rc < 0)
-        ht_kill(pid);
+    if (rc < 0) ht_kill(pid);
     cr_assert_eq(rc, 5);
     cr_assert_eq(ht_file_count(log, "offset 5: the record has no header 'ks'"), 2);
     cr_assert_eq(count(&w, "a"), 5);
@@ -727,9 +709,11 @@ static void endless_listing(void *ud, int n, const stub_req *rq, stub_resp *rs)
     } else if (strcmp(rq->method, "DELETE") == 0) {
         rs->status = 204;
     } else if (strstr(rq->target, "list-type=2")) {
-        snprintf(endless_body, sizeof endless_body, "<ListBucketResult><IsTruncated>true"
+        snprintf(endless_body, sizeof endless_body,
+                 "<ListBucketResult><IsTruncated>true"
                  "</IsTruncated><NextContinuationToken>t%d</NextContinuationToken>"
-                 "</ListBucketResult>", n);
+                 "</ListBucketResult>",
+                 n);
         rs->body = endless_body;
     } else {
         rs->status = 404;
@@ -746,14 +730,14 @@ Test(bridge_e2e, hostile_s3_stops_the_bridge_in_seconds, .timeout = 120)
     snprintf(w.store.ini, sizeof w.store.ini,
              "[s3]\nbucket_name=\"bkt\"\nendpoint=\"http://127.0.0.1:%d\"\npath_style=true\n"
              "use_default_credentials=false\naccess_key=\"AKID\"\nsecret_key=\"SECRET\"\n"
-             "max_retries=1\nrequest_timeout_ms=3000\n", stub_port(s));
+             "max_retries=1\nrequest_timeout_ms=3000\n",
+             stub_port(s));
     write_ini(&w, NULL);
     produce(&w, "h-", 0, 100, NULL);
     snprintf(log, sizeof log, "%s/bridge.log", w.dir);
     pid_t pid = ht_bridge_start(w.ini, log);
     int rc = ht_wait(pid, 30000);
-    if (rc == -1)
-        ht_kill(pid);
+    if (rc == -1) ht_kill(pid);
     stub_stop(s);
     cr_assert_eq(rc, 4, "bridge exit %d (log %s)", rc, log);
     cr_assert(ht_file_contains(log, "never ends"), "log %s does not name the misbehaviour", log);

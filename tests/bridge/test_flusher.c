@@ -30,9 +30,7 @@ static kl_status fake_flush_all(kl_writer *w, kl_error *err)
     fake_writer *f = (fake_writer *)w;
     sleep_ms(f->delay_ms);
     atomic_fetch_add(&f->flushes, 1);
-    if (f->result)
-        snprintf(err->msg, sizeof err->msg, "fake failure %d",
-                 atomic_load(&f->flushes));
+    if (f->result) snprintf(err->msg, sizeof err->msg, "fake failure %d", atomic_load(&f->flushes));
     err->code = f->result;
     return f->result;
 }

@@ -14,16 +14,15 @@ static char err[1024];
 static br_parser parse_ok(const char *spec, int numeric)
 {
     br_parser p;
-    cr_assert_eq(br_parser_parse(spec, numeric, &p, err, sizeof err), 0,
-                 "'%s' refused: %s", spec, err);
+    cr_assert_eq(br_parser_parse(spec, numeric, &p, err, sizeof err), 0, "'%s' refused: %s", spec,
+                 err);
     return p;
 }
 
 static void parse_bad(const char *spec, int numeric, const char *needle)
 {
     br_parser p;
-    cr_assert_eq(br_parser_parse(spec, numeric, &p, err, sizeof err), -1,
-                 "'%s' accepted", spec);
+    cr_assert_eq(br_parser_parse(spec, numeric, &p, err, sizeof err), -1, "'%s' accepted", spec);
     cr_assert(strstr(err, needle), "'%s': message '%s' lacks '%s'", spec, err, needle);
 }
 
@@ -49,17 +48,14 @@ static void rec_header(rec *r, const char *name, const void *v, ssize_t len)
     cr_assert_eq(rd_kafka_header_add(r->h, name, -1, v, len), 0);
 }
 
-static void rec_free(rec *r)
-{
-    rd_kafka_headers_destroy(r->h);
-}
+static void rec_free(rec *r) { rd_kafka_headers_destroy(r->h); }
 
 static const char *name_of(const char *spec, rec *r, char *buf)
 {
     br_parser p = parse_ok(spec, 0);
     const char *out = NULL;
     int rc = br_eval_name(&p, &r->m, "key", buf, &out, err, sizeof err);
-    if (!rc && out != buf)      /* Static points into the parser */
+    if (!rc && out != buf) /* Static points into the parser */
         memmove(buf, out, strlen(out) + 1);
     br_parser_free(&p);
     return rc ? NULL : buf;
@@ -92,7 +88,7 @@ Test(parsers, spec_syntax)
     br_parser_describe(&p, d, sizeof d);
     cr_assert_str_eq(d, "Static(my_keyspace)");
     br_parser_free(&p);
-    p = parse_ok("RecordHeader(a(b))", 0);       /* up to the last ')' */
+    p = parse_ok("RecordHeader(a(b))", 0); /* up to the last ')' */
     cr_assert_str_eq(p.arg, "a(b)");
     br_parser_free(&p);
     parse_bad("Static", 0, "needs an argument");
@@ -101,8 +97,8 @@ Test(parsers, spec_syntax)
     parse_bad("Static(x", 0, "closing ')'");
     parse_bad("RecordKey(x)", 0, "takes no argument");
     parse_bad("recordkey", 0, "unknown parser");
-    parse_bad("RecordOffset", 0, "unknown parser");   /* not a text parser */
-    parse_bad("Static(x)", 1, "unknown parser");      /* not a number parser */
+    parse_bad("RecordOffset", 0, "unknown parser"); /* not a text parser */
+    parse_bad("Static(x)", 1, "unknown parser");    /* not a number parser */
     parse_bad("", 1, "unknown parser");
     parse_bad("RecordHeaderUtf8", 1, "needs an argument");
     parse_bad("None(x)", 1, "takes no argument");
@@ -125,7 +121,7 @@ Test(parsers, record_header_text)
     char buf[KL_NAME_MAX + 1];
     rec_init(&r, NULL, 0);
     rec_header(&r, "tenant", "acme", 4);
-    rec_header(&r, "tenant", "acme-2", 6);               /* last one wins */
+    rec_header(&r, "tenant", "acme-2", 6); /* last one wins */
     rec_header(&r, "utf", "s\xc3\xa9rie", 6);
     rec_header(&r, "latin1", "s\xe9rie", 5);
     rec_header(&r, "slash", "a/b", 3);
@@ -174,7 +170,7 @@ Test(parsers, record_key_text)
     cr_assert_null(name_of("RecordKey", &r, buf));
     r.m.key = "";
     r.m.key_len = 0;
-    cr_assert_null(name_of("RecordKey", &r, buf));        /* empty name */
+    cr_assert_null(name_of("RecordKey", &r, buf)); /* empty name */
     memset(big, 'x', sizeof big);
     r.m.key = big;
     r.m.key_len = KL_NAME_MAX + 1;
@@ -221,11 +217,9 @@ Test(parsers, nonce_none_offset_partition)
 Test(parsers, nonce_big_and_little_endian)
 {
     static const unsigned char two[] = {0x01, 0x02};
-    static const unsigned char sixteen[16] = {0x80, 0, 0, 0, 0, 0, 0, 0,
-                                              0, 0, 0, 0, 0, 0, 0, 0x01};
-    static const unsigned char all_ff[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                             0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                             0xff, 0xff, 0xff, 0xff};
+    static const unsigned char sixteen[16] = {0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
+    static const unsigned char all_ff[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     static const unsigned char seventeen[17] = {0};
     rec r;
     kl_u128 v = 0;
@@ -313,8 +307,7 @@ Test(parsers, timestamp_binary)
     static const unsigned char le8[8] = {0x7b, 0x68, 0xe5, 0xcf, 0x8b, 0x01, 0, 0};
     static const unsigned char minus1[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     static const unsigned char four_ff[4] = {0xff, 0xff, 0xff, 0xff};
-    static const unsigned char big16[16] = {0, 0, 0, 0, 0, 0, 0, 0x01,
-                                            0, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char big16[16] = {0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0};
     static const unsigned char neg16[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe};
     rec r;
@@ -335,9 +328,9 @@ Test(parsers, timestamp_binary)
     cr_assert_eq(ts_of("RecordKeyLittleEndian", &r, &v), 1);
     cr_assert_neq(v, 1700000000123LL);
     cr_assert_eq(ts_of("RecordHeaderBigEndian(m1)", &r, &v), 1);
-    cr_assert_eq(v, -1);                     /* 8 bytes: two's complement */
+    cr_assert_eq(v, -1); /* 8 bytes: two's complement */
     cr_assert_eq(ts_of("RecordHeaderBigEndian(u32)", &r, &v), 1);
-    cr_assert_eq(v, 0xffffffffLL);           /* < 8 bytes: unsigned */
+    cr_assert_eq(v, 0xffffffffLL); /* < 8 bytes: unsigned */
     cr_assert_eq(ts_of("RecordHeaderBigEndian(big16)", &r, &v), -1);
     cr_assert(strstr(err, "does not fit"), "%s", err);
     cr_assert_eq(ts_of("RecordHeaderBigEndian(neg16)", &r, &v), 1);
@@ -370,10 +363,10 @@ Test(parsers, timestamp_utf8)
 Test(parsers, utf8_validation)
 {
     cr_assert(br_utf8_valid("plain", 5));
-    cr_assert(br_utf8_valid("\xe2\x82\xac", 3));           /* € */
-    cr_assert(br_utf8_valid("\xf0\x9f\x98\x80", 4));       /* emoji */
-    cr_assert_not(br_utf8_valid("\xc0\xaf", 2));           /* overlong */
-    cr_assert_not(br_utf8_valid("\xed\xa0\x80", 3));       /* surrogate */
-    cr_assert_not(br_utf8_valid("\xe2\x82", 2));           /* truncated */
-    cr_assert_not(br_utf8_valid("\xf4\x90\x80\x80", 4));   /* > U+10FFFF */
+    cr_assert(br_utf8_valid("\xe2\x82\xac", 3));         /* € */
+    cr_assert(br_utf8_valid("\xf0\x9f\x98\x80", 4));     /* emoji */
+    cr_assert_not(br_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    cr_assert_not(br_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    cr_assert_not(br_utf8_valid("\xe2\x82", 2));         /* truncated */
+    cr_assert_not(br_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 }

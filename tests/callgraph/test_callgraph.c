@@ -44,8 +44,8 @@ static void no_cycle(const char *component, const char *objects)
     cr_assert(status == 0 && strstr(edges, " -> ") != NULL,
               "%s: no calls between files found (exit %d):\n%s", component, status, edges);
     char *out = callgraph("", objects, &status);
-    cr_assert_str_eq(out, "no cycle\n", "%s: files call each other in a circle:\n%s",
-                     component, out);
+    cr_assert_str_eq(out, "no cycle\n", "%s: files call each other in a circle:\n%s", component,
+                     out);
     cr_assert_eq(status, 0, "%s: exit %d", component, status);
     free(edges);
     free(out);

@@ -29,11 +29,11 @@
 
 extern char **environ;
 
-static char tmp[256];     /* per-test directory */
-static char store[300];   /* tmp/store */
+static char tmp[256];   /* per-test directory */
+static char store[300]; /* tmp/store */
 
 typedef struct result {
-    int code;             /* exit code, or 128 + signal */
+    int code; /* exit code, or 128 + signal */
     char *out, *err;
     size_t out_len, err_len;
 } result;
@@ -53,10 +53,7 @@ static void setup(void)
     snprintf(store, sizeof store, "%s/store", tmp);
 }
 
-static void teardown(void)
-{
-    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void teardown(void) { nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -89,8 +86,7 @@ static char *slurp(const char *path, size_t *len)
     size_t got;
     while ((got = fread(b + n, 1, cap - n, f)) > 0) {
         n += got;
-        if (n == cap)
-            b = realloc(b, (cap *= 2) + 1);
+        if (n == cap) b = realloc(b, (cap *= 2) + 1);
     }
     fclose(f);
     b[n] = 0;
@@ -123,8 +119,7 @@ static pid_t spawn_files(char **argv, const char *in, const char *out, const cha
 static char **add_args(char **argv, int n, va_list ap)
 {
     const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 63)
-        argv[n++] = (char *)a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 63) argv[n++] = (char *)a;
     argv[n] = NULL;
     return argv;
 }
@@ -132,8 +127,7 @@ static char **add_args(char **argv, int n, va_list ap)
 static result run_argv(char **argv, const void *input, size_t in_len)
 {
     tpath in = in_tmp("stdin"), out = in_tmp("stdout"), err = in_tmp("stderr");
-    if (input)
-        write_file(in.p, input, in_len);
+    if (input) write_file(in.p, input, in_len);
     pid_t pid = spawn_files(argv, input ? in.p : NULL, out.p, err.p);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -153,7 +147,7 @@ static result run_in(const void *input, size_t len, ...)
     va_end(ap);
     return run_argv(argv, input, len);
 }
-#define run(...) run_in(NULL, 0, __VA_ARGS__, NULL)
+#define run(...)          run_in(NULL, 0, __VA_ARGS__, NULL)
 #define run_stdin(s, ...) run_in((s), strlen(s), __VA_ARGS__, NULL)
 
 /* klstore ARGS... (no --store) */
@@ -178,12 +172,12 @@ static void result_free(result *r)
 static void expect_error(result r, int code, const char *prefix, const char *needle)
 {
     cr_expect_eq(r.code, code, "exit %d, want %d; stderr: %s", r.code, code, r.err);
-    cr_expect(strncmp(r.err, prefix, strlen(prefix)) == 0, "stderr '%s' lacks prefix '%s'",
-              r.err, prefix);
-    cr_expect(r.err_len > 0 && r.err[r.err_len - 1] == '\n' && strchr(r.err, '\n') ==
-              r.err + r.err_len - 1, "stderr is not one line: '%s'", r.err);
-    if (needle)
-        cr_expect(strstr(r.err, needle), "stderr '%s' lacks '%s'", r.err, needle);
+    cr_expect(strncmp(r.err, prefix, strlen(prefix)) == 0, "stderr '%s' lacks prefix '%s'", r.err,
+              prefix);
+    cr_expect(r.err_len > 0 && r.err[r.err_len - 1] == '\n' &&
+                  strchr(r.err, '\n') == r.err + r.err_len - 1,
+              "stderr is not one line: '%s'", r.err);
+    if (needle) cr_expect(strstr(r.err, needle), "stderr '%s' lacks '%s'", r.err, needle);
     cr_expect_eq(r.out_len, 0, "stdout not empty: '%s'", r.out);
     result_free(&r);
 }
@@ -191,8 +185,7 @@ static void expect_error(result r, int code, const char *prefix, const char *nee
 static void expect_ok(result r, const char *out)
 {
     cr_expect_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
-    if (out)
-        cr_expect_str_eq(r.out, out);
+    if (out) cr_expect_str_eq(r.out, out);
     result_free(&r);
 }
 
@@ -223,8 +216,7 @@ static int wait_for(const char *path, const char *needle, int ms)
         char *s = slurp(path, &n);
         int found = strstr(s, needle) != NULL;
         free(s);
-        if (found)
-            return 1;
+        if (found) return 1;
         usleep(50 * 1000);
     } while (mono_ms() < end);
     return 0;
@@ -237,8 +229,7 @@ static int wait_exit(pid_t pid, int ms)
     do {
         int status;
         pid_t got = waitpid(pid, &status, WNOHANG);
-        if (got == pid)
-            return exit_code(status);
+        if (got == pid) return exit_code(status);
         usleep(20 * 1000);
     } while (mono_ms() < end);
     kill(pid, SIGKILL);
@@ -277,9 +268,9 @@ Test(cli, read_json_exact)
     expect_ok(run("read", "ks", "k", "--format", "json"),
               "{\"offset\":1,\"timestamp\":1700000000000,\"nonce\":null,\"value\":\"x\"}\n"
               "{\"offset\":2,\"timestamp\":1700000000000,\"nonce\":null,\"value\":\"y\"}\n");
-    expect_ok(run("read", "ks", "k", "--format", "json", "--value-encoding", "base64",
-                  "--limit", "1"),
-              "{\"offset\":1,\"timestamp\":1700000000000,\"nonce\":null,\"value\":\"eA==\"}\n");
+    expect_ok(
+        run("read", "ks", "k", "--format", "json", "--value-encoding", "base64", "--limit", "1"),
+        "{\"offset\":1,\"timestamp\":1700000000000,\"nonce\":null,\"value\":\"eA==\"}\n");
 }
 
 Test(cli, json_escaping)
@@ -296,8 +287,7 @@ Test(cli, binary_safe_lines)
     char line[257];
     size_t n = 0;
     for (int b = 0; b <= 0xff; b++)
-        if (b != '\n')
-            line[n++] = (char)b;
+        if (b != '\n') line[n++] = (char)b;
     line[n++] = '\n';
     result r = run_in(line, n, "append", "ks", "bin", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
@@ -325,8 +315,7 @@ Test(cli, read_from_every_kind)
     expect_ok(run("read", "ks", "k", "--from", "timestamp:150"), "t200\nt300\n");
     expect_ok(run("read", "ks", "k", "--from", "timestamp:1970-01-01T00:00:00.200Z"),
               "t200\nt300\n");
-    expect_ok(run("read", "ks", "k", "--from", "timestamp:250", "--backwards"),
-              "t200\nt100\n");
+    expect_ok(run("read", "ks", "k", "--from", "timestamp:250", "--backwards"), "t200\nt100\n");
 
     result r = run_stdin("n5\nn6\nn7\n", "append", "ks", "n", "--nonce", "5");
     cr_assert_eq(r.code, 0, "%s", r.err);
@@ -379,40 +368,41 @@ Test(cli, nonce_sequence_dedups_replay)
     r = run_stdin("a\nb\nc\nd\n", "append", "ks", "k", "--nonce", "10");
     cr_expect_eq(r.code, 0);
     cr_expect(strstr(r.err, "4 lines read, 1 record appended (offset 4), 3 dropped as "
-                     "duplicates"), "%s", r.err);
+                            "duplicates"),
+              "%s", r.err);
     result_free(&r);
     expect_ok(run("read", "ks", "k"), "a\nb\nc\nd\n");
     r = run("meta", "ks", "k", "--format", "json");
-    cr_expect(strstr(r.out, "\"next_offset\":5,\"next_nonce\":\"14\",\"records\":4"), "%s",
-              r.out);
+    cr_expect(strstr(r.out, "\"next_offset\":5,\"next_nonce\":\"14\",\"records\":4"), "%s", r.out);
     result_free(&r);
 }
 
 Test(cli, nonce_prefix_lines)
 {
-    result r = run_stdin("5\tfive\n3\tdup\n\tno nonce\n340282366920938463463374607431768211454\tmax\n",
-                         "append", "ks", "k", "--nonce-prefix");
+    result r =
+        run_stdin("5\tfive\n3\tdup\n\tno nonce\n340282366920938463463374607431768211454\tmax\n",
+                  "append", "ks", "k", "--nonce-prefix");
     cr_expect_eq(r.code, 0, "%s", r.err);
     cr_expect(strstr(r.err, "3 records appended (offsets 1-3), 1 dropped"), "%s", r.err);
     result_free(&r);
     r = run("read", "ks", "k", "--format", "json");
     cr_expect(strstr(r.out, "\"nonce\":\"5\",\"value\":\"five\""), "%s", r.out);
     cr_expect(strstr(r.out, "\"nonce\":null,\"value\":\"no nonce\""), "%s", r.out);
-    cr_expect(strstr(r.out, "\"nonce\":\"340282366920938463463374607431768211454\""), "%s",
-              r.out);
+    cr_expect(strstr(r.out, "\"nonce\":\"340282366920938463463374607431768211454\""), "%s", r.out);
     result_free(&r);
 }
 
 Test(cli, nonce_prefix_bad_line_writes_what_came_before)
 {
-    result r = run_stdin("1\tone\n2\ttwo\nno tab here\n3\tthree\n", "append", "ks", "k",
-                         "--nonce-prefix");
+    result r =
+        run_stdin("1\tone\n2\ttwo\nno tab here\n3\tthree\n", "append", "ks", "k", "--nonce-prefix");
     expect_error(r, 4, "klstore: append: ks/k: line 3: no TAB", "2 records appended (offsets 1-2)");
     expect_ok(run("read", "ks", "k"), "one\ntwo\n");
     expect_error(run_stdin("x\tone\n", "append", "ks", "k2", "--nonce-prefix"), 4,
                  "klstore: append: ", "bad nonce 'x'");
     expect_error(run_stdin("340282366920938463463374607431768211455\tx\n", "append", "ks", "k2",
-                           "--nonce-prefix"), 4, "klstore: append: ", "reserved");
+                           "--nonce-prefix"),
+                 4, "klstore: append: ", "reserved");
     expect_error(run_stdin("a\n", "append", "ks", "k2", "--nonce", "1", "--nonce-prefix"), 2,
                  "klstore: append: ", "cannot be combined");
     expect_error(run_stdin("a\n", "append", "ks", "k2", "--nonce", "-1"), 2,
@@ -477,8 +467,8 @@ Test(cli, tail_last_n)
 Test(cli, tail_follow_sees_other_process)
 {
     seed("k", "old1\nold2\n", "1");
-    char *argv[] = {KLSTORE_BIN, "--store", store, "tail", "ks", "k", "-n", "1", "-f",
-                    "--interval", "50", NULL};
+    char *argv[] = {KLSTORE_BIN, "--store", store, "tail",       "ks", "k",
+                    "-n",        "1",       "-f",  "--interval", "50", NULL};
     tpath outp = in_tmp("follow.out"), errp = in_tmp("follow.err");
     char *out = outp.p, *err = errp.p;
     pid_t pid = spawn_files(argv, NULL, out, err);
@@ -501,8 +491,8 @@ Test(cli, tail_follow_waits_for_new_key_and_stops_on_sigterm)
 {
     result r = run("create-keyspace", "ks");
     result_free(&r);
-    char *argv[] = {KLSTORE_BIN, "--store", store, "tail", "ks", "later", "-f", "--interval",
-                    "50", NULL};
+    char *argv[] = {KLSTORE_BIN, "--store", store,        "tail", "ks",
+                    "later",     "-f",      "--interval", "50",   NULL};
     tpath outp = in_tmp("follow.out"), errp = in_tmp("follow.err");
     char *out = outp.p, *err = errp.p;
     pid_t pid = spawn_files(argv, NULL, out, err);
@@ -512,8 +502,8 @@ Test(cli, tail_follow_waits_for_new_key_and_stops_on_sigterm)
     cr_expect(wait_for(out, "born\n", 5000), "tail -f missed the first record of a new key");
     kill(pid, SIGTERM);
     cr_expect_eq(wait_exit(pid, 5000), 0);
-    expect_error(run("tail", "nosuchks", "k", "-f"), 3, "klstore: tail: ",
-                 "keyspace 'nosuchks' not found");
+    expect_error(run("tail", "nosuchks", "k", "-f"), 3,
+                 "klstore: tail: ", "keyspace 'nosuchks' not found");
 }
 
 Test(cli, tail_follow_ends_when_pipe_closes)
@@ -525,8 +515,8 @@ Test(cli, tail_follow_ends_when_pipe_closes)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, p[1], 1);
     posix_spawn_file_actions_addclose(&fa, p[0]);
-    char *argv[] = {KLSTORE_BIN, "--store", store, "tail", "ks", "k", "-f", "--interval", "50",
-                    NULL};
+    char *argv[] = {KLSTORE_BIN, "--store", store,        "tail", "ks",
+                    "k",         "-f",      "--interval", "50",   NULL};
     pid_t pid;
     cr_assert_eq(posix_spawn(&pid, KLSTORE_BIN, &fa, NULL, argv, environ), 0);
     posix_spawn_file_actions_destroy(&fa);
@@ -550,11 +540,9 @@ static int spawn_append(pid_t *pid, char **extra)
     posix_spawn_file_actions_adddup2(&fa, p[0], 0);
     posix_spawn_file_actions_addclose(&fa, p[1]);
     tpath errp = in_tmp("append.err");
-    posix_spawn_file_actions_addopen(&fa, 2, errp.p,
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, errp.p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     char *argv[16] = {KLSTORE_BIN, "--store", store, "append", "ks", "k"};
-    for (int i = 0; extra[i]; i++)
-        argv[6 + i] = extra[i];
+    for (int i = 0; extra[i]; i++) argv[6 + i] = extra[i];
     cr_assert_eq(posix_spawn(pid, KLSTORE_BIN, &fa, NULL, argv, environ), 0);
     posix_spawn_file_actions_destroy(&fa);
     close(p[0]);
@@ -568,8 +556,7 @@ static int read_shows(const char *want, int ms)
         result r = run("read", "ks", "k");
         int ok = r.code == 0 && strcmp(r.out, want) == 0;
         result_free(&r);
-        if (ok)
-            return 1;
+        if (ok) return 1;
         usleep(100 * 1000);
     } while (mono_ms() < end);
     return 0;
@@ -582,7 +569,7 @@ Test(cli, append_flushes_when_stdin_idle)
     int fd = spawn_append(&pid, extra);
     cr_assert_eq(write(fd, "idle1\nidle2\n", 12), 12);
     cr_expect(read_shows("idle1\nidle2\n", 5000), "a pending batch was not written while "
-              "stdin stayed open");
+                                                  "stdin stayed open");
     close(fd);
     cr_expect_eq(wait_exit(pid, 5000), 0);
 }
@@ -601,8 +588,8 @@ Test(cli, append_interrupted_writes_what_it_read)
     size_t n;
     tpath errp = in_tmp("append.err");
     char *err = slurp(errp.p, &n);
-    cr_expect(strstr(err, "interrupted") && strstr(err, "2 records appended (offsets 1-2)"),
-              "%s", err);
+    cr_expect(strstr(err, "interrupted") && strstr(err, "2 records appended (offsets 1-2)"), "%s",
+              err);
     free(err);
     expect_ok(run("read", "ks", "k"), "r1\nr2\n");
 }
@@ -640,10 +627,10 @@ Test(cli, meta_keyspace_and_key)
               "\"records\":3,\"first_timestamp\":1000,\"last_timestamp\":900,\"objects\":2,"
               "\"bytes\":126,\"min_timestamp\":900,\"max_timestamp\":1000}\n");
     expect_error(run("meta", "nope"), 3, "klstore: meta: ", "keyspace 'nope' not found");
-    expect_error(run("meta", "ks", "nokey"), 3, "klstore: meta: ",
-                 "key 'nokey' not found in keyspace 'ks'");
-    expect_error(run("meta", "ks", "k", "--format", "xml"), 2, "klstore: meta: ",
-                 "invalid --format 'xml'");
+    expect_error(run("meta", "ks", "nokey"), 3,
+                 "klstore: meta: ", "key 'nokey' not found in keyspace 'ks'");
+    expect_error(run("meta", "ks", "k", "--format", "xml"), 2,
+                 "klstore: meta: ", "invalid --format 'xml'");
 }
 
 Test(cli, ls_keyspaces_and_keys)
@@ -674,10 +661,9 @@ Test(cli, usage_errors)
     expect_error(run("read", "ks", "k", "--limit"), 2, "klstore: read: ", "needs a value");
     expect_error(run("read", "ks", "k", "--limit", "-5"), 2, "klstore: read: ", "--limit");
     expect_error(run("read", "ks", "k", "--limit", "12abc"), 2, "klstore: read: ", "--limit");
-    expect_error(run("read", "ks", "k", "--page-size", "0"), 2, "klstore: read: ",
-                 "--page-size");
-    expect_error(run("read", "ks", "k", "--backwards=yes"), 2, "klstore: read: ",
-                 "does not take a value");
+    expect_error(run("read", "ks", "k", "--page-size", "0"), 2, "klstore: read: ", "--page-size");
+    expect_error(run("read", "ks", "k", "--backwards=yes"), 2,
+                 "klstore: read: ", "does not take a value");
     expect_error(run("read", "ks", "k", "--format", "yaml"), 2, "klstore: read: ", "yaml");
     expect_error(run("read", "ks", "k", "--value-encoding", "hex"), 2, "klstore: read: ", "hex");
     expect_error(run("tail", "ks", "k", "--interval", "0"), 2, "klstore: tail: ", "--interval");
@@ -694,13 +680,22 @@ Test(cli, usage_errors)
 Test(cli, bad_from)
 {
     seed("k", "a\n", "1");
-    const char *bad[] = {"", "middle", "offset:", "offset:0", "offset:x", "offset:-1",
-                         "timestamp:", "timestamp:tomorrow", "nonce:", "nonce:-3",
-                         "nonce:340282366920938463463374607431768211456", "first:1",
-                         "last:2", "OFFSET:1"};
+    const char *bad[] = {"",
+                         "middle",
+                         "offset:",
+                         "offset:0",
+                         "offset:x",
+                         "offset:-1",
+                         "timestamp:",
+                         "timestamp:tomorrow",
+                         "nonce:",
+                         "nonce:-3",
+                         "nonce:340282366920938463463374607431768211456",
+                         "first:1",
+                         "last:2",
+                         "OFFSET:1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        expect_error(run("read", "ks", "k", "--from", bad[i]), 2, "klstore: read: ",
-                     "--from");
+        expect_error(run("read", "ks", "k", "--from", bad[i]), 2, "klstore: read: ", "--from");
 }
 
 Test(cli, bad_names)
@@ -757,10 +752,8 @@ static result run_as_nobody(char **argv, const char *input)
         int fds[3] = {open(in.p, O_RDONLY), open(out.p, O_WRONLY | O_CREAT | O_TRUNC, 0644),
                       open(err.p, O_WRONLY | O_CREAT | O_TRUNC, 0644)};
         for (int i = 0; i < 3; i++)
-            if (fds[i] < 0 || dup2(fds[i], i) < 0)
-                _exit(99);
-        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
-            _exit(98);
+            if (fds[i] < 0 || dup2(fds[i], i) < 0) _exit(99);
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(98);
         execv(KLSTORE_BIN, argv);
         _exit(97);
     }
@@ -802,8 +795,7 @@ Test(cli, config_file)
     char *bad = badp.p;
     write_file(bad, "[local]\nnonsense=1\n", 19);
     expect_error(run_bare("--config", bad, "ls"), 2, "klstore: ls: ", "nonsense");
-    expect_error(run_bare("--config", absent.p, "ls"), 2, "klstore: ls: ",
-                 NULL);
+    expect_error(run_bare("--config", absent.p, "ls"), 2, "klstore: ls: ", NULL);
 }
 
 /* ---- help ------------------------------------------------------------------------ */
@@ -812,8 +804,7 @@ Test(cli, help_and_version)
 {
     result r = run_bare("help");
     cr_expect_eq(r.code, 0);
-    const char *cmds[] = {"create-keyspace", "append", "read", "tail", "meta", "ls",
-                          "Exit codes"};
+    const char *cmds[] = {"create-keyspace", "append", "read", "tail", "meta", "ls", "Exit codes"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         cr_expect(strstr(r.out, cmds[i]), "help lacks %s", cmds[i]);
     result_free(&r);
@@ -855,15 +846,16 @@ Test(cli, s3_roundtrip)
     char *base[] = {KLSTORE_BIN, "--config", ini, "--endpoint", (char *)ep, "--store", url};
     char *create[16], *append[16], *read[16], *ls[16], *meta[16];
     size_t nb = sizeof base / sizeof *base;
-    const char *words[][6] = {{"create-keyspace", "ks"}, {"append", "ks", "k"},
-                              {"read", "ks", "k", "--backwards"}, {"ls", "ks"},
+    const char *words[][6] = {{"create-keyspace", "ks"},
+                              {"append", "ks", "k"},
+                              {"read", "ks", "k", "--backwards"},
+                              {"ls", "ks"},
                               {"meta", "ks", "k", "--format", "json"}};
     char **argvs[] = {create, append, read, ls, meta};
     for (size_t i = 0; i < 5; i++) {
         memcpy(argvs[i], base, sizeof base);
         size_t n = nb;
-        for (size_t j = 0; j < 6 && words[i][j]; j++)
-            argvs[i][n++] = (char *)words[i][j];
+        for (size_t j = 0; j < 6 && words[i][j]; j++) argvs[i][n++] = (char *)words[i][j];
         argvs[i][n] = NULL;
     }
     expect_ok(run_argv(create, NULL, 0), "");
@@ -880,14 +872,23 @@ Test(cli, s3_roundtrip)
  * clear one-line error and a non-zero exit, whatever the server does. */
 #include "../s3/stub_http.h"
 
-typedef enum { H_BOMB, H_ENDLESS_LIST, H_REPEAT_TOKEN, H_BACKWARDS, H_ENDLESS_BODY,
-               H_RESET, H_DRIP, H_BAD_ENCODING } hmode;
+typedef enum {
+    H_BOMB,
+    H_ENDLESS_LIST,
+    H_REPEAT_TOKEN,
+    H_BACKWARDS,
+    H_ENDLESS_BODY,
+    H_RESET,
+    H_DRIP,
+    H_BAD_ENCODING
+} hmode;
 
-#define H_BOMB_BODY "<?xml version=\"1.0\"?><!DOCTYPE z [<!ENTITY a \"aaaaaaaaaaaaaaaa\">" \
-    "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">"                     \
-    "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"                     \
-    "<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\">"                     \
-    "<!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">]>"                   \
+#define H_BOMB_BODY                                                                                \
+    "<?xml version=\"1.0\"?><!DOCTYPE z [<!ENTITY a \"aaaaaaaaaaaaaaaa\">"                         \
+    "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">"                             \
+    "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"                             \
+    "<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\">"                             \
+    "<!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">]>"                           \
     "<Error><Code>AccessDenied</Code><Message>&e;&e;&e;&e;&e;&e;</Message></Error>"
 #define H_DATA "ks/k/data_o00000000000000000001-o1_t1-t1_n0-n0_s45_p0.bin"
 
@@ -904,8 +905,10 @@ static void hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
         rs->body = H_BOMB_BODY;
         break;
     case H_ENDLESS_LIST:
-        snprintf(h_body, sizeof h_body, "<ListBucketResult><IsTruncated>true</IsTruncated>"
-                 "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>", n);
+        snprintf(h_body, sizeof h_body,
+                 "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                 "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>",
+                 n);
         rs->body = h_body;
         break;
     case H_REPEAT_TOKEN:
@@ -913,9 +916,11 @@ static void hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
                    "<NextContinuationToken>same</NextContinuationToken></ListBucketResult>";
         break;
     case H_BACKWARDS:
-        snprintf(h_body, sizeof h_body, "<ListBucketResult><IsTruncated>true</IsTruncated>"
+        snprintf(h_body, sizeof h_body,
+                 "<ListBucketResult><IsTruncated>true</IsTruncated>"
                  "<CommonPrefixes><Prefix>a%d/</Prefix></CommonPrefixes>"
-                 "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>", 9 - n, n);
+                 "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>",
+                 9 - n, n);
         rs->body = h_body;
         break;
     case H_ENDLESS_BODY:
@@ -930,9 +935,7 @@ static void hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
             rs->endless = 1;
         }
         break;
-    case H_RESET:
-        rs->status = 0;
-        break;
+    case H_RESET: rs->status = 0; break;
     case H_BAD_ENCODING: /* libxml2 must not print its complaint */
         rs->body = "<?xml version=\"1.0\" encoding=\"EUC-JP\"?><ListBucketResult>\xff\xfe\x80"
                    "\x81FBuc</ListBucketResult>";
@@ -957,7 +960,7 @@ static void expect_bounded(hmode mode, const char *cmd1, const char *cmd2, const
                "secret_key=SECRET\nmax_retries=2\nrequest_timeout_ms=3000\n");
     fclose(f);
     time_t t0 = time(NULL);
-    char *argv[16] = {KLSTORE_BIN, "--config", cfg.p, "--store", st, "--endpoint", ep,
+    char *argv[16] = {KLSTORE_BIN,    "--config",   cfg.p,        "--store",   st, "--endpoint", ep,
                       "--path-style", (char *)cmd1, (char *)cmd2, (char *)cmd3};
     result r = run_argv(argv, NULL, 0);
     time_t took = time(NULL) - t0;
@@ -968,7 +971,8 @@ static void expect_bounded(hmode mode, const char *cmd1, const char *cmd2, const
 
 Test(cli, hostile_servers_end_in_seconds_with_a_clear_error)
 {
-    expect_bounded(H_BOMB, "ls", NULL, NULL, 2, "403"); /* 403: credentials, a configuration error */
+    expect_bounded(H_BOMB, "ls", NULL, NULL, 2,
+                   "403"); /* 403: credentials, a configuration error */
     expect_bounded(H_ENDLESS_LIST, "ls", NULL, NULL, 4, "never ends");
     expect_bounded(H_REPEAT_TOKEN, "ls", NULL, NULL, 4, "continuation token it was given");
     expect_bounded(H_BACKWARDS, "ls", NULL, NULL, 4, "does not advance");

@@ -40,8 +40,7 @@ static char *run(const char *cmd)
     size_t n;
     while ((n = fread(out + len, 1, cap - 1 - len, p)) > 0) {
         len += n;
-        if (len == cap - 1)
-            out = realloc(out, cap *= 2);
+        if (len == cap - 1) out = realloc(out, cap *= 2);
     }
     out[len] = '\0';
     cr_assert_eq(pclose(p), 0, "command failed: %s\n%s", cmd, out);
@@ -106,8 +105,8 @@ static char *section(const char *text, int level, const char *heading)
 
 static int word_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
 }
 
 /* Whether `word` occurs as a whole word in s[0, n). */
@@ -138,8 +137,7 @@ static int has_entry(const char *sect, const char *word)
             while (strspn(next, " ") == 7 && next[7] && next[7] != '\n')
                 next = strchr(next, '\n') ? strchr(next, '\n') + 1 : "";
             size_t ind = strspn(next, " ");
-            if (ind > 7 && next[ind] && next[ind] != '\n')
-                return 1;
+            if (ind > 7 && next[ind] && next[ind] != '\n') return 1;
         }
         l += n + (nl != NULL);
     }
@@ -188,7 +186,7 @@ Test(man, klstore_documents_every_command_and_option)
 {
     char *text = page_text("klstore.1");
     char *commands = run(KLSTORE_BIN " --help | sed -n '/^Commands:/,/^$/p'"
-                         " | grep -oE '^  [a-z-]+' | tr -d ' '");
+                                     " | grep -oE '^  [a-z-]+' | tr -d ' '");
     char *cmds = section(text, 0, "COMMANDS");
     char *copy = strdup(commands), *save = NULL;
     int n = 0, options = 0;
@@ -199,15 +197,14 @@ Test(man, klstore_documents_every_command_and_option)
          * listed on one "Common flags" line and documented under GLOBAL
          * OPTIONS). */
         char *cmd = fmt(KLSTORE_BIN " help %s | { read -r usage;"
-                        " echo \"$usage\" | grep -oE -- '\\[--?[a-zA-Z][a-z-]*';"
-                        " grep -oE -- '^  (-[a-zA-Z], )?--?[a-z][a-z-]*'; }"
-                        " | grep -oE -- '--?[a-zA-Z][a-z-]*' | sort -u", c);
+                                    " echo \"$usage\" | grep -oE -- '\\[--?[a-zA-Z][a-z-]*';"
+                                    " grep -oE -- '^  (-[a-zA-Z], )?--?[a-z][a-z-]*'; }"
+                                    " | grep -oE -- '--?[a-zA-Z][a-z-]*' | sort -u",
+                        c);
         char *opts = run(cmd);
         char *what = fmt("klstore.1, command %s", c);
-        if (*opts)
-            check_items(what, opts, sub, 0);
-        for (const char *o = opts; (o = strchr(o, '\n')); o++)
-            options++;
+        if (*opts) check_items(what, opts, sub, 0);
+        for (const char *o = opts; (o = strchr(o, '\n')); o++) options++;
         free(what);
         free(opts);
         free(cmd);
@@ -218,13 +215,14 @@ Test(man, klstore_documents_every_command_and_option)
     free(copy);
 
     char *global = section(text, 0, "GLOBAL OPTIONS");
-    char *gopts = run(KLSTORE_BIN " --help | sed -n '/^Global flags/,/^$/p'"
-                      " | grep -oE '^  (-[a-zA-Z], )?--[a-z-]+' | grep -oE -- '--?[a-zA-Z][a-z-]*'");
+    char *gopts = run(
+        KLSTORE_BIN " --help | sed -n '/^Global flags/,/^$/p'"
+                    " | grep -oE '^  (-[a-zA-Z], )?--[a-z-]+' | grep -oE -- '--?[a-zA-Z][a-z-]*'");
     check_items("klstore.1, global options", gopts, global, 0);
 
     char *exits = section(text, 0, "EXIT STATUS");
     char *codes = run(KLSTORE_BIN " --help | sed -n '/^Exit codes:/,$p'"
-                      " | grep -oE '^  [0-9][0-9, ]*[0-9]? ' | grep -oE '[0-9]+'");
+                                  " | grep -oE '^  [0-9][0-9, ]*[0-9]? ' | grep -oE '[0-9]+'");
     check_items("klstore.1, exit codes", codes, exits, 0);
     free(codes);
     free(exits);
@@ -244,12 +242,14 @@ Test(man, klstorefs_documents_every_option)
     char *opts = section(text, 0, "OPTIONS");
     char *help = KLSTOREFS_BIN " --help | sed -n '/^klstorefs options:/,/^S3 credentials/p'";
     char *cmd = fmt("%s | grep -oE -- '-o [a-z_]+(=[A-Z]+)?(,[a-z_]+(=[A-Z]+)?)*'"
-                    " | sed 's/^-o //' | tr ',' '\\n' | sed 's/=.*//' | sort -u", help);
+                    " | sed 's/^-o //' | tr ',' '\\n' | sed 's/=.*//' | sort -u",
+                    help);
     char *mount_opts = run(cmd);
     check_items("klstorefs.8, -o options", mount_opts, opts, 0);
     free(cmd);
     cmd = fmt("%s | grep -E '^  -' | grep -oE -- '(^| |,)--?[a-zA-Z][a-z-]*'"
-              " | grep -oE -- '--?[a-zA-Z][a-z-]*' | sort -u", help);
+              " | grep -oE -- '--?[a-zA-Z][a-z-]*' | sort -u",
+              help);
     char *flags = run(cmd);
     check_items("klstorefs.8, flags", flags, opts, 0);
     free(flags);
@@ -267,7 +267,8 @@ static char *config_table(const char *table)
 {
     char *cmd = fmt("sed -n '/^static const setting %s\\[\\]/,/^};/p' " KL_SOURCE_DIR
                     "/store/src/config.c | grep -E '^ *\\{\"[a-z_]+\", K_'"
-                    " | sed -E 's/^ *\\{\"([a-z_]+)\".*/\\1/'", table);
+                    " | sed -E 's/^ *\\{\"([a-z_]+)\".*/\\1/'",
+                    table);
     char *names = run(cmd);
     free(cmd);
     return names;
@@ -278,7 +279,8 @@ static char *bridge_keys(const char *functions)
 {
     char *cmd = fmt("awk '/^static int (%s)\\(/,/^}/' " KL_SOURCE_DIR
                     "/bridge/bridge_config.c | grep -oE 'strcmp\\(name, \"[a-z_.]+\"\\)'"
-                    " | grep -oE '\"[a-z_.]+\"' | tr -d '\"' | sort -u", functions);
+                    " | grep -oE '\"[a-z_.]+\"' | tr -d '\"' | sort -u",
+                    functions);
     char *names = run(cmd);
     free(cmd);
     return names;
@@ -340,7 +342,7 @@ Test(man, bridge_documents_options_exit_codes_and_config)
     check_items("klstore-kafka-bridge.1, options", flags, opts, 0);
     char *exits = section(text, 0, "EXIT STATUS");
     char *codes = run(BRIDGE_BIN " --help | sed -n '/^Exit codes:/,$p' | grep -oE '^  [0-9]+'"
-                      " | tr -d ' '");
+                                 " | tr -d ' '");
     check_items("klstore-kafka-bridge.1, exit codes", codes, exits, 0);
 
     /* CONFIGURATION names every key the bridge reads beyond the store's

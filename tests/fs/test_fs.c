@@ -29,8 +29,8 @@ typedef struct mnt {
 
 #define MAX_MOUNTS 4
 static kt_store T;
-static char TMP[256];          /* per-test scratch directory */
-static char STORE[512];        /* the URL klstorefs mounts */
+static char TMP[256];   /* per-test scratch directory */
+static char STORE[512]; /* the URL klstorefs mounts */
 static mnt *MOUNTS[MAX_MOUNTS];
 
 static int contains_mount(const char *dir)
@@ -42,12 +42,10 @@ static int contains_mount(const char *dir)
     while (f && !found && fgets(line, sizeof line, f)) {
         /* field 5 is the mount point */
         char *p = line;
-        for (int i = 0; i < 4 && p; i++)
-            p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL;
+        for (int i = 0; i < 4 && p; i++) p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL;
         found = p && strncmp(p, dir, n) == 0 && p[n] == ' ';
     }
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     return found;
 }
 
@@ -58,8 +56,7 @@ static const char *log_tail(const mnt *m)
     static char buf[2048];
     buf[0] = 0;
     FILE *f = fopen(m->log, "r");
-    if (!f)
-        return buf;
+    if (!f) return buf;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, n > (long)sizeof buf - 1 ? n - (long)sizeof buf + 1 : 0, SEEK_SET);
@@ -136,8 +133,7 @@ static int reap(mnt *m, int secs)
 static void forget_mount(mnt *m)
 {
     for (int i = 0; i < MAX_MOUNTS; i++)
-        if (MOUNTS[i] == m)
-            MOUNTS[i] = NULL;
+        if (MOUNTS[i] == m) MOUNTS[i] = NULL;
 }
 
 /* Unmounts (retrying while busy) and checks the daemon's clean exit. */
@@ -145,8 +141,7 @@ static void do_umount(mnt *m)
 {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "fusermount3 -u '%s' 2>/dev/null", m->dir);
-    for (int i = 0; i < 100 && contains_mount(m->dir) && system(cmd) != 0; i++)
-        sleep_ms(100);
+    for (int i = 0; i < 100 && contains_mount(m->dir) && system(cmd) != 0; i++) sleep_ms(100);
     int rc = reap(m, 60);
     forget_mount(m);
     cr_assert_eq(rc, 0, "klstorefs exit status %d: %s", rc, log_tail(m));
@@ -175,11 +170,9 @@ static int run_bash(const char *cmd, char **out)
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         close(p[0]);
-        if (out)
-            dup2(p[1], 1);
+        if (out) dup2(p[1], 1);
         close(p[1]);
-        if (chdir(TMP) != 0)
-            _exit(126);
+        if (chdir(TMP) != 0) _exit(126);
         execl("/bin/bash", "bash", "-c", cmd, (char *)NULL);
         _exit(127);
     }
@@ -188,8 +181,7 @@ static int run_bash(const char *cmd, char **out)
     char *b = malloc(cap);
     ssize_t r;
     while ((r = read(p[0], b + len, cap - len - 1)) > 0 || (r < 0 && errno == EINTR))
-        if (r > 0 && (len += (size_t)r) + 1 >= cap)
-            b = realloc(b, cap *= 2);
+        if (r > 0 && (len += (size_t)r) + 1 >= cap) b = realloc(b, cap *= 2);
     close(p[0]);
     b[len] = 0;
     int st;
@@ -259,7 +251,7 @@ static char *make_lines(int n, size_t *len)
 
 static void setup(void)
 {
-    kt_open(&T);              /* first: it may skip the test (no S3 configured) */
+    kt_open(&T); /* first: it may skip the test (no S3 configured) */
     strcpy(TMP, "/tmp/klfs-test-XXXXXX");
     cr_assert_not_null(mkdtemp(TMP));
     if (T.is_s3) {
@@ -276,12 +268,10 @@ static void teardown(void)
     /* After a failed assertion: never leave a mount or a daemon behind. */
     for (int i = 0; i < MAX_MOUNTS; i++) {
         mnt *m = MOUNTS[i];
-        if (!m)
-            continue;
+        if (!m) continue;
         char cmd[512];
         snprintf(cmd, sizeof cmd, "fusermount3 -u -z '%s' 2>/dev/null", m->dir);
-        if (system(cmd) != 0 && m->pid)
-            kill(m->pid, SIGTERM);
+        if (system(cmd) != 0 && m->pid) kill(m->pid, SIGTERM);
         if (m->pid && reap(m, 30) < 0) {
             kill(m->pid, SIGKILL);
             reap(m, 10);
@@ -290,13 +280,15 @@ static void teardown(void)
     }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "fusermount3 -u -z '%s/d' 2>/dev/null", TMP); /* daemonized test */
-    if (system(cmd)) {}
+    if (system(cmd)) {
+    }
     snprintf(cmd, sizeof cmd, "umount -l '%s/full' 2>/dev/null", TMP); /* out-of-space test */
-    if (system(cmd)) {}
-    if (T.os)
-        kt_close(&T);
+    if (system(cmd)) {
+    }
+    if (T.os) kt_close(&T);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMP);
-    if (system(cmd)) {}
+    if (system(cmd)) {
+    }
 }
 
 TestSuite(fs, .init = setup, .fini = teardown, .timeout = 300);
@@ -324,7 +316,8 @@ Test(fs, ls_mkdir_cat_and_the_usual_tools)
     /* Everything is in the store, and a new mount sees it. */
     static mnt m2;
     do_mount(&m2, "m2", "ro");
-    cr_assert_eq(sh("cmp big m2/app/big && cmp exp m2/app/web-1 && ls m2/app | wc -l | grep -qx 3"), 0);
+    cr_assert_eq(sh("cmp big m2/app/big && cmp exp m2/app/web-1 && ls m2/app | wc -l | grep -qx 3"),
+                 0);
     do_umount(&m2);
 }
 
@@ -340,7 +333,8 @@ Test(fs, random_reads_and_dd_block_sizes)
     char opts[600];
     snprintf(opts, sizeof opts, "config=%s", cfg);
     do_mount(&m, "m", opts);
-    cr_assert_eq(sh("mkdir m/ks && dd if=exp of=m/ks/k bs=4000 oflag=append conv=notrunc status=none"), 0);
+    cr_assert_eq(
+        sh("mkdir m/ks && dd if=exp of=m/ks/k bs=4000 oflag=append conv=notrunc status=none"), 0);
     do_umount(&m);
     do_mount(&m, "m", "cache_mb=1");
     char path[512];
@@ -364,7 +358,8 @@ Test(fs, random_reads_and_dd_block_sizes)
     for (size_t i = 0; i < sizeof bs / sizeof *bs; i++)
         cr_assert_eq(sh("dd if=m/ks/k bs=%s status=none | cmp - exp", bs[i]), 0, "bs=%s", bs[i]);
     cr_assert_eq(sh("dd if=m/ks/k bs=1000 skip=37 status=none | cmp - <(tail -c +37001 exp)"), 0);
-    cr_assert_eq(sh("test \"$(tail -c 5000 m/ks/k | md5sum)\" = \"$(tail -c 5000 exp | md5sum)\""), 0);
+    cr_assert_eq(sh("test \"$(tail -c 5000 m/ks/k | md5sum)\" = \"$(tail -c 5000 exp | md5sum)\""),
+                 0);
     do_umount(&m);
     free(text);
 }
@@ -408,7 +403,7 @@ Test(fs, writes_past_the_pending_bound)
     do_mount(&m, "m", "pending_mb=1");
     cr_assert_eq(sh("mkdir m/ks"), 0);
     size_t len;
-    char *text = make_lines(150000, &len);     /* ~6 MB */
+    char *text = make_lines(150000, &len); /* ~6 MB */
     write_file("src", text, len);
     char path[512];
     snprintf(path, sizeof path, "%s/ks/big", m.dir);
@@ -445,8 +440,7 @@ Test(fs, binary_safe_lines)
             unsigned char c = (unsigned char)(rand() % 256);
             b[at++] = c == '\n' ? 0 : c;
         }
-        if (line < 256)
-            b[at++] = (unsigned char)(line == '\n' ? 0xff : line); /* every value */
+        if (line < 256) b[at++] = (unsigned char)(line == '\n' ? 0xff : line); /* every value */
         b[at++] = '\n';
     }
     write_file("bin", b, at);
@@ -486,8 +480,7 @@ Test(fs, tail_follows_a_writer_on_another_mount)
     int seen = 0;
     for (int i = 0; i < 300 && !seen; i++) {
         seen = sh("grep -qx 'line 40' followed") == 0;
-        if (!seen)
-            sleep_ms(100);
+        if (!seen) sleep_ms(100);
     }
     close(fd);
     sh("kill $(cat tail.pid)");
@@ -504,9 +497,10 @@ Test(fs, concurrent_readers)
     cr_assert_eq(sh("mkdir m/ks && seq 1 300000 > exp && cat exp >> m/ks/k"), 0);
     do_umount(&m);
     do_mount(&m, "m", "cache_mb=2");
-    cr_assert_eq(sh("for i in 1 2 3 4 5 6; do (dd if=m/ks/k bs=$((i * 3000)) status=none | cmp -s - exp;"
-                    " echo $? > r$i) & done; wait; cat r1 r2 r3 r4 r5 r6 | grep -vx 0 | wc -l | grep -qx 0"),
-                 0);
+    cr_assert_eq(
+        sh("for i in 1 2 3 4 5 6; do (dd if=m/ks/k bs=$((i * 3000)) status=none | cmp -s - exp;"
+           " echo $? > r$i) & done; wait; cat r1 r2 r3 r4 r5 r6 | grep -vx 0 | wc -l | grep -qx 0"),
+        0);
     do_umount(&m);
 }
 
@@ -515,9 +509,10 @@ Test(fs, concurrent_readers)
 Test(fs, reads_during_compaction)
 {
     static mnt w, r;
-    const char *cfg = config("[s3]\ncompact_records_threshold=40\ncompact_objects_threshold=4\n"
-                             "compact_size_threshold=100000000\n"
-                             "[batcher]\nbatch_flush_interval_millis=10\nbatch_check_interval_millis=5\n");
+    const char *cfg =
+        config("[s3]\ncompact_records_threshold=40\ncompact_objects_threshold=4\n"
+               "compact_size_threshold=100000000\n"
+               "[batcher]\nbatch_flush_interval_millis=10\nbatch_check_interval_millis=5\n");
     char opts[600];
     snprintf(opts, sizeof opts, "config=%s,refresh_ms=50", cfg);
     do_mount(&w, "w", opts);
@@ -537,8 +532,7 @@ Test(fs, reads_during_compaction)
         rounds++;
     }
     cr_assert_eq(sh("test -e writer.done && test ! -s writer.log"), 0, "writer failed");
-    for (int i = 0; i < 100 && sh("cmp -s r/ks/k exp") != 0; i++)
-        sleep_ms(100);
+    for (int i = 0; i < 100 && sh("cmp -s r/ks/k exp") != 0; i++) sleep_ms(100);
     cr_assert_eq(sh("cmp r/ks/k exp"), 0);
     if (!T.is_s3) /* compaction really happened: far fewer objects than writes */
         cr_assert_eq(sh("test $(ls '%s'/ks/k | grep -c '^data_') -lt 60", T.dir), 0);
@@ -556,8 +550,8 @@ Test(fs, eperm_and_erofs_leave_data_intact)
     const char *denied[] = {
         "truncate -s 0 m/ks/k",
         "truncate -s 5 m/ks/k",
-        "echo x > m/ks/k",                                  /* O_TRUNC */
-        "echo x | dd of=m/ks/k conv=notrunc status=none",     /* write at 0 */
+        "echo x > m/ks/k",                                /* O_TRUNC */
+        "echo x | dd of=m/ks/k conv=notrunc status=none", /* write at 0 */
         "echo x | dd of=m/ks/k bs=1 seek=10 conv=notrunc status=none",
         "rm m/ks/k",
         "mv m/ks/k m/ks/k2",
@@ -583,7 +577,8 @@ Test(fs, eperm_and_erofs_leave_data_intact)
     do_umount(&m);
 
     do_mount(&m, "m", "ro");
-    const char *erofs[] = {"echo x >> m/ks/k", "mkdir m/ks2", "touch m/ks/new", "echo x > m/ks/new"};
+    const char *erofs[] = {"echo x >> m/ks/k", "mkdir m/ks2", "touch m/ks/new",
+                           "echo x > m/ks/new"};
     for (size_t i = 0; i < sizeof erofs / sizeof *erofs; i++) {
         char *err = sh_out("{ %s; } 2>&1; echo rc=$?", erofs[i]);
         cr_assert(strstr(err, "Read-only file system") && !strstr(err, "rc=0"), "'%s': %s",
@@ -651,7 +646,8 @@ Test(fs, xattrs)
     cr_assert_eq(sh("test $(getfattr --only-values -n user.klstore.last_timestamp m/ks/k) -ge "
                     "$(getfattr --only-values -n user.klstore.first_timestamp m/ks/k)"),
                  0);
-    cr_assert_eq(sh("test $(getfattr --only-values -n user.klstore.created m/ks) -gt 1600000000000"), 0);
+    cr_assert_eq(
+        sh("test $(getfattr --only-values -n user.klstore.created m/ks) -gt 1600000000000"), 0);
     do_umount(&m);
 }
 
@@ -661,7 +657,8 @@ Test(fs, restart_keeps_acknowledged_lines)
 {
     static mnt m;
     do_mount(&m, "m", NULL);
-    cr_assert_eq(sh("mkdir m/ks && for i in $(seq 1 30); do echo \"closed $i\" >> m/ks/k; done"), 0);
+    cr_assert_eq(sh("mkdir m/ks && for i in $(seq 1 30); do echo \"closed $i\" >> m/ks/k; done"),
+                 0);
     char path[512];
     snprintf(path, sizeof path, "%s/ks/k", m.dir);
     int fd = open(path, O_WRONLY | O_APPEND);
@@ -723,12 +720,14 @@ Test(fs, many_writers_one_key)
         snprintf(cli, sizeof cli, "%s --store '%s'", KLSTORE_BIN, STORE);
     cr_assert_eq(sh("mkdir a/ks && touch a/ks/shared"), 0);
     /* writer w appends "w i" and records it in ack.w only once `>>` succeeded */
-    cr_assert_eq(sh("for w in a b; do (for i in $(seq 1 150); do echo \"$w $i\" >> $w/ks/shared "
-                    "&& echo \"$w $i\" >> ack.$w; done; echo done > fin.$w) & done; "
-                    "(for j in $(seq 0 14); do seq $((j*10+1)) $((j*10+10)) | sed 's/^/c /' > c.in; "
-                    "%s append ks shared < c.in && cat c.in >> ack.c; done; "
-                    "echo done > fin.c) &", cli),
-                 0);
+    cr_assert_eq(
+        sh("for w in a b; do (for i in $(seq 1 150); do echo \"$w $i\" >> $w/ks/shared "
+           "&& echo \"$w $i\" >> ack.$w; done; echo done > fin.$w) & done; "
+           "(for j in $(seq 0 14); do seq $((j*10+1)) $((j*10+10)) | sed 's/^/c /' > c.in; "
+           "%s append ks shared < c.in && cat c.in >> ack.c; done; "
+           "echo done > fin.c) &",
+           cli),
+        0);
     sleep_ms(300);
     kill(b.pid, SIGSTOP); /* a writer stopped between any two of its requests */
     sleep_ms(700);
@@ -742,10 +741,11 @@ Test(fs, many_writers_one_key)
     free(log);
     cr_assert_eq(sh("sort log | uniq -d | wc -l | grep -qx 0"), 0, "a line is in the log twice");
     cr_assert_eq(sh("cat ack.a ack.b ack.c | sort > acked && sort log > logged && "
-                    "comm -23 acked logged | wc -l | grep -qx 0"), 0,
-                 "an acknowledged line is missing");
+                    "comm -23 acked logged | wc -l | grep -qx 0"),
+                 0, "an acknowledged line is missing");
     cr_assert_eq(sh("for w in a b c; do grep \"^$w \" log | cut -d' ' -f2 | sort -n -c || exit 1; "
-                    "done"), 0, "a writer's lines are out of order");
+                    "done"),
+                 0, "a writer's lines are out of order");
     cr_assert_eq(sh("wc -l < log | grep -qx 450"), 0, "all 450 lines were acknowledged");
     /* Both mounts show the store's log byte for byte (their own lines at
      * their true positions), once their listings are fresh. */
@@ -826,8 +826,9 @@ Test(fs, allow_other_enforces_the_modes_shown)
                  0, "a refused operation changed the store");
     do_umount(&m);
     do_mount(&m, "m", "allow_other,umask=000");
-    cr_assert_eq(sh("runuser -u nobody -- sh -c 'echo z >> m/ks/k' && tail -n 1 m/ks/k | grep -qx z"),
-                 0, "umask=000: nobody may append");
+    cr_assert_eq(
+        sh("runuser -u nobody -- sh -c 'echo z >> m/ks/k' && tail -n 1 m/ks/k | grep -qx z"), 0,
+        "umask=000: nobody may append");
     do_umount(&m);
 }
 
@@ -877,8 +878,7 @@ Test(fs, a_full_disk_is_enospc_and_keeps_what_was_written)
     kl_insertion in = {.data = rec, .len = sizeof rec};
     int acked = 0;
     kl_status st = KL_OK;
-    while (acked < 1000 && (st = kl_append(w, "ks", "k", &in, 1, &err)) == KL_OK)
-        acked++;
+    while (acked < 1000 && (st = kl_append(w, "ks", "k", &in, 1, &err)) == KL_OK) acked++;
     cr_assert_eq(st, KL_ENOSPC, "%s", err.msg);
     cr_assert(strstr(err.msg, "No space left"), "%s", err.msg);
     cr_assert_gt(acked, 5);
@@ -893,7 +893,8 @@ Test(fs, a_full_disk_is_enospc_and_keeps_what_was_written)
     kl_os_destroy(os);
 
     char *out = sh_out("head -c 3000000 /dev/zero | tr '\\0' x | fold -w 1000 | %s --store '%s' "
-                       "append ks k2 2>&1; echo rc=$?", KLSTORE_BIN, store);
+                       "append ks k2 2>&1; echo rc=$?",
+                       KLSTORE_BIN, store);
     cr_assert(strstr(out, "rc=6") && strstr(out, "No space left"), "%s", out);
     free(out);
 
@@ -951,10 +952,12 @@ Test(fs, stats_file_and_metrics_endpoint_report_the_mount)
     free(o);
     /* Every line is a comment or a valid sample; the store's requests are in. */
     cr_assert_neq(sh("grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\\{[^}]*\\})? "
-                     "(-?[0-9.]+(e[-+]?[0-9]+)?|\\+Inf))$' m/.klstore/stats"), 0);
-    cr_assert_eq(sh("grep -q '^klstore_store_requests_total{op=\"claim\"} [1-9]' m/.klstore/stats"
-                    " || grep -q '^klstore_store_requests_total{op=\"put\"} [1-9]' m/.klstore/stats"),
-                 0);
+                     "(-?[0-9.]+(e[-+]?[0-9]+)?|\\+Inf))$' m/.klstore/stats"),
+                  0);
+    cr_assert_eq(
+        sh("grep -q '^klstore_store_requests_total{op=\"claim\"} [1-9]' m/.klstore/stats"
+           " || grep -q '^klstore_store_requests_total{op=\"put\"} [1-9]' m/.klstore/stats"),
+        0);
     o = sh_out("ls -a m | tr '\\n' ' '; ls m/.klstore; stat -c '%%A %%s' m/.klstore/stats;"
                " { echo x > m/.klstore/stats; } 2>/dev/null || echo refused;"
                " mkdir m/.klstore/x 2>/dev/null || echo refused;"
@@ -990,8 +993,10 @@ static void fs_hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
                    "<Error><Code>AccessDenied</Code><Message>&b;&b;&b;</Message></Error>";
         break;
     case FH_ENDLESS_LIST:
-        snprintf(fh_body, sizeof fh_body, "<ListBucketResult><IsTruncated>true</IsTruncated>"
-                 "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>", n);
+        snprintf(fh_body, sizeof fh_body,
+                 "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                 "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>",
+                 n);
         rs->status = 200;
         rs->body = fh_body;
         break;
@@ -1000,9 +1005,7 @@ static void fs_hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
         rs->body = "<ListBucketResult><IsTruncated>true</IsTruncated>"
                    "<NextContinuationToken>same</NextContinuationToken></ListBucketResult>";
         break;
-    case FH_RESET:
-        rs->status = 0;
-        break;
+    case FH_RESET: rs->status = 0; break;
     }
 }
 
@@ -1010,9 +1013,11 @@ static void fs_hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
  * the server's misbehaviour named in the log and a non-zero exit. */
 Test(fs, a_hostile_server_fails_the_mount_in_seconds)
 {
-    if (T.is_s3)
-        cr_skip_test("runs once, against its own stub server");
-    const struct { fhmode mode; const char *needle; } cases[] = {
+    if (T.is_s3) cr_skip_test("runs once, against its own stub server");
+    const struct {
+        fhmode mode;
+        const char *needle;
+    } cases[] = {
         {FH_BOMB, "403"},
         {FH_ENDLESS_LIST, "never ends"},
         {FH_REPEAT_TOKEN, "continuation token it was given"},

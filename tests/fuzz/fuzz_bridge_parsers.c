@@ -4,7 +4,8 @@
 #include "fuzz_common.h"
 #include "parsers.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     char *p[2];
     fuzz_split(data, size, p, 2);
     for (int numeric = 0; numeric < 2; numeric++) {
@@ -17,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rd_kafka_headers_t *h = rd_kafka_headers_new(2);
         rd_kafka_header_add(h, "ks", -1, p[1], (ssize_t)strlen(p[1]));
         rd_kafka_header_add(h, "empty", -1, NULL, 0);
-        br_msg m = {.key = p[1], .key_len = strlen(p[1]), .partition = 3, .offset = 42,
-                    .headers = h};
+        br_msg m = {
+            .key = p[1], .key_len = strlen(p[1]), .partition = 3, .offset = 42, .headers = h};
         if (numeric) {
             int has;
             kl_u128 nonce;

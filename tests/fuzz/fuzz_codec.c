@@ -4,7 +4,8 @@
 #include "codec.h"
 #include "fuzz_common.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     if (size < 8) return 0;
     uint64_t count = (Kl_le64(data) % 64) + 1;
     const uint8_t *body = data + 8;

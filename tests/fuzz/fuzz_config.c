@@ -7,7 +7,8 @@
 #include "fuzz_common.h"
 #include "klstore.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     char *p[3];
     fuzz_split(data, size, p, 3);
     kl_config c;

@@ -10,7 +10,8 @@
 #include "s3/s3_meta.h"
 #include "s3/s3_profile.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     kl_s3_meta_keys mk;
     Kl_s3_meta_parse((const char *)data, size, "fuzz", &mk, NULL); /* bytes as they came */
     Kl_s3_meta_keys_free(&mk);

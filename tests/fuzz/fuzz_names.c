@@ -5,7 +5,8 @@
 #include "fuzz_common.h"
 #include "klstore.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     char *s = fuzz_str(data, size);
     kl_object_meta m;
     kl_error err = {0};

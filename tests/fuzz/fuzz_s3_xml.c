@@ -6,7 +6,8 @@
 #include "s3/s3_listpage.h"
 #include "s3/s3_xml.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     const char *body = (const char *)data;
     kl_listing l;
     kl_error err = {0};

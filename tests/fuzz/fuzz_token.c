@@ -4,7 +4,8 @@
 #include "fuzz_common.h"
 #include "token.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     char *s = fuzz_str(data, size);
     kl_direction dir;
     uint64_t off, hint;

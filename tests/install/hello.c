@@ -34,8 +34,8 @@ int main(int argc, char **argv)
     kl_page page = {0};
     kl_start from = {.kind = KL_START_FIRST};
     if (!rc)
-        rc = check(kl_read_first_page(r, "app", "web-1", KL_FORWARDS, &from, 10, &page, &err),
-                   &err);
+        rc =
+            check(kl_read_first_page(r, "app", "web-1", KL_FORWARDS, &from, 10, &page, &err), &err);
     for (size_t i = 0; !rc && i < page.count; i++) {
         char nonce[40];
         printf("%llu %s %.*s\n", (unsigned long long)page.records[i].offset,

@@ -26,10 +26,10 @@
     "./" KL_LIBDIR "/libklstore.so." KL_VERSION "\n"                                               \
     "./" KL_LIBDIR "/pkgconfig/klstore.pc\n"                                                       \
     "./share/doc/klstore/examples/example.ini\n"                                                   \
-    "./share/doc/klstore/examples/mnt-klstore.mount\n"                                                   \
-    "./share/man/man1/klstore-kafka-bridge.1\n"                                                   \
-    "./share/man/man1/klstore.1\n"                                                                \
-    "./share/man/man5/klstore.ini.5\n"                                                            \
+    "./share/doc/klstore/examples/mnt-klstore.mount\n"                                             \
+    "./share/man/man1/klstore-kafka-bridge.1\n"                                                    \
+    "./share/man/man1/klstore.1\n"                                                                 \
+    "./share/man/man5/klstore.ini.5\n"                                                             \
     "./share/man/man8/klstorefs.8\n"
 
 /* A staged install of this build: its prefix, and pkg-config pointed at it.
@@ -75,8 +75,8 @@ Test(install, the_staged_tree_holds_libraries_header_pc_and_programs)
     cr_assert_str_eq(version, KL_VERSION "\n");
     free(version);
     /* The bridge's unit names the program where the configured prefix puts it. */
-    char *unit = shf("grep '^ExecStart=' %s/lib/systemd/system/klstore-kafka-bridge@.service",
-                     s.prefix);
+    char *unit =
+        shf("grep '^ExecStart=' %s/lib/systemd/system/klstore-kafka-bridge@.service", s.prefix);
     cr_assert_str_eq(unit,
                      "ExecStart=" KL_BINDIR_FULL "/klstore-kafka-bridge /etc/klstore/%i.ini\n");
     free(unit);
@@ -89,8 +89,8 @@ static char *build_and_run(const staged *s, const char *link)
 {
     free(shf("%s %s -o %s/hello %s/tests/install/hello.c $(%s --cflags klstore) %s", KL_CC,
              KL_SAN_FLAGS, s->prefix, KL_SOURCE_DIR, s->pkg, link));
-    char *out = shf("d=$(mktemp -d) && %s/hello \"$d/store\"; rc=$?; rm -rf \"$d\"; exit $rc",
-                    s->prefix);
+    char *out =
+        shf("d=$(mktemp -d) && %s/hello \"$d/store\"; rc=$?; rm -rf \"$d\"; exit $rc", s->prefix);
     cr_assert_str_eq(out, "1 7 hello\n2 8 world\nlibklstore " KL_VERSION "\n", "hello printed:\n%s",
                      out);
     free(out);
@@ -113,8 +113,9 @@ Test(install, a_program_links_statically_through_pkg_config)
 {
     staged s = stage("static");
     char link[2048];
-    snprintf(link, sizeof link, "-L%s/%s -Wl,-Bstatic -lklstore -Wl,-Bdynamic $(%s --static --libs klstore)",
-             s.prefix, KL_LIBDIR, s.pkg);
+    snprintf(link, sizeof link,
+             "-L%s/%s -Wl,-Bstatic -lklstore -Wl,-Bdynamic $(%s --static --libs klstore)", s.prefix,
+             KL_LIBDIR, s.pkg);
     char *needed = build_and_run(&s, link);
     cr_assert_str_eq(needed, "", "the static program still needs %s", needed);
     free(needed);

@@ -102,7 +102,8 @@ Test(metrics, endpoint_serves_metrics_and_health_and_refuses_the_rest)
     char cmd[256];
     snprintf(cmd, sizeof cmd,
              "curl -s -m 5 -o /dev/null -D - http://127.0.0.1:%d/metrics"
-             " | grep -i '^content-type' | tr -d '\\r'", port);
+             " | grep -i '^content-type' | tr -d '\\r'",
+             port);
     got = kl_sh(cmd, NULL);
     cr_assert_str_eq(got, "Content-Type: text/plain; version=0.0.4; charset=utf-8\n");
     free(got);
@@ -135,8 +136,8 @@ Test(metrics, listen_addresses_are_checked_with_a_clear_reason)
     char err[256];
     cr_assert_eq(km_listen_check("127.0.0.1:9464", err, sizeof err), 0, "%s", err);
     cr_assert_eq(km_listen_check("[::1]:9464", err, sizeof err), 0, "%s", err);
-    const char *bad[] = {"9464", "127.0.0.1:", "127.0.0.1:65536", ":9464", "[::1]9464",
-                         "127.0.0.1:94x"};
+    const char *bad[] = {"9464",  "127.0.0.1:", "127.0.0.1:65536",
+                         ":9464", "[::1]9464",  "127.0.0.1:94x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cr_assert_eq(km_listen_check(bad[i], err, sizeof err), -1, "%s", bad[i]);
         char want[160];
@@ -168,7 +169,8 @@ Test(metrics, store_counters_render_by_operation_and_kind)
     cr_assert(asprintf(&cmd, "printf '%%s' '%s' | grep -v '^klstore_store_request_seconds_total{'",
                        got) > 0);
     char *fixed = kl_sh(cmd, NULL);
-    cr_assert_str_eq(fixed,
+    cr_assert_str_eq(
+        fixed,
         "# HELP klstore_store_requests_total Object-store operations completed, by operation.\n"
         "# TYPE klstore_store_requests_total counter\n"
         "klstore_store_requests_total{op=\"put\"} 1\n"

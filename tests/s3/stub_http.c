@@ -42,28 +42,23 @@ static int read_request(int c, stub_req *rq)
     size_t len = 0;
     char *end = NULL;
     while (!end) {
-        if (len == sizeof buf - 1)
-            return -1;
+        if (len == sizeof buf - 1) return -1;
         ssize_t r = recv(c, buf + len, sizeof buf - 1 - len, 0);
-        if (r <= 0)
-            return -1;
+        if (r <= 0) return -1;
         len += (size_t)r;
         buf[len] = '\0';
         end = strstr(buf, "\r\n\r\n");
     }
     *end = '\0';
     char *line_end = strstr(buf, "\r\n");
-    if (line_end)
-        *line_end = '\0';
-    if (sscanf(buf, "%15s %4095s", rq->method, rq->target) != 2)
-        return -1;
+    if (line_end) *line_end = '\0';
+    if (sscanf(buf, "%15s %4095s", rq->method, rq->target) != 2) return -1;
     snprintf(rq->headers, sizeof rq->headers, "%s", line_end ? line_end + 2 : "");
     char cl[32];
     size_t want = stub_header(rq, "Content-Length", cl, sizeof cl) ? strtoul(cl, NULL, 10) : 0;
     rq->body = malloc(want + 1);
     size_t have = len - (size_t)(end + 4 - buf);
-    if (have > want)
-        have = want;
+    if (have > want) have = want;
     memcpy(rq->body, end + 4, have);
     while (have < want) {
         ssize_t r = recv(c, rq->body + have, want - have, 0);
@@ -84,8 +79,7 @@ static int send_all(int c, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = send(c, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return -1;
+        if (w <= 0) return -1;
         p += w;
         n -= (size_t)w;
     }
@@ -97,11 +91,9 @@ static void *serve(void *arg)
     stub *s = arg;
     while (!stopping(s)) {
         struct pollfd pf = {s->fd, POLLIN, 0};
-        if (poll(&pf, 1, 50) <= 0)
-            continue;
+        if (poll(&pf, 1, 50) <= 0) continue;
         int c = accept(s->fd, NULL, NULL);
-        if (c < 0)
-            continue;
+        if (c < 0) continue;
         stub_req *rq = calloc(1, sizeof *rq);
         if (read_request(c, rq) == 0) {
             pthread_mutex_lock(&s->mu);
@@ -110,8 +102,7 @@ static void *serve(void *arg)
             stub_resp rs = {0};
             s->h(s->ud, n, rq, &rs);
             /* Sleep in slices so that stub_stop is never held up long. */
-            for (int waited = 0; waited < rs.delay_ms && !stopping(s); waited += 10)
-                usleep(10000);
+            for (int waited = 0; waited < rs.delay_ms && !stopping(s); waited += 10) usleep(10000);
             /* Counted before answering, so a client that got its answer
              * always sees its request counted. */
             pthread_mutex_lock(&s->mu);
@@ -120,37 +111,39 @@ static void *serve(void *arg)
             if (rs.status && rs.endless) {
                 size_t blen = rs.body ? (rs.body_len ? rs.body_len : strlen(rs.body)) : 0;
                 char head[1024];
-                int hn = snprintf(head, sizeof head, "HTTP/1.1 %d X\r\nTransfer-Encoding: chunked\r\n"
-                                  "Connection: close\r\n%s\r\n", rs.status,
-                                  rs.headers ? rs.headers : "");
+                int hn = snprintf(head, sizeof head,
+                                  "HTTP/1.1 %d X\r\nTransfer-Encoding: chunked\r\n"
+                                  "Connection: close\r\n%s\r\n",
+                                  rs.status, rs.headers ? rs.headers : "");
                 char size_line[32];
                 int sn = snprintf(size_line, sizeof size_line, "%zx\r\n", blen);
                 int ok = send_all(c, head, (size_t)hn) == 0;
-                for (long sent = 0; ok && blen && !stopping(s) && sent < (8L << 30); sent += (long)blen)
-                    ok = send_all(c, size_line, (size_t)sn) == 0 && send_all(c, rs.body, blen) == 0 &&
-                         send_all(c, "\r\n", 2) == 0;
+                for (long sent = 0; ok && blen && !stopping(s) && sent < (8L << 30);
+                     sent += (long)blen)
+                    ok = send_all(c, size_line, (size_t)sn) == 0 &&
+                         send_all(c, rs.body, blen) == 0 && send_all(c, "\r\n", 2) == 0;
             } else if (rs.status && rs.drip_ms) {
                 size_t blen = rs.body ? (rs.body_len ? rs.body_len : strlen(rs.body)) : 0;
                 char head[1024];
-                int hn = snprintf(head, sizeof head,
-                                  "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
-                                  rs.status, blen, rs.headers ? rs.headers : "");
+                int hn =
+                    snprintf(head, sizeof head,
+                             "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                             rs.status, blen, rs.headers ? rs.headers : "");
                 int ok = 1;
                 for (int i = 0; ok && i < hn + (int)blen && !stopping(s); i++) {
                     ok = send_all(c, i < hn ? head + i : rs.body + (i - hn), 1) == 0;
-                    for (int w = 0; ok && w < rs.drip_ms && !stopping(s); w += 10)
-                        usleep(10000);
+                    for (int w = 0; ok && w < rs.drip_ms && !stopping(s); w += 10) usleep(10000);
                 }
             } else if (rs.status) {
                 size_t blen = rs.body ? (rs.body_len ? rs.body_len : strlen(rs.body)) : 0;
                 char head[1024];
-                int hn = snprintf(head, sizeof head,
-                                  "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
-                                  rs.status, strcmp(rq->method, "HEAD") == 0 ? 0 : blen,
-                                  rs.headers ? rs.headers : "");
+                int hn =
+                    snprintf(head, sizeof head,
+                             "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                             rs.status, strcmp(rq->method, "HEAD") == 0 ? 0 : blen,
+                             rs.headers ? rs.headers : "");
                 send_all(c, head, (size_t)hn);
-                if (strcmp(rq->method, "HEAD") != 0 && blen)
-                    send_all(c, rs.body, blen);
+                if (strcmp(rq->method, "HEAD") != 0 && blen) send_all(c, rs.body, blen);
             }
         }
         free(rq->body);
@@ -194,8 +187,7 @@ int stub_count(stub *s)
 
 void stub_stop(stub *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     pthread_mutex_lock(&s->mu);
     s->stop = 1;
     pthread_mutex_unlock(&s->mu);
@@ -213,8 +205,7 @@ const char *stub_header(const stub_req *rq, const char *name, char *buf, size_t 
         size_t ll = e ? (size_t)(e - p) : strlen(p);
         if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
             const char *v = p + nl + 1;
-            while (*v == ' ')
-                v++;
+            while (*v == ' ') v++;
             snprintf(buf, cap, "%.*s", (int)(ll - (size_t)(v - p)), v);
             return buf;
         }

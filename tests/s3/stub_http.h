@@ -10,21 +10,21 @@
 
 typedef struct stub_req {
     char method[16];
-    char target[4096];      /* as sent: path and query, still encoded */
-    char headers[16384];    /* raw header lines, "\r\n" separated */
+    char target[4096];   /* as sent: path and query, still encoded */
+    char headers[16384]; /* raw header lines, "\r\n" separated */
     char *body;
     size_t body_len;
 } stub_req;
 
 typedef struct stub_resp {
-    int status;             /* 0 = close the connection without answering */
-    const char *headers;    /* extra header lines, each ending in "\r\n" */
+    int status;          /* 0 = close the connection without answering */
+    const char *headers; /* extra header lines, each ending in "\r\n" */
     const char *body;
-    size_t body_len;        /* 0 with body set = strlen(body) */
-    int delay_ms;           /* wait this long before answering */
-    int endless;            /* chunked, `body` repeated until the client
-                               goes (or 8 GiB): an endless body */
-    int drip_ms;            /* send the answer one byte per drip_ms */
+    size_t body_len; /* 0 with body set = strlen(body) */
+    int delay_ms;    /* wait this long before answering */
+    int endless;     /* chunked, `body` repeated until the client
+                        goes (or 8 GiB): an endless body */
+    int drip_ms;     /* send the answer one byte per drip_ms */
 } stub_resp;
 
 /* Called for request number n (0-based) with the response zeroed.  Runs

@@ -63,46 +63,45 @@ Test(config, defaults_as_documented)
     cr_assert_eq(c.batch.batch_flush_size_threshold, 1000000);
     cr_assert_eq(c.has_s3, 0);
     cr_assert_null(c.local_root);
-    kl_config_free(&c);   /* harmless on a config that only has defaults */
+    kl_config_free(&c); /* harmless on a config that only has defaults */
 }
 
 /* The example of the spec's "Kafka Bridge" section, as published. */
-static const char *const spec_example =
-    "[s3]\n"
-    "endpoint=\"http://localhost:4566\"\n"
-    "bucket_name=\"my-bucket\"\n"
-    "region=\"us-east-1\"\n"
-    "path_style=true\n"
-    "use_default_credentials=false\n"
-    "access_key=\"test\"\n"
-    "secret_key=\"test\"\n"
-    "security_token=\"test\"\n"
-    "session_token=\"test\"\n"
-    "profile=\"test\"\n"
-    "compact_size_threshold=1000000\n"
-    "compact_records_threshold=100\n"
-    "compact_objects_threshold=10\n"
-    "\n"
-    "[batcher]\n"
-    "writer_thread_count=1\n"
-    "writer_thread_queue_capacity=4096\n"
-    "batch_check_interval_millis=100\n"
-    "batch_flush_interval_millis=1000\n"
-    "batch_flush_record_count_threshold=100000\n"
-    "batch_flush_size_threshold=1000000\n"
-    "\n"
-    "[kafka]\n"
-    "topic=\"inbound\"\n"
-    "offset_commit_interval_seconds=60\n"
-    "group.id=\"test_group\"\n"
-    "bootstrap.servers=\"127.0.0.1:9092\"\n"
-    "auto.offset.reset=earliest\n"
-    "\n"
-    "[parser]\n"
-    "nonce_parser=\"RecordOffset\"\n"
-    "timestamp_parser=\"None\"\n"
-    "keyspace_parser=\"Static(my_keyspace)\"\n"
-    "key_parser=\"RecordPartition\"\n";
+static const char *const spec_example = "[s3]\n"
+                                        "endpoint=\"http://localhost:4566\"\n"
+                                        "bucket_name=\"my-bucket\"\n"
+                                        "region=\"us-east-1\"\n"
+                                        "path_style=true\n"
+                                        "use_default_credentials=false\n"
+                                        "access_key=\"test\"\n"
+                                        "secret_key=\"test\"\n"
+                                        "security_token=\"test\"\n"
+                                        "session_token=\"test\"\n"
+                                        "profile=\"test\"\n"
+                                        "compact_size_threshold=1000000\n"
+                                        "compact_records_threshold=100\n"
+                                        "compact_objects_threshold=10\n"
+                                        "\n"
+                                        "[batcher]\n"
+                                        "writer_thread_count=1\n"
+                                        "writer_thread_queue_capacity=4096\n"
+                                        "batch_check_interval_millis=100\n"
+                                        "batch_flush_interval_millis=1000\n"
+                                        "batch_flush_record_count_threshold=100000\n"
+                                        "batch_flush_size_threshold=1000000\n"
+                                        "\n"
+                                        "[kafka]\n"
+                                        "topic=\"inbound\"\n"
+                                        "offset_commit_interval_seconds=60\n"
+                                        "group.id=\"test_group\"\n"
+                                        "bootstrap.servers=\"127.0.0.1:9092\"\n"
+                                        "auto.offset.reset=earliest\n"
+                                        "\n"
+                                        "[parser]\n"
+                                        "nonce_parser=\"RecordOffset\"\n"
+                                        "timestamp_parser=\"None\"\n"
+                                        "keyspace_parser=\"Static(my_keyspace)\"\n"
+                                        "key_parser=\"RecordPartition\"\n";
 
 Test(config, spec_kafka_bridge_example)
 {
@@ -130,7 +129,7 @@ Test(config, spec_kafka_bridge_example)
     cr_assert_eq(c.batch.batch_flush_record_count_threshold, 100000);
     cr_assert_eq(c.batch.batch_flush_size_threshold, 1000000);
     kl_config_free(&c);
-    cr_assert_null(c.s3.bucket_name);   /* re-initialised */
+    cr_assert_null(c.s3.bucket_name); /* re-initialised */
     cr_assert_eq(c.s3.use_default_credentials, 1);
 }
 
@@ -243,7 +242,7 @@ Test(config, set_is_the_flag_parser)
     kl_config_init(&c);
     kl_error e = {0};
     cr_assert_eq(kl_config_set(&c, "s3", "bucket_name", "b1", &e), KL_OK);
-    cr_assert_eq(kl_config_set(&c, "s3", "bucket_name", "b2", &e), KL_OK);  /* replaces, no leak */
+    cr_assert_eq(kl_config_set(&c, "s3", "bucket_name", "b2", &e), KL_OK); /* replaces, no leak */
     cr_assert_str_eq(c.s3.bucket_name, "b2");
     cr_assert(c.has_s3);
     cr_assert_eq(kl_config_set(&c, "s3", "endpoint", "", &e), KL_OK);
@@ -251,7 +250,8 @@ Test(config, set_is_the_flag_parser)
     cr_assert_eq(kl_config_set(&c, "local", "compact_objects_threshold", "7", &e), KL_OK);
     cr_assert_eq(c.store.compact_objects_threshold, 7);
     cr_assert_eq(kl_config_set(&c, "batcher", "batch_flush_record_count_threshold",
-                               "18446744073709551615", &e), KL_OK);
+                               "18446744073709551615", &e),
+                 KL_OK);
     cr_assert_eq(c.batch.batch_flush_record_count_threshold, UINT64_MAX);
     /* The file accepts exactly what the batching writer will start with. */
     cr_assert_eq(kl_config_set(&c, "batcher", "writer_thread_count", "1024", &e), KL_OK);
@@ -273,7 +273,7 @@ Test(config, default_store_dir)
     char *d = kl_default_store_dir();
     cr_assert_str_eq(d, "/x/data/klstore");
     free(d);
-    setenv("XDG_DATA_HOME", "relative", 1);   /* invalid per XDG: ignored */
+    setenv("XDG_DATA_HOME", "relative", 1); /* invalid per XDG: ignored */
     d = kl_default_store_dir();
     cr_assert(strstr(d, "/.local/share/klstore"), "%s", d);
     free(d);

@@ -28,29 +28,37 @@ static char home[64];
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    (void)sb; (void)flag; (void)ftw;
+    (void)sb;
+    (void)flag;
+    (void)ftw;
     return remove(p);
 }
 
 /* Each test runs in its own process: its HOME goes when it exits. */
 static void remove_home(void)
 {
-    if (home[0])
-        nftw(home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (home[0]) nftw(home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A clean slate: no AWS variables, HOME in a fresh directory. */
 static void clean_env(void)
 {
-    static const char *const vars[] = {
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-        "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-        "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
-        "AWS_EC2_METADATA_DISABLED", "AWS_METADATA_SERVICE_TIMEOUT"};
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
-        unsetenv(vars[i]);
+    static const char *const vars[] = {"AWS_ACCESS_KEY_ID",
+                                       "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_SESSION_TOKEN",
+                                       "AWS_SECURITY_TOKEN",
+                                       "AWS_PROFILE",
+                                       "AWS_SHARED_CREDENTIALS_FILE",
+                                       "AWS_CONFIG_FILE",
+                                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                                       "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                                       "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                                       "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+                                       "AWS_EC2_METADATA_DISABLED",
+                                       "AWS_METADATA_SERVICE_TIMEOUT"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
     strcpy(home, "/tmp/klhome-XXXXXX");
     cr_assert_not_null(mkdtemp(home));
     setenv("HOME", home, 1);
@@ -99,8 +107,7 @@ static void expect(kl_s3_credprov *p, const char *ak, const char *sk, const char
         cr_assert_str_eq(cr.token, tok);
     else
         cr_assert_null(cr.token);
-    if (source)
-        cr_assert_str_eq(cr.source, source);
+    if (source) cr_assert_str_eq(cr.source, source);
     Kl_s3_creds_clear(&cr);
 }
 
@@ -116,7 +123,7 @@ static kl_status expect_fail(kl_s3_credprov *p, kl_error *e)
 Test(creds, static_configuration)
 {
     clean_env();
-    setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);   /* ignored: not the default chain */
+    setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1); /* ignored: not the default chain */
     setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET", 1);
     kl_s3_credprov *p = prov(0, "AK", "SK", "TOK", NULL);
     expect(p, "AK", "SK", "TOK", "configuration");
@@ -155,7 +162,8 @@ Test(creds, environment)
     setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET", 1);
     setenv("AWS_SESSION_TOKEN", "ENVTOKEN", 1);
-    write_file(".aws/credentials", "[default]\naws_access_key_id=FILEKEY\naws_secret_access_key=FS\n");
+    write_file(".aws/credentials",
+               "[default]\naws_access_key_id=FILEKEY\naws_secret_access_key=FS\n");
     kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
     expect(p, "ENVKEY", "ENVSECRET", "ENVTOKEN", "environment");
     Kl_s3_credprov_free(p);
@@ -271,7 +279,7 @@ Test(creds, shared_files_past_inih_limits)
     char tok[701], pad[198], longname[81], twin[81];
     memset(tok, 'T', 700);
     tok[700] = '\0';
-    memset(pad, 'x', 197);   /* "#", pad, " ": inih's cut falls before "aws_" */
+    memset(pad, 'x', 197); /* "#", pad, " ": inih's cut falls before "aws_" */
     pad[197] = '\0';
     /* Two profile names alike in their first 60 bytes. */
     memset(longname, 'p', 80);
@@ -283,7 +291,7 @@ Test(creds, shared_files_past_inih_limits)
              "\xEF\xBB\xBF[default]\n"
              "aws_access_key_id = DEFKEY\n"
              "aws_secret_access_key = DEFSECRET\n"
-             "  aws_secret_access_key = INDENTED\n"   /* a continuation: not a key */
+             "  aws_secret_access_key = INDENTED\n"    /* a continuation: not a key */
              "#%s aws_secret_access_key=FROMCOMMENT\n" /* a comment, however long */
              "[%s]\n"
              "aws_access_key_id=TWINKEY\n"
@@ -329,11 +337,12 @@ Test(creds, metadata_answers)
 {
     /* Escapes are decoded, members of nested objects and non-string
      * members are not taken for the ones we want. */
-    const char *j = "{ \"Code\" : \"Success\", \"Nested\": {\"AccessKeyId\": \"no\", \"a\": [1, \"}\"]},"
-                    " \"N\": 12.5e3, \"B\": true, \"Z\": null, \"Token\": null,"
-                    " \"AccessKeyId\": \"AS\\u0049A\\\"x\\\\y\\/z\","
-                    " \"SecretAccessKey\": \"\\u00e9\\ud83d\\ude42\","
-                    " \"Expiration\": \"2030-01-02T03:04:05Z\" }";
+    const char *j =
+        "{ \"Code\" : \"Success\", \"Nested\": {\"AccessKeyId\": \"no\", \"a\": [1, \"}\"]},"
+        " \"N\": 12.5e3, \"B\": true, \"Z\": null, \"Token\": null,"
+        " \"AccessKeyId\": \"AS\\u0049A\\\"x\\\\y\\/z\","
+        " \"SecretAccessKey\": \"\\u00e9\\ud83d\\ude42\","
+        " \"Expiration\": \"2030-01-02T03:04:05Z\" }";
     kl_s3_meta_keys k;
     kl_error e = {0};
     cr_assert_eq(meta_parse(j, &k, &e), KL_OK, "%s", e.msg);
@@ -349,22 +358,27 @@ Test(creds, metadata_answers)
      * forever.  No Code is fine; an empty Token is none. */
     int64_t now = kl_now_ms();
     cr_assert_eq(meta_parse("{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"s\",\"Token\":\"\","
-                            "\"Expiration\":\"soon\"}", &k, &e), KL_OK, "%s", e.msg);
+                            "\"Expiration\":\"soon\"}",
+                            &k, &e),
+                 KL_OK, "%s", e.msg);
     cr_assert_null(k.token);
     cr_assert(k.expires_ms > now && k.expires_ms <= kl_now_ms() + 3600 * 1000);
     Kl_s3_meta_keys_free(&k);
 
     /* The buffer is read to its length, not to a NUL. */
     const char *twice = "{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"s\"}{\"x\":";
-    cr_assert_eq(Kl_s3_meta_parse(twice, strchr(twice, '}') + 1 - twice, "w", &k, &e), KL_OK,
-                 "%s", e.msg);
+    cr_assert_eq(Kl_s3_meta_parse(twice, strchr(twice, '}') + 1 - twice, "w", &k, &e), KL_OK, "%s",
+                 e.msg);
     cr_assert_str_eq(k.secret, "s");
     Kl_s3_meta_keys_free(&k);
 
     /* Answers that are not credentials say why, and never quote the body
      * (which may hold a secret). */
-    static const struct { const char *json, *says; } bad[] = {
-        {"{\"Code\":\"Failure\",\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"s\"}", "Code 'Failure'"},
+    static const struct {
+        const char *json, *says;
+    } bad[] = {
+        {"{\"Code\":\"Failure\",\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"s\"}",
+         "Code 'Failure'"},
         {"{\"AccessKeyId\":\"a\"}", "without AccessKeyId/SecretAccessKey"},
         {"{\"AccessKeyId\":12,\"SecretAccessKey\":\"s\"}", "without AccessKeyId/SecretAccessKey"},
         {"{\"AccessKeyId\":\"\",\"SecretAccessKey\":\"s\"}", "without AccessKeyId/SecretAccessKey"},
@@ -396,9 +410,9 @@ typedef struct meta {
     char expiration[40];
     char last_token_hdr[128];
     char last_auth[128];
-    int v1_only;              /* token endpoint answers 404 */
+    int v1_only; /* token endpoint answers 404 */
     int no_role;
-    char s3_token[256];       /* x-amz-security-token seen by the "S3" side */
+    char s3_token[256]; /* x-amz-security-token seen by the "S3" side */
     char s3_auth[512];
 } meta;
 
@@ -539,7 +553,8 @@ Test(creds, imds_disabled_or_absent_gives_a_clear_error, .timeout = 30)
     kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
     kl_error e = {0};
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
-    cr_assert(strstr(e.msg, "none found") && strstr(e.msg, "AWS_EC2_METADATA_DISABLED"), "%s", e.msg);
+    cr_assert(strstr(e.msg, "none found") && strstr(e.msg, "AWS_EC2_METADATA_DISABLED"), "%s",
+              e.msg);
     cr_assert_eq(stub_count(s), 0);
     Kl_s3_credprov_free(p);
     stub_stop(s);

@@ -25,28 +25,30 @@
 
 typedef struct mini_s3 {
     pthread_mutex_t mu;
-    int reject_conditional;       /* 501 for If-None-Match instead of ignoring it */
-    int honour;                   /* a full S3: If-None-Match gives 412, CopyObject works */
-    int honour_copy_if;           /* ...and so does x-amz-copy-source-if-match */
+    int reject_conditional; /* 501 for If-None-Match instead of ignoring it */
+    int honour;             /* a full S3: If-None-Match gives 412, CopyObject works */
+    int honour_copy_if;     /* ...and so does x-amz-copy-source-if-match */
     char meta[MAXOBJ][256], tag[MAXOBJ][32];
     char *name[MAXOBJ], *body[MAXOBJ];
     size_t len[MAXOBJ];
     int n;
-    char log[64][1100];           /* "METHOD key [if-none-match]" */
+    char log[64][1100]; /* "METHOD key [if-none-match]" */
     char etag[400];
     int version;
     int nlog;
     char listing[8192];
 } mini_s3;
 
-static int find(mini_s3 *m, const char *k) {
+static int find(mini_s3 *m, const char *k)
+{
     for (int i = 0; i < m->n; i++)
         if (m->name[i] && strcmp(m->name[i], k) == 0) return i;
     return -1;
 }
 
 /* "/bkt/a%2Fb?x" -> "a/b" (path-style, only %2F and %XX decoded). */
-static void key_of(const char *target, char *out, size_t cap) {
+static void key_of(const char *target, char *out, size_t cap)
+{
     const char *p = target + strlen("/bkt");
     if (*p == '/') p++;
     size_t o = 0;
@@ -62,7 +64,8 @@ static void key_of(const char *target, char *out, size_t cap) {
     out[o] = 0;
 }
 
-static const char *query(const char *target, const char *name, char *buf, size_t cap) {
+static const char *query(const char *target, const char *name, char *buf, size_t cap)
+{
     const char *q = strchr(target, '?');
     size_t nl = strlen(name);
     for (q = q ? q + 1 : NULL; q && *q; q = strchr(q, '&') ? strchr(q, '&') + 1 : NULL) {
@@ -76,7 +79,8 @@ static const char *query(const char *target, const char *name, char *buf, size_t
     return NULL;
 }
 
-static void handle(void *ud, int n, const stub_req *rq, stub_resp *rs) {
+static void handle(void *ud, int n, const stub_req *rq, stub_resp *rs)
+{
     mini_s3 *m = ud;
     char key[1024], inm[16], buf[1024], src[1100], srcif[64], meta[256];
     key_of(rq->target, key, sizeof key);
@@ -86,8 +90,8 @@ static void handle(void *ud, int n, const stub_req *rq, stub_resp *rs) {
     int has_meta = stub_header(rq, "x-amz-meta-kl-object", meta, sizeof meta) != NULL;
     pthread_mutex_lock(&m->mu);
     if (m->nlog < 64)
-        snprintf(m->log[m->nlog++], sizeof m->log[0], "%s %s%s%s", copy ? "COPY" : rq->method,
-                 key, cond ? " if-none-match" : "", copy_if ? " copy-if" : "");
+        snprintf(m->log[m->nlog++], sizeof m->log[0], "%s %s%s%s", copy ? "COPY" : rq->method, key,
+                 cond ? " if-none-match" : "", copy_if ? " copy-if" : "");
     int i = find(m, key);
     const char *body = rq->body ? rq->body : "";
     size_t blen = rq->body_len;
@@ -97,8 +101,9 @@ static void handle(void *ud, int n, const stub_req *rq, stub_resp *rs) {
         int j = find(m, sk);
         if (j < 0 || (m->honour_copy_if && copy_if && strcmp(srcif, m->tag[j]) != 0)) {
             rs->status = j < 0 ? 404 : 412;
-            rs->body = j < 0 ? "<Error><Code>NoSuchKey</Code><Message>no</Message></Error>"
-                             : "<Error><Code>PreconditionFailed</Code><Message>no</Message></Error>";
+            rs->body = j < 0
+                           ? "<Error><Code>NoSuchKey</Code><Message>no</Message></Error>"
+                           : "<Error><Code>PreconditionFailed</Code><Message>no</Message></Error>";
             pthread_mutex_unlock(&m->mu);
             return;
         }
@@ -156,8 +161,8 @@ static void handle(void *ud, int n, const stub_req *rq, stub_resp *rs) {
             rs->body = m->body[i];
             rs->body_len = m->len[i];
             if (!m->len[i]) rs->body = NULL;
-            snprintf(m->etag, sizeof m->etag, "ETag: %s\r\nx-amz-meta-kl-object: %s\r\n",
-                     m->tag[i], m->meta[i]);
+            snprintf(m->etag, sizeof m->etag, "ETag: %s\r\nx-amz-meta-kl-object: %s\r\n", m->tag[i],
+                     m->meta[i]);
             rs->headers = m->etag;
         }
     } else if (strcmp(rq->method, "DELETE") == 0) {
@@ -183,13 +188,15 @@ typedef struct fixture {
 
 static fixture *current;
 
-static void on_log(int level, const char *msg, void *ctx) {
+static void on_log(int level, const char *msg, void *ctx)
+{
     fixture *f = ctx;
     if (level == KL_LOG_WARNING && f->n_warnings < 4)
         snprintf(f->warnings[f->n_warnings++], KL_ERRMSG_MAX, "%s", msg);
 }
 
-static void open_fixture(fixture *f, const char *fencing, int reject) {
+static void open_fixture(fixture *f, const char *fencing, int reject)
+{
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->m.mu, NULL);
     f->m.reject_conditional = reject == 1;
@@ -201,9 +208,13 @@ static void open_fixture(fixture *f, const char *fencing, int reject) {
     kl_error e = {0};
     char ep[64];
     snprintf(ep, sizeof ep, "http://127.0.0.1:%d", stub_port(f->srv));
-    const char *kv[][2] = {{"endpoint", ep}, {"bucket_name", "bkt"}, {"path_style", "true"},
-                           {"access_key", "AKID"}, {"secret_key", "SECRETSECRET"},
-                           {"use_default_credentials", "false"}, {"max_retries", "0"},
+    const char *kv[][2] = {{"endpoint", ep},
+                           {"bucket_name", "bkt"},
+                           {"path_style", "true"},
+                           {"access_key", "AKID"},
+                           {"secret_key", "SECRETSECRET"},
+                           {"use_default_credentials", "false"},
+                           {"max_retries", "0"},
                            {"fencing", fencing}};
     for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)
         cr_assert_eq(kl_config_set(&c, "s3", kv[i][0], kv[i][1], &e), KL_OK, "%s", e.msg);
@@ -214,7 +225,8 @@ static void open_fixture(fixture *f, const char *fencing, int reject) {
     kl_set_log_handler(on_log, f);
 }
 
-static void close_fixture(fixture *f) {
+static void close_fixture(fixture *f)
+{
     kl_writer_destroy(f->w);
     kl_os_destroy(f->os);
     stub_stop(f->srv);
@@ -225,24 +237,28 @@ static void close_fixture(fixture *f) {
     }
 }
 
-static kl_status append(fixture *f, const char *text, kl_error *e) {
+static kl_status append(fixture *f, const char *text, kl_error *e)
+{
     kl_insertion in = {.data = text, .len = strlen(text)};
     return kl_append(f->w, "ks", "k", &in, 1, e);
 }
 
-static int data_objects(fixture *f) {
+static int data_objects(fixture *f)
+{
     int n = 0;
     for (int i = 0; i < f->m.n; i++) n += f->m.name[i] && strstr(f->m.name[i], "/data_o") != NULL;
     return n;
 }
 
-static int logged(fixture *f, const char *what) {
+static int logged(fixture *f, const char *what)
+{
     int n = 0;
     for (int i = 0; i < f->m.nlog; i++) n += strstr(f->m.log[i], what) != NULL;
     return n;
 }
 
-Test(fencing, on_refuses_a_server_that_ignores_if_none_match) {
+Test(fencing, on_refuses_a_server_that_ignores_if_none_match)
+{
     fixture f;
     open_fixture(&f, "on", 0);
     kl_error e = {0};
@@ -256,7 +272,8 @@ Test(fencing, on_refuses_a_server_that_ignores_if_none_match) {
     close_fixture(&f);
 }
 
-Test(fencing, auto_warns_once_and_appends_unfenced) {
+Test(fencing, auto_warns_once_and_appends_unfenced)
+{
     fixture f;
     open_fixture(&f, "auto", 0);
     kl_error e = {0};
@@ -270,7 +287,8 @@ Test(fencing, auto_warns_once_and_appends_unfenced) {
     close_fixture(&f);
 }
 
-Test(fencing, auto_treats_a_rejected_conditional_put_as_no_fencing) {
+Test(fencing, auto_treats_a_rejected_conditional_put_as_no_fencing)
+{
     fixture f;
     open_fixture(&f, "auto", 1);
     kl_error e = {0};
@@ -280,7 +298,8 @@ Test(fencing, auto_treats_a_rejected_conditional_put_as_no_fencing) {
     close_fixture(&f);
 }
 
-Test(fencing, on_refuses_a_server_that_rejects_conditional_puts) {
+Test(fencing, on_refuses_a_server_that_rejects_conditional_puts)
+{
     fixture f;
     open_fixture(&f, "on", 1);
     kl_error e = {0};
@@ -290,7 +309,8 @@ Test(fencing, on_refuses_a_server_that_rejects_conditional_puts) {
     close_fixture(&f);
 }
 
-Test(fencing, off_never_probes) {
+Test(fencing, off_never_probes)
+{
     fixture f;
     open_fixture(&f, "off", 0);
     kl_error e = {0};
@@ -302,7 +322,8 @@ Test(fencing, off_never_probes) {
     close_fixture(&f);
 }
 
-Test(fencing, bad_setting_names_the_key) {
+Test(fencing, bad_setting_names_the_key)
+{
     kl_config c;
     kl_config_init(&c);
     kl_error e = {0};
@@ -312,14 +333,16 @@ Test(fencing, bad_setting_names_the_key) {
 }
 
 /* A read of the whole key through a reader over the fixture's store. */
-static void expect_log(fixture *f, const char *want) {
+static void expect_log(fixture *f, const char *want)
+{
     kl_reader *r;
     kl_error e = {0};
     kl_store_config cfg;
     kl_store_config_init(&cfg);
     cr_assert_eq(kl_store_reader_new(f->os, &cfg, &r, &e), KL_OK);
     kl_page p;
-    cr_assert_eq(kl_read_first_page(r, "ks", "k", KL_FORWARDS, NULL, 100, &p, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(kl_read_first_page(r, "ks", "k", KL_FORWARDS, NULL, 100, &p, &e), KL_OK, "%s",
+                 e.msg);
     char got[256] = "";
     for (size_t i = 0; i < p.count; i++)
         snprintf(got + strlen(got), sizeof got - strlen(got), "%.*s,", (int)p.records[i].len,
@@ -331,7 +354,8 @@ static void expect_log(fixture *f, const char *want) {
 
 /* A server that honours copy conditions (AWS S3, MinIO): objects are
  * published by a server-side copy conditional on the claim's ETag. */
-Test(fencing, publishes_by_conditional_copy_where_honoured) {
+Test(fencing, publishes_by_conditional_copy_where_honoured)
+{
     fixture f;
     open_fixture(&f, "on", 3);
     kl_error e = {0};
@@ -345,7 +369,8 @@ Test(fencing, publishes_by_conditional_copy_where_honoured) {
 
 /* A server that ignores copy conditions (Ceph RGW 16.2): a copy could
  * take another writer's body, so objects are published by PUT instead. */
-Test(fencing, publishes_by_put_where_copy_conditions_are_ignored) {
+Test(fencing, publishes_by_put_where_copy_conditions_are_ignored)
+{
     fixture f;
     open_fixture(&f, "on", 2);
     kl_error e = {0};

@@ -27,30 +27,30 @@
 /* s3_listpage.h: empty pages after which a listing is refused */
 #define KL_S3_LIST_MAX_EMPTY_FOR_TEST 16
 
-#define SLOWDOWN "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>" \
-                 "<Message>Please reduce your request rate.</Message><RequestId>req-slow</RequestId></Error>"
+#define SLOWDOWN                                                                                   \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"                       \
+    "<Message>Please reduce your request rate.</Message><RequestId>req-slow</RequestId></Error>"
 
 /* What a scenario answers, and what it saw. */
 typedef struct scenario {
-    int fail_first;            /* answer this many requests with `fail_status` */
-    int fail_status;           /* 0 = drop the connection without answering */
+    int fail_first;  /* answer this many requests with `fail_status` */
+    int fail_status; /* 0 = drop the connection without answering */
     const char *fail_body;
     const char *ok_body;
     int ok_status;
     int delay_ms;
-    const char *seq[6];        /* optional per-request bodies (with seq_status) */
+    const char *seq[6]; /* optional per-request bodies (with seq_status) */
     int seq_status[6];
-    stub_req last;             /* the last request seen */
+    stub_req last; /* the last request seen */
     stub_req first;
 } scenario;
 
 static void handle(void *ud, int n, const stub_req *rq, stub_resp *rs)
 {
     scenario *sc = ud;
-    if (n == 0)
-        sc->first = *rq;
+    if (n == 0) sc->first = *rq;
     sc->last = *rq;
-    sc->first.body = sc->last.body = NULL;   /* freed by the stub */
+    sc->first.body = sc->last.body = NULL; /* freed by the stub */
     rs->delay_ms = sc->delay_ms;
     if (n < 6 && sc->seq_status[n]) {
         rs->status = sc->seq_status[n] < 0 ? 0 : sc->seq_status[n];
@@ -73,8 +73,10 @@ static kl_objstore *open_at(int port, const char *retries, const char *timeout_m
     kl_error e = {0};
     char ep[64];
     snprintf(ep, sizeof ep, "http://127.0.0.1:%d", port);
-    const char *kv[][2] = {{"endpoint", ep},       {"bucket_name", "bkt"},
-                           {"access_key", "AKID"}, {"secret_key", "SECRETSECRET"},
+    const char *kv[][2] = {{"endpoint", ep},
+                           {"bucket_name", "bkt"},
+                           {"access_key", "AKID"},
+                           {"secret_key", "SECRETSECRET"},
                            {"use_default_credentials", "false"},
                            {"max_retries", retries},
                            {"request_timeout_ms", timeout_ms},
@@ -96,13 +98,15 @@ static double now_s(void)
 
 Test(s3_resilience, slowdown_is_retried_until_success, .timeout = 30)
 {
-    scenario sc = {.fail_first = 3, .fail_status = 503, .fail_body = SLOWDOWN, .ok_body = "payload"};
+    scenario sc = {
+        .fail_first = 3, .fail_status = 503, .fail_body = SLOWDOWN, .ok_body = "payload"};
     stub *st = stub_start(handle, &sc);
     kl_objstore *os = open_at(stub_port(st), "5", "5000");
     kl_error e = {0};
     uint8_t *d;
     size_t n;
-    cr_assert_eq(kl_os_get(os, "ks/a b+c=d@\xc3\xa9", 0, UINT64_MAX, &d, &n, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(kl_os_get(os, "ks/a b+c=d@\xc3\xa9", 0, UINT64_MAX, &d, &n, &e), KL_OK, "%s",
+                 e.msg);
     cr_assert_eq(n, 7);
     cr_assert(memcmp(d, "payload", 7) == 0);
     free(d);
@@ -115,7 +119,8 @@ Test(s3_resilience, slowdown_is_retried_until_success, .timeout = 30)
     snprintf(want_host, sizeof want_host, "127.0.0.1:%d", stub_port(st));
     cr_assert_str_eq(stub_header(&sc.last, "Host", h, sizeof h), want_host);
     cr_assert_not_null(stub_header(&sc.last, "Authorization", h, sizeof h));
-    cr_assert(strstr(h, "Credential=AKID/") && strstr(h, "SignedHeaders=host;x-amz-content-sha256;x-amz-date"),
+    cr_assert(strstr(h, "Credential=AKID/") &&
+                  strstr(h, "SignedHeaders=host;x-amz-content-sha256;x-amz-date"),
               "%s", h);
     cr_assert_null(strstr(sc.last.headers, "SECRETSECRET"));
     cr_assert_null(stub_header(&sc.last, "Range", h, sizeof h));
@@ -131,8 +136,9 @@ Test(s3_resilience, retries_are_bounded, .timeout = 30)
     kl_error e = {0};
     cr_assert_eq(kl_os_put(os, "ks/k/obj", "x", 1, 0, &e), KL_EIO);
     cr_assert_eq(stub_count(st), 3, "1 try + 2 retries, saw %d", stub_count(st));
-    cr_assert(strstr(e.msg, "throttling") && strstr(e.msg, "SlowDown") && strstr(e.msg, "3 attempts") &&
-                  strstr(e.msg, "s3://bkt/ks/k/obj") && strstr(e.msg, "req-slow"),
+    cr_assert(strstr(e.msg, "throttling") && strstr(e.msg, "SlowDown") &&
+                  strstr(e.msg, "3 attempts") && strstr(e.msg, "s3://bkt/ks/k/obj") &&
+                  strstr(e.msg, "req-slow"),
               "%s", e.msg);
     cr_assert(kl_status_retryable(e.code));
     kl_os_destroy(os);
@@ -145,7 +151,7 @@ Test(s3_resilience, server_errors_429_and_dropped_connections_are_retried, .time
     sc.seq_status[0] = 500;
     sc.seq[0] = "<Error><Code>InternalError</Code><Message>oops</Message></Error>";
     sc.seq_status[1] = 429;
-    sc.seq_status[2] = -1;      /* connection closed without an answer */
+    sc.seq_status[2] = -1; /* connection closed without an answer */
     sc.seq_status[3] = 502;
     sc.seq[3] = "<html>bad gateway</html>";
     stub *st = stub_start(handle, &sc);
@@ -164,7 +170,8 @@ Test(s3_resilience, server_errors_429_and_dropped_connections_are_retried, .time
 
 Test(s3_resilience, access_denied_is_not_retried, .timeout = 30)
 {
-    scenario sc = {.fail_first = 1000, .fail_status = 403,
+    scenario sc = {.fail_first = 1000,
+                   .fail_status = 403,
                    .fail_body = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message>"
                                 "<RequestId>rid-42</RequestId></Error>"};
     stub *st = stub_start(handle, &sc);
@@ -232,7 +239,8 @@ Test(s3_resilience, unreachable_endpoint_fails_fast_with_eio, .timeout = 30)
 
 Test(s3_resilience, put_if_absent_sends_if_none_match_and_maps_412, .timeout = 30)
 {
-    scenario sc = {.fail_first = 1000, .fail_status = 412,
+    scenario sc = {.fail_first = 1000,
+                   .fail_status = 412,
                    .fail_body = "<Error><Code>PreconditionFailed</Code></Error>"};
     stub *st = stub_start(handle, &sc);
     kl_objstore *os = open_at(stub_port(st), "3", "5000");
@@ -250,9 +258,9 @@ Test(s3_resilience, put_if_absent_sends_if_none_match_and_maps_412, .timeout = 3
 Test(s3_resilience, put_if_absent_after_lost_answer, .timeout = 30)
 {
     scenario sc = {0};
-    sc.seq_status[0] = -1;    /* applied, answer lost */
+    sc.seq_status[0] = -1; /* applied, answer lost */
     sc.seq_status[1] = 412;
-    sc.seq_status[2] = 200;   /* the GET that checks what is there */
+    sc.seq_status[2] = 200; /* the GET that checks what is there */
     sc.seq[2] = "[keyspace]\ncreated=1\n";
     stub *st = stub_start(handle, &sc);
     kl_objstore *os = open_at(stub_port(st), "3", "5000");
@@ -273,7 +281,8 @@ Test(s3_resilience, put_if_absent_after_lost_answer, .timeout = 30)
     sc2.seq[2] = "[keyspace]\ncreated=2\n";
     st = stub_start(handle, &sc2);
     os = open_at(stub_port(st), "3", "5000");
-    cr_assert_eq(kl_os_put(os, "ks_config.ini", body, strlen(body), KL_PUT_IF_ABSENT, &e), KL_EEXIST);
+    cr_assert_eq(kl_os_put(os, "ks_config.ini", body, strlen(body), KL_PUT_IF_ABSENT, &e),
+                 KL_EEXIST);
     kl_os_destroy(os);
     stub_stop(st);
 }
@@ -350,12 +359,10 @@ static void *getter(void *arg)
         uint8_t *d;
         size_t n;
         kl_error e = {0};
-        if (kl_os_get(os, "ks/k/o", 0, UINT64_MAX, &d, &n, &e) != KL_OK)
-            return strdup(e.msg);
+        if (kl_os_get(os, "ks/k/o", 0, UINT64_MAX, &d, &n, &e) != KL_OK) return strdup(e.msg);
         int ok = n == 2 && memcmp(d, "ok", 2) == 0;
         free(d);
-        if (!ok)
-            return strdup("wrong body");
+        if (!ok) return strdup("wrong body");
     }
     return NULL;
 }
@@ -366,8 +373,7 @@ Test(s3_resilience, concurrent_requests_share_the_pool, .timeout = 60)
     stub *st = stub_start(handle, &sc);
     kl_objstore *os = open_at(stub_port(st), "3", "5000");
     pthread_t th[4];
-    for (int i = 0; i < 4; i++)
-        pthread_create(&th[i], NULL, getter, os);
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, getter, os);
     for (int i = 0; i < 4; i++) {
         char *msg;
         pthread_join(th[i], (void **)&msg);
@@ -414,8 +420,10 @@ Test(s3_resilience, payload_signing_follows_sign_payload, .timeout = 30)
         kl_error e = {0};
         char ep[64];
         snprintf(ep, sizeof ep, "http://127.0.0.1:%d", stub_port(st));
-        const char *kv[][2] = {{"endpoint", ep}, {"bucket_name", "bkt"},
-                               {"access_key", "AKID"}, {"secret_key", "SECRETSECRET"},
+        const char *kv[][2] = {{"endpoint", ep},
+                               {"bucket_name", "bkt"},
+                               {"access_key", "AKID"},
+                               {"secret_key", "SECRETSECRET"},
                                {"use_default_credentials", "false"},
                                {"sign_payload", off ? "off" : "auto"}};
         for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)
@@ -426,8 +434,9 @@ Test(s3_resilience, payload_signing_follows_sign_payload, .timeout = 30)
         cr_assert_eq(kl_os_put(os, "ks/k/obj", "abc", 3, 0, &e), KL_OK, "%s", e.msg);
         cr_assert_str_eq(sc.last.method, "PUT");
         cr_assert_not_null(stub_header(&sc.last, "x-amz-content-sha256", h, sizeof h));
-        cr_assert_str_eq(h, off ? "UNSIGNED-PAYLOAD"
-                                : "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        cr_assert_str_eq(h,
+                         off ? "UNSIGNED-PAYLOAD"
+                             : "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         kl_os_destroy(os);
     }
     stub_stop(st);
@@ -442,7 +451,8 @@ Test(s3_resilience, payload_signing_follows_sign_payload, .timeout = 30)
 /* ---- bounded responses ------------------------------------------- */
 
 /* Endless bodies: the stub's `endless` answers, chunk after chunk. */
-static const char *endless_fill = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+static const char *endless_fill =
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 static void endless_ok(void *ud, int n, const stub_req *rq, stub_resp *rs)
 {
     rs->status = 200;
@@ -506,15 +516,16 @@ Test(s3_resilience, endless_error_body_is_cut, .timeout = 60)
 
 /* An entity-expansion bomb in an error document is refused unparsed: the
  * request ends at once with the HTTP status. */
-#define XML_BOMB "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lollollollollollol\">" \
-    "<!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">"                  \
-    "<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">"         \
-    "<!ENTITY lol4 \"&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;\">"         \
-    "<!ENTITY lol5 \"&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;\">"         \
-    "<!ENTITY lol6 \"&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;\">"         \
-    "<!ENTITY lol7 \"&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;\">"         \
-    "<!ENTITY lol8 \"&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;\">"         \
-    "<!ENTITY lol9 \"&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;\">]>"       \
+#define XML_BOMB                                                                                   \
+    "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lollollollollollol\">"                  \
+    "<!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">"                        \
+    "<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">"              \
+    "<!ENTITY lol4 \"&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;\">"              \
+    "<!ENTITY lol5 \"&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;\">"              \
+    "<!ENTITY lol6 \"&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;\">"              \
+    "<!ENTITY lol7 \"&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;\">"              \
+    "<!ENTITY lol8 \"&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;\">"              \
+    "<!ENTITY lol9 \"&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;\">]>"            \
     "<Error><Code>AccessDenied</Code><Message>&lol9;</Message></Error>"
 
 Test(s3_resilience, entity_bomb_in_an_error_is_refused_unparsed, .timeout = 30)
@@ -545,7 +556,8 @@ static void endless_listing(void *ud, int n, const stub_req *rq, stub_resp *rs)
     static char body[512];
     snprintf(body, sizeof body,
              "<ListBucketResult><IsTruncated>true</IsTruncated>"
-             "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>", n);
+             "<NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>",
+             n);
     rs->status = 200;
     rs->body = body;
 }

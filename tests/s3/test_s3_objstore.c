@@ -81,8 +81,7 @@ static void cleanup(kl_objstore *os)
             break;
         }
         const char **names = calloc(l.n_objects, sizeof *names);
-        for (size_t i = 0; i < l.n_objects; i++)
-            names[i] = l.objects[i].name;
+        for (size_t i = 0; i < l.n_objects; i++) names[i] = l.objects[i].name;
         cr_assert_eq(kl_os_del(os, names, l.n_objects, &e), KL_OK, "%s", e.msg);
         free(names);
         kl_listing_free(&l);
@@ -120,9 +119,9 @@ Test(s3_objstore, put_get_range_head_delete, .timeout = 60)
     assert_content(os, a, 0, UINT64_MAX, "0123456789");
     assert_content(os, a, 2, 3, "234");
     assert_content(os, a, 7, UINT64_MAX, "789");
-    assert_content(os, a, 8, 100, "89");        /* past the end: clipped */
-    assert_content(os, a, 10, 5, "");           /* at the end: empty (416) */
-    assert_content(os, a, 50, UINT64_MAX, "");  /* beyond: empty */
+    assert_content(os, a, 8, 100, "89");       /* past the end: clipped */
+    assert_content(os, a, 10, 5, "");          /* at the end: empty (416) */
+    assert_content(os, a, 50, UINT64_MAX, ""); /* beyond: empty */
     assert_content(os, a, 3, 0, "");
     uint64_t size = 0;
     cr_assert_eq(kl_os_head(os, a, &size, &e), KL_OK, "%s", e.msg);
@@ -164,8 +163,7 @@ Test(s3_objstore, large_object_round_trip, .timeout = 120)
     kl_error e = {0};
     size_t len = 9 << 20;
     uint8_t *buf = malloc(len);
-    for (size_t i = 0; i < len; i++)
-        buf[i] = (uint8_t)(i * 2654435761u >> 13);
+    for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)(i * 2654435761u >> 13);
     char *a = N("big");
     cr_assert_eq(kl_os_put(os, a, buf, len, 0, &e), KL_OK, "%s", e.msg);
     uint8_t *d;
@@ -224,8 +222,9 @@ Test(s3_objstore, odd_names_round_trip, .timeout = 60)
     }
     for (size_t i = 0; i < n; i++) {
         assert_content(os, names[i], 0, UINT64_MAX, odd_names[i]);
-        assert_content(os, names[i], 1, 4, (char[5]){odd_names[i][1], odd_names[i][2],
-                                                     odd_names[i][3], odd_names[i][4], 0});
+        assert_content(
+            os, names[i], 1, 4,
+            (char[5]){odd_names[i][1], odd_names[i][2], odd_names[i][3], odd_names[i][4], 0});
         uint64_t size;
         cr_assert_eq(kl_os_head(os, names[i], &size, &e), KL_OK, "%s: %s", names[i], e.msg);
         cr_assert_eq(size, strlen(odd_names[i]));
@@ -238,11 +237,9 @@ Test(s3_objstore, odd_names_round_trip, .timeout = 60)
     cr_assert_eq(l.n_objects, n);
     for (size_t i = 0; i < n; i++) {
         int found = 0;
-        for (size_t j = 0; j < l.n_objects; j++)
-            found |= strcmp(l.objects[j].name, names[i]) == 0;
+        for (size_t j = 0; j < l.n_objects; j++) found |= strcmp(l.objects[j].name, names[i]) == 0;
         cr_assert(found, "'%s' not listed", names[i]);
-        if (i)
-            cr_assert(strcmp(l.objects[i - 1].name, l.objects[i].name) < 0, "not sorted");
+        if (i) cr_assert(strcmp(l.objects[i - 1].name, l.objects[i].name) < 0, "not sorted");
     }
     rq.start_after = l.objects[2].name;
     kl_listing l2;
@@ -272,8 +269,13 @@ Test(s3_objstore, list_prefix_delimiter_start_after, .timeout = 60)
 {
     kl_objstore *os = rgw_open();
     kl_error e = {0};
-    const char *rel[] = {"ks1/k1/data_o1", "ks1/k1/data_o2", "ks1/k2/data_o1", "ks1_config.ini",
-                         "ks2/k/data_o1", "ks2_config.ini", "top"};
+    const char *rel[] = {"ks1/k1/data_o1",
+                         "ks1/k1/data_o2",
+                         "ks1/k2/data_o1",
+                         "ks1_config.ini",
+                         "ks2/k/data_o1",
+                         "ks2_config.ini",
+                         "top"};
     size_t n = sizeof rel / sizeof *rel;
     for (size_t i = 0; i < n; i++) {
         char *s = N(rel[i]);
@@ -353,8 +355,7 @@ static void *fill(void *arg)
         kl_error e = {0};
         kl_status st = kl_os_put(f->os, s, rel, strlen(rel), 0, &e);
         free(s);
-        if (st)
-            return strdup(e.msg);
+        if (st) return strdup(e.msg);
     }
     return NULL;
 }
@@ -385,16 +386,14 @@ Test(s3_objstore, paging_beyond_1000_and_batch_delete, .timeout = 300)
     cr_assert_eq(l.n_objects, 1000);
     cr_assert_not_null(l.next);
     char *all[TOTAL];
-    for (size_t i = 0; i < l.n_objects; i++)
-        all[i] = strdup(l.objects[i].name);
+    for (size_t i = 0; i < l.n_objects; i++) all[i] = strdup(l.objects[i].name);
     char *token = strdup(l.next);
     rq.continuation = token;
     kl_listing l2;
     cr_assert_eq(kl_os_list(os, &rq, &l2, &e), KL_OK, "%s", e.msg);
     cr_assert_eq(l2.n_objects, TOTAL - 1000);
     cr_assert_null(l2.next);
-    for (size_t i = 0; i < l2.n_objects; i++)
-        all[1000 + i] = strdup(l2.objects[i].name);
+    for (size_t i = 0; i < l2.n_objects; i++) all[1000 + i] = strdup(l2.objects[i].name);
     for (int i = 0; i < TOTAL; i++) {
         char rel[64];
         snprintf(rel, sizeof rel, "many/o%05d", i);
@@ -421,8 +420,7 @@ Test(s3_objstore, paging_beyond_1000_and_batch_delete, .timeout = 300)
     cr_assert_eq(kl_os_list(os, &rq4, &l, &e), KL_OK, "%s", e.msg);
     cr_assert_eq(l.n_objects, TOTAL - 1000);
     kl_listing_free(&l);
-    for (int i = 0; i < TOTAL; i++)
-        free(all[i]);
+    for (int i = 0; i < TOTAL; i++) free(all[i]);
     free(pfx);
     cleanup(os);
 }

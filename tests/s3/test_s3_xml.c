@@ -16,8 +16,10 @@ Test(s3_xml, list_v2_with_contents_prefixes_and_token)
         "<ListBucketResult " NS "><Name>b</Name><Prefix>p/</Prefix>"
         "<KeyCount>3</KeyCount><MaxKeys>3</MaxKeys><Delimiter>/</Delimiter>"
         "<IsTruncated>true</IsTruncated>"
-        "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
-        "<Contents><Key>p/a &amp; b \xc3\xa9</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified>"
+        "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</"
+        "NextContinuationToken>"
+        "<Contents><Key>p/a &amp; b "
+        "\xc3\xa9</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified>"
         "<ETag>\"x\"</ETag><Size>434234</Size><StorageClass>STANDARD</StorageClass></Contents>"
         "<Contents><Key>p/big</Key><Size>18446744073709551615</Size></Contents>"
         "<CommonPrefixes><Prefix>p/sub/</Prefix></CommonPrefixes>"
@@ -50,15 +52,22 @@ Test(s3_xml, list_v2_empty_not_truncated)
 Test(s3_xml, list_rejects_garbage)
 {
     const char *bad[] = {
-        "", "not xml", "<Error><Code>x</Code></Error>",
+        "",
+        "not xml",
+        "<Error><Code>x</Code></Error>",
         "<ListBucketResult><Contents><Key>a</Key><Size>-1</Size></Contents></ListBucketResult>",
         "<ListBucketResult><Contents><Key>a</Key><Size>1x</Size></Contents></ListBucketResult>",
-        "<ListBucketResult><Contents><Key>a</Key><Size>99999999999999999999</Size></Contents></ListBucketResult>",
+        "<ListBucketResult><Contents><Key>a</Key><Size>99999999999999999999</Size></Contents></"
+        "ListBucketResult>",
         "<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
         "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
         "<ListBucketResult><Contents><Key>a</Key><Size>1</Size>",
-        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><ListBucketResult><Contents><Key>&e;</Key><Size>1</Size></Contents></ListBucketResult>",
-        "<!DOCTYPE x [<!ENTITY e \"a\">]><ListBucketResult><Contents><Key>k</Key><Size>1</Size></Contents></ListBucketResult>",
+        "<!DOCTYPE x [<!ENTITY e SYSTEM "
+        "\"file:///etc/passwd\">]><ListBucketResult><Contents><Key>&e;</Key><Size>1</Size></"
+        "Contents></ListBucketResult>",
+        "<!DOCTYPE x [<!ENTITY e "
+        "\"a\">]><ListBucketResult><Contents><Key>k</Key><Size>1</Size></Contents></"
+        "ListBucketResult>",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         kl_listing l;
@@ -83,10 +92,11 @@ Test(s3_xml, error_with_a_dtd_is_not_parsed)
 
 Test(s3_xml, error_body)
 {
-    const char *body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchBucket</Code>"
-                       "<Message>The specified bucket does not exist</Message>"
-                       "<BucketName>nope</BucketName><RequestId>tx0001</RequestId>"
-                       "<HostId>h</HostId></Error>";
+    const char *body =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchBucket</Code>"
+        "<Message>The specified bucket does not exist</Message>"
+        "<BucketName>nope</BucketName><RequestId>tx0001</RequestId>"
+        "<HostId>h</HostId></Error>";
     kl_s3_xml_error e;
     cr_assert_eq(Kl_s3_xml_parse_error(body, strlen(body), &e), 1);
     cr_assert_str_eq(e.code, "NoSuchBucket");
@@ -118,12 +128,13 @@ Test(s3_xml, delete_body_escapes_names)
 
 Test(s3_xml, delete_result_ignores_missing_keys)
 {
-    const char *body = "<DeleteResult " NS ">"
-                       "<Deleted><Key>a</Key></Deleted>"
-                       "<Error><Key>b</Key><Code>NoSuchKey</Code><Message>gone</Message></Error>"
-                       "<Error><Key>c</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
-                       "<Error><Key>d</Key><Code>InternalError</Code><Message>x</Message></Error>"
-                       "</DeleteResult>";
+    const char *body =
+        "<DeleteResult " NS ">"
+        "<Deleted><Key>a</Key></Deleted>"
+        "<Error><Key>b</Key><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+        "<Error><Key>c</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+        "<Error><Key>d</Key><Code>InternalError</Code><Message>x</Message></Error>"
+        "</DeleteResult>";
     size_t n;
     kl_s3_xml_error first;
     cr_assert_eq(Kl_s3_xml_parse_delete(body, strlen(body), &n, &first, NULL), KL_OK);
@@ -144,8 +155,7 @@ static kl_listing page_of(const char **names, size_t n, const char *next)
 {
     kl_listing l = {0};
     l.objects = calloc(n ? n : 1, sizeof *l.objects);
-    for (size_t i = 0; i < n; i++)
-        l.objects[i].name = strdup(names[i]);
+    for (size_t i = 0; i < n; i++) l.objects[i].name = strdup(names[i]);
     l.n_objects = n;
     l.next = next ? strdup(next) : NULL;
     return l;
@@ -206,8 +216,7 @@ Test(s3_listpage, empty_truncated_pages_end)
         kl_listing l = page_of(NULL, 0, tok);
         st = Kl_s3_list_page_check(&pos, NULL, &l, "LIST", &e);
         Kl_s3_list_pos_free(&pos);
-        if (st == KL_OK)
-            cr_assert_eq(Kl_s3_list_pos_parse(l.next, &pos, &e), KL_OK);
+        if (st == KL_OK) cr_assert_eq(Kl_s3_list_pos_parse(l.next, &pos, &e), KL_OK);
         kl_listing_free(&l);
     }
     cr_assert_eq(st, KL_EBADDATA);

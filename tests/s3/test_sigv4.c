@@ -11,48 +11,55 @@
 
 #include "s3/sigv4.h"
 
-#define AK "AKIAIOSFODNN7EXAMPLE"
-#define SK "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-#define HOST "examplebucket.s3.amazonaws.com"
+#define AK    "AKIAIOSFODNN7EXAMPLE"
+#define SK    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+#define HOST  "examplebucket.s3.amazonaws.com"
 #define EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define DATE "20130524T000000Z"
+#define DATE  "20130524T000000Z"
 
-static kl_sigv4_req base(const char *method, const char *path,
-                         const kl_sigv4_kv *h, size_t nh,
+static kl_sigv4_req base(const char *method, const char *path, const kl_sigv4_kv *h, size_t nh,
                          const kl_sigv4_kv *q, size_t nq, const char *ph)
 {
-    kl_sigv4_req r = {.method = method, .path = path, .query = q,
-                      .n_query = nq, .headers = h, .n_headers = nh,
-                      .payload_hash = ph, .amz_date = DATE,
-                      .region = "us-east-1", .service = "s3"};
+    kl_sigv4_req r = {.method = method,
+                      .path = path,
+                      .query = q,
+                      .n_query = nq,
+                      .headers = h,
+                      .n_headers = nh,
+                      .payload_hash = ph,
+                      .amz_date = DATE,
+                      .region = "us-east-1",
+                      .service = "s3"};
     return r;
 }
 
 Test(sigv4, get_object_with_range)
 {
     /* Given out of order and in mixed case: the signer sorts and lowers. */
-    kl_sigv4_kv h[] = {{"X-Amz-Date", DATE}, {"Range", "bytes=0-9"},
-                       {"Host", HOST}, {"x-amz-content-sha256", EMPTY}};
+    kl_sigv4_kv h[] = {{"X-Amz-Date", DATE},
+                       {"Range", "bytes=0-9"},
+                       {"Host", HOST},
+                       {"x-amz-content-sha256", EMPTY}};
     kl_sigv4_req r = base("GET", "/test.txt", h, 4, NULL, 0, EMPTY);
     kl_sigv4_result res;
     cr_assert_eq(Kl_sigv4_sign(&r, AK, SK, &res), 0);
-    cr_assert_str_eq(res.canonical_request,
-                     "GET\n/test.txt\n\n"
-                     "host:examplebucket.s3.amazonaws.com\n"
-                     "range:bytes=0-9\n"
-                     "x-amz-content-sha256:" EMPTY "\n"
-                     "x-amz-date:20130524T000000Z\n\n"
-                     "host;range;x-amz-content-sha256;x-amz-date\n" EMPTY);
+    cr_assert_str_eq(res.canonical_request, "GET\n/test.txt\n\n"
+                                            "host:examplebucket.s3.amazonaws.com\n"
+                                            "range:bytes=0-9\n"
+                                            "x-amz-content-sha256:" EMPTY "\n"
+                                            "x-amz-date:20130524T000000Z\n\n"
+                                            "host;range;x-amz-content-sha256;x-amz-date\n" EMPTY);
     cr_assert_str_eq(res.string_to_sign,
                      "AWS4-HMAC-SHA256\n20130524T000000Z\n"
                      "20130524/us-east-1/s3/aws4_request\n"
                      "7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972");
     cr_assert_str_eq(res.signature,
                      "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
-    cr_assert_str_eq(res.authorization,
-                     "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
-                     "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
-                     "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+    cr_assert_str_eq(
+        res.authorization,
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
+        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
     Kl_sigv4_result_free(&res);
 }
 
@@ -71,15 +78,16 @@ Test(sigv4, put_object)
     kl_sigv4_req r = base("PUT", "/test$file.text", h, 5, NULL, 0, ph);
     kl_sigv4_result res;
     cr_assert_eq(Kl_sigv4_sign(&r, AK, SK, &res), 0);
-    cr_assert_str_eq(res.canonical_request,
-                     "PUT\n/test%24file.text\n\n"
-                     "date:Fri, 24 May 2013 00:00:00 GMT\n"
-                     "host:examplebucket.s3.amazonaws.com\n"
-                     "x-amz-content-sha256:44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072\n"
-                     "x-amz-date:20130524T000000Z\n"
-                     "x-amz-storage-class:REDUCED_REDUNDANCY\n\n"
-                     "date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class\n"
-                     "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
+    cr_assert_str_eq(
+        res.canonical_request,
+        "PUT\n/test%24file.text\n\n"
+        "date:Fri, 24 May 2013 00:00:00 GMT\n"
+        "host:examplebucket.s3.amazonaws.com\n"
+        "x-amz-content-sha256:44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072\n"
+        "x-amz-date:20130524T000000Z\n"
+        "x-amz-storage-class:REDUCED_REDUNDANCY\n\n"
+        "date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class\n"
+        "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
     cr_assert_str_eq(res.string_to_sign,
                      "AWS4-HMAC-SHA256\n20130524T000000Z\n"
                      "20130524/us-east-1/s3/aws4_request\n"
@@ -91,18 +99,16 @@ Test(sigv4, put_object)
 
 Test(sigv4, get_bucket_lifecycle)
 {
-    kl_sigv4_kv h[] = {{"host", HOST}, {"x-amz-content-sha256", EMPTY},
-                       {"x-amz-date", DATE}};
+    kl_sigv4_kv h[] = {{"host", HOST}, {"x-amz-content-sha256", EMPTY}, {"x-amz-date", DATE}};
     kl_sigv4_kv q[] = {{"lifecycle", ""}};
     kl_sigv4_req r = base("GET", "/", h, 3, q, 1, EMPTY);
     kl_sigv4_result res;
     cr_assert_eq(Kl_sigv4_sign(&r, AK, SK, &res), 0);
-    cr_assert_str_eq(res.canonical_request,
-                     "GET\n/\nlifecycle=\n"
-                     "host:examplebucket.s3.amazonaws.com\n"
-                     "x-amz-content-sha256:" EMPTY "\n"
-                     "x-amz-date:20130524T000000Z\n\n"
-                     "host;x-amz-content-sha256;x-amz-date\n" EMPTY);
+    cr_assert_str_eq(res.canonical_request, "GET\n/\nlifecycle=\n"
+                                            "host:examplebucket.s3.amazonaws.com\n"
+                                            "x-amz-content-sha256:" EMPTY "\n"
+                                            "x-amz-date:20130524T000000Z\n\n"
+                                            "host;x-amz-content-sha256;x-amz-date\n" EMPTY);
     cr_assert_str_eq(res.string_to_sign,
                      "AWS4-HMAC-SHA256\n20130524T000000Z\n"
                      "20130524/us-east-1/s3/aws4_request\n"
@@ -114,18 +120,16 @@ Test(sigv4, get_bucket_lifecycle)
 
 Test(sigv4, list_objects)
 {
-    kl_sigv4_kv h[] = {{"host", HOST}, {"x-amz-content-sha256", EMPTY},
-                       {"x-amz-date", DATE}};
+    kl_sigv4_kv h[] = {{"host", HOST}, {"x-amz-content-sha256", EMPTY}, {"x-amz-date", DATE}};
     kl_sigv4_kv q[] = {{"prefix", "J"}, {"max-keys", "2"}}; /* unsorted */
     kl_sigv4_req r = base("GET", "/", h, 3, q, 2, EMPTY);
     kl_sigv4_result res;
     cr_assert_eq(Kl_sigv4_sign(&r, AK, SK, &res), 0);
-    cr_assert_str_eq(res.canonical_request,
-                     "GET\n/\nmax-keys=2&prefix=J\n"
-                     "host:examplebucket.s3.amazonaws.com\n"
-                     "x-amz-content-sha256:" EMPTY "\n"
-                     "x-amz-date:20130524T000000Z\n\n"
-                     "host;x-amz-content-sha256;x-amz-date\n" EMPTY);
+    cr_assert_str_eq(res.canonical_request, "GET\n/\nmax-keys=2&prefix=J\n"
+                                            "host:examplebucket.s3.amazonaws.com\n"
+                                            "x-amz-content-sha256:" EMPTY "\n"
+                                            "x-amz-date:20130524T000000Z\n\n"
+                                            "host;x-amz-content-sha256;x-amz-date\n" EMPTY);
     cr_assert_str_eq(res.string_to_sign,
                      "AWS4-HMAC-SHA256\n20130524T000000Z\n"
                      "20130524/us-east-1/s3/aws4_request\n"
@@ -149,8 +153,8 @@ Test(sigv4, uri_encoding)
 Test(sigv4, query_values_are_encoded_and_sorted)
 {
     kl_sigv4_kv h[] = {{"host", "h"}};
-    kl_sigv4_kv q[] = {{"start-after", "ks/a b+c"}, {"list-type", "2"},
-                       {"delimiter", "/"}, {"prefix", ""}};
+    kl_sigv4_kv q[] = {
+        {"start-after", "ks/a b+c"}, {"list-type", "2"}, {"delimiter", "/"}, {"prefix", ""}};
     kl_sigv4_req r = base("GET", "/b", h, 1, q, 4, EMPTY);
     kl_sigv4_result res;
     cr_assert_eq(Kl_sigv4_sign(&r, AK, SK, &res), 0);
@@ -162,8 +166,7 @@ Test(sigv4, query_values_are_encoded_and_sorted)
 
 Test(sigv4, header_values_trimmed_and_session_token_signed)
 {
-    kl_sigv4_kv h[] = {{"host", "h"}, {"X-Amz-Security-Token", "  tok  en "},
-                       {"x-amz-date", DATE}};
+    kl_sigv4_kv h[] = {{"host", "h"}, {"X-Amz-Security-Token", "  tok  en "}, {"x-amz-date", DATE}};
     kl_sigv4_req r = base("GET", "/", h, 3, NULL, 0, EMPTY);
     kl_sigv4_result res;
     cr_assert_eq(Kl_sigv4_sign(&r, AK, SK, &res), 0);

@@ -26,7 +26,8 @@
 #include "common/objstore_wrap.h"
 #include "klstore.h"
 
-static kl_objstore *open_store(const char *url, kl_config *c) {
+static kl_objstore *open_store(const char *url, kl_config *c)
+{
     kl_error err = {0};
     kl_config_init(c);
     if (strncmp(url, "s3://", 5) == 0) {
@@ -42,8 +43,8 @@ static kl_objstore *open_store(const char *url, kl_config *c) {
         c->store.compact_records_threshold = strtoull(getenv("MW_COMPACT_RECORDS"), NULL, 10);
     if (getenv("MW_COMPACT_OBJECTS"))
         c->store.compact_objects_threshold = strtoull(getenv("MW_COMPACT_OBJECTS"), NULL, 10);
-    if (getenv("MW_FENCING") && kl_config_set(c, "local", "fencing", getenv("MW_FENCING"),
-                                              &err) != KL_OK) {
+    if (getenv("MW_FENCING") &&
+        kl_config_set(c, "local", "fencing", getenv("MW_FENCING"), &err) != KL_OK) {
         fprintf(stderr, "mw_writer: %s\n", err.msg);
         exit(2);
     }
@@ -55,9 +56,11 @@ static kl_objstore *open_store(const char *url, kl_config *c) {
     return os;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc < 8) {
-        fprintf(stderr, "usage: mw_writer STORE KEYSPACE KEY ID COUNT PER_APPEND ACKFILE [batch]\n");
+        fprintf(stderr,
+                "usage: mw_writer STORE KEYSPACE KEY ID COUNT PER_APPEND ACKFILE [batch]\n");
         return 2;
     }
     const char *ks = argv[2], *key = argv[3];
@@ -79,7 +82,7 @@ int main(int argc, char **argv) {
     }
     w = sw;
     if (batch && kl_batch_writer_new(sw, &c.batch, &w, &err) != KL_OK) return 2;
-    char (*text)[256] = calloc((size_t)per, sizeof *text);
+    char(*text)[256] = calloc((size_t)per, sizeof *text);
     kl_insertion *ins = calloc((size_t)per, sizeof *ins);
     int failed = 0;
     for (long seq = 0; seq < count; seq += per) {
@@ -92,8 +95,8 @@ int main(int argc, char **argv) {
         kl_status st = kl_append(w, ks, key, ins, (size_t)n, &err);
         if (st == KL_OK && batch) st = kl_flush_key(w, ks, key, &err);
         if (st != KL_OK) {
-            fprintf(stderr, "mw_writer %d: append of %ld..%ld failed: %s\n", id, seq,
-                    seq + n - 1, err.msg);
+            fprintf(stderr, "mw_writer %d: append of %ld..%ld failed: %s\n", id, seq, seq + n - 1,
+                    err.msg);
             failed = 1;
             continue;
         }

@@ -22,29 +22,36 @@
 
 typedef struct kt_store {
     kl_objstore *os;
-    kl_store_config cfg;   /* object_prefix points into `prefix` */
-    char dir[256];         /* local store root, "" for S3 */
+    kl_store_config cfg; /* object_prefix points into `prefix` */
+    char dir[256];       /* local store root, "" for S3 */
     char prefix[96];
     int is_s3;
 } kt_store;
 
-static int kt_rm(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
+static int kt_rm(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
     return remove(p);
 }
 
-static inline int kt_is_s3(void) {
+static inline int kt_is_s3(void)
+{
     const char *k = getenv("KL_TEST_STORE");
     return k && strcmp(k, "s3") == 0;
 }
 
-static inline void kt_open(kt_store *t) {
+static inline void kt_open(kt_store *t)
+{
     memset(t, 0, sizeof *t);
     kl_store_config_init(&t->cfg);
     kl_error err = {0};
     if (kt_is_s3()) {
         const char *ep = getenv("KL_S3_ENDPOINT");
-        if (!ep) cr_skip_test("KL_TEST_STORE=s3 but KL_S3_ENDPOINT is unset (scripts/test.sh starts Ceph RGW)");
+        if (!ep)
+            cr_skip_test(
+                "KL_TEST_STORE=s3 but KL_S3_ENDPOINT is unset (scripts/test.sh starts Ceph RGW)");
         kl_config c;
         kl_config_init(&c);
         free(c.s3.region);
@@ -71,20 +78,23 @@ static inline void kt_open(kt_store *t) {
     t->cfg.object_prefix = t->prefix;
 }
 
-static inline void kt_close(kt_store *t) {
+static inline void kt_close(kt_store *t)
+{
     kl_os_destroy(t->os);
     t->os = NULL;
     if (t->dir[0]) nftw(t->dir, kt_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Full object name under the test's prefix. */
-static inline char *kt_name(kt_store *t, const char *rest) {
+static inline char *kt_name(kt_store *t, const char *rest)
+{
     char *s;
     if (asprintf(&s, "%s%s", t->prefix, rest) < 0) abort();
     return s;
 }
 
-static inline kl_insertion kt_rec(const char *s) {
+static inline kl_insertion kt_rec(const char *s)
+{
     return (kl_insertion){.data = s, .len = strlen(s)};
 }
 #endif

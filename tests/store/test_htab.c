@@ -13,18 +13,21 @@ typedef struct {
     kl_hnode h;
 } entry;
 
-static int name_eq(const kl_hnode *h, const void *key) {
+static int name_eq(const kl_hnode *h, const void *key)
+{
     return strcmp(KL_HENTRY(h, entry, h)->name, key) == 0;
 }
 
-static entry *find(kl_htab *t, const char *name, uint64_t hash) {
+static entry *find(kl_htab *t, const char *name, uint64_t hash)
+{
     kl_hnode *h = Kl_htab_find(t, hash, name_eq, name);
     return h ? KL_HENTRY(h, entry, h) : NULL;
 }
 
 static uint64_t hash_of(const char *s) { return Kl_hash(s, strlen(s), KL_HASH_SEED); }
 
-Test(htab, finds_every_entry_until_removed_across_growth) {
+Test(htab, finds_every_entry_until_removed_across_growth)
+{
     enum { N = 20000 };
     static entry e[N];
     kl_htab t;
@@ -47,7 +50,8 @@ Test(htab, finds_every_entry_until_removed_across_growth) {
     Kl_htab_free(&t);
 }
 
-Test(htab, equal_hashes_are_told_apart_by_equality) {
+Test(htab, equal_hashes_are_told_apart_by_equality)
+{
     entry a = {.name = "a"}, b = {.name = "b"}, c = {.name = "c"};
     kl_htab t;
     cr_assert_eq(Kl_htab_init(&t, 0), 0);

@@ -7,14 +7,16 @@
 #include <sys/stat.h>
 
 static kt_store T;
-static void setup(void) {
+static void setup(void)
+{
     unsetenv("KL_TEST_STORE");
     kt_open(&T);
 }
 static void teardown(void) { kt_close(&T); }
 TestSuite(local, .init = setup, .fini = teardown);
 
-Test(local, object_is_a_plain_file) {
+Test(local, object_is_a_plain_file)
+{
     cr_assert_eq(kl_os_put(T.os, "ks/key/obj", "abc", 3, 0, NULL), KL_OK);
     char path[512];
     snprintf(path, sizeof path, "%s/ks/key/obj", T.dir);
@@ -31,9 +33,10 @@ Test(local, object_is_a_plain_file) {
     cr_assert_eq(size, 2);
 }
 
-Test(local, refuses_names_a_directory_cannot_hold) {
-    static const char *bad[] = {"", "/abs", "a//b", "a/../b", "../up", "a/./b", "trailing/",
-                                "a/.kltmp.1"};
+Test(local, refuses_names_a_directory_cannot_hold)
+{
+    static const char *bad[] = {"",      "/abs",  "a//b",      "a/../b",
+                                "../up", "a/./b", "trailing/", "a/.kltmp.1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         kl_error err = {0};
         cr_assert_eq(kl_os_put(T.os, bad[i], "x", 1, 0, &err), KL_EINVAL, "accepted '%s'", bad[i]);
@@ -41,7 +44,8 @@ Test(local, refuses_names_a_directory_cannot_hold) {
     }
 }
 
-Test(local, temporary_files_are_invisible) {
+Test(local, temporary_files_are_invisible)
+{
     char path[512];
     snprintf(path, sizeof path, "%s/ks", T.dir);
     mkdir(path, 0755);
@@ -55,7 +59,8 @@ Test(local, temporary_files_are_invisible) {
     kl_listing_free(&l);
 }
 
-Test(local, unwritable_root_is_a_clear_error) {
+Test(local, unwritable_root_is_a_clear_error)
+{
     kl_objstore *os = NULL;
     kl_error err = {0};
     cr_assert_eq(kl_objstore_local_new("/proc/definitely/not", &os, &err), KL_EIO);
@@ -63,7 +68,8 @@ Test(local, unwritable_root_is_a_clear_error) {
 }
 
 /* No temporary file may outlive a put, successful or not. */
-static size_t count_temporaries(const char *sub) {
+static size_t count_temporaries(const char *sub)
+{
     char path[512];
     snprintf(path, sizeof path, "%s/%s", T.dir, sub);
     DIR *d = opendir(path);
@@ -76,7 +82,8 @@ static size_t count_temporaries(const char *sub) {
     return n;
 }
 
-static void assert_object(const char *name, const char *body) {
+static void assert_object(const char *name, const char *body)
+{
     uint8_t *data = NULL;
     size_t len = 0;
     cr_assert_eq(kl_os_get(T.os, name, 0, UINT64_MAX, &data, &len, NULL), KL_OK, "%s", name);
@@ -85,13 +92,14 @@ static void assert_object(const char *name, const char *body) {
     free(data);
 }
 
-Test(local, put_batch_stores_every_object_across_directories) {
+Test(local, put_batch_stores_every_object_across_directories)
+{
     kl_put_item items[] = {
         {.name = "ks/a/one", .data = "1", .len = 1},
-        {.name = "ks/b/deep/two", .data = "22", .len = 2},   /* new directories */
-        {.name = "ks/a/three", .data = "333", .len = 3},     /* shares a's sync */
-        {.name = "top", .data = "", .len = 0},               /* the root itself */
-        {.name = "ks/a/one", .data = "1b", .len = 2},        /* later wins */
+        {.name = "ks/b/deep/two", .data = "22", .len = 2}, /* new directories */
+        {.name = "ks/a/three", .data = "333", .len = 3},   /* shares a's sync */
+        {.name = "top", .data = "", .len = 0},             /* the root itself */
+        {.name = "ks/a/one", .data = "1b", .len = 2},      /* later wins */
     };
     cr_assert_eq(kl_os_put_batch(T.os, items, 5, NULL), KL_OK);
     assert_object("ks/a/one", "1b");
@@ -102,7 +110,8 @@ Test(local, put_batch_stores_every_object_across_directories) {
     cr_assert_eq(kl_os_put_batch(T.os, items, 0, NULL), KL_OK, "an empty batch is a no-op");
 }
 
-Test(local, put_batch_if_absent_stops_at_the_existing_object) {
+Test(local, put_batch_if_absent_stops_at_the_existing_object)
+{
     cr_assert_eq(kl_os_put(T.os, "ks/k/taken", "old", 3, 0, NULL), KL_OK);
     kl_put_item items[] = {
         {.name = "ks/k/first", .data = "f", .len = 1},
@@ -112,14 +121,15 @@ Test(local, put_batch_if_absent_stops_at_the_existing_object) {
     kl_error err = {0};
     cr_assert_eq(kl_os_put_batch(T.os, items, 3, &err), KL_EEXIST);
     cr_assert(strstr(err.msg, "ks/k/taken"), "%s", err.msg);
-    assert_object("ks/k/first", "f");                 /* a prefix is stored */
+    assert_object("ks/k/first", "f"); /* a prefix is stored */
     assert_object("ks/k/taken", "old");
     uint64_t size;
     cr_assert_eq(kl_os_head(T.os, "ks/k/after", &size, NULL), KL_ENOTFOUND);
     cr_assert_eq(count_temporaries("ks/k"), 0);
 }
 
-Test(local, put_batch_failing_before_publishing_stores_nothing) {
+Test(local, put_batch_failing_before_publishing_stores_nothing)
+{
     /* "ks/file" is an object, so "ks/file/x" cannot be created. */
     cr_assert_eq(kl_os_put(T.os, "ks/file", "x", 1, 0, NULL), KL_OK);
     kl_put_item items[] = {
@@ -142,12 +152,14 @@ Test(local, put_batch_failing_before_publishing_stores_nothing) {
 /* ---- slot claims (local_claim.c) ----------------------------------- */
 #include <sys/xattr.h>
 
-static void path_of(char *buf, size_t cap, const char *name) {
+static void path_of(char *buf, size_t cap, const char *name)
+{
     snprintf(buf, cap, "%s/%s", T.dir, name);
 }
 
 /* Entries of a directory of the store, sorted, joined by spaces. */
-static void dir_entries(const char *name, char *out, size_t cap) {
+static void dir_entries(const char *name, char *out, size_t cap)
+{
     char path[512];
     path_of(path, sizeof path, name);
     struct dirent **v;
@@ -156,15 +168,15 @@ static void dir_entries(const char *name, char *out, size_t cap) {
     out[0] = 0;
     for (int i = 0; i < n; i++) {
         if (strcmp(v[i]->d_name, ".") && strcmp(v[i]->d_name, ".."))
-            snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? " " : "",
-                     v[i]->d_name);
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? " " : "", v[i]->d_name);
         free(v[i]);
     }
     free(v);
 }
 
 /* Whether files in the store directory can carry user xattrs. */
-static int store_has_xattrs(void) {
+static int store_has_xattrs(void)
+{
     char path[512];
     path_of(path, sizeof path, "xattr-probe");
     int fd = open(path, O_CREAT | O_WRONLY, 0644);
@@ -174,7 +186,8 @@ static int store_has_xattrs(void) {
     return ok;
 }
 
-Test(local, claim_is_one_file_published_by_link) {
+Test(local, claim_is_one_file_published_by_link)
+{
     kl_error err = {0};
     char *tag = NULL, *tgt = NULL, ents[1024];
     cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_x", "abc", 3, &tag, &err), KL_OK,
@@ -182,12 +195,10 @@ Test(local, claim_is_one_file_published_by_link) {
     free(tag);
     tag = NULL;
     /* create-only: a second claim of the slot is refused, the first kept */
-    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", "zz", 2, &tag, &err),
-                 KL_EEXIST);
+    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", "zz", 2, &tag, &err), KL_EEXIST);
     dir_entries("ks/k", ents, sizeof ents);
     cr_assert_str_eq(ents, "claim_o1", "nothing else is left behind");
-    cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o1", &tgt, &tag, &err), KL_OK, "%s",
-                 err.msg);
+    cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o1", &tgt, &tag, &err), KL_OK, "%s", err.msg);
     cr_assert_str_eq(tgt, "ks/k/data_x");
     free(tgt);
     free(tag);
@@ -219,7 +230,8 @@ Test(local, claim_is_one_file_published_by_link) {
 
 /* A claim removed and made again (by a writer with a stale view) must not
  * lend its body to the earlier object's name. */
-Test(local, publish_refuses_a_claim_holding_another_object) {
+Test(local, publish_refuses_a_claim_holding_another_object)
+{
     kl_error err = {0};
     char *tag = NULL;
     const char *c[] = {"ks/k/claim_o1"};
@@ -236,7 +248,8 @@ Test(local, publish_refuses_a_claim_holding_another_object) {
 
 /* Claims of the directory form (file systems without O_TMPFILE or user
  * xattrs, and stores written before the file form) are read alike. */
-Test(local, claims_of_the_directory_form_still_work) {
+Test(local, claims_of_the_directory_form_still_work)
+{
     char path[512];
     path_of(path, sizeof path, "ks");
     mkdir(path, 0755);
@@ -252,8 +265,7 @@ Test(local, claims_of_the_directory_form_still_work) {
     char *tag = NULL, *tgt = NULL;
     cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o5", "ks/k/data_w", "new", 3, &tag, &err),
                  KL_EEXIST);
-    cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o5", &tgt, &tag, &err), KL_OK, "%s",
-                 err.msg);
+    cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o5", &tgt, &tag, &err), KL_OK, "%s", err.msg);
     cr_assert_str_eq(tgt, "ks/k/data_z");
     free(tgt);
     cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o5", "ks/k/data_w", NULL, NULL, 0, &err),
@@ -269,7 +281,8 @@ Test(local, claims_of_the_directory_form_still_work) {
 
 /* A claim file without the object's name (not one of ours, or damaged) is
  * reported as holding no object, and can be removed. */
-Test(local, claim_without_a_name_is_reported) {
+Test(local, claim_without_a_name_is_reported)
+{
     cr_assert_eq(kl_os_put(T.os, "ks/k/claim_o7", "junk", 4, 0, NULL), KL_OK);
     kl_error err = {0};
     char *tag = NULL, *tgt = NULL;
@@ -288,14 +301,14 @@ Test(local, claim_without_a_name_is_reported) {
  * back to directory claims (forced here: this test's file system has
  * both), with the same guarantees. */
 #include "local_os.h"
-Test(local, directory_claims_where_files_cannot_carry_the_name) {
+Test(local, directory_claims_where_files_cannot_carry_the_name)
+{
     atomic_store(&((local_os *)T.os)->dir_claims, 1);
     kl_error err = {0};
     char *tag = NULL, *tgt = NULL, ents[1024];
     cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_x", "abc", 3, &tag, &err), KL_OK,
                  "%s", err.msg);
-    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", "zz", 2, &tag, &err),
-                 KL_EEXIST);
+    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", "zz", 2, &tag, &err), KL_EEXIST);
     dir_entries("ks/k", ents, sizeof ents);
     cr_assert_str_eq(ents, "claim_o1", "no temporary directory is left behind");
     dir_entries("ks/k/claim_o1", ents, sizeof ents);

@@ -27,7 +27,8 @@ typedef struct mkey {
 } mkey;
 
 static uint64_t rng;
-static uint64_t rnd(void) { /* xorshift64* */
+static uint64_t rnd(void)
+{ /* xorshift64* */
     rng ^= rng >> 12;
     rng ^= rng << 25;
     rng ^= rng >> 27;
@@ -35,7 +36,8 @@ static uint64_t rnd(void) { /* xorshift64* */
 }
 static uint64_t rnd_in(uint64_t lo, uint64_t hi) { return lo + rnd() % (hi - lo + 1); }
 
-static uint64_t seed_from_env(void) {
+static uint64_t seed_from_env(void)
+{
     const char *s = getenv("KL_MODEL_SEED");
     uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 16;
     cr_log_info("model seed %" PRIu64 " (replay with KL_MODEL_SEED)", seed);
@@ -45,7 +47,8 @@ static uint64_t seed_from_env(void) {
 
 static int scale(void) { return kt_is_s3() ? 1 : 3; }
 
-static void model_add(mkey *k, const mrec *r) {
+static void model_add(mkey *k, const mrec *r)
+{
     if (k->n == k->cap) {
         k->cap = k->cap ? k->cap * 2 : 64;
         k->v = realloc(k->v, k->cap * sizeof *k->v);
@@ -55,7 +58,8 @@ static void model_add(mkey *k, const mrec *r) {
 
 /* Appends a random batch to the store and the model (nonce rules of
  * FORMAT.md applied to the model independently). */
-static void random_append(kl_writer *w, const char *key, mkey *k) {
+static void random_append(kl_writer *w, const char *key, mkey *k)
+{
     size_t n = rnd_in(0, 6);
     kl_insertion ins[6];
     mrec recs[6];
@@ -69,8 +73,12 @@ static void random_append(kl_writer *w, const char *key, mkey *k) {
         }
         r->ts = (int64_t)rnd_in(0, 1000) - 200;
         snprintf(r->val, sizeof r->val, "%s-%" PRIu64, key, rnd());
-        ins[i] = (kl_insertion){.data = r->val, .len = strlen(r->val), .has_nonce = r->has_nonce,
-                                .nonce = r->nonce, .has_timestamp = 1, .timestamp = r->ts};
+        ins[i] = (kl_insertion){.data = r->val,
+                                .len = strlen(r->val),
+                                .has_nonce = r->has_nonce,
+                                .nonce = r->nonce,
+                                .has_timestamp = 1,
+                                .timestamp = r->ts};
     }
     kl_error err = {0};
     cr_assert_eq(kl_append(w, "ks", key, ins, n, &err), KL_OK, "%s", err.msg);
@@ -86,7 +94,8 @@ static void random_append(kl_writer *w, const char *key, mkey *k) {
 }
 
 /* The model's answer for a read: indexes into k->v, in reading order. */
-static size_t expected(const mkey *k, kl_direction dir, const kl_start *s, size_t *out) {
+static size_t expected(const mkey *k, kl_direction dir, const kl_start *s, size_t *out)
+{
     size_t n = k->n, start = 0, cnt = 0;
     if (n == 0) return 0;
     /* Forward start index (0-based; n = past the end). */
@@ -125,14 +134,21 @@ static size_t expected(const mkey *k, kl_direction dir, const kl_start *s, size_
     return cnt;
 }
 
-static void check_read(kl_reader *r, const char *key, const mkey *k) {
+static void check_read(kl_reader *r, const char *key, const mkey *k)
+{
     kl_direction dir = rnd() % 2 ? KL_BACKWARDS : KL_FORWARDS;
     kl_start s = {0};
     switch (rnd() % 4) {
     case 0: s.kind = KL_START_FIRST; break;
     case 1: s.kind = KL_START_LAST; break;
-    case 2: s.kind = KL_START_OFFSET; s.offset = rnd_in(0, k->n + 2); break;
-    default: s.kind = KL_START_NONCE; s.nonce = (kl_u128)rnd_in(0, (uint64_t)k->next_nonce + 2); break;
+    case 2:
+        s.kind = KL_START_OFFSET;
+        s.offset = rnd_in(0, k->n + 2);
+        break;
+    default:
+        s.kind = KL_START_NONCE;
+        s.nonce = (kl_u128)rnd_in(0, (uint64_t)k->next_nonce + 2);
+        break;
     }
     uint64_t psize = rnd_in(1, 9);
     size_t *want = malloc((k->n + 1) * sizeof *want);
@@ -145,7 +161,8 @@ static void check_read(kl_reader *r, const char *key, const mkey *k) {
             cr_assert_lt(got, nwant, "read more than the model has (kind %d dir %d)", s.kind, dir);
             const mrec *m = &k->v[want[got]];
             const kl_record *rec = &p.records[i];
-            cr_assert_eq(rec->offset, m->offset, "kind %d dir %d page %" PRIu64, s.kind, dir, psize);
+            cr_assert_eq(rec->offset, m->offset, "kind %d dir %d page %" PRIu64, s.kind, dir,
+                         psize);
             cr_assert_eq(rec->len, strlen(m->val));
             cr_assert_eq(memcmp(rec->data, m->val, rec->len), 0);
             cr_assert_eq(rec->timestamp, m->ts);
@@ -177,7 +194,8 @@ static void setup(void) { kt_open(&T); }
 static void teardown(void) { kt_close(&T); }
 TestSuite(model, .init = setup, .fini = teardown, .timeout = 600);
 
-Test(model, random_operations_match_the_model) {
+Test(model, random_operations_match_the_model)
+{
     rng = seed_from_env();
     T.cfg.compact_records_threshold = rnd_in(1, 25);
     T.cfg.compact_size_threshold = rnd_in(60, 3000);
@@ -224,7 +242,8 @@ typedef struct race {
 
 /* Values are "o<offset>", so the reader can check each record on its own,
  * without sharing the model with the writer thread. */
-static void *race_reader(void *arg) {
+static void *race_reader(void *arg)
+{
     race *rc = arg;
     kl_reader *r;
     kl_error err = {0};
@@ -269,7 +288,8 @@ static void *race_reader(void *arg) {
     return NULL;
 }
 
-Test(model, reader_during_compaction_sees_each_offset_once) {
+Test(model, reader_during_compaction_sees_each_offset_once)
+{
     rng = seed_from_env();
     T.cfg.compact_records_threshold = 7;
     T.cfg.compact_size_threshold = UINT64_MAX;

@@ -28,10 +28,11 @@
 /* ---- the checker ---------------------------------------------------- */
 
 typedef struct seen {
-    uint64_t *offset;   /* per writer, per seq: offset in the log, 0 = absent */
+    uint64_t *offset; /* per writer, per seq: offset in the log, 0 = absent */
 } seen;
 
-static void store_url(kt_store *t, char *url, size_t cap) {
+static void store_url(kt_store *t, char *url, size_t cap)
+{
     if (t->is_s3)
         snprintf(url, cap, "s3://%s/%s", getenv("KL_S3_BUCKET"), t->prefix);
     else
@@ -40,15 +41,16 @@ static void store_url(kt_store *t, char *url, size_t cap) {
 
 /* Reads the whole key, checks it, and returns per-writer offsets. */
 static uint64_t check_log(kt_store *t, const char *ks, const char *key, int writers, long count,
-                          seen *s) {
+                          seen *s)
+{
     kl_error err = {0};
     kl_reader *r;
     cr_assert_eq(kl_store_reader_new(t->os, &t->cfg, &r, &err), KL_OK, "%s", err.msg);
     for (int w = 0; w < writers; w++) s[w].offset = calloc((size_t)count, sizeof(uint64_t));
     kl_page p;
     kl_start from = {.kind = KL_START_FIRST};
-    cr_assert_eq(kl_read_first_page(r, ks, key, KL_FORWARDS, &from, 1000, &p, &err), KL_OK,
-                 "%s", err.msg);
+    cr_assert_eq(kl_read_first_page(r, ks, key, KL_FORWARDS, &from, 1000, &p, &err), KL_OK, "%s",
+                 err.msg);
     uint64_t total = 0;
     for (;;) {
         for (size_t i = 0; i < p.count; i++) {
@@ -62,8 +64,10 @@ static uint64_t check_log(kt_store *t, const char *ks, const char *key, int writ
             snprintf(buf, sizeof buf, "%.*s", (int)rec->len, (const char *)rec->data);
             cr_assert_eq(sscanf(buf, "w%d %ld", &w, &seq), 2, "foreign record '%s'", buf);
             cr_assert(w >= 0 && w < writers && seq >= 0 && seq < count, "bad record '%s'", buf);
-            cr_assert_eq(s[w].offset[seq], 0, "record '%s' is in the log twice (offsets %lu and "
-                         "%lu)", buf, (unsigned long)s[w].offset[seq], (unsigned long)rec->offset);
+            cr_assert_eq(s[w].offset[seq], 0,
+                         "record '%s' is in the log twice (offsets %lu and "
+                         "%lu)",
+                         buf, (unsigned long)s[w].offset[seq], (unsigned long)rec->offset);
             s[w].offset[seq] = rec->offset;
         }
         if (p.count == 0) break;
@@ -108,7 +112,8 @@ static uint64_t check_log(kt_store *t, const char *ks, const char *key, int writ
 /* The raw listing (no deduplication): once every writer has finished its
  * compactions, no two data objects overlap, not even two merges that
  * start at the same offset. */
-static void check_no_overlap(kt_store *t, const char *ks, const char *key) {
+static void check_no_overlap(kt_store *t, const char *ks, const char *key)
+{
     char *prefix;
     cr_assert_geq(asprintf(&prefix, "%s%s/%s/data_o", t->prefix, ks, key), 0);
     kl_list_req req = {.prefix = prefix, .max_keys = 1000};
@@ -119,7 +124,8 @@ static void check_no_overlap(kt_store *t, const char *ks, const char *key) {
         cr_assert_eq(kl_os_list(t->os, &req, &l, &err), KL_OK, "%s", err.msg);
         for (size_t i = 0; i < l.n_objects; i++) {
             kl_object_meta m;
-            cr_assert_eq(kl_object_name_parse(strrchr(l.objects[i].name, '/') + 1, &m, &err), KL_OK);
+            cr_assert_eq(kl_object_name_parse(strrchr(l.objects[i].name, '/') + 1, &m, &err),
+                         KL_OK);
             cr_assert_gt(m.first_offset, end, "objects overlap: '%s' starts at or before %lu",
                          l.objects[i].name, (unsigned long)end);
             end = m.last_offset;
@@ -135,22 +141,25 @@ static void check_no_overlap(kt_store *t, const char *ks, const char *key) {
 }
 
 /* Every range in ackfile must be in the log. */
-static long check_acked(const char *ackfile, seen *s, int w) {
+static long check_acked(const char *ackfile, seen *s, int w)
+{
     FILE *f = fopen(ackfile, "r");
     long acked = 0, a, b;
     if (!f) return 0;
     while (fscanf(f, "%ld %ld", &a, &b) == 2)
         for (long q = a; q <= b; q++, acked++)
-            cr_assert_neq(s[w].offset[q], 0, "writer %d's record %ld was acknowledged but is "
-                          "not in the log", w, q);
+            cr_assert_neq(s[w].offset[q], 0,
+                          "writer %d's record %ld was acknowledged but is "
+                          "not in the log",
+                          w, q);
     fclose(f);
     return acked;
 }
 
 /* ---- whole processes ------------------------------------------------ */
 
-static pid_t spawn(const char *url, int id, long count, long per, const char *ackfile,
-                   int batch) {
+static pid_t spawn(const char *url, int id, long count, long per, const char *ackfile, int batch)
+{
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
@@ -167,14 +176,16 @@ static pid_t spawn(const char *url, int id, long count, long per, const char *ac
     return pid;
 }
 
-static void msleep(long ms) {
+static void msleep(long ms)
+{
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
 /* Runs `writers` processes; with chaos, stops and resumes them at random
  * (chaos 1: and kills one of them once). */
-static void run(int writers, long count, long per, int chaos, int batch) {
+static void run(int writers, long count, long per, int chaos, int batch)
+{
     kt_store t;
     kt_open(&t);
     char url[512], tmp[] = "/tmp/klmw-XXXXXX", ack[64][128];
@@ -219,8 +230,8 @@ static void run(int writers, long count, long per, int chaos, int batch) {
     uint64_t total = check_log(&t, "ks", "k", writers, count, s);
     long acked = 0;
     for (int w = 0; w < writers; w++) acked += check_acked(ack[w], s, w);
-    cr_log_info("%d writers, %ld records each: %lu in the log, %ld acknowledged%s", writers,
-                count, (unsigned long)total, acked, killed ? " (one writer killed)" : "");
+    cr_log_info("%d writers, %ld records each: %lu in the log, %ld acknowledged%s", writers, count,
+                (unsigned long)total, acked, killed ? " (one writer killed)" : "");
     cr_assert_geq((long)total, acked);
     if (!killed) check_no_overlap(&t, "ks", "k");
     cr_assert_gt(acked, 0);
@@ -235,7 +246,8 @@ static void run(int writers, long count, long per, int chaos, int batch) {
 
 Test(multiwriter, four_processes_one_key) { run(4, 400, 4, 0, 0); }
 
-Test(multiwriter, stopped_and_killed_writers_lose_nothing_acknowledged, .timeout = 300) {
+Test(multiwriter, stopped_and_killed_writers_lose_nothing_acknowledged, .timeout = 300)
+{
     setenv("MW_COMPACT_RECORDS", "60", 1); /* compaction races too */
     setenv("MW_COMPACT_OBJECTS", "8", 1);
     run(4, 400, 3, 1, 0);
@@ -243,15 +255,14 @@ Test(multiwriter, stopped_and_killed_writers_lose_nothing_acknowledged, .timeout
 
 /* Compactions race (tiny thresholds) while writers are stopped and
  * resumed; nobody is killed, so at the end no two objects may overlap. */
-Test(multiwriter, racing_compactions_leave_no_overlap, .timeout = 300) {
+Test(multiwriter, racing_compactions_leave_no_overlap, .timeout = 300)
+{
     setenv("MW_COMPACT_RECORDS", "60", 1);
     setenv("MW_COMPACT_OBJECTS", "6", 1);
     run(6, 300, 3, 2, 0);
 }
 
-Test(multiwriter, batching_writers_flushing_each_append, .timeout = 300) {
-    run(3, 200, 5, 1, 1);
-}
+Test(multiwriter, batching_writers_flushing_each_append, .timeout = 300) { run(3, 200, 5, 1, 1); }
 
 /* ---- deterministic races -------------------------------------------- */
 
@@ -267,21 +278,30 @@ typedef struct gated {
 static __thread int hold_after_claim, hold_before_publish;
 
 #define G(os) ((gated *)(os))
-static kl_status g_put(kl_objstore *os, const char *n, const void *d, size_t l, int f,
-                       kl_error *e) { return kl_os_put(G(os)->inner, n, d, l, f, e); }
+static kl_status g_put(kl_objstore *os, const char *n, const void *d, size_t l, int f, kl_error *e)
+{
+    return kl_os_put(G(os)->inner, n, d, l, f, e);
+}
 static kl_status g_get(kl_objstore *os, const char *n, uint64_t off, uint64_t len, uint8_t **d,
-                       size_t *ol, kl_error *e) { return kl_os_get(G(os)->inner, n, off, len, d, ol, e); }
-static kl_status g_head(kl_objstore *os, const char *n, uint64_t *s, kl_error *e) {
+                       size_t *ol, kl_error *e)
+{
+    return kl_os_get(G(os)->inner, n, off, len, d, ol, e);
+}
+static kl_status g_head(kl_objstore *os, const char *n, uint64_t *s, kl_error *e)
+{
     return kl_os_head(G(os)->inner, n, s, e);
 }
-static kl_status g_list(kl_objstore *os, const kl_list_req *r, kl_listing *o, kl_error *e) {
+static kl_status g_list(kl_objstore *os, const kl_list_req *r, kl_listing *o, kl_error *e)
+{
     return kl_os_list(G(os)->inner, r, o, e);
 }
-static kl_status g_del(kl_objstore *os, const char *const *n, size_t c, kl_error *e) {
+static kl_status g_del(kl_objstore *os, const char *const *n, size_t c, kl_error *e)
+{
     return kl_os_del(G(os)->inner, n, c, e);
 }
 static kl_status g_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
-                         char **t, kl_error *e) {
+                         char **t, kl_error *e)
+{
     kl_status st = kl_os_claim(G(os)->inner, c, o, d, l, t, e);
     __atomic_add_fetch(&G(os)->claims, 1, __ATOMIC_SEQ_CST);
     if (st == KL_OK && hold_after_claim) {
@@ -291,11 +311,13 @@ static kl_status g_claim(kl_objstore *os, const char *c, const char *o, const vo
     }
     return st;
 }
-static kl_status g_target(kl_objstore *os, const char *c, char **o, char **t, kl_error *e) {
+static kl_status g_target(kl_objstore *os, const char *c, char **o, char **t, kl_error *e)
+{
     return kl_os_claim_target(G(os)->inner, c, o, t, e);
 }
 static kl_status g_publish(kl_objstore *os, const char *c, const char *o, const char *t,
-                           const void *d, size_t l, kl_error *e) {
+                           const void *d, size_t l, kl_error *e)
+{
     if (hold_before_publish) {
         hold_before_publish = 0;
         sem_post(&G(os)->reached);
@@ -303,15 +325,24 @@ static kl_status g_publish(kl_objstore *os, const char *c, const char *o, const 
     }
     return kl_os_publish(G(os)->inner, c, o, t, d, l, e);
 }
-static kl_status g_unclaim(kl_objstore *os, const char *const *c, size_t n, kl_error *e) {
+static kl_status g_unclaim(kl_objstore *os, const char *const *c, size_t n, kl_error *e)
+{
     return kl_os_unclaim(G(os)->inner, c, n, e);
 }
 static const char *g_describe(kl_objstore *os) { return "gated"; }
 static void g_destroy(kl_objstore *os) { free(os); }
 static const kl_objstore_ops gated_ops = {
-    .put = g_put, .get = g_get, .head = g_head, .list = g_list, .del = g_del,
-    .describe = g_describe, .destroy = g_destroy, .claim = g_claim,
-    .claim_target = g_target, .publish = g_publish, .unclaim = g_unclaim,
+    .put = g_put,
+    .get = g_get,
+    .head = g_head,
+    .list = g_list,
+    .del = g_del,
+    .describe = g_describe,
+    .destroy = g_destroy,
+    .claim = g_claim,
+    .claim_target = g_target,
+    .publish = g_publish,
+    .unclaim = g_unclaim,
 };
 
 typedef struct racer {
@@ -322,7 +353,8 @@ typedef struct racer {
     kl_error err;
 } racer;
 
-static void *race(void *arg) {
+static void *race(void *arg)
+{
     racer *r = arg;
     hold_after_claim = r->after_claim;
     hold_before_publish = r->before_publish;
@@ -337,7 +369,8 @@ typedef struct duo {
     kl_writer *a, *b;
 } duo;
 
-static void duo_open(duo *d, uint64_t compact_records) {
+static void duo_open(duo *d, uint64_t compact_records)
+{
     kt_open(&d->t);
     d->g = calloc(1, sizeof *d->g);
     d->g->base.ops = &gated_ops;
@@ -356,7 +389,8 @@ static void duo_open(duo *d, uint64_t compact_records) {
     cr_assert_eq(kl_append(d->b, "ks", "warm", &in, 1, &err), KL_OK, "%s", err.msg);
 }
 
-static void duo_close(duo *d) {
+static void duo_close(duo *d)
+{
     kl_writer_destroy(d->a);
     kl_writer_destroy(d->b);
     kl_os_destroy(&d->g->base);
@@ -364,7 +398,8 @@ static void duo_close(duo *d) {
 }
 
 /* The whole log as one string, records joined by ','. */
-static char *log_text(duo *d) {
+static char *log_text(duo *d)
+{
     kl_error err = {0};
     kl_reader *r;
     cr_assert_eq(kl_store_reader_new(d->t.os, &d->t.cfg, &r, &err), KL_OK);
@@ -384,7 +419,8 @@ static char *log_text(duo *d) {
     return s;
 }
 
-static void append1(kl_writer *w, const char *text) {
+static void append1(kl_writer *w, const char *text)
+{
     kl_error err = {0};
     kl_insertion in = kt_rec(text);
     cr_assert_eq(kl_append(w, "ks", "k", &in, 1, &err), KL_OK, "%s", err.msg);
@@ -393,13 +429,14 @@ static void append1(kl_writer *w, const char *text) {
 /* A is stopped right after claiming slot 1.  B must not wait for it: it
  * finds the slot claimed, publishes A's object itself and appends after
  * it.  When A resumes, it finds its records in the log and succeeds. */
-Test(collision, loser_publishes_the_stopped_winner_and_goes_after_it) {
+Test(collision, loser_publishes_the_stopped_winner_and_goes_after_it)
+{
     duo d;
     duo_open(&d, 1000);
     racer ra = {.w = d.a, .text = "a1", .after_claim = 1};
     pthread_t th;
     pthread_create(&th, NULL, race, &ra);
-    sem_wait(&d.g->reached);          /* A holds slot 1, nothing published */
+    sem_wait(&d.g->reached); /* A holds slot 1, nothing published */
     append1(d.b, "b1");
     char *s = log_text(&d);
     cr_assert_str_eq(s, "a1,b1");
@@ -417,7 +454,8 @@ Test(collision, loser_publishes_the_stopped_winner_and_goes_after_it) {
 /* A is stopped after checking its slot, just before publishing.  B helps,
  * appends past it and compacts A's object away.  When A resumes its late
  * publish must not bring the merged-away object back. */
-Test(collision, late_publish_after_compaction_changes_nothing) {
+Test(collision, late_publish_after_compaction_changes_nothing)
+{
     duo d;
     duo_open(&d, 5);
     racer ra = {.w = d.a, .text = "a1", .before_publish = 1};
@@ -454,7 +492,8 @@ Test(collision, late_publish_after_compaction_changes_nothing) {
  * and compaction deleted the claims of those slots, so A's create-only
  * claim of its old slot succeeds.  The check after the claim must catch
  * it: A's record goes to the true tail, once. */
-Test(collision, stale_writer_whose_slot_was_freed_goes_to_the_tail) {
+Test(collision, stale_writer_whose_slot_was_freed_goes_to_the_tail)
+{
     duo d;
     duo_open(&d, 20);
     append1(d.a, "a0");
@@ -481,7 +520,8 @@ Test(collision, stale_writer_whose_slot_was_freed_goes_to_the_tail) {
 
 /* Nonces are checked against the true tail, not the writer's view: a
  * retry by another writer of records that are already in is dropped. */
-Test(collision, nonce_retry_by_another_writer_is_exactly_once) {
+Test(collision, nonce_retry_by_another_writer_is_exactly_once)
+{
     duo d;
     duo_open(&d, 1000);
     kl_error err = {0};

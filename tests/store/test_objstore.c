@@ -9,14 +9,16 @@ static void setup(void) { kt_open(&T); }
 static void teardown(void) { kt_close(&T); }
 TestSuite(objstore, .init = setup, .fini = teardown);
 
-static void put(const char *rest, const char *body) {
+static void put(const char *rest, const char *body)
+{
     char *n = kt_name(&T, rest);
     kl_error err = {0};
     cr_assert_eq(kl_os_put(T.os, n, body, strlen(body), 0, &err), KL_OK, "put %s: %s", n, err.msg);
     free(n);
 }
 
-static char *get(const char *rest, uint64_t off, uint64_t len, kl_status *st) {
+static char *get(const char *rest, uint64_t off, uint64_t len, kl_status *st)
+{
     char *n = kt_name(&T, rest);
     uint8_t *d = NULL;
     size_t l = 0;
@@ -31,7 +33,8 @@ static char *get(const char *rest, uint64_t off, uint64_t len, kl_status *st) {
     return s;
 }
 
-Test(objstore, put_get_range_head_delete) {
+Test(objstore, put_get_range_head_delete)
+{
     kl_status st;
     put("a/b/c.bin", "hello world");
     char *s = get("a/b/c.bin", 0, UINT64_MAX, &st);
@@ -63,7 +66,8 @@ Test(objstore, put_get_range_head_delete) {
     cr_assert_eq(st, KL_ENOTFOUND);
 }
 
-Test(objstore, put_if_absent) {
+Test(objstore, put_if_absent)
+{
     char *n = kt_name(&T, "ks_config.ini");
     kl_error err = {0};
     cr_assert_eq(kl_os_put(T.os, n, "1", 1, KL_PUT_IF_ABSENT, &err), KL_OK, "%s", err.msg);
@@ -76,7 +80,8 @@ Test(objstore, put_if_absent) {
 }
 
 static void list_all(const char *prefix_rest, const char *after_rest, int delim, size_t max,
-                     char *out, size_t cap) {
+                     char *out, size_t cap)
+{
     char *prefix = kt_name(&T, prefix_rest);
     char *after = after_rest ? kt_name(&T, after_rest) : NULL;
     char *cont = NULL;
@@ -84,8 +89,11 @@ static void list_all(const char *prefix_rest, const char *after_rest, int delim,
     out[0] = 0;
     int pages = 0;
     do {
-        kl_list_req req = {.prefix = prefix, .start_after = after, .delimiter = delim,
-                           .max_keys = max, .continuation = cont};
+        kl_list_req req = {.prefix = prefix,
+                           .start_after = after,
+                           .delimiter = delim,
+                           .max_keys = max,
+                           .continuation = cont};
         kl_listing l;
         kl_error err = {0};
         cr_assert_eq(kl_os_list(T.os, &req, &l, &err), KL_OK, "%s", err.msg);
@@ -94,7 +102,8 @@ static void list_all(const char *prefix_rest, const char *after_rest, int delim,
         size_t i = 0, j = 0;
         while (i < l.n_objects || j < l.n_prefixes) {
             const char *s;
-            if (j >= l.n_prefixes || (i < l.n_objects && strcmp(l.objects[i].name, l.prefixes[j]) < 0))
+            if (j >= l.n_prefixes ||
+                (i < l.n_objects && strcmp(l.objects[i].name, l.prefixes[j]) < 0))
                 s = l.objects[i++].name;
             else
                 s = l.prefixes[j++];
@@ -110,7 +119,8 @@ static void list_all(const char *prefix_rest, const char *after_rest, int delim,
     free(after);
 }
 
-Test(objstore, list_order_prefix_delimiter_paging) {
+Test(objstore, list_order_prefix_delimiter_paging)
+{
     /* '-' (0x2d) sorts before '/' (0x2f): a recursive listing must be in
      * byte order of whole names, not directory order. */
     put("ks/k/data_2", "x");
@@ -134,7 +144,8 @@ Test(objstore, list_order_prefix_delimiter_paging) {
     cr_assert_str_eq(out, "");
 }
 
-Test(objstore, empty_prefix_dirs_are_not_listed) {
+Test(objstore, empty_prefix_dirs_are_not_listed)
+{
     put("ks/k/a", "x");
     char *n = kt_name(&T, "ks/k/a");
     const char *names[] = {n};
@@ -145,7 +156,8 @@ Test(objstore, empty_prefix_dirs_are_not_listed) {
     cr_assert_str_eq(out, "", "S3 has no directories: nothing left means nothing listed");
 }
 
-Test(objstore, unusual_names) {
+Test(objstore, unusual_names)
+{
     put("ks/key with space/d", "1");
     put("ks/ünï=+@/d", "2");
     char out[512];
@@ -159,7 +171,8 @@ Test(objstore, unusual_names) {
 
 /* The counters kl_os_stats_read reports, as "op calls [status=n...]" lines
  * for the operations whose counts changed since `before`. */
-static char *stats_delta(const kl_os_stats *before, const kl_os_stats *after) {
+static char *stats_delta(const kl_os_stats *before, const kl_os_stats *after)
+{
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
@@ -181,7 +194,8 @@ static char *stats_delta(const kl_os_stats *before, const kl_os_stats *after) {
     return out;
 }
 
-Test(objstore, requests_are_counted_by_operation_and_outcome) {
+Test(objstore, requests_are_counted_by_operation_and_outcome)
+{
     kl_os_stats before, after;
     kl_os_stats_read(T.os, &before);
     kl_status st;

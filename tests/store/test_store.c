@@ -14,22 +14,26 @@ static kt_store T;
 static kl_writer *W;
 static kl_reader *R;
 
-static void open_rw(void) {
+static void open_rw(void)
+{
     kl_error err = {0};
     cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &W, &err), KL_OK, "%s", err.msg);
     cr_assert_eq(kl_store_reader_new(T.os, &T.cfg, &R, &err), KL_OK, "%s", err.msg);
 }
-static void close_rw(void) {
+static void close_rw(void)
+{
     kl_writer_destroy(W);
     kl_reader_destroy(R);
     W = NULL;
     R = NULL;
 }
-static void setup(void) {
+static void setup(void)
+{
     kt_open(&T);
     open_rw();
 }
-static void teardown(void) {
+static void teardown(void)
+{
     close_rw();
     kt_close(&T);
 }
@@ -37,7 +41,8 @@ TestSuite(store, .init = setup, .fini = teardown, .timeout = 300);
 
 /* ---- helpers ---- */
 
-static void append_ts(const char *key, const char *s, int64_t ts) {
+static void append_ts(const char *key, const char *s, int64_t ts)
+{
     kl_insertion in = kt_rec(s);
     in.has_timestamp = 1;
     in.timestamp = ts;
@@ -45,7 +50,8 @@ static void append_ts(const char *key, const char *s, int64_t ts) {
     cr_assert_eq(kl_append(W, "ks", key, &in, 1, &err), KL_OK, "%s", err.msg);
 }
 
-static void append_nonce(const char *key, const char *s, kl_u128 nonce) {
+static void append_nonce(const char *key, const char *s, kl_u128 nonce)
+{
     kl_insertion in = kt_rec(s);
     in.has_nonce = 1;
     in.nonce = nonce;
@@ -55,11 +61,13 @@ static void append_nonce(const char *key, const char *s, kl_u128 nonce) {
 
 /* Reads a whole key in one direction into "v1 v2 ..." (values). */
 static void read_all(const char *key, kl_direction dir, const kl_start *start, uint64_t psize,
-                     char *out, size_t cap) {
+                     char *out, size_t cap)
+{
     kl_page p;
     kl_error err = {0};
     out[0] = 0;
-    cr_assert_eq(kl_read_first_page(R, "ks", key, dir, start, psize, &p, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_read_first_page(R, "ks", key, dir, start, psize, &p, &err), KL_OK, "%s",
+                 err.msg);
     for (int guard = 0; guard < 100000; guard++) {
         cr_assert_leq(p.count, psize ? psize : T.cfg.default_page_size);
         for (size_t i = 0; i < p.count; i++) {
@@ -80,16 +88,19 @@ static void read_all(const char *key, kl_direction dir, const kl_start *start, u
     (void)cap;
 }
 
-static size_t count_objects(const char *key) {
+static size_t count_objects(const char *key)
+{
     kl_object_meta *v;
     size_t n;
     kl_error err = {0};
-    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", key, 0, 0, &v, &n, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", key, 0, 0, &v, &n, &err), KL_OK, "%s",
+                 err.msg);
     free(v);
     return n;
 }
 
-static size_t count_raw(const char *rest) {
+static size_t count_raw(const char *rest)
+{
     char *prefix = kt_name(&T, rest);
     kl_list_req req = {.prefix = prefix};
     kl_listing l;
@@ -100,7 +111,8 @@ static size_t count_raw(const char *rest) {
     return n;
 }
 
-static int64_t watermark(const char *key) {
+static int64_t watermark(const char *key)
+{
     char rest[256];
     snprintf(rest, sizeof rest, "ks/%s/watermark", key);
     char *n = kt_name(&T, rest);
@@ -118,7 +130,8 @@ static int64_t watermark(const char *key) {
 
 /* ---- keyspaces ---- */
 
-Test(store, keyspaces) {
+Test(store, keyspaces)
+{
     kl_error err = {0};
     int64_t created = 0, before = kl_now_ms();
     cr_assert_eq(kl_create_keyspace(W, "ks", &created, &err), KL_OK, "%s", err.msg);
@@ -156,7 +169,8 @@ Test(store, keyspaces) {
     cr_assert_eq(kl_read_keyspace_metadata(R, "data-only", &km, &err), KL_ENOKEYSPACE);
 }
 
-Test(store, corrupt_keyspace_marker) {
+Test(store, corrupt_keyspace_marker)
+{
     char *n = kt_name(&T, "bad_config.ini");
     cr_assert_eq(kl_os_put(T.os, n, "garbage", 7, 0, NULL), KL_OK);
     free(n);
@@ -168,7 +182,8 @@ Test(store, corrupt_keyspace_marker) {
 
 /* ---- format, byte for byte ---- */
 
-Test(store, writer_output_matches_format) {
+Test(store, writer_output_matches_format)
+{
     kl_insertion in[3] = {kt_rec("a"), kt_rec("bb"), kt_rec("")};
     for (int i = 0; i < 3; i++) {
         in[i].has_timestamp = 1;
@@ -213,7 +228,8 @@ Test(store, writer_output_matches_format) {
     cr_assert_not(exists);
 }
 
-Test(store, reads_hand_built_objects_with_compaction_overlap) {
+Test(store, reads_hand_built_objects_with_compaction_overlap)
+{
     /* Objects as another implementation would write them, including a
      * merged object lying next to the originals it replaced. */
     kl_buf a = {0}, b = {0}, m = {0};
@@ -222,7 +238,10 @@ Test(store, reads_hand_built_objects_with_compaction_overlap) {
     Kl_codec_put(&b, 3, 12, 1, 0, "r3", 2);
     Kl_buf_append(&m, a.data, a.len);
     Kl_buf_append(&m, b.data, b.len);
-    struct { kl_object_meta meta; kl_buf *body; } objs[] = {
+    struct {
+        kl_object_meta meta;
+        kl_buf *body;
+    } objs[] = {
         {{1, 2, 10, 11, 0, 0, 0, 0}, &a},
         {{3, 3, 12, 12, 0, 1, 0, 1}, &b},
         {{1, 3, 10, 12, 0, 1, 0, 0}, &m},
@@ -249,7 +268,8 @@ Test(store, reads_hand_built_objects_with_compaction_overlap) {
 
 /* ---- nonces ---- */
 
-Test(store, nonce_filter) {
+Test(store, nonce_filter)
+{
     kl_insertion in[7];
     const char *vals[] = {"n5", "n3", "n5again", "n6", "plain", "n10", "n9"};
     kl_u128 nonces[] = {5, 3, 5, 6, 0, 10, 9};
@@ -286,7 +306,8 @@ Test(store, nonce_filter) {
 }
 
 /* The store writer's counters follow what the nonce filter did. */
-Test(store, writer_stats_count_written_and_duplicate_records) {
+Test(store, writer_stats_count_written_and_duplicate_records)
+{
     kl_insertion in[3];
     for (int i = 0; i < 3; i++) {
         in[i] = kt_rec("x");
@@ -317,7 +338,8 @@ Test(store, writer_stats_count_written_and_duplicate_records) {
 
 /* ---- bad input ---- */
 
-Test(store, bad_input_is_rejected_and_writes_nothing) {
+Test(store, bad_input_is_rejected_and_writes_nothing)
+{
     kl_error err = {0};
     kl_insertion in = kt_rec("x");
     cr_assert_eq(kl_append(W, "a/b", "k", &in, 1, &err), KL_EINVAL);
@@ -342,7 +364,8 @@ Test(store, bad_input_is_rejected_and_writes_nothing) {
 
 /* ---- compaction ---- */
 
-Test(store, compaction_by_record_count) {
+Test(store, compaction_by_record_count)
+{
     close_rw();
     T.cfg.compact_records_threshold = 4;
     T.cfg.compact_size_threshold = UINT64_MAX;
@@ -372,7 +395,8 @@ Test(store, compaction_by_record_count) {
     cr_assert_str_eq(out, "r r r r r r r r ");
 }
 
-Test(store, compaction_by_size) {
+Test(store, compaction_by_size)
+{
     close_rw();
     T.cfg.compact_records_threshold = UINT64_MAX;
     T.cfg.compact_size_threshold = 200; /* ~4 records of 10 bytes (50 each) */
@@ -385,7 +409,8 @@ Test(store, compaction_by_size) {
     cr_assert_eq(watermark("k"), 1);
 }
 
-Test(store, compaction_by_object_count_is_partial) {
+Test(store, compaction_by_object_count_is_partial)
+{
     close_rw();
     T.cfg.compact_records_threshold = 1000;
     T.cfg.compact_size_threshold = UINT64_MAX;
@@ -404,7 +429,8 @@ Test(store, compaction_by_object_count_is_partial) {
     free(n);
 }
 
-Test(store, compaction_resumes_after_writer_restart) {
+Test(store, compaction_resumes_after_writer_restart)
+{
     close_rw();
     T.cfg.compact_records_threshold = 5;
     T.cfg.compact_objects_threshold = 1000;
@@ -418,7 +444,8 @@ Test(store, compaction_resumes_after_writer_restart) {
     cr_assert_eq(watermark("k"), 1);
 }
 
-Test(store, corrupt_pending_object_is_never_merged) {
+Test(store, corrupt_pending_object_is_never_merged)
+{
     close_rw();
     T.cfg.compact_records_threshold = 2;
     T.cfg.compact_objects_threshold = 1000;
@@ -447,7 +474,8 @@ Test(store, corrupt_pending_object_is_never_merged) {
  * watermark together; a watermark that cannot be written is a failed
  * compaction (logged, retried), never a failed append: the records are
  * durable, and a caller retrying would store them twice. */
-Test(store, unwritable_watermark_does_not_fail_the_append) {
+Test(store, unwritable_watermark_does_not_fail_the_append)
+{
     if (T.is_s3) cr_skip_test("needs a directory where the watermark goes");
     close_rw();
     T.cfg.compact_records_threshold = 1;
@@ -469,7 +497,8 @@ Test(store, unwritable_watermark_does_not_fail_the_append) {
 
 /* ---- corrupt objects reach readers as KL_EBADDATA ---- */
 
-Test(store, corrupt_objects_are_bad_data) {
+Test(store, corrupt_objects_are_bad_data)
+{
     kl_error err = {0};
     kl_page p;
     char *n = kt_name(&T, "ks/k1/data_o00000000000000000001-o1_t1-t1_n0-n0_s45_p0.bin");
@@ -504,8 +533,9 @@ Test(store, corrupt_objects_are_bad_data) {
 
 /* Records are validated as pages are filled from object bodies
  * (objwalk.c), in both directions and from the middle of an object. */
-static kl_status read_dir_pages(const char *key, kl_direction dir, uint64_t psize,
-                                uint64_t *got, kl_error *err) {
+static kl_status read_dir_pages(const char *key, kl_direction dir, uint64_t psize, uint64_t *got,
+                                kl_error *err)
+{
     kl_start s = {.kind = dir == KL_BACKWARDS ? KL_START_LAST : KL_START_FIRST};
     kl_page p;
     *got = 0;
@@ -522,7 +552,8 @@ static kl_status read_dir_pages(const char *key, kl_direction dir, uint64_t psiz
     return st;
 }
 
-static void put_body(const char *key, const char *rest, const kl_buf *b) {
+static void put_body(const char *key, const char *rest, const kl_buf *b)
+{
     char name[256];
     snprintf(name, sizeof name, "ks/%s/data_o00000000000000000001-%s_s%zu_p0.bin", key, rest,
              b->len);
@@ -531,7 +562,8 @@ static void put_body(const char *key, const char *rest, const kl_buf *b) {
     free(n);
 }
 
-Test(store, corrupt_records_found_in_either_direction) {
+Test(store, corrupt_records_found_in_either_direction)
+{
     kl_error err = {0};
     uint64_t got;
     kl_buf b = {0};
@@ -572,7 +604,8 @@ Test(store, corrupt_records_found_in_either_direction) {
 
 /* ---- paging ---- */
 
-static void fill_ten(const char *key) {
+static void fill_ten(const char *key)
+{
     /* Ten records r1..r10 over objects of 1, 2, 3 and 4 records,
      * timestamps 100, 110, ..., 190; nonces 2, 4, ..., 20. */
     int sizes[] = {1, 2, 3, 4}, k = 1;
@@ -592,7 +625,8 @@ static void fill_ten(const char *key) {
     }
 }
 
-Test(store, paging_forwards_every_page_size) {
+Test(store, paging_forwards_every_page_size)
+{
     fill_ten("k");
     for (uint64_t ps = 1; ps <= 11; ps++) {
         char out[256];
@@ -604,9 +638,14 @@ Test(store, paging_forwards_every_page_size) {
     }
 }
 
-Test(store, start_positions) {
+Test(store, start_positions)
+{
     fill_ten("k");
-    struct { kl_direction d; kl_start s; const char *want; } cases[] = {
+    struct {
+        kl_direction d;
+        kl_start s;
+        const char *want;
+    } cases[] = {
         {KL_FORWARDS, {KL_START_FIRST}, "r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 "},
         {KL_FORWARDS, {KL_START_LAST}, "r10 "},
         {KL_FORWARDS, {KL_START_OFFSET, .offset = 5}, "r5 r6 r7 r8 r9 r10 "},
@@ -642,7 +681,8 @@ Test(store, start_positions) {
     cr_assert_str_eq(out, "");
 }
 
-Test(store, forward_continuation_tails_new_records) {
+Test(store, forward_continuation_tails_new_records)
+{
     fill_ten("k");
     kl_page p;
     kl_error err = {0};
@@ -670,7 +710,8 @@ Test(store, forward_continuation_tails_new_records) {
     kl_page_free(&p);
 }
 
-Test(store, records_carry_their_fields) {
+Test(store, records_carry_their_fields)
+{
     fill_ten("k");
     kl_page p;
     kl_error err = {0};
@@ -686,7 +727,8 @@ Test(store, records_carry_their_fields) {
     kl_page_free(&p);
 }
 
-Test(store, continuation_tokens_are_checked) {
+Test(store, continuation_tokens_are_checked)
+{
     fill_ten("k");
     fill_ten("other");
     kl_page p;
@@ -696,9 +738,16 @@ Test(store, continuation_tokens_are_checked) {
     kl_page_free(&p);
     cr_assert_eq(kl_read_next_page(R, "ks", "other", tok, 2, &p, &err), KL_EBADTOKEN,
                  "a token is bound to its key");
-    const char *garbage[] = {"", "x", "kl1.f.3", "kl1.f.3.0.zzzzzzzz", "kl1.q.3.0.00000000",
-                             "kl1.f.-3.0.00000000", "kl1.f.3.0.0000000000000",
-                             "kl1.f. 3.0.00000000", "kl1.f.3.00000000", "kl1.f.03.0.00000000"};
+    const char *garbage[] = {"",
+                             "x",
+                             "kl1.f.3",
+                             "kl1.f.3.0.zzzzzzzz",
+                             "kl1.q.3.0.00000000",
+                             "kl1.f.-3.0.00000000",
+                             "kl1.f.3.0.0000000000000",
+                             "kl1.f. 3.0.00000000",
+                             "kl1.f.3.00000000",
+                             "kl1.f.03.0.00000000"};
     for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++) {
         cr_assert_eq(kl_read_next_page(R, "ks", "k", garbage[i], 2, &p, &err), KL_EBADTOKEN,
                      "accepted '%s'", garbage[i]);
@@ -723,14 +772,15 @@ Test(store, continuation_tokens_are_checked) {
 
 /* ---- key cache ---- */
 
-Test(store, cache_eviction_and_reload) {
+Test(store, cache_eviction_and_reload)
+{
     close_rw();
     T.cfg.max_cached_keys = 1;
     open_rw();
     for (int round = 0; round < 5; round++) {
         append_nonce("a", "a", (kl_u128)round * 2);
         append_nonce("b", "b", (kl_u128)round * 2 + 1); /* evicts a */
-        append_nonce("a", "dup", (kl_u128)round * 2);    /* reloaded: still a duplicate */
+        append_nonce("a", "dup", (kl_u128)round * 2);   /* reloaded: still a duplicate */
     }
     char out[256];
     read_all("a", KL_FORWARDS, NULL, 0, out, sizeof out);
@@ -740,13 +790,15 @@ Test(store, cache_eviction_and_reload) {
     kl_page p;
     kl_error err = {0};
     cr_assert_eq(kl_read_first_page(R, "ks", "a", KL_FORWARDS, NULL, 0, &p, &err), KL_OK);
-    for (size_t i = 0; i < p.count; i++) cr_assert_eq(p.records[i].offset, i + 1, "contiguous offsets");
+    for (size_t i = 0; i < p.count; i++)
+        cr_assert_eq(p.records[i].offset, i + 1, "contiguous offsets");
     kl_page_free(&p);
 }
 
 /* ---- listing and object access ---- */
 
-Test(store, list_keys_and_objects) {
+Test(store, list_keys_and_objects)
+{
     fill_ten("k1");
     append_ts("k2", "x", 1);
     char **names;
@@ -776,7 +828,8 @@ Test(store, list_keys_and_objects) {
 
 /* ---- O(log n) searches ---- */
 
-Test(store, seeks_cost_logarithmic_lists, .timeout = 600) {
+Test(store, seeks_cost_logarithmic_lists, .timeout = 600)
+{
     close_rw();
     T.cfg.compact_records_threshold = UINT64_MAX;
     T.cfg.compact_size_threshold = UINT64_MAX;
@@ -818,7 +871,8 @@ Test(store, seeks_cost_logarithmic_lists, .timeout = 600) {
 
 /* ---- a second writer on the same key ---- */
 
-Test(store, second_writer_on_a_key_loses_nothing) {
+Test(store, second_writer_on_a_key_loses_nothing)
+{
     /* Two writers (two processes, two mounts) appending to one key by
      * mistake: each must notice the other's objects instead of writing
      * over the same offsets. */
@@ -844,7 +898,8 @@ Test(store, second_writer_on_a_key_loses_nothing) {
     kl_page_free(&p);
 }
 
-Test(store, next_page_inside_an_object_costs_one_list) {
+Test(store, next_page_inside_an_object_costs_one_list)
+{
     /* Pages that end inside an object: the token's hint lets the next
      * page find that object with the same LIST that fills its look-ahead. */
     close_rw();
@@ -886,7 +941,8 @@ Test(store, next_page_inside_an_object_costs_one_list) {
 /* A writer killed after complete batches but before it stored the
  * watermark: the next writer takes the newest complete object as the
  * watermark, so it never merges complete batches again. */
-Test(store, a_lagging_watermark_never_remerges_complete_batches) {
+Test(store, a_lagging_watermark_never_remerges_complete_batches)
+{
     close_rw();
     T.cfg.compact_records_threshold = 2;
     T.cfg.compact_size_threshold = UINT64_MAX;
@@ -916,7 +972,8 @@ Test(store, a_lagging_watermark_never_remerges_complete_batches) {
  * Each append merges at most compact_objects_threshold objects, and the
  * key still converges to complete batches with every record once. */
 #include "common/objstore_wrap.h"
-Test(store, compaction_is_a_bounded_step_per_append) {
+Test(store, compaction_is_a_bounded_step_per_append)
+{
     close_rw();
     T.cfg.compact_records_threshold = UINT64_MAX;
     T.cfg.compact_size_threshold = UINT64_MAX;
@@ -966,7 +1023,8 @@ Test(store, compaction_is_a_bounded_step_per_append) {
  * meta, appends and compaction see only the key's own objects. */
 static int foreign_warnings;
 static char foreign_msg[512];
-static void count_warning(int level, const char *msg, void *ctx) {
+static void count_warning(int level, const char *msg, void *ctx)
+{
     (void)ctx;
     if (level == KL_LOG_WARNING && strstr(msg, "not data objects")) {
         foreign_warnings++;
@@ -974,7 +1032,8 @@ static void count_warning(int level, const char *msg, void *ctx) {
     }
 }
 
-Test(store, foreign_names_under_a_key_are_skipped) {
+Test(store, foreign_names_under_a_key_are_skipped)
+{
     close_rw();
     T.cfg.compact_records_threshold = 3;
     T.cfg.compact_objects_threshold = 100;

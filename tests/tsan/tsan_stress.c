@@ -28,9 +28,9 @@
 #include "klstore.h"
 #include "common/objstore_wrap.h"
 
-#define APPENDERS 4
-#define READERS 3
-#define KEYS 6
+#define APPENDERS    4
+#define READERS      3
+#define KEYS         6
 #define PER_APPENDER 1500
 
 static kl_objstore *os;
@@ -42,7 +42,8 @@ static char failure[512];
 static pthread_mutex_t fail_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...) {
+static void fail(const char *fmt, ...)
+{
     pthread_mutex_lock(&fail_mu);
     if (!failure[0]) {
         va_list ap;
@@ -56,7 +57,8 @@ static void fail(const char *fmt, ...) {
 /* Each appender owns its keys' sub-sequence "a<id>-<n>", so per-key order
  * can be checked without shared state: within a key, each appender's
  * numbers must appear in increasing order. */
-static void *appender(void *arg) {
+static void *appender(void *arg)
+{
     int id = (int)(intptr_t)arg;
     kl_error err = {0};
     for (int n = 0; n < PER_APPENDER && !failure[0]; n++) {
@@ -74,7 +76,8 @@ static void *appender(void *arg) {
 
 /* Reads a key from the start; checks offsets are 1..n and each appender's
  * numbers increase.  Returns the record count. */
-static uint64_t read_key(const char *key, uint64_t psize) {
+static uint64_t read_key(const char *key, uint64_t psize)
+{
     kl_page p;
     kl_error err = {0};
     int last[APPENDERS];
@@ -115,7 +118,8 @@ static uint64_t read_key(const char *key, uint64_t psize) {
     return expect - 1;
 }
 
-static void *reader_thread(void *arg) {
+static void *reader_thread(void *arg)
+{
     unsigned seed = (unsigned)(intptr_t)arg;
     while (!atomic_load(&done) && !failure[0]) {
         char key[16];
@@ -125,12 +129,16 @@ static void *reader_thread(void *arg) {
     return NULL;
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int f, struct FTW *ftw) {
-    (void)sb; (void)f; (void)ftw;
+static int rm_cb(const char *p, const struct stat *sb, int f, struct FTW *ftw)
+{
+    (void)sb;
+    (void)f;
+    (void)ftw;
     return remove(p);
 }
 
-static int run(int remote_like) {
+static int run(int remote_like)
+{
     char dir[] = "/tmp/kl-tsan-XXXXXX";
     if (!mkdtemp(dir)) return 1;
     kl_error err = {0};
@@ -164,7 +172,8 @@ static int run(int remote_like) {
         return 1;
     }
     pthread_t a[APPENDERS], r[READERS];
-    for (int i = 0; i < READERS; i++) pthread_create(&r[i], NULL, reader_thread, (void *)(intptr_t)(i + 1));
+    for (int i = 0; i < READERS; i++)
+        pthread_create(&r[i], NULL, reader_thread, (void *)(intptr_t)(i + 1));
     for (int i = 0; i < APPENDERS; i++) pthread_create(&a[i], NULL, appender, (void *)(intptr_t)i);
     for (int i = 0; i < APPENDERS; i++) pthread_join(a[i], NULL);
     if (kl_flush_all(batch, &err) != KL_OK) fail("flush_all: %s", err.msg);
@@ -189,8 +198,8 @@ static int run(int remote_like) {
     kl_os_destroy(local);
     nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     if (failure[0]) {
-        fprintf(stderr, "tsan_stress: FAILED (%s store): %s\n", remote_like ? "remote-like" : "local",
-                failure);
+        fprintf(stderr, "tsan_stress: FAILED (%s store): %s\n",
+                remote_like ? "remote-like" : "local", failure);
         return 1;
     }
     printf("tsan_stress: %s store: %" PRIu64 " records appended by %d threads%s and read back "
@@ -200,6 +209,4 @@ static int run(int remote_like) {
     return 0;
 }
 
-int main(void) {
-    return run(0) || run(1);
-}
+int main(void) { return run(0) || run(1); }

@@ -39,9 +39,9 @@
 typedef struct s3_os {
     kl_objstore base;
     kl_s3_http http;
-    char *desc;            /* "s3://bucket" */
+    char *desc; /* "s3://bucket" */
     pthread_mutex_t probe_mu;
-    atomic_int copy_mode;  /* 0 unknown, 1 copies honour a copy condition, 2 not */
+    atomic_int copy_mode; /* 0 unknown, 1 copies honour a copy condition, 2 not */
 } s3_os;
 
 static s3_os *S(kl_objstore *os) { return (s3_os *)os; }
@@ -51,8 +51,9 @@ static kl_status check_key(const s3_os *s, const char *op, const char *name, kl_
     if (!name || !*name)
         return kl_seterr(err, KL_EINVAL, "S3 %s s3://%s: empty object name", op, s->http.bucket);
     if (strlen(name) > S3_MAX_KEY)
-        return kl_seterr(err, KL_EINVAL, "S3 %s s3://%s/%.100s...: object name longer than %d bytes",
-                         op, s->http.bucket, name, S3_MAX_KEY);
+        return kl_seterr(err, KL_EINVAL,
+                         "S3 %s s3://%s/%.100s...: object name longer than %d bytes", op,
+                         s->http.bucket, name, S3_MAX_KEY);
     return KL_OK;
 }
 
@@ -62,11 +63,13 @@ static kl_status not_found(const s3_os *s, const char *op, const char *name, con
     kl_s3_xml_error x;
     if (Kl_s3_xml_parse_error((const char *)rs->body.data, rs->body.len, &x) &&
         strcmp(x.code, "NoSuchBucket") == 0)
-        return kl_seterr(err, KL_EINVAL, "S3 %s s3://%s/%.200s: bucket '%s' does not exist at %s "
+        return kl_seterr(err, KL_EINVAL,
+                         "S3 %s s3://%s/%.200s: bucket '%s' does not exist at %s "
                          "(NoSuchBucket, request id %s)",
                          op, s->http.bucket, name, s->http.bucket, s->http.addr.endpoint_desc,
                          x.request_id[0] ? x.request_id : rs->request_id);
-    return kl_seterr(err, KL_ENOTFOUND, "S3 %s s3://%s/%.200s: no such object", op, s->http.bucket, name);
+    return kl_seterr(err, KL_ENOTFOUND, "S3 %s s3://%s/%.200s: no such object", op, s->http.bucket,
+                     name);
 }
 
 /* ------------------------------------------------------------------ */
@@ -84,8 +87,7 @@ static kl_status put_object(kl_objstore *os, const char *name, const void *data,
 {
     s3_os *s = S(os);
     kl_status st = check_key(s, "PUT", name, err);
-    if (st)
-        return st;
+    if (st) return st;
     if ((uint64_t)len > S3_MAX_PUT)
         return kl_seterr(err, KL_EINVAL, "S3 PUT s3://%s/%.200s: %zu bytes exceed S3's 5 GiB limit",
                          s->http.bucket, name, len);
@@ -94,11 +96,9 @@ static kl_status put_object(kl_objstore *os, const char *name, const void *data,
         rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"If-None-Match", "*"};
         rq.accept[0] = 412;
     }
-    if (claim_object)
-        rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-meta-kl-object", claim_object};
+    if (claim_object) rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-meta-kl-object", claim_object};
     s3_resp rs;
-    if ((st = Kl_s3_http_do(&s->http, &rq, &rs, err)))
-        return st;
+    if ((st = Kl_s3_http_do(&s->http, &rq, &rs, err))) return st;
     Kl_buf_free(&rs.body);
     if (rs.status != 412) {
         if (etag && rs.etag[0] && !(*etag = strdup(rs.etag)))
@@ -113,16 +113,15 @@ static kl_status put_object(kl_objstore *os, const char *name, const void *data,
         if (s3_get(os, name, 0, UINT64_MAX, &have, &have_len, NULL) == KL_OK) {
             int same = have_len == len && (len == 0 || memcmp(have, data, len) == 0);
             free(have);
-            if (same)
-                return KL_OK;
+            if (same) return KL_OK;
         }
     }
-    return kl_seterr(err, KL_EEXIST, "S3 PUT s3://%s/%.200s: the object already exists", s->http.bucket,
-                     name);
+    return kl_seterr(err, KL_EEXIST, "S3 PUT s3://%s/%.200s: the object already exists",
+                     s->http.bucket, name);
 }
 
-static kl_status s3_put(kl_objstore *os, const char *name, const void *data, size_t len,
-                        int flags, kl_error *err)
+static kl_status s3_put(kl_objstore *os, const char *name, const void *data, size_t len, int flags,
+                        kl_error *err)
 {
     return put_object(os, name, data, len, flags, NULL, NULL, err);
 }
@@ -145,11 +144,9 @@ static const char *last_component(const char *name)
 static kl_status head_claim(s3_os *s, const char *claim, s3_resp *rs, kl_error *err)
 {
     kl_status st = check_key(s, "HEAD", claim, err);
-    if (st)
-        return st;
+    if (st) return st;
     s3_req rq = {.op = "HEAD", .method = "HEAD", .key = claim, .head = 1, .accept = {404}};
-    if ((st = Kl_s3_http_do(&s->http, &rq, rs, err)))
-        return st;
+    if ((st = Kl_s3_http_do(&s->http, &rq, rs, err))) return st;
     Kl_buf_free(&rs->body);
     if (rs->status == 404)
         return kl_seterr(err, KL_ENOTFOUND, "S3 HEAD s3://%s/%.200s: no such claim", s->http.bucket,
@@ -157,32 +154,33 @@ static kl_status head_claim(s3_os *s, const char *claim, s3_resp *rs, kl_error *
     return KL_OK;
 }
 
-static kl_status s3_claim(kl_objstore *os, const char *claim, const char *object,
-                          const void *data, size_t len, char **tag, kl_error *err)
+static kl_status s3_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
+                          size_t len, char **tag, kl_error *err)
 {
-    kl_status st = put_object(os, claim, data, len, KL_PUT_IF_ABSENT, last_component(object),
-                              tag, err);
+    kl_status st =
+        put_object(os, claim, data, len, KL_PUT_IF_ABSENT, last_component(object), tag, err);
     if (st == KL_OK && !*tag) { /* created by an earlier attempt: ask for its tag */
         s3_resp rs;
-        if ((st = head_claim(S(os), claim, &rs, err)))
-            return st;
+        if ((st = head_claim(S(os), claim, &rs, err))) return st;
         if (!rs.etag[0] || !(*tag = strdup(rs.etag)))
-            return kl_seterr(err, KL_EIO, "S3 HEAD s3://%s/%.200s: no ETag", S(os)->http.bucket, claim);
+            return kl_seterr(err, KL_EIO, "S3 HEAD s3://%s/%.200s: no ETag", S(os)->http.bucket,
+                             claim);
     }
     return st;
 }
 
-static kl_status s3_claim_target(kl_objstore *os, const char *claim, char **object,
-                                 char **tag, kl_error *err)
+static kl_status s3_claim_target(kl_objstore *os, const char *claim, char **object, char **tag,
+                                 kl_error *err)
 {
     s3_os *s = S(os);
     s3_resp rs;
     kl_status st = head_claim(s, claim, &rs, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (!rs.claim_object[0] || strchr(rs.claim_object, '/') || !rs.etag[0])
-        return kl_seterr(err, KL_EBADDATA, "S3 HEAD s3://%s/%.200s: a claim without a body "
-                         "(emptied, or not written by klstore)", s->http.bucket, claim);
+        return kl_seterr(err, KL_EBADDATA,
+                         "S3 HEAD s3://%s/%.200s: a claim without a body "
+                         "(emptied, or not written by klstore)",
+                         s->http.bucket, claim);
     size_t dl = (size_t)(last_component(claim) - claim);
     if (asprintf(object, "%.*s%s", (int)dl, claim, rs.claim_object) < 0 ||
         !(*tag = strdup(rs.etag)))
@@ -198,11 +196,9 @@ static kl_status copy_object(s3_os *s, const char *claim, const char *object, co
                              long *status, kl_error *err)
 {
     kl_status st = check_key(s, "COPY", object, err);
-    if (st || (st = check_key(s, "COPY", claim, err)))
-        return st;
+    if (st || (st = check_key(s, "COPY", claim, err))) return st;
     char *src = Kl_s3_addr_copy_source(s->http.bucket, claim);
-    if (!src)
-        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (!src) return kl_seterr(err, KL_ENOMEM, "out of memory");
     s3_req rq = {.op = "COPY", .method = "PUT", .key = object, .accept = {404, 412}};
     rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-copy-source", src};
     rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"x-amz-metadata-directive", "REPLACE"};
@@ -217,14 +213,15 @@ static kl_status copy_object(s3_os *s, const char *claim, const char *object, co
     s3_resp rs;
     st = Kl_s3_http_do(&s->http, &rq, &rs, err);
     free(src);
-    if (st)
-        return st;
+    if (st) return st;
     *status = rs.status;
     if (rs.status == 404) {
         st = not_found(s, "COPY", claim, &rs, err);
     } else if (rs.status == 412) {
-        st = kl_seterr(err, KL_ENOTFOUND, "S3 COPY s3://%s/%.200s: the claim no longer holds "
-                       "that body", s->http.bucket, claim);
+        st = kl_seterr(err, KL_ENOTFOUND,
+                       "S3 COPY s3://%s/%.200s: the claim no longer holds "
+                       "that body",
+                       s->http.bucket, claim);
     } else {
         /* CopyObject may fail after its 200 went out: the error is the body. */
         kl_s3_xml_error x;
@@ -245,8 +242,7 @@ static kl_status copy_object(s3_os *s, const char *claim, const char *object, co
 static int copy_conditional(s3_os *s, const char *claim)
 {
     int mode = atomic_load(&s->copy_mode);
-    if (mode)
-        return mode == 1;
+    if (mode) return mode == 1;
     pthread_mutex_lock(&s->probe_mu);
     if (!(mode = atomic_load(&s->copy_mode))) {
         char *src = NULL, *dst = NULL;
@@ -277,8 +273,7 @@ static kl_status get_claim(s3_os *s, const char *claim, const char *object, kl_b
     s3_req rq = {.op = "GET", .method = "GET", .key = claim, .accept = {404}};
     s3_resp rs;
     kl_status st = Kl_s3_http_do(&s->http, &rq, &rs, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (rs.status == 404) {
         st = not_found(s, "GET", claim, &rs, err);
         Kl_buf_free(&rs.body);
@@ -286,15 +281,17 @@ static kl_status get_claim(s3_os *s, const char *claim, const char *object, kl_b
     }
     if (strcmp(rs.claim_object, last_component(object)) != 0) {
         Kl_buf_free(&rs.body);
-        return kl_seterr(err, KL_ENOTFOUND, "S3 GET s3://%s/%.200s: the claim now holds "
-                         "another object", s->http.bucket, claim);
+        return kl_seterr(err, KL_ENOTFOUND,
+                         "S3 GET s3://%s/%.200s: the claim now holds "
+                         "another object",
+                         s->http.bucket, claim);
     }
     *body = rs.body;
     return KL_OK;
 }
 
-static kl_status s3_publish(kl_objstore *os, const char *claim, const char *object,
-                            const char *tag, const void *data, size_t len, kl_error *err)
+static kl_status s3_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
+                            const void *data, size_t len, kl_error *err)
 {
     s3_os *s = S(os);
     if (copy_conditional(s, claim)) {
@@ -307,8 +304,7 @@ static kl_status s3_publish(kl_objstore *os, const char *claim, const char *obje
     kl_buf body = {0};
     if (!data) {
         kl_status st = get_claim(s, claim, object, &body, err);
-        if (st)
-            return st;
+        if (st) return st;
         data = body.data;
         len = body.len;
     }
@@ -321,18 +317,15 @@ static kl_status s3_head(kl_objstore *os, const char *name, uint64_t *size, kl_e
 {
     s3_os *s = S(os);
     kl_status st = check_key(s, "HEAD", name, err);
-    if (st)
-        return st;
+    if (st) return st;
     s3_req rq = {.op = "HEAD", .method = "HEAD", .key = name, .head = 1, .accept = {404}};
     s3_resp rs;
-    if ((st = Kl_s3_http_do(&s->http, &rq, &rs, err)))
-        return st;
+    if ((st = Kl_s3_http_do(&s->http, &rq, &rs, err))) return st;
     Kl_buf_free(&rs.body);
     if (rs.status == 404)
-        return kl_seterr(err, KL_ENOTFOUND, "S3 HEAD s3://%s/%.200s: no such object", s->http.bucket,
-                         name);
-    if (size)
-        *size = rs.content_length;   /* HEAD's Content-Length is the object's */
+        return kl_seterr(err, KL_ENOTFOUND, "S3 HEAD s3://%s/%.200s: no such object",
+                         s->http.bucket, name);
+    if (size) *size = rs.content_length; /* HEAD's Content-Length is the object's */
     return KL_OK;
 }
 
@@ -343,14 +336,11 @@ static kl_status s3_get(kl_objstore *os, const char *name, uint64_t off, uint64_
     *data = NULL;
     *out_len = 0;
     kl_status st = check_key(s, "GET", name, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (len == 0) {
         /* Nothing to read, but a missing object must still say so. */
-        if ((st = s3_head(os, name, NULL, err)))
-            return st;
-        if (!(*data = malloc(1)))
-            return kl_seterr(err, KL_ENOMEM, "S3 GET: out of memory");
+        if ((st = s3_head(os, name, NULL, err))) return st;
+        if (!(*data = malloc(1))) return kl_seterr(err, KL_ENOMEM, "S3 GET: out of memory");
         return KL_OK;
     }
     char range[64];
@@ -368,8 +358,7 @@ static kl_status s3_get(kl_objstore *os, const char *name, uint64_t off, uint64_
         rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"Range", range};
     }
     s3_resp rs;
-    if ((st = Kl_s3_http_do(&s->http, &rq, &rs, err)))
-        return st;
+    if ((st = Kl_s3_http_do(&s->http, &rq, &rs, err))) return st;
     if (rs.status == 404) {
         st = not_found(s, "GET", name, &rs, err);
         Kl_buf_free(&rs.body);
@@ -386,16 +375,14 @@ static kl_status s3_get(kl_objstore *os, const char *name, uint64_t off, uint64_
             /* A server that ignored Range sent everything: cut it here. */
             size_t start = off < n ? (size_t)off : n;
             size_t take = n - start;
-            if (len < take)
-                take = (size_t)len;
+            if (len < take) take = (size_t)len;
             memmove(b, b + start, take);
             n = take;
         } else if (n > len) {
             n = (size_t)len; /* a range answer longer than the range: no more than asked */
         }
     }
-    if (!b && !(b = malloc(1)))
-        return kl_seterr(err, KL_ENOMEM, "S3 GET: out of memory");
+    if (!b && !(b = malloc(1))) return kl_seterr(err, KL_ENOMEM, "S3 GET: out of memory");
     *data = b;
     *out_len = n;
     return KL_OK;
@@ -407,8 +394,7 @@ static kl_status s3_list(kl_objstore *os, const kl_list_req *req, kl_listing *ou
     memset(out, 0, sizeof *out);
     kl_s3_list_pos pos;
     kl_status st = Kl_s3_list_pos_parse(req->continuation, &pos, err);
-    if (st)
-        return st;
+    if (st) return st;
     char delim[2] = {(char)req->delimiter, 0}, maxk[24];
     snprintf(maxk, sizeof maxk, "%zu", req->max_keys ? req->max_keys : 1000);
     const char *prefix = req->prefix ? req->prefix : "";
@@ -416,8 +402,7 @@ static kl_status s3_list(kl_objstore *os, const kl_list_req *req, kl_listing *ou
     rq.query[rq.n_query++] = (kl_sigv4_kv){"list-type", "2"};
     rq.query[rq.n_query++] = (kl_sigv4_kv){"prefix", prefix};
     rq.query[rq.n_query++] = (kl_sigv4_kv){"max-keys", maxk};
-    if (req->delimiter)
-        rq.query[rq.n_query++] = (kl_sigv4_kv){"delimiter", delim};
+    if (req->delimiter) rq.query[rq.n_query++] = (kl_sigv4_kv){"delimiter", delim};
     if (req->start_after && *req->start_after)
         rq.query[rq.n_query++] = (kl_sigv4_kv){"start-after", req->start_after};
     if (pos.server_token)
@@ -444,23 +429,20 @@ static kl_status s3_del(kl_objstore *os, const char *const *names, size_t n, kl_
 {
     s3_os *s = S(os);
     kl_status st;
-    if (n == 0)
-        return KL_OK;
+    if (n == 0) return KL_OK;
     if (n > 1000)
         return kl_seterr(err, KL_EINVAL, "S3 DELETE s3://%s: %zu names, at most 1000 per call",
                          s->http.bucket, n);
     for (size_t i = 0; i < n; i++)
-        if ((st = check_key(s, "DELETE", names[i], err)))
-            return st;
+        if ((st = check_key(s, "DELETE", names[i], err))) return st;
     s3_resp rs;
     if (n == 1) {
         s3_req rq = {.op = "DELETE", .method = "DELETE", .key = names[0], .accept = {404}};
-        if ((st = Kl_s3_http_do(&s->http, &rq, &rs, err)))
-            return st;
+        if ((st = Kl_s3_http_do(&s->http, &rq, &rs, err))) return st;
         if (rs.status == 404) {
             st = not_found(s, "DELETE", names[0], &rs, err);
             Kl_buf_free(&rs.body);
-            return st == KL_ENOTFOUND ? KL_OK : st;   /* already gone: fine */
+            return st == KL_ENOTFOUND ? KL_OK : st; /* already gone: fine */
         }
         Kl_buf_free(&rs.body);
         return KL_OK;
@@ -468,8 +450,7 @@ static kl_status s3_del(kl_objstore *os, const char *const *names, size_t n, kl_
 
     size_t blen;
     char *body = Kl_s3_xml_delete_body(names, n, &blen, err);
-    if (!body)
-        return err ? err->code : KL_EINVAL;
+    if (!body) return err ? err->code : KL_EINVAL;
     /* DeleteObjects requires Content-MD5 (AWS also takes x-amz-checksum-*,
      * Ceph RGW only Content-MD5). */
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -486,14 +467,12 @@ static kl_status s3_del(kl_objstore *os, const char *const *names, size_t n, kl_
     rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"Content-Type", "application/xml"};
     st = Kl_s3_http_do(&s->http, &rq, &rs, err);
     free(body);
-    if (st)
-        return st;
+    if (st) return st;
     size_t failed;
     kl_s3_xml_error first;
     st = Kl_s3_xml_parse_delete((const char *)rs.body.data, rs.body.len, &failed, &first, err);
     Kl_buf_free(&rs.body);
-    if (st)
-        return st;
+    if (st) return st;
     if (failed) {
         int transient = strcmp(first.code, "InternalError") == 0 ||
                         strcmp(first.code, "SlowDown") == 0 ||
@@ -512,8 +491,7 @@ static const char *s3_describe(kl_objstore *os) { return S(os)->desc; }
 static void s3_destroy(kl_objstore *os)
 {
     s3_os *s = S(os);
-    if (!s)
-        return;
+    if (!s) return;
     Kl_s3_http_free(&s->http);
     pthread_mutex_destroy(&s->probe_mu);
     free(s->desc);
@@ -550,8 +528,7 @@ kl_status kl_objstore_s3_new(const kl_s3_config *c, kl_objstore **out, kl_error 
                          "S3: connect_timeout_ms and request_timeout_ms must be positive and "
                          "max_retries not negative");
     s3_os *s = calloc(1, sizeof *s);
-    if (!s)
-        return kl_seterr(err, KL_ENOMEM, "S3: out of memory");
+    if (!s) return kl_seterr(err, KL_ENOMEM, "S3: out of memory");
     kl_status st = Kl_s3_http_init(&s->http, c, err);
     if (st) {
         free(s);

@@ -24,8 +24,7 @@ static int dns_compatible(const char *b, int https)
     if (n < 3 || n > 63 || !isalnum((unsigned char)b[0]) || !isalnum((unsigned char)b[n - 1]))
         return 0;
     for (const char *p = b; *p; p++) {
-        if (*p == '.' && (https || p[1] == '.'))
-            return 0;
+        if (*p == '.' && (https || p[1] == '.')) return 0;
         if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' || *p == '.'))
             return 0;
     }
@@ -38,20 +37,17 @@ static kl_status parse_endpoint(kl_s3_addr *a, const kl_s3_config *c, const char
 {
     if (!c->endpoint || !*c->endpoint) {
         a->scheme = strdup("https");
-        if (asprintf(host, "s3.%s.amazonaws.com", region) < 0)
-            *host = NULL;
+        if (asprintf(host, "s3.%s.amazonaws.com", region) < 0) *host = NULL;
         *base = strdup("");
-        return a->scheme && *host && *base ? KL_OK
-                                           : kl_seterr(err, KL_ENOMEM, "S3: out of memory");
+        return a->scheme && *host && *base ? KL_OK : kl_seterr(err, KL_ENOMEM, "S3: out of memory");
     }
     if (strncmp(c->endpoint, "http://", 7) != 0 && strncmp(c->endpoint, "https://", 8) != 0)
-        return kl_seterr(err, KL_EINVAL,
-                         "S3 endpoint '%.200s' must start with http:// or https://", c->endpoint);
+        return kl_seterr(err, KL_EINVAL, "S3 endpoint '%.200s' must start with http:// or https://",
+                         c->endpoint);
     CURLU *u = curl_url();
     char *sch = NULL, *hst = NULL, *port = NULL, *path = NULL, *q = NULL;
     kl_status st = KL_OK;
-    if (!u)
-        return kl_seterr(err, KL_ENOMEM, "S3: out of memory");
+    if (!u) return kl_seterr(err, KL_ENOMEM, "S3: out of memory");
     if (curl_url_set(u, CURLUPART_URL, c->endpoint, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &sch, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &hst, 0) != CURLUE_OK) {
@@ -71,11 +67,9 @@ static kl_status parse_endpoint(kl_s3_addr *a, const kl_s3_config *c, const char
         *host = strdup(hst);
     /* Raw base path without its trailing '/': "" or "/s3". */
     size_t pl = path ? strlen(path) : 0;
-    while (pl && path[pl - 1] == '/')
-        pl--;
+    while (pl && path[pl - 1] == '/') pl--;
     *base = strndup(path ? path : "", pl);
-    if (st || !a->scheme || !*host || !*base)
-        st = kl_seterr(err, KL_ENOMEM, "S3: out of memory");
+    if (st || !a->scheme || !*host || !*base) st = kl_seterr(err, KL_ENOMEM, "S3: out of memory");
 done:
     curl_free(sch);
     curl_free(hst);
@@ -92,8 +86,7 @@ kl_status Kl_s3_addr_init(kl_s3_addr *a, const kl_s3_config *c, const char *buck
     memset(a, 0, sizeof *a);
     char *host = NULL, *base = NULL;
     kl_status st = parse_endpoint(a, c, region, &host, &base, err);
-    if (st)
-        goto fail;
+    if (st) goto fail;
     a->https = strcmp(a->scheme, "https") == 0;
     /* An IP address cannot take a bucket label in front of it. */
     size_t hl = strcspn(host, ":");
@@ -104,8 +97,7 @@ kl_status Kl_s3_addr_init(kl_s3_addr *a, const kl_s3_config *c, const char *buck
                          : asprintf(&a->path_base, "%s/", base);
     if (!path_style) {
         char *vh = NULL;
-        if (asprintf(&vh, "%s.%s", bucket, host) < 0)
-            vh = NULL;
+        if (asprintf(&vh, "%s.%s", bucket, host) < 0) vh = NULL;
         free(host);
         host = vh;
     }
@@ -139,8 +131,7 @@ void Kl_s3_addr_free(kl_s3_addr *a)
 static int put_encoded(FILE *f, const char *s, int keep_slash)
 {
     char *e = Kl_sigv4_uri_encode(s, strlen(s), keep_slash);
-    if (!e)
-        return -1;
+    if (!e) return -1;
     fputs(e, f);
     free(e);
     return 0;
@@ -156,8 +147,7 @@ int Kl_s3_addr_request(const kl_s3_addr *a, const char *key, const kl_sigv4_kv *
         return -1;
     }
     FILE *f = open_memstream(url, &ulen);
-    if (!f)
-        goto fail;
+    if (!f) goto fail;
     fprintf(f, "%s://%s", a->scheme, a->host);
     int bad = put_encoded(f, *path, 1);
     for (size_t i = 0; i < n_query && !bad; i++) {
@@ -168,8 +158,7 @@ int Kl_s3_addr_request(const kl_s3_addr *a, const char *key, const kl_sigv4_kv *
             bad |= put_encoded(f, query[i].value, 0);
         }
     }
-    if (fclose(f) || bad)
-        goto fail;
+    if (fclose(f) || bad) goto fail;
     return 0;
 fail:
     free(*path);
@@ -182,8 +171,7 @@ char *Kl_s3_addr_copy_source(const char *bucket, const char *key)
 {
     char *enc = Kl_sigv4_uri_encode(key, strlen(key), 1);
     char *src = NULL;
-    if (enc && asprintf(&src, "/%s/%s", bucket, enc) < 0)
-        src = NULL;
+    if (enc && asprintf(&src, "/%s/%s", bucket, enc) < 0) src = NULL;
     free(enc);
     return src;
 }

@@ -17,10 +17,10 @@
 /* Everything malloc'd, set by Kl_s3_addr_init; read-only afterwards, so
  * any number of threads may use one. */
 typedef struct kl_s3_addr {
-    char *scheme;          /* "http" or "https" */
-    char *host;            /* Host header: [bucket.]host[:port] */
-    char *path_base;       /* raw path before the key: "/" or "/bucket/" (plus any endpoint path) */
-    char *endpoint_desc;   /* for messages: "http://127.0.0.1:7480" */
+    char *scheme;        /* "http" or "https" */
+    char *host;          /* Host header: [bucket.]host[:port] */
+    char *path_base;     /* raw path before the key: "/" or "/bucket/" (plus any endpoint path) */
+    char *endpoint_desc; /* for messages: "http://127.0.0.1:7480" */
     int https;
 } kl_s3_addr;
 

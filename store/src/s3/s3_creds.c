@@ -52,8 +52,7 @@ static void wipe_free(char *s)
 
 void Kl_s3_creds_clear(kl_s3_creds *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     wipe_free(c->access_key);
     wipe_free(c->secret_key);
     wipe_free(c->token);
@@ -76,12 +75,11 @@ static kl_status creds_copy(const kl_s3_creds *src, kl_s3_creds *dst, kl_error *
 }
 
 /* Builds creds from borrowed strings (empty token = none). */
-static kl_status creds_set(kl_s3_creds *c, const char *ak, const char *sk,
-                           const char *tok, int64_t expires_ms,
-                           const char *source, kl_error *err)
+static kl_status creds_set(kl_s3_creds *c, const char *ak, const char *sk, const char *tok,
+                           int64_t expires_ms, const char *source, kl_error *err)
 {
-    kl_s3_creds tmp = {(char *)ak, (char *)sk,
-                       (char *)(tok && *tok ? tok : NULL), expires_ms, source};
+    kl_s3_creds tmp = {(char *)ak, (char *)sk, (char *)(tok && *tok ? tok : NULL), expires_ms,
+                       source};
     return creds_copy(&tmp, c, err);
 }
 
@@ -96,11 +94,9 @@ static char *home_path(const char *rel)
     const char *home = env("HOME");
     struct passwd pw, *res = NULL;
     char buf[4096];
-    if (!home && getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res)
-        home = res->pw_dir;
+    if (!home && getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res) home = res->pw_dir;
     char *out = NULL;
-    if (asprintf(&out, "%s/%s", home ? home : "", rel) < 0)
-        return NULL;
+    if (asprintf(&out, "%s/%s", home ? home : "", rel) < 0) return NULL;
     return out;
 }
 
@@ -108,10 +104,8 @@ static char *home_path(const char *rel)
 static char *aws_file(const char *var, const char *deflt)
 {
     const char *v = env(var);
-    if (!v)
-        return home_path(deflt);
-    if (v[0] == '~' && v[1] == '/')
-        return home_path(v + 2);
+    if (!v) return home_path(deflt);
+    if (v[0] == '~' && v[1] == '/') return home_path(v + 2);
     return strdup(v);
 }
 
@@ -122,8 +116,7 @@ static char *aws_file(const char *var, const char *deflt)
 /* Credentials of `profile` from the credentials file, else the config file
  * (each must hold both keys itself, as in botocore).  *found is set when
  * one of the files has the profile at all. */
-static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
-                              kl_error *err)
+static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found, kl_error *err)
 {
     *found = 0;
     char *cred_path = aws_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
@@ -143,8 +136,7 @@ static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
             st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
             goto done;
         }
-        if (r == 0)
-            continue;
+        if (r == 0) continue;
         *found = 1;
         if (k.key_id && k.secret) {
             st = creds_set(out, k.key_id, k.secret, k.token, 0,
@@ -153,9 +145,9 @@ static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
             goto done;
         }
         if (k.key_id || k.secret) {
-            st = kl_seterr(err, KL_EINVAL,
-                           "S3 credentials: profile '%s' in %s has %s but not %s", profile,
-                           paths[i], k.key_id ? "aws_access_key_id" : "aws_secret_access_key",
+            st = kl_seterr(err, KL_EINVAL, "S3 credentials: profile '%s' in %s has %s but not %s",
+                           profile, paths[i],
+                           k.key_id ? "aws_access_key_id" : "aws_secret_access_key",
                            k.key_id ? "aws_secret_access_key" : "aws_access_key_id");
             Kl_s3_profile_keys_free(&k);
             goto done;
@@ -216,8 +208,8 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
         const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
         if (ak && sk) {
             const char *tok = env("AWS_SESSION_TOKEN");
-            return creds_set(out, ak, sk, tok ? tok : env("AWS_SECURITY_TOKEN"), 0,
-                             "environment", err);
+            return creds_set(out, ak, sk, tok ? tok : env("AWS_SECURITY_TOKEN"), 0, "environment",
+                             err);
         }
         if (ak || sk)
             return kl_seterr(err, KL_EINVAL, "S3 credentials: %s is set but %s is not",
@@ -227,21 +219,19 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
 
     const char *profile = p->profile ? p->profile : env("AWS_PROFILE");
     int explicit_profile = profile != NULL;
-    if (!profile)
-        profile = "default";
+    if (!profile) profile = "default";
     int found;
     kl_error perr = {0};
     kl_status st = from_profile(profile, out, &found, &perr);
-    if (st == KL_OK)
-        return KL_OK;
+    if (st == KL_OK) return KL_OK;
     if (found || explicit_profile || st == KL_ENOMEM) {
-        if (err)
-            *err = perr;
+        if (err) *err = perr;
         return st;
     }
 
     kl_s3_meta_keys k = {0};
-    if (env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || env("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
+    if (env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") ||
+        env("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
         if (!(st = Kl_s3_meta_container(&k, err)))
             st = creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "container", err);
         Kl_s3_meta_keys_free(&k);
@@ -252,11 +242,10 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
     if (!is_true(env("AWS_EC2_METADATA_DISABLED"))) {
         int reachable;
         if (!(st = Kl_s3_meta_imds(&k, &reachable, why, sizeof why, err)))
-            st = creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "instance metadata",
-                           err);
+            st =
+                creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "instance metadata", err);
         Kl_s3_meta_keys_free(&k);
-        if (st == KL_OK || reachable)
-            return st;
+        if (st == KL_OK || reachable) return st;
     }
     return kl_seterr(err, KL_EINVAL,
                      "S3 credentials: none found (no AWS_ACCESS_KEY_ID in the environment, no "
@@ -276,16 +265,15 @@ kl_status Kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out, kl_err
                          "S3 credentials: session_token and security_token are both set and "
                          "differ; they are the same setting, set one");
     kl_s3_credprov *p = calloc(1, sizeof *p);
-    if (!p)
-        return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
+    if (!p) return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
     pthread_mutex_init(&p->mu, NULL);
     p->use_default = c->use_default_credentials;
-#define DUP(dst, src)                                                    \
-    do {                                                                 \
-        if ((src) && *(src) && !((dst) = strdup(src))) {                 \
-            Kl_s3_credprov_free(p);                                      \
-            return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory"); \
-        }                                                                \
+#define DUP(dst, src)                                                                              \
+    do {                                                                                           \
+        if ((src) && *(src) && !((dst) = strdup(src))) {                                           \
+            Kl_s3_credprov_free(p);                                                                \
+            return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");                     \
+        }                                                                                          \
     } while (0)
     DUP(p->access_key, c->access_key);
     DUP(p->secret_key, c->secret_key);
@@ -303,9 +291,9 @@ kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
     int64_t now = kl_now_ms();
     kl_status st;
     int usable = p->have && (p->cached.expires_ms == 0 || now < p->cached.expires_ms);
-    int want_refresh = !usable || (p->cached.expires_ms != 0 &&
-                                   now >= p->cached.expires_ms - REFRESH_AHEAD_MS &&
-                                   now - p->fetched_ms >= REFRESH_MIN_GAP_MS);
+    int want_refresh =
+        !usable || (p->cached.expires_ms != 0 && now >= p->cached.expires_ms - REFRESH_AHEAD_MS &&
+                    now - p->fetched_ms >= REFRESH_MIN_GAP_MS);
     if (want_refresh) {
         kl_s3_creds fresh = {0};
         kl_error rerr = {0};
@@ -316,8 +304,7 @@ kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
             p->have = 1;
             p->fetched_ms = now;
         } else if (!usable) {
-            if (err)
-                *err = rerr;
+            if (err) *err = rerr;
             pthread_mutex_unlock(&p->mu);
             return st;
         }
@@ -341,8 +328,7 @@ void Kl_s3_credprov_invalidate(kl_s3_credprov *p)
 
 void Kl_s3_credprov_free(kl_s3_credprov *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     Kl_s3_creds_clear(&p->cached);
     wipe_free(p->access_key);
     wipe_free(p->secret_key);

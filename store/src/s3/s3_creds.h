@@ -30,9 +30,9 @@
 typedef struct kl_s3_creds {
     char *access_key;
     char *secret_key;
-    char *token;          /* session token, or NULL */
-    int64_t expires_ms;   /* ms since the epoch; 0 = does not expire */
-    const char *source;   /* static text naming where they came from */
+    char *token;        /* session token, or NULL */
+    int64_t expires_ms; /* ms since the epoch; 0 = does not expire */
+    const char *source; /* static text naming where they came from */
 } kl_s3_creds;
 
 /* Wipes the secrets and frees the strings; c may be partly filled. */
@@ -42,11 +42,9 @@ typedef struct kl_s3_credprov kl_s3_credprov;
 
 /* Copies what it needs from c.  Reads nothing yet: the chain is resolved
  * at the first Kl_s3_credprov_get. */
-kl_status Kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out,
-                             kl_error *err);
+kl_status Kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out, kl_error *err);
 /* Current credentials, as a copy the caller clears.  Thread-safe. */
-kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out,
-                             kl_error *err);
+kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err);
 /* Drops cached temporary credentials (e.g. after the server answered
  * ExpiredToken) so the next get fetches fresh ones. */
 void Kl_s3_credprov_invalidate(kl_s3_credprov *p);

@@ -36,7 +36,7 @@
 
 /* Caps on response bodies (see on_body): a LIST page of 1000 keys of
  * 1024 bytes with their fields fits well in S3_MAX_DOC. */
-#define S3_MAX_DOC (32u << 20)
+#define S3_MAX_DOC        (32u << 20)
 #define S3_MAX_ERROR_BODY (64u << 10)
 
 /* A pooled curl handle and the socket of its kept-alive connection (see
@@ -76,13 +76,11 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
     s3_resp *r = ud;
     size_t n = sz * nm;
     long code = 0;
-    if (r->conn)
-        curl_easy_getinfo(r->conn->h, CURLINFO_RESPONSE_CODE, &code);
+    if (r->conn) curl_easy_getinfo(r->conn->h, CURLINFO_RESPONSE_CODE, &code);
     uint64_t cap = code >= 200 && code < 300 ? r->max_body : S3_MAX_ERROR_BODY;
     if (r->body.len + n > cap) {
         size_t room = r->body.len < cap ? (size_t)(cap - r->body.len) : 0;
-        if (room)
-            Kl_buf_append(&r->body, p, room);
+        if (room) Kl_buf_append(&r->body, p, room);
         r->overflow = 1;
         return 0; /* curl stops the transfer: CURLE_WRITE_ERROR */
     }
@@ -93,13 +91,10 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
 static void grab_header(const char *line, size_t n, const char *name, char *dst, size_t cap)
 {
     size_t nl = strlen(name);
-    if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
-        return;
+    if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':') return;
     const char *v = line + nl + 1, *e = line + n;
-    while (v < e && (*v == ' ' || *v == '\t'))
-        v++;
-    while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
-        e--;
+    while (v < e && (*v == ' ' || *v == '\t')) v++;
+    while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ')) e--;
     snprintf(dst, cap, "%.*s", (int)(e - v), v);
 }
 
@@ -126,16 +121,14 @@ static void quickack(const conn *c)
 static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
 {
     conn *c = ud;
-    if (purpose == CURLSOCKTYPE_IPCXN)
-        c->fd = fd;
+    if (purpose == CURLSOCKTYPE_IPCXN) c->fd = fd;
     return CURL_SOCKOPT_OK;
 }
 
 static int on_closesocket(void *ud, curl_socket_t fd)
 {
     conn *c = ud;
-    if (c->fd == fd)
-        c->fd = CURL_SOCKET_BAD;
+    if (c->fd == fd) c->fd = CURL_SOCKET_BAD;
     return close(fd);
 }
 
@@ -149,10 +142,8 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
     grab_header(p, n, "etag", r->etag, sizeof r->etag);
     char cl[32] = "";
     grab_header(p, n, "content-length", cl, sizeof cl);
-    if (cl[0])
-        r->content_length = strtoull(cl, NULL, 10);
-    if (r->conn && n == 2 && p[0] == '\r')
-        quickack(r->conn);
+    if (cl[0]) r->content_length = strtoull(cl, NULL, 10);
+    if (r->conn && n == 2 && p[0] == '\r') quickack(r->conn);
     return n;
 }
 
@@ -160,8 +151,7 @@ static size_t on_read(char *p, size_t sz, size_t nm, void *ud)
 {
     upload *u = ud;
     size_t n = sz * nm, left = u->len - u->pos;
-    if (n > left)
-        n = left;
+    if (n > left) n = left;
     memcpy(p, u->p + u->pos, n);
     u->pos += n;
     return n;
@@ -170,8 +160,7 @@ static size_t on_read(char *p, size_t sz, size_t nm, void *ud)
 static int on_seek(void *ud, curl_off_t off, int origin)
 {
     upload *u = ud;
-    if (origin != SEEK_SET || off < 0 || (uint64_t)off > u->len)
-        return CURL_SEEKFUNC_CANTSEEK;
+    if (origin != SEEK_SET || off < 0 || (uint64_t)off > u->len) return CURL_SEEKFUNC_CANTSEEK;
     u->pos = (size_t)off;
     return CURL_SEEKFUNC_OK;
 }
@@ -196,13 +185,10 @@ static conn *conn_take(struct kl_s3_pool *p)
 {
     conn *c = NULL;
     pthread_mutex_lock(&p->mu);
-    if (p->n)
-        c = p->v[--p->n];
+    if (p->n) c = p->v[--p->n];
     pthread_mutex_unlock(&p->mu);
-    if (c)
-        return c;
-    if (!(c = malloc(sizeof *c)))
-        return NULL;
+    if (c) return c;
+    if (!(c = malloc(sizeof *c))) return NULL;
     c->fd = CURL_SOCKET_BAD;
     if (!(c->h = curl_easy_init())) {
         free(c);
@@ -213,7 +199,7 @@ static conn *conn_take(struct kl_s3_pool *p)
 
 static void conn_free(conn *c)
 {
-    curl_easy_cleanup(c->h);   /* may call on_closesocket(c): free after */
+    curl_easy_cleanup(c->h); /* may call on_closesocket(c): free after */
     free(c);
 }
 
@@ -253,51 +239,48 @@ static CURLcode attempt_once(kl_s3_http *s, conn *cn, const s3_req *rq, const kl
     Kl_sigv4_amz_date((int64_t)time(NULL), amz_date);
 
     /* Raw path: what is signed; the URL carries its encoding. */
-    if (Kl_s3_addr_request(&s->addr, rq->key, rq->query, rq->n_query, &path, &url))
-        goto done;
+    if (Kl_s3_addr_request(&s->addr, rq->key, rq->query, rq->n_query, &path, &url)) goto done;
 
     kl_sigv4_kv hv[12];
     size_t nh = 0;
     hv[nh++] = (kl_sigv4_kv){"host", s->addr.host};
     hv[nh++] = (kl_sigv4_kv){"x-amz-content-sha256", payload_hash};
     hv[nh++] = (kl_sigv4_kv){"x-amz-date", amz_date};
-    if (cr->token)
-        hv[nh++] = (kl_sigv4_kv){"x-amz-security-token", cr->token};
-    for (size_t i = 0; i < rq->n_hdrs; i++)
-        hv[nh++] = rq->hdrs[i];
+    if (cr->token) hv[nh++] = (kl_sigv4_kv){"x-amz-security-token", cr->token};
+    for (size_t i = 0; i < rq->n_hdrs; i++) hv[nh++] = rq->hdrs[i];
     kl_sigv4_kv qv[8];
     for (size_t i = 0; i < rq->n_query; i++)
         qv[i] = (kl_sigv4_kv){rq->query[i].name, rq->query[i].value ? rq->query[i].value : ""};
-    kl_sigv4_req sr = {.method = rq->method, .path = path, .query = qv,
-                       .n_query = rq->n_query, .headers = hv, .n_headers = nh,
-                       .payload_hash = payload_hash, .amz_date = amz_date,
-                       .region = s->region, .service = "s3"};
-    if (Kl_sigv4_sign(&sr, cr->access_key, cr->secret_key, &sig) != 0)
-        goto done;
+    kl_sigv4_req sr = {.method = rq->method,
+                       .path = path,
+                       .query = qv,
+                       .n_query = rq->n_query,
+                       .headers = hv,
+                       .n_headers = nh,
+                       .payload_hash = payload_hash,
+                       .amz_date = amz_date,
+                       .region = s->region,
+                       .service = "s3"};
+    if (Kl_sigv4_sign(&sr, cr->access_key, cr->secret_key, &sig) != 0) goto done;
 
     for (size_t i = 0; i < nh; i++) {
         char *line = NULL;
-        if (asprintf(&line, "%s: %s", hv[i].name, hv[i].value) < 0)
-            goto done;
+        if (asprintf(&line, "%s: %s", hv[i].name, hv[i].value) < 0) goto done;
         struct curl_slist *n = curl_slist_append(hl, line);
-        explicit_bzero(line, strlen(line));   /* may hold the session token */
+        explicit_bzero(line, strlen(line)); /* may hold the session token */
         free(line);
-        if (!n)
-            goto done;
+        if (!n) goto done;
         hl = n;
     }
     {
         char *auth = NULL;
-        if (asprintf(&auth, "Authorization: %s", sig.authorization) < 0)
-            goto done;
+        if (asprintf(&auth, "Authorization: %s", sig.authorization) < 0) goto done;
         struct curl_slist *n = curl_slist_append(hl, auth);
         free(auth);
-        if (!n)
-            goto done;
+        if (!n) goto done;
         hl = n;
         /* No "Expect: 100-continue" round trip; bodies are small enough. */
-        if (!(n = curl_slist_append(hl, "Expect:")))
-            goto done;
+        if (!(n = curl_slist_append(hl, "Expect:"))) goto done;
         hl = n;
     }
 
@@ -314,10 +297,8 @@ static CURLcode attempt_once(kl_s3_http *s, conn *cn, const s3_req *rq, const kl
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->request_timeout_ms);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, s->verify_tls ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, s->verify_tls ? 2L : 0L);
-    if (s->ca_bundle)
-        curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_bundle);
-    if (s->pool->share)
-        curl_easy_setopt(h, CURLOPT_SHARE, s->pool->share);
+    if (s->ca_bundle) curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_bundle);
+    if (s->pool->share) curl_easy_setopt(h, CURLOPT_SHARE, s->pool->share);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "klstore/" KL_VERSION);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -369,11 +350,9 @@ done:
 
 static int accepted(const s3_req *rq, long status)
 {
-    if (status >= 200 && status < 300)
-        return 1;
+    if (status >= 200 && status < 300) return 1;
     for (size_t i = 0; i < sizeof rq->accept / sizeof *rq->accept; i++)
-        if (rq->accept[i] && rq->accept[i] == status)
-            return 1;
+        if (rq->accept[i] && rq->accept[i] == status) return 1;
     return 0;
 }
 
@@ -381,11 +360,9 @@ kl_status Kl_s3_http_do(kl_s3_http *s, const s3_req *rq, s3_resp *rs, kl_error *
 {
     memset(rs, 0, sizeof *rs);
     char payload_hash[65] = "UNSIGNED-PAYLOAD";
-    if (s->sign_payload)
-        Kl_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
+    if (s->sign_payload) Kl_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
     conn *h = conn_take(s->pool);
-    if (!h)
-        return kl_seterr(err, KL_ENOMEM, "S3: cannot create a curl handle");
+    if (!h) return kl_seterr(err, KL_ENOMEM, "S3: cannot create a curl handle");
     char errbuf[CURL_ERROR_SIZE];
     int refreshed = 0;
     kl_status st = KL_OK;
@@ -398,8 +375,7 @@ kl_status Kl_s3_http_do(kl_s3_http *s, const s3_req *rq, s3_resp *rs, kl_error *
         rs->overflow = 0;
         rs->max_body = rq->max_body ? rq->max_body : S3_MAX_DOC;
         kl_s3_creds cr;
-        if ((st = Kl_s3_credprov_get(s->creds, &cr, err)))
-            break;
+        if ((st = Kl_s3_credprov_get(s->creds, &cr, err))) break;
         CURLcode cc = attempt_once(s, h, rq, &cr, payload_hash, rs, errbuf);
         int last = attempt >= s->max_retries;
         if (cc == CURLE_WRITE_ERROR && rs->overflow) {
@@ -409,7 +385,8 @@ kl_status Kl_s3_http_do(kl_s3_http *s, const s3_req *rq, s3_resp *rs, kl_error *
                 Kl_s3_creds_clear(&cr);
                 char what[300];
                 Kl_s3_what(s, rq, what, sizeof what);
-                st = kl_seterr(err, KL_EBADDATA, "%s at %s: the server sent more than the %" PRIu64
+                st = kl_seterr(err, KL_EBADDATA,
+                               "%s at %s: the server sent more than the %" PRIu64
                                " bytes this request can get back; stopped reading (request id %s)",
                                what, s->addr.endpoint_desc, rs->max_body,
                                rs->request_id[0] ? rs->request_id : "none");
@@ -459,8 +436,7 @@ kl_status Kl_s3_http_do(kl_s3_http *s, const s3_req *rq, s3_resp *rs, kl_error *
         }
         if (Kl_s3_retry_http(rs, code, &throttled) && !last) {
             Kl_s3_creds_clear(&cr);
-            if (rs->status >= 500)
-                rs->ambiguous = 1;
+            if (rs->status >= 500) rs->ambiguous = 1;
             Kl_s3_backoff(attempt, throttled);
             continue;
         }
@@ -469,8 +445,7 @@ kl_status Kl_s3_http_do(kl_s3_http *s, const s3_req *rq, s3_resp *rs, kl_error *
         break;
     }
     conn_give(s->pool, h);
-    if (st)
-        Kl_buf_free(&rs->body);
+    if (st) Kl_buf_free(&rs->body);
     return st;
 }
 
@@ -497,26 +472,22 @@ kl_status Kl_s3_http_init(kl_s3_http *s, const kl_s3_config *c, kl_error *err)
     kl_status st;
     s->bucket = strdup(c->bucket_name);
     s->region = strdup(c->region && *c->region ? c->region : "us-east-1");
-    if (c->ca_bundle && *c->ca_bundle)
-        s->ca_bundle = strdup(c->ca_bundle);
+    if (c->ca_bundle && *c->ca_bundle) s->ca_bundle = strdup(c->ca_bundle);
     if (!s->bucket || !s->region || (c->ca_bundle && *c->ca_bundle && !s->ca_bundle)) {
         st = kl_seterr(err, KL_ENOMEM, "S3: out of memory");
         goto fail;
     }
-    if ((st = Kl_s3_addr_init(&s->addr, c, s->bucket, s->region, err)))
-        goto fail;
+    if ((st = Kl_s3_addr_init(&s->addr, c, s->bucket, s->region, err))) goto fail;
     s->sign_payload = c->sign_payload == KL_SIGN_PAYLOAD_ON ||
                       (c->sign_payload == KL_SIGN_PAYLOAD_AUTO && !s->addr.https);
-    if ((st = Kl_s3_credprov_new(c, &s->creds, err)))
-        goto fail;
+    if ((st = Kl_s3_credprov_new(c, &s->creds, err))) goto fail;
     struct kl_s3_pool *p = s->pool = calloc(1, sizeof *s->pool);
     if (!p) {
         st = kl_seterr(err, KL_ENOMEM, "S3: out of memory");
         goto fail;
     }
     pthread_mutex_init(&p->mu, NULL);
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&p->share_mu[i], NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&p->share_mu[i], NULL);
     /* Without a share each handle resolves and handshakes on its own:
      * slower, not wrong. */
     if ((p->share = curl_share_init())) {
@@ -536,13 +507,10 @@ void Kl_s3_http_free(kl_s3_http *s)
 {
     struct kl_s3_pool *p = s->pool;
     if (p) {
-        for (size_t i = 0; i < p->n; i++)
-            conn_free(p->v[i]);
+        for (size_t i = 0; i < p->n; i++) conn_free(p->v[i]);
         free(p->v);
-        if (p->share)
-            curl_share_cleanup(p->share);
-        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-            pthread_mutex_destroy(&p->share_mu[i]);
+        if (p->share) curl_share_cleanup(p->share);
+        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&p->share_mu[i]);
         pthread_mutex_destroy(&p->mu);
         free(p);
     }

@@ -20,22 +20,22 @@
 
 /* A request.  All pointers are borrowed for the duration of the call. */
 typedef struct s3_req {
-    const char *op;             /* for messages: "GET", "PUT", "LIST", ... */
+    const char *op; /* for messages: "GET", "PUT", "LIST", ... */
     const char *method;
-    const char *key;            /* object name, or NULL for the bucket */
-    const char *shown;          /* name for messages when key is NULL */
-    kl_sigv4_kv query[8];       /* raw; value NULL = valueless ("?delete") */
+    const char *key;      /* object name, or NULL for the bucket */
+    const char *shown;    /* name for messages when key is NULL */
+    kl_sigv4_kv query[8]; /* raw; value NULL = valueless ("?delete") */
     size_t n_query;
-    kl_sigv4_kv hdrs[6];        /* extra headers, all signed */
+    kl_sigv4_kv hdrs[6]; /* extra headers, all signed */
     size_t n_hdrs;
     const void *body;
     size_t body_len;
-    int head;                   /* HEAD: no response body */
-    long accept[4];             /* non-2xx statuses the caller handles */
-    uint64_t max_body;          /* most bytes a 2xx body may have; 0 = S3_MAX_DOC
-                                   (32 MiB, s3_http.c) */
-    int enough_at_max;          /* a 2xx body reaching max_body is complete
-                                   for this request (a GET of a range) */
+    int head;          /* HEAD: no response body */
+    long accept[4];    /* non-2xx statuses the caller handles */
+    uint64_t max_body; /* most bytes a 2xx body may have; 0 = S3_MAX_DOC
+                          (32 MiB, s3_http.c) */
+    int enough_at_max; /* a 2xx body reaching max_body is complete
+                          for this request (a GET of a range) */
 } s3_req;
 
 /* An answer.  The caller owns body (Kl_buf_free) once Kl_s3_http_do
@@ -45,14 +45,14 @@ typedef struct s3_resp {
     kl_buf body;
     char request_id[128];
     char bucket_region[64];
-    uint64_t content_length;    /* from the Content-Length header */
-    char claim_object[256];     /* x-amz-meta-kl-object (slot claims) */
-    char etag[128];             /* ETag (slot claims' tags) */
-    int ambiguous;              /* an earlier attempt may have been applied */
-    struct conn *conn;          /* during the transfer, for on_header */
+    uint64_t content_length; /* from the Content-Length header */
+    char claim_object[256];  /* x-amz-meta-kl-object (slot claims) */
+    char etag[128];          /* ETag (slot claims' tags) */
+    int ambiguous;           /* an earlier attempt may have been applied */
+    struct conn *conn;       /* during the transfer, for on_header */
     int attempts;
-    uint64_t max_body;          /* rq->max_body, resolved */
-    int overflow;               /* the body went past its cap: transfer cut */
+    uint64_t max_body; /* rq->max_body, resolved */
+    int overflow;      /* the body went past its cap: transfer cut */
 } s3_resp;
 
 /* The transport of one store.  The settings are set by Kl_s3_http_init
@@ -62,11 +62,11 @@ typedef struct s3_resp {
 typedef struct kl_s3_http {
     char *bucket;
     char *region;
-    char *ca_bundle;       /* or NULL: the system's */
+    char *ca_bundle; /* or NULL: the system's */
     kl_s3_addr addr;
     long connect_timeout_ms, request_timeout_ms;
     int max_retries, verify_tls;
-    int sign_payload;      /* x-amz-content-sha256 is the body's hash, not UNSIGNED-PAYLOAD */
+    int sign_payload; /* x-amz-content-sha256 is the body's hash, not UNSIGNED-PAYLOAD */
     kl_s3_credprov *creds;
     struct kl_s3_pool *pool;
 } kl_s3_http;

@@ -12,7 +12,8 @@
 
 #define TOKEN_TAG "kl1:"
 
-void Kl_s3_list_pos_free(kl_s3_list_pos *pos) {
+void Kl_s3_list_pos_free(kl_s3_list_pos *pos)
+{
     free(pos->server_token);
     free(pos->last);
     memset(pos, 0, sizeof *pos);
@@ -20,7 +21,8 @@ void Kl_s3_list_pos_free(kl_s3_list_pos *pos) {
 
 static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "S3 LIST: out of memory"); }
 
-kl_status Kl_s3_list_pos_parse(const char *token, kl_s3_list_pos *pos, kl_error *err) {
+kl_status Kl_s3_list_pos_parse(const char *token, kl_s3_list_pos *pos, kl_error *err)
+{
     memset(pos, 0, sizeof *pos);
     if (!token || !*token) return KL_OK;
     unsigned empties;
@@ -42,14 +44,16 @@ kl_status Kl_s3_list_pos_parse(const char *token, kl_s3_list_pos *pos, kl_error 
     return (pos->server_token = strdup(token)) ? KL_OK : oom(err);
 }
 
-static const char *later(const char *a, const char *b) {
+static const char *later(const char *a, const char *b)
+{
     if (!a) return b;
     if (!b) return a;
     return strcmp(a, b) >= 0 ? a : b;
 }
 
-kl_status Kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_after,
-                                kl_listing *l, const char *what, kl_error *err) {
+kl_status Kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_after, kl_listing *l,
+                                const char *what, kl_error *err)
+{
     /* Objects and prefixes come each in ascending order, and all after
      * what was listed before (and after start_after). */
     const char *floor = later(pos->last, start_after && *start_after ? start_after : NULL);
@@ -60,7 +64,8 @@ kl_status Kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_aft
         for (size_t i = 0; i < n; i++) {
             const char *name = pass ? l->prefixes[i] : l->objects[i].name;
             if (prev && strcmp(name, prev) <= 0)
-                return kl_seterr(err, KL_EBADDATA, "%s: the server's listing does not advance "
+                return kl_seterr(err, KL_EBADDATA,
+                                 "%s: the server's listing does not advance "
                                  "('%.200s' after '%.200s'): a broken or hostile S3 server",
                                  what, name, prev);
             prev = name;
@@ -69,12 +74,14 @@ kl_status Kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_aft
     }
     if (!l->next) return KL_OK;
     if (pos->server_token && strcmp(l->next, pos->server_token) == 0)
-        return kl_seterr(err, KL_EBADDATA, "%s: the server returned the continuation token it "
+        return kl_seterr(err, KL_EBADDATA,
+                         "%s: the server returned the continuation token it "
                          "was given: a listing that never ends (a broken or hostile S3 server)",
                          what);
     unsigned empties = l->n_objects || l->n_prefixes ? 0 : pos->empties + 1;
     if (empties > KL_S3_LIST_MAX_EMPTY)
-        return kl_seterr(err, KL_EBADDATA, "%s: %u empty pages in a row, each saying there is "
+        return kl_seterr(err, KL_EBADDATA,
+                         "%s: %u empty pages in a row, each saying there is "
                          "more: a listing that never ends (a broken or hostile S3 server)",
                          what, empties);
     char *tok = NULL;

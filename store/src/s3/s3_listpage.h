@@ -30,6 +30,6 @@ void Kl_s3_list_pos_free(kl_s3_list_pos *pos);
  * l->next by the token of the position after it.  KL_EBADDATA, naming the
  * misbehaviour, when names do not advance, a token repeats or too many
  * empty pages come in a row; `what` names the request in messages. */
-kl_status Kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_after,
-                                kl_listing *l, const char *what, kl_error *err);
+kl_status Kl_s3_list_page_check(const kl_s3_list_pos *pos, const char *start_after, kl_listing *l,
+                                const char *what, kl_error *err);
 #endif

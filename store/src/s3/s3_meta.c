@@ -54,11 +54,9 @@ static const char *env(const char *name)
 
 static char *trim(char *s)
 {
-    while (isspace((unsigned char)*s))
-        s++;
+    while (isspace((unsigned char)*s)) s++;
     size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
+    while (n && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
     return s;
 }
 
@@ -81,8 +79,7 @@ static size_t meta_write(char *p, size_t sz, size_t nm, void *ud)
         return 0;
     }
     char *d = realloc(b->data, b->len + n + 1);
-    if (!d)
-        return 0;
+    if (!d) return 0;
     memcpy(d + b->len, p, n);
     b->data = d;
     b->len += n;
@@ -95,16 +92,15 @@ static long meta_timeout_ms(void)
     const char *t = env("AWS_METADATA_SERVICE_TIMEOUT");
     char *end;
     double s = t ? strtod(t, &end) : 1.0;
-    if (!t || *end || s <= 0 || s > 3600)
-        s = 1.0;
+    if (!t || *end || s <= 0 || s > 3600) s = 1.0;
     return (long)(s * 1000);
 }
 
 /* One request to a metadata endpoint.  *status is 0 when the server could
  * not be reached (then `why` says so); *body is NUL-terminated (*len
  * bytes before the NUL) or NULL. */
-static int meta_call(const char *method, const char *url, struct curl_slist *hdrs,
-                     long *status, char **body, size_t *len, char *why, size_t whycap)
+static int meta_call(const char *method, const char *url, struct curl_slist *hdrs, long *status,
+                     char **body, size_t *len, char *why, size_t whycap)
 {
     *status = 0;
     *body = NULL;
@@ -126,15 +122,14 @@ static int meta_call(const char *method, const char *url, struct curl_slist *hdr
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, t);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2 * t);
-    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");   /* link-local: never via a proxy */
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* link-local: never via a proxy */
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, meta_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
         snprintf(why, whycap, "%s", b.too_big ? "answer too large" : curl_easy_strerror(rc));
-        if (b.data)
-            OPENSSL_cleanse(b.data, b.len);
+        if (b.data) OPENSSL_cleanse(b.data, b.len);
         free(b.data);
         curl_easy_cleanup(h);
         return -1;
@@ -174,8 +169,8 @@ static const char *member(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-kl_status Kl_s3_meta_parse(const char *body, size_t len, const char *where,
-                           kl_s3_meta_keys *out, kl_error *err)
+kl_status Kl_s3_meta_parse(const char *body, size_t len, const char *where, kl_s3_meta_keys *out,
+                           kl_error *err)
 {
     memset(out, 0, sizeof *out);
     json_error_t je;
@@ -203,8 +198,7 @@ kl_status Kl_s3_meta_parse(const char *body, size_t len, const char *where,
                        "S3 credentials: %s answered without AccessKeyId/SecretAccessKey", where);
     } else {
         int64_t ms = 0;
-        if (!exp || kl_parse_time(exp, &ms, NULL) != KL_OK)
-            ms = kl_now_ms() + DEFAULT_LIFETIME_MS;
+        if (!exp || kl_parse_time(exp, &ms, NULL) != KL_OK) ms = kl_now_ms() + DEFAULT_LIFETIME_MS;
         out->key_id = strdup(ak);
         out->secret = strdup(sk);
         out->token = tok && *tok ? strdup(tok) : NULL;
@@ -219,9 +213,9 @@ kl_status Kl_s3_meta_parse(const char *body, size_t len, const char *where,
      * heap copies, so they can be overwritten before they go. */
     const char *k;
     json_t *v;
-    json_object_foreach(o, k, v) {
-        if (json_is_string(v))
-            OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    json_object_foreach(o, k, v)
+    {
+        if (json_is_string(v)) OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
     }
     json_decref(o);
     return st;
@@ -234,13 +228,11 @@ kl_status Kl_s3_meta_parse(const char *body, size_t len, const char *where,
 /* Is this an address the container provider may use over plain http? */
 static int container_host_ok(const char *url)
 {
-    if (strncmp(url, "https://", 8) == 0)
-        return 1;
-    if (strncmp(url, "http://", 7) != 0)
-        return 0;
+    if (strncmp(url, "https://", 8) == 0) return 1;
+    if (strncmp(url, "http://", 7) != 0) return 0;
     const char *h = url + 7;
-    static const char *const ok[] = {"localhost", "127.", "[::1]", "169.254.170.2",
-                                     "169.254.170.23", "[fd00:ec2::23]"};
+    static const char *const ok[] = {"localhost",     "127.",           "[::1]",
+                                     "169.254.170.2", "169.254.170.23", "[fd00:ec2::23]"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         size_t n = strlen(ok[i]);
         if (strncmp(h, ok[i], n) == 0 &&
@@ -268,21 +260,19 @@ kl_status Kl_s3_meta_container(kl_s3_meta_keys *out, kl_error *err)
                              "or http to a loopback or ECS/EKS link-local address");
         url = strdup(full);
     }
-    if (!url)
-        return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
+    if (!url) return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
 
     const char *tfile = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
     if (tfile) {
         FILE *f = fopen(tfile, "r");
         size_t cap = 0;
         if (!f || getline(&token, &cap, f) < 0) {
-            if (f)
-                fclose(f);
+            if (f) fclose(f);
             free(url);
             free(token);
-            return kl_seterr(err, KL_EINVAL,
-                             "S3 credentials: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s",
-                             tfile);
+            return kl_seterr(
+                err, KL_EINVAL,
+                "S3 credentials: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s", tfile);
         }
         fclose(f);
     } else if (env("AWS_CONTAINER_AUTHORIZATION_TOKEN")) {
@@ -291,11 +281,13 @@ kl_status Kl_s3_meta_container(kl_s3_meta_keys *out, kl_error *err)
     if (token) {
         char *t = trim(token);
         if (strpbrk(t, "\r\n")) {
-            st = kl_seterr(err, KL_EINVAL,
-                           "S3 credentials: the container authorization token contains a line break");
+            st = kl_seterr(
+                err, KL_EINVAL,
+                "S3 credentials: the container authorization token contains a line break");
             goto done;
         }
-        if (asprintf(&auth, "Authorization: %s", t) < 0 || !(hdrs = curl_slist_append(NULL, auth))) {
+        if (asprintf(&auth, "Authorization: %s", t) < 0 ||
+            !(hdrs = curl_slist_append(NULL, auth))) {
             st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
             goto done;
         }
@@ -329,11 +321,11 @@ kl_status Kl_s3_meta_imds(kl_s3_meta_keys *out, int *reachable, char *why, size_
     const char *mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
     char base[512];
     snprintf(base, sizeof base, "%s",
-             ep ? ep : (mode && strcasecmp(mode, "IPv6") == 0) ? "http://[fd00:ec2::254]"
-                                                               : "http://169.254.169.254");
+             ep                                        ? ep
+             : (mode && strcasecmp(mode, "IPv6") == 0) ? "http://[fd00:ec2::254]"
+                                                       : "http://169.254.169.254");
     size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/')
-        base[--bl] = '\0';
+    while (bl && base[bl - 1] == '/') base[--bl] = '\0';
 
     char url[1024], hdr[700];
     char *token = NULL, *body = NULL, *role = NULL;
@@ -359,8 +351,8 @@ kl_status Kl_s3_meta_imds(kl_s3_meta_keys *out, int *reachable, char *why, size_
         OPENSSL_cleanse(hdr, sizeof hdr);
     } else if (status != 403 && status != 404 && status != 405) {
         /* 403/404/405: IMDSv2 off or unknown here; fall back to IMDSv1. */
-        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s answered HTTP %ld",
-                       url, status);
+        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s answered HTTP %ld", url,
+                       status);
         goto done;
     }
 
@@ -376,8 +368,8 @@ kl_status Kl_s3_meta_imds(kl_s3_meta_keys *out, int *reachable, char *why, size_
         goto done;
     }
     if (status != 200) {
-        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s answered HTTP %ld",
-                       url, status);
+        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s answered HTTP %ld", url,
+                       status);
         goto done;
     }
     char *r = trim(body);
@@ -398,8 +390,8 @@ kl_status Kl_s3_meta_imds(kl_s3_meta_keys *out, int *reachable, char *why, size_
         goto done;
     }
     if (status != 200) {
-        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s answered HTTP %ld",
-                       url, status);
+        st = kl_seterr(err, KL_EIO, "S3 credentials: instance metadata %s answered HTTP %ld", url,
+                       status);
         goto done;
     }
     st = Kl_s3_meta_parse(body, body_len, "instance metadata", out, err);
@@ -410,4 +402,3 @@ done:
     free(role);
     return st;
 }
-

@@ -18,9 +18,9 @@
  * Kl_s3_meta_keys_free wipes them. */
 typedef struct kl_s3_meta_keys {
     char *key_id, *secret;
-    char *token;            /* NULL when the answer has none (or "") */
-    int64_t expires_ms;     /* ms since the epoch, from Expiration, or an
-                               assumed lifetime when it has none */
+    char *token;        /* NULL when the answer has none (or "") */
+    int64_t expires_ms; /* ms since the epoch, from Expiration, or an
+                           assumed lifetime when it has none */
 } kl_s3_meta_keys;
 void Kl_s3_meta_keys_free(kl_s3_meta_keys *k);
 
@@ -39,7 +39,7 @@ kl_status Kl_s3_meta_imds(kl_s3_meta_keys *out, int *reachable, char *why, size_
  * a JSON object with AccessKeyId, SecretAccessKey, Token, Expiration and
  * optionally Code.  KL_EIO naming `where` and the problem for anything
  * else.  Exposed for the tests and the fuzz harness.  Thread-safe. */
-kl_status Kl_s3_meta_parse(const char *body, size_t len, const char *where,
-                           kl_s3_meta_keys *out, kl_error *err);
+kl_status Kl_s3_meta_parse(const char *body, size_t len, const char *where, kl_s3_meta_keys *out,
+                           kl_error *err);
 
 #endif /* KL_S3_META_H */

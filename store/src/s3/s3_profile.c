@@ -57,11 +57,9 @@ void Kl_s3_profile_keys_free(kl_s3_profile_keys *k)
 
 static char *trim(char *s)
 {
-    while (isspace((unsigned char)*s))
-        s++;
+    while (isspace((unsigned char)*s)) s++;
     size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
+    while (n && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
     return s;
 }
 
@@ -81,15 +79,11 @@ static char *ini_scan(char *s, const char *chars)
  * In the config file profiles are "[profile NAME]" except "[default]". */
 static int section_matches(const char *hdr, const char *profile, int is_config)
 {
-    if (!is_config)
-        return strcmp(hdr, profile) == 0;
-    if (strcmp(profile, "default") == 0 && strcmp(hdr, "default") == 0)
-        return 1;
-    if (strncmp(hdr, "profile", 7) != 0 || !isspace((unsigned char)hdr[7]))
-        return 0;
+    if (!is_config) return strcmp(hdr, profile) == 0;
+    if (strcmp(profile, "default") == 0 && strcmp(hdr, "default") == 0) return 1;
+    if (strncmp(hdr, "profile", 7) != 0 || !isspace((unsigned char)hdr[7])) return 0;
     const char *name = hdr + 7;
-    while (isspace((unsigned char)*name))
-        name++;
+    while (isspace((unsigned char)*name)) name++;
     return strcmp(name, profile) == 0;
 }
 
@@ -98,13 +92,13 @@ typedef struct pf_reader {
     const char *profile;
     int is_config;
     kl_s3_profile_keys *k;
-    char *line;            /* the current line, whole (getline) */
+    char *line; /* the current line, whole (getline) */
     size_t cap;
     int lineno;
-    int indented;          /* the current line starts with blanks */
-    char *long_value;      /* the value of a line cut for inih, or NULL */
-    int in;                /* the current section is the profile */
-    int found;             /* the profile's section was seen */
+    int indented;     /* the current line starts with blanks */
+    char *long_value; /* the value of a line cut for inih, or NULL */
+    int in;           /* the current section is the profile */
+    int found;        /* the profile's section was seen */
     int oom;
 } pf_reader;
 
@@ -114,8 +108,7 @@ typedef struct pf_reader {
 static int cut_value(pf_reader *L, char *s, int num)
 {
     char *sep = ini_scan(s, "=:");
-    if ((*sep != '=' && *sep != ':') || (size_t)(sep - s) + 3 > (size_t)num)
-        return -1;
+    if ((*sep != '=' && *sep != ':') || (size_t)(sep - s) + 3 > (size_t)num) return -1;
     char *v = sep + 1;
     *ini_scan(v, NULL) = '\0';
     if (!(L->long_value = strdup(trim(v)))) {
@@ -137,17 +130,15 @@ static char *reader(char *str, int num, void *stream)
         free(L->long_value);
         L->long_value = NULL;
     }
-    if (L->oom)
-        return NULL;
+    if (L->oom) return NULL;
     errno = 0;
     if (getline(&L->line, &L->cap, L->f) < 0) {
-        if (errno == ENOMEM)
-            L->oom = 1;
+        if (errno == ENOMEM) L->oom = 1;
         return NULL;
     }
     char *s = L->line;
     if (++L->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
-        s += 3;   /* a UTF-8 BOM (inih would skip it too) */
+        s += 3; /* a UTF-8 BOM (inih would skip it too) */
     L->indented = *s == ' ' || *s == '\t';
     if (strlen(s) < (size_t)num) {
         memcpy(str, s, strlen(s) + 1);
@@ -178,11 +169,9 @@ static int set_dup(char **dst, const char *v)
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
     pf_reader *L = user;
-    (void)section;   /* cut at 49 bytes: L->in says where we are */
-    if (!L->in || L->indented || L->oom)
-        return 1;
-    if (L->long_value)
-        value = L->long_value;
+    (void)section; /* cut at 49 bytes: L->in says where we are */
+    if (!L->in || L->indented || L->oom) return 1;
+    if (L->long_value) value = L->long_value;
     kl_s3_profile_keys *k = L->k;
     int bad = 0;
     if (strcmp(name, "aws_access_key_id") == 0)
@@ -204,12 +193,10 @@ static int handler(void *user, const char *section, const char *name, const char
     return 1;
 }
 
-int Kl_s3_profile_read(const char *path, const char *profile, int is_config,
-                       kl_s3_profile_keys *k)
+int Kl_s3_profile_read(const char *path, const char *profile, int is_config, kl_s3_profile_keys *k)
 {
     FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     pf_reader L = {.f = f, .profile = profile, .is_config = is_config, .k = k};
     /* inih's own verdict (the first line it could not read) does not
      * matter: lines that are not name=value never held credentials. */

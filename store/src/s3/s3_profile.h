@@ -11,7 +11,7 @@
  * The strings are malloc'd; Kl_s3_profile_keys_free wipes them. */
 typedef struct kl_s3_profile_keys {
     char *key_id, *secret, *token;
-    char unsupported[40];   /* first key we cannot honour, e.g. role_arn */
+    char unsupported[40]; /* first key we cannot honour, e.g. role_arn */
 } kl_s3_profile_keys;
 
 /* Reads `profile` from the AWS shared file at `path` into k (is_config:
@@ -19,8 +19,7 @@ typedef struct kl_s3_profile_keys {
  * has that section, 0 when not (or there is no file), -1 when out of
  * memory.  Free k with Kl_s3_profile_keys_free, whatever the result.
  * Thread-safe (no state outside k). */
-int Kl_s3_profile_read(const char *path, const char *profile, int is_config,
-                       kl_s3_profile_keys *k);
+int Kl_s3_profile_read(const char *path, const char *profile, int is_config, kl_s3_profile_keys *k);
 void Kl_s3_profile_keys_free(kl_s3_profile_keys *k);
 
 #endif /* KL_S3_PROFILE_H */

@@ -43,8 +43,7 @@ static void quiet_structured(void *ctx, const xmlError *e) { (void)ctx, (void)e;
 static xmlDocPtr parse(const char *body, size_t len)
 {
     Kl_s3_xml_init();
-    if (!body || len == 0 || len > (size_t)INT32_MAX || has_dtd(body, len))
-        return NULL;
+    if (!body || len == 0 || len > (size_t)INT32_MAX || has_dtd(body, len)) return NULL;
     xmlSetGenericErrorFunc(NULL, quiet);
     xmlSetStructuredErrorFunc(NULL, (xmlStructuredErrorFunc)quiet_structured);
     return xmlReadMemory(body, (int)len, NULL, NULL,
@@ -53,15 +52,13 @@ static xmlDocPtr parse(const char *body, size_t len)
 
 static int is(const xmlNode *n, const char *name)
 {
-    return n && n->type == XML_ELEMENT_NODE &&
-           strcmp((const char *)n->name, name) == 0;
+    return n && n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
 }
 
 static const xmlNode *child(const xmlNode *n, const char *name)
 {
     for (const xmlNode *c = n ? n->children : NULL; c; c = c->next)
-        if (is(c, name))
-            return c;
+        if (is(c, name)) return c;
     return NULL;
 }
 
@@ -70,8 +67,7 @@ static const xmlNode *child(const xmlNode *n, const char *name)
 static char *child_text(const xmlNode *n, const char *name)
 {
     const xmlNode *c = child(n, name);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     xmlChar *t = xmlNodeGetContent(c);
     char *s = strdup(t ? (const char *)t : "");
     xmlFree(t);
@@ -87,18 +83,15 @@ static void copy_text(const xmlNode *n, const char *name, char *dst, size_t cap)
 
 static int parse_u64(const char *s, uint64_t *v)
 {
-    if (!s || !*s || strspn(s, "0123456789") != strlen(s))
-        return -1;
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s)) return -1;
     errno = 0;
     unsigned long long x = strtoull(s, NULL, 10);
-    if (errno)
-        return -1;
+    if (errno) return -1;
     *v = x;
     return 0;
 }
 
-kl_status Kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out,
-                               kl_error *err)
+kl_status Kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out, kl_error *err)
 {
     memset(out, 0, sizeof *out);
     xmlDocPtr doc = parse(body, len);
@@ -133,8 +126,8 @@ kl_status Kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out,
             }
             out->n_objects++;
             if (bad) {
-                st = kl_seterr(err, KL_EIO, "S3 LIST: entry '%.200s' has a missing or malformed Size",
-                               o->name);
+                st = kl_seterr(err, KL_EIO,
+                               "S3 LIST: entry '%.200s' has a missing or malformed Size", o->name);
                 goto done;
             }
         } else if (is(c, "CommonPrefixes")) {
@@ -158,8 +151,7 @@ kl_status Kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out,
 done:
     free(truncated);
     xmlFreeDoc(doc);
-    if (st)
-        kl_listing_free(out);
+    if (st) kl_listing_free(out);
     return st;
 }
 
@@ -177,8 +169,7 @@ int Kl_s3_xml_parse_error(const char *body, size_t len, kl_s3_xml_error *out)
     xmlDocPtr doc = parse(body, len);
     const xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
     int ok = is(root, "Error");
-    if (ok)
-        fill_error(root, out);
+    if (ok) fill_error(root, out);
     xmlFreeDoc(doc);
     return ok;
 }
@@ -195,14 +186,11 @@ kl_status Kl_s3_xml_parse_delete(const char *body, size_t len, size_t *n_failed,
         return kl_seterr(err, KL_EIO, "S3 DELETE: the response is not a DeleteResult document");
     }
     for (const xmlNode *c = root->children; c; c = c->next) {
-        if (!is(c, "Error"))
-            continue;
+        if (!is(c, "Error")) continue;
         kl_s3_xml_error e = {0};
         fill_error(c, &e);
-        if (strcmp(e.code, "NoSuchKey") == 0)
-            continue;
-        if ((*n_failed)++ == 0)
-            *first = e;
+        if (strcmp(e.code, "NoSuchKey") == 0) continue;
+        if ((*n_failed)++ == 0) *first = e;
     }
     xmlFreeDoc(doc);
     return KL_OK;
@@ -223,16 +211,14 @@ static int put_escaped(FILE *f, const char *s)
         case '\n': fputs("&#10;", f); break;
         case '\r': fputs("&#13;", f); break;
         default:
-            if (*p < 0x20)
-                return -1;
+            if (*p < 0x20) return -1;
             fputc(*p, f);
         }
     }
     return 0;
 }
 
-char *Kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len,
-                            kl_error *err)
+char *Kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len, kl_error *err)
 {
     char *buf = NULL;
     size_t sz = 0;

@@ -11,10 +11,10 @@
 /* The fields of an S3 <Error> that make a message useful.  Fixed-size so
  * that error paths need no allocation; long values are truncated. */
 typedef struct kl_s3_xml_error {
-    char code[64];        /* "NoSuchKey", "SignatureDoesNotMatch", ... */
+    char code[64]; /* "NoSuchKey", "SignatureDoesNotMatch", ... */
     char message[256];
     char request_id[128];
-    char key[256];        /* DeleteObjects: the name that failed */
+    char key[256]; /* DeleteObjects: the name that failed */
 } kl_s3_xml_error;
 
 /* Calls xmlInitParser once per process; libxml2 needs that before it is
@@ -24,8 +24,7 @@ void Kl_s3_xml_init(void);
 /* Parses a ListObjectsV2 result body into *out (which it zeroes first; free
  * with kl_listing_free).  KL_EIO when the body is not such a document, since
  * a garbled response is a transport problem worth retrying. */
-kl_status Kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out,
-                               kl_error *err);
+kl_status Kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out, kl_error *err);
 
 /* Parses an <Error> body.  Returns 1 and fills *out when body is one, else
  * 0 (with *out zeroed). */
@@ -34,8 +33,7 @@ int Kl_s3_xml_parse_error(const char *body, size_t len, kl_s3_xml_error *out);
 /* Builds a quiet DeleteObjects request body for names[0..n).  Returns a
  * malloc'd string (length in *len), or NULL with *err set: KL_EINVAL for a
  * name XML 1.0 cannot carry (control characters other than TAB/LF/CR). */
-char *Kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len,
-                            kl_error *err);
+char *Kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len, kl_error *err);
 
 /* Parses a DeleteResult body.  *n_failed receives the number of <Error>
  * entries other than NoSuchKey (a missing name is not a failure for us) and

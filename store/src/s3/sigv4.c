@@ -45,17 +45,15 @@ void Kl_sha256_hex(const void *data, size_t len, char out[65])
 
 static int is_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-           c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 char *Kl_sigv4_uri_encode(const char *s, size_t len, int keep_slash)
 {
     static const char digits[] = "0123456789ABCDEF";
     char *out = malloc(3 * len + 1), *p = out;
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (is_unreserved(c) || (keep_slash && c == '/')) {
@@ -106,18 +104,15 @@ static char *trimall(const char *v)
 {
     size_t n = strlen(v);
     char *out = malloc(n + 1), *p = out;
-    if (!out)
-        return NULL;
-    while (*v == ' ' || *v == '\t')
-        v++;
+    if (!out) return NULL;
+    while (*v == ' ' || *v == '\t') v++;
     int space = 0;
     for (; *v; v++) {
         if (*v == ' ' || *v == '\t') {
             space = 1;
             continue;
         }
-        if (space && p != out)
-            *p++ = ' ';
+        if (space && p != out) *p++ = ' ';
         space = 0;
         *p++ = *v;
     }
@@ -129,25 +124,22 @@ static char *lower_dup(const char *s)
 {
     char *d = strdup(s);
     if (d)
-        for (char *p = d; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
+        for (char *p = d; *p; p++) *p = (char)tolower((unsigned char)*p);
     return d;
 }
 
-static int hmac(const void *key, size_t keylen, const char *msg,
-                unsigned char out[32])
+static int hmac(const void *key, size_t keylen, const char *msg, unsigned char out[32])
 {
     unsigned int len = 0;
-    if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg,
-              strlen(msg), out, &len) || len != 32)
+    if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out, &len) ||
+        len != 32)
         return -1;
     return 0;
 }
 
 void Kl_sigv4_result_free(kl_sigv4_result *res)
 {
-    if (!res)
-        return;
+    if (!res) return;
     free(res->canonical_request);
     free(res->string_to_sign);
     free(res->signed_headers);
@@ -155,13 +147,12 @@ void Kl_sigv4_result_free(kl_sigv4_result *res)
     memset(res, 0, sizeof *res);
 }
 
-int Kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
-                  const char *secret_key, kl_sigv4_result *out)
+int Kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key, const char *secret_key,
+                  kl_sigv4_result *out)
 {
     memset(out, 0, sizeof *out);
-    if (!r->method || !r->path || !r->payload_hash || !r->amz_date ||
-        strlen(r->amz_date) != 16 || !r->region || !r->service ||
-        !access_key || !secret_key)
+    if (!r->method || !r->path || !r->payload_hash || !r->amz_date || strlen(r->amz_date) != 16 ||
+        !r->region || !r->service || !access_key || !secret_key)
         return -1;
 
     int rc = -1;
@@ -170,44 +161,36 @@ int Kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
     char *uri = NULL, *buf = NULL, *scope = NULL, *sts = NULL;
     size_t buflen = 0;
     FILE *f = NULL;
-    if (!h || !q)
-        goto done;
+    if (!h || !q) goto done;
 
     for (size_t i = 0; i < r->n_headers; i++) {
         h[i].name = lower_dup(r->headers[i].name);
         h[i].value = trimall(r->headers[i].value ? r->headers[i].value : "");
-        if (!h[i].name || !h[i].value)
-            goto done;
+        if (!h[i].name || !h[i].value) goto done;
     }
     qsort(h, r->n_headers, sizeof *h, cmp_hdr);
     for (size_t i = 0; i < r->n_query; i++) {
         const char *n = r->query[i].name, *v = r->query[i].value ? r->query[i].value : "";
         q[i].name = Kl_sigv4_uri_encode(n, strlen(n), 0);
         q[i].value = Kl_sigv4_uri_encode(v, strlen(v), 0);
-        if (!q[i].name || !q[i].value)
-            goto done;
+        if (!q[i].name || !q[i].value) goto done;
     }
     qsort(q, r->n_query, sizeof *q, cmp_q);
-    if (!(uri = Kl_sigv4_uri_encode(r->path, strlen(r->path), 1)))
-        goto done;
+    if (!(uri = Kl_sigv4_uri_encode(r->path, strlen(r->path), 1))) goto done;
 
     /* Signed headers list. */
-    if (!(f = open_memstream(&buf, &buflen)))
-        goto done;
+    if (!(f = open_memstream(&buf, &buflen))) goto done;
     for (size_t i = 0; i < r->n_headers; i++) {
-        if (i && strcmp(h[i].name, h[i - 1].name) == 0)
-            continue;
+        if (i && strcmp(h[i].name, h[i - 1].name) == 0) continue;
         fprintf(f, "%s%s", i ? ";" : "", h[i].name);
     }
-    if (fclose(f))
-        goto done;
+    if (fclose(f)) goto done;
     f = NULL;
     out->signed_headers = buf;
     buf = NULL;
 
     /* Canonical request. */
-    if (!(f = open_memstream(&buf, &buflen)))
-        goto done;
+    if (!(f = open_memstream(&buf, &buflen))) goto done;
     fprintf(f, "%s\n%s\n", r->method, uri);
     for (size_t i = 0; i < r->n_query; i++)
         fprintf(f, "%s%s=%s", i ? "&" : "", q[i].name, q[i].value);
@@ -220,8 +203,7 @@ int Kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
             fprintf(f, "%s%s:%s", i ? "\n" : "", h[i].name, h[i].value);
     }
     fprintf(f, "\n\n%s\n%s", out->signed_headers, r->payload_hash);
-    if (fclose(f))
-        goto done;
+    if (fclose(f)) goto done;
     f = NULL;
     out->canonical_request = buf;
     buf = NULL;
@@ -245,30 +227,27 @@ int Kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
     /* Signing key: HMAC chain over date, region, service, "aws4_request". */
     unsigned char k[32], k2[32];
     char *k0 = NULL;
-    if (asprintf(&k0, "AWS4%s", secret_key) < 0)
-        goto done;
+    if (asprintf(&k0, "AWS4%s", secret_key) < 0) goto done;
     int bad = hmac(k0, strlen(k0), date8, k) || hmac(k, 32, r->region, k2) ||
               hmac(k2, 32, r->service, k) || hmac(k, 32, "aws4_request", k2) ||
               hmac(k2, 32, out->string_to_sign, k);
     OPENSSL_cleanse(k0, strlen(k0));
     free(k0);
     OPENSSL_cleanse(k2, sizeof k2);
-    if (bad)
-        goto done;
+    if (bad) goto done;
     hex(k, 32, out->signature);
     OPENSSL_cleanse(k, sizeof k);
 
     if (asprintf(&out->authorization,
-                 "AWS4-HMAC-SHA256 Credential=%s/%s,SignedHeaders=%s,Signature=%s",
-                 access_key, scope, out->signed_headers, out->signature) < 0) {
+                 "AWS4-HMAC-SHA256 Credential=%s/%s,SignedHeaders=%s,Signature=%s", access_key,
+                 scope, out->signed_headers, out->signature) < 0) {
         out->authorization = NULL;
         goto done;
     }
     rc = 0;
 
 done:
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     free(buf);
     free(uri);
     free(scope);
@@ -285,7 +264,6 @@ done:
         }
     free(h);
     free(q);
-    if (rc)
-        Kl_sigv4_result_free(out);
+    if (rc) Kl_sigv4_result_free(out);
     return rc;
 }

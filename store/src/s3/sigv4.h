@@ -20,16 +20,16 @@ typedef struct kl_sigv4_kv {
 } kl_sigv4_kv;
 
 typedef struct kl_sigv4_req {
-    const char *method;          /* "GET", "PUT", ... */
-    const char *path;            /* raw path, e.g. "/bucket/a b.txt" */
-    const kl_sigv4_kv *query;    /* raw query parameters, any order */
+    const char *method;       /* "GET", "PUT", ... */
+    const char *path;         /* raw path, e.g. "/bucket/a b.txt" */
+    const kl_sigv4_kv *query; /* raw query parameters, any order */
     size_t n_query;
-    const kl_sigv4_kv *headers;  /* headers to sign, any case and order */
+    const kl_sigv4_kv *headers; /* headers to sign, any case and order */
     size_t n_headers;
-    const char *payload_hash;    /* hex SHA-256 of the body */
-    const char *amz_date;        /* "20130524T000000Z" */
-    const char *region;          /* "us-east-1" */
-    const char *service;         /* "s3" */
+    const char *payload_hash; /* hex SHA-256 of the body */
+    const char *amz_date;     /* "20130524T000000Z" */
+    const char *region;       /* "us-east-1" */
+    const char *service;      /* "s3" */
 } kl_sigv4_req;
 
 /* What signing produced; every string is malloc'd (Kl_sigv4_result_free).
@@ -38,9 +38,9 @@ typedef struct kl_sigv4_req {
 typedef struct kl_sigv4_result {
     char *canonical_request;
     char *string_to_sign;
-    char *signed_headers;        /* "host;range;x-amz-date" */
-    char signature[65];          /* lowercase hex */
-    char *authorization;         /* the Authorization header value */
+    char *signed_headers; /* "host;range;x-amz-date" */
+    char signature[65];   /* lowercase hex */
+    char *authorization;  /* the Authorization header value */
 } kl_sigv4_result;
 
 /* SHA-256 of data as lowercase hex (out gets 64 chars + NUL). */
@@ -54,8 +54,8 @@ char *Kl_sigv4_uri_encode(const char *s, size_t len, int keep_slash);
 
 /* Signs r with the given credentials.  Returns 0, or -1 when out of memory
  * or when r is incomplete (then *out is left zeroed). */
-int Kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key,
-                  const char *secret_key, kl_sigv4_result *out);
+int Kl_sigv4_sign(const kl_sigv4_req *r, const char *access_key, const char *secret_key,
+                  kl_sigv4_result *out);
 void Kl_sigv4_result_free(kl_sigv4_result *res);
 
 /* Formats a Unix time as the x-amz-date form "YYYYMMDDTHHMMSSZ". */
