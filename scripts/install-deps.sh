@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 attr libcurl4-openssl-dev libssl-dev
             libxml2-dev librdkafka-dev libcriterion-dev libinih-dev libjansson-dev libmicrohttpd-dev
             scdoc)
-test_pkgs=(kcat curl ceph-mon ceph-osd radosgw man-db groff-base)
+test_pkgs=(kcat curl ceph-mon ceph-osd radosgw man-db groff-base clang-format)
 
 fuzz_pkgs=(clang libclang-rt-14-dev)
 

@@ -8,6 +8,7 @@
 #   4. rebuilds with ThreadSanitizer and runs the concurrency suites,
 #   5. builds the libFuzzer harnesses (clang) and runs each over its seed
 #      corpus (scripts/fuzz.sh --ci; long runs: scripts/fuzz.sh).
+# Before building it checks that every C file is formatted (scripts/format.sh).
 # Exits non-zero if anything fails.  KL_TEST_QUICK=1 skips steps 3 to 5.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +37,9 @@ run_suite() { # name build_dir ctest-args...
     echo "== $name: FAILED"; failed=1
   fi
 }
+
+echo "== format: every C file as .clang-format says"
+if ! bash scripts/format.sh --check; then echo "== format: FAILED"; failed=1; fi
 
 KL_CMAKE_ARGS=()
 run_suite "release" "$root/build" -j2
