@@ -938,7 +938,8 @@ static void hostile(void *ud, int n, const stub_req *rq, stub_resp *rs)
     case H_RESET: rs->status = 0; break;
     case H_BAD_ENCODING: /* libxml2 must not print its complaint */
         rs->body = "<?xml version=\"1.0\" encoding=\"EUC-JP\"?><ListBucketResult>\xff\xfe\x80"
-                   "\x81FBuc</ListBucketResult>";
+                   "\x81"
+                   "FBuc</ListBucketResult>";
         break;
     case H_DRIP:
         rs->body = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
