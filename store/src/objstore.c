@@ -10,8 +10,8 @@
  * ops tables) only need counters_ to start NULL. */
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "clock.h"
 #include "klstore.h"
 
 _Static_assert(KL_ENOSPC + 1 == KL_STATUS_COUNT, "KL_STATUS_COUNT must follow kl_status");
@@ -22,13 +22,6 @@ struct kl_os_counters {
     _Atomic uint64_t ns[KL_OP_COUNT];
     _Atomic uint64_t bytes_put, bytes_got;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* NULL only when out of memory: then nothing is counted, nothing fails. */
 static struct kl_os_counters *counters(kl_objstore *os)
@@ -49,7 +42,7 @@ static kl_status count(kl_objstore *os, kl_os_op op, uint64_t n, uint64_t t0, kl
     struct kl_os_counters *c = counters(os);
     if (!c) return st;
     atomic_fetch_add_explicit(&c->calls[op], n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->ns[op], now_ns() - t0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->ns[op], Kl_mono_ns() - t0, memory_order_relaxed);
     if (st != KL_OK && (unsigned)st < KL_STATUS_COUNT)
         atomic_fetch_add_explicit(&c->failed[op][st], 1, memory_order_relaxed);
     return st;
@@ -64,7 +57,7 @@ static void add_bytes(kl_objstore *os, int got, uint64_t n)
 kl_status kl_os_put(kl_objstore *os, const char *name, const void *data, size_t len, int flags,
                     kl_error *err)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = Kl_mono_ns();
     kl_status st = os->ops->put(os, name, data, len, flags, err);
     if (st == KL_OK) add_bytes(os, 0, len);
     return count(os, KL_OP_PUT, 1, t0, st);
@@ -83,7 +76,7 @@ kl_status kl_os_put_batch(kl_objstore *os, const kl_put_item *items, size_t n, k
         }
         return KL_OK;
     }
-    uint64_t t0 = now_ns(), bytes = 0;
+    uint64_t t0 = Kl_mono_ns(), bytes = 0;
     kl_status st = os->ops->put_batch(os, items, n, err);
     for (size_t i = 0; st == KL_OK && i < n; i++) bytes += items[i].len;
     add_bytes(os, 0, bytes);
@@ -93,7 +86,7 @@ kl_status kl_os_put_batch(kl_objstore *os, const kl_put_item *items, size_t n, k
 kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off, uint64_t len, uint8_t **data,
                     size_t *out_len, kl_error *err)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = Kl_mono_ns();
     kl_status st = os->ops->get(os, name, off, len, data, out_len, err);
     if (st == KL_OK) add_bytes(os, 1, *out_len);
     return count(os, KL_OP_GET, 1, t0, st);
@@ -101,20 +94,20 @@ kl_status kl_os_get(kl_objstore *os, const char *name, uint64_t off, uint64_t le
 
 kl_status kl_os_head(kl_objstore *os, const char *name, uint64_t *size, kl_error *err)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = Kl_mono_ns();
     return count(os, KL_OP_HEAD, 1, t0, os->ops->head(os, name, size, err));
 }
 
 kl_status kl_os_list(kl_objstore *os, const kl_list_req *req, kl_listing *out, kl_error *err)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = Kl_mono_ns();
     return count(os, KL_OP_LIST, 1, t0, os->ops->list(os, req, out, err));
 }
 
 kl_status kl_os_del(kl_objstore *os, const char *const *names, size_t n, kl_error *err)
 {
     if (!n) return KL_OK;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = Kl_mono_ns();
     return count(os, KL_OP_DEL, 1, t0, os->ops->del(os, names, n, err));
 }
 
@@ -144,7 +137,7 @@ kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object, co
                       size_t len, char **tag, kl_error *err)
 {
     *tag = NULL;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = Kl_mono_ns();
     kl_status st = os->ops->claim(os, claim, object, data, len, tag, err);
     if (st == KL_OK) add_bytes(os, 0, len);
     return count(os, KL_OP_CLAIM, 1, t0, st);
@@ -154,14 +147,14 @@ kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object, 
                              kl_error *err)
 {
     *object = *tag = NULL;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = Kl_mono_ns();
     return count(os, KL_OP_CLAIM_TARGET, 1, t0, os->ops->claim_target(os, claim, object, tag, err));
 }
 
 kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
                         const void *data, size_t len, kl_error *err)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = Kl_mono_ns();
     return count(os, KL_OP_PUBLISH, 1, t0,
                  os->ops->publish(os, claim, object, tag, data, len, err));
 }
@@ -169,7 +162,7 @@ kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object, 
 kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n, kl_error *err)
 {
     if (!n) return KL_OK;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = Kl_mono_ns();
     return count(os, KL_OP_UNCLAIM, 1, t0, os->ops->unclaim(os, claims, n, err));
 }
 

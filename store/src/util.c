@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "klstore.h"
 
 static int64_t clock_ms(clockid_t which)
@@ -20,6 +21,13 @@ static int64_t clock_ms(clockid_t which)
 int64_t kl_now_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 int64_t kl_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+
+uint64_t Kl_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 kl_status kl_parse_u128(const char *s, kl_u128 *v, kl_error *err)
 {
