@@ -4,7 +4,8 @@
  * ever removed (no unlink, rmdir or rename), so a node lives until unmount
  * and its address serves as its inode number: FORGET needs no bookkeeping
  * and an inode can never be reused for another name.  Nodes are found by
- * (parent, name) in one hash table.
+ * (parent, name) in one hash table -- this file's own: the library's
+ * (htab.h) is internal to it, and front ends use only klstore.h.
  *
  * A node is created only for a name that exists in the store (or that this
  * mount creates), so failed lookups cost no memory.  Existence checks are
