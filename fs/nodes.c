@@ -9,7 +9,8 @@
  *
  * A node is created only for a name that exists in the store (or that this
  * mount creates), so failed lookups cost no memory.  Existence checks are
- * cheap probes: a keyspace marker GET or a one-object LIST. */
+ * cheap: a keyspace marker GET, or for a key the listing that loads its
+ * index (which the lookup's reply needs for the size anyway). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -202,14 +203,15 @@ static int keyspace_exists(klfs *fs, node *probe)
 }
 
 /* A key exists when it has a data object. */
-static int key_exists(klfs *fs, node *ks, const char *key)
+/* Whether key k (a node not yet in the table) has data: by loading its
+ * index, which the lookup's reply needs anyway (its size), so that a
+ * lookup and the stat after it cost one listing, not two.  0 or -errno. */
+static int key_exists(klfs *fs, node *k)
 {
-    kl_object_meta *m = NULL;
-    size_t n = 0;
-    kl_status st = kl_list_objects(fs->os, &fs->cfg.store, ks->name, key, 0, 1, &m, &n, NULL);
-    free(m);
+    kl_error err = {0};
+    kl_status st = ki_refresh(fs, k, 0, &err);
     if (st) return -klfs_errno(st);
-    return n ? 0 : -ENOENT;
+    return k->ki.n > 0 ? 0 : -ENOENT; /* not in the table yet: nobody else sees k */
 }
 
 /* A name the store cannot hold: too long, or otherwise invalid. */
@@ -255,11 +257,12 @@ static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
         int rc = lookup_view(fs, ks, name, out);
         return rc == -ENOENT ? bad_name(name, rc) : rc;
     }
-    int rc = key_exists(fs, ks, name);
-    if (rc == -ENOENT) return lookup_view(fs, ks, name, out);
-    if (rc) return rc;
     node *k = node_new(N_KEY, ks, name);
     if (!k) return -ENOMEM;
+    int rc = key_exists(fs, k);
+    if (rc) node_free(k);
+    if (rc == -ENOENT) return lookup_view(fs, ks, name, out);
+    if (rc) return rc;
     *out = insert(fs, k);
     return 0;
 }

@@ -920,6 +920,33 @@ Test(fs, a_full_disk_is_enospc_and_keeps_what_was_written)
 }
 
 /* ---- a hostile S3 server ------------------------------------------------ */
+/* ls -l of a keyspace costs one listing per key (the lookup loads the
+ * key's index, and the stat that follows uses it), plus two for the
+ * keyspace (its lookup -- no marker here, so a listing -- and readdir). */
+Test(fs, ls_l_lists_each_key_once)
+{
+    char cli[1400];
+    if (T.is_s3)
+        snprintf(cli, sizeof cli, "%s --store '%s' --endpoint %s --path-style --region %s",
+                 KLSTORE_BIN, STORE, getenv("KL_S3_ENDPOINT"),
+                 getenv("KL_S3_REGION") ? getenv("KL_S3_REGION") : "us-east-1");
+    else
+        snprintf(cli, sizeof cli, "%s --store '%s'", KLSTORE_BIN, STORE);
+    cr_assert_eq(sh("for i in $(seq 1 50); do echo v | %s append ks k$i 2>/dev/null || exit 1;"
+                    " done",
+                    cli),
+                 0);
+    static mnt m;
+    do_mount(&m, "m", NULL);
+    const char *lists = "grep '^klstore_store_requests_total{op=\"list\"}' m/.klstore/stats"
+                        " | cut -d' ' -f2";
+    char *o = sh_out("a=$(%s); n=$(ls -l m/ks | grep -c ' k[0-9]*$'); b=$(%s); echo $n $((b - a))",
+                     lists, lists);
+    cr_assert_str_eq(o, "50 52\n");
+    free(o);
+    do_umount(&m);
+}
+
 /* The mount's counters: in the file /.klstore/stats (cat is all it takes)
  * and at -o metrics=ADDR, with /healthz; the file cannot be written and
  * is not listed; a port in use stops the mount before it mounts. */
