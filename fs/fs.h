@@ -68,6 +68,9 @@ void ki_init(keyindex *ki);
  * always).  The first call lists the whole key; later ones only the last
  * known object and what follows it. */
 kl_status ki_refresh(klfs *fs, node *k, int64_t max_age_ms, kl_error *err);
+/* Loads the index from a whole listing of the key (kl_list_objects order),
+ * made elsewhere (nodes_preload lists many keys at once). */
+kl_status ki_set_listing(keyindex *ki, const kl_object_meta *v, size_t n);
 /* Re-lists from the entry at index i (stepping back when it was compacted
  * into an object that starts earlier); used after KL_ENOTFOUND. */
 kl_status ki_resync(klfs *fs, node *k, size_t i, kl_error *err);
@@ -160,6 +163,14 @@ int nodes_mkkey(klfs *fs, node *ks, const char *name, node **out);
 int nodes_mkkeyspace(klfs *fs, const char *name, node **out);
 /* Attributes; `view_base` is the open view's start (or -1 to resolve). */
 int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st);
+/* Makes the nodes of the keys `names` of keyspace ks that are not known
+ * yet, their indexes loaded by listings in parallel (kl_list_objects_many),
+ * so that stat-ing many keys (ls -l, readdirplus) costs one round trip per
+ * key, overlapped.  Keys without data get no node.  Best effort: a key
+ * whose listing failed is left to its own lookup. */
+void nodes_preload(klfs *fs, node *ks, char *const *names, size_t n);
+/* The node for name under parent if one was made, else NULL (no request). */
+node *nodes_find(klfs *fs, node *parent, const char *name);
 /* Directory listing as a NULL-terminated name vector (free with
  * kl_strv_free(v, n)). */
 int nodes_list(klfs *fs, node *dir, char ***names, size_t *n);

@@ -140,6 +140,14 @@ static kl_status resync_locked(klfs *fs, node *k, size_t i, kl_error *err)
     }
 }
 
+kl_status ki_set_listing(keyindex *ki, const kl_object_meta *v, size_t n)
+{
+    pthread_mutex_lock(&ki->list_mu);
+    kl_status st = splice_listing(ki, 0, v, n);
+    pthread_mutex_unlock(&ki->list_mu);
+    return st;
+}
+
 kl_status ki_resync(klfs *fs, node *k, size_t i, kl_error *err)
 {
     pthread_mutex_lock(&k->ki.list_mu);

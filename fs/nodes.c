@@ -267,6 +267,33 @@ static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
     return 0;
 }
 
+node *nodes_find(klfs *fs, node *parent, const char *name) { return find(fs, parent, name); }
+
+void nodes_preload(klfs *fs, node *ks, char *const *names, size_t n)
+{
+    const char **todo = malloc((n ? n : 1) * sizeof *todo);
+    if (!todo) return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!find(fs, ks, names[i])) todo[k++] = names[i];
+    kl_key_objects *res = k ? calloc(k, sizeof *res) : NULL;
+    kl_error err = {0};
+    if (res &&
+        kl_list_objects_many(fs->os, &fs->cfg.store, ks->name, todo, k, 0, res, &err) == KL_OK) {
+        KLFS_COUNT(fs, listings, k);
+        for (size_t i = 0; i < k; i++) {
+            node *key = res[i].status == KL_OK && res[i].n ? node_new(N_KEY, ks, todo[i]) : NULL;
+            if (key && ki_set_listing(&key->ki, res[i].objects, res[i].n) == KL_OK)
+                insert(fs, key);
+            else if (key)
+                node_free(key);
+            free(res[i].objects);
+        }
+    }
+    free(res);
+    free(todo);
+}
+
 /* /.klstore and /.klstore/stats exist in every mount, whatever the store. */
 static int lookup_info(klfs *fs, node *parent, node_kind kind, const char *name, node **out)
 {

@@ -343,6 +343,49 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     free(buf);
 }
 
+/* readdir with each entry's attributes (the kernel asks for it when it
+ * expects stats, as for ls -l), sparing a lookup per name.  In a keyspace
+ * the keys this reply can hold are loaded first, their listings in
+ * parallel (nodes_preload): one overlapped round trip per key.  Names
+ * without a node (keyspaces in the root, keys without data) and "." and
+ * ".." go without attributes (ino 0), and the kernel looks them up itself. */
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+    klfs *fs = FS(req);
+    dirh *d = (dirh *)(uintptr_t)fi->fh;
+    node *dir = nodes_get(fs, ino);
+    char *buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    size_t first = off > 2 ? (size_t)off - 2 : 0;
+    if (dir->kind == N_KEYSPACE && first < d->n) {
+        size_t fit = size / 160 + 1; /* an entry with attributes is ~160 bytes */
+        nodes_preload(fs, dir, d->names + first, d->n - first < fit ? d->n - first : fit);
+    }
+    size_t used = 0;
+    for (size_t i = (size_t)off; i < d->n + 2; i++) {
+        const char *name = i == 0 ? "." : i == 1 ? ".." : d->names[i - 2];
+        const char *ks = dir->kind != N_ROOT ? dir->name : NULL;
+        struct fuse_entry_param e = {0};
+        node *n = i >= 2 && dir->kind == N_KEYSPACE ? nodes_find(fs, dir, name) : NULL;
+        if (!n || fill_entry(req, n, &e) != 0) {
+            memset(&e, 0, sizeof e);
+            e.attr.st_mode = i < 2 || dir->kind == N_ROOT ? S_IFDIR : S_IFREG;
+            e.attr.st_ino = i == 0   ? nodes_path_ino(NULL, ks)
+                            : i == 1 ? 1
+                                     : nodes_path_ino(ks, name);
+        }
+        size_t need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)i + 1);
+        if (need > size - used) break;
+        used += need;
+    }
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     dirh *d = (dirh *)(uintptr_t)fi->fh;
@@ -421,6 +464,7 @@ const struct fuse_lowlevel_ops klfs_ops = {
     .release = op_release,
     .opendir = op_opendir,
     .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
     .releasedir = op_releasedir,
     .statfs = op_statfs,
     .getxattr = op_getxattr,

@@ -686,6 +686,23 @@ kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg, const cha
                           const char *key, uint64_t after, size_t max, kl_object_meta **out,
                           size_t *n, kl_error *err);
 
+/* kl_list_objects (from the start, no limit) for many keys of one keyspace
+ * at once, with up to `parallel` listings in flight (0: 8): a front end
+ * showing many keys (ls -l of a mounted keyspace) pays one round trip per
+ * key, not one after another.  res[i] is for keys[i]: its objects (the
+ * caller frees res[i].objects), their count, and its own status and error
+ * (a missing key is KL_OK with none).  The call fails only for bad
+ * arguments or when out of memory.  Thread-safe; os and cfg borrowed. */
+typedef struct kl_key_objects {
+    kl_object_meta *objects;
+    size_t n;
+    kl_status status;
+    kl_error err;
+} kl_key_objects;
+kl_status kl_list_objects_many(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
+                               const char *const *keys, size_t nkeys, unsigned parallel,
+                               kl_key_objects *res, kl_error *err);
+
 /* Fetches one data object's body and decodes it into a page-like record
  * array (records point into the page).  KL_ENOTFOUND if compacted away. */
 kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,

@@ -9,6 +9,7 @@
 #include "objcache.h"
 #include "objwalk.h"
 #include "page.h"
+#include "workpool.h"
 
 typedef struct strv {
     char **v;
@@ -143,6 +144,40 @@ kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg, const cha
     kl_status st = Kl_index_list(os, dir, after + 1, max, out, n, NULL, err);
     free(dir);
     return st;
+}
+
+typedef struct many {
+    kl_objstore *os;
+    const kl_store_config *cfg;
+    const char *keyspace;
+    const char *const *keys;
+    kl_key_objects *res;
+} many;
+
+static void list_one(void *ctx, size_t i)
+{
+    many *m = ctx;
+    kl_key_objects *r = &m->res[i];
+    r->status =
+        kl_list_objects(m->os, m->cfg, m->keyspace, m->keys[i], 0, 0, &r->objects, &r->n, &r->err);
+}
+
+kl_status kl_list_objects_many(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
+                               const char *const *keys, size_t nkeys, unsigned parallel,
+                               kl_key_objects *res, kl_error *err)
+{
+    kl_status st = kl_validate_name("keyspace", keyspace, err);
+    if (st) return st;
+    memset(res, 0, nkeys * sizeof *res);
+    if (nkeys == 0) return KL_OK;
+    size_t helpers = (parallel ? parallel : 8) - 1;
+    if (helpers > nkeys - 1) helpers = nkeys - 1;
+    /* A pool per call: a few thread starts beside as many round trips. */
+    kl_workpool *pool = helpers ? Kl_workpool_new(helpers) : NULL;
+    many m = {.os = os, .cfg = cfg, .keyspace = keyspace, .keys = keys, .res = res};
+    Kl_workpool_run(pool, list_one, &m, nkeys);
+    Kl_workpool_free(pool);
+    return KL_OK;
 }
 
 kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
