@@ -113,9 +113,13 @@ Test(install, a_program_links_statically_through_pkg_config)
 {
     staged s = stage("static");
     char link[2048];
+    /* The archive by name, then its dependencies from pkg-config --static
+     * without -lklstore itself: a sanitizer build links with --no-as-needed,
+     * which would add the shared library as well. */
     snprintf(link, sizeof link,
-             "-L%s/%s -Wl,-Bstatic -lklstore -Wl,-Bdynamic $(%s --static --libs klstore)", s.prefix,
-             KL_LIBDIR, s.pkg);
+             "-L%s/%s -Wl,-Bstatic -lklstore -Wl,-Bdynamic"
+             " $(%s --static --libs klstore | sed 's/ -lklstore / /')",
+             s.prefix, KL_LIBDIR, s.pkg);
     char *needed = build_and_run(&s, link);
     cr_assert_str_eq(needed, "", "the static program still needs %s", needed);
     free(needed);
