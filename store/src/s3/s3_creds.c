@@ -19,8 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "s3/s3_meta.h"
 #include "s3/s3_profile.h"
 
@@ -41,49 +39,6 @@ struct kl_s3_credprov {
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
 /* ------------------------------------------------------------------ */
-
-static void wipe_free(char *s)
-{
-    if (s) {
-        OPENSSL_cleanse(s, strlen(s));
-        free(s);
-    }
-}
-
-void Kl_s3_creds_clear(kl_s3_creds *c)
-{
-    if (!c)
-        return;
-    wipe_free(c->access_key);
-    wipe_free(c->secret_key);
-    wipe_free(c->token);
-    memset(c, 0, sizeof *c);
-}
-
-static kl_status creds_copy(const kl_s3_creds *src, kl_s3_creds *dst, kl_error *err)
-{
-    memset(dst, 0, sizeof *dst);
-    dst->access_key = strdup(src->access_key);
-    dst->secret_key = strdup(src->secret_key);
-    dst->token = src->token ? strdup(src->token) : NULL;
-    dst->expires_ms = src->expires_ms;
-    dst->source = src->source;
-    if (!dst->access_key || !dst->secret_key || (src->token && !dst->token)) {
-        Kl_s3_creds_clear(dst);
-        return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
-    }
-    return KL_OK;
-}
-
-/* Builds creds from borrowed strings (empty token = none). */
-static kl_status creds_set(kl_s3_creds *c, const char *ak, const char *sk,
-                           const char *tok, int64_t expires_ms,
-                           const char *source, kl_error *err)
-{
-    kl_s3_creds tmp = {(char *)ak, (char *)sk,
-                       (char *)(tok && *tok ? tok : NULL), expires_ms, source};
-    return creds_copy(&tmp, c, err);
-}
 
 static const char *env(const char *name)
 {
@@ -147,7 +102,7 @@ static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found,
             continue;
         *found = 1;
         if (k.key_id && k.secret) {
-            st = creds_set(out, k.key_id, k.secret, k.token, 0,
+            st = Kl_s3_creds_set(out, k.key_id, k.secret, k.token, 0,
                            i == 0 ? "shared credentials file" : "shared config file", err);
             Kl_s3_profile_keys_free(&k);
             goto done;
@@ -197,7 +152,7 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
 {
     if (!p->use_default) {
         if (p->access_key && p->secret_key)
-            return creds_set(out, p->access_key, p->secret_key, p->token, 0, "configuration", err);
+            return Kl_s3_creds_set(out, p->access_key, p->secret_key, p->token, 0, "configuration", err);
         if (p->access_key || p->secret_key)
             return kl_seterr(err, KL_EINVAL,
                              "S3 credentials: use_default_credentials=false needs both access_key "
@@ -216,7 +171,7 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
         const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
         if (ak && sk) {
             const char *tok = env("AWS_SESSION_TOKEN");
-            return creds_set(out, ak, sk, tok ? tok : env("AWS_SECURITY_TOKEN"), 0,
+            return Kl_s3_creds_set(out, ak, sk, tok ? tok : env("AWS_SECURITY_TOKEN"), 0,
                              "environment", err);
         }
         if (ak || sk)
@@ -243,7 +198,7 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
     kl_s3_meta_keys k = {0};
     if (env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || env("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
         if (!(st = Kl_s3_meta_container(&k, err)))
-            st = creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "container", err);
+            st = Kl_s3_creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "container", err);
         Kl_s3_meta_keys_free(&k);
         return st;
     }
@@ -252,7 +207,7 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
     if (!is_true(env("AWS_EC2_METADATA_DISABLED"))) {
         int reachable;
         if (!(st = Kl_s3_meta_imds(&k, &reachable, why, sizeof why, err)))
-            st = creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "instance metadata",
+            st = Kl_s3_creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "instance metadata",
                            err);
         Kl_s3_meta_keys_free(&k);
         if (st == KL_OK || reachable)
@@ -323,7 +278,7 @@ kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
         }
         /* else: keep the old ones until they really expire. */
     }
-    st = creds_copy(&p->cached, out, err);
+    st = Kl_s3_creds_copy(&p->cached, out, err);
     pthread_mutex_unlock(&p->mu);
     return st;
 }
@@ -344,9 +299,9 @@ void Kl_s3_credprov_free(kl_s3_credprov *p)
     if (!p)
         return;
     Kl_s3_creds_clear(&p->cached);
-    wipe_free(p->access_key);
-    wipe_free(p->secret_key);
-    wipe_free(p->token);
+    Kl_s3_wipe_free(p->access_key);
+    Kl_s3_wipe_free(p->secret_key);
+    Kl_s3_wipe_free(p->token);
     free(p->profile);
     pthread_mutex_destroy(&p->mu);
     free(p);

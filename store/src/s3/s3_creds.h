@@ -26,17 +26,7 @@
 #include <stdint.h>
 
 #include "klstore.h"
-
-typedef struct kl_s3_creds {
-    char *access_key;
-    char *secret_key;
-    char *token;          /* session token, or NULL */
-    int64_t expires_ms;   /* ms since the epoch; 0 = does not expire */
-    const char *source;   /* static text naming where they came from */
-} kl_s3_creds;
-
-/* Wipes the secrets and frees the strings; c may be partly filled. */
-void Kl_s3_creds_clear(kl_s3_creds *c);
+#include "s3/s3_keys.h"   /* kl_s3_creds, Kl_s3_creds_clear */
 
 typedef struct kl_s3_credprov kl_s3_credprov;
 
