@@ -158,9 +158,13 @@ Test(creds, shared_files_and_profiles)
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "aws_secret_access_key"), "%s", e.msg);
     Kl_s3_credprov_free(p);
+    /* role_arn: an assume-role profile, which asks STS (here: nothing
+     * listens; test_creds_sts.c has STS). */
+    setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1", 1);
     p = prov(1, NULL, NULL, NULL, "assume");
-    cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
-    cr_assert(strstr(e.msg, "role_arn") && strstr(e.msg, "not support"), "%s", e.msg);
+    cr_assert_eq(expect_fail(p, &e), KL_EIO);
+    cr_assert(strstr(e.msg, "STS AssumeRole at http://127.0.0.1:1 for role "
+                            "arn:aws:iam::123:role/x of profile 'assume'"), "%s", e.msg);
     Kl_s3_credprov_free(p);
 
     /* Other file locations. */
@@ -455,6 +459,33 @@ Test(creds, imds_disabled_or_absent_gives_a_clear_error, .timeout = 30)
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "none found") && strstr(e.msg, "access_key"), "%s", e.msg);
     Kl_s3_credprov_free(p);
+}
+
+/* A profile that exists but holds no credentials (only a region, say)
+ * is passed over, as by the AWS CLI: on EC2 the instance role is used. */
+Test(creds, profile_without_credentials_falls_through, .timeout = 30)
+{
+    clean_env();
+    write_file(".aws/config", "[default]\nregion = eu-west-1\n[profile named]\nregion = x\n");
+    meta m = {0};
+    iso_in(m.expiration, sizeof m.expiration, 3600);
+    stub *s = stub_start(meta_handler, &m);
+    point_imds_at(s);
+    kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
+    expect(p, "ASIAMETA2", "metasecret", "metatoken", "instance metadata");
+    Kl_s3_credprov_free(p);
+    p = prov(1, NULL, NULL, NULL, "named");
+    expect(p, "ASIAMETA5", "metasecret", "metatoken", "instance metadata");
+    Kl_s3_credprov_free(p);
+    /* With use_default_credentials=false there is nothing to fall to. */
+    p = prov(0, NULL, NULL, NULL, "named");
+    kl_error e;
+    cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
+    cr_assert_str_eq(e.msg, "S3 credentials: profile 'named' has no credentials (no "
+                            "aws_access_key_id, role_arn, web_identity_token_file or "
+                            "credential_process)");
+    Kl_s3_credprov_free(p);
+    stub_stop(s);
 }
 
 Test(creds, container_full_uri_with_token, .timeout = 30)

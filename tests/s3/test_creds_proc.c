@@ -1,7 +1,7 @@
 /* test_creds_proc.c -- credential_process: how the command line is split
  * (as the AWS CLI splits it: Python's shlex.split, no shell), running it
- * with a deadline and a cap on its output, reading its JSON -- with small
- * scripts the tests write. */
+ * with a deadline and a cap on its output, reading its JSON, and where it
+ * stands in a profile's order -- with small scripts the tests write. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -203,4 +203,78 @@ Test(proc, parse)
         cr_assert_null(c.access_key);
         cr_assert_str_eq(e.msg, bad[i].msg, "%zu: %s", i, e.msg);
     }
+}
+
+/* Through the chain: a profile's credential_process, its place between
+ * the two files' static keys, refresh by Expiration, errors naming the
+ * profile. */
+Test(proc, in_a_profile, .timeout = 30)
+{
+    clean_env();
+    char exp[40];
+    iso_in(exp, sizeof exp, 30);
+    static char script[600];
+    /* Counts its runs in HOME/runs, prints them in the key. */
+    snprintf(script, sizeof script,
+             "#!/bin/sh\nn=$(cat \"$HOME/runs\" 2>/dev/null || echo 0); n=$((n+1)); "
+             "echo $n > \"$HOME/runs\"\n"
+             "printf '{\"Version\": 1, \"AccessKeyId\": \"AKPROC%%s-%%s\", \"SecretAccessKey\": "
+             "\"procsecret\", \"SessionToken\": \"proctok\", \"Expiration\": \"%s\"}' \"$n\" \"$1\"\n",
+             exp);
+    const char *cp = write_script("cp.sh", script);
+    const char *fail = write_script("fail.sh", "#!/bin/sh\necho 'no credentials for you' >&2\n"
+                                               "exit 2\n");
+    const char *junk = write_script("junk.sh", "#!/bin/sh\necho '{\"SecretAccessKey\": \"SECRET'\n");
+    static char conf[2048];
+    snprintf(conf, sizeof conf,
+             "[profile p]\ncredential_process = %s 'arg one'\n"
+             "[profile both]\ncredential_process = %s x\n"
+             "aws_access_key_id = AKCONF\naws_secret_access_key = confsecret\n"
+             "[profile fail]\ncredential_process = %s\n"
+             "[profile junk]\ncredential_process = %s\n",
+             cp, cp, fail, junk);
+    write_file(".aws/config", conf);
+    write_file(".aws/credentials", "[both]\naws_access_key_id = AKCRED\n"
+                                   "aws_secret_access_key = credsecret\n");
+
+    kl_s3_credprov *p = prov(1, NULL, NULL, NULL, "p");
+    expect(p, "AKPROC1-arg one", "procsecret", "proctok", "credential process");
+    expect(p, "AKPROC1-arg one", "procsecret", "proctok", NULL);   /* cached */
+    Kl_s3_credprov_set_refresh(p, 60 * 1000, 0);
+    expect(p, "AKPROC2-arg one", "procsecret", "proctok", NULL);   /* 30 s left: run again */
+    Kl_s3_credprov_free(p);
+
+    /* Credentials file, then credential_process, then config file. */
+    p = prov(1, NULL, NULL, NULL, "both");
+    expect(p, "AKCRED", "credsecret", NULL, "shared credentials file");
+    Kl_s3_credprov_free(p);
+    write_file(".aws/credentials", "");
+    p = prov(1, NULL, NULL, NULL, "both");
+    expect(p, "AKPROC3-x", "procsecret", "proctok", "credential process");
+    Kl_s3_credprov_free(p);
+
+    kl_error e;
+    p = prov(1, NULL, NULL, NULL, "fail");
+    cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
+    cr_assert_str_eq(e.msg, "S3 credentials: credential_process of profile 'fail' exited with "
+                            "status 2: no credentials for you");
+    Kl_s3_credprov_free(p);
+    p = prov(1, NULL, NULL, NULL, "junk");
+    cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
+    cr_assert_str_eq(e.msg, "S3 credentials: credential_process of profile 'junk' printed "
+                            "malformed JSON (invalid syntax at line 1, column 27)");
+    Kl_s3_credprov_free(p);
+
+    /* Credentials already expired when it prints them: refused. */
+    iso_in(exp, sizeof exp, -60);
+    static char old[400];
+    snprintf(old, sizeof old,
+             "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"A\", \"SecretAccessKey\": "
+             "\"S\", \"Expiration\": \"%s\"}'\n", exp);
+    write_script("cp.sh", old);
+    p = prov(1, NULL, NULL, NULL, "p");
+    cr_assert_eq(expect_fail(p, &e), KL_EIO);
+    cr_assert_str_eq(e.msg, "S3 credentials: the credential process gave credentials that have "
+                            "already expired (is the clock right?)");
+    Kl_s3_credprov_free(p);
 }

@@ -32,6 +32,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +48,32 @@ static void wipe_free(char *s)
     }
 }
 
+/* The settings read, by name: where each goes in kl_s3_profile_keys. */
+static const struct {
+    const char *name;
+    size_t off;
+} settings[] = {
+#define S(field) {#field, offsetof(kl_s3_profile_keys, field)}
+    {"aws_access_key_id", offsetof(kl_s3_profile_keys, key_id)},
+    {"aws_secret_access_key", offsetof(kl_s3_profile_keys, secret)},
+    {"aws_session_token", offsetof(kl_s3_profile_keys, token)},
+    S(role_arn), S(source_profile), S(credential_source), S(role_session_name),
+    S(external_id), S(duration_seconds), S(mfa_serial), S(web_identity_token_file),
+    S(credential_process), S(region), S(sts_regional_endpoints), S(endpoint_url),
+    S(ignore_configured_endpoint_urls),
+#undef S
+};
+#define N_SETTINGS (sizeof settings / sizeof *settings)
+
+static char **field(kl_s3_profile_keys *k, size_t i)
+{
+    return (char **)((char *)k + settings[i].off);
+}
+
 void Kl_s3_profile_keys_free(kl_s3_profile_keys *k)
 {
-    wipe_free(k->key_id);
-    wipe_free(k->secret);
-    wipe_free(k->token);
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        wipe_free(*field(k, i));
     memset(k, 0, sizeof *k);
 }
 
@@ -185,17 +207,15 @@ static int handler(void *user, const char *section, const char *name, const char
         value = L->long_value;
     kl_s3_profile_keys *k = L->k;
     int bad = 0;
-    if (strcmp(name, "aws_access_key_id") == 0)
-        bad = set_dup(&k->key_id, value);
-    else if (strcmp(name, "aws_secret_access_key") == 0)
-        bad = set_dup(&k->secret, value);
-    else if (strcmp(name, "aws_session_token") == 0 ||
-             (strcmp(name, "aws_security_token") == 0 && !k->token))
+    size_t i = 0;
+    while (i < N_SETTINGS && strcmp(name, settings[i].name) != 0)
+        i++;
+    if (i < N_SETTINGS)
+        bad = set_dup(field(k, i), value);
+    else if (strcmp(name, "aws_security_token") == 0 && !k->token)
         bad = set_dup(&k->token, value);
     else if (!k->unsupported[0] &&
-             (strcmp(name, "role_arn") == 0 || strcmp(name, "credential_process") == 0 ||
-              strcmp(name, "sso_session") == 0 || strcmp(name, "sso_start_url") == 0 ||
-              strcmp(name, "web_identity_token_file") == 0))
+             (strcmp(name, "sso_session") == 0 || strcmp(name, "sso_start_url") == 0))
         snprintf(k->unsupported, sizeof k->unsupported, "%s", name);
     if (bad) {
         L->oom = 1;

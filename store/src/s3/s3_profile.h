@@ -7,11 +7,19 @@
 #ifndef KL_S3_PROFILE_H
 #define KL_S3_PROFILE_H
 
-/* The keys of one profile in an AWS shared file (credentials or config).
- * The strings are malloc'd; Kl_s3_profile_keys_free wipes them. */
+/* The settings of one profile in an AWS shared file (credentials or
+ * config) that the credential chain reads.  Each is NULL when the
+ * profile does not set it, "" when set empty.  The strings are malloc'd;
+ * Kl_s3_profile_keys_free wipes them. */
 typedef struct kl_s3_profile_keys {
-    char *key_id, *secret, *token;
-    char unsupported[40];   /* first key we cannot honour, e.g. role_arn */
+    char *key_id, *secret, *token;          /* static keys */
+    char *role_arn, *source_profile, *credential_source;   /* assume role */
+    char *role_session_name, *external_id, *duration_seconds, *mfa_serial;
+    char *web_identity_token_file;          /* web identity (with role_arn) */
+    char *credential_process;
+    char *region, *sts_regional_endpoints;  /* where STS is */
+    char *endpoint_url, *ignore_configured_endpoint_urls;
+    char unsupported[40];   /* first key we cannot honour (SSO), or "" */
 } kl_s3_profile_keys;
 
 /* Reads `profile` from the AWS shared file at `path` into k (is_config:
