@@ -202,6 +202,7 @@ Test(proc, parse)
                      "%zu", i);
         cr_assert_null(c.access_key);
         cr_assert_str_eq(e.msg, bad[i].msg, "%zu: %s", i, e.msg);
+        cr_assert_null(strstr(e.msg, "SECRET"), "%zu", i);
     }
 }
 

@@ -199,6 +199,12 @@ Test(sts, answers)
          "(request id none)"},
         {400, "<ErrorResponse><Error><Code>Throttling</Code></Error></ErrorResponse>", KL_EIO,
          "S3 credentials: STS AssumeRole W: HTTP 400 Throttling: (no message) (request id none)"},
+        {500,
+         "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>A</AccessKeyId>"
+         "<SecretAccessKey>SECRET</SecretAccessKey><SessionToken>T</SessionToken>"
+         "<Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleResult>"
+         "</AssumeRoleResponse>",
+         KL_EIO, "S3 credentials: STS AssumeRole W: HTTP 500 and a credentials document"},
         {500, "oops", KL_EIO, "S3 credentials: STS AssumeRole W: HTTP 500 and the answer is not XML"},
         {200, "", KL_EIO, "S3 credentials: STS AssumeRole W: HTTP 200 and the answer is not XML"},
         {200, "<AssumeRoleResponse><AssumeRoleResult><Credentials>", KL_EIO,
@@ -230,6 +236,7 @@ Test(sts, answers)
         cr_assert_eq(st, bad[i].st, "%zu: %s", i, e.msg);
         cr_assert_null(c.access_key);
         cr_assert_str_eq(e.msg, bad[i].msg, "%zu: %s", i, e.msg);
+        cr_assert_null(strstr(e.msg, "SECRET"), "%zu", i);
     }
 }
 

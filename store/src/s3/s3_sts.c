@@ -139,6 +139,8 @@ kl_status Kl_s3_sts_answer(long status, const char *body, size_t len, const char
         return st;
     }
     Kl_s3_xml_sts_free(&c);
+    if (r == 1)   /* credentials, but not with 200 */
+        snprintf(e.message, sizeof e.message, "a credentials document");
     int transient = status >= 500 || status == 429 || (r == 0 && code_retryable(e.code));
     if (r == 0)
         return kl_seterr(err, transient ? KL_EIO : KL_EINVAL,
