@@ -122,3 +122,19 @@ void iso_in(char *buf, size_t cap, int seconds)
     gmtime_r(&t, &tm);
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+const char *token_file(const char *rel, const char *text)
+{
+    static char path[4][256];
+    static int i;
+    char *p = path[i++ % 4];
+    snprintf(p, 256, "%s", write_file(rel, text));
+    return p;
+}
+
+void expect_error(kl_s3_credprov *p, kl_status want, const char *msg)
+{
+    kl_error e;
+    cr_assert_eq(expect_fail(p, &e), want, "%s", e.msg);
+    cr_assert_str_eq(e.msg, msg);
+}

@@ -1,7 +1,7 @@
-/* creds_helpers.h -- what the credential-chain suites (test_creds.c,
- * test_creds_sts.c, test_creds_proc.c) share: a clean environment with a
- * HOME of its own per test, files in it, a provider from a few settings,
- * and whole-value checks of what it gives.  Criterion runs every test in
+/* creds_helpers.h -- what the credential-chain suites (test_creds*.c)
+ * share: a clean environment with a HOME of its own per test, files in
+ * it, a provider from a few settings, and whole-value checks of what it
+ * gives.  Criterion runs every test in
  * its own process, so environment changes do not leak between tests. */
 #ifndef KL_TEST_CREDS_HELPERS_H
 #define KL_TEST_CREDS_HELPERS_H
@@ -30,6 +30,15 @@ void expect(kl_s3_credprov *p, const char *ak, const char *sk, const char *tok,
             const char *source);
 /* Gets and expects a failure; returns its status, *e holds the message. */
 kl_status expect_fail(kl_s3_credprov *p, kl_error *e);
+
+/* Gets and expects a failure with status `want` and exactly `msg`. */
+void expect_error(kl_s3_credprov *p, kl_status want, const char *msg);
+/* write_file, the path kept in one of 4 buffers of its own (token
+ * files, which tests rewrite while write_file's buffers turn over). */
+const char *token_file(const char *rel, const char *text);
+
+/* An IAM role ARN of the test account: ROLE "name". */
+#define ROLE "arn:aws:iam::123456789012:role/"
 
 /* ISO 8601 UTC `seconds` from now. */
 void iso_in(char *buf, size_t cap, int seconds);

@@ -17,12 +17,10 @@
 #include "s3/s3_profcreds.h"
 
 #include <errno.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -73,30 +71,6 @@ static kl_status oom(kl_error *err)
 /* ------------------------------------------------------------------ */
 /* the files                                                           */
 /* ------------------------------------------------------------------ */
-
-static char *home_path(const char *rel)
-{
-    const char *home = env("HOME");
-    struct passwd pw, *res = NULL;
-    char buf[4096];
-    if (!home && getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res)
-        home = res->pw_dir;
-    char *out = NULL;
-    if (asprintf(&out, "%s/%s", home ? home : "", rel) < 0)
-        return NULL;
-    return out;
-}
-
-/* A path from the environment with "~/" expanded, else the default. */
-static char *aws_file(const char *var, const char *deflt)
-{
-    const char *v = env(var);
-    if (!v)
-        return home_path(deflt);
-    if (v[0] == '~' && v[1] == '/')
-        return home_path(v + 2);
-    return strdup(v);
-}
 
 static kl_status load(const ctx *c, const char *name, view *v, kl_error *err)
 {
@@ -489,9 +463,7 @@ kl_status Kl_s3_profcreds_get(const kl_s3_prof_opts *o, const char *profile,
     ctx c = {.o = o};
     view v = {0};
     kl_status st;
-    c.cred_path = aws_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
-    c.conf_path = aws_file("AWS_CONFIG_FILE", ".aws/config");
-    if (!c.cred_path || !c.conf_path) {
+    if (Kl_s3_profile_files(&c.cred_path, &c.conf_path) != 0) {
         st = oom(err);
         goto done;
     }

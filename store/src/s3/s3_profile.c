@@ -1,5 +1,5 @@
-/* s3_profile.c -- reads one profile's keys from an AWS shared file, with
- * libinih (see s3_profile.h).
+/* s3_profile.c -- reads one profile's settings from an AWS shared file,
+ * with libinih, and says where those files are (see s3_profile.h).
  *
  * libinih as Debian 12 builds it (libinih 55-1) takes its options at run
  * time from process-wide globals, left at upstream's defaults: every line
@@ -32,10 +32,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ini.h>
 #include <openssl/crypto.h>
@@ -222,6 +224,42 @@ static int handler(void *user, const char *section, const char *name, const char
         return 0;
     }
     return 1;
+}
+
+static char *home_path(const char *rel)
+{
+    const char *home = getenv("HOME");
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if ((!home || !*home) && getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res)
+        home = res->pw_dir;
+    char *out = NULL;
+    if (asprintf(&out, "%s/%s", home ? home : "", rel) < 0)
+        return NULL;
+    return out;
+}
+
+/* A path from the environment with "~/" expanded, else the default. */
+static char *aws_file(const char *var, const char *deflt)
+{
+    const char *v = getenv(var);
+    if (!v || !*v)
+        return home_path(deflt);
+    if (v[0] == '~' && v[1] == '/')
+        return home_path(v + 2);
+    return strdup(v);
+}
+
+int Kl_s3_profile_files(char **cred, char **conf)
+{
+    *cred = aws_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+    *conf = aws_file("AWS_CONFIG_FILE", ".aws/config");
+    if (*cred && *conf)
+        return 0;
+    free(*cred);
+    free(*conf);
+    *cred = *conf = NULL;
+    return -1;
 }
 
 int Kl_s3_profile_read(const char *path, const char *profile, int is_config,

@@ -1,9 +1,10 @@
-/* s3_profile.h -- one profile's keys from an AWS shared file
- * (~/.aws/credentials or ~/.aws/config).
+/* s3_profile.h -- the AWS shared files (~/.aws/credentials and
+ * ~/.aws/config): where they are, and one profile's settings from one of
+ * them.
  *
- * Only the reading of one file is here; which files, in which order, and
- * what a missing or half-filled profile means is the credential chain's
- * (s3_creds.c). */
+ * Only reading is here; in which order the settings count and what a
+ * missing or half-filled profile means is the profile code's
+ * (s3_profcreds.c). */
 #ifndef KL_S3_PROFILE_H
 #define KL_S3_PROFILE_H
 
@@ -30,5 +31,11 @@ typedef struct kl_s3_profile_keys {
 int Kl_s3_profile_read(const char *path, const char *profile, int is_config,
                        kl_s3_profile_keys *k);
 void Kl_s3_profile_keys_free(kl_s3_profile_keys *k);
+
+/* The paths of the shared credentials and config files:
+ * AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE ("~/" expanded), else
+ * ~/.aws/credentials and ~/.aws/config.  malloc'd; -1 (both NULL) when
+ * out of memory. */
+int Kl_s3_profile_files(char **cred, char **conf);
 
 #endif /* KL_S3_PROFILE_H */
