@@ -4,8 +4,8 @@
  * profiles, the container endpoint and EC2 instance metadata (IMDSv2) --
  * the last two played by a loopback stub server (stub_http.c) that the
  * chain is pointed at through the same variables AWS's SDKs honour.
- * Criterion runs every test in its own process, so environment changes do
- * not leak between tests.
+ * (Assume role, web identity and credential_process: test_creds_sts.c and
+ * test_creds_proc.c.)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -22,103 +22,8 @@
 #include "klstore.h"
 #include "s3/s3_creds.h"
 #include "s3/s3_meta.h"
+#include "creds_helpers.h"
 #include "stub_http.h"
-
-static char home[64];
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-/* Each test runs in its own process: its HOME goes when it exits. */
-static void remove_home(void)
-{
-    if (home[0]) nftw(home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* A clean slate: no AWS variables, HOME in a fresh directory. */
-static void clean_env(void)
-{
-    static const char *const vars[] = {"AWS_ACCESS_KEY_ID",
-                                       "AWS_SECRET_ACCESS_KEY",
-                                       "AWS_SESSION_TOKEN",
-                                       "AWS_SECURITY_TOKEN",
-                                       "AWS_PROFILE",
-                                       "AWS_SHARED_CREDENTIALS_FILE",
-                                       "AWS_CONFIG_FILE",
-                                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                                       "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                                       "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-                                       "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
-                                       "AWS_EC2_METADATA_DISABLED",
-                                       "AWS_METADATA_SERVICE_TIMEOUT"};
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
-    strcpy(home, "/tmp/klhome-XXXXXX");
-    cr_assert_not_null(mkdtemp(home));
-    setenv("HOME", home, 1);
-    atexit(remove_home);
-}
-
-static void write_file(const char *rel, const char *text)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", home, rel);
-    char dir[256];
-    snprintf(dir, sizeof dir, "%s/.aws", home);
-    mkdir(dir, 0700);
-    FILE *f = fopen(p, "w");
-    cr_assert_not_null(f, "%s", p);
-    fputs(text, f);
-    fclose(f);
-}
-
-static kl_s3_credprov *prov(int use_default, const char *ak, const char *sk, const char *tok,
-                            const char *profile)
-{
-    kl_config c;
-    kl_config_init(&c);
-    c.s3.use_default_credentials = use_default;
-    c.s3.access_key = ak ? strdup(ak) : NULL;
-    c.s3.secret_key = sk ? strdup(sk) : NULL;
-    c.s3.session_token = tok ? strdup(tok) : NULL;
-    c.s3.profile = profile ? strdup(profile) : NULL;
-    kl_s3_credprov *p;
-    kl_error e = {0};
-    cr_assert_eq(Kl_s3_credprov_new(&c.s3, &p, &e), KL_OK, "%s", e.msg);
-    kl_config_free(&c);
-    return p;
-}
-
-static void expect(kl_s3_credprov *p, const char *ak, const char *sk, const char *tok,
-                   const char *source)
-{
-    kl_s3_creds cr;
-    kl_error e = {0};
-    cr_assert_eq(Kl_s3_credprov_get(p, &cr, &e), KL_OK, "%s", e.msg);
-    cr_assert_str_eq(cr.access_key, ak);
-    cr_assert_str_eq(cr.secret_key, sk);
-    if (tok)
-        cr_assert_str_eq(cr.token, tok);
-    else
-        cr_assert_null(cr.token);
-    if (source) cr_assert_str_eq(cr.source, source);
-    Kl_s3_creds_clear(&cr);
-}
-
-static kl_status expect_fail(kl_s3_credprov *p, kl_error *e)
-{
-    kl_s3_creds cr;
-    kl_status st = Kl_s3_credprov_get(p, &cr, e);
-    cr_assert_neq(st, KL_OK);
-    cr_assert_null(cr.access_key);
-    return st;
-}
 
 Test(creds, static_configuration)
 {
@@ -254,9 +159,14 @@ Test(creds, shared_files_and_profiles)
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "aws_secret_access_key"), "%s", e.msg);
     Kl_s3_credprov_free(p);
+    /* role_arn: an assume-role profile, which asks STS (here: nothing
+     * listens; test_creds_sts.c has STS). */
+    setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1", 1);
     p = prov(1, NULL, NULL, NULL, "assume");
-    cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
-    cr_assert(strstr(e.msg, "role_arn") && strstr(e.msg, "not support"), "%s", e.msg);
+    cr_assert_eq(expect_fail(p, &e), KL_EIO);
+    cr_assert(strstr(e.msg, "STS AssumeRole at http://127.0.0.1:1 for role "
+                            "arn:aws:iam::123:role/x of profile 'assume'"),
+              "%s", e.msg);
     Kl_s3_credprov_free(p);
 
     /* Other file locations. */
@@ -416,14 +326,6 @@ typedef struct meta {
     char s3_auth[512];
 } meta;
 
-static void iso_in(char *buf, size_t cap, int seconds)
-{
-    time_t t = time(NULL) + seconds;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static char json_buf[1024];
 
 static void meta_handler(void *ud, int n, const stub_req *rq, stub_resp *rs)
@@ -566,6 +468,33 @@ Test(creds, imds_disabled_or_absent_gives_a_clear_error, .timeout = 30)
     cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
     cr_assert(strstr(e.msg, "none found") && strstr(e.msg, "access_key"), "%s", e.msg);
     Kl_s3_credprov_free(p);
+}
+
+/* A profile that exists but holds no credentials (only a region, say)
+ * is passed over, as by the AWS CLI: on EC2 the instance role is used. */
+Test(creds, profile_without_credentials_falls_through, .timeout = 30)
+{
+    clean_env();
+    write_file(".aws/config", "[default]\nregion = eu-west-1\n[profile named]\nregion = x\n");
+    meta m = {0};
+    iso_in(m.expiration, sizeof m.expiration, 3600);
+    stub *s = stub_start(meta_handler, &m);
+    point_imds_at(s);
+    kl_s3_credprov *p = prov(1, NULL, NULL, NULL, NULL);
+    expect(p, "ASIAMETA2", "metasecret", "metatoken", "instance metadata");
+    Kl_s3_credprov_free(p);
+    p = prov(1, NULL, NULL, NULL, "named");
+    expect(p, "ASIAMETA5", "metasecret", "metatoken", "instance metadata");
+    Kl_s3_credprov_free(p);
+    /* With use_default_credentials=false there is nothing to fall to. */
+    p = prov(0, NULL, NULL, NULL, "named");
+    kl_error e;
+    cr_assert_eq(expect_fail(p, &e), KL_EINVAL);
+    cr_assert_str_eq(e.msg, "S3 credentials: profile 'named' has no credentials (no "
+                            "aws_access_key_id, role_arn, web_identity_token_file or "
+                            "credential_process)");
+    Kl_s3_credprov_free(p);
+    stub_stop(s);
 }
 
 Test(creds, container_full_uri_with_token, .timeout = 30)

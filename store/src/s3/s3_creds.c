@@ -1,28 +1,25 @@
 /* s3_creds.c -- the S3 credential chain (see s3_creds.h for the order).
  *
- * Mirrors the AWS CLI so that whatever makes `aws s3 ls` work makes klstore
- * work: environment, shared files, container endpoint, EC2 instance
- * metadata (IMDSv2).  Reading is elsewhere: the AWS shared files one at a
- * time in s3_profile.c (which files, and what their contents mean, is
- * here), the container and instance-metadata endpoints in s3_meta.c.
- * Fetched credentials are cached under a mutex and refreshed ahead of
- * their Expiration; a failed refresh keeps using credentials that have
- * not yet expired.
+ * Mirrors the AWS CLI v2 so that whatever makes `aws s3 ls` work makes
+ * klstore work: environment, the profile (assume role, web identity,
+ * static keys, credential_process: s3_profcreds.c), container endpoint,
+ * EC2 instance metadata (IMDSv2; both in s3_meta.c).  This file holds the
+ * order between those and the cache: fetched credentials are kept under a
+ * mutex and refreshed ahead of their Expiration; a failed refresh keeps
+ * using credentials that have not yet expired.
  */
 #define _GNU_SOURCE
 #include "s3/s3_creds.h"
 
 #include <pthread.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <openssl/crypto.h>
+#include <strings.h>
 
 #include "s3/s3_meta.h"
-#include "s3/s3_profile.h"
+#include "s3/s3_proc.h"
+#include "s3/s3_profcreds.h"
 
 /* Refresh temporary credentials this long before they expire ... */
 #define REFRESH_AHEAD_MS (10 * 60 * 1000)
@@ -32,148 +29,18 @@
 struct kl_s3_credprov {
     pthread_mutex_t mu;
     int use_default;
-    char *access_key, *secret_key, *token, *profile;
+    char *access_key, *secret_key, *token, *profile, *region;
+    kl_s3_prof_opts opts;
+    int64_t refresh_ahead_ms, refresh_min_gap_ms;
     kl_s3_creds cached;
     int have;
     int64_t fetched_ms;
 };
 
-/* ------------------------------------------------------------------ */
-/* small helpers                                                       */
-/* ------------------------------------------------------------------ */
-
-static void wipe_free(char *s)
-{
-    if (s) {
-        OPENSSL_cleanse(s, strlen(s));
-        free(s);
-    }
-}
-
-void Kl_s3_creds_clear(kl_s3_creds *c)
-{
-    if (!c) return;
-    wipe_free(c->access_key);
-    wipe_free(c->secret_key);
-    wipe_free(c->token);
-    memset(c, 0, sizeof *c);
-}
-
-static kl_status creds_copy(const kl_s3_creds *src, kl_s3_creds *dst, kl_error *err)
-{
-    memset(dst, 0, sizeof *dst);
-    dst->access_key = strdup(src->access_key);
-    dst->secret_key = strdup(src->secret_key);
-    dst->token = src->token ? strdup(src->token) : NULL;
-    dst->expires_ms = src->expires_ms;
-    dst->source = src->source;
-    if (!dst->access_key || !dst->secret_key || (src->token && !dst->token)) {
-        Kl_s3_creds_clear(dst);
-        return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
-    }
-    return KL_OK;
-}
-
-/* Builds creds from borrowed strings (empty token = none). */
-static kl_status creds_set(kl_s3_creds *c, const char *ak, const char *sk, const char *tok,
-                           int64_t expires_ms, const char *source, kl_error *err)
-{
-    kl_s3_creds tmp = {(char *)ak, (char *)sk, (char *)(tok && *tok ? tok : NULL), expires_ms,
-                       source};
-    return creds_copy(&tmp, c, err);
-}
-
 static const char *env(const char *name)
 {
     const char *v = getenv(name);
     return v && *v ? v : NULL;
-}
-
-static char *home_path(const char *rel)
-{
-    const char *home = env("HOME");
-    struct passwd pw, *res = NULL;
-    char buf[4096];
-    if (!home && getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res) home = res->pw_dir;
-    char *out = NULL;
-    if (asprintf(&out, "%s/%s", home ? home : "", rel) < 0) return NULL;
-    return out;
-}
-
-/* A path from the environment with "~/" expanded, else the default. */
-static char *aws_file(const char *var, const char *deflt)
-{
-    const char *v = env(var);
-    if (!v) return home_path(deflt);
-    if (v[0] == '~' && v[1] == '/') return home_path(v + 2);
-    return strdup(v);
-}
-
-/* ------------------------------------------------------------------ */
-/* shared credentials and config files                                 */
-/* ------------------------------------------------------------------ */
-
-/* Credentials of `profile` from the credentials file, else the config file
- * (each must hold both keys itself, as in botocore).  *found is set when
- * one of the files has the profile at all. */
-static kl_status from_profile(const char *profile, kl_s3_creds *out, int *found, kl_error *err)
-{
-    *found = 0;
-    char *cred_path = aws_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
-    char *conf_path = aws_file("AWS_CONFIG_FILE", ".aws/config");
-    kl_status st = KL_OK;
-    if (!cred_path || !conf_path) {
-        st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
-        goto done;
-    }
-    const char *paths[2] = {cred_path, conf_path};
-    char unsupported[40] = "";
-    for (int i = 0; i < 2; i++) {
-        kl_s3_profile_keys k = {0};
-        int r = Kl_s3_profile_read(paths[i], profile, i == 1, &k);
-        if (r < 0) {
-            Kl_s3_profile_keys_free(&k);
-            st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
-            goto done;
-        }
-        if (r == 0) continue;
-        *found = 1;
-        if (k.key_id && k.secret) {
-            st = creds_set(out, k.key_id, k.secret, k.token, 0,
-                           i == 0 ? "shared credentials file" : "shared config file", err);
-            Kl_s3_profile_keys_free(&k);
-            goto done;
-        }
-        if (k.key_id || k.secret) {
-            st = kl_seterr(err, KL_EINVAL, "S3 credentials: profile '%s' in %s has %s but not %s",
-                           profile, paths[i],
-                           k.key_id ? "aws_access_key_id" : "aws_secret_access_key",
-                           k.key_id ? "aws_secret_access_key" : "aws_access_key_id");
-            Kl_s3_profile_keys_free(&k);
-            goto done;
-        }
-        if (k.unsupported[0] && !unsupported[0])
-            memcpy(unsupported, k.unsupported, sizeof unsupported);
-        Kl_s3_profile_keys_free(&k);
-    }
-    if (*found && unsupported[0])
-        st = kl_seterr(err, KL_EINVAL,
-                       "S3 credentials: profile '%s' uses %s, which klstore does not support; "
-                       "give it aws_access_key_id/aws_secret_access_key, or export "
-                       "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN "
-                       "(e.g. from `aws configure export-credentials`)",
-                       profile, unsupported);
-    else if (*found)
-        st = kl_seterr(err, KL_EINVAL,
-                       "S3 credentials: profile '%s' (in %s or %s) has no aws_access_key_id",
-                       profile, cred_path, conf_path);
-    else
-        st = kl_seterr(err, KL_EINVAL, "S3 credentials: profile '%s' is not in %s nor in %s",
-                       profile, cred_path, conf_path);
-done:
-    free(cred_path);
-    free(conf_path);
-    return st;
 }
 
 /* ------------------------------------------------------------------ */
@@ -187,29 +54,38 @@ static int is_true(const char *v)
 
 static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
 {
+    kl_status st;
     if (!p->use_default) {
         if (p->access_key && p->secret_key)
-            return creds_set(out, p->access_key, p->secret_key, p->token, 0, "configuration", err);
+            return Kl_s3_creds_set(out, p->access_key, p->secret_key, p->token, 0, "configuration",
+                                   err);
         if (p->access_key || p->secret_key)
             return kl_seterr(err, KL_EINVAL,
                              "S3 credentials: use_default_credentials=false needs both access_key "
                              "and secret_key, but only %s is set",
                              p->access_key ? "access_key" : "secret_key");
-        if (p->profile) {
-            int found;
-            return from_profile(p->profile, out, &found, err);
-        }
-        return kl_seterr(err, KL_EINVAL,
-                         "S3 credentials: use_default_credentials=false but neither "
-                         "access_key/secret_key nor profile is configured");
+        if (!p->profile)
+            return kl_seterr(err, KL_EINVAL,
+                             "S3 credentials: use_default_credentials=false but neither "
+                             "access_key/secret_key nor profile is configured");
+        st = Kl_s3_profcreds_get(&p->opts, p->profile, 0, 1, out, err);
+        if (st == KL_ENOTFOUND)
+            st = kl_seterr(err, KL_EINVAL,
+                           "S3 credentials: profile '%s' has no credentials (no "
+                           "aws_access_key_id, role_arn, web_identity_token_file or "
+                           "credential_process)",
+                           p->profile);
+        return st;
     }
 
+    /* 1. The environment's static keys, unless the configuration names a
+     * profile (as `aws --profile` ignores them; AWS_PROFILE does not). */
     if (!p->profile) {
         const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
         if (ak && sk) {
             const char *tok = env("AWS_SESSION_TOKEN");
-            return creds_set(out, ak, sk, tok ? tok : env("AWS_SECURITY_TOKEN"), 0, "environment",
-                             err);
+            return Kl_s3_creds_set(out, ak, sk, tok ? tok : env("AWS_SECURITY_TOKEN"), 0,
+                                   "environment", err);
         }
         if (ak || sk)
             return kl_seterr(err, KL_EINVAL, "S3 credentials: %s is set but %s is not",
@@ -217,39 +93,37 @@ static kl_status resolve(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
                              ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
     }
 
+    /* 2. The profile, with web identity from the environment. */
     const char *profile = p->profile ? p->profile : env("AWS_PROFILE");
-    int explicit_profile = profile != NULL;
+    int named = profile != NULL;
     if (!profile) profile = "default";
-    int found;
-    kl_error perr = {0};
-    kl_status st = from_profile(profile, out, &found, &perr);
-    if (st == KL_OK) return KL_OK;
-    if (found || explicit_profile || st == KL_ENOMEM) {
-        if (err) *err = perr;
-        return st;
-    }
+    st = Kl_s3_profcreds_get(&p->opts, profile, !p->profile, named, out, err);
+    if (st != KL_ENOTFOUND) return st;
 
+    /* 3. The container endpoint. */
     kl_s3_meta_keys k = {0};
     if (env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") ||
         env("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
         if (!(st = Kl_s3_meta_container(&k, err)))
-            st = creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "container", err);
+            st = Kl_s3_creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "container", err);
         Kl_s3_meta_keys_free(&k);
         return st;
     }
 
+    /* 4. EC2 instance metadata. */
     char why[160] = "disabled by AWS_EC2_METADATA_DISABLED";
     if (!is_true(env("AWS_EC2_METADATA_DISABLED"))) {
         int reachable;
         if (!(st = Kl_s3_meta_imds(&k, &reachable, why, sizeof why, err)))
-            st =
-                creds_set(out, k.key_id, k.secret, k.token, k.expires_ms, "instance metadata", err);
+            st = Kl_s3_creds_set(out, k.key_id, k.secret, k.token, k.expires_ms,
+                                 "instance metadata", err);
         Kl_s3_meta_keys_free(&k);
         if (st == KL_OK || reachable) return st;
     }
     return kl_seterr(err, KL_EINVAL,
-                     "S3 credentials: none found (no AWS_ACCESS_KEY_ID in the environment, no "
-                     "profile '%s' in the shared AWS files, no container credentials, instance "
+                     "S3 credentials: none found (no AWS_ACCESS_KEY_ID or "
+                     "AWS_WEB_IDENTITY_TOKEN_FILE in the environment, no credentials in profile "
+                     "'%s' of the shared AWS files, no container credentials, instance "
                      "metadata: %s); configure access_key/secret_key with "
                      "use_default_credentials=false, or any AWS CLI credential source",
                      profile, why);
@@ -268,6 +142,8 @@ kl_status Kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out, kl_err
     if (!p) return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
     pthread_mutex_init(&p->mu, NULL);
     p->use_default = c->use_default_credentials;
+    p->refresh_ahead_ms = REFRESH_AHEAD_MS;
+    p->refresh_min_gap_ms = REFRESH_MIN_GAP_MS;
 #define DUP(dst, src)                                                                              \
     do {                                                                                           \
         if ((src) && *(src) && !((dst) = strdup(src))) {                                           \
@@ -279,7 +155,12 @@ kl_status Kl_s3_credprov_new(const kl_s3_config *c, kl_s3_credprov **out, kl_err
     DUP(p->secret_key, c->secret_key);
     DUP(p->token, tok ? tok : sec);
     DUP(p->profile, c->profile);
+    DUP(p->region, c->region);
 #undef DUP
+    p->opts.region = p->region;
+    p->opts.connect_timeout_ms = c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 5000;
+    p->opts.request_timeout_ms = c->request_timeout_ms > 0 ? c->request_timeout_ms : 30000;
+    p->opts.process_timeout_ms = KL_S3_PROC_TIMEOUT_MS;
     *out = p;
     return KL_OK;
 }
@@ -291,13 +172,21 @@ kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
     int64_t now = kl_now_ms();
     kl_status st;
     int usable = p->have && (p->cached.expires_ms == 0 || now < p->cached.expires_ms);
-    int want_refresh =
-        !usable || (p->cached.expires_ms != 0 && now >= p->cached.expires_ms - REFRESH_AHEAD_MS &&
-                    now - p->fetched_ms >= REFRESH_MIN_GAP_MS);
+    int want_refresh = !usable || (p->cached.expires_ms != 0 &&
+                                   now >= p->cached.expires_ms - p->refresh_ahead_ms &&
+                                   now - p->fetched_ms >= p->refresh_min_gap_ms);
     if (want_refresh) {
         kl_s3_creds fresh = {0};
         kl_error rerr = {0};
         st = resolve(p, &fresh, &rerr);
+        if (st == KL_OK && fresh.expires_ms != 0 && fresh.expires_ms <= now) {
+            /* As botocore: refreshed, but still expired. */
+            st = kl_seterr(&rerr, KL_EIO,
+                           "S3 credentials: the %s gave credentials that have already expired "
+                           "(is the clock right?)",
+                           fresh.source);
+            Kl_s3_creds_clear(&fresh);
+        }
         if (st == KL_OK) {
             Kl_s3_creds_clear(&p->cached);
             p->cached = fresh;
@@ -310,9 +199,17 @@ kl_status Kl_s3_credprov_get(kl_s3_credprov *p, kl_s3_creds *out, kl_error *err)
         }
         /* else: keep the old ones until they really expire. */
     }
-    st = creds_copy(&p->cached, out, err);
+    st = Kl_s3_creds_copy(&p->cached, out, err);
     pthread_mutex_unlock(&p->mu);
     return st;
+}
+
+void Kl_s3_credprov_set_refresh(kl_s3_credprov *p, int64_t ahead_ms, int64_t min_gap_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    p->refresh_ahead_ms = ahead_ms;
+    p->refresh_min_gap_ms = min_gap_ms;
+    pthread_mutex_unlock(&p->mu);
 }
 
 void Kl_s3_credprov_invalidate(kl_s3_credprov *p)
@@ -330,10 +227,11 @@ void Kl_s3_credprov_free(kl_s3_credprov *p)
 {
     if (!p) return;
     Kl_s3_creds_clear(&p->cached);
-    wipe_free(p->access_key);
-    wipe_free(p->secret_key);
-    wipe_free(p->token);
+    Kl_s3_wipe_free(p->access_key);
+    Kl_s3_wipe_free(p->secret_key);
+    Kl_s3_wipe_free(p->token);
     free(p->profile);
+    free(p->region);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

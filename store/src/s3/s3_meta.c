@@ -147,9 +147,9 @@ static int meta_call(const char *method, const char *url, struct curl_slist *hdr
 
 /* What went wrong, in words that never quote the input (jansson's own
  * text does, and the input holds secrets). */
-static const char *json_problem(const json_error_t *je)
+const char *Kl_s3_meta_json_problem(int code)
 {
-    switch (json_error_code(je)) {
+    switch ((enum json_error_code)code) {
     case json_error_premature_end_of_input: return "it ends too early";
     case json_error_end_of_input_expected: return "something follows the object";
     case json_error_invalid_utf8: return "invalid UTF-8";
@@ -180,7 +180,7 @@ kl_status Kl_s3_meta_parse(const char *body, size_t len, const char *where, kl_s
             return kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
         return kl_seterr(err, KL_EIO,
                          "S3 credentials: %s answered malformed JSON (%s at line %d, column %d)",
-                         where, json_problem(&je), je.line, je.column);
+                         where, Kl_s3_meta_json_problem(json_error_code(&je)), je.line, je.column);
     }
     if (!json_is_object(o)) {
         json_decref(o);

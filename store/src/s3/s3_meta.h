@@ -42,4 +42,10 @@ kl_status Kl_s3_meta_imds(kl_s3_meta_keys *out, int *reachable, char *why, size_
 kl_status Kl_s3_meta_parse(const char *body, size_t len, const char *where, kl_s3_meta_keys *out,
                            kl_error *err);
 
+/* What is wrong with a JSON text, from jansson's error code
+ * (json_error_code), in words that never quote the input: jansson's own
+ * message does, and the input holds secrets.  Also used for
+ * credential_process output (s3_proc.c). */
+const char *Kl_s3_meta_json_problem(int code);
+
 #endif /* KL_S3_META_H */

@@ -1,5 +1,5 @@
-/* s3_profile.c -- reads one profile's keys from an AWS shared file, with
- * libinih (see s3_profile.h).
+/* s3_profile.c -- reads one profile's settings from an AWS shared file,
+ * with libinih, and says where those files are (see s3_profile.h).
  *
  * libinih as Debian 12 builds it (libinih 55-1) takes its options at run
  * time from process-wide globals, left at upstream's defaults: every line
@@ -32,9 +32,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ini.h>
 #include <openssl/crypto.h>
@@ -47,11 +50,43 @@ static void wipe_free(char *s)
     }
 }
 
+/* The settings read, by name: where each goes in kl_s3_profile_keys. */
+static const struct {
+    const char *name;
+    size_t off;
+} settings[] = {
+#define S(field)                                                                                   \
+    {                                                                                              \
+#field, offsetof(kl_s3_profile_keys, field)                                                \
+    }
+    {"aws_access_key_id", offsetof(kl_s3_profile_keys, key_id)},
+    {"aws_secret_access_key", offsetof(kl_s3_profile_keys, secret)},
+    {"aws_session_token", offsetof(kl_s3_profile_keys, token)},
+    S(role_arn),
+    S(source_profile),
+    S(credential_source),
+    S(role_session_name),
+    S(external_id),
+    S(duration_seconds),
+    S(mfa_serial),
+    S(web_identity_token_file),
+    S(credential_process),
+    S(region),
+    S(sts_regional_endpoints),
+    S(endpoint_url),
+    S(ignore_configured_endpoint_urls),
+#undef S
+};
+#define N_SETTINGS (sizeof settings / sizeof *settings)
+
+static char **field(kl_s3_profile_keys *k, size_t i)
+{
+    return (char **)((char *)k + settings[i].off);
+}
+
 void Kl_s3_profile_keys_free(kl_s3_profile_keys *k)
 {
-    wipe_free(k->key_id);
-    wipe_free(k->secret);
-    wipe_free(k->token);
+    for (size_t i = 0; i < N_SETTINGS; i++) wipe_free(*field(k, i));
     memset(k, 0, sizeof *k);
 }
 
@@ -174,23 +209,52 @@ static int handler(void *user, const char *section, const char *name, const char
     if (L->long_value) value = L->long_value;
     kl_s3_profile_keys *k = L->k;
     int bad = 0;
-    if (strcmp(name, "aws_access_key_id") == 0)
-        bad = set_dup(&k->key_id, value);
-    else if (strcmp(name, "aws_secret_access_key") == 0)
-        bad = set_dup(&k->secret, value);
-    else if (strcmp(name, "aws_session_token") == 0 ||
-             (strcmp(name, "aws_security_token") == 0 && !k->token))
+    size_t i = 0;
+    while (i < N_SETTINGS && strcmp(name, settings[i].name) != 0) i++;
+    if (i < N_SETTINGS)
+        bad = set_dup(field(k, i), value);
+    else if (strcmp(name, "aws_security_token") == 0 && !k->token)
         bad = set_dup(&k->token, value);
     else if (!k->unsupported[0] &&
-             (strcmp(name, "role_arn") == 0 || strcmp(name, "credential_process") == 0 ||
-              strcmp(name, "sso_session") == 0 || strcmp(name, "sso_start_url") == 0 ||
-              strcmp(name, "web_identity_token_file") == 0))
+             (strcmp(name, "sso_session") == 0 || strcmp(name, "sso_start_url") == 0))
         snprintf(k->unsupported, sizeof k->unsupported, "%s", name);
     if (bad) {
         L->oom = 1;
         return 0;
     }
     return 1;
+}
+
+static char *home_path(const char *rel)
+{
+    const char *home = getenv("HOME");
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if ((!home || !*home) && getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res)
+        home = res->pw_dir;
+    char *out = NULL;
+    if (asprintf(&out, "%s/%s", home ? home : "", rel) < 0) return NULL;
+    return out;
+}
+
+/* A path from the environment with "~/" expanded, else the default. */
+static char *aws_file(const char *var, const char *deflt)
+{
+    const char *v = getenv(var);
+    if (!v || !*v) return home_path(deflt);
+    if (v[0] == '~' && v[1] == '/') return home_path(v + 2);
+    return strdup(v);
+}
+
+int Kl_s3_profile_files(char **cred, char **conf)
+{
+    *cred = aws_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+    *conf = aws_file("AWS_CONFIG_FILE", ".aws/config");
+    if (*cred && *conf) return 0;
+    free(*cred);
+    free(*conf);
+    *cred = *conf = NULL;
+    return -1;
 }
 
 int Kl_s3_profile_read(const char *path, const char *profile, int is_config, kl_s3_profile_keys *k)

@@ -17,6 +17,7 @@
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <openssl/crypto.h>
 
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 
@@ -249,4 +250,93 @@ char *Kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len, kl_
     }
     *len = sz;
     return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* STS answers                                                         */
+/* ------------------------------------------------------------------ */
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
+void Kl_s3_xml_sts_free(kl_s3_xml_sts *c)
+{
+    wipe_free(c->key_id);
+    wipe_free(c->secret);
+    wipe_free(c->token);
+    free(c->expiration);
+    memset(c, 0, sizeof *c);
+}
+
+/* libxml2 frees text without wiping it: overwrite every text node of the
+ * tree under n (the credentials) first.  Strings in the document's
+ * dictionary are shared and left alone; libxml2 keeps only names there
+ * unless asked (XML_PARSE_COMPACT and the dictionary options are not
+ * used here). */
+static void wipe_tree(xmlDocPtr doc, xmlNode *n)
+{
+    for (; n; n = n->next) {
+        if ((n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) && n->content &&
+            !(doc->dict && xmlDictOwns(doc->dict, n->content)))
+            OPENSSL_cleanse(n->content, strlen((const char *)n->content));
+        wipe_tree(doc, n->children);
+    }
+}
+
+int Kl_s3_xml_parse_sts(const char *body, size_t len, const char *action, kl_s3_xml_sts *out,
+                        kl_s3_xml_error *e)
+{
+    memset(out, 0, sizeof *out);
+    memset(e, 0, sizeof *e);
+    xmlDocPtr doc = parse(body, len);
+    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+    char want[80];
+    snprintf(want, sizeof want, "%sResponse", action);
+    int rc = -1;
+    if (!root) {
+        snprintf(e->message, sizeof e->message, "the answer is not XML");
+    } else if (is(root, "ErrorResponse") || is(root, "Error")) {
+        fill_error(is(root, "Error") ? root : child(root, "Error"), e);
+        if (!e->request_id[0]) copy_text(root, "RequestId", e->request_id, sizeof e->request_id);
+        rc = 0;
+    } else if (!is(root, want)) {
+        snprintf(e->message, sizeof e->message, "the answer is a <%.60s>, not a <%s>",
+                 (const char *)root->name, want);
+    } else {
+        snprintf(want, sizeof want, "%sResult", action);
+        const xmlNode *c = child(child(root, want), "Credentials");
+        if (!c) {
+            snprintf(e->message, sizeof e->message, "the answer has no %s/Credentials", want);
+        } else {
+            out->key_id = child_text(c, "AccessKeyId");
+            out->secret = child_text(c, "SecretAccessKey");
+            out->token = child_text(c, "SessionToken");
+            out->expiration = child_text(c, "Expiration");
+            const char *missing = !out->key_id || !*out->key_id           ? "AccessKeyId"
+                                  : !out->secret || !*out->secret         ? "SecretAccessKey"
+                                  : !out->token || !*out->token           ? "SessionToken"
+                                  : !out->expiration || !*out->expiration ? "Expiration"
+                                                                          : NULL;
+            rc = 1;
+            if (missing) {
+                /* An empty string from child_text is fine; NULL with the
+                 * element present means strdup failed. */
+                int oom = (!out->key_id && child(c, "AccessKeyId")) ||
+                          (!out->secret && child(c, "SecretAccessKey")) ||
+                          (!out->token && child(c, "SessionToken")) ||
+                          (!out->expiration && child(c, "Expiration"));
+                Kl_s3_xml_sts_free(out);
+                rc = oom ? -2 : -1;
+                snprintf(e->message, sizeof e->message, "the credentials have no %s", missing);
+            }
+            wipe_tree(doc, c->children);
+        }
+    }
+    xmlFreeDoc(doc);
+    return rc;
 }

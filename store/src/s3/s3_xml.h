@@ -1,5 +1,7 @@
 /* s3_xml.h -- the XML documents of the S3 API that klstore reads or writes:
- * ListObjectsV2 results, error bodies, DeleteObjects requests and results.
+ * ListObjectsV2 results, error bodies, DeleteObjects requests and results;
+ * and the answers of STS (AssumeRole, AssumeRoleWithWebIdentity), which
+ * the credential chain reads (s3_sts.c).
  * Parsing is libxml2 (no network access, no entity expansion surprises). */
 #ifndef KL_S3_XML_H
 #define KL_S3_XML_H
@@ -40,5 +42,24 @@ char *Kl_s3_xml_delete_body(const char *const *names, size_t n, size_t *len, kl_
  * *first the first of them.  KL_EIO when the body is not a DeleteResult. */
 kl_status Kl_s3_xml_parse_delete(const char *body, size_t len, size_t *n_failed,
                                  kl_s3_xml_error *first, kl_error *err);
+
+/* The credentials of an STS AssumeRole or AssumeRoleWithWebIdentity
+ * answer: malloc'd, wiped by Kl_s3_xml_sts_free. */
+typedef struct kl_s3_xml_sts {
+    char *key_id, *secret, *token;
+    char *expiration; /* as sent, e.g. "2024-05-01T12:00:00Z" */
+} kl_s3_xml_sts;
+void Kl_s3_xml_sts_free(kl_s3_xml_sts *c);
+
+/* Parses the answer of STS `action` ("AssumeRole", ...): its
+ * <ACTIONResponse><ACTIONResult><Credentials>.  Returns 1 with *out
+ * filled when it has all four of AccessKeyId, SecretAccessKey,
+ * SessionToken and Expiration; 0 when it is an STS <ErrorResponse> (or a
+ * bare <Error>), with *e filled; -1 when it is neither, with what is
+ * wrong in e->message (never quoting the body, which may hold a secret);
+ * -2 when out of memory.  *out and *e are zeroed first.  The text of the
+ * parsed document is wiped before it is freed. */
+int Kl_s3_xml_parse_sts(const char *body, size_t len, const char *action, kl_s3_xml_sts *out,
+                        kl_s3_xml_error *e);
 
 #endif /* KL_S3_XML_H */
