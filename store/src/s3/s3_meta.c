@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "s3/s3_meta.h"
+#include "s3/s3_body.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -64,29 +65,6 @@ static char *trim(char *s)
 /* HTTP                                                                */
 /* ------------------------------------------------------------------ */
 
-typedef struct meta_body {
-    char *data;
-    size_t len;
-    int too_big;
-} meta_body;
-
-static size_t meta_write(char *p, size_t sz, size_t nm, void *ud)
-{
-    meta_body *b = ud;
-    size_t n = sz * nm;
-    if (b->len + n > MAX_META_BODY) {
-        b->too_big = 1;
-        return 0;
-    }
-    char *d = realloc(b->data, b->len + n + 1);
-    if (!d) return 0;
-    memcpy(d + b->len, p, n);
-    b->data = d;
-    b->len += n;
-    d[b->len] = '\0';
-    return n;
-}
-
 static long meta_timeout_ms(void)
 {
     const char *t = env("AWS_METADATA_SERVICE_TIMEOUT");
@@ -110,7 +88,7 @@ static int meta_call(const char *method, const char *url, struct curl_slist *hdr
         snprintf(why, whycap, "out of memory");
         return -1;
     }
-    meta_body b = {0};
+    kl_s3_body b = {.max = MAX_META_BODY};
     long t = meta_timeout_ms();
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
@@ -124,13 +102,12 @@ static int meta_call(const char *method, const char *url, struct curl_slist *hdr
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2 * t);
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* link-local: never via a proxy */
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, meta_write);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, Kl_s3_body_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
         snprintf(why, whycap, "%s", b.too_big ? "answer too large" : curl_easy_strerror(rc));
-        if (b.data) OPENSSL_cleanse(b.data, b.len);
-        free(b.data);
+        Kl_s3_body_wipe(&b);
         curl_easy_cleanup(h);
         return -1;
     }

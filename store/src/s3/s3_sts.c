@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "s3/s3_body.h"
 #include "s3/s3_retry.h"
 #include "s3/s3_xml.h"
 #include "s3/sigv4.h"
@@ -153,36 +154,6 @@ kl_status Kl_s3_sts_answer(long status, const char *body, size_t len, const char
 /* HTTP                                                                */
 /* ------------------------------------------------------------------ */
 
-typedef struct sts_body {
-    char *data;
-    size_t len;
-    int too_big;
-} sts_body;
-
-static size_t sts_write(char *p, size_t sz, size_t nm, void *ud)
-{
-    sts_body *b = ud;
-    size_t n = sz * nm;
-    if (b->len + n > MAX_STS_BODY) {
-        b->too_big = 1;
-        return 0;
-    }
-    char *d = realloc(b->data, b->len + n + 1);
-    if (!d) return 0;
-    memcpy(d + b->len, p, n);
-    b->data = d;
-    b->len += n;
-    d[b->len] = '\0';
-    return n;
-}
-
-static void body_wipe(sts_body *b)
-{
-    if (b->data) OPENSSL_cleanse(b->data, b->len);
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
 /* "name=value&..." with values percent-encoded; NULL values skipped. */
 static char *form(const kl_sigv4_kv *kv, size_t n)
 {
@@ -293,7 +264,7 @@ static kl_status sts_call(const kl_s3_sts_call *c, const char *action, const kl_
             st = kl_seterr(err, KL_ENOMEM, "S3 credentials: out of memory");
             break;
         }
-        sts_body b = {0};
+        kl_s3_body b = {.max = MAX_STS_BODY};
         char errbuf[CURL_ERROR_SIZE] = "";
         curl_easy_setopt(h, CURLOPT_URL, c->ep->url);
         curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -305,7 +276,7 @@ static kl_status sts_call(const kl_s3_sts_call *c, const char *action, const kl_
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sts_write);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, Kl_s3_body_write);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
         const char *ca = getenv("AWS_CA_BUNDLE");
         if (ca && *ca) curl_easy_setopt(h, CURLOPT_CAINFO, ca);
@@ -321,12 +292,12 @@ static kl_status sts_call(const kl_s3_sts_call *c, const char *action, const kl_
                            too_big     ? "the answer is larger than 256 KiB"
                            : errbuf[0] ? errbuf
                                        : curl_easy_strerror(rc));
-            body_wipe(&b);
+            Kl_s3_body_wipe(&b);
             if (too_big || !Kl_s3_retry_curl(rc)) break;
             continue;
         }
         st = Kl_s3_sts_answer(status, b.data, b.len, action, where, label, out, err);
-        body_wipe(&b);
+        Kl_s3_body_wipe(&b);
         if (st != KL_EIO) break;
     }
     OPENSSL_cleanse(body, body_len);
