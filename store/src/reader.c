@@ -134,7 +134,10 @@ static kl_status first_matching(walk *w, const kl_object_meta *last, kl_obj_pred
         if (st || !found) return st;
         kl_cobj *o;
         st = Kl_walk_fetch(w, &m, &o, err);
-        if (st == KL_ENOTFOUND && ++w->reseeks <= MAX_RESEEKS) continue;
+        if (st == KL_ENOTFOUND && ++w->reseeks <= MAX_RESEEKS) {
+            Kl_index_pages_free(&w->pages); /* they listed the object that went */
+            continue;
+        }
         if (st) return st;
         int hit;
         uint64_t at;

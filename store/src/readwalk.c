@@ -26,6 +26,11 @@ static kl_status reseek(walk *w, uint64_t want, uint64_t guess, int *found, kl_o
                          "%s: objects kept vanishing while reading offset %" PRIu64
                          " (compaction storm?)",
                          w->dir, want);
+    /* A re-seek follows a listing proved stale (an object gone, or a gap
+     * where a merge now starts earlier): the pages this read has seen are
+     * as stale, and answering from them would find the same gone object
+     * again and again. */
+    Kl_index_pages_free(&w->pages);
     return Kl_index_seek_offset(w->sr->os, &w->pages, w->dir, want, guess, found, m, err);
 }
 
@@ -259,6 +264,7 @@ kl_status Kl_walk_backward(walk *w, uint64_t *want, kl_error *err)
         st = Kl_walk_fetch(w, &cur, &o, err);
         if (st == KL_ENOTFOUND) { /* compacted away: list afresh */
             memo_forget(w);
+            Kl_index_pages_free(&w->pages);
             free(win);
             win = NULL;
             nwin = 0;
