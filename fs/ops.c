@@ -314,8 +314,22 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_open(req, fi);
 }
 
-/* Entries: 0 ".", 1 "..", then the snapshot; d_ino is what stat shows
- * (nodes_path_ino), without looking the names up. */
+/* Entries: 0 ".", 1 "..", then the snapshot. */
+static const char *entry_name(const dirh *d, size_t i)
+{
+    return i == 0 ? "." : i == 1 ? ".." : d->names[i - 2];
+}
+
+/* An entry's type and the d_ino that stat shows (nodes_path_ino), without
+ * looking the name up.  The directories are the root (1) and keyspaces,
+ * whose parent is the root. */
+static void entry_type(const node *dir, size_t i, const char *name, struct stat *st)
+{
+    const char *ks = dir->kind != N_ROOT ? dir->name : NULL;
+    st->st_mode = i < 2 || dir->kind == N_ROOT ? S_IFDIR : S_IFREG;
+    st->st_ino = i == 0 ? nodes_path_ino(NULL, ks) : i == 1 ? 1 : nodes_path_ino(ks, name);
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
@@ -330,11 +344,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     size_t used = 0;
     for (size_t i = (size_t)off; i < d->n + 2; i++) {
         struct stat st = {0};
-        const char *name = i == 0 ? "." : i == 1 ? ".." : d->names[i - 2];
-        st.st_mode = i < 2 || dir->kind == N_ROOT ? S_IFDIR : S_IFREG;
-        /* the directories: the root (1) and keyspaces, whose parent is it */
-        const char *ks = dir->kind != N_ROOT ? dir->name : NULL;
-        st.st_ino = i == 0 ? nodes_path_ino(NULL, ks) : i == 1 ? 1 : nodes_path_ino(ks, name);
+        const char *name = entry_name(d, i);
+        entry_type(dir, i, name, &st);
         size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
         if (need > size - used) break;
         used += need;
@@ -367,16 +378,12 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
     }
     size_t used = 0;
     for (size_t i = (size_t)off; i < d->n + 2; i++) {
-        const char *name = i == 0 ? "." : i == 1 ? ".." : d->names[i - 2];
-        const char *ks = dir->kind != N_ROOT ? dir->name : NULL;
+        const char *name = entry_name(d, i);
         struct fuse_entry_param e = {0};
         node *n = i >= 2 && dir->kind == N_KEYSPACE ? nodes_find(fs, dir, name) : NULL;
         if (!n || fill_entry(req, n, &e) != 0) {
             memset(&e, 0, sizeof e);
-            e.attr.st_mode = i < 2 || dir->kind == N_ROOT ? S_IFDIR : S_IFREG;
-            e.attr.st_ino = i == 0   ? nodes_path_ino(NULL, ks)
-                            : i == 1 ? 1
-                                     : nodes_path_ino(ks, name);
+            entry_type(dir, i, name, &e.attr);
         }
         size_t need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)i + 1);
         if (need > size - used) break;

@@ -216,6 +216,17 @@ static char *sh_out(const char *fmt, ...)
     return out;
 }
 
+/* The klstore CLI on the mounts' store: a directory, or the test's RGW. */
+static void cli_cmd(char *buf, size_t cap)
+{
+    if (T.is_s3)
+        snprintf(buf, cap, "%s --store '%s' --endpoint %s --path-style --region %s", KLSTORE_BIN,
+                 STORE, getenv("KL_S3_ENDPOINT"),
+                 getenv("KL_S3_REGION") ? getenv("KL_S3_REGION") : "us-east-1");
+    else
+        snprintf(buf, cap, "%s --store '%s'", KLSTORE_BIN, STORE);
+}
+
 static void write_file(const char *name, const void *data, size_t len)
 {
     char path[512];
@@ -712,12 +723,7 @@ Test(fs, many_writers_one_key)
     do_mount(&b, "b", NULL);
     /* the CLI on the same store: a directory, or the test's RGW */
     char cli[1400];
-    if (T.is_s3)
-        snprintf(cli, sizeof cli, "%s --store '%s' --endpoint %s --path-style --region %s",
-                 KLSTORE_BIN, STORE, getenv("KL_S3_ENDPOINT"),
-                 getenv("KL_S3_REGION") ? getenv("KL_S3_REGION") : "us-east-1");
-    else
-        snprintf(cli, sizeof cli, "%s --store '%s'", KLSTORE_BIN, STORE);
+    cli_cmd(cli, sizeof cli);
     cr_assert_eq(sh("mkdir a/ks && touch a/ks/shared"), 0);
     /* writer w appends "w i" and records it in ack.w only once `>>` succeeded */
     cr_assert_eq(
@@ -926,12 +932,7 @@ Test(fs, a_full_disk_is_enospc_and_keeps_what_was_written)
 Test(fs, ls_l_lists_each_key_once)
 {
     char cli[1400];
-    if (T.is_s3)
-        snprintf(cli, sizeof cli, "%s --store '%s' --endpoint %s --path-style --region %s",
-                 KLSTORE_BIN, STORE, getenv("KL_S3_ENDPOINT"),
-                 getenv("KL_S3_REGION") ? getenv("KL_S3_REGION") : "us-east-1");
-    else
-        snprintf(cli, sizeof cli, "%s --store '%s'", KLSTORE_BIN, STORE);
+    cli_cmd(cli, sizeof cli);
     cr_assert_eq(sh("for i in $(seq 1 50); do echo v | %s append ks k$i 2>/dev/null || exit 1;"
                     " done",
                     cli),
