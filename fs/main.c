@@ -300,13 +300,15 @@ static int run(klfs *fs, opts *o, struct fuse_args *args)
         openlog("klstorefs", LOG_PID, LOG_DAEMON);
         kl_set_log_handler(log_syslog, NULL);
     }
-    char merr[256];
-    if (fs->metrics && km_server_run(fs->metrics, stats_render, health, fs, merr, sizeof merr)) {
-        kl_log(KL_LOG_ERROR, "%s", merr); /* the mount itself still works */
-        km_server_stop(fs->metrics);
-        fs->metrics = NULL;
-    }
     if (start(fs, o) == 0) {
+        /* Served once start() made what it reads (the cache, the store). */
+        char merr[256];
+        if (fs->metrics &&
+            km_server_run(fs->metrics, stats_render, health, fs, merr, sizeof merr)) {
+            kl_log(KL_LOG_ERROR, "%s", merr); /* the mount itself still works */
+            km_server_stop(fs->metrics);
+            fs->metrics = NULL;
+        }
         struct fuse_loop_config lc = {.clone_fd = 0, .max_idle_threads = 10};
         int loop = o->single ? fuse_session_loop(fs->se) : fuse_session_loop_mt(fs->se, &lc);
         /* Whatever ended the loop, nothing acknowledged may be lost. */

@@ -162,6 +162,10 @@ int km_server_run(km_server *s, km_render_fn render, km_health_fn health, void *
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (!s->d) {
+        /* libmicrohttpd may have closed the socket it was given already:
+         * closing it again could close a descriptor reused meanwhile, so
+         * it is left (a leak at worst, in a failure that ends the endpoint). */
+        s->fd = -1;
         snprintf(err, errlen, "metrics endpoint on port %d: libmicrohttpd could not start",
                  s->port);
         return -1;
@@ -187,7 +191,7 @@ void km_server_stop(km_server *s)
     if (!s) return;
     if (s->d)
         MHD_stop_daemon(s->d); /* closes the listening socket it was given */
-    else
+    else if (s->fd >= 0)
         close(s->fd);
     free(s);
 }

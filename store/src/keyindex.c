@@ -130,7 +130,11 @@ static kl_status list_page(kl_objstore *os, kl_index_pages *pc, const char *dir,
 {
     int more;
     if (pc && !cont && pages_answer(pc, from, out, n, &more)) {
-        if (next) *next = more ? strdup("") : NULL;
+        if (next && more && !(*next = strdup(""))) { /* a mark, freed as tokens are */
+            free(*out);
+            return kl_seterr(err, KL_ENOMEM, "out of memory");
+        }
+        if (next && !more) *next = NULL;
         return KL_OK;
     }
     char *prefix = Kl_layout_join(dir, "data_o");
@@ -429,11 +433,15 @@ kl_status Kl_index_last(kl_objstore *os, kl_index_pages *pc, const char *dir, in
     kl_status st = Kl_index_watermark(os, dir, &wm, &valid, err);
     if (st) return st;
     uint64_t from = valid && wm ? wm : 1;
-    for (;;) {
+    /* Rounds after the first list afresh: a seen page cut off right after
+     * `known` (by foreign names sorting after the data, or a compaction
+     * since) would say "more follow" for ever, where a LIST from `known`
+     * itself sees the end. */
+    for (int round = 0;; round++) {
         kl_object_meta *page;
         size_t n;
         char *next = NULL;
-        st = list_page(os, pc, dir, from, PROBE_PAGE, NULL, &page, &n, &next, err);
+        st = list_page(os, round ? NULL : pc, dir, from, PROBE_PAGE, NULL, &page, &n, &next, err);
         if (st) return st;
         if (n == 0) {
             free(page);

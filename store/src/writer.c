@@ -313,10 +313,16 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
     if (n == 0) return KL_OK;
     /* Once decided (and not refused), sw->fenced never changes: the
      * acquire pairs with the release above. */
-    if (!atomic_load_explicit(&sw->probed, memory_order_acquire) && (st = decide_fencing(sw, err)))
+    if (!atomic_load_explicit(&sw->probed, memory_order_acquire) &&
+        (st = decide_fencing(sw, err))) {
+        count_append(sw, st, n, 0);
         return st;
+    }
     char *dir = Kl_layout_key_dir(sw->prefix, keyspace, key);
-    if (!dir) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (!dir) {
+        count_append(sw, KL_ENOMEM, n, 0);
+        return kl_seterr(err, KL_ENOMEM, "out of memory");
+    }
     pthread_mutex_t *mu = &sw->stripes[Kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];
     pthread_mutex_lock(mu);
     kl_keystate *s = Kl_keycache_take(sw->cache, dir);
