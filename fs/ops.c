@@ -330,38 +330,15 @@ static void entry_type(const node *dir, size_t i, const char *name, struct stat 
     st->st_ino = i == 0 ? nodes_path_ino(NULL, ks) : i == 1 ? 1 : nodes_path_ino(ks, name);
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                       struct fuse_file_info *fi)
-{
-    klfs *fs = FS(req);
-    dirh *d = (dirh *)(uintptr_t)fi->fh;
-    node *dir = nodes_get(fs, ino);
-    char *buf = malloc(size);
-    if (!buf) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    size_t used = 0;
-    for (size_t i = (size_t)off; i < d->n + 2; i++) {
-        struct stat st = {0};
-        const char *name = entry_name(d, i);
-        entry_type(dir, i, name, &st);
-        size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
-        if (need > size - used) break;
-        used += need;
-    }
-    fuse_reply_buf(req, buf, used);
-    free(buf);
-}
-
-/* readdir with each entry's attributes (the kernel asks for it when it
- * expects stats, as for ls -l), sparing a lookup per name.  In a keyspace
- * the keys this reply can hold are loaded first, their listings in
- * parallel (nodes_preload): one overlapped round trip per key.  Names
- * without a node (keyspaces in the root, keys without data) and "." and
- * ".." go without attributes (ino 0), and the kernel looks them up itself. */
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                           struct fuse_file_info *fi)
+/* readdir, and readdirplus (plus = 1): the same entries, the latter with
+ * each entry's attributes (the kernel asks for them when it expects stats,
+ * as for ls -l), sparing a lookup per name.  In a keyspace the keys a plus
+ * reply can hold are loaded first, their listings in parallel
+ * (nodes_preload): one overlapped round trip per key.  Names without a
+ * node (keyspaces in the root, keys without data) and "." and ".." go
+ * without attributes (ino 0), and the kernel looks them up itself. */
+static void reply_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      struct fuse_file_info *fi, int plus)
 {
     klfs *fs = FS(req);
     dirh *d = (dirh *)(uintptr_t)fi->fh;
@@ -372,7 +349,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
         return;
     }
     size_t first = off > 2 ? (size_t)off - 2 : 0;
-    if (dir->kind == N_KEYSPACE && first < d->n) {
+    if (plus && dir->kind == N_KEYSPACE && first < d->n) {
         size_t fit = size / 160 + 1; /* an entry with attributes is ~160 bytes */
         nodes_preload(fs, dir, d->names + first, d->n - first < fit ? d->n - first : fit);
     }
@@ -380,17 +357,31 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
     for (size_t i = (size_t)off; i < d->n + 2; i++) {
         const char *name = entry_name(d, i);
         struct fuse_entry_param e = {0};
-        node *n = i >= 2 && dir->kind == N_KEYSPACE ? nodes_find(fs, dir, name) : NULL;
+        node *n = plus && i >= 2 && dir->kind == N_KEYSPACE ? nodes_find(fs, dir, name) : NULL;
         if (!n || fill_entry(req, n, &e) != 0) {
             memset(&e, 0, sizeof e);
             entry_type(dir, i, name, &e.attr);
         }
-        size_t need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)i + 1);
+        size_t need =
+            plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)i + 1)
+                 : fuse_add_direntry(req, buf + used, size - used, name, &e.attr, (off_t)i + 1);
         if (need > size - used) break;
         used += need;
     }
     fuse_reply_buf(req, buf, used);
     free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    reply_dir(req, ino, size, off, fi, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+    reply_dir(req, ino, size, off, fi, 1);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
