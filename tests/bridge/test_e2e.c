@@ -22,6 +22,7 @@
 #include "harness.h"
 #include "../common/net.h"
 #include "../common/shell.h"
+#include "../common/spec_example.h"
 #include "proxy.h"
 
 TestSuite(bridge_e2e, .fini = ht_cleanup);
@@ -112,47 +113,6 @@ static uint64_t count(ws *w, const char *keyspace)
 
 /* ------------------------------------------------------------------ */
 
-/* The INI example of the spec's "Kafka Bridge" section, verbatim except
- * for the addresses (and, for the local run, a [local] section, which
- * takes precedence over [s3]). */
-static const char SPEC_EXAMPLE[] = "[s3]\n"
-                                   "endpoint=\"%s\"\n"
-                                   "bucket_name=\"%s\"\n"
-                                   "region=\"us-east-1\"\n"
-                                   "path_style=true\n"
-                                   "use_default_credentials=false\n"
-                                   "access_key=\"%s\"\n"
-                                   "secret_key=\"%s\"\n"
-                                   "security_token=\"%s\"\n"
-                                   "session_token=\"%s\"\n"
-                                   "profile=\"test\"\n"
-                                   "compact_size_threshold=1000000\n"
-                                   "compact_records_threshold=100\n"
-                                   "compact_objects_threshold=10\n"
-                                   "%s"
-                                   "\n"
-                                   "[batcher]\n"
-                                   "writer_thread_count=1\n"
-                                   "writer_thread_queue_capacity=4096\n"
-                                   "batch_check_interval_millis=100\n"
-                                   "batch_flush_interval_millis=1000\n"
-                                   "batch_flush_record_count_threshold=100000\n"
-                                   "batch_flush_size_threshold=1000000\n"
-                                   "\n"
-                                   "[kafka]\n"
-                                   "topic=\"inbound\"\n"
-                                   "offset_commit_interval_seconds=60\n"
-                                   "group.id=\"test_group\"\n"
-                                   "bootstrap.servers=\"%s\"\n"
-                                   "auto.offset.reset=earliest\n"
-                                   "\n"
-                                   "[parser]\n"
-                                   "nonce_parser=\"RecordOffset\"\n"
-                                   "timestamp_parser=\"None\"\n"
-                                   "keyspace_parser=\"Static(my_keyspace)\"\n"
-                                   "key_parser=\"RecordPartition\"\n"
-                                   "%s";
-
 static void spec_example(int s3)
 {
     ws w;
@@ -162,7 +122,7 @@ static void spec_example(int s3)
         /* object_prefix keeps the run apart from others in the bucket; the
          * session tokens of the example would be sent to RGW, which has
          * no such session: they are the "addresses" of credentials. */
-        ht_write_file(w.ini, SPEC_EXAMPLE, getenv("KL_S3_ENDPOINT"), getenv("KL_S3_BUCKET"),
+        ht_write_file(w.ini, KL_SPEC_EXAMPLE, getenv("KL_S3_ENDPOINT"), getenv("KL_S3_BUCKET"),
                       getenv("KL_S3_ACCESS_KEY"), getenv("KL_S3_SECRET_KEY"), "", "", "",
                       w.mock.bootstrap, "");
         FILE *f = fopen(w.ini, "a");
@@ -170,7 +130,7 @@ static void spec_example(int s3)
         fclose(f);
     } else {
         snprintf(local, sizeof local, "\n[local]\nroot=%s\n", w.root);
-        ht_write_file(w.ini, SPEC_EXAMPLE, "http://localhost:4566", "my-bucket", "test", "test",
+        ht_write_file(w.ini, KL_SPEC_EXAMPLE, "http://localhost:4566", "my-bucket", "test", "test",
                       "test", "test", "", w.mock.bootstrap, local);
     }
     snprintf(log, sizeof log, "%s/bridge.log", w.dir);

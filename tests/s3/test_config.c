@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "klstore.h"
+#include "common/spec_example.h"
 
 static char path[64];
 
@@ -67,47 +68,19 @@ Test(config, defaults_as_documented)
 }
 
 /* The example of the spec's "Kafka Bridge" section, as published. */
-static const char *const spec_example = "[s3]\n"
-                                        "endpoint=\"http://localhost:4566\"\n"
-                                        "bucket_name=\"my-bucket\"\n"
-                                        "region=\"us-east-1\"\n"
-                                        "path_style=true\n"
-                                        "use_default_credentials=false\n"
-                                        "access_key=\"test\"\n"
-                                        "secret_key=\"test\"\n"
-                                        "security_token=\"test\"\n"
-                                        "session_token=\"test\"\n"
-                                        "profile=\"test\"\n"
-                                        "compact_size_threshold=1000000\n"
-                                        "compact_records_threshold=100\n"
-                                        "compact_objects_threshold=10\n"
-                                        "\n"
-                                        "[batcher]\n"
-                                        "writer_thread_count=1\n"
-                                        "writer_thread_queue_capacity=4096\n"
-                                        "batch_check_interval_millis=100\n"
-                                        "batch_flush_interval_millis=1000\n"
-                                        "batch_flush_record_count_threshold=100000\n"
-                                        "batch_flush_size_threshold=1000000\n"
-                                        "\n"
-                                        "[kafka]\n"
-                                        "topic=\"inbound\"\n"
-                                        "offset_commit_interval_seconds=60\n"
-                                        "group.id=\"test_group\"\n"
-                                        "bootstrap.servers=\"127.0.0.1:9092\"\n"
-                                        "auto.offset.reset=earliest\n"
-                                        "\n"
-                                        "[parser]\n"
-                                        "nonce_parser=\"RecordOffset\"\n"
-                                        "timestamp_parser=\"None\"\n"
-                                        "keyspace_parser=\"Static(my_keyspace)\"\n"
-                                        "key_parser=\"RecordPartition\"\n";
+static char spec_example[4096];
+static const char *published_spec_example(void)
+{
+    snprintf(spec_example, sizeof spec_example, KL_SPEC_EXAMPLE, "http://localhost:4566",
+             "my-bucket", "test", "test", "test", "test", "", "127.0.0.1:9092", "");
+    return spec_example;
+}
 
 Test(config, spec_kafka_bridge_example)
 {
     kl_config c;
     kl_error e = {0};
-    cr_assert_eq(load(&c, spec_example, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(load(&c, published_spec_example(), &e), KL_OK, "%s", e.msg);
     cr_assert(c.has_s3);
     cr_assert_str_eq(c.s3.endpoint, "http://localhost:4566");
     cr_assert_str_eq(c.s3.bucket_name, "my-bucket");
