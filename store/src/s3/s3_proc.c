@@ -25,12 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "clock.h"
 #include "s3/s3_meta.h"
 
 extern char **environ;
@@ -134,13 +134,6 @@ fail:
 /* ------------------------------------------------------------------ */
 /* running it                                                          */
 /* ------------------------------------------------------------------ */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The first line of what the program said on stderr, printable ASCII. */
 static void first_line(const char *s, size_t n, char *out, size_t cap)
@@ -272,14 +265,17 @@ kl_status Kl_s3_proc_run(const char *cmd, const char *what, long timeout_ms, siz
     Kl_s3_proc_argv_free(argv);
 
     proc_io io = {.max = max_out};
-    int64_t deadline = mono_ms() + timeout_ms;
+    /* Nanoseconds, so that the deadline is never cut short by rounding;
+     * poll waits rounded up to whole milliseconds for the same reason. */
+    uint64_t deadline = Kl_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     int open_out = 1, open_err = 1, reaped = 0, status = 0, timed_out = 0, oom = 0;
     while ((open_out || open_err || !reaped) && !io.too_much && !oom) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0) {
+        uint64_t now = Kl_mono_ns();
+        if (now >= deadline) {
             timed_out = 1;
             break;
         }
+        int64_t left = (int64_t)((deadline - now + 999999u) / 1000000u);
         struct pollfd pf[2] = {{open_out ? po[0] : -1, POLLIN, 0},
                                {open_err ? pe[0] : -1, POLLIN, 0}};
         /* Short waits while the child lives: it may exit with a
