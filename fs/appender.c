@@ -85,12 +85,11 @@ static int hold(fhandle *fh, const uint8_t *p, size_t n)
     return 0;
 }
 
-static size_t pending_len(keyindex *ki)
+static uint64_t pending_len(node *k)
 {
-    pthread_mutex_lock(&ki->mu);
-    size_t n = ki->pend_len;
-    pthread_mutex_unlock(&ki->mu);
-    return n;
+    kl_textview_info info;
+    kl_textview_stat(k->tv, &info);
+    return info.pending;
 }
 
 /* Waits until the key's records are durable; lists the key if some of
@@ -107,30 +106,18 @@ static int flush_key(klfs *fs, node *k)
         kl_log(KL_LOG_ERROR, "flush %s/%s: %s", k->parent->name, k->name, err.msg);
         return st == KL_ENOSPC ? -ENOSPC : -EIO;
     }
-    /* The writer reported each object it published (ki_published): when
-     * that placed every pending line, a listing would only repeat it. */
-    if (pending_len(&k->ki) != 0 && ki_refresh(fs, k, 0, &err) != KL_OK)
+    /* The writer reported each object it published (kl_textview_published):
+     * when that placed every pending line, a listing would only repeat it. */
+    if (pending_len(k) != 0 && kl_textview_refresh(k->tv, 0, &err) != KL_OK)
         kl_log(KL_LOG_WARNING, "refresh %s/%s: %s", k->parent->name, k->name, err.msg);
     return 0;
 }
 
-/* Appends records whose text (each line plus '\n') is t1 followed by t2.
- * The pending tail is extended first, under the key's append lock, so that
- * it is in the batching writer's order and a listing can never show these
- * records before the tail holds them. */
-static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n, const void *t1,
-                          size_t n1, const void *t2, size_t n2)
+/* Appends records through the key's text view, which shows them at once. */
+static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n)
 {
-    keyindex *ki = &k->ki;
     kl_error err = {0};
-    pthread_mutex_lock(&ki->append_mu);
-    if (ki_pending_add(ki, t1, n1, t2, n2) != 0) {
-        pthread_mutex_unlock(&ki->append_mu);
-        return -ENOMEM;
-    }
-    kl_status st = kl_append(fs->writer, k->parent->name, k->name, ins, n, &err);
-    if (st) ki_pending_undo(ki, n1 + n2);
-    pthread_mutex_unlock(&ki->append_mu);
+    kl_status st = kl_textview_append(k->tv, fs->writer, ins, n, &err);
     if (st) {
         KLFS_COUNT(fs, write_errors, 1);
         kl_log(KL_LOG_ERROR, "append %s/%s: %s", k->parent->name, k->name, err.msg);
@@ -144,8 +131,9 @@ static int append_records(klfs *fs, node *k, const kl_insertion *ins, size_t n, 
      * listing first retires what the batching writer has already written
      * on its own (full batches go out as they fill), and only a writer
      * that outruns the store waits for a flush. */
-    if (pending_len(ki) <= fs->pending_max) return 0;
-    if (ki_refresh(fs, k, 0, &err) == KL_OK && pending_len(ki) <= fs->pending_max / 2) return 0;
+    if (pending_len(k) <= fs->pending_max) return 0;
+    if (kl_textview_refresh(k->tv, 0, &err) == KL_OK && pending_len(k) <= fs->pending_max / 2)
+        return 0;
     return flush_key(fs, k);
 }
 
@@ -181,7 +169,7 @@ static int append_lines(klfs *fs, fhandle *fh, const uint8_t *data, size_t upto)
     }
     for (size_t i = 0; rc == 0 && i < lines; i++)
         if (ins[i].len > KL_RECORD_MAX) rc = -EFBIG;
-    if (rc == 0) rc = append_records(fs, fh->n, ins, lines, fh->partial, fh->plen, data, upto);
+    if (rc == 0) rc = append_records(fs, fh->n, ins, lines);
     if (rc == 0) fh->plen = 0;
     free(first);
     free(ins);
@@ -193,7 +181,9 @@ ssize_t appender_write(klfs *fs, fhandle *fh, const uint8_t *data, size_t len, u
 {
     pthread_mutex_lock(&fh->mu);
     int rc = 0;
-    if (!fh->append && off != ki_size(&fh->n->ki) + fh->plen) {
+    kl_textview_info info;
+    kl_textview_stat(fh->n->tv, &info);
+    if (!fh->append && off != info.size + fh->plen) {
         rc = -EPERM; /* not at the end: that would rewrite the log */
     } else {
         const uint8_t *p = data;
@@ -224,7 +214,7 @@ static int emit_partial(klfs *fs, fhandle *fh)
 {
     if (!fh->plen) return 0;
     kl_insertion ins = {.data = fh->partial, .len = fh->plen};
-    int rc = append_records(fs, fh->n, &ins, 1, fh->partial, fh->plen, "\n", 1);
+    int rc = append_records(fs, fh->n, &ins, 1);
     if (rc == 0) fh->plen = 0;
     return rc;
 }

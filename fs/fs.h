@@ -1,10 +1,10 @@
 /* fs.h -- the types klstorefs's modules share: the mount (klfs), the inode
- * nodes of the tree (root, keyspaces, keys, time-travel views), a key's
- * byte-offset index with its pending (written, not yet listed) tail, the
- * object cache, and open file handles.  Each module's functions are
- * declared here next to the type they work on, so that the call graph
- * reads top-down: ops.c -> nodes.c / readpath.c / appender.c / xattr.c ->
- * keyindex.c / objcache.c -> libklstore. */
+ * nodes of the tree (root, keyspaces, keys, time-travel views) and open
+ * file handles.  A key's bytes, size and pending lines are its text view
+ * in libklstore (kl_textview); klstorefs maps FUSE onto it.  Each module's
+ * functions are declared here next to the type they work on, so that the
+ * call graph reads top-down: ops.c -> nodes.c / appender.c / xattr.c /
+ * stats.c -> names.c -> libklstore. */
 #ifndef KLFS_H
 #define KLFS_H
 
@@ -18,97 +18,8 @@
 #include "klstore.h"
 #include "metrics.h"
 
-/* Bytes a record adds to a data object beyond what it adds to the text
- * view: the text view spends one '\n' where the object spends the 40-byte
- * header+trailer, so an object of n records shows size - 39 * n bytes. */
-#define KLFS_TEXT_SHRINK (KL_RECORD_OVERHEAD - 1u)
-
 typedef struct klfs klfs;
 typedef struct node node;
-typedef struct objcache objcache;
-
-/* ---- per-key byte-offset index (keyindex.c) ----------------------------- */
-
-/* One data object as the text view sees it: its name fields plus where its
- * bytes start in the key's text (cumulative over earlier objects). */
-typedef struct kentry {
-    kl_object_meta m;
-    uint64_t start; /* text byte position of its first record */
-    uint64_t len;   /* text bytes: size - 39 * records */
-} kentry;
-
-typedef struct keyindex {
-    pthread_mutex_t mu; /* guards everything below */
-    kentry *v;
-    size_t n, cap;
-    uint64_t committed; /* text bytes covered by listed objects */
-    /* Text this mount appended that no listing shows yet, in append order;
-     * it starts at byte `committed`.  Lets readers and stat see a writer's
-     * lines at once, and lets non-O_APPEND writers (cat > new) keep
-     * writing at "the end". */
-    uint8_t *pend;
-    size_t pend_len, pend_cap;
-    int64_t pend_mtime;   /* ms of the newest local append */
-    int64_t refreshed_ms; /* monotonic ms of the last listing, 0 = never */
-    int loaded;
-    /* Objects of this mount's own lines that the writer reported published
-     * (ki_published) beyond what the index lists, oldest first.  The
-     * pending tail shrinks by exactly their text once a listing covers
-     * them, so other writers' objects in between never retire our lines. */
-    struct kmine {
-        uint64_t last, text;
-    } * mine;
-    size_t n_mine, cap_mine;
-    pthread_mutex_t list_mu;   /* serialises listings (refresh, resync) */
-    pthread_mutex_t append_mu; /* keeps pend in the batch writer's order */
-} keyindex;
-
-void ki_init(keyindex *ki);
-/* Lists what is new when the last listing is older than max_age_ms (0 =
- * always).  The first call lists the whole key; later ones only the last
- * known object and what follows it. */
-kl_status ki_refresh(klfs *fs, node *k, int64_t max_age_ms, kl_error *err);
-/* Loads the index from a whole listing of the key (kl_list_objects order),
- * made elsewhere (nodes_preload lists many keys at once). */
-kl_status ki_set_listing(keyindex *ki, const kl_object_meta *v, size_t n);
-/* Re-lists from the entry at index i (stepping back when it was compacted
- * into an object that starts earlier); used after KL_ENOTFOUND. */
-kl_status ki_resync(klfs *fs, node *k, size_t i, kl_error *err);
-/* Text size: listed objects plus the pending tail. */
-uint64_t ki_size(keyindex *ki);
-
-/* Where a text byte position lies. */
-typedef enum { LOC_OBJECT, LOC_PENDING, LOC_EOF } loc_kind;
-typedef struct kloc {
-    loc_kind kind;
-    size_t i; /* LOC_OBJECT: entry index */
-    kentry e; /* LOC_OBJECT: copy of the entry */
-} kloc;
-kloc ki_locate(keyindex *ki, uint64_t pos);
-/* Entry covering record `offset`; 0 if the index does not cover it. */
-int ki_find_offset(keyindex *ki, uint64_t offset, kloc *out);
-/* Copies up to max entries after index i (for readahead); returns the count. */
-size_t ki_next_entries(keyindex *ki, size_t i, kentry *out, size_t max);
-/* Copies up to len pending bytes at text position pos; returns the count. */
-size_t ki_read_pending(keyindex *ki, uint64_t pos, uint8_t *buf, size_t len);
-/* Adds/removes text at the end of the pending tail (append_mu held). */
-int ki_pending_add(keyindex *ki, const void *p1, size_t n1, const void *p2, size_t n2);
-void ki_pending_undo(keyindex *ki, size_t n);
-/* The store writer published object m holding the oldest pending lines:
- * indexes it at once when it follows the listed objects (no LIST needed),
- * else retires its text when a listing covers it. */
-void ki_published(keyindex *ki, const kl_object_meta *m);
-/* Frees the pending tail's buffer if it is empty (a writer closed: do not
- * keep a burst's buffer for every key it hit). */
-void ki_pending_release(keyindex *ki);
-/* Summary for stat and xattrs. */
-typedef struct kstat {
-    uint64_t size, next_offset, objects;
-    kl_u128 next_nonce;
-    int64_t first_ts, last_ts, mtime;
-    int empty;
-} kstat;
-kstat ki_stat(keyindex *ki);
 
 /* ---- nodes: the inode table (nodes.c) ----------------------------------- */
 
@@ -137,8 +48,8 @@ struct node {
     char **local_keys; /* keys created by this mount, maybe unwritten */
     size_t n_local;
     /* N_KEY */
-    keyindex ki;
-    int local; /* created in this mount */
+    kl_textview *tv; /* its text: bytes, size, pending lines (libklstore) */
+    int local;       /* created in this mount */
     /* N_VIEW */
     node *base;
     view_spec spec;
@@ -163,9 +74,12 @@ int nodes_mkkey(klfs *fs, node *ks, const char *name, node **out);
 int nodes_mkkeyspace(klfs *fs, const char *name, node **out);
 /* Attributes; `view_base` is the open view's start (or -1 to resolve). */
 int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st);
-/* Makes the nodes of the keys `names` of keyspace ks that are not known
- * yet, their indexes loaded by listings in parallel (kl_list_objects_many),
- * so that stat-ing many keys (ls -l, readdirplus) costs one round trip per
+/* Text position where view v starts (its start record's first byte, or
+ * the end of the log when no record qualifies); 0 or -errno. */
+int nodes_view_base(klfs *fs, node *v, uint64_t *pos);
+/* Refreshes the keys `names` of keyspace ks in parallel
+ * (kl_textview_refresh_many), making the nodes of those not known yet, so
+ * that stat-ing many keys (ls -l, readdirplus) costs one round trip per
  * key, overlapped.  Keys without data get no node.  Best effort: a key
  * whose listing failed is left to its own lookup. */
 void nodes_preload(klfs *fs, node *ks, char *const *names, size_t n);
@@ -182,49 +96,9 @@ void nodes_free(klfs *fs);
 /* 1 if `name` is "KEY@t=..", "KEY@o=.." or "KEY@n=.." with a valid key
  * name and argument; fills key (KL_NAME_MAX + 1 bytes) and spec. */
 int names_parse_view(const char *name, char *key, view_spec *spec);
-
-/* ---- object cache and readahead (objcache.c) ---------------------------- */
-
-/* A fetched data object rendered as text: records joined by '\n'. */
-typedef struct cobj {
-    node *k;
-    uint64_t first, last;
-    uint8_t *text;
-    size_t len, cap;
-    uint64_t *recpos; /* text position of each record, n + 1 */
-    /* cache bookkeeping (objcache.c) */
-    int state, refs;
-    kl_status st;
-    struct cobj *hnext, *lprev, *lnext;
-} cobj;
-
-objcache *objcache_new(klfs *fs, size_t max_bytes, unsigned threads);
-void objcache_free(objcache *c);
-/* Text bytes and objects the cache holds now. */
-void objcache_usage(objcache *c, size_t *bytes, size_t *objects);
-/* Returns the object, fetching it (once, whoever asks first) if needed.
- * KL_ENOTFOUND when it was compacted away. */
-kl_status objcache_get(objcache *c, node *k, const kl_object_meta *m, cobj **out, kl_error *err);
-void objcache_put(objcache *c, cobj *o);
-/* Like objcache_put, and drops the object from the cache: a sequential
- * read went through it on a store where fetching again is cheap. */
-void objcache_done(objcache *c, cobj *o);
-/* Queues a background fetch unless cached or already in flight. */
-void objcache_prefetch(objcache *c, node *k, const kl_object_meta *m);
-
-/* ---- reading text (readpath.c) ------------------------------------------ */
-
-/* Fills buf with up to len bytes of key k's text from `pos`; returns the
- * count (short only at the end of the log) or -errno. */
-ssize_t readpath_read(klfs *fs, node *k, uint64_t pos, uint8_t *buf, size_t len);
-/* The zero-copy case of a read: when [pos, pos + len) lies inside one
- * fetched object, returns 1 with *p into its text and *o referenced (the
- * caller replies from *p, then readpath_unpeek); else 0 and nothing held. */
-int readpath_peek(klfs *fs, node *k, uint64_t pos, size_t len, cobj **o, const uint8_t **p);
-void readpath_unpeek(klfs *fs, cobj *o, const uint8_t *p, size_t len);
-/* Text byte position where a view starts (its start record's first byte,
- * or the end of the log when no record qualifies). */
-int readpath_view_base(klfs *fs, node *view, uint64_t *pos);
+/* The start position a view names, resolving relative times now; 0 or
+ * -EINVAL. */
+int names_view_start(const view_spec *spec, kl_start *start);
 
 /* ---- open files and appends (appender.c) -------------------------------- */
 
@@ -269,12 +143,10 @@ ssize_t xattr_get(klfs *fs, node *n, const char *name, char *buf, size_t size);
 
 /* Counters the modules bump as they go (relaxed atomics: any thread). */
 typedef struct klfs_stats {
-    _Atomic uint64_t cache_hits, cache_misses;                              /* objcache.c */
     _Atomic uint64_t read_bytes;                                            /* ops.c */
     _Atomic uint64_t appended_records, appended_bytes;                      /* appender.c */
     _Atomic uint64_t published_records, published_bytes, published_objects; /* main.c */
     _Atomic uint64_t write_errors;                                          /* appender.c */
-    _Atomic uint64_t listings;                                              /* keyindex.c */
     atomic_int flush_failing;   /* appender.c: the last flush failed */
     km_histogram flush_seconds; /* appender.c */
 } klfs_stats;
@@ -294,8 +166,7 @@ struct klfs {
     kl_config cfg;
     kl_objstore *os;
     kl_writer *inner, *writer; /* NULL on a read-only mount */
-    kl_reader *reader;
-    objcache *cache;
+    kl_reader *reader;         /* its object cache and readahead serve every read */
     struct fuse_session *se;
     int ro;
     uid_t uid;
@@ -304,8 +175,6 @@ struct klfs {
     double entry_timeout, attr_timeout;
     int64_t refresh_ms; /* min interval between listings per key */
     size_t pending_max; /* flush a key when its pending tail exceeds */
-    unsigned readahead; /* objects fetched ahead of a sequential read */
-    int drop_consumed;  /* local store: uncache objects read to the end */
     int64_t mount_ms;
     /* nodes.c */
     pthread_mutex_t nodes_mu;

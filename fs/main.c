@@ -204,10 +204,9 @@ static int configure(klfs *fs, opts *o)
     fs->entry_timeout = o->entry_timeout;
     fs->attr_timeout = o->attr_timeout;
     fs->refresh_ms = o->refresh_ms;
-    fs->readahead = o->readahead;
-    /* Only the local store can map an object; fetching it again is a read
-     * from the kernel's page cache, so keeping used-up objects is waste. */
-    fs->drop_consumed = fs->os->ops->map != NULL;
+    /* The reader's cache and readahead serve every read of the mount. */
+    fs->cfg.store.reader_cache_bytes = (uint64_t)o->cache_mb << 20;
+    fs->cfg.store.reader_readahead = o->readahead;
     fs->pending_max = (size_t)o->pending_mb << 20;
     fs->mount_ms = kl_now_ms();
     return 0;
@@ -217,7 +216,7 @@ fail:
 }
 
 /* The store writer published an object of this mount's lines: its key's
- * index places them at once (see keyindex.c). */
+ * text view places them at once (kl_textview_published). */
 static void on_published(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
 {
     klfs *fs = ctx;
@@ -226,7 +225,7 @@ static void on_published(const char *ks, const char *key, const kl_object_meta *
     KLFS_COUNT(fs, published_records, records);
     KLFS_COUNT(fs, published_bytes, m->size - KL_RECORD_OVERHEAD * records);
     node *k = nodes_find_key(fs, ks, key);
-    if (k) ki_published(&k->ki, m);
+    if (k) kl_textview_published(k->tv, m);
 }
 
 /* /healthz: unhealthy while the newest flush failed (the store refuses or
@@ -239,7 +238,7 @@ static int health(char *why, size_t cap, void *ctx)
     return 1;
 }
 
-/* Writer, reader and cache: after daemonizing, since they start threads. */
+/* Writer and reader: after daemonizing, since they start threads. */
 static int start(klfs *fs, opts *o)
 {
     kl_error err = {0};
@@ -248,7 +247,6 @@ static int start(klfs *fs, opts *o)
                     kl_batch_writer_new(fs->inner, &fs->cfg.batch, &fs->writer, &err) != KL_OK))
         goto fail;
     if (kl_store_reader_new(fs->os, &fs->cfg.store, &fs->reader, &err) != KL_OK) goto fail;
-    if (!(fs->cache = objcache_new(fs, (size_t)o->cache_mb << 20, 2))) return -1;
     return 0;
 fail:
     kl_log(KL_LOG_ERROR, "%s", err.msg);
@@ -263,7 +261,6 @@ static void stop(klfs *fs)
     kl_writer_destroy(fs->writer);
     kl_writer_destroy(fs->inner);
     kl_reader_destroy(fs->reader);
-    objcache_free(fs->cache);
     nodes_free(fs);
     kl_os_destroy(fs->os);
     kl_config_free(&fs->cfg);
@@ -301,7 +298,7 @@ static int run(klfs *fs, opts *o, struct fuse_args *args)
         kl_set_log_handler(log_syslog, NULL);
     }
     if (start(fs, o) == 0) {
-        /* Served once start() made what it reads (the cache, the store). */
+        /* Served once start() made what it reads (the reader, the store). */
         char merr[256];
         if (fs->metrics &&
             km_server_run(fs->metrics, stats_render, health, fs, merr, sizeof merr)) {

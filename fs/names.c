@@ -7,6 +7,7 @@
  * anything kl_parse_time takes (ms, ISO-8601, "-15m"); relative times are
  * resolved when the view is opened, not when the name is parsed. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <string.h>
 
 #include "fs.h"
@@ -43,4 +44,16 @@ int names_parse_view(const char *name, char *key, view_spec *spec)
     if (st != KL_OK) return 0;
     strcpy(spec->arg, arg);
     return 1;
+}
+
+int names_view_start(const view_spec *spec, kl_start *start)
+{
+    *start = (kl_start){.kind = spec->kind};
+    kl_status st;
+    switch (spec->kind) {
+    case KL_START_OFFSET: st = kl_parse_u64(spec->arg, &start->offset, NULL); break;
+    case KL_START_TIMESTAMP: st = kl_parse_time(spec->arg, &start->timestamp, NULL); break;
+    default: st = kl_parse_u128(spec->arg, &start->nonce, NULL); break;
+    }
+    return st == KL_OK ? 0 : -EINVAL;
 }

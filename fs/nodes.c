@@ -96,18 +96,27 @@ static node *node_new(node_kind kind, node *parent, const char *name)
     n->kind = kind;
     n->parent = parent;
     pthread_mutex_init(&n->mu, NULL);
-    ki_init(&n->ki);
     return n;
 }
 
 static void node_free(node *n)
 {
     kl_strv_free(n->local_keys, n->n_local);
-    free(n->ki.v);
-    free(n->ki.pend);
-    free(n->ki.mine);
+    kl_textview_close(n->tv);
     free(n->name);
     free(n);
+}
+
+/* A key's node with its text view (no request yet). */
+static node *key_new(klfs *fs, node *ks, const char *name)
+{
+    node *k = node_new(N_KEY, ks, name);
+    kl_error err = {0};
+    if (k && kl_textview_open(fs->reader, ks->name, name, &k->tv, &err) != KL_OK) {
+        node_free(k);
+        return NULL;
+    }
+    return k;
 }
 
 /* Inserts n unless another thread inserted the same name first; returns
@@ -209,9 +218,11 @@ static int keyspace_exists(klfs *fs, node *probe)
 static int key_exists(klfs *fs, node *k)
 {
     kl_error err = {0};
-    kl_status st = ki_refresh(fs, k, 0, &err);
+    kl_status st = kl_textview_refresh(k->tv, 0, &err);
     if (st) return -klfs_errno(st);
-    return k->ki.n > 0 ? 0 : -ENOENT; /* not in the table yet: nobody else sees k */
+    kl_textview_info info;
+    kl_textview_stat(k->tv, &info);
+    return info.objects > 0 ? 0 : -ENOENT; /* not in the table yet: nobody else sees k */
 }
 
 /* A name the store cannot hold: too long, or otherwise invalid. */
@@ -257,7 +268,7 @@ static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
         int rc = lookup_view(fs, ks, name, out);
         return rc == -ENOENT ? bad_name(name, rc) : rc;
     }
-    node *k = node_new(N_KEY, ks, name);
+    node *k = key_new(fs, ks, name);
     if (!k) return -ENOMEM;
     int rc = key_exists(fs, k);
     if (rc) node_free(k);
@@ -271,27 +282,29 @@ node *nodes_find(klfs *fs, node *parent, const char *name) { return find(fs, par
 
 void nodes_preload(klfs *fs, node *ks, char *const *names, size_t n)
 {
-    const char **todo = malloc((n ? n : 1) * sizeof *todo);
-    if (!todo) return;
+    node **keys = calloc(n ? n : 1, sizeof *keys);
+    kl_textview **tvs = calloc(n ? n : 1, sizeof *tvs);
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!find(fs, ks, names[i])) todo[k++] = names[i];
-    kl_key_objects *res = k ? calloc(k, sizeof *res) : NULL;
-    kl_error err = {0};
-    if (res &&
-        kl_list_objects_many(fs->os, &fs->cfg.store, ks->name, todo, k, 0, res, &err) == KL_OK) {
-        KLFS_COUNT(fs, listings, k);
-        for (size_t i = 0; i < k; i++) {
-            node *key = res[i].status == KL_OK && res[i].n ? node_new(N_KEY, ks, todo[i]) : NULL;
-            if (key && ki_set_listing(&key->ki, res[i].objects, res[i].n) == KL_OK)
-                insert(fs, key);
-            else if (key)
-                node_free(key);
-            free(res[i].objects);
-        }
+    for (size_t i = 0; keys && tvs && i < n; i++) {
+        node *key = find(fs, ks, names[i]);
+        if (key && key->kind != N_KEY) continue;
+        if (!key && !(key = key_new(fs, ks, names[i]))) continue;
+        keys[k] = key;
+        tvs[k++] = key->tv;
     }
-    free(res);
-    free(todo);
+    kl_error err = {0};
+    if (k) kl_textview_refresh_many(tvs, k, fs->refresh_ms, 0, &err);
+    for (size_t i = 0; i < k; i++) {
+        if (find(fs, ks, keys[i]->name) == keys[i]) continue; /* known already */
+        kl_textview_info info;
+        kl_textview_stat(keys[i]->tv, &info);
+        if (info.objects)
+            insert(fs, keys[i]);
+        else
+            node_free(keys[i]);
+    }
+    free(tvs);
+    free(keys);
 }
 
 /* /.klstore and /.klstore/stats exist in every mount, whatever the store. */
@@ -328,7 +341,7 @@ int nodes_mkkey(klfs *fs, node *ks, const char *name, node **out)
         return bad_name(name, -EINVAL);
     node *k = find(fs, ks, name);
     if (!k) {
-        if (!(k = node_new(N_KEY, ks, name))) return -ENOMEM;
+        if (!(k = key_new(fs, ks, name))) return -ENOMEM;
         k = insert(fs, k);
     }
     if (k->kind != N_KEY) return -EEXIST;
@@ -415,12 +428,14 @@ int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st)
         stat_file(fs, st, 0, kl_now_ms(), 0444);
         return 0;
     case N_KEY: {
-        if (ki_refresh(fs, n, fs->refresh_ms, &err) != KL_OK && !n->ki.loaded) {
+        kl_textview_info ks;
+        kl_status rc = kl_textview_refresh(n->tv, fs->refresh_ms, &err);
+        kl_textview_stat(n->tv, &ks);
+        if (rc != KL_OK && !ks.loaded) {
             kl_log(KL_LOG_ERROR, "stat %s/%s: %s", n->parent->name, n->name, err.msg);
-            return -klfs_errno(err.code);
+            return -klfs_errno(rc);
         }
-        kstat ks = ki_stat(&n->ki);
-        stat_file(fs, st, ks.size, ks.empty && !ks.mtime ? fs->mount_ms : ks.mtime, 0666);
+        stat_file(fs, st, ks.size, !ks.objects && !ks.mtime ? fs->mount_ms : ks.mtime, 0666);
         return 0;
     }
     case N_VIEW: {
@@ -428,17 +443,31 @@ int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st)
         if (view_base >= 0) {
             base = (uint64_t)view_base;
         } else {
-            int rc = readpath_view_base(fs, n, &base);
+            int rc = nodes_view_base(fs, n, &base);
             if (rc) return rc;
         }
-        ki_refresh(fs, n->base, fs->refresh_ms, &err);
-        kstat ks = ki_stat(&n->base->ki);
+        kl_textview_info ks;
+        kl_textview_refresh(n->base->tv, fs->refresh_ms, &err);
+        kl_textview_stat(n->base->tv, &ks);
         stat_file(fs, st, ks.size > base ? ks.size - base : 0, ks.mtime, 0444);
         st->st_ino = stable_ino(n);
         return 0;
     }
     }
     return -EIO;
+}
+
+int nodes_view_base(klfs *fs, node *v, uint64_t *pos)
+{
+    kl_start start;
+    if (names_view_start(&v->spec, &start) != 0) return -EINVAL;
+    kl_error err = {0};
+    kl_status st = kl_textview_seek(v->base->tv, &start, pos, &err);
+    if (st) {
+        kl_log(KL_LOG_ERROR, "view %s/%s: %s", v->parent->name, v->name, err.msg);
+        return -klfs_errno(st);
+    }
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -1,5 +1,5 @@
 /* ops.c -- the FUSE operation table: each operation maps one request onto
- * the modules (nodes, readpath, appender, xattr) and replies.
+ * the modules (nodes, appender, xattr) or the key's text view, and replies.
  *
  * The low-level API is used (as libfuse's passthrough_ll does) because the
  * tree is naturally inode-based -- nodes never go away, so an inode number
@@ -172,12 +172,14 @@ static int open_node(klfs *fs, node *n, int flags, struct fuse_file_info *fi)
     if (writing && n->kind == N_VIEW) return -EPERM;
     uint64_t base = 0;
     if (n->kind == N_VIEW) {
-        int rc = readpath_view_base(fs, n, &base);
+        int rc = nodes_view_base(fs, n, &base);
         if (rc) return rc;
     } else if (flags & O_TRUNC) {
         kl_error err = {0};
-        ki_refresh(fs, n, fs->refresh_ms, &err);
-        if (ki_size(&n->ki) > 0) return fs->ro ? -EROFS : -EPERM;
+        kl_textview_info info;
+        kl_textview_refresh(n->tv, fs->refresh_ms, &err);
+        kl_textview_stat(n->tv, &info);
+        if (info.size > 0) return fs->ro ? -EROFS : -EPERM;
     }
     fhandle *fh = fh_new(fs, n, writing, (flags & O_APPEND) != 0);
     if (!fh) return -ENOMEM;
@@ -238,25 +240,22 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     node *k = fh->n->kind == N_VIEW ? fh->n->base : fh->n;
-    cobj *o;
-    const uint8_t *p;
-    if (size && readpath_peek(fs, k, fh->base + (uint64_t)off, size, &o, &p)) {
-        KLFS_COUNT(fs, read_bytes, size);
-        fuse_reply_buf(req, (const char *)p, size); /* writev from the cache */
-        readpath_unpeek(fs, o, p, size);
-        return;
-    }
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    ssize_t n = readpath_read(fs, k, fh->base + (uint64_t)off, buf, size);
-    if (n > 0) KLFS_COUNT(fs, read_bytes, (uint64_t)n);
-    if (n < 0)
-        fuse_reply_err(req, (int)-n);
-    else
-        fuse_reply_buf(req, (const char *)buf, (size_t)n);
+    size_t got = 0;
+    kl_error err = {0};
+    kl_status st =
+        kl_textview_read(k->tv, fh->base + (uint64_t)off, buf, size, fs->refresh_ms, &got, &err);
+    if (st) {
+        kl_log(KL_LOG_ERROR, "read %s/%s: %s", k->parent->name, k->name, err.msg);
+        fuse_reply_err(req, klfs_errno(st));
+    } else {
+        KLFS_COUNT(fs, read_bytes, got);
+        fuse_reply_buf(req, (const char *)buf, got);
+    }
     free(buf);
 }
 
@@ -295,7 +294,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     klfs *fs = FS(req);
     fhandle *fh = FH(fi);
     int rc = fh->writable ? appender_flush(fs, fh, 0) : 0;
-    if (fh->writable) ki_pending_release(&fh->n->ki);
+    if (fh->writable) kl_textview_pending_release(fh->n->tv);
     fh_free(fs, fh);
     fuse_reply_err(req, -rc);
 }

@@ -21,25 +21,31 @@ static void counter(FILE *f, const char *name, const char *help, _Atomic uint64_
     km_sample(f, name, NULL, (double)get(c));
 }
 
+static void value(FILE *f, const char *name, const char *type, const char *help, double v)
+{
+    km_family(f, name, type, help);
+    km_sample(f, name, NULL, v);
+}
+
 static void gauge(FILE *f, const char *name, const char *help, double v)
 {
-    km_family(f, name, "gauge", help);
-    km_sample(f, name, NULL, v);
+    value(f, name, "gauge", help, v);
 }
 
 void stats_render(FILE *f, void *ctx)
 {
     klfs *fs = ctx;
     klfs_stats *s = &fs->stats;
-    size_t cached_bytes = 0, cached_objects = 0;
-    if (fs->cache) objcache_usage(fs->cache, &cached_bytes, &cached_objects);
-    counter(f, "klstorefs_cache_hits_total", "Reads served by an object already in the cache.",
-            &s->cache_hits);
-    counter(f, "klstorefs_cache_misses_total", "Reads that fetched their object from the store.",
-            &s->cache_misses);
-    gauge(f, "klstorefs_cache_bytes", "Text held by the object cache.", (double)cached_bytes);
-    gauge(f, "klstorefs_cache_objects", "Objects held by the object cache.",
-          (double)cached_objects);
+    kl_cache_stats c = {0};
+    if (fs->reader) kl_reader_cache_stats(fs->reader, &c, NULL);
+    value(f, "klstorefs_cache_hits_total", "counter",
+          "Object lookups served from the reader's cache.", (double)c.hits);
+    value(f, "klstorefs_cache_misses_total", "counter",
+          "Object lookups that fetched from the store.", (double)c.misses);
+    value(f, "klstorefs_cache_bytes", "gauge", "Object bytes the reader's cache holds.",
+          (double)c.bytes);
+    value(f, "klstorefs_cache_objects", "gauge", "Objects the reader's cache holds.",
+          (double)c.objects);
     counter(f, "klstorefs_read_bytes_total", "Bytes returned by read(2) on keys and views.",
             &s->read_bytes);
     counter(f, "klstorefs_appended_records_total", "Lines handed to the batching writer.",
@@ -59,8 +65,6 @@ void stats_render(FILE *f, void *ctx)
     counter(f, "klstorefs_write_errors_total",
             "write(2), close(2) or fsync(2) calls that failed for a store error.",
             &s->write_errors);
-    counter(f, "klstorefs_listings_total", "Listings of a key's objects (index refreshes).",
-            &s->listings);
     km_hist_write(f, "klstorefs_flush_seconds",
                   "How long close(2)/fsync(2) waited for a key's lines to be durable.",
                   &s->flush_seconds);

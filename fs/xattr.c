@@ -36,8 +36,9 @@ static int value(klfs *fs, node *n, const char *attr, char *val)
     }
     if (n->kind != N_KEY) return -ENODATA;
     kl_error err = {0};
-    ki_refresh(fs, n, fs->refresh_ms, &err);
-    kstat s = ki_stat(&n->ki);
+    kl_textview_info s;
+    kl_textview_refresh(n->tv, fs->refresh_ms, &err);
+    kl_textview_stat(n->tv, &s);
     if (strcmp(attr, "next_offset") == 0)
         sprintf(val, "%llu", (unsigned long long)s.next_offset);
     else if (strcmp(attr, "next_nonce") == 0)
@@ -46,10 +47,10 @@ static int value(klfs *fs, node *n, const char *attr, char *val)
         sprintf(val, "%llu", (unsigned long long)(s.next_offset - 1));
     else if (strcmp(attr, "object_count") == 0)
         sprintf(val, "%llu", (unsigned long long)s.objects);
-    else if (strcmp(attr, "first_timestamp") == 0 && !s.empty)
-        sprintf(val, "%lld", (long long)s.first_ts);
-    else if (strcmp(attr, "last_timestamp") == 0 && !s.empty)
-        sprintf(val, "%lld", (long long)s.last_ts);
+    else if (strcmp(attr, "first_timestamp") == 0 && s.objects)
+        sprintf(val, "%lld", (long long)s.first_timestamp);
+    else if (strcmp(attr, "last_timestamp") == 0 && s.objects)
+        sprintf(val, "%lld", (long long)s.last_timestamp);
     else
         return -ENODATA;
     return 0;

@@ -660,8 +660,8 @@ kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg, const char *
 void kl_strv_free(char **v, size_t n);
 
 /* ------------------------------------------------------------------ */
-/* Data objects of a key (for tools that map a log onto bytes, e.g.    */
-/* klstorefs): the parsed names, in offset order.                      */
+/* Data objects of a key: their names parsed (FORMAT.md), for tools    */
+/* that inspect a key (klstore meta) and writers' observers.           */
 /* ------------------------------------------------------------------ */
 
 typedef struct kl_object_meta {
@@ -686,27 +686,92 @@ kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg, const cha
                           const char *key, uint64_t after, size_t max, kl_object_meta **out,
                           size_t *n, kl_error *err);
 
-/* kl_list_objects (from the start, no limit) for many keys of one keyspace
- * at once, with up to `parallel` listings in flight (0: 8): a front end
- * showing many keys (ls -l of a mounted keyspace) pays one round trip per
- * key, not one after another.  res[i] is for keys[i]: its objects (the
- * caller frees res[i].objects), their count, and its own status and error
- * (a missing key is KL_OK with none).  The call fails only for bad
- * arguments or when out of memory.  Thread-safe; os and cfg borrowed. */
-typedef struct kl_key_objects {
-    kl_object_meta *objects;
-    size_t n;
-    kl_status status;
-    kl_error err;
-} kl_key_objects;
-kl_status kl_list_objects_many(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
-                               const char *const *keys, size_t nkeys, unsigned parallel,
-                               kl_key_objects *res, kl_error *err);
+/* ------------------------------------------------------------------ */
+/* Text views: a key's log as bytes                                    */
+/* ------------------------------------------------------------------ */
 
-/* Fetches one data object's body and decodes it into a page-like record
- * array (records point into the page).  KL_ENOTFOUND if compacted away. */
-kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
-                         const char *key, const kl_object_meta *m, kl_page *out, kl_error *err);
+/* A key's records as one byte stream: each record's bytes followed by
+ * '\n', in offset order, for front ends that show a log as a file
+ * (klstorefs) or stream it as text.  Byte positions are exact and stable:
+ * object names give every object's text size (body size - 39 per record),
+ * so locating a byte costs no fetch, and a compaction never moves a byte.
+ * Bytes come from the reader's object cache and readahead (one cache for
+ * the page API and the views of one reader).
+ *
+ * A view lists its key once (lazily, or with kl_textview_refresh_many) and
+ * then only what is new: reading at its end refreshes it, no more often
+ * than max_age_ms.  Lines appended through kl_textview_append are readable
+ * at once (read-your-writes): they are held as a pending tail at the end
+ * until the writer reports the object holding them (kl_textview_published
+ * from a kl_store_writer_observe callback) or a listing shows them.
+ *
+ * Thread-safety: all calls on one view may come from any threads at once.
+ * The reader must outlive its views. */
+typedef struct kl_textview kl_textview;
+
+/* A view of keyspace/key read through r, which must be a store reader
+ * (kl_store_reader_new; else KL_EINVAL).  No request is made.  Free with
+ * kl_textview_close. */
+kl_status kl_textview_open(kl_reader *r, const char *keyspace, const char *key, kl_textview **out,
+                           kl_error *err);
+void kl_textview_close(kl_textview *tv);
+
+/* Lists what is new when the last listing is older than max_age_ms (0 =
+ * always).  The first call lists the whole key, later ones only from the
+ * newest known object on. */
+kl_status kl_textview_refresh(kl_textview *tv, int64_t max_age_ms, kl_error *err);
+/* kl_textview_refresh of many views at once, up to `parallel` in flight
+ * (0: 8): showing many keys (ls -l of a directory of keys) costs one round
+ * trip per key, overlapped.  Best effort: a view whose listing failed
+ * stays as it was (kl_textview_info.loaded == 0 if it never listed) and
+ * its own next refresh reports why.  Fails only on bad arguments. */
+kl_status kl_textview_refresh_many(kl_textview *const *tvs, size_t n, int64_t max_age_ms,
+                                   unsigned parallel, kl_error *err);
+
+/* Copies up to len bytes from text position pos into buf; *got is short
+ * only at the end of the log.  At the end the view refreshes once (when
+ * its listing is older than max_age_ms) and goes on with what is new.
+ * KL_EBADDATA for a corrupt object; bytes already copied are returned with
+ * KL_OK and the error comes at the next read. */
+kl_status kl_textview_read(kl_textview *tv, uint64_t pos, void *buf, size_t len, int64_t max_age_ms,
+                           size_t *got, kl_error *err);
+/* The text position where `start` (FIRST, OFFSET, TIMESTAMP or NONCE,
+ * forwards) begins: its record's first byte, or the end of the log when
+ * no record qualifies.  O(log n) requests (the reader's search). */
+kl_status kl_textview_seek(kl_textview *tv, const kl_start *start, uint64_t *pos, kl_error *err);
+
+/* Appends records through w (any writer; usually a batching writer whose
+ * store writer is observed, see above) and shows their text at the end of
+ * the view at once.  Records should not contain '\n' if the view is to
+ * show one line per record.  On failure nothing is shown or kept. */
+kl_status kl_textview_append(kl_textview *tv, kl_writer *w, const kl_insertion *ins, size_t n,
+                             kl_error *err);
+/* The writer published object m holding the oldest of this view's pending
+ * lines (call it from the observer, in publish order, for m's key). */
+void kl_textview_published(kl_textview *tv, const kl_object_meta *m);
+/* Frees the pending tail's buffer when it is empty: a writer is done, so
+ * keep no burst-sized buffer for every key it touched. */
+void kl_textview_pending_release(kl_textview *tv);
+
+typedef struct kl_textview_info {
+    uint64_t size;    /* text bytes: listed objects plus the pending tail */
+    uint64_t pending; /* of which not yet listed or reported published */
+    uint64_t objects; /* listed data objects */
+    uint64_t next_offset;
+    kl_u128 next_nonce;
+    int64_t first_timestamp, last_timestamp; /* 0 when empty */
+    int64_t mtime;                           /* newest record or local append, ms */
+    int loaded;                              /* listed at least once */
+} kl_textview_info;
+/* What the view knows now (no request). */
+void kl_textview_stat(kl_textview *tv, kl_textview_info *out);
+
+/* The reader's object cache: lookups served from it or fetched, and what
+ * it holds.  KL_EINVAL for a reader that is not a store reader. */
+typedef struct kl_cache_stats {
+    uint64_t hits, misses, bytes, objects;
+} kl_cache_stats;
+kl_status kl_reader_cache_stats(kl_reader *r, kl_cache_stats *out, kl_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Small helpers shared by the front ends                              */

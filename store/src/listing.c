@@ -1,15 +1,10 @@
 /* listing.c -- what is in a store: keyspaces, keys, and a key's data
- * objects for tools (klstorefs) that map a log onto bytes themselves. */
+ * objects (their parsed names, for tools that inspect a key). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
 #include "keyindex.h"
 #include "layout.h"
-#include "objcache.h"
-#include "objwalk.h"
-#include "page.h"
-#include "workpool.h"
 
 typedef struct strv {
     char **v;
@@ -143,60 +138,5 @@ kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg, const cha
     if (!dir) return err ? err->code : KL_EINVAL;
     kl_status st = Kl_index_list(os, dir, after + 1, max, out, n, NULL, err);
     free(dir);
-    return st;
-}
-
-typedef struct many {
-    kl_objstore *os;
-    const kl_store_config *cfg;
-    const char *keyspace;
-    const char *const *keys;
-    kl_key_objects *res;
-} many;
-
-static void list_one(void *ctx, size_t i)
-{
-    many *m = ctx;
-    kl_key_objects *r = &m->res[i];
-    r->status =
-        kl_list_objects(m->os, m->cfg, m->keyspace, m->keys[i], 0, 0, &r->objects, &r->n, &r->err);
-}
-
-kl_status kl_list_objects_many(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
-                               const char *const *keys, size_t nkeys, unsigned parallel,
-                               kl_key_objects *res, kl_error *err)
-{
-    kl_status st = kl_validate_name("keyspace", keyspace, err);
-    if (st) return st;
-    memset(res, 0, nkeys * sizeof *res);
-    if (nkeys == 0) return KL_OK;
-    size_t helpers = (parallel ? parallel : 8) - 1;
-    if (helpers > nkeys - 1) helpers = nkeys - 1;
-    /* A pool per call: a few thread starts beside as many round trips. */
-    kl_workpool *pool = helpers ? Kl_workpool_new(helpers) : NULL;
-    many m = {.os = os, .cfg = cfg, .keyspace = keyspace, .keys = keys, .res = res};
-    Kl_workpool_run(pool, list_one, &m, nkeys);
-    Kl_workpool_free(pool);
-    return KL_OK;
-}
-
-kl_status kl_read_object(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
-                         const char *key, const kl_object_meta *m, kl_page *out, kl_error *err)
-{
-    char *dir = key_dir(cfg, keyspace, key, err);
-    if (!dir) return err ? err->code : KL_EINVAL;
-    char *name = Kl_index_name(dir, m);
-    free(dir);
-    if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    kl_cobj *o = NULL;
-    kl_status st = Kl_cobj_fetch(os, name, m, &o, err);
-    free(name);
-    if (st) return st;
-    kl_pagebuf pb = {0};
-    uint64_t want = m->first_offset;
-    st = Kl_objwalk_forward(o, &pb, o->count, &want, err);
-    if (st == KL_OK) st = Kl_pagebuf_finish(&pb, keyspace, key, NULL, out, err);
-    Kl_pagebuf_free(&pb);
-    Kl_cobj_release(o);
     return st;
 }

@@ -14,6 +14,7 @@ struct kl_objcache {
     pthread_mutex_t mu;
     pthread_cond_t loaded;
     uint64_t max_bytes, bytes;
+    uint64_t hits, misses, objects;
     kl_cobj *newest, *oldest;
     kl_htab by_name;
 };
@@ -76,6 +77,7 @@ static void unlink_obj(kl_objcache *c, kl_cobj *o)
         c->newest = o->older;
     o->older = o->newer = NULL;
     c->bytes -= o->len;
+    c->objects--;
     Kl_htab_remove(&c->by_name, &o->h);
 }
 
@@ -89,6 +91,7 @@ static void push_newest(kl_objcache *c, kl_cobj *o)
         c->oldest = o;
     c->newest = o;
     c->bytes += o->len;
+    c->objects++;
     o->linked = 1;
     Kl_htab_insert(&c->by_name, &o->h, o->name_hash);
 }
@@ -163,6 +166,7 @@ kl_status Kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
     pthread_mutex_lock(&c->mu);
     kl_cobj *o = find(c, name);
     if (o) {
+        c->hits++;
         Kl_cobj_retain(o);
         while (o->loading) pthread_cond_wait(&c->loaded, &c->mu);
         if (o->load_st == KL_OK) {
@@ -179,6 +183,7 @@ kl_status Kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
         Kl_cobj_release(o);
         return Kl_cobj_fetch(os, name, m, out, err);
     }
+    c->misses++;
     /* Publish a placeholder so concurrent readers wait for this fetch. */
     o = cobj_new(name);
     if (!o) {
@@ -226,6 +231,14 @@ kl_status Kl_objcache_get(kl_objcache *c, kl_objstore *os, const char *name,
     }
     *out = o;
     return KL_OK;
+}
+
+void Kl_objcache_stats(kl_objcache *c, kl_cache_stats *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = (kl_cache_stats){
+        .hits = c->hits, .misses = c->misses, .bytes = c->bytes, .objects = c->objects};
+    pthread_mutex_unlock(&c->mu);
 }
 
 void Kl_objcache_drop(kl_objcache *c, kl_cobj *o)

@@ -47,6 +47,8 @@ kl_status Kl_cobj_fetch(kl_objstore *os, const char *name, const kl_object_meta 
  * object a walk has read through, whose bytes nobody is likely to want
  * again soon.  The caller's own reference stays valid. */
 void Kl_objcache_drop(kl_objcache *c, kl_cobj *o);
+/* Lookups that found the object (hits) or fetched it, and what is held. */
+void Kl_objcache_stats(kl_objcache *c, kl_cache_stats *out);
 void Kl_cobj_retain(kl_cobj *o);
 void Kl_cobj_release(kl_cobj *o);
 #endif

@@ -304,6 +304,19 @@ kl_status kl_store_reader_new(kl_objstore *os, const kl_store_config *cfg, kl_re
     return KL_OK;
 }
 
+store_reader *Kl_store_reader(kl_reader *r)
+{
+    return r && r->ops == &store_reader_ops ? SR(r) : NULL;
+}
+
+kl_status kl_reader_cache_stats(kl_reader *r, kl_cache_stats *out, kl_error *err)
+{
+    store_reader *sr = Kl_store_reader(r);
+    if (!sr) return kl_seterr(err, KL_EINVAL, "only a store reader has an object cache");
+    Kl_objcache_stats(sr->cache, out);
+    return KL_OK;
+}
+
 /* ---- the generic kl_reader entry points ------------------------------ */
 
 kl_status kl_read_keyspace_metadata(kl_reader *r, const char *keyspace, kl_keyspace_meta *out,

@@ -49,6 +49,9 @@ typedef struct store_reader {
     list_memo memo;
 } store_reader;
 
+/* r as a store reader, or NULL when it is another kind (reader.c). */
+store_reader *Kl_store_reader(kl_reader *r);
+
 /* One page's walk. */
 typedef struct walk {
     store_reader *sr;

@@ -336,40 +336,6 @@ Test(store, writer_stats_count_written_and_duplicate_records)
     kl_writer_destroy(bw);
 }
 
-/* Many keys listed at once give what one listing per key gives. */
-Test(store, list_objects_of_many_keys_at_once)
-{
-    char key[16];
-    for (int k = 0; k < 20; k++) {
-        snprintf(key, sizeof key, "k%d", k);
-        for (int i = 0; i <= k % 3; i++) append_ts(key, "x", 1000 + i);
-    }
-    const char *keys[22];
-    char names[20][16];
-    for (int k = 0; k < 20; k++) {
-        snprintf(names[k], sizeof names[k], "k%d", k);
-        keys[k] = names[k];
-    }
-    keys[20] = "missing";
-    keys[21] = ".bad";
-    kl_key_objects res[22];
-    kl_error err = {0};
-    cr_assert_eq(kl_list_objects_many(T.os, &T.cfg, "ks", keys, 22, 4, res, &err), KL_OK, "%s",
-                 err.msg);
-    for (int k = 0; k < 20; k++) {
-        cr_assert_eq(res[k].status, KL_OK, "%s: %s", keys[k], res[k].err.msg);
-        cr_assert_eq(res[k].n, count_objects(keys[k]), "%s", keys[k]);
-        cr_assert_eq(res[k].n, (size_t)(k % 3 + 1), "%s", keys[k]);
-        cr_assert_eq(res[k].objects[res[k].n - 1].last_offset, (uint64_t)(k % 3 + 1));
-        free(res[k].objects);
-    }
-    cr_assert_eq(res[20].status, KL_OK);
-    cr_assert_eq(res[20].n, 0, "a missing key has no objects");
-    cr_assert_eq(res[21].status, KL_EINVAL, "a bad key name is that key's error");
-    cr_assert(strstr(res[21].err.msg, "'.bad'"), "%s", res[21].err.msg);
-    cr_assert_eq(kl_list_objects_many(T.os, &T.cfg, "bad/ks", keys, 1, 0, res, &err), KL_EINVAL);
-}
-
 /* ---- bad input ---- */
 
 Test(store, bad_input_is_rejected_and_writes_nothing)
@@ -848,11 +814,6 @@ Test(store, list_keys_and_objects)
     cr_assert_eq(n, 4);
     cr_assert_eq(v[3].first_offset, 7);
     cr_assert_eq(v[3].prior, 4);
-    kl_page p;
-    cr_assert_eq(kl_read_object(T.os, &T.cfg, "ks", "k1", &v[3], &p, &err), KL_OK, "%s", err.msg);
-    cr_assert_eq(p.count, 4);
-    cr_assert_eq(memcmp(p.records[3].data, "r10", 3), 0);
-    kl_page_free(&p);
     free(v);
     cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k1", 3, 1, &v, &n, &err), KL_OK);
     cr_assert_eq(n, 1, "incremental listing after offset 3");

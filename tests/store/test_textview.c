@@ -1,0 +1,377 @@
+/* test_textview.c -- text views (klstore.h "Text views") without FUSE, on a
+ * directory and on S3: whole texts compared byte for byte, reads at every
+ * position, seeks, a growing end, read-your-writes through a batching
+ * writer (placed without a LIST), compaction under a read, many views
+ * loaded at once, corrupt objects, and the cache counters. */
+#include <inttypes.h>
+
+#include "test_env.h"
+
+static kt_store T;
+static kl_writer *W;
+static kl_reader *R;
+
+static void setup(void)
+{
+    kt_open(&T);
+    kl_error err = {0};
+    cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &W, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_reader_new(T.os, &T.cfg, &R, &err), KL_OK, "%s", err.msg);
+}
+static void teardown(void)
+{
+    kl_writer_destroy(W);
+    kl_reader_destroy(R);
+    kt_close(&T);
+}
+TestSuite(textview, .init = setup, .fini = teardown, .timeout = 300);
+
+/* Appends lines (one object) with timestamps ts, ts+1, ... and nonces. */
+static void put_lines(kl_writer *w, const char *key, const char *const *lines, size_t n, int64_t ts,
+                      uint64_t nonce)
+{
+    kl_insertion ins[16];
+    cr_assert_leq(n, 16);
+    for (size_t i = 0; i < n; i++) {
+        ins[i] = kt_rec(lines[i]);
+        ins[i].has_timestamp = 1;
+        ins[i].timestamp = ts + (int64_t)i;
+        ins[i].has_nonce = nonce != 0;
+        ins[i].nonce = nonce + i;
+    }
+    kl_error err = {0};
+    cr_assert_eq(kl_append(w, "ks", key, ins, n, &err), KL_OK, "%s", err.msg);
+}
+
+static kl_textview *open_view(const char *key)
+{
+    kl_textview *tv = NULL;
+    kl_error err = {0};
+    cr_assert_eq(kl_textview_open(R, "ks", key, &tv, &err), KL_OK, "%s", err.msg);
+    return tv;
+}
+
+/* The whole text of a view, read in chunks of `chunk` bytes. */
+static char *read_text(kl_textview *tv, size_t chunk, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap + 1);
+    for (;;) {
+        if (n + chunk > cap) out = realloc(out, (cap = 2 * (n + chunk)) + 1);
+        size_t got = 0;
+        kl_error err = {0};
+        cr_assert_eq(kl_textview_read(tv, n, out + n, chunk, 0, &got, &err), KL_OK, "%s", err.msg);
+        if (got == 0) break;
+        n += got;
+    }
+    out[n] = 0;
+    *len = n;
+    return out;
+}
+
+static uint64_t lists(void)
+{
+    kl_os_stats s;
+    kl_os_stats_read(T.os, &s);
+    return s.calls[KL_OP_LIST];
+}
+
+/* Three objects of lines of different lengths, including an empty one. */
+static const char *const A[] = {"alpha", "", "gamma delta"};
+static const char *const B[] = {"b1", "b22", "b333", "b4444"};
+static const char *const C[] = {"last line of the log"};
+static const char WANT[] = "alpha\n\ngamma delta\nb1\nb22\nb333\nb4444\nlast line of the log\n";
+
+static void fill(const char *key)
+{
+    put_lines(W, key, A, 3, 1000, 10);
+    put_lines(W, key, B, 4, 2000, 20);
+    put_lines(W, key, C, 1, 3000, 30);
+}
+
+Test(textview, the_text_is_every_record_and_a_newline_read_in_any_chunks)
+{
+    fill("k");
+    kl_textview *tv = open_view("k");
+    for (size_t chunk = 1; chunk <= sizeof WANT; chunk++) {
+        size_t len;
+        char *got = read_text(tv, chunk, &len);
+        cr_assert_eq(len, strlen(WANT), "chunk %zu", chunk);
+        cr_assert_str_eq(got, WANT, "chunk %zu", chunk);
+        free(got);
+    }
+    kl_textview_info info;
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.size, strlen(WANT));
+    cr_assert_eq(info.objects, 3);
+    cr_assert_eq(info.pending, 0);
+    cr_assert_eq(info.next_offset, 9);
+    cr_assert_eq(info.first_timestamp, 1000);
+    cr_assert_eq(info.last_timestamp, 3000);
+    cr_assert(info.loaded);
+    kl_textview_close(tv);
+}
+
+Test(textview, reads_at_every_position_and_past_the_end)
+{
+    fill("k");
+    kl_textview *tv = open_view("k");
+    size_t n = strlen(WANT);
+    /* Backwards, so that no read continues where the previous stopped. */
+    for (size_t pos = n + 3; pos-- > 0;) {
+        char buf[64] = {0};
+        size_t got = 0;
+        kl_error err = {0};
+        cr_assert_eq(kl_textview_read(tv, pos, buf, 7, 0, &got, &err), KL_OK, "%s", err.msg);
+        size_t want = pos >= n ? 0 : (n - pos < 7 ? n - pos : 7);
+        cr_assert_eq(got, want, "at %zu", pos);
+        if (want) cr_assert_eq(memcmp(buf, WANT + pos, want), 0, "at %zu: '%.*s'", pos, 7, buf);
+    }
+    kl_textview_close(tv);
+}
+
+Test(textview, seeks_to_offsets_timestamps_and_nonces)
+{
+    fill("k");
+    kl_textview *tv = open_view("k");
+    struct {
+        kl_start s;
+        const char *from;
+    } cases[] = {
+        {{.kind = KL_START_FIRST}, WANT},
+        {{.kind = KL_START_OFFSET, .offset = 2}, "\ngamma"},
+        {{.kind = KL_START_OFFSET, .offset = 5}, "b22\n"},
+        {{.kind = KL_START_TIMESTAMP, .timestamp = 2002}, "b333\n"},
+        {{.kind = KL_START_TIMESTAMP, .timestamp = 2500}, "last line"},
+        {{.kind = KL_START_NONCE, .nonce = 21}, "b22\n"},
+        {{.kind = KL_START_OFFSET, .offset = 9}, ""},
+        {{.kind = KL_START_TIMESTAMP, .timestamp = 9999}, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint64_t pos = 7777;
+        kl_error err = {0};
+        cr_assert_eq(kl_textview_seek(tv, &cases[i].s, &pos, &err), KL_OK, "%zu: %s", i, err.msg);
+        const char *at = strstr(WANT, cases[i].from);
+        if (!*cases[i].from) at = WANT + strlen(WANT);
+        cr_assert_eq(pos, (uint64_t)(at - WANT), "%zu: %" PRIu64, i, pos);
+    }
+    kl_start last = {.kind = KL_START_LAST};
+    uint64_t pos;
+    kl_error err = {0};
+    cr_assert_eq(kl_textview_seek(tv, &last, &pos, &err), KL_EINVAL);
+    kl_textview_close(tv);
+}
+
+Test(textview, the_end_grows_with_other_writers_appends)
+{
+    kl_textview *tv = open_view("k");
+    size_t len;
+    char *t = read_text(tv, 100, &len);
+    cr_assert_eq(len, 0, "a key without data reads empty");
+    free(t);
+    fill("k");
+    /* Within max_age the old listing stands; with 0 the read lists. */
+    char buf[128];
+    size_t got = 1;
+    kl_error err = {0};
+    cr_assert_eq(kl_textview_read(tv, 0, buf, sizeof buf, 60000, &got, &err), KL_OK);
+    cr_assert_eq(got, 0, "a fresh listing is not repeated");
+    cr_assert_eq(kl_textview_read(tv, 0, buf, sizeof buf, 0, &got, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(got, strlen(WANT));
+    cr_assert_eq(memcmp(buf, WANT, got), 0);
+    const char *more[] = {"tail -f sees this"};
+    put_lines(W, "k", more, 1, 4000, 0);
+    cr_assert_eq(kl_textview_read(tv, got, buf, sizeof buf, 0, &got, &err), KL_OK);
+    cr_assert_eq(got, strlen("tail -f sees this\n"));
+    cr_assert_eq(memcmp(buf, "tail -f sees this\n", got), 0);
+    kl_textview_close(tv);
+}
+
+/* The observer routes published objects to the view, as klstorefs does. */
+static void on_published(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
+{
+    (void)ks;
+    (void)key;
+    kl_textview_published(ctx, m);
+}
+
+Test(textview, appended_lines_read_at_once_and_take_their_place_without_a_list)
+{
+    kl_error err = {0};
+    kl_writer *sw, *bw;
+    kl_textview *tv = open_view("k");
+    kl_batch_config bc;
+    kl_batch_config_init(&bc);
+    bc.batch_flush_interval_millis = 3600000; /* only explicit flushes */
+    cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
+    cr_assert_eq(kl_batch_writer_new(sw, &bc, &bw, &err), KL_OK, "%s", err.msg);
+
+    put_lines(W, "k", A, 3, 1000, 0); /* another writer's object first */
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+    kl_insertion ins[2] = {kt_rec("mine 1"), kt_rec("mine 2")};
+    cr_assert_eq(kl_textview_append(tv, bw, ins, 2, &err), KL_OK, "%s", err.msg);
+    size_t len;
+    char *t = read_text(tv, 5, &len);
+    cr_assert_str_eq(t, "alpha\n\ngamma delta\nmine 1\nmine 2\n", "read-your-writes");
+    free(t);
+    kl_textview_info info;
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.pending, strlen("mine 1\nmine 2\n"));
+
+    uint64_t before = lists();
+    cr_assert_eq(kl_flush_key(bw, "ks", "k", &err), KL_OK, "%s", err.msg);
+    uint64_t after_flush = lists();
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.pending, 0, "the published object took the lines' place");
+    cr_assert_eq(info.objects, 2);
+    char buf[256];
+    size_t got;
+    cr_assert_eq(kl_textview_read(tv, 0, buf, sizeof buf, 60000, &got, &err), KL_OK);
+    cr_assert_eq(got, info.size);
+    cr_assert_eq(memcmp(buf, "alpha\n\ngamma delta\nmine 1\nmine 2\n", got), 0);
+    cr_assert_eq(lists(), after_flush, "placing our own object needs no LIST");
+    (void)before;
+
+    /* Another writer's object lands between two of ours: our lines stay at
+     * the end until a listing shows where they went, never twice. */
+    cr_assert_eq(kl_textview_append(tv, bw, ins, 1, &err), KL_OK);
+    put_lines(W, "k", C, 1, 5000, 0);
+    cr_assert_eq(kl_flush_key(bw, "ks", "k", &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+    t = read_text(tv, 64, &len);
+    cr_assert_str_eq(t, "alpha\n\ngamma delta\nmine 1\nmine 2\nlast line of the log\nmine 1\n");
+    free(t);
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.pending, 0);
+    kl_writer_destroy(bw);
+    kl_writer_destroy(sw);
+    kl_textview_close(tv);
+}
+
+Test(textview, a_failed_append_shows_nothing)
+{
+    kl_error err = {0};
+    kl_textview *tv = open_view("k");
+    kl_insertion bad = kt_rec("x");
+    bad.has_nonce = 1;
+    bad.nonce = KL_NONCE_NONE; /* reserved: refused */
+    cr_assert_neq(kl_textview_append(tv, W, &bad, 1, &err), KL_OK);
+    kl_textview_info info;
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.size, 0);
+    cr_assert_eq(info.pending, 0);
+    kl_textview_close(tv);
+}
+
+Test(textview, compaction_under_a_read_changes_no_byte)
+{
+    kl_writer_destroy(W);
+    T.cfg.compact_records_threshold = 6;
+    kl_error err = {0};
+    cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &W, &err), KL_OK, "%s", err.msg);
+    const char *one[1];
+    char lines[8][16];
+    for (int i = 0; i < 4; i++) {
+        snprintf(lines[i], sizeof lines[i], "line %d", i + 1);
+        one[0] = lines[i];
+        put_lines(W, "k", one, 1, 100 + i, 0);
+    }
+    kl_textview *tv = open_view("k");
+    char buf[8];
+    size_t got;
+    cr_assert_eq(kl_textview_read(tv, 0, buf, 3, 0, &got, &err), KL_OK, "%s", err.msg);
+    kl_textview_info info;
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.objects, 4);
+    for (int i = 4; i < 8; i++) {
+        snprintf(lines[i], sizeof lines[i], "line %d", i + 1);
+        one[0] = lines[i];
+        put_lines(W, "k", one, 1, 100 + i, 0);
+    }
+    kl_object_meta *v;
+    size_t n;
+    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k", 0, 0, &v, &n, &err), KL_OK);
+    free(v);
+    cr_assert_lt(n, 8, "a merge replaced the objects the view indexed (%zu left)", n);
+    size_t len;
+    char *t = read_text(tv, 5, &len);
+    cr_assert_str_eq(t, "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\n");
+    free(t);
+    kl_textview_close(tv);
+}
+
+Test(textview, many_views_refresh_at_once)
+{
+    char names[20][16];
+    kl_textview *tvs[21];
+    for (int k = 0; k < 20; k++) {
+        snprintf(names[k], sizeof names[k], "k%d", k);
+        for (int i = 0; i <= k % 3; i++) put_lines(W, names[k], A, 3, 1000 + i, 0);
+        tvs[k] = open_view(names[k]);
+    }
+    tvs[20] = open_view("missing");
+    kl_error err = {0};
+    uint64_t before = lists();
+    cr_assert_eq(kl_textview_refresh_many(tvs, 21, 0, 4, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(lists() - before, 21, "one listing per key");
+    for (int k = 0; k < 21; k++) {
+        kl_textview_info info;
+        kl_textview_stat(tvs[k], &info);
+        cr_assert(info.loaded, "%d", k);
+        uint64_t objs = k < 20 ? (uint64_t)(k % 3 + 1) : 0;
+        cr_assert_eq(info.objects, objs, "%d", k);
+        cr_assert_eq(info.size, objs * strlen("alpha\n\ngamma delta\n"), "%d", k);
+        kl_textview_close(tvs[k]);
+    }
+    kl_textview *bad;
+    cr_assert_eq(kl_textview_open(R, "ks", ".bad", &bad, &err), KL_EINVAL);
+    cr_assert(strstr(err.msg, "'.bad'"), "%s", err.msg);
+}
+
+Test(textview, a_corrupt_object_is_an_error_not_wrong_text)
+{
+    fill("k");
+    kl_object_meta *v;
+    size_t n;
+    kl_error err = {0};
+    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k", 0, 0, &v, &n, &err), KL_OK);
+    char suffix[256], name[512];
+    cr_assert_gt(kl_object_name_format(&v[1], suffix, sizeof suffix), 0);
+    snprintf(name, sizeof name, "%sks/k/%s", T.prefix, suffix);
+    /* Same size, one record's length field broken. */
+    uint8_t *body;
+    size_t blen;
+    cr_assert_eq(kl_os_get(T.os, name, 0, UINT64_MAX, &body, &blen, &err), KL_OK, "%s", err.msg);
+    body[32] ^= 0x40;
+    cr_assert_eq(kl_os_put(T.os, name, body, blen, 0, &err), KL_OK, "%s", err.msg);
+    free(body);
+    free(v);
+    kl_textview *tv = open_view("k");
+    char buf[256];
+    size_t got;
+    /* The first object reads; the read stops at the damage... */
+    cr_assert_eq(kl_textview_read(tv, 0, buf, sizeof buf, 0, &got, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(got, strlen("alpha\n\ngamma delta\n"));
+    /* ...and reports it when it starts there. */
+    cr_assert_eq(kl_textview_read(tv, got, buf, sizeof buf, 0, &got, &err), KL_EBADDATA);
+    cr_assert(strstr(err.msg, "data_o"), "names the object: %s", err.msg);
+    kl_textview_close(tv);
+}
+
+Test(textview, reads_count_in_the_readers_cache)
+{
+    fill("k");
+    kl_textview *tv = open_view("k");
+    kl_cache_stats a, b;
+    kl_error err = {0};
+    cr_assert_eq(kl_reader_cache_stats(R, &a, &err), KL_OK);
+    char buf[4];
+    size_t got;
+    cr_assert_eq(kl_textview_read(tv, 0, buf, 2, 0, &got, &err), KL_OK);
+    cr_assert_eq(kl_textview_read(tv, 2, buf, 2, 0, &got, &err), KL_OK);
+    cr_assert_eq(kl_reader_cache_stats(R, &b, &err), KL_OK);
+    cr_assert_eq(b.misses - a.misses, 1, "one fetch");
+    cr_assert_eq(b.hits - a.hits, 1, "then a hit");
+    kl_textview_close(tv);
+}
