@@ -23,7 +23,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-KLSTOREFS=${KLSTOREFS:-$(ls -t "$here"/../build*/fs/klstorefs /work/build*/fs/klstorefs 2>/dev/null | head -1)}
+KLSTOREFS=${KLSTOREFS:-$( (ls -t "$here"/../build*/fs/klstorefs 2>/dev/null || true) | head -1)}
 MB=${BENCH_MB:-256}
 LAT_SECS=${BENCH_LAT_SECS:-20}
 LAT_RATE=${BENCH_LAT_RATE:-20}
@@ -73,6 +73,9 @@ mount_fs() {
   exit 1
 }
 
+# peak_rss PID: the daemon's peak resident memory so far, in MB.
+peak_rss() { awk '/^VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
+
 umount_fs() {
   fusermount3 -u "$1"
   local pid=${pids[-1]}
@@ -110,6 +113,7 @@ t0=$(now); cat "$work/big" >> "$mnt/bench/$key"; t1=$(now)
 fs_w=$(secs "$t0" "$t1")
 size=$(stat -c %s "$mnt/bench/$key")
 [ "$size" = "$bytes" ] || { echo "size mismatch: $size, want $bytes" >&2; exit 1; }
+rss_w=$(peak_rss "${pids[-1]}")
 umount_fs "$mnt"
 
 printf 'append %d MB:  klstorefs %.2fs (%.1f MB/s)   %s %.2fs (%.1f MB/s)   ratio %sx\n' \
@@ -120,6 +124,9 @@ printf 'append %d MB:  klstorefs %.2fs (%.1f MB/s)   %s %.2fs (%.1f MB/s)   rati
 mount_fs r ro
 t0=$(now); cat "$mnt/bench/$key" > /dev/null; t1=$(now)
 fs_r=$(secs "$t0" "$t1")
+t0=$(now); cat "$mnt/bench/$key" > /dev/null; t1=$(now)
+fs_r2=$(secs "$t0" "$t1")
+rss_r=$(peak_rss "${pids[-1]}")
 umount_fs "$mnt"
 if [[ $store == s3://* ]]; then
   what="curl GET data objects"
@@ -137,9 +144,14 @@ else
   t0=$(now); cat "$store"/bench/"$key"/data_* > /dev/null; t1=$(now)
 fi
 raw_r=$(secs "$t0" "$t1")
-printf 'read %d MB:    klstorefs %.2fs (%.1f MB/s)   %s %.2fs (%.1f MB/s)   ratio %sx\n' \
+printf 'read %d MB:    klstorefs %.2fs (%.1f MB/s)   %s %.2fs (%.1f MB/s)   ratio %sx (fresh mount)\n' \
   "$MB" "$fs_r" "$(echo "$MB / $fs_r" | bc -l)" "$what" "$raw_r" "$(echo "$MB / $raw_r" | bc -l)" \
   "$(ratio "$raw_r" "$fs_r")"
+printf 'read %d MB:    klstorefs %.2fs (%.1f MB/s)   %s %.2fs (%.1f MB/s)   ratio %sx (again, warm)\n' \
+  "$MB" "$fs_r2" "$(echo "$MB / $fs_r2" | bc -l)" "$what" "$raw_r" "$(echo "$MB / $raw_r" | bc -l)" \
+  "$(ratio "$raw_r" "$fs_r2")"
+printf 'daemon peak RSS: %d MB during the append, %d MB during the reads (bound: cache_mb 128 + pending_mb 8 + 32 = 168 MB)\n' \
+  "$rss_w" "$rss_r"
 
 # ---- 3. append-to-visible latency through tail -f on a second mount ------------------
 mount_fs lw; wmnt=$mnt
