@@ -35,11 +35,13 @@ uint64_t Kl_tv_text_len(const kl_object_meta *m)
     return m->size > shrink ? m->size - shrink : 0;
 }
 
+/* Room for `need` entries: exactly that many when a listing brings more
+ * than doubling would (the first listing of a big key costs 96 bytes per
+ * object, not up to twice that), doubling when a key grows by a few. */
 static int grow(kl_textview *tv, size_t need)
 {
     if (need <= tv->cap) return 0;
-    size_t cap = tv->cap ? tv->cap : 16;
-    while (cap < need) cap *= 2;
+    size_t cap = tv->cap * 2 > need ? tv->cap * 2 : need;
     kl_tentry *v = realloc(tv->v, cap * sizeof *v);
     if (!v) return -1;
     tv->v = v;

@@ -21,6 +21,8 @@ typedef struct kl_tentry {
     kl_object_meta m;
     uint64_t start; /* text position of its first record */
 } kl_tentry;
+/* SEMANTICS.md promises at most 100 bytes of index per object. */
+_Static_assert(sizeof(kl_tentry) <= 100, "a text view's index entry outgrew 100 bytes");
 
 /* Where a text position lies (Kl_tv_locate). */
 typedef enum { KL_LOC_OBJECT, KL_LOC_PENDING, KL_LOC_EOF } kl_loc_kind;
