@@ -235,8 +235,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     klfs *fs = FS(req);
     fhandle *fh = FH(fi);
     if (fh->snap) {
+        /* Replied from a copy: the kernel may wake the reader, which may
+         * close the file (release frees the snapshot on another thread),
+         * before our writev of the reply has returned. */
         size_t at = (uint64_t)off < fh->snap_len ? (size_t)off : fh->snap_len;
-        fuse_reply_buf(req, fh->snap + at, size < fh->snap_len - at ? size : fh->snap_len - at);
+        size_t n = size < fh->snap_len - at ? size : fh->snap_len - at;
+        char *copy = malloc(n ? n : 1);
+        if (!copy) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        memcpy(copy, fh->snap + at, n);
+        fuse_reply_buf(req, copy, n);
+        free(copy);
         return;
     }
     node *k = fh->n->kind == N_VIEW ? fh->n->base : fh->n;
