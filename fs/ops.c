@@ -5,9 +5,10 @@
  * tree is naturally inode-based -- nodes never go away, so an inode number
  * is just the node's address -- and because replies carry per-entry cache
  * timeouts and per-open flags (direct_io), which is how freshness for
- * `tail -f` is controlled.  Key files are opened with direct_io: the kernel
- * keeps no page cache for them, so a size or byte seen is at most
- * attr_timeout old, with no invalidation protocol to get wrong.
+ * `tail -f` is controlled.  Key files are opened with direct_io, except on
+ * read-only mounts (see open_node): the kernel keeps no page cache for
+ * them, so a size or byte seen is at most attr_timeout old, with no
+ * invalidation protocol to get wrong.
  *
  * Everything that would change existing data (truncate, unlink, rename,
  * rmdir, writes not at the end, chmod) fails with EPERM and changes nothing;
@@ -56,7 +57,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     /* O_TRUNC arrives with open(), so it can be refused there instead of
      * as a separate truncate that cannot tell `>` from `truncate`. */
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-    /* No page cache for data (direct_io), so no cache consistency games. */
+    /* Cached pages (read-only mounts only) are dropped when the size
+     * changes, which is the only way a key's bytes change there; an mtime
+     * change alone must not drop them. */
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
@@ -185,8 +188,17 @@ static int open_node(klfs *fs, node *n, int flags, struct fuse_file_info *fi)
     if (!fh) return -ENOMEM;
     fh->base = base;
     fi->fh = (uintptr_t)fh;
-    fi->direct_io = 1;
-    fi->keep_cache = 0;
+    /* On a read-only mount a key's bytes never change: no pending lines
+     * can move, compaction keeps every byte where it was, and the log only
+     * grows.  So its pages may stay in the kernel's cache across opens,
+     * and the kernel reads ahead in large requests; a new size (getattr,
+     * or a read past the cached end once attr_timeout passed) drops them.
+     * Everything else uses direct_io: lines this mount appended sit at the
+     * end until listed and may move then, and a view's start depends on
+     * when it is opened. */
+    int cached = fs->ro && n->kind == N_KEY;
+    fi->direct_io = !cached;
+    fi->keep_cache = cached;
     return 0;
 }
 

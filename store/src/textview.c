@@ -135,11 +135,16 @@ static kl_status copy_text(kl_textview *tv, kl_cobj *o, const kl_tentry *e, uint
     const uint8_t *body = o->body.data;
     size_t blen = o->body.len;
     uint64_t text = 0, bpos = 0, off = e->m.first_offset;
+    unsigned slot = KL_TV_HINTS;
     pthread_mutex_lock(&tv->mu);
-    if (tv->hint.first == e->m.first_offset + 1 && tv->hint.text <= at) {
-        text = tv->hint.text;
-        bpos = tv->hint.body;
-        off = tv->hint.offset;
+    for (unsigned i = 0; i < KL_TV_HINTS; i++) {
+        const struct kl_thint *h = &tv->hints[i];
+        if (h->first == e->m.first_offset + 1 && h->text <= at && h->text >= text) {
+            text = h->text;
+            bpos = h->body;
+            off = h->offset;
+            slot = i;
+        }
     }
     pthread_mutex_unlock(&tv->mu);
     size_t n = 0;
@@ -165,11 +170,10 @@ static kl_status copy_text(kl_textview *tv, kl_cobj *o, const kl_tentry *e, uint
     if (bpos >= blen && (off != e->m.last_offset + 1 || text != Kl_tv_text_len(&e->m)))
         return corrupt(tv, o, "does not hold the records its name says", err);
     if (n == 0 && len) return corrupt(tv, o, "ends before its text does", err);
+    /* The stream that used a hint moves it on; a new one takes a slot. */
     pthread_mutex_lock(&tv->mu);
-    tv->hint.first = e->m.first_offset + 1; /* 0: no hint */
-    tv->hint.text = text;
-    tv->hint.body = bpos;
-    tv->hint.offset = off;
+    if (slot == KL_TV_HINTS) slot = tv->next_hint++ % KL_TV_HINTS;
+    tv->hints[slot] = (struct kl_thint){e->m.first_offset + 1, text, bpos, off};
     pthread_mutex_unlock(&tv->mu);
     *copied = n;
     return KL_OK;

@@ -17,6 +17,8 @@
  * the text spends one '\n' where the object spends its 40-byte framing. */
 #define KL_TEXT_SHRINK (KL_RECORD_OVERHEAD - 1u)
 
+#define KL_TV_HINTS 8
+
 typedef struct kl_tentry {
     kl_object_meta m;
     uint64_t start; /* text position of its first record */
@@ -51,12 +53,14 @@ struct kl_textview {
         uint64_t last, text;
     } * mine;
     size_t n_mine, cap_mine;
-    /* Where the last read stopped, so that a sequential read continues
-     * there instead of walking the object from its start. */
-    struct {
+    /* Where recent reads stopped, so that a sequential read continues
+     * there instead of walking the object from its start.  Several, for
+     * several readers at once (and the kernel's parallel readahead). */
+    struct kl_thint {
         uint64_t first; /* that object's first offset + 1; 0: none */
         uint64_t text, body, offset;
-    } hint;
+    } hints[KL_TV_HINTS];
+    unsigned next_hint;        /* the slot a new stream takes */
     pthread_mutex_t list_mu;   /* serialises listings */
     pthread_mutex_t append_mu; /* keeps the tail in the writer's order */
 };
