@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +344,13 @@ int main(int argc, char **argv)
               .refresh_ms = 500,
               .attr_timeout = 0.5,
               .entry_timeout = 1.0};
+    /* Object bodies (up to a few MiB, fetched and freed all the time) get
+     * their own mappings, returned to the kernel when freed: glibc's
+     * adaptive threshold would otherwise serve them from the heap, whose
+     * fragments keep the daemon's memory well above the cache's bound
+     * (measured on RGW: a 256 MB scan peaked at 188 MB with cache_mb=128,
+     * 150 MB with this). */
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
     if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) != 0) return 2;
     if (o.help || o.version) {
         if (o.help)

@@ -113,9 +113,17 @@ static void prefetch_after(kl_textview *tv, size_t i)
     kl_tentry next[8];
     size_t want = sr->cfg.reader_readahead < 8 ? (size_t)sr->cfg.reader_readahead : 8;
     size_t n = Kl_tv_next(tv, i, next, want);
-    uint64_t budget = sr->cfg.reader_cache_bytes / 2;
+    if (n == 0) return;
+    uint64_t budget = sr->cfg.reader_cache_bytes / 2, at = next[0].m.first_offset;
+    pthread_mutex_lock(&tv->mu);
+    if (at < tv->ra_from) tv->ra_upto = 0; /* a reader went back */
+    uint64_t upto = tv->ra_upto;
+    tv->ra_from = at;
+    if (next[n - 1].m.first_offset > upto) tv->ra_upto = next[n - 1].m.first_offset;
+    pthread_mutex_unlock(&tv->mu);
     for (size_t j = 0; j < n && next[j].m.size <= budget; j++) {
         budget -= next[j].m.size;
+        if (next[j].m.first_offset <= upto) continue; /* hinted already */
         char *name = Kl_index_name(tv->dir, &next[j].m);
         if (name) Kl_readahead_push(sr->ra, name, &next[j].m);
         free(name);

@@ -60,7 +60,12 @@ struct kl_textview {
         uint64_t first; /* that object's first offset + 1; 0: none */
         uint64_t text, body, offset;
     } hints[KL_TV_HINTS];
-    unsigned next_hint;        /* the slot a new stream takes */
+    unsigned next_hint; /* the slot a new stream takes */
+    /* Readahead: objects up to first offset ra_upto were hinted by a
+     * reader at object ra_from; each object is hinted once, not at every
+     * read of the one before it.  A reader back before ra_from starts
+     * afresh. */
+    uint64_t ra_from, ra_upto;
     pthread_mutex_t list_mu;   /* serialises listings */
     pthread_mutex_t append_mu; /* keeps the tail in the writer's order */
 };

@@ -375,3 +375,25 @@ Test(textview, reads_count_in_the_readers_cache)
     cr_assert_eq(b.hits - a.hits, 1, "then a hit");
     kl_textview_close(tv);
 }
+
+Test(textview, a_scan_fetches_each_object_once)
+{
+    char lines[12][24];
+    const char *one[1];
+    for (int i = 0; i < 12; i++) {
+        snprintf(lines[i], sizeof lines[i], "object %d's line", i);
+        one[0] = lines[i];
+        put_lines(W, "k", one, 1, 100 + i, 0);
+    }
+    kl_textview *tv = open_view("k");
+    kl_cache_stats a, b;
+    kl_error err = {0};
+    cr_assert_eq(kl_reader_cache_stats(R, &a, &err), KL_OK);
+    size_t len;
+    char *t = read_text(tv, 3, &len); /* many reads per object */
+    free(t);
+    cr_assert_eq(kl_reader_cache_stats(R, &b, &err), KL_OK);
+    cr_assert_eq(b.misses - a.misses, 12, "one fetch per object, readahead included: %" PRIu64,
+                 b.misses - a.misses);
+    kl_textview_close(tv);
+}
