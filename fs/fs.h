@@ -40,7 +40,7 @@ struct node {
     node_kind kind;
     char *name;   /* keyspace, key, or full view name */
     node *parent; /* keyspace of a key/view; NULL for the root */
-    node *hnext;  /* hash chain of the (parent, name) table */
+    kl_hnode h;   /* in the (parent, name) table (nodes.c) */
     /* N_KEYSPACE */
     pthread_mutex_t mu; /* guards `created*` and `local_keys` */
     int created_known;  /* 1 marker read, -1 known absent, 0 unknown */
@@ -178,8 +178,7 @@ struct klfs {
     int64_t mount_ms;
     /* nodes.c */
     pthread_mutex_t nodes_mu;
-    node **buckets;
-    size_t nbuckets, nnodes;
+    kl_htab nodes;
     node *root;
     /* appender.c */
     pthread_mutex_t fh_mu;

@@ -4,8 +4,7 @@
  * ever removed (no unlink, rmdir or rename), so a node lives until unmount
  * and its address serves as its inode number: FORGET needs no bookkeeping
  * and an inode can never be reused for another name.  Nodes are found by
- * (parent, name) in one hash table -- this file's own: the library's
- * (htab.h) is internal to it, and front ends use only klstore.h.
+ * (parent, name) in the library's hash table (kl_htab).
  *
  * A node is created only for a name that exists in the store (or that this
  * mount creates), so failed lookups cost no memory.  Existence checks are
@@ -20,16 +19,11 @@
 
 #include "fs.h"
 
-static uint64_t fnv(uint64_t h, const char *s)
+/* Nodes are keyed by (parent, name): the parent's address seeds the hash. */
+static uint64_t name_hash(const node *parent, const char *name)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return h;
-}
-
-static size_t name_hash(const node *parent, const char *name)
-{
-    return (size_t)fnv(1469598103934665603ull ^ (uintptr_t)parent, name);
+    uintptr_t p = (uintptr_t)parent;
+    return kl_hash(name, strlen(name), kl_hash(&p, sizeof p, KL_HASH_SEED));
 }
 
 /* What stat and readdir show as inode numbers: a hash of the path, so a
@@ -39,9 +33,9 @@ static size_t name_hash(const node *parent, const char *name)
 ino_t nodes_path_ino(const char *ks, const char *name)
 {
     if (!name) return 1;
-    uint64_t h = fnv(1469598103934665603ull, ks ? ks : "");
-    h = fnv(h, "/");
-    h = fnv(h, name);
+    uint64_t h = kl_hash(ks ? ks : "", ks ? strlen(ks) : 0, KL_HASH_SEED);
+    h = kl_hash("/", 1, h);
+    h = kl_hash(name, strlen(name), h);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
@@ -54,11 +48,23 @@ static ino_t stable_ino(const node *n)
     return nodes_path_ino(n->parent->parent ? n->parent->name : NULL, n->name);
 }
 
+typedef struct node_key {
+    const node *parent;
+    const char *name;
+} node_key;
+
+static int node_eq(const kl_hnode *h, const void *key)
+{
+    const node *n = KL_HENTRY(h, node, h);
+    const node_key *k = key;
+    return n->parent == k->parent && strcmp(n->name, k->name) == 0;
+}
+
 static node *find_locked(klfs *fs, node *parent, const char *name)
 {
-    for (node *n = fs->buckets[name_hash(parent, name) % fs->nbuckets]; n; n = n->hnext)
-        if (n->parent == parent && strcmp(n->name, name) == 0) return n;
-    return NULL;
+    node_key k = {parent, name};
+    kl_hnode *h = kl_htab_find(&fs->nodes, name_hash(parent, name), node_eq, &k);
+    return h ? KL_HENTRY(h, node, h) : NULL;
 }
 
 static node *find(klfs *fs, node *parent, const char *name)
@@ -67,23 +73,6 @@ static node *find(klfs *fs, node *parent, const char *name)
     node *n = find_locked(fs, parent, name);
     pthread_mutex_unlock(&fs->nodes_mu);
     return n;
-}
-
-static void rehash_locked(klfs *fs)
-{
-    size_t nb = fs->nbuckets * 4;
-    node **b = calloc(nb, sizeof *b);
-    if (!b) return; /* keep the longer chains */
-    for (size_t i = 0; i < fs->nbuckets; i++)
-        for (node *n = fs->buckets[i], *next; n; n = next) {
-            next = n->hnext;
-            size_t h = name_hash(n->parent, n->name) % nb;
-            n->hnext = b[h];
-            b[h] = n;
-        }
-    free(fs->buckets);
-    fs->buckets = b;
-    fs->nbuckets = nb;
 }
 
 static node *node_new(node_kind kind, node *parent, const char *name)
@@ -130,11 +119,11 @@ static node *insert(klfs *fs, node *n)
         node_free(n);
         return old;
     }
-    if (fs->nnodes >= fs->nbuckets) rehash_locked(fs);
-    size_t h = name_hash(n->parent, n->name) % fs->nbuckets;
-    n->hnext = fs->buckets[h];
-    fs->buckets[h] = n;
-    fs->nnodes++;
+    if (kl_htab_insert(&fs->nodes, &n->h, name_hash(n->parent, n->name)) != 0) {
+        pthread_mutex_unlock(&fs->nodes_mu);
+        node_free(n);
+        return NULL;
+    }
     pthread_mutex_unlock(&fs->nodes_mu);
     return n;
 }
@@ -142,19 +131,18 @@ static node *insert(klfs *fs, node *n)
 void nodes_init(klfs *fs)
 {
     pthread_mutex_init(&fs->nodes_mu, NULL);
-    fs->nbuckets = 1024;
-    fs->buckets = calloc(fs->nbuckets, sizeof *fs->buckets);
+    kl_htab_init(&fs->nodes, 1024); /* on failure: found by nothing, ENOENT */
     fs->root = node_new(N_ROOT, NULL, "");
 }
 
 void nodes_free(klfs *fs)
 {
-    for (size_t i = 0; fs->buckets && i < fs->nbuckets; i++)
-        for (node *n = fs->buckets[i], *next; n; n = next) {
-            next = n->hnext;
-            node_free(n);
+    for (size_t i = 0; i < fs->nodes.n_buckets; i++)
+        for (kl_hnode *h = fs->nodes.buckets[i], *next; h; h = next) {
+            next = h->next;
+            node_free(KL_HENTRY(h, node, h));
         }
-    free(fs->buckets);
+    kl_htab_free(&fs->nodes);
     if (fs->root) node_free(fs->root);
 }
 
@@ -198,16 +186,9 @@ static int keyspace_exists(klfs *fs, node *probe)
 {
     keyspace_created(fs, probe);
     if (probe->created_known == 1) return 0;
-    const char *pfx = fs->cfg.store.object_prefix ? fs->cfg.store.object_prefix : "";
-    char *prefix;
-    if (asprintf(&prefix, "%s%s/", pfx, probe->name) < 0) return -ENOMEM;
-    kl_list_req req = {.prefix = prefix, .max_keys = 1};
-    kl_listing l;
-    kl_status st = kl_os_list(fs->os, &req, &l, NULL);
-    free(prefix);
+    int found = 0;
+    kl_status st = kl_keyspace_has_objects(fs->os, &fs->cfg.store, probe->name, &found, NULL);
     if (st) return -klfs_errno(st);
-    int found = l.n_objects > 0;
-    kl_listing_free(&l);
     return found ? 0 : -ENOENT;
 }
 
@@ -242,7 +223,7 @@ static int lookup_keyspace(klfs *fs, const char *name, node **out)
         return rc;
     }
     *out = insert(fs, n);
-    return 0;
+    return *out ? 0 : -ENOMEM;
 }
 
 static int lookup_view(klfs *fs, node *ks, const char *name, node **out)
@@ -259,7 +240,7 @@ static int lookup_view(klfs *fs, node *ks, const char *name, node **out)
     v->base = base;
     v->spec = spec;
     *out = insert(fs, v);
-    return 0;
+    return *out ? 0 : -ENOMEM;
 }
 
 static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
@@ -275,7 +256,7 @@ static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
     if (rc == -ENOENT) return lookup_view(fs, ks, name, out);
     if (rc) return rc;
     *out = insert(fs, k);
-    return 0;
+    return *out ? 0 : -ENOMEM;
 }
 
 node *nodes_find(klfs *fs, node *parent, const char *name) { return find(fs, parent, name); }
@@ -313,7 +294,7 @@ static int lookup_info(klfs *fs, node *parent, node_kind kind, const char *name,
     node *n = node_new(kind, parent, name);
     if (!n) return -ENOMEM;
     *out = insert(fs, n);
-    return 0;
+    return *out ? 0 : -ENOMEM;
 }
 
 int nodes_lookup(klfs *fs, node *parent, const char *name, node **out)
@@ -341,8 +322,7 @@ int nodes_mkkey(klfs *fs, node *ks, const char *name, node **out)
         return bad_name(name, -EINVAL);
     node *k = find(fs, ks, name);
     if (!k) {
-        if (!(k = key_new(fs, ks, name))) return -ENOMEM;
-        k = insert(fs, k);
+        if (!(k = key_new(fs, ks, name)) || !(k = insert(fs, k))) return -ENOMEM;
     }
     if (k->kind != N_KEY) return -EEXIST;
     pthread_mutex_lock(&ks->mu);
@@ -375,7 +355,7 @@ int nodes_mkkeyspace(klfs *fs, const char *name, node **out)
     n->created_known = 1;
     n->created = created;
     *out = insert(fs, n);
-    return 0;
+    return *out ? 0 : -ENOMEM;
 }
 
 static void set_times(struct stat *st, int64_t ms)

@@ -654,6 +654,10 @@ kl_status kl_validate_name(const char *what, const char *name, kl_error *err);
  * kl_strv_free(names, n). */
 kl_status kl_list_keyspaces(kl_objstore *os, const kl_store_config *cfg, char ***names, size_t *n,
                             kl_error *err);
+/* Whether anything is stored under keyspace (one LIST of one name): a
+ * keyspace written by a tool that made no marker still exists. */
+kl_status kl_keyspace_has_objects(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
+                                  int *yes, kl_error *err);
 /* Lists the keys of a keyspace that have data, sorted. */
 kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
                        char ***names, size_t *n, kl_error *err);
@@ -776,6 +780,45 @@ kl_status kl_reader_cache_stats(kl_reader *r, kl_cache_stats *out, kl_error *err
 /* ------------------------------------------------------------------ */
 /* Small helpers shared by the front ends                              */
 /* ------------------------------------------------------------------ */
+
+/* A hash table (the library's one, for front ends too): intrusive,
+ * chained, growing.  Entries embed a kl_hnode and keep their own keys, so
+ * the table copies nothing and allocates nothing per entry.  The caller
+ * computes the hash (kl_hash) and supplies equality at lookup; entries
+ * with equal hashes are told apart by it.  The table doubles when it holds
+ * as many entries as buckets; if that allocation fails the chains just get
+ * longer, so insertion never fails.  Not thread-safe: each owner guards
+ * its table with its own lock.  The entries belong to the caller. */
+typedef struct kl_hnode {
+    struct kl_hnode *next; /* chain, owned by the table */
+    uint64_t hash;
+} kl_hnode;
+typedef struct kl_htab {
+    kl_hnode **buckets;
+    size_t n_buckets; /* a power of two */
+    size_t count;
+} kl_htab;
+/* The entry of type T whose kl_hnode member `field` is at n. */
+#define KL_HENTRY(n, T, field) ((T *)((char *)(n)-offsetof(T, field)))
+/* 0, or -1 when out of memory.  `initial` is rounded up to a power of 2.
+ * A zeroed kl_htab is an empty table too (buckets come with the first
+ * insertion). */
+int kl_htab_init(kl_htab *t, size_t initial);
+/* Frees the buckets only. */
+void kl_htab_free(kl_htab *t);
+/* 0; -1 only for the first insertion into a zeroed table when out of
+ * memory (a table with buckets never refuses one). */
+int kl_htab_insert(kl_htab *t, kl_hnode *n, uint64_t hash);
+/* n must be in t. */
+void kl_htab_remove(kl_htab *t, kl_hnode *n);
+/* The first entry with this hash for which eq(entry, key) is true. */
+kl_hnode *kl_htab_find(const kl_htab *t, uint64_t hash,
+                       int (*eq)(const kl_hnode *n, const void *key), const void *key);
+/* FNV-1a of n bytes continuing from h (KL_HASH_SEED to start): stable
+ * across runs, machines and versions (inode numbers and writer threads
+ * are chosen with it), which hashes with random seeds are not. */
+#define KL_HASH_SEED 0xcbf29ce484222325ULL
+uint64_t kl_hash(const void *p, size_t n, uint64_t h);
 
 /* Milliseconds since the Unix epoch from the system clock. */
 int64_t kl_now_ms(void);

@@ -41,7 +41,6 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "htab.h"
 #include "klstore.h"
 #include "workpool.h"
 

@@ -1,7 +1,7 @@
 /* batch_keys.c -- what the batching writer holds per key: queued appends,
  * and each writer thread's table of key batches.
  *
- * The table is the library's hash table (htab.h) keyed by the hash below,
+ * The table is the library's hash table (klstore.h kl_htab) keyed by the hash below,
  * whose high bits pick the thread and low bits the bucket, so a thread's
  * keys spread over all its buckets.  A key's batch lives only while it
  * holds records or an error still to report, so the table's memory
@@ -82,9 +82,9 @@ static void appends_free(queued_append *qa)
     }
 }
 
-int Kl_batch_keys_init(writer_thread *t) { return Kl_htab_init(&t->keys, INITIAL_BUCKETS); }
+int Kl_batch_keys_init(writer_thread *t) { return kl_htab_init(&t->keys, INITIAL_BUCKETS); }
 
-void Kl_batch_keys_free(writer_thread *t) { Kl_htab_free(&t->keys); }
+void Kl_batch_keys_free(writer_thread *t) { kl_htab_free(&t->keys); }
 
 size_t Kl_batch_keys_count(const writer_thread *t) { return t->keys.count; }
 
@@ -103,7 +103,7 @@ static int key_eq(const kl_hnode *n, const void *arg)
 key_batch *Kl_batch_key_find(writer_thread *t, uint64_t hash, const char *keyspace, const char *key)
 {
     key_name name = {keyspace, key};
-    kl_hnode *n = Kl_htab_find(&t->keys, hash, key_eq, &name);
+    kl_hnode *n = kl_htab_find(&t->keys, hash, key_eq, &name);
     return n ? KL_HENTRY(n, key_batch, node) : NULL;
 }
 
@@ -117,7 +117,7 @@ key_batch *Kl_batch_key_get(writer_thread *t, const queued_append *qa)
         free(kb);
         return NULL;
     }
-    Kl_htab_insert(&t->keys, &kb->node, qa->hash);
+    kl_htab_insert(&t->keys, &kb->node, qa->hash);
     return kb;
 }
 
@@ -130,7 +130,7 @@ void Kl_batch_key_clear(key_batch *kb)
 
 void Kl_batch_key_drop(writer_thread *t, key_batch *kb)
 {
-    Kl_htab_remove(&t->keys, &kb->node);
+    kl_htab_remove(&t->keys, &kb->node);
     appends_free(kb->head);
     free(kb->keyspace);
     free(kb->key);
@@ -144,7 +144,7 @@ void Kl_batch_key_release_if_idle(writer_thread *t, key_batch *kb)
     Kl_batch_key_drop(t, kb);
 }
 
-/* htab.h has no iterator, so this walks its buckets: fn may remove the
+/* kl_htab has no iterator, so this walks its buckets: fn may remove the
  * key it is given (the chain's next is read first) but never inserts, so
  * the table does not grow under the walk. */
 void Kl_batch_keys_each(writer_thread *t, void (*fn)(writer_thread *, key_batch *, void *),

@@ -42,7 +42,7 @@
 #define MAX_WRITER_THREADS   1024
 #define MAX_WRITES_IN_FLIGHT 256
 
-/* Threads use the high bits, the key table (htab.h) the low ones, so that
+/* Threads use the high bits, the key table (klstore.h kl_htab) the low ones, so that
  * a thread's keys still spread over all its buckets. */
 static writer_thread *thread_for(batch_writer *bw, uint64_t hash)
 {

@@ -6,8 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KL_HASH_SEED 0xcbf29ce484222325ULL
+#include "klstore.h"
 
+/* kl_hash (klstore.h), inline for the hot paths. */
 static inline uint64_t Kl_hash(const void *p, size_t n, uint64_t h)
 {
     const unsigned char *b = (const unsigned char *)p;

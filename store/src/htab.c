@@ -1,11 +1,14 @@
-/* htab.c -- the intrusive chained hash table of htab.h.  Bucket index is
- * the hash's low bits: callers that also split by the high bits (the
- * batching writer picks a thread with them) keep all buckets in use. */
+/* htab.c -- the library's one hash table (klstore.h kl_htab) and its
+ * hash.  Bucket index is the hash's low bits: callers that also split by
+ * the high bits (the batching writer picks a thread with them) keep all
+ * buckets in use. */
 #include <stdlib.h>
 
-#include "htab.h"
+#include "hash.h"
 
-int Kl_htab_init(kl_htab *t, size_t initial)
+uint64_t kl_hash(const void *p, size_t n, uint64_t h) { return Kl_hash(p, n, h); }
+
+int kl_htab_init(kl_htab *t, size_t initial)
 {
     size_t n = 8;
     while (n < initial) n *= 2;
@@ -15,7 +18,7 @@ int Kl_htab_init(kl_htab *t, size_t initial)
     return t->buckets ? 0 : -1;
 }
 
-void Kl_htab_free(kl_htab *t)
+void kl_htab_free(kl_htab *t)
 {
     free(t->buckets);
     *t = (kl_htab){0};
@@ -23,7 +26,7 @@ void Kl_htab_free(kl_htab *t)
 
 static void grow(kl_htab *t)
 {
-    size_t n = t->n_buckets * 2;
+    size_t n = t->n_buckets ? t->n_buckets * 2 : 8;
     kl_hnode **b = calloc(n, sizeof *b);
     if (!b) return; /* longer chains, still correct */
     for (size_t i = 0; i < t->n_buckets; i++) {
@@ -38,17 +41,19 @@ static void grow(kl_htab *t)
     t->n_buckets = n;
 }
 
-void Kl_htab_insert(kl_htab *t, kl_hnode *n, uint64_t hash)
+int kl_htab_insert(kl_htab *t, kl_hnode *n, uint64_t hash)
 {
     if (t->count >= t->n_buckets) grow(t);
+    if (t->n_buckets == 0) return -1; /* a zeroed table, out of memory */
     kl_hnode **head = &t->buckets[hash & (t->n_buckets - 1)];
     n->hash = hash;
     n->next = *head;
     *head = n;
     t->count++;
+    return 0;
 }
 
-void Kl_htab_remove(kl_htab *t, kl_hnode *n)
+void kl_htab_remove(kl_htab *t, kl_hnode *n)
 {
     kl_hnode **pp = &t->buckets[n->hash & (t->n_buckets - 1)];
     while (*pp != n) pp = &(*pp)->next;
@@ -57,9 +62,10 @@ void Kl_htab_remove(kl_htab *t, kl_hnode *n)
     t->count--;
 }
 
-kl_hnode *Kl_htab_find(const kl_htab *t, uint64_t hash,
+kl_hnode *kl_htab_find(const kl_htab *t, uint64_t hash,
                        int (*eq)(const kl_hnode *n, const void *key), const void *key)
 {
+    if (t->n_buckets == 0) return NULL;
     for (kl_hnode *e = t->buckets[hash & (t->n_buckets - 1)]; e; e = e->next)
         if (e->hash == hash && eq(e, key)) return e;
     return NULL;

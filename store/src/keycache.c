@@ -1,11 +1,10 @@
 /* keycache.c -- bounded LRU of per-key writer state (see keycache.h):
- * the library's hash table (htab.h) for lookup plus a doubly linked list
+ * the library's hash table (klstore.h kl_htab) for lookup plus a doubly linked list
  * for recency. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "htab.h"
 #include "keycache.h"
 
 typedef struct node {
@@ -61,7 +60,7 @@ kl_keycache *Kl_keycache_new(size_t max_keys)
     kl_keycache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->max = max_keys ? max_keys : 1;
-    if (Kl_htab_init(&c->table, 64)) {
+    if (kl_htab_init(&c->table, 64)) {
         free(c);
         return NULL;
     }
@@ -91,7 +90,7 @@ static void unlink_recency(kl_keycache *c, node *n)
 /* Removes n from its chain and the recency list; returns its state. */
 static kl_keystate *remove_node(kl_keycache *c, node *n)
 {
-    Kl_htab_remove(&c->table, &n->h);
+    kl_htab_remove(&c->table, &n->h);
     unlink_recency(c, n);
     c->count--;
     kl_keystate *s = n->s;
@@ -104,7 +103,7 @@ kl_keystate *Kl_keycache_take(kl_keycache *c, const char *id)
 {
     pthread_mutex_lock(&c->mu);
     kl_keystate *s = NULL;
-    kl_hnode *h = Kl_htab_find(&c->table, id_hash(id), id_eq, id);
+    kl_hnode *h = kl_htab_find(&c->table, id_hash(id), id_eq, id);
     if (h) s = remove_node(c, KL_HENTRY(h, node, h));
     pthread_mutex_unlock(&c->mu);
     return s;
@@ -120,7 +119,7 @@ void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s)
     }
     n->s = s;
     pthread_mutex_lock(&c->mu);
-    Kl_htab_insert(&c->table, &n->h, id_hash(id));
+    kl_htab_insert(&c->table, &n->h, id_hash(id));
     n->older = c->newest;
     if (c->newest)
         c->newest->newer = n;
@@ -155,7 +154,7 @@ void Kl_keycache_free(kl_keycache *c)
 {
     if (!c) return;
     while (c->oldest) Kl_keystate_free(remove_node(c, c->oldest));
-    Kl_htab_free(&c->table);
+    kl_htab_free(&c->table);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

@@ -119,6 +119,25 @@ kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg, const char *
     return finish(&s, st, names, n);
 }
 
+kl_status kl_keyspace_has_objects(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
+                                  int *yes, kl_error *err)
+{
+    kl_status st = kl_validate_name("keyspace", keyspace, err);
+    if (st) return st;
+    char *prefix =
+        Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "", keyspace, "");
+    if (!prefix) return kl_seterr(err, KL_ENOMEM, "out of memory");
+    prefix[strlen(prefix) - 1] = 0; /* "{p}{ks}//" -> "{p}{ks}/" */
+    kl_list_req req = {.prefix = prefix, .max_keys = 1};
+    kl_listing l;
+    st = kl_os_list(os, &req, &l, err);
+    free(prefix);
+    if (st) return st;
+    *yes = l.n_objects > 0;
+    kl_listing_free(&l);
+    return KL_OK;
+}
+
 static char *key_dir(const kl_store_config *cfg, const char *keyspace, const char *key,
                      kl_error *err)
 {

@@ -1,5 +1,5 @@
 /* objcache.c -- byte-bounded LRU of fetched objects (see objcache.h):
- * the library's hash table (htab.h) finds an object by name, a doubly
+ * the library's hash table (klstore.h kl_htab) finds an object by name, a doubly
  * linked list keeps recency.  An object is in both or in neither. */
 #include <inttypes.h>
 #include <pthread.h>
@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "hash.h"
-#include "htab.h"
 #include "objcache.h"
 
 struct kl_objcache {
@@ -23,7 +22,7 @@ kl_objcache *Kl_objcache_new(uint64_t max_bytes)
 {
     kl_objcache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    if (Kl_htab_init(&c->by_name, 64)) {
+    if (kl_htab_init(&c->by_name, 64)) {
         free(c);
         return NULL;
     }
@@ -78,7 +77,7 @@ static void unlink_obj(kl_objcache *c, kl_cobj *o)
     o->older = o->newer = NULL;
     c->bytes -= o->len;
     c->objects--;
-    Kl_htab_remove(&c->by_name, &o->h);
+    kl_htab_remove(&c->by_name, &o->h);
 }
 
 static void push_newest(kl_objcache *c, kl_cobj *o)
@@ -93,7 +92,7 @@ static void push_newest(kl_objcache *c, kl_cobj *o)
     c->bytes += o->len;
     c->objects++;
     o->linked = 1;
-    Kl_htab_insert(&c->by_name, &o->h, o->name_hash);
+    kl_htab_insert(&c->by_name, &o->h, o->name_hash);
 }
 
 /* What an object costs the cache: its body (records are never decoded
@@ -156,7 +155,7 @@ static int name_eq(const kl_hnode *h, const void *name)
 static kl_cobj *find(kl_objcache *c, const char *name)
 {
     kl_hnode *h =
-        Kl_htab_find(&c->by_name, Kl_hash(name, strlen(name), KL_HASH_SEED), name_eq, name);
+        kl_htab_find(&c->by_name, Kl_hash(name, strlen(name), KL_HASH_SEED), name_eq, name);
     return h ? KL_HENTRY(h, kl_cobj, h) : NULL;
 }
 
@@ -258,7 +257,7 @@ void Kl_objcache_free(kl_objcache *c)
         unlink_obj(c, o);
         Kl_cobj_release(o);
     }
-    Kl_htab_free(&c->by_name);
+    kl_htab_free(&c->by_name);
     pthread_cond_destroy(&c->loaded);
     pthread_mutex_destroy(&c->mu);
     free(c);

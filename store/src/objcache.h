@@ -12,7 +12,6 @@
 #define KL_OBJCACHE_H
 #include <stdatomic.h>
 
-#include "htab.h"
 #include "klstore.h"
 
 typedef struct kl_cobj {

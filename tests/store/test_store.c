@@ -809,6 +809,12 @@ Test(store, list_keys_and_objects)
     cr_assert_str_eq(names[0], "k1");
     cr_assert_str_eq(names[1], "k2");
     kl_strv_free(names, n);
+    int yes = -1;
+    cr_assert_eq(kl_keyspace_has_objects(T.os, &T.cfg, "ks", &yes, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(yes, 1);
+    cr_assert_eq(kl_keyspace_has_objects(T.os, &T.cfg, "k", &yes, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(yes, 0, "a prefix of a keyspace's name is not that keyspace");
+    cr_assert_eq(kl_keyspace_has_objects(T.os, &T.cfg, "bad/ks", &yes, &err), KL_EINVAL);
     kl_object_meta *v;
     cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k1", 0, 0, &v, &n, &err), KL_OK);
     cr_assert_eq(n, 4);
