@@ -12,8 +12,11 @@
  * wrapper that hides its mmap so reads go through GET and the readahead
  * threads (the S3 path).  In that second run odd appenders write through a
  * second store writer with its own key cache, as another process would:
- * the two race for the same keys' slots (tail.c).  Exit 0 on success, 1
- * with a message otherwise. */
+ * the two race for the same keys' slots (tail.c).  TEXT_READERS more
+ * threads read the same keys as bytes through shared text views (one per
+ * key: its index, read hints and readahead hints under contention),
+ * checking that every line is whole and each appender's numbers increase.
+ * Exit 0 on success, 1 with a message otherwise. */
 #define _GNU_SOURCE
 #include <ftw.h>
 #include <inttypes.h>
@@ -32,11 +35,13 @@
 #define READERS      3
 #define KEYS         6
 #define PER_APPENDER 1500
+#define TEXT_READERS 2
 
 static kl_objstore *os;
 static kl_store_config cfg;
 static kl_writer *batch, *batch2;
 static kl_reader *reader;
+static kl_textview *views[KEYS];
 static atomic_int done;
 static char failure[512];
 static pthread_mutex_t fail_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -129,6 +134,53 @@ static void *reader_thread(void *arg)
     return NULL;
 }
 
+/* One pass over key k's text in chunks of random size: every line must be
+ * "a<id>-<n>" with n increasing per appender.  Returns the line count. */
+static uint64_t read_text(int k, unsigned *seed)
+{
+    int last[APPENDERS];
+    for (int i = 0; i < APPENDERS; i++) last[i] = -1;
+    char line[64];
+    size_t llen = 0;
+    uint64_t pos = 0, lines = 0;
+    char buf[4096];
+    for (;;) {
+        size_t want = 1 + (seed ? (size_t)(rand_r(seed) % (int)sizeof buf) : sizeof buf - 1);
+        size_t got = 0;
+        kl_error err = {0};
+        if (kl_textview_read(views[k], pos, buf, want, 0, &got, &err) != KL_OK) {
+            fail("text k%d at %" PRIu64 ": %s", k, pos, err.msg);
+            return lines;
+        }
+        if (got == 0) break;
+        pos += got;
+        for (size_t i = 0; i < got; i++) {
+            if (buf[i] != '\n') {
+                if (llen + 1 < sizeof line) line[llen++] = buf[i];
+                continue;
+            }
+            line[llen] = 0;
+            int a, n;
+            if (sscanf(line, "a%d-%d", &a, &n) != 2 || a < 0 || a >= APPENDERS || n <= last[a]) {
+                fail("text k%d: line %" PRIu64 " '%s' out of order", k, lines + 1, line);
+                return lines;
+            }
+            last[a] = n;
+            llen = 0;
+            lines++;
+        }
+    }
+    if (llen) fail("text k%d ends inside a line", k);
+    return lines;
+}
+
+static void *text_reader(void *arg)
+{
+    unsigned seed = (unsigned)(intptr_t)arg;
+    while (!atomic_load(&done) && !failure[0]) read_text(rand_r(&seed) % KEYS, &seed);
+    return NULL;
+}
+
 static int rm_cb(const char *p, const struct stat *sb, int f, struct FTW *ftw)
 {
     (void)sb;
@@ -171,24 +223,39 @@ static int run(int remote_like)
         fprintf(stderr, "tsan_stress: setup: %s\n", err.msg);
         return 1;
     }
-    pthread_t a[APPENDERS], r[READERS];
+    for (int k = 0; k < KEYS; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", k);
+        if (kl_textview_open(reader, "ks", key, &views[k], &err) != KL_OK) {
+            fprintf(stderr, "tsan_stress: setup: %s\n", err.msg);
+            return 1;
+        }
+    }
+    pthread_t a[APPENDERS], r[READERS], t[TEXT_READERS];
     for (int i = 0; i < READERS; i++)
         pthread_create(&r[i], NULL, reader_thread, (void *)(intptr_t)(i + 1));
+    for (int i = 0; i < TEXT_READERS; i++)
+        pthread_create(&t[i], NULL, text_reader, (void *)(intptr_t)(i + 100));
     for (int i = 0; i < APPENDERS; i++) pthread_create(&a[i], NULL, appender, (void *)(intptr_t)i);
     for (int i = 0; i < APPENDERS; i++) pthread_join(a[i], NULL);
     if (kl_flush_all(batch, &err) != KL_OK) fail("flush_all: %s", err.msg);
     if (batch2 && kl_flush_all(batch2, &err) != KL_OK) fail("flush_all: %s", err.msg);
     atomic_store(&done, 1);
     for (int i = 0; i < READERS; i++) pthread_join(r[i], NULL);
+    for (int i = 0; i < TEXT_READERS; i++) pthread_join(t[i], NULL);
 
-    uint64_t total = 0;
+    uint64_t total = 0, text_total = 0;
     for (int k = 0; k < KEYS && !failure[0]; k++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", k);
         total += read_key(key, 1000);
+        text_total += read_text(k, NULL);
     }
     if (!failure[0] && total != (uint64_t)APPENDERS * PER_APPENDER)
         fail("read back %" PRIu64 " records, appended %d", total, APPENDERS * PER_APPENDER);
+    if (!failure[0] && text_total != total)
+        fail("the text views show %" PRIu64 " lines, the pages %" PRIu64, text_total, total);
+    for (int k = 0; k < KEYS; k++) kl_textview_close(views[k]);
     kl_writer_destroy(batch);
     kl_writer_destroy(store);
     kl_writer_destroy(batch2);
@@ -203,9 +270,9 @@ static int run(int remote_like)
         return 1;
     }
     printf("tsan_stress: %s store: %" PRIu64 " records appended by %d threads%s and read back "
-           "exactly once while %d readers raced compaction\n",
+           "exactly once while %d readers and %d text readers raced compaction\n",
            remote_like ? "remote-like" : "local", total, APPENDERS,
-           remote_like ? " through two store writers" : "", READERS);
+           remote_like ? " through two store writers" : "", READERS, TEXT_READERS);
     return 0;
 }
 
