@@ -104,17 +104,28 @@ kl_status kl_list_keyspaces(kl_objstore *os, const kl_store_config *cfg, char **
     return finish(&s, st, names, n);
 }
 
+/* "{prefix}{keyspace}/", everything stored under a keyspace; NULL with
+ * err set for a bad name or no memory. */
+static char *keyspace_dir(const kl_store_config *cfg, const char *keyspace, kl_error *err)
+{
+    if (kl_validate_name("keyspace", keyspace, err) != KL_OK) return NULL;
+    char *prefix =
+        Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "", keyspace, "");
+    if (!prefix) {
+        kl_seterr(err, KL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    prefix[strlen(prefix) - 1] = 0; /* "{p}{ks}//" -> "{p}{ks}/" */
+    return prefix;
+}
+
 kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
                        char ***names, size_t *n, kl_error *err)
 {
-    kl_status st = kl_validate_name("keyspace", keyspace, err);
-    if (st) return st;
-    char *prefix =
-        Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "", keyspace, "");
-    if (!prefix) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    prefix[strlen(prefix) - 1] = 0; /* "{p}{ks}//" -> "{p}{ks}/" */
+    char *prefix = keyspace_dir(cfg, keyspace, err);
+    if (!prefix) return err ? err->code : KL_EINVAL;
     strv s = {0};
-    st = list_names(os, prefix, NULL, &s, err);
+    kl_status st = list_names(os, prefix, NULL, &s, err);
     free(prefix);
     return finish(&s, st, names, n);
 }
@@ -122,15 +133,11 @@ kl_status kl_list_keys(kl_objstore *os, const kl_store_config *cfg, const char *
 kl_status kl_keyspace_has_objects(kl_objstore *os, const kl_store_config *cfg, const char *keyspace,
                                   int *yes, kl_error *err)
 {
-    kl_status st = kl_validate_name("keyspace", keyspace, err);
-    if (st) return st;
-    char *prefix =
-        Kl_layout_key_dir(cfg && cfg->object_prefix ? cfg->object_prefix : "", keyspace, "");
-    if (!prefix) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    prefix[strlen(prefix) - 1] = 0; /* "{p}{ks}//" -> "{p}{ks}/" */
+    char *prefix = keyspace_dir(cfg, keyspace, err);
+    if (!prefix) return err ? err->code : KL_EINVAL;
     kl_list_req req = {.prefix = prefix, .max_keys = 1};
     kl_listing l;
-    st = kl_os_list(os, &req, &l, err);
+    kl_status st = kl_os_list(os, &req, &l, err);
     free(prefix);
     if (st) return st;
     *yes = l.n_objects > 0;
