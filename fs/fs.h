@@ -77,12 +77,14 @@ int nodes_stat(klfs *fs, node *n, int64_t view_base, struct stat *st);
 /* Text position where view v starts (its start record's first byte, or
  * the end of the log when no record qualifies); 0 or -errno. */
 int nodes_view_base(klfs *fs, node *v, uint64_t *pos);
-/* Refreshes the keys `names` of keyspace ks in parallel
- * (kl_textview_refresh_many), making the nodes of those not known yet, so
- * that stat-ing many keys (ls -l, readdirplus) costs one round trip per
- * key, overlapped.  Keys without data get no node.  Best effort: a key
- * whose listing failed is left to its own lookup. */
-void nodes_preload(klfs *fs, node *ks, char *const *names, size_t n);
+/* Unless the first n of `names` (keys of keyspace ks) are all known and
+ * listed within refresh_ms, refreshes the first max(n, ahead) of them in
+ * parallel (kl_textview_refresh_many, 16 in flight), making the nodes of
+ * those not known yet: stat-ing many keys (ls -l, readdirplus) costs one
+ * round trip per key, overlapped, in batches larger than one reply.  Keys
+ * without data get no node.  Best effort: a key whose listing failed is
+ * left to its own lookup. */
+void nodes_preload(klfs *fs, node *ks, char *const *names, size_t n, size_t ahead);
 /* The node for name under parent if one was made, else NULL (no request). */
 node *nodes_find(klfs *fs, node *parent, const char *name);
 /* Directory listing as a NULL-terminated name vector (free with

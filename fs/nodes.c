@@ -261,8 +261,24 @@ static int lookup_key(klfs *fs, node *ks, const char *name, node **out)
 
 node *nodes_find(klfs *fs, node *parent, const char *name) { return find(fs, parent, name); }
 
-void nodes_preload(klfs *fs, node *ks, char *const *names, size_t n)
+/* Whether every name already has a key node listed within refresh_ms. */
+static int all_fresh(klfs *fs, node *ks, char *const *names, size_t n)
 {
+    int64_t now = kl_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        node *key = find(fs, ks, names[i]);
+        if (!key || key->kind != N_KEY) return 0;
+        kl_textview_info info;
+        kl_textview_stat(key->tv, &info);
+        if (!info.loaded || now - info.listed_ms >= fs->refresh_ms) return 0;
+    }
+    return 1;
+}
+
+void nodes_preload(klfs *fs, node *ks, char *const *names, size_t n, size_t ahead)
+{
+    if (all_fresh(fs, ks, names, n)) return;
+    n = ahead > n ? ahead : n;
     node **keys = calloc(n ? n : 1, sizeof *keys);
     kl_textview **tvs = calloc(n ? n : 1, sizeof *tvs);
     size_t k = 0;
@@ -274,7 +290,7 @@ void nodes_preload(klfs *fs, node *ks, char *const *names, size_t n)
         tvs[k++] = key->tv;
     }
     kl_error err = {0};
-    if (k) kl_textview_refresh_many(tvs, k, fs->refresh_ms, 0, &err);
+    if (k) kl_textview_refresh_many(tvs, k, fs->refresh_ms, 16, &err);
     for (size_t i = 0; i < k; i++) {
         if (find(fs, ks, keys[i]->name) == keys[i]) continue; /* known already */
         kl_textview_info info;

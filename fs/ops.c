@@ -399,7 +399,10 @@ static void reply_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     size_t first = off > 2 ? (size_t)off - 2 : 0;
     if (plus && dir->kind == N_KEYSPACE && first < d->n) {
         size_t fit = size / 160 + 1; /* an entry with attributes is ~160 bytes */
-        nodes_preload(fs, dir, d->names + first, d->n - first < fit ? d->n - first : fit);
+        size_t left = d->n - first;
+        /* The kernel asks a page of entries at a time: list well ahead of
+         * it, so that the round trips overlap in batches of many keys. */
+        nodes_preload(fs, dir, d->names + first, left < fit ? left : fit, left < 256 ? left : 256);
     }
     size_t used = 0;
     for (size_t i = (size_t)off; i < d->n + 2; i++) {

@@ -766,6 +766,7 @@ typedef struct kl_textview_info {
     int64_t first_timestamp, last_timestamp; /* 0 when empty */
     int64_t mtime;                           /* newest record or local append, ms */
     int loaded;                              /* listed at least once */
+    int64_t listed_ms;                       /* kl_mono_ms of the newest listing (0: never) */
 } kl_textview_info;
 /* What the view knows now (no request). */
 void kl_textview_stat(kl_textview *tv, kl_textview_info *out);

@@ -301,6 +301,7 @@ void kl_textview_stat(kl_textview *tv, kl_textview_info *out)
     s.pending = tv->pend_len;
     s.objects = tv->n;
     s.loaded = tv->loaded;
+    s.listed_ms = tv->refreshed_ms;
     if (tv->n) {
         const kl_object_meta *last = &tv->v[tv->n - 1].m;
         s.next_offset = last->last_offset + 1;
