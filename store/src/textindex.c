@@ -62,13 +62,27 @@ static void pending_retire(kl_textview *tv, uint64_t bytes)
 }
 
 /* Replaces entries [keep, n) by the listing `res` (which starts at entry
- * keep's first offset, or at offset 1 when keep == 0). */
+ * keep's first offset, or at offset 1 when keep == 0).
+ *
+ * Entries beyond the listing's end are kept when they continue it: the
+ * log never loses objects at its end, so a listing that ends earlier is
+ * only older than what we know -- it was made while the writer reported
+ * its newest object (kl_textview_published), whose lines left the pending
+ * tail then and would otherwise vanish until the next listing. */
 static kl_status splice_listing(kl_textview *tv, size_t keep, const kl_object_meta *res,
                                 size_t nres)
 {
     pthread_mutex_lock(&tv->mu);
     uint64_t start = keep < tv->n ? tv->v[keep].start : 0;
-    if (grow(tv, keep + nres) != 0) {
+    uint64_t end = nres ? res[nres - 1].last_offset : keep ? tv->v[keep - 1].m.last_offset : 0;
+    size_t s0 = keep;
+    while (s0 < tv->n && tv->v[s0].m.first_offset <= end) s0++;
+    size_t nsave = tv->n - s0;
+    kl_tentry *save = nsave ? malloc(nsave * sizeof *save) : NULL;
+    if (save) memcpy(save, tv->v + s0, nsave * sizeof *save);
+    if (!save) nsave = 0;
+    if (grow(tv, keep + nres + nsave) != 0) {
+        free(save);
         pthread_mutex_unlock(&tv->mu);
         return KL_ENOMEM;
     }
@@ -79,6 +93,14 @@ static kl_status splice_listing(kl_textview *tv, size_t keep, const kl_object_me
         e->start = start;
         start += Kl_tv_text_len(&res[j]);
     }
+    for (size_t j = 0; j < nsave; j++) {
+        uint64_t next = tv->n ? tv->v[tv->n - 1].m.last_offset + 1 : 1;
+        if (save[j].m.first_offset != next) break; /* not contiguous: the next listing */
+        save[j].start = start;
+        tv->v[tv->n++] = save[j];
+        start += Kl_tv_text_len(&save[j].m);
+    }
+    free(save);
     /* Our published objects that this listing covers leave the tail. */
     uint64_t listed = tv->n ? tv->v[tv->n - 1].m.last_offset : 0;
     size_t done = 0;
@@ -102,6 +124,7 @@ static kl_status resync_locked(kl_textview *tv, size_t i, kl_error *err)
     for (;;) {
         pthread_mutex_lock(&tv->mu);
         size_t n = tv->n;
+        if (n && i >= n) i = n - 1; /* another resync shrank the index */
         uint64_t first = i < n ? tv->v[i].m.first_offset : 0;
         pthread_mutex_unlock(&tv->mu);
         if (n == 0) i = 0;

@@ -117,17 +117,22 @@ static void prefetch_after(kl_textview *tv, size_t i)
     uint64_t budget = sr->cfg.reader_cache_bytes / 2, at = next[0].m.first_offset;
     pthread_mutex_lock(&tv->mu);
     if (at < tv->ra_from) tv->ra_upto = 0; /* a reader went back */
-    uint64_t upto = tv->ra_upto;
+    uint64_t upto = tv->ra_upto, pushed = 0;
     tv->ra_from = at;
-    if (next[n - 1].m.first_offset > upto) tv->ra_upto = next[n - 1].m.first_offset;
     pthread_mutex_unlock(&tv->mu);
     for (size_t j = 0; j < n && next[j].m.size <= budget; j++) {
         budget -= next[j].m.size;
+        pushed = next[j].m.first_offset;
         if (next[j].m.first_offset <= upto) continue; /* hinted already */
         char *name = Kl_index_name(tv->dir, &next[j].m);
         if (name) Kl_readahead_push(sr->ra, name, &next[j].m);
         free(name);
     }
+    /* Only what was handed over counts as hinted: objects beyond the
+     * cache's budget are hinted when the reader gets closer. */
+    pthread_mutex_lock(&tv->mu);
+    if (pushed > tv->ra_upto) tv->ra_upto = pushed;
+    pthread_mutex_unlock(&tv->mu);
 }
 
 static kl_status corrupt(kl_textview *tv, const kl_cobj *o, const char *why, kl_error *err)
@@ -160,7 +165,8 @@ static kl_status copy_text(kl_textview *tv, kl_cobj *o, const kl_tentry *e, uint
         uint32_t plen;
         if (!Kl_codec_framed(body, blen, bpos, &plen))
             return Kl_codec_frame_error(body, blen, bpos, o->name, err);
-        if (Kl_le64(body + bpos) != off) return corrupt(tv, o, "has records out of order", err);
+        if (Kl_le64(body + bpos) != off || off > e->m.last_offset)
+            return corrupt(tv, o, "holds records its name does not say", err);
         uint64_t rlen = (uint64_t)plen + 1;
         if (text + rlen > at) {
             size_t skip = (size_t)(at + n - text);

@@ -5,6 +5,9 @@
  * loaded at once, corrupt objects, and the cache counters. */
 #include <inttypes.h>
 
+#include "buf.h"
+#include "codec.h"
+#include "common/objstore_wrap.h"
 #include "test_env.h"
 
 static kt_store T;
@@ -396,4 +399,94 @@ Test(textview, a_scan_fetches_each_object_once)
     cr_assert_eq(b.misses - a.misses, 12, "one fetch per object, readahead included: %" PRIu64,
                  b.misses - a.misses);
     kl_textview_close(tv);
+}
+
+/* An object of the right name and size whose body holds one record more
+ * than its name says: a read that ends inside it is refused, not served
+ * with bytes of records the name does not promise. */
+Test(textview, an_object_with_records_beyond_its_name_is_an_error)
+{
+    const char *one[] = {"0123456789012345678901234567890123456789012345678901234567890123456789"};
+    put_lines(W, "k", one, 1, 100, 0);
+    kl_object_meta *v;
+    size_t n;
+    kl_error err = {0};
+    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k", 0, 0, &v, &n, &err), KL_OK);
+    cr_assert_eq(n, 1);
+    kl_buf b = {0};
+    /* The same 110 bytes: 30 + 40 and 0 + 40, where the name says 70 + 40. */
+    Kl_codec_put(&b, 1, 100, 0, 0, "abcdefghijklmnopqrstuvwxyzABCD", 30);
+    Kl_codec_put(&b, 2, 100, 0, 0, "", 0);
+    cr_assert_eq(b.len, v[0].size);
+    char suffix[256], name[512];
+    cr_assert_gt(kl_object_name_format(&v[0], suffix, sizeof suffix), 0);
+    snprintf(name, sizeof name, "%sks/k/%s", T.prefix, suffix);
+    cr_assert_eq(kl_os_put(T.os, name, b.data, b.len, 0, &err), KL_OK, "%s", err.msg);
+    free(b.data);
+    free(v);
+    kl_textview *tv = open_view("k");
+    char buf[10];
+    size_t got = 0;
+    /* From inside the first record into the second, ending well before
+     * the object's 71 text bytes. */
+    cr_assert_eq(kl_textview_read(tv, 25, buf, sizeof buf, 0, &got, &err), KL_EBADDATA,
+                 "got %zu bytes '%.*s'", got, (int)got, buf);
+    cr_assert(strstr(err.msg, "holds records its name does not say"), "%s", err.msg);
+    kl_textview_close(tv);
+}
+
+/* A listing that is older than the writer's report of its newest object
+ * (the LIST started before that object's PUT finished) must not make the
+ * object's lines vanish: the view keeps what continues the listing. */
+static char lag_hide[512];
+static kl_status lag_list(kl_objstore *os, const kl_list_req *r, kl_listing *o, kl_error *e)
+{
+    kl_status st = kl_os_list(((kl_wrap *)os)->inner, r, o, e);
+    size_t k = 0;
+    for (size_t i = 0; st == KL_OK && i < o->n_objects; i++) {
+        if (lag_hide[0] && strcmp(o->objects[i].name, lag_hide) == 0)
+            free(o->objects[i].name);
+        else
+            o->objects[k++] = o->objects[i];
+    }
+    if (st == KL_OK) o->n_objects = k;
+    return st;
+}
+
+Test(textview, a_listing_older_than_a_published_object_loses_no_line)
+{
+    kl_objstore *lag = kl_wrap_new(T.os);
+    kl_objstore_ops ops = *lag->ops;
+    ops.list = lag_list;
+    lag->ops = &ops;
+    kl_reader *r2;
+    kl_textview *tv;
+    kl_error err = {0};
+    cr_assert_eq(kl_store_reader_new(lag, &T.cfg, &r2, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_textview_open(r2, "ks", "k", &tv, &err), KL_OK, "%s", err.msg);
+    const char *a[] = {"first"}, *x[] = {"second"};
+    put_lines(W, "k", a, 1, 100, 0);
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+    put_lines(W, "k", x, 1, 200, 0);
+    kl_object_meta *v;
+    size_t n;
+    cr_assert_eq(kl_list_objects(T.os, &T.cfg, "ks", "k", 0, 0, &v, &n, &err), KL_OK);
+    cr_assert_eq(n, 2);
+    char suffix[256];
+    cr_assert_gt(kl_object_name_format(&v[1], suffix, sizeof suffix), 0);
+    snprintf(lag_hide, sizeof lag_hide, "%sks/k/%s", T.prefix, suffix);
+    kl_textview_published(tv, &v[1]); /* the writer's report comes first */
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg); /* the old LIST */
+    kl_textview_info info;
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.size, strlen("first\nsecond\n"));
+    size_t len;
+    char *t = read_text(tv, 4, &len);
+    cr_assert_str_eq(t, "first\nsecond\n");
+    free(t);
+    lag_hide[0] = 0;
+    free(v);
+    kl_textview_close(tv);
+    kl_reader_destroy(r2);
+    kl_os_destroy(lag);
 }
