@@ -201,6 +201,10 @@ typedef struct kl_objstore kl_objstore;
 typedef struct kl_objinfo {
     char *name; /* full object name (key) */
     uint64_t size;
+    /* When the store last changed it, ms since the epoch by the store's
+     * clock (S3 LastModified; the local store gives the inode's change
+     * time); 0 when unknown or with names_only on a directory store. */
+    int64_t mtime_ms;
 } kl_objinfo;
 
 typedef struct kl_list_req {
@@ -422,6 +426,12 @@ typedef struct kl_store_config {
                                            parallel when reading forwards from
                                            a remote store (0 = off) */
     int fencing;                        /* KL_FENCING_*, default AUTO */
+    uint64_t claim_hold_ms;             /* default 60000: a slot's claim is
+                                           kept this long after its object
+                                           is seen published; writers skip
+                                           the tail check within a sixth
+                                           of it (FORMAT.md).  Every writer
+                                           of a bucket must use the same. */
 } kl_store_config;
 
 /* How the store writer fences concurrent writers of a key (config key

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "codec.h"
 #include "compact.h"
 #include "complete.h"
@@ -115,17 +116,6 @@ static kl_object_meta merged_meta(const kl_keystate *s, size_t take, uint64_t si
  * same offset (their views of the tail differ); after a merge, whatever
  * another object covers from its start on is deleted (the same bytes), so
  * whichever compactor lists last leaves no overlap behind. */
-static kl_status drop_covered_from(kl_objstore *os, const char *dir, uint64_t first, kl_error *err)
-{
-    kl_object_meta *v = NULL, *covered = NULL;
-    size_t n = 0, nc = 0;
-    kl_status st = Kl_index_list_covered(os, dir, first, &v, &n, &covered, &nc, err);
-    if (st == KL_OK) st = Kl_tail_drop_covered(os, dir, covered, nc, err);
-    free(v);
-    free(covered);
-    return st;
-}
-
 /* Merges pending[0, take) into one object (written before its parts are
  * deleted), which replaces them at pending[0]. */
 static kl_status merge_first(kl_objstore *os, const char *dir, kl_keystate *s, size_t take,
@@ -148,18 +138,16 @@ static kl_status merge_first(kl_objstore *os, const char *dir, kl_keystate *s, s
     s->pending[0] = merged;
     memmove(s->pending + 1, s->pending + take, (s->n_pending - take) * sizeof *old);
     s->n_pending -= take - 1;
-    /* The parts' claims stay until the watermark passes them (Kl_tail_gc):
-     * a late publish from one can only bring back a part, the same bytes as
-     * the merged object, which the next check deletes as covered. */
-    for (size_t i = 0; fenced && !st && i < take; i++) {
-        int known = 0;
-        for (size_t j = 0; j < s->n_claims && !known; j++)
-            known = s->claims[j] == old[i].first_offset;
-        if (!known && Kl_keystate_add_claim(s, old[i].first_offset) != 0)
+    /* The parts' claims stay until the watermark passes them and the hold
+     * is over (Kl_tail_gc): a late publish from one can only bring back a
+     * part, the same bytes as the merged object, which the writer that
+     * deletes the claim then deletes as covered (Kl_tail_unclaim). */
+    uint64_t now = Kl_boot_ns();
+    for (size_t i = 0; fenced && !st && i < take; i++)
+        if (Kl_keystate_add_claim(s, old[i].first_offset, now) != 0)
             st = kl_seterr(err, KL_ENOMEM, "out of memory");
-    }
     if (!st) st = delete_objects(os, dir, old, take, err);
-    if (!st && fenced) st = drop_covered_from(os, dir, merged.first_offset, err);
+    if (!st && fenced) st = Kl_tail_drop_covered_from(os, dir, merged.first_offset, err);
     free(old);
     *out = merged;
     return st;
@@ -217,7 +205,7 @@ kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg, const ch
         s->n_pending--;
         if (++s->wm_lag >= WM_EVERY || kl_now_ms() - s->wm_written_ms >= WM_MS)
             st = Kl_compact_store_watermark(os, dir, s, err);
-        if (!st && fenced) st = Kl_tail_gc(os, dir, s, 32, err);
+        if (!st && fenced) st = Kl_tail_gc(os, cfg, dir, s, 32, err);
         if (st) return st;
     }
     return KL_OK;

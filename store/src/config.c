@@ -35,6 +35,7 @@ void kl_store_config_init(kl_store_config *c)
     c->reader_cache_bytes = 64 << 20;
     c->reader_readahead = 8;
     c->fencing = KL_FENCING_AUTO;
+    c->claim_hold_ms = 60000;
 }
 
 void kl_s3_config_init(kl_s3_config *c)
@@ -196,6 +197,7 @@ static const setting store_settings[] = {
     {"reader_cache_bytes", K_U64, F(store.reader_cache_bytes), U64},
     {"reader_readahead", K_U64, F(store.reader_readahead), U64},
     {"fencing", K_AUTO_ON_OFF, F(store.fencing), 0, 0},
+    {"claim_hold_ms", K_U64, F(store.claim_hold_ms), 60, 24 * 3600 * 1000},
 };
 
 static const setting s3_settings[] = {

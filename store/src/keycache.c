@@ -42,16 +42,20 @@ int Kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m)
     return 0;
 }
 
-int Kl_keystate_add_claim(kl_keystate *s, uint64_t slot)
+int Kl_keystate_add_claim(kl_keystate *s, uint64_t slot, uint64_t seen_ns)
 {
+    /* Slots come mostly in ascending order: search only when not past all. */
+    if (s->n_claims && s->claims[s->n_claims - 1].slot >= slot)
+        for (size_t i = s->n_claims; i-- > 0;)
+            if (s->claims[i].slot == slot) return 0;
     if (s->n_claims == s->cap_claims) {
         size_t cap = s->cap_claims ? s->cap_claims * 2 : 16;
-        uint64_t *p = realloc(s->claims, cap * sizeof *p);
+        kl_claim *p = realloc(s->claims, cap * sizeof *p);
         if (!p) return -1;
         s->claims = p;
         s->cap_claims = cap;
     }
-    s->claims[s->n_claims++] = slot;
+    s->claims[s->n_claims++] = (kl_claim){slot, seen_ns};
     return 0;
 }
 

@@ -12,6 +12,13 @@
 #include "hash.h"
 #include "klstore.h"
 
+/* A claim to delete once held long enough: its slot and when this writer
+ * first knew the slot published (Kl_boot_ns, after the response). */
+typedef struct kl_claim {
+    uint64_t slot;
+    uint64_t seen_ns;
+} kl_claim;
+
 typedef struct kl_keystate {
     uint64_t next_offset; /* offset the next record gets */
     kl_u128 next_nonce;
@@ -22,8 +29,11 @@ typedef struct kl_keystate {
     unsigned wm_lag;         /* complete batches since */
     kl_object_meta *pending; /* objects after the watermark's object */
     size_t n_pending, cap_pending;
-    uint64_t *claims;            /* slots this writer saw published whose */
+    kl_claim *claims;            /* slots this writer saw published whose */
     size_t n_claims, cap_claims; /* claims are still to delete (tail.h) */
+    uint64_t view_ns;            /* Kl_boot_ns when the request began that showed
+                                    this tail (tail.h: the tail check may be skipped
+                                    shortly after) */
 } kl_keystate;
 
 typedef struct kl_keycache kl_keycache;
@@ -44,6 +54,7 @@ void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s,
 void Kl_keystate_free(kl_keystate *s);
 /* Appends an object to s->pending.  Returns 0 or -1 (ENOMEM). */
 int Kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m);
-/* Appends a slot to s->claims.  Returns 0 or -1 (ENOMEM). */
-int Kl_keystate_add_claim(kl_keystate *s, uint64_t slot);
+/* Adds a slot to s->claims, seen published at seen_ns, unless it is there
+ * already (the earlier time stays).  Returns 0 or -1 (ENOMEM). */
+int Kl_keystate_add_claim(kl_keystate *s, uint64_t slot, uint64_t seen_ns);
 #endif

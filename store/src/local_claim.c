@@ -178,10 +178,33 @@ kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **objec
     return Kl_local_check_name(*object, err);
 }
 
+static kl_status not_held(kl_error *err, const char *object, const char *claim)
+{
+    return kl_seterr(err, KL_ENOTFOUND, "object '%s' not found: claim '%s' holds another", object,
+                     claim);
+}
+
+/* Whether `name` in dfd is the file open as fd, or one that carries the
+ * same object name (a claim made again for the same object).  A name gone
+ * already (merged away) counts as the same: nothing to undo. */
+static int links_same(int fd, int dfd, const char *name)
+{
+    struct stat a, b;
+    if (fstat(fd, &a) != 0 || fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT;
+    if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) return 1;
+    int nfd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    char held[256];
+    int same = nfd >= 0 && claim_object(nfd, held, sizeof held) == 0 && strcmp(held, name) == 0;
+    if (nfd >= 0) close(nfd);
+    return same;
+}
+
 /* Links the claim's body as the object, if the claim holds that object:
- * the inode is opened first and its name checked on the open file, so a
- * claim removed and made again meanwhile (by a writer with a stale view)
- * cannot lend its body to our name.  No tag is needed. */
+ * the claim's name is checked on the open file, linked by name, and the
+ * link checked to be that file, so a claim removed and made again
+ * meanwhile (by a writer with a stale view) cannot lend its body to our
+ * name, and a claim removed cannot be published.  No tag is needed. */
 kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
                            const void *data, size_t len, kl_error *err)
 {
@@ -206,13 +229,21 @@ kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *objec
         if (rc != 0 || strcmp(held, base_of(object)) != 0) {
             close(fd);
             if (rc < 0) return Kl_local_io_err(err, "read claim", claim);
-            return kl_seterr(err, KL_ENOTFOUND,
-                             "object '%s' not found: claim '%s' holds "
-                             "another",
-                             object, claim);
+            return not_held(err, object, claim);
         }
+        /* Linked by name, not from the open file: a claim deleted meanwhile
+         * must not come back as an object, because its deleter has already
+         * looked for such copies (FORMAT.md "Skipping the check"). */
         dfd = Kl_local_open_parent(l->rootfd, object, Kl_local_dir_len(object));
-        r = dfd < 0 ? -1 : link_fd(fd, dfd, base_of(object));
+        r = dfd < 0 ? -1 : linkat(l->rootfd, claim, dfd, base_of(object), 0);
+        if (r == 0 && !links_same(fd, dfd, base_of(object))) {
+            /* The claim was made again (by a writer with a stale view)
+             * between our check and the link: not our body. */
+            unlinkat(dfd, base_of(object), 0);
+            close(dfd);
+            close(fd);
+            return not_held(err, object, claim);
+        }
     }
     int e = errno;
     close(fd);

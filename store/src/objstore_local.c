@@ -421,13 +421,14 @@ static kl_status local_list(kl_objstore *os, const kl_list_req *req, kl_listing 
         if (en->is_prefix) {
             out->prefixes[out->n_prefixes++] = en->name;
         } else if (req->names_only) {
-            out->objects[out->n_objects++] = (kl_objinfo){en->name, 0};
+            out->objects[out->n_objects++] = (kl_objinfo){en->name, 0, 0};
         } else {
             struct stat sb;
             if (fstatat(L(os)->rootfd, en->name, &sb, 0) != 0) {
                 free(en->name); /* deleted since readdir: as if never listed */
             } else {
-                out->objects[out->n_objects++] = (kl_objinfo){en->name, (uint64_t)sb.st_size};
+                int64_t ms = (int64_t)sb.st_ctim.tv_sec * 1000 + sb.st_ctim.tv_nsec / 1000000;
+                out->objects[out->n_objects++] = (kl_objinfo){en->name, (uint64_t)sb.st_size, ms};
             }
         }
         en->name = NULL;

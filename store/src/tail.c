@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "complete.h"
 #include "keyindex.h"
@@ -19,6 +20,30 @@
 #include "tail.h"
 
 static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "out of memory"); }
+
+static kl_status drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v, size_t n,
+                              kl_error *err)
+{
+    kl_status st = KL_OK;
+    for (size_t i = 0; i < n && st == KL_OK; i++) {
+        char *name = Kl_index_name(dir, &v[i]);
+        const char *names[1] = {name};
+        st = name ? kl_os_del(os, names, 1, err) : oom(err);
+        free(name);
+    }
+    return st;
+}
+
+kl_status Kl_tail_drop_covered_from(kl_objstore *os, const char *dir, uint64_t first, kl_error *err)
+{
+    kl_object_meta *v = NULL, *covered = NULL;
+    size_t n = 0, nc = 0;
+    kl_status st = Kl_index_list_covered(os, dir, first, &v, &n, &covered, &nc, err);
+    if (st == KL_OK) st = drop_covered(os, dir, covered, nc, err);
+    free(v);
+    free(covered);
+    return st;
+}
 
 kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s, const uint64_t *v,
                           size_t n, kl_error *err)
@@ -38,52 +63,92 @@ kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s, cons
         size_t k = 0;
         for (size_t i = 0; i < s->n_claims; i++) {
             int gone = 0;
-            for (size_t j = 0; j < n && !gone; j++) gone = s->claims[i] == v[j];
+            for (size_t j = 0; j < n && !gone; j++) gone = s->claims[i].slot == v[j];
             if (!gone) s->claims[k++] = s->claims[i];
         }
         s->n_claims = k;
     }
-    return KL_OK;
+    /* A writer stopped between its check and its publish may have brought
+     * back an object since merged away (its claim was still there); with
+     * the claims gone no publish can, so one look now finds them all. */
+    uint64_t lo = v[0];
+    for (size_t i = 1; i < n; i++)
+        if (v[i] < lo) lo = v[i];
+    return Kl_tail_drop_covered_from(os, dir, lo, err);
 }
 
-/* Deletes the claims of slots below the watermark: a complete batch lies
- * after them, which slot_free always sees (FORMAT.md says why that makes
- * deleting them safe).  Claims of writers that stopped before deleting
- * them are found here. */
-static kl_status sweep_claims(kl_objstore *os, const char *dir, kl_keystate *s, kl_error *err)
+static uint64_t hold_ns(const kl_store_config *cfg) { return cfg->claim_hold_ms * 1000000u; }
+
+/* Finds the claims of slots below the watermark (a complete batch lies
+ * after them, so no check can find their slots free again), left by
+ * writers that stopped before deleting them.  A claim may only go once
+ * its slot was published claim_hold_ms ago (FORMAT.md says why); the
+ * claims' own change times tell, by the store's clock: a claim of a later
+ * slot was made after this slot was published, so when one of those is
+ * older by the hold than the newest claim (no later than the store's
+ * now), this one may go.  The rest are kept in s->claims for
+ * Kl_tail_gc, timed from now. */
+static kl_status sweep_claims(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                              kl_keystate *s, kl_error *err)
 {
     char *prefix = Kl_layout_join(dir, "claim_o");
     if (!prefix) return oom(err);
-    kl_list_req req = {.prefix = prefix, .names_only = 1};
+    kl_list_req req = {.prefix = prefix};
     kl_listing l;
     kl_status st = kl_os_list(os, &req, &l, err);
     size_t plen = strlen(prefix);
     free(prefix);
     if (st) return st;
+    uint64_t now = Kl_boot_ns();
+    size_t n = 0, k = 0;
+    uint64_t *slots = malloc((l.n_objects ? l.n_objects : 1) * sizeof *slots);
     uint64_t *old = malloc((l.n_objects ? l.n_objects : 1) * sizeof *old);
-    size_t n = 0;
-    for (size_t i = 0; old && i < l.n_objects; i++) {
+    int64_t *ms = malloc((l.n_objects ? l.n_objects : 1) * sizeof *ms);
+    int64_t newest = 0;
+    for (size_t i = 0; slots && old && ms && i < l.n_objects; i++) {
         const char *p = l.objects[i].name + plen;
         char *end;
         uint64_t slot = strtoull(p, &end, 10);
-        if (end == p + 20 && (*end == 0 || *end == '/') && slot < s->watermark &&
-            (n == 0 || old[n - 1] != slot))
-            old[n++] = slot;
+        if (end != p + 20 || (*end != 0 && *end != '/')) continue;
+        int64_t t = l.objects[i].mtime_ms;
+        if (t > newest) newest = t;
+        if (n && slots[n - 1] == slot) { /* a directory claim's file: the latest time */
+            if (t > ms[n - 1]) ms[n - 1] = t;
+            continue;
+        }
+        slots[n] = slot;
+        ms[n++] = t;
     }
     kl_listing_free(&l);
-    if (!old) return oom(err);
-    st = Kl_tail_unclaim(os, dir, s, old, n, err);
+    /* From the newest slot down, the oldest time among later slots. */
+    int64_t later = INT64_MAX, hold = (int64_t)cfg->claim_hold_ms;
+    for (size_t i = n; slots && old && ms && i-- > 0;) {
+        if (slots[i] < s->watermark) {
+            if (later != INT64_MAX && later <= newest - hold)
+                old[k++] = slots[i];
+            else if (Kl_keystate_add_claim(s, slots[i], now) != 0)
+                st = oom(err);
+        }
+        if (ms[i] > 0 && ms[i] < later) later = ms[i]; /* 0: unknown */
+    }
+    if (!st && (!slots || !old || !ms)) st = oom(err);
+    if (!st) st = Kl_tail_unclaim(os, dir, s, old, k, err);
+    free(slots);
     free(old);
+    free(ms);
     return st;
 }
 
-kl_status Kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min, kl_error *err)
+kl_status Kl_tail_gc(kl_objstore *os, const kl_store_config *cfg, const char *dir, kl_keystate *s,
+                     size_t min, kl_error *err)
 {
     uint64_t *v = malloc((s->n_claims ? s->n_claims : 1) * sizeof *v);
     if (!v) return oom(err);
     size_t n = 0;
+    uint64_t now = Kl_boot_ns(), hold = hold_ns(cfg);
     for (size_t i = 0; i < s->n_claims; i++)
-        if (s->claims[i] < s->watermark) v[n++] = s->claims[i];
+        if (s->claims[i].slot < s->watermark && now - s->claims[i].seen_ns >= hold)
+            v[n++] = s->claims[i].slot;
     kl_status st = n >= min ? Kl_tail_unclaim(os, dir, s, v, n, err) : KL_OK;
     free(v);
     return st;
@@ -92,7 +157,7 @@ kl_status Kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t mi
 kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir, int fenced,
                        kl_keystate **out, kl_error *err)
 {
-    uint64_t wm;
+    uint64_t wm, began = Kl_boot_ns();
     int valid;
     kl_status st = Kl_index_watermark(os, dir, &wm, &valid, err);
     if (st) return st;
@@ -109,6 +174,7 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
     }
     s->watermark = s->stored_wm = wm;
     s->next_offset = 1;
+    s->view_ns = began;
     if (n == 0 && wm) {
         /* A watermark ahead of every object: trust the objects instead. */
         kl_object_meta last;
@@ -134,7 +200,7 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
                 st = oom(err);
     }
     free(v);
-    if (st == KL_OK && fenced) st = sweep_claims(os, dir, s, err);
+    if (st == KL_OK && fenced) st = sweep_claims(os, cfg, dir, s, err);
     if (st) {
         Kl_keystate_free(s);
         return st;
@@ -151,24 +217,11 @@ static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char 
     kl_status st = Kl_tail_load(os, cfg, dir, 0, &f, err);
     if (st) return st;
     for (size_t i = 0; i < s->n_claims && st == KL_OK; i++)
-        if (Kl_keystate_add_claim(f, s->claims[i]) != 0) st = oom(err);
+        if (Kl_keystate_add_claim(f, s->claims[i].slot, s->claims[i].seen_ns) != 0) st = oom(err);
     kl_keystate tmp = *s;
     *s = *f;
     *f = tmp;
     Kl_keystate_free(f);
-    return st;
-}
-
-kl_status Kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v, size_t n,
-                               kl_error *err)
-{
-    kl_status st = KL_OK;
-    for (size_t i = 0; i < n && st == KL_OK; i++) {
-        char *name = Kl_index_name(dir, &v[i]);
-        const char *names[1] = {name};
-        st = name ? kl_os_del(os, names, 1, err) : oom(err);
-        free(name);
-    }
     return st;
 }
 
@@ -195,7 +248,7 @@ static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const ch
         Kl_index_list_covered(os, dir, s->watermark ? s->watermark : 1, &v, &n, &covered, &nc, err);
     if (st) return st;
     kl_error derr;
-    if (nc && Kl_tail_drop_covered(os, dir, covered, nc, &derr) != KL_OK)
+    if (nc && drop_covered(os, dir, covered, nc, &derr) != KL_OK)
         kl_log(KL_LOG_WARNING, "could not delete covered objects of '%s': %s", dir, derr.msg);
     free(covered);
     size_t after = 0; /* first listed object ending at or past the slot */
@@ -271,7 +324,8 @@ static kl_status advance(kl_keystate *s, const kl_object_meta *m, kl_error *err)
     s->next_offset = m->last_offset + 1;
     s->next_nonce = m->next_nonce;
     s->last_first = m->first_offset;
-    if (Kl_keystate_add_pending(s, m) != 0 || Kl_keystate_add_claim(s, m->first_offset) != 0)
+    if (Kl_keystate_add_pending(s, m) != 0 ||
+        Kl_keystate_add_claim(s, m->first_offset, Kl_boot_ns()) != 0)
         return oom(err);
     return KL_OK;
 }
@@ -304,6 +358,7 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
                           int *won, kl_error *err)
 {
     *won = 0;
+    uint64_t began = Kl_boot_ns();
     char *claim = Kl_layout_claim(dir, m->first_offset);
     char *name = Kl_index_name(dir, m);
     char *other = NULL, *tag = NULL;
@@ -329,7 +384,10 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
     }
     int broken = st == KL_EBADDATA && !mine; /* a claim nobody can publish */
     if (st && !broken) goto out;
-    if ((st = slot_free(os, cfg, dir, s, &free_, &ahead, &n_ahead, err))) goto out;
+    if (mine && s->view_ns && Kl_boot_ns() - s->view_ns < hold_ns(cfg) / 6)
+        free_ = 1; /* the check can be skipped: see fresh_view */
+    else if ((st = slot_free(os, cfg, dir, s, &free_, &ahead, &n_ahead, err)))
+        goto out;
     if (broken) {
         /* It blocks the tail forever unless removed; elsewhere it is junk. */
         const char *v[1] = {claim};
@@ -359,6 +417,8 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
         st = catch_up(os, cfg, dir, s, ahead, n_ahead, err);
     }
 out:
+    /* Whatever this call learnt of the tail, it learnt after it began. */
+    if (st == KL_OK) s->view_ns = began;
     free(ahead);
     free(claim);
     free(name);

@@ -6,15 +6,20 @@
  *   1. claim the slot (the object's first offset) with a create-only write
  *      that also carries the object's body and name;
  *   2. check that the slot is really the tail: nothing published covers it
- *      (one LIST, from the newest object we know);
+ *      (one LIST, from the newest object we know) -- unless the claim came
+ *      back within claim_hold_ms / 6 of the request that showed this tail
+ *      (s->view_ns): claims live claim_hold_ms after their slot is seen
+ *      published, so such a claim cannot be the second of its slot;
  *   3. publish: copy / link the claimed body to the data object's name.
  *
  * A writer that finds the slot claimed helps: it publishes the other
  * claim (when step 2 says it is the tail), moves its view past it and
  * retries with its records re-encoded (so nonces are checked against the
  * true tail).  A claim keeps its body until a complete batch lies after
- * it (slot < watermark); only then is it deleted, and the check in step 2
- * always catches a writer that claims that slot again.  A late publish
+ * it (slot < watermark) and claim_hold_ms have passed since its slot was
+ * seen published; only then is it deleted, and the check in step 2 always
+ * catches a writer that claims that slot again (no writer skips it that
+ * long after its view).  A late publish
  * from a live claim can only bring back the same bytes under the same
  * name: checks delete such objects when another covers them. */
 #ifndef KL_TAIL_H
@@ -25,7 +30,9 @@
  * after it.  The watermark may lag (fenced writers store it lazily): the
  * newest object after it that is a complete batch by itself (cfg's
  * thresholds) is taken as the effective one.  With `fenced`, deletes the
- * claims below it (left by writers that stopped before deleting them). */
+ * claims below it (left by writers that stopped before deleting them)
+ * that the store's times show were published long enough ago, and keeps
+ * the others in s->claims for Kl_tail_gc. */
 kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir, int fenced,
                        kl_keystate **out, kl_error *err);
 
@@ -38,16 +45,21 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
                           kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
                           int *won, kl_error *err);
 
-/* Deletes the claims of the given slots and removes them from s->claims. */
+/* Deletes the claims of the given slots and removes them from s->claims,
+ * then the objects a late publish of one may have brought back below
+ * the watermark (Kl_tail_drop_covered_from the lowest). */
 kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s, const uint64_t *v,
                           size_t n, kl_error *err);
 
-/* Deletes objects that others cover (v as Kl_index_list_covered returns
- * them): same bytes as what covers them, so readers lose nothing. */
-kl_status Kl_tail_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v, size_t n,
-                               kl_error *err);
+/* Deletes the objects from `first` on that others cover (leftovers of
+ * concurrent merges or of late publishes): the same bytes as what covers
+ * them, so readers lose nothing.  One LIST. */
+kl_status Kl_tail_drop_covered_from(kl_objstore *os, const char *dir, uint64_t first,
+                                    kl_error *err);
 
-/* Deletes the claims in s->claims below the watermark once there are at
- * least `min` of them (one request for all on S3). */
-kl_status Kl_tail_gc(kl_objstore *os, const char *dir, kl_keystate *s, size_t min, kl_error *err);
+/* Deletes the claims in s->claims below the watermark and seen published
+ * at least cfg->claim_hold_ms ago, once there are at least `min` of them
+ * (one request for all on S3). */
+kl_status Kl_tail_gc(kl_objstore *os, const kl_store_config *cfg, const char *dir, kl_keystate *s,
+                     size_t min, kl_error *err);
 #endif

@@ -29,6 +29,13 @@ uint64_t Kl_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t Kl_boot_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 kl_status kl_parse_u128(const char *s, kl_u128 *v, kl_error *err)
 {
     kl_u128 x = 0;

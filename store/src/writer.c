@@ -364,7 +364,7 @@ static void gc_key(const char *dir, kl_keystate *s, void *ctx)
     store_writer *sw = ctx;
     kl_error err;
     if (Kl_compact_store_watermark(sw->os, dir, s, &err) != KL_OK ||
-        (sw->fenced && Kl_tail_gc(sw->os, dir, s, 1, &err) != KL_OK))
+        (sw->fenced && Kl_tail_gc(sw->os, &sw->cfg, dir, s, 1, &err) != KL_OK))
         kl_log(KL_LOG_WARNING, "could not store the watermark or delete old claims of '%s': %s",
                dir, err.msg);
 }

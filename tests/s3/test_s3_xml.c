@@ -22,15 +22,20 @@ Test(s3_xml, list_v2_with_contents_prefixes_and_token)
         "\xc3\xa9</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified>"
         "<ETag>\"x\"</ETag><Size>434234</Size><StorageClass>STANDARD</StorageClass></Contents>"
         "<Contents><Key>p/big</Key><Size>18446744073709551615</Size></Contents>"
+        "<Contents><Key>p/c</Key><LastModified>-1d</LastModified><Size>1</Size></Contents>"
         "<CommonPrefixes><Prefix>p/sub/</Prefix></CommonPrefixes>"
         "</ListBucketResult>";
     kl_listing l;
     kl_error e = {0};
     cr_assert_eq(Kl_s3_xml_parse_list(body, strlen(body), &l, &e), KL_OK, "%s", e.msg);
-    cr_assert_eq(l.n_objects, 2);
+    cr_assert_eq(l.n_objects, 3);
     cr_assert_str_eq(l.objects[0].name, "p/a & b \xc3\xa9");
     cr_assert_eq(l.objects[0].size, 434234);
+    cr_assert_eq(l.objects[0].mtime_ms, 1255369830000);
     cr_assert_eq(l.objects[1].size, UINT64_MAX);
+    /* missing, or not an ISO time: unknown */
+    cr_assert_eq(l.objects[1].mtime_ms, 0);
+    cr_assert_eq(l.objects[2].mtime_ms, 0);
     cr_assert_eq(l.n_prefixes, 1);
     cr_assert_str_eq(l.prefixes[0], "p/sub/");
     cr_assert_str_eq(l.next, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");

@@ -15,7 +15,9 @@
  * append failed (it is not retried: the record is then at most once).
  * MW_PAD=N pads records to N bytes; MW_STATS=FILE appends "REQUESTS BYTES"
  * (object store requests made, record bytes acknowledged) to FILE at the
- * end, for the contended benchmark (tests/bench/bench_contended.sh). */
+ * end, for the contended benchmark (tests/bench/bench_contended.sh).
+ * MW_COMPACT_RECORDS, MW_COMPACT_OBJECTS, MW_CLAIM_HOLD_MS and MW_FENCING
+ * set the store settings of those names. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,8 @@ static kl_objstore *open_store(const char *url, kl_config *c)
         c->store.compact_records_threshold = strtoull(getenv("MW_COMPACT_RECORDS"), NULL, 10);
     if (getenv("MW_COMPACT_OBJECTS"))
         c->store.compact_objects_threshold = strtoull(getenv("MW_COMPACT_OBJECTS"), NULL, 10);
+    if (getenv("MW_CLAIM_HOLD_MS"))
+        c->store.claim_hold_ms = strtoull(getenv("MW_CLAIM_HOLD_MS"), NULL, 10);
     if (getenv("MW_FENCING") &&
         kl_config_set(c, "local", "fencing", getenv("MW_FENCING"), &err) != KL_OK) {
         fprintf(stderr, "mw_writer: %s\n", err.msg);

@@ -246,10 +246,15 @@ static void run(int writers, long count, long per, int chaos, int batch)
 
 Test(multiwriter, four_processes_one_key) { run(4, 400, 4, 0, 0); }
 
+/* Stops last 50-450 ms: with a claim hold of 240 ms, stopped writers
+ * resume both within and past the hold (their views go stale, their
+ * slots' claims may be deleted and made again), and the others skip
+ * their tail checks between stops (within 40 ms). */
 Test(multiwriter, stopped_and_killed_writers_lose_nothing_acknowledged, .timeout = 300)
 {
     setenv("MW_COMPACT_RECORDS", "60", 1); /* compaction races too */
     setenv("MW_COMPACT_OBJECTS", "8", 1);
+    setenv("MW_CLAIM_HOLD_MS", "240", 1);
     run(4, 400, 3, 1, 0);
 }
 
@@ -259,6 +264,7 @@ Test(multiwriter, racing_compactions_leave_no_overlap, .timeout = 300)
 {
     setenv("MW_COMPACT_RECORDS", "60", 1);
     setenv("MW_COMPACT_OBJECTS", "6", 1);
+    setenv("MW_CLAIM_HOLD_MS", "240", 1);
     run(6, 300, 3, 2, 0);
 }
 
@@ -363,6 +369,14 @@ static void *race(void *arg)
     return NULL;
 }
 
+#define HOLD_MS 300
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 typedef struct duo {
     kt_store t;
     gated *g;
@@ -379,6 +393,10 @@ static void duo_open(duo *d, uint64_t compact_records)
     sem_init(&d->g->release, 0, 0);
     d->t.cfg.compact_records_threshold = compact_records;
     d->t.cfg.compact_objects_threshold = 4;
+    /* Claims are deleted HOLD_MS after their slots are published; a writer
+     * skips its check within HOLD_MS / 6 of its view.  Short, so that
+     * tests can wait it out. */
+    d->t.cfg.claim_hold_ms = HOLD_MS;
     kl_error err = {0};
     cr_assert_eq(kl_store_writer_new(&d->g->base, &d->t.cfg, &d->a, &err), KL_OK, "%s", err.msg);
     cr_assert_eq(kl_store_writer_new(&d->g->base, &d->t.cfg, &d->b, &err), KL_OK, "%s", err.msg);
@@ -391,8 +409,8 @@ static void duo_open(duo *d, uint64_t compact_records)
 
 static void duo_close(duo *d)
 {
-    kl_writer_destroy(d->a);
-    kl_writer_destroy(d->b);
+    if (d->a) kl_writer_destroy(d->a);
+    if (d->b) kl_writer_destroy(d->b);
     kl_os_destroy(&d->g->base);
     kt_close(&d->t);
 }
@@ -481,17 +499,27 @@ Test(collision, late_publish_after_compaction_changes_nothing)
     cr_assert_geq(v[0].last_offset, 5, "the merged object was not kept whole");
     for (size_t i = 1; i < n; i++) cr_assert_eq(v[i].first_offset, v[i - 1].last_offset + 1);
     free(v);
-    /* The late publish may have brought A's merged-away object back (the
-     * same bytes, covered); the next writer's check deletes it. */
-    append1(d.b, "b6");
+    /* The late publish brought A's merged-away object back (the same
+     * bytes, covered): its claim is still there, as the claims of a batch
+     * are until a later complete batch exists and HOLD_MS have passed.
+     * The writer that then deletes them (here: B as it goes away) deletes
+     * what such a publish brought back. */
+    for (int i = 6; i < 11; i++) {
+        snprintf(t, sizeof t, "b%d", i);
+        append1(d.b, t);
+    }
+    sleep_ms(HOLD_MS + 50);
+    kl_writer_destroy(d.b);
+    d.b = NULL;
     check_no_overlap(&d.t, "ks", "k");
     duo_close(&d);
 }
 
-/* A's view is stale: since its last append B wrote hundreds of records
- * and compaction deleted the claims of those slots, so A's create-only
- * claim of its old slot succeeds.  The check after the claim must catch
- * it: A's record goes to the true tail, once. */
+/* A's view is stale: since its last append B wrote a hundred records
+ * and, the hold over, deleted the claims of those slots, so A's
+ * create-only claim of its old slot succeeds.  The check after the claim
+ * must catch it (A's view is older than HOLD_MS / 6): A's record goes to
+ * the true tail, once. */
 Test(collision, stale_writer_whose_slot_was_freed_goes_to_the_tail)
 {
     duo d;
@@ -499,6 +527,7 @@ Test(collision, stale_writer_whose_slot_was_freed_goes_to_the_tail)
     append1(d.a, "a0");
     char t[16];
     for (int i = 0; i < 100; i++) {
+        if (i == 50) sleep_ms(HOLD_MS + 50);
         snprintf(t, sizeof t, "b%d", i);
         append1(d.b, t);
     }

@@ -1022,6 +1022,103 @@ Test(store, compaction_is_a_bounded_step_per_append)
     kl_os_destroy(wrapped);
 }
 
+/* ---- the tail check and the claim hold (FORMAT.md "Concurrent writers") ---- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Requests of each kind a call made, as "claim=1 publish=1 list=0 ...". */
+static void count_ops(const kl_os_stats *a, const kl_os_stats *b, char *out, size_t cap)
+{
+    static const kl_os_op ops[] = {KL_OP_CLAIM, KL_OP_PUBLISH, KL_OP_LIST,   KL_OP_GET,
+                                   KL_OP_PUT,   KL_OP_DEL,     KL_OP_UNCLAIM};
+    size_t n = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s=%lu", i ? " " : "", kl_os_op_name(ops[i]),
+                              (unsigned long)(b->calls[ops[i]] - a->calls[ops[i]]));
+}
+
+static void append_counted(const char *v, char *ops, size_t cap)
+{
+    kl_os_stats a, b;
+    kl_os_stats_read(T.os, &a);
+    append_ts("k", v, 1);
+    kl_os_stats_read(T.os, &b);
+    count_ops(&a, &b, ops, cap);
+}
+
+/* A writer appending steadily makes the claim and the publish per object,
+ * nothing else: the tail check is skipped while its view is younger than
+ * a sixth of the claim hold.  Once older, the next append checks (one
+ * LIST) -- a stopped writer's view can be stale. */
+Test(store, steady_appends_skip_the_tail_check_until_the_view_is_old)
+{
+    close_rw();
+    T.cfg.claim_hold_ms = 1200; /* the check is skipped within 200 ms */
+    open_rw();
+    char ops[256], v[16];
+    append_ts("k", "first", 1); /* loads the key */
+    for (int i = 0; i < 20; i++) {
+        snprintf(v, sizeof v, "r%d", i);
+        append_counted(v, ops, sizeof ops);
+        cr_assert_str_eq(ops, "claim=1 publish=1 list=0 get=0 put=0 del=0 unclaim=0", "append %d",
+                         i);
+    }
+    sleep_ms(300);
+    append_counted("late", ops, sizeof ops);
+    cr_assert_str_eq(ops, "claim=1 publish=1 list=1 get=0 put=0 del=0 unclaim=0");
+    append_counted("again", ops, sizeof ops);
+    cr_assert_str_eq(ops, "claim=1 publish=1 list=0 get=0 put=0 del=0 unclaim=0");
+}
+
+/* A claim is deleted only once a complete batch lies after its slot and
+ * the hold has passed since the slot was seen published: by the writer
+ * (when its watermark moves, or as it goes away), or by a writer loading
+ * the key, judging by the store's times of the later claims. */
+Test(store, claims_are_deleted_after_the_hold_not_before)
+{
+    enum { HOLD = 1500 }; /* S3 times may have whole seconds */
+    close_rw();
+    T.cfg.claim_hold_ms = HOLD;
+    T.cfg.compact_records_threshold = 5;
+    open_rw();
+    char v[16];
+    for (int i = 1; i <= 10; i++) { /* two complete batches: watermark at 6 */
+        snprintf(v, sizeof v, "a%d", i);
+        append_ts("k", v, i);
+    }
+    cr_assert_eq(count_raw("ks/k/claim_o"), 10, "no claim is deleted within the hold");
+    /* A second writer loading the key now: the claims below the watermark
+     * are younger than the hold by the store's clock, so they stay. */
+    kl_writer *other;
+    kl_error err = {0};
+    cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &other, &err), KL_OK, "%s", err.msg);
+    kl_insertion in = kt_rec("b1");
+    cr_assert_eq(kl_append(other, "ks", "k", &in, 1, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(count_raw("ks/k/claim_o"), 11);
+    kl_writer_destroy(other);
+    cr_assert_eq(count_raw("ks/k/claim_o"), 11,
+                 "a writer going away keeps claims held too briefly");
+    sleep_ms(HOLD + 1100);
+    /* W's next append makes a claim as new as the store's now: the first
+     * batch's claims are older than the hold, so a loading writer deletes
+     * them (the second batch's slots are not below the watermark). */
+    append_ts("k", "a12", 12);
+    cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &other, &err), KL_OK, "%s", err.msg);
+    in = kt_rec("b2");
+    cr_assert_eq(kl_append(other, "ks", "k", &in, 1, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(count_raw("ks/k/claim_o"), 8, "slots 1-5 unclaimed, 6-13 kept");
+    cr_assert_eq(count_raw("ks/k/claim_o0000000000000000000"), 4, "slots 6-9 kept");
+    kl_writer_destroy(other);
+    char out[256];
+    read_all("k", KL_FORWARDS, NULL, 0, out, sizeof out);
+    cr_assert_str_eq(out, "a1 a2 a3 a4 a5 a6 a7 a8 a9 a10 b1 a12 b2 ");
+}
+
 /* Names under a key's data_ prefix that are not data objects (another
  * tool's leftovers) are skipped with one warning for the key: reads,
  * meta, appends and compaction see only the key's own objects. */

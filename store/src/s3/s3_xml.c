@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "s3/s3_xml.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -121,6 +122,12 @@ kl_status Kl_s3_xml_parse_list(const char *body, size_t len, kl_listing *out, kl
             o->name = child_text(c, "Key");
             int bad = !o->name || parse_u64(size, &o->size) != 0;
             free(size);
+            /* Missing or odd: unknown (0), which only makes claims live longer. */
+            char *lm = child_text(c, "LastModified");
+            if (!lm || !isdigit((unsigned char)lm[0]) || !strchr(lm, 'T') ||
+                kl_parse_time(lm, &o->mtime_ms, NULL) != KL_OK || o->mtime_ms < 0)
+                o->mtime_ms = 0;
+            free(lm);
             if (!o->name) {
                 st = kl_seterr(err, KL_EIO, "S3 LIST: an entry has no Key");
                 goto done;
