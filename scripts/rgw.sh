@@ -245,6 +245,11 @@ ms mon client mode = crc secure
 rgw init timeout = 60
 # A 2-core test box does not need 512 request threads.
 rgw thread pool size = 64
+# Ceph 16.2.15 deletes the keys of one multi-object DELETE concurrently, and
+# can crash doing so (a segfault in RGWDeleteMultiObj::handle_individual_object
+# seen here under concurrent writers; ceph PR 49327 added the concurrency):
+# one key at a time.
+rgw multi obj del max aio = 1
 EOF
 }
 

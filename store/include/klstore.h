@@ -432,6 +432,10 @@ typedef struct kl_store_config {
                                            the tail check within a sixth
                                            of it (FORMAT.md).  Every writer
                                            of a bucket must use the same. */
+    int skip_tail_check;                /* default 1: skip it as above; 0:
+                                           check every object (for machines
+                                           whose clocks stop while paused,
+                                           e.g. a VM its hypervisor stops) */
 } kl_store_config;
 
 /* How the store writer fences concurrent writers of a key (config key

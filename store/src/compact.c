@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "claimgc.h"
 #include "clock.h"
 #include "codec.h"
 #include "compact.h"
@@ -44,21 +45,21 @@ static kl_status put_watermark(kl_objstore *os, const char *dir, uint64_t first,
     return st;
 }
 
-/* GETs and verifies each pending object, concatenating the bodies.  A body
- * that does not match its name is never merged into a batch. */
-static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_keystate *s, size_t take,
-                             kl_buf *out, kl_error *err)
+/* GETs and verifies each part, concatenating the bodies.  A body that
+ * does not match its name is never merged into a batch. */
+static kl_status read_bodies(kl_objstore *os, const char *dir, const kl_merge *m, kl_buf *out,
+                             kl_error *err)
 {
-    for (size_t i = 0; i < take; i++) {
-        char *name = Kl_index_name(dir, &s->pending[i]);
+    for (size_t i = 0; i < m->n_parts; i++) {
+        char *name = Kl_index_name(dir, &m->parts[i]);
         if (!name) return kl_seterr(err, KL_ENOMEM, "out of memory");
         uint8_t *body = NULL;
         size_t len = 0;
-        kl_status st = kl_os_get(os, name, 0, s->pending[i].size + 1, &body, &len, err);
+        kl_status st = kl_os_get(os, name, 0, m->parts[i].size + 1, &body, &len, err);
         if (st == KL_OK) {
             kl_record *recs = NULL;
             size_t n;
-            st = Kl_codec_decode(body, len, &s->pending[i], name, &recs, &n, err);
+            st = Kl_codec_decode(body, len, &m->parts[i], name, &recs, &n, err);
             free(recs);
             if (st == KL_OK && Kl_buf_append(out, body, len) != 0)
                 st = kl_seterr(err, KL_ENOMEM, "out of memory");
@@ -92,9 +93,9 @@ static kl_status delete_objects(kl_objstore *os, const char *dir, const kl_objec
     return st;
 }
 
-static kl_object_meta merged_meta(const kl_keystate *s, size_t take, uint64_t size)
+static kl_object_meta merged_meta(const kl_object_meta *v, size_t take, uint64_t size)
 {
-    const kl_object_meta *a = &s->pending[0], *z = &s->pending[take - 1];
+    const kl_object_meta *a = &v[0], *z = &v[take - 1];
     kl_object_meta m = {
         .first_offset = a->first_offset,
         .last_offset = z->last_offset,
@@ -106,73 +107,71 @@ static kl_object_meta merged_meta(const kl_keystate *s, size_t take, uint64_t si
         .prior = a->prior,
     };
     for (size_t i = 1; i < take; i++) {
-        if (s->pending[i].min_ts < m.min_ts) m.min_ts = s->pending[i].min_ts;
-        if (s->pending[i].max_ts > m.max_ts) m.max_ts = s->pending[i].max_ts;
+        if (v[i].min_ts < m.min_ts) m.min_ts = v[i].min_ts;
+        if (v[i].max_ts > m.max_ts) m.max_ts = v[i].max_ts;
     }
     return m;
-}
-
-/* Concurrent compactions can each merge a different run starting at the
- * same offset (their views of the tail differ); after a merge, whatever
- * another object covers from its start on is deleted (the same bytes), so
- * whichever compactor lists last leaves no overlap behind. */
-/* Merges pending[0, take) into one object (written before its parts are
- * deleted), which replaces them at pending[0]. */
-static kl_status merge_first(kl_objstore *os, const char *dir, kl_keystate *s, size_t take,
-                             int fenced, kl_object_meta *out, kl_error *err)
-{
-    kl_buf body = {0};
-    kl_status st = read_bodies(os, dir, s, take, &body, err);
-    kl_object_meta merged = merged_meta(s, take, body.len);
-    char *name = st ? NULL : Kl_index_name(dir, &merged);
-    if (!st && !name) st = kl_seterr(err, KL_ENOMEM, "out of memory");
-    if (!st) st = kl_os_put(os, name, body.data, body.len, 0, err);
-    free(name);
-    Kl_buf_free(&body);
-    if (st) return st;
-    /* The merged object is durable: from here on the store has it, so the
-     * state must say so whatever fails next. */
-    kl_object_meta *old = malloc(take * sizeof *old);
-    if (!old) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    memcpy(old, s->pending, take * sizeof *old);
-    s->pending[0] = merged;
-    memmove(s->pending + 1, s->pending + take, (s->n_pending - take) * sizeof *old);
-    s->n_pending -= take - 1;
-    /* The parts' claims stay until the watermark passes them and the hold
-     * is over (Kl_tail_gc): a late publish from one can only bring back a
-     * part, the same bytes as the merged object, which the writer that
-     * deletes the claim then deletes as covered (Kl_tail_unclaim). */
-    uint64_t now = Kl_boot_ns();
-    for (size_t i = 0; fenced && !st && i < take; i++)
-        if (Kl_keystate_add_claim(s, old[i].first_offset, now) != 0)
-            st = kl_seterr(err, KL_ENOMEM, "out of memory");
-    if (!st) st = delete_objects(os, dir, old, take, err);
-    if (!st && fenced) st = Kl_tail_drop_covered_from(os, dir, merged.first_offset, err);
-    free(old);
-    *out = merged;
-    return st;
 }
 
 /* The most objects one merge reads: compact_objects_threshold, the count
  * at which a partial batch is merged anyway.  A key that holds far more
  * pending objects than that (written by another tool, imported with
  * `aws s3 sync`, or left uncompacted by failures) is then compacted a
- * bounded step per append -- each merge starting at the batch start, so
- * concurrent compactors still cover each other or do not overlap -- and an
- * append's latency does not depend on the key's history. */
+ * bounded step at a time -- each merge starting at the batch start, so
+ * concurrent compactors still cover each other or do not overlap. */
 static size_t max_parts(const kl_store_config *cfg)
 {
     return cfg->compact_objects_threshold < 2 ? 2 : cfg->compact_objects_threshold;
 }
 
-kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                           kl_keystate *s, int fenced, kl_error *err)
+/* The first batch of s->pending: how many objects it takes (*take, 0 when
+ * there is nothing to do yet) and whether it is complete.  A complete
+ * batch ends at the first object where a threshold is reached, not at the
+ * newest object this writer happens to know: so every writer that merges
+ * a key's objects cuts them at the same places, and their merges cover
+ * each other or not at all. */
+static void first_batch(const kl_store_config *cfg, const kl_keystate *s, size_t *take,
+                        int *complete)
 {
-    /* Complete batches that need no merge (an object complete by itself)
-     * only move the watermark: take them in turn.  At most one merge per
-     * call (see max_parts). */
-    int merged_once = 0;
-    while (s->n_pending && !merged_once) {
+    uint64_t records = 0, bytes = 0;
+    size_t n = 0, cap = max_parts(cfg);
+    *complete = 0;
+    while (n < s->n_pending && !*complete && n < cap) {
+        records += s->pending[n].last_offset - s->pending[n].first_offset + 1;
+        bytes += s->pending[n].size;
+        *complete = Kl_complete_batch(cfg, records, bytes);
+        n++;
+    }
+    *take = *complete || s->n_pending >= cfg->compact_objects_threshold ? n : 0;
+}
+
+int Kl_compact_due(const kl_store_config *cfg, const kl_keystate *s)
+{
+    size_t take;
+    int complete;
+    first_batch(cfg, s, &take, &complete);
+    return take > 0;
+}
+
+/* s's watermark moves to its first pending object, a complete batch. */
+static kl_status take_complete(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                               kl_keystate *s, int fenced, kl_error *err)
+{
+    s->watermark = s->pending[0].first_offset;
+    memmove(s->pending, s->pending + 1, (s->n_pending - 1) * sizeof *s->pending);
+    s->n_pending--;
+    kl_status st = KL_OK;
+    if (++s->wm_lag >= WM_EVERY || kl_now_ms() - s->wm_written_ms >= WM_MS)
+        st = Kl_compact_store_watermark(os, dir, s, err);
+    if (!st && fenced) st = Kl_claimgc_run(os, cfg, dir, s, 32, err);
+    return st;
+}
+
+kl_status Kl_compact_plan(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                          kl_keystate *s, int fenced, kl_merge *m, kl_error *err)
+{
+    *m = (kl_merge){0};
+    for (;;) {
         /* Merging a view that is not one contiguous run would write an
          * object whose body does not match its name: that view is stale
          * (another writer compacted differently), so reload instead. */
@@ -182,33 +181,77 @@ kl_status Kl_compact_maybe(kl_objstore *os, const kl_store_config *cfg, const ch
                                  "compaction: the objects of '%s' changed "
                                  "under this writer's view",
                                  dir);
-        /* A complete batch ends at the first object where a threshold is
-         * reached, not at the newest object this writer happens to know:
-         * so every writer that merges a key's objects cuts them at the
-         * same places, and their merges cover each other or not at all. */
-        uint64_t records = 0, bytes = 0;
-        size_t take = 0, cap = max_parts(cfg);
-        int complete = 0;
-        while (take < s->n_pending && !complete && take < cap) {
-            records += s->pending[take].last_offset - s->pending[take].first_offset + 1;
-            bytes += s->pending[take].size;
-            complete = Kl_complete_batch(cfg, records, bytes);
-            take++;
+        size_t take;
+        int complete;
+        first_batch(cfg, s, &take, &complete);
+        if (take == 0) return KL_OK;
+        if (take == 1) { /* complete by itself: no merge */
+            kl_status st = take_complete(os, cfg, dir, s, fenced, err);
+            if (st) return st;
+            continue;
         }
-        if (!complete && s->n_pending < cfg->compact_objects_threshold) return KL_OK;
-        kl_object_meta merged = s->pending[0];
-        merged_once = take > 1;
-        kl_status st = merged_once ? merge_first(os, dir, s, take, fenced, &merged, err) : KL_OK;
-        if (st || !complete) return st;
-        s->watermark = merged.first_offset;
-        memmove(s->pending, s->pending + 1, (s->n_pending - 1) * sizeof *s->pending);
-        s->n_pending--;
-        if (++s->wm_lag >= WM_EVERY || kl_now_ms() - s->wm_written_ms >= WM_MS)
-            st = Kl_compact_store_watermark(os, dir, s, err);
-        if (!st && fenced) st = Kl_tail_gc(os, cfg, dir, s, 32, err);
-        if (st) return st;
+        if (!(m->parts = malloc(take * sizeof *m->parts)))
+            return kl_seterr(err, KL_ENOMEM, "out of memory");
+        memcpy(m->parts, s->pending, take * sizeof *m->parts);
+        m->n_parts = take;
+        m->complete = complete;
+        m->epoch = s->epoch;
+        return KL_OK;
     }
-    return KL_OK;
+}
+
+kl_status Kl_compact_merge(kl_objstore *os, const char *dir, kl_merge *m, kl_error *err)
+{
+    kl_buf body = {0};
+    kl_status st = read_bodies(os, dir, m, &body, err);
+    m->merged = merged_meta(m->parts, m->n_parts, body.len);
+    char *name = st ? NULL : Kl_index_name(dir, &m->merged);
+    if (!st && !name) st = kl_seterr(err, KL_ENOMEM, "out of memory");
+    if (!st) st = kl_os_put(os, name, body.data, body.len, 0, err);
+    free(name);
+    Kl_buf_free(&body);
+    return st;
+}
+
+kl_status Kl_compact_apply(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                           kl_keystate *s, int fenced, const kl_merge *m, kl_error *err)
+{
+    int same = s->epoch == m->epoch && s->n_pending >= m->n_parts;
+    for (size_t i = 0; same && i < m->n_parts; i++)
+        same = s->pending[i].first_offset == m->parts[i].first_offset &&
+               s->pending[i].last_offset == m->parts[i].last_offset;
+    if (!same) return KL_OK; /* reloaded meanwhile: the load saw what it saw */
+    s->pending[0] = m->merged;
+    memmove(s->pending + 1, s->pending + m->n_parts,
+            (s->n_pending - m->n_parts) * sizeof *s->pending);
+    s->n_pending -= m->n_parts - 1;
+    /* The parts' claims stay until the watermark passes them and the hold
+     * is over (Kl_claimgc_run): a late publish from one can only bring back a
+     * part, the same bytes as the merged object, which the writer that
+     * deletes the claim then deletes as covered (Kl_claimgc_delete). */
+    uint64_t now = Kl_boot_ns();
+    for (size_t i = 0; fenced && i < m->n_parts; i++)
+        if (Kl_keystate_add_claim(s, m->parts[i].first_offset, now) != 0)
+            return kl_seterr(err, KL_ENOMEM, "out of memory");
+    return m->complete ? take_complete(os, cfg, dir, s, fenced, err) : KL_OK;
+}
+
+/* Concurrent compactions can each merge a different run starting at the
+ * same offset (their views of the tail differ); after a merge, whatever
+ * another object covers from its start on is deleted (the same bytes), so
+ * whichever compactor lists last leaves no overlap behind. */
+kl_status Kl_compact_cleanup(kl_objstore *os, const char *dir, const kl_merge *m, int fenced,
+                             kl_error *err)
+{
+    kl_status st = delete_objects(os, dir, m->parts, m->n_parts, err);
+    if (!st && fenced) st = Kl_claimgc_drop_covered_from(os, dir, m->merged.first_offset, err);
+    return st;
+}
+
+void Kl_merge_free(kl_merge *m)
+{
+    free(m->parts);
+    *m = (kl_merge){0};
 }
 
 kl_status Kl_compact_store_watermark(kl_objstore *os, const char *dir, kl_keystate *s,

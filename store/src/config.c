@@ -36,6 +36,7 @@ void kl_store_config_init(kl_store_config *c)
     c->reader_readahead = 8;
     c->fencing = KL_FENCING_AUTO;
     c->claim_hold_ms = 60000;
+    c->skip_tail_check = 1;
 }
 
 void kl_s3_config_init(kl_s3_config *c)
@@ -198,6 +199,7 @@ static const setting store_settings[] = {
     {"reader_readahead", K_U64, F(store.reader_readahead), U64},
     {"fencing", K_AUTO_ON_OFF, F(store.fencing), 0, 0},
     {"claim_hold_ms", K_U64, F(store.claim_hold_ms), 60, 24 * 3600 * 1000},
+    {"skip_tail_check", K_BOOL, F(store.skip_tail_check), 0, 0},
 };
 
 static const setting s3_settings[] = {

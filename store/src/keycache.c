@@ -26,6 +26,12 @@ void Kl_keystate_free(kl_keystate *s)
     if (!s) return;
     free(s->pending);
     free(s->claims);
+    for (size_t i = 0; i < s->n_chain; i++) {
+        free(s->chain[i].claim);
+        free(s->chain[i].object);
+        free(s->chain[i].tag);
+    }
+    free(s->chain);
     free(s);
 }
 

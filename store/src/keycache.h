@@ -19,6 +19,13 @@ typedef struct kl_claim {
     uint64_t seen_ns;
 } kl_claim;
 
+/* An object another writer claimed at this writer's tail, taken as the
+ * tail's next link before it is known published (tail.c). */
+typedef struct kl_link {
+    kl_object_meta m;
+    char *claim, *object, *tag;
+} kl_link;
+
 typedef struct kl_keystate {
     uint64_t next_offset; /* offset the next record gets */
     kl_u128 next_nonce;
@@ -34,6 +41,11 @@ typedef struct kl_keystate {
     uint64_t view_ns;            /* Kl_boot_ns when the request began that showed
                                     this tail (tail.h: the tail check may be skipped
                                     shortly after) */
+    uint64_t epoch;              /* unique per load: a merge planned on this state
+                                    applies only to it (compact.h) */
+    int compact_queued;          /* handed to the compactor, not yet planned */
+    kl_link *chain;              /* others' claims after the last published object, */
+    size_t n_chain;              /* in order; next_offset etc. are past them */
 } kl_keystate;
 
 typedef struct kl_keycache kl_keycache;

@@ -185,19 +185,22 @@ static kl_status not_held(kl_error *err, const char *object, const char *claim)
 }
 
 /* Whether `name` in dfd is the file open as fd, or one that carries the
- * same object name (a claim made again for the same object).  A name gone
- * already (merged away) counts as the same: nothing to undo. */
+ * same object name (a claim made again for the same object): 1 yes, 0 no,
+ * -1 cannot tell (errno).  A name gone already (merged away) counts as
+ * the same: nothing to undo. */
 static int links_same(int fd, int dfd, const char *name)
 {
     struct stat a, b;
-    if (fstat(fd, &a) != 0 || fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno == ENOENT;
+    if (fstat(fd, &a) != 0) return -1;
+    if (fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 1 : -1;
     if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) return 1;
     int nfd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (nfd < 0) return errno == ENOENT ? 1 : -1;
     char held[256];
-    int same = nfd >= 0 && claim_object(nfd, held, sizeof held) == 0 && strcmp(held, name) == 0;
-    if (nfd >= 0) close(nfd);
-    return same;
+    int rc = claim_object(nfd, held, sizeof held), e = errno;
+    close(nfd);
+    errno = e;
+    return rc < 0 ? -1 : rc == 0 && strcmp(held, name) == 0;
 }
 
 /* Links the claim's body as the object, if the claim holds that object:
@@ -236,13 +239,18 @@ kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *objec
          * looked for such copies (FORMAT.md "Skipping the check"). */
         dfd = Kl_local_open_parent(l->rootfd, object, Kl_local_dir_len(object));
         r = dfd < 0 ? -1 : linkat(l->rootfd, claim, dfd, base_of(object), 0);
-        if (r == 0 && !links_same(fd, dfd, base_of(object))) {
-            /* The claim was made again (by a writer with a stale view)
-             * between our check and the link: not our body. */
-            unlinkat(dfd, base_of(object), 0);
+        int same = r == 0 ? links_same(fd, dfd, base_of(object)) : 1;
+        if (same <= 0) {
+            int e = errno;
+            if (same == 0) /* the claim was made again (by a writer with a */
+                unlinkat(dfd, base_of(object), 0); /* stale view) since: not our body */
             close(dfd);
             close(fd);
-            return not_held(err, object, claim);
+            errno = e;
+            /* Cannot tell: the link stays (it is most likely right) and the
+             * append fails, as after any I/O error of unknown outcome. */
+            return same == 0 ? not_held(err, object, claim)
+                             : Kl_local_io_err(err, "check the published", object);
         }
     }
     int e = errno;

@@ -9,150 +9,19 @@
  * claim, anyone can finish the publication, byte for byte the same, so no
  * writer ever waits for another and nothing needs a timeout. */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "codec.h"
+#include "claimgc.h"
 #include "complete.h"
 #include "keyindex.h"
 #include "layout.h"
 #include "tail.h"
 
 static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "out of memory"); }
-
-static kl_status drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v, size_t n,
-                              kl_error *err)
-{
-    kl_status st = KL_OK;
-    for (size_t i = 0; i < n && st == KL_OK; i++) {
-        char *name = Kl_index_name(dir, &v[i]);
-        const char *names[1] = {name};
-        st = name ? kl_os_del(os, names, 1, err) : oom(err);
-        free(name);
-    }
-    return st;
-}
-
-kl_status Kl_tail_drop_covered_from(kl_objstore *os, const char *dir, uint64_t first, kl_error *err)
-{
-    kl_object_meta *v = NULL, *covered = NULL;
-    size_t n = 0, nc = 0;
-    kl_status st = Kl_index_list_covered(os, dir, first, &v, &n, &covered, &nc, err);
-    if (st == KL_OK) st = drop_covered(os, dir, covered, nc, err);
-    free(v);
-    free(covered);
-    return st;
-}
-
-kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s, const uint64_t *v,
-                          size_t n, kl_error *err)
-{
-    if (n == 0) return KL_OK;
-    kl_status st = KL_OK;
-    char **names = calloc(n, sizeof *names);
-    if (!names) return oom(err);
-    for (size_t i = 0; i < n && !st; i++)
-        if (!(names[i] = Kl_layout_claim(dir, v[i]))) st = oom(err);
-    for (size_t base = 0; base < n && !st; base += 1000)
-        st = kl_os_unclaim(os, (const char *const *)names + base, n - base < 1000 ? n - base : 1000,
-                           err);
-    kl_strv_free(names, n);
-    if (st) return st;
-    { /* drop the deleted slots from s->claims */
-        size_t k = 0;
-        for (size_t i = 0; i < s->n_claims; i++) {
-            int gone = 0;
-            for (size_t j = 0; j < n && !gone; j++) gone = s->claims[i].slot == v[j];
-            if (!gone) s->claims[k++] = s->claims[i];
-        }
-        s->n_claims = k;
-    }
-    /* A writer stopped between its check and its publish may have brought
-     * back an object since merged away (its claim was still there); with
-     * the claims gone no publish can, so one look now finds them all. */
-    uint64_t lo = v[0];
-    for (size_t i = 1; i < n; i++)
-        if (v[i] < lo) lo = v[i];
-    return Kl_tail_drop_covered_from(os, dir, lo, err);
-}
-
-static uint64_t hold_ns(const kl_store_config *cfg) { return cfg->claim_hold_ms * 1000000u; }
-
-/* Finds the claims of slots below the watermark (a complete batch lies
- * after them, so no check can find their slots free again), left by
- * writers that stopped before deleting them.  A claim may only go once
- * its slot was published claim_hold_ms ago (FORMAT.md says why); the
- * claims' own change times tell, by the store's clock: a claim of a later
- * slot was made after this slot was published, so when one of those is
- * older by the hold than the newest claim (no later than the store's
- * now), this one may go.  The rest are kept in s->claims for
- * Kl_tail_gc, timed from now. */
-static kl_status sweep_claims(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                              kl_keystate *s, kl_error *err)
-{
-    char *prefix = Kl_layout_join(dir, "claim_o");
-    if (!prefix) return oom(err);
-    kl_list_req req = {.prefix = prefix};
-    kl_listing l;
-    kl_status st = kl_os_list(os, &req, &l, err);
-    size_t plen = strlen(prefix);
-    free(prefix);
-    if (st) return st;
-    uint64_t now = Kl_boot_ns();
-    size_t n = 0, k = 0;
-    uint64_t *slots = malloc((l.n_objects ? l.n_objects : 1) * sizeof *slots);
-    uint64_t *old = malloc((l.n_objects ? l.n_objects : 1) * sizeof *old);
-    int64_t *ms = malloc((l.n_objects ? l.n_objects : 1) * sizeof *ms);
-    int64_t newest = 0;
-    for (size_t i = 0; slots && old && ms && i < l.n_objects; i++) {
-        const char *p = l.objects[i].name + plen;
-        char *end;
-        uint64_t slot = strtoull(p, &end, 10);
-        if (end != p + 20 || (*end != 0 && *end != '/')) continue;
-        int64_t t = l.objects[i].mtime_ms;
-        if (t > newest) newest = t;
-        if (n && slots[n - 1] == slot) { /* a directory claim's file: the latest time */
-            if (t > ms[n - 1]) ms[n - 1] = t;
-            continue;
-        }
-        slots[n] = slot;
-        ms[n++] = t;
-    }
-    kl_listing_free(&l);
-    /* From the newest slot down, the oldest time among later slots. */
-    int64_t later = INT64_MAX, hold = (int64_t)cfg->claim_hold_ms;
-    for (size_t i = n; slots && old && ms && i-- > 0;) {
-        if (slots[i] < s->watermark) {
-            if (later != INT64_MAX && later <= newest - hold)
-                old[k++] = slots[i];
-            else if (Kl_keystate_add_claim(s, slots[i], now) != 0)
-                st = oom(err);
-        }
-        if (ms[i] > 0 && ms[i] < later) later = ms[i]; /* 0: unknown */
-    }
-    if (!st && (!slots || !old || !ms)) st = oom(err);
-    if (!st) st = Kl_tail_unclaim(os, dir, s, old, k, err);
-    free(slots);
-    free(old);
-    free(ms);
-    return st;
-}
-
-kl_status Kl_tail_gc(kl_objstore *os, const kl_store_config *cfg, const char *dir, kl_keystate *s,
-                     size_t min, kl_error *err)
-{
-    uint64_t *v = malloc((s->n_claims ? s->n_claims : 1) * sizeof *v);
-    if (!v) return oom(err);
-    size_t n = 0;
-    uint64_t now = Kl_boot_ns(), hold = hold_ns(cfg);
-    for (size_t i = 0; i < s->n_claims; i++)
-        if (s->claims[i].slot < s->watermark && now - s->claims[i].seen_ns >= hold)
-            v[n++] = s->claims[i].slot;
-    kl_status st = n >= min ? Kl_tail_unclaim(os, dir, s, v, n, err) : KL_OK;
-    free(v);
-    return st;
-}
 
 kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir, int fenced,
                        kl_keystate **out, kl_error *err)
@@ -175,6 +44,8 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
     s->watermark = s->stored_wm = wm;
     s->next_offset = 1;
     s->view_ns = began;
+    static _Atomic uint64_t epochs;
+    s->epoch = ++epochs;
     if (n == 0 && wm) {
         /* A watermark ahead of every object: trust the objects instead. */
         kl_object_meta last;
@@ -200,7 +71,7 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
                 st = oom(err);
     }
     free(v);
-    if (st == KL_OK && fenced) st = sweep_claims(os, cfg, dir, s, err);
+    if (st == KL_OK && fenced) st = Kl_claimgc_sweep(os, cfg, dir, s, err);
     if (st) {
         Kl_keystate_free(s);
         return st;
@@ -225,7 +96,7 @@ static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char 
     return st;
 }
 
-/* Is `slot` (== s->next_offset) still the key's tail, i.e. does no
+/* Is `slot` (s's tail, or where its chain starts) still the key's tail, i.e. does no
  * published object cover it?  One LIST from the watermark this writer
  * knows: every object that can cover the slot starts there or later
  * (merges never cross a complete batch's start), and normally there is
@@ -236,10 +107,9 @@ static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char 
  * that another covers (leftovers of concurrent merges, or of a publish
  * that came late) are deleted on the way: they hold the same bytes. */
 static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                           const kl_keystate *s, int *free_, kl_object_meta **ahead,
+                           const kl_keystate *s, uint64_t slot, int *free_, kl_object_meta **ahead,
                            size_t *n_ahead, kl_error *err)
 {
-    uint64_t slot = s->next_offset;
     kl_object_meta *v = NULL, *covered = NULL;
     size_t n = 0, nc = 0;
     *ahead = NULL;
@@ -248,7 +118,7 @@ static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const ch
         Kl_index_list_covered(os, dir, s->watermark ? s->watermark : 1, &v, &n, &covered, &nc, err);
     if (st) return st;
     kl_error derr;
-    if (nc && drop_covered(os, dir, covered, nc, &derr) != KL_OK)
+    if (nc && Kl_claimgc_drop_covered(os, dir, covered, nc, &derr) != KL_OK)
         kl_log(KL_LOG_WARNING, "could not delete covered objects of '%s': %s", dir, derr.msg);
     free(covered);
     size_t after = 0; /* first listed object ending at or past the slot */
@@ -353,6 +223,105 @@ static int same_object(const kl_object_meta *a, const kl_object_meta *b)
            a->prior == b->prior;
 }
 
+/* ---- the chain: slots lost to others, taken as links ------------------
+ *
+ * A writer that loses slot N reads the claim's object name and tries the
+ * slot after it at once, before any LIST: the claims from N on form a
+ * chain of links, each starting where the one before ends.  When its own
+ * claim succeeds (or the chain is long), one fresh look at the key
+ * settles them all: the links from where the key now ends are published
+ * in order (helping writers that stopped), then its own object.  A loser
+ * so pays two requests per slot lost, as a winner pays two per slot won,
+ * and keeps up with writers that never lose (with a LIST and a publish per
+ * lost slot it would fall behind for good).
+ *
+ * Why that is safe: the look (a load: watermark and LIST) comes after
+ * every link's claim was read and after our own claim.  It shows the key
+ * ending at T; a claim at T or later was never published (coverage never
+ * goes away), and claims are only deleted or replaced after their slot is
+ * published, so the links from T on are their slots' first claims, and
+ * ours is its slot's first: publishing them in order is what helpers
+ * checking each slot would do.  A link whose publish finds its claim gone
+ * or changed was published by someone else meanwhile.  Below T the load's
+ * objects, not the links, describe the key.  If T is not where a link
+ * starts, the chain was built on a stale view: it is dropped.  Until
+ * settled, the links' nonces count as the tail's (a retry's records are
+ * filtered against them), so a chain is settled before an append reports
+ * its records as duplicates (Kl_tail_settle). */
+#define CHAIN_MAX 64
+
+/* Whether s's view of the tail is young enough to skip the tail check:
+ * FORMAT.md "Skipping the check". */
+static int fresh_view(const kl_store_config *cfg, const kl_keystate *s)
+{
+    return s->view_ns && Kl_boot_ns() - s->view_ns < Kl_claimgc_hold_ns(cfg) / 6;
+}
+
+static void chain_clear(kl_keystate *s)
+{
+    for (size_t i = 0; i < s->n_chain; i++) {
+        free(s->chain[i].claim);
+        free(s->chain[i].object);
+        free(s->chain[i].tag);
+    }
+    free(s->chain);
+    s->chain = NULL;
+    s->n_chain = 0;
+}
+
+/* s's tail moves past om, claimed as `claim` (strings: ownership moves). */
+static kl_status chain_add(kl_keystate *s, const kl_object_meta *om, char **claim, char **object,
+                           char **tag, kl_error *err)
+{
+    kl_link *v = realloc(s->chain, (s->n_chain + 1) * sizeof *v);
+    if (!v) return oom(err);
+    s->chain = v;
+    v[s->n_chain++] = (kl_link){*om, *claim, *object, *tag};
+    *claim = *object = *tag = NULL;
+    s->next_offset = om->last_offset + 1;
+    s->next_nonce = om->next_nonce;
+    s->last_first = om->first_offset;
+    return KL_OK;
+}
+
+/* Reloads s and publishes its chain's links from where the key ends, in
+ * order, moving s past them.  *consistent = 0 when the key does not end
+ * where a link starts or past the chain: the chain was dropped, s is the
+ * key as loaded. */
+static kl_status chain_settle(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                              kl_keystate *s, int *consistent, kl_error *err)
+{
+    kl_link *chain = s->chain;
+    size_t n = s->n_chain;
+    uint64_t end = s->next_offset; /* where the chain ends */
+    s->chain = NULL;
+    s->n_chain = 0;
+    kl_status st = reload(os, cfg, dir, s, err);
+    size_t i = 0;
+    while (i < n && chain[i].m.first_offset != s->next_offset) i++;
+    *consistent = i < n || s->next_offset >= end;
+    for (; *consistent && i < n && !st; i++) {
+        st = kl_os_publish(os, chain[i].claim, chain[i].object, chain[i].tag, NULL, 0, err);
+        if (st == KL_ENOTFOUND) st = KL_OK; /* changed or gone: published already */
+        if (!st) st = advance(s, &chain[i].m, err);
+    }
+    s->chain = chain; /* to free, strings too */
+    s->n_chain = n;
+    chain_clear(s);
+    return st;
+}
+
+kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                         kl_keystate *s, kl_error *err)
+{
+    if (!s->n_chain) return KL_OK;
+    uint64_t began = Kl_boot_ns();
+    int consistent;
+    kl_status st = chain_settle(os, cfg, dir, s, &consistent, err);
+    if (!st) s->view_ns = began;
+    return st;
+}
+
 kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                           kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
                           int *won, kl_error *err)
@@ -378,47 +347,75 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
                                claim, other);
         }
         if (st == KL_ENOTFOUND) { /* published and deleted meanwhile */
+            chain_clear(s);
             st = reload(os, cfg, dir, s, err);
             goto out;
         }
     }
     int broken = st == KL_EBADDATA && !mine; /* a claim nobody can publish */
     if (st && !broken) goto out;
-    if (mine && s->view_ns && Kl_boot_ns() - s->view_ns < hold_ns(cfg) / 6)
-        free_ = 1; /* the check can be skipped: see fresh_view */
-    else if ((st = slot_free(os, cfg, dir, s, &free_, &ahead, &n_ahead, err)))
+    if (!mine && !broken) {
+        /* Lost: the other's object is the next link; try the slot after
+         * it at once (settled when a claim of ours succeeds).  A view that
+         * is not fresh may be far behind (claims stay for the hold, so the
+         * chain could be long): settle at once, which jumps to the end. */
+        if (!(st = chain_add(s, &om, &claim, &other, &tag, err)) &&
+            (s->n_chain >= CHAIN_MAX || !fresh_view(cfg, s)))
+            st = Kl_tail_settle(os, cfg, dir, s, err);
         goto out;
+    }
+    if (broken && s->n_chain) { /* settle first; the next round meets it afresh */
+        st = Kl_tail_settle(os, cfg, dir, s, err);
+        goto out;
+    }
+    if (s->n_chain) {
+        int consistent;
+        if ((st = chain_settle(os, cfg, dir, s, &consistent, err))) goto out;
+        if (s->next_offset < m->first_offset) {
+            /* The key ends before our slot, and not where the chain said:
+             * our view was stale.  Our claim stays (it may be published as
+             * another's link; removing it could make that writer skip its
+             * slot); this append fails, its outcome unknown. */
+            st = kl_seterr(err, KL_EIO,
+                           "'%s' changed under this writer while it claimed slot %" PRIu64
+                           "; the append may or may not be in",
+                           dir, m->first_offset);
+            goto out;
+        }
+        free_ = s->next_offset == m->first_offset;
+    } else if (broken || !cfg->skip_tail_check || !fresh_view(cfg, s)) {
+        if ((st = slot_free(os, cfg, dir, s, s->next_offset, &free_, &ahead, &n_ahead, err)))
+            goto out;
+    } else {
+        free_ = 1; /* the check can be skipped: FORMAT.md "Skipping the check" */
+    }
     if (broken) {
         /* It blocks the tail forever unless removed; elsewhere it is junk. */
         const char *v[1] = {claim};
         st = free_ ? kl_os_unclaim(os, v, 1, err) : reload(os, cfg, dir, s, err);
-    } else if (mine && free_) {
+    } else if (free_) {
         st = kl_os_publish(os, claim, name, tag, body, len, err);
         if (st == KL_ENOTFOUND) st = KL_OK; /* a helper published it, then it was unclaimed */
         if (st == KL_OK && (st = advance(s, m, err)) == KL_OK) *won = 1;
-    } else if (mine && n_ahead && same_object(&ahead[0], m)) {
+    } else if (n_ahead && same_object(&ahead[0], m)) {
         /* A helper published our claim while we were away. */
         *won = 1;
         st = catch_up(os, cfg, dir, s, ahead, n_ahead, err);
-    } else if (mine) {
-        /* Our slot was taken before we claimed it (we were stopped with a
-         * stale view), or a helper published our claim and it was merged. */
+    } else {
+        /* Our slot is covered: it was taken before we claimed it (we were
+         * stopped with a stale view), or a helper published our claim and
+         * it was merged.  Only a covered claim may be removed (a claim
+         * changes only after its slot is published). */
         int yes;
         if ((st = holds_body(os, dir, m, body, len, &yes, err))) goto out;
         const char *v[1] = {claim};
         if (!yes && (st = kl_os_unclaim(os, v, 1, err))) goto out;
         *won = yes;
         st = reload(os, cfg, dir, s, err);
-    } else if (free_) {
-        st = kl_os_publish(os, claim, other, tag, NULL, 0, err);
-        if (st == KL_ENOTFOUND) st = KL_OK;
-        if (st == KL_OK) st = advance(s, &om, err);
-    } else {
-        st = catch_up(os, cfg, dir, s, ahead, n_ahead, err);
     }
 out:
     /* Whatever this call learnt of the tail, it learnt after it began. */
-    if (st == KL_OK) s->view_ns = began;
+    if (st == KL_OK && !s->n_chain) s->view_ns = began;
     free(ahead);
     free(claim);
     free(name);

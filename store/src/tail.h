@@ -12,16 +12,16 @@
  *      published, so such a claim cannot be the second of its slot;
  *   3. publish: copy / link the claimed body to the data object's name.
  *
- * A writer that finds the slot claimed helps: it publishes the other
- * claim (when step 2 says it is the tail), moves its view past it and
- * retries with its records re-encoded (so nonces are checked against the
- * true tail).  A claim keeps its body until a complete batch lies after
- * it (slot < watermark) and claim_hold_ms have passed since its slot was
- * seen published; only then is it deleted, and the check in step 2 always
- * catches a writer that claims that slot again (no writer skips it that
- * long after its view).  A late publish
- * from a live claim can only bring back the same bytes under the same
- * name: checks delete such objects when another covers them. */
+ * A writer that finds the slot claimed takes the other claim as the next
+ * link of a chain and retries after it at once, its records re-encoded
+ * (so nonces are checked against the tail); when a claim of its own
+ * succeeds, one load settles the chain: the links from where the key ends
+ * are published in order (helping writers that stopped), then its own.  A claim keeps its body
+ * until a complete batch lies after it (slot < watermark) and claim_hold_ms have passed since its
+ * slot was seen published; only then is it deleted, and the check in step 2 always catches a writer
+ * that claims that slot again (no writer skips it that long after its view).  A late publish from a
+ * live claim can only bring back the same bytes under the same name: checks delete such objects
+ * when another covers them. */
 #ifndef KL_TAIL_H
 #define KL_TAIL_H
 #include "keycache.h"
@@ -32,7 +32,7 @@
  * thresholds) is taken as the effective one.  With `fenced`, deletes the
  * claims below it (left by writers that stopped before deleting them)
  * that the store's times show were published long enough ago, and keeps
- * the others in s->claims for Kl_tail_gc. */
+ * the others in s->claims for Kl_claimgc_run. */
 kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir, int fenced,
                        kl_keystate **out, kl_error *err);
 
@@ -45,21 +45,12 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
                           kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
                           int *won, kl_error *err);
 
-/* Deletes the claims of the given slots and removes them from s->claims,
- * then the objects a late publish of one may have brought back below
- * the watermark (Kl_tail_drop_covered_from the lowest). */
-kl_status Kl_tail_unclaim(kl_objstore *os, const char *dir, kl_keystate *s, const uint64_t *v,
-                          size_t n, kl_error *err);
+/* Settles the slots s took as lost to others since its last published
+ * object (its chain, tail.c): publishes them where the key ends, or drops
+ * them when the key shows they were a stale view.  One load, and a publish
+ * per link not yet published.  For an append whose records all turned out
+ * duplicates of the links' nonces. */
+kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                         kl_keystate *s, kl_error *err);
 
-/* Deletes the objects from `first` on that others cover (leftovers of
- * concurrent merges or of late publishes): the same bytes as what covers
- * them, so readers lose nothing.  One LIST. */
-kl_status Kl_tail_drop_covered_from(kl_objstore *os, const char *dir, uint64_t first,
-                                    kl_error *err);
-
-/* Deletes the claims in s->claims below the watermark and seen published
- * at least cfg->claim_hold_ms ago, once there are at least `min` of them
- * (one request for all on S3). */
-kl_status Kl_tail_gc(kl_objstore *os, const kl_store_config *cfg, const char *dir, kl_keystate *s,
-                     size_t min, kl_error *err);
 #endif

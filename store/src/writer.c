@@ -7,7 +7,9 @@
  * nonce, prior pointer, objects since the watermark) lives in a bounded
  * LRU; a miss reloads it from the store.  Appends to one key are
  * serialised by a striped mutex within a writer; across writers the slot
- * claims order them. */
+ * claims order them.  Compaction runs on the writer's compactor thread
+ * (compactor.h), so an append never waits for a merge: it only queues
+ * the key. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,8 +20,10 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "claimgc.h"
 #include "codec.h"
 #include "compact.h"
+#include "compactor.h"
 #include "keycache.h"
 #include "keyindex.h"
 #include "layout.h"
@@ -37,6 +41,7 @@ typedef struct store_writer {
     kl_store_config cfg;
     char *prefix;
     kl_keycache *cache;
+    kl_compactor *compactor; /* NULL: compaction runs inline, after the append */
     pthread_mutex_t stripes[STRIPES];
     pthread_mutex_t probe_mu;
     atomic_int probed;      /* the fencing decision is made, without a refusal */
@@ -146,13 +151,6 @@ static kl_status put_unfenced(store_writer *sw, const char *dir, kl_keystate *s,
     return KL_OK;
 }
 
-static void lost_backoff(int lost)
-{
-    if (lost < 4) return;
-    struct timespec ts = {0, (long)(rand() % (lost < 20 ? lost : 20) + 1) * 200000L};
-    nanosleep(&ts, NULL);
-}
-
 static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **sp,
                                const kl_insertion *ins, size_t n, kl_object_meta *published,
                                int *any, kl_error *err)
@@ -176,6 +174,9 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
         size_t acc = encode_batch(s, ins, n, &body, m, &oom);
         if (oom) {
             st = kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
+        } else if (acc == 0 && s->n_chain) {
+            /* Duplicates of the links' nonces: only once they are in. */
+            st = Kl_tail_settle(sw->os, &sw->cfg, dir, s, err);
         } else if (acc == 0) {
             Kl_recycle_put(body.data);
             return KL_OK; /* every record was a duplicate */
@@ -185,8 +186,10 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
                            "key's next slot %d times in a row",
                            dir, MAX_LOST);
         } else if (sw->fenced) {
-            lost_backoff(lost);
             st = Kl_tail_publish(sw->os, &sw->cfg, dir, s, m, body.data, body.len, &done, err);
+            /* A slot lost while chasing the tail (s->n_chain: a link
+             * taken, two requests) is not a round lost. */
+            if (!st && !done && s->n_chain) lost--;
         } else {
             int raced = 0;
             st = put_unfenced(sw, dir, s, m, &body, &raced, err);
@@ -207,19 +210,82 @@ static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **
     *any = done;
     if (st) return st;
 
-    /* The records are durable now.  A failed compaction must not fail the
-     * append (a retry would duplicate records without nonces): it is
-     * logged and retried with the next append.  Objects vanishing under
-     * it mean another writer compacted: reload the state next time. */
-    kl_error cerr = {0};
-    kl_status cst = Kl_compact_maybe(sw->os, &sw->cfg, dir, *sp, sw->fenced, &cerr);
-    if (cst == KL_ENOTFOUND) {
-        Kl_keystate_free(*sp);
-        *sp = NULL;
-    } else if (cst != KL_OK) {
-        kl_log(KL_LOG_WARNING, "compaction of '%s' failed, will retry: %s", dir, cerr.msg);
-    }
     return KL_OK;
+}
+
+static pthread_mutex_t *stripe_of(store_writer *sw, const char *dir)
+{
+    return &sw->stripes[Kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];
+}
+
+/* Puts s back into the cache, or drops it when st says it is stale. */
+static void put_state(store_writer *sw, const char *dir, kl_keystate *s, kl_status st)
+{
+    if (st == KL_ENOTFOUND)
+        Kl_keystate_free(s); /* another writer compacted: reload next time */
+    else
+        Kl_keycache_put(sw->cache, dir, s);
+}
+
+/* One compaction step for a key (compact.h), on the compactor thread: the
+ * key's lock is held only while its state is read or updated, never
+ * during the merge's GETs and PUT.  A failure is logged and retried when
+ * the key is next appended to; the append it followed stays acknowledged
+ * (retrying that would duplicate records without nonces). */
+static void compact_key(void *ctx, const char *dir)
+{
+    store_writer *sw = ctx;
+    pthread_mutex_t *mu = stripe_of(sw, dir);
+    kl_merge m = {0};
+    kl_error err = {0};
+    kl_status st = KL_OK;
+    int again = 0;
+    pthread_mutex_lock(mu);
+    kl_keystate *s = Kl_keycache_take(sw->cache, dir);
+    if (s) {
+        s->compact_queued = 0;
+        st = Kl_compact_plan(sw->os, &sw->cfg, dir, s, sw->fenced, &m, &err);
+        put_state(sw, dir, s, st);
+    }
+    pthread_mutex_unlock(mu);
+    if (!st && m.n_parts) {
+        st = Kl_compact_merge(sw->os, dir, &m, &err);
+        int written = st == KL_OK;
+        pthread_mutex_lock(mu);
+        if ((s = Kl_keycache_take(sw->cache, dir))) {
+            if (!st) st = Kl_compact_apply(sw->os, &sw->cfg, dir, s, sw->fenced, &m, &err);
+            /* More to do (a long history, or appends meanwhile): go on. */
+            if (!st && !s->compact_queued && (again = Kl_compact_due(&sw->cfg, s)))
+                s->compact_queued = 1;
+            put_state(sw, dir, s, st);
+        }
+        pthread_mutex_unlock(mu);
+        kl_error cerr;
+        if (written && Kl_compact_cleanup(sw->os, dir, &m, sw->fenced, &cerr) != KL_OK)
+            kl_log(KL_LOG_WARNING, "compaction of '%s': %s", dir, cerr.msg);
+    }
+    if (st && st != KL_ENOTFOUND)
+        kl_log(KL_LOG_WARNING, "compaction of '%s' failed, will retry: %s", dir, err.msg);
+    Kl_merge_free(&m);
+    if (again && Kl_compactor_queue(sw->compactor, dir) != 0) {
+        pthread_mutex_lock(mu); /* not queued after all: the next append will */
+        if ((s = Kl_keycache_take(sw->cache, dir))) {
+            s->compact_queued = 0;
+            Kl_keycache_put(sw->cache, dir, s);
+        }
+        pthread_mutex_unlock(mu);
+    }
+}
+
+/* After an append, under the key's lock: queues the key for compaction if
+ * it has work.  Returns 1 when the caller must run compact_key itself
+ * (no compactor thread, or no memory to queue). */
+static int schedule_compaction(store_writer *sw, const char *dir, kl_keystate *s)
+{
+    if (!s || s->compact_queued || !Kl_compact_due(&sw->cfg, s)) return 0;
+    if (!sw->compactor || Kl_compactor_queue(sw->compactor, dir) != 0) return 1;
+    s->compact_queued = 1;
+    return 0;
 }
 
 /* Whether this writer claims slots: decided once, at the first append
@@ -323,7 +389,7 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
         count_append(sw, KL_ENOMEM, n, 0);
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
-    pthread_mutex_t *mu = &sw->stripes[Kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];
+    pthread_mutex_t *mu = stripe_of(sw, dir);
     pthread_mutex_lock(mu);
     kl_keystate *s = Kl_keycache_take(sw->cache, dir);
     if (!s) st = Kl_tail_load(sw->os, &sw->cfg, dir, sw->fenced, &s, err);
@@ -337,11 +403,13 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
         Kl_keystate_free(s);
         s = NULL;
     }
+    int compact_here = st == KL_OK && schedule_compaction(sw, dir, s);
     if (s) Kl_keycache_put(sw->cache, dir, s);
     /* Under the key's lock: observers see a key's objects in order. */
     if (st == KL_OK && published && sw->observer) sw->observer(keyspace, key, &m, sw->observer_ctx);
     count_append(sw, st, n, published ? m.last_offset - m.first_offset + 1 : 0);
     pthread_mutex_unlock(mu);
+    if (compact_here) compact_key(sw, dir);
     free(dir);
     return st;
 }
@@ -355,16 +423,24 @@ static kl_status sw_flush_key(kl_writer *w, const char *keyspace, const char *ke
 
 static kl_status sw_noop(kl_writer *w, kl_error *err) { return KL_OK; }
 
+/* The store writer's scheduled work is compaction: wait for it. */
+static kl_status sw_duty_cycle(kl_writer *w, kl_error *err)
+{
+    (void)err;
+    if (SW(w)->compactor) Kl_compactor_wait(SW(w)->compactor);
+    return KL_OK;
+}
+
 /* A writer going away stores the watermarks it let lag and (fenced)
- * deletes the claims it knows to be below them: at most two requests for
- * a key it wrote since its last compaction, none for others (no LIST: a
- * later load finds what is left, e.g. after a crash). */
+ * deletes the claims it knows to be below them and held long enough: a
+ * few requests for a key it wrote since its last compaction, none for
+ * others (a later load finds what is left, e.g. after a crash). */
 static void gc_key(const char *dir, kl_keystate *s, void *ctx)
 {
     store_writer *sw = ctx;
     kl_error err;
     if (Kl_compact_store_watermark(sw->os, dir, s, &err) != KL_OK ||
-        (sw->fenced && Kl_tail_gc(sw->os, &sw->cfg, dir, s, 1, &err) != KL_OK))
+        (sw->fenced && Kl_claimgc_run(sw->os, &sw->cfg, dir, s, 1, &err) != KL_OK))
         kl_log(KL_LOG_WARNING, "could not store the watermark or delete old claims of '%s': %s",
                dir, err.msg);
 }
@@ -372,6 +448,7 @@ static void gc_key(const char *dir, kl_keystate *s, void *ctx)
 static void sw_destroy(kl_writer *w)
 {
     store_writer *sw = SW(w);
+    Kl_compactor_free(sw->compactor); /* after what it has queued */
     Kl_keycache_each(sw->cache, gc_key, sw);
     Kl_keycache_free(sw->cache);
     for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&sw->stripes[i]);
@@ -385,7 +462,7 @@ static const kl_writer_ops store_writer_ops = {
     .append = sw_append,
     .flush_key = sw_flush_key,
     .flush_all = sw_noop,
-    .duty_cycle = sw_noop,
+    .duty_cycle = sw_duty_cycle,
     .destroy = sw_destroy,
 };
 
@@ -401,6 +478,12 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_wr
     if (cfg->compact_records_threshold == 0 || cfg->compact_size_threshold == 0 ||
         cfg->compact_objects_threshold == 0)
         return kl_seterr(err, KL_EINVAL, "compaction thresholds must be at least 1");
+    /* Other writers rely on the hold (FORMAT.md "Skipping the check"): a
+     * zeroed config must not delete claims at once. */
+    if (cfg->claim_hold_ms < 60 || cfg->claim_hold_ms > 24 * 3600 * 1000)
+        return kl_seterr(err, KL_EINVAL,
+                         "claim_hold_ms is %" PRIu64 ", it must be 60..86400000 (default 60000)",
+                         cfg->claim_hold_ms);
     if (cfg->max_cached_keys == 0)
         return kl_seterr(err, KL_EINVAL, "max_cached_keys must be at least 1");
     store_writer *sw = calloc(1, sizeof *sw);
@@ -419,6 +502,7 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_wr
     }
     for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&sw->stripes[i], NULL);
     pthread_mutex_init(&sw->probe_mu, NULL);
+    sw->compactor = Kl_compactor_new(compact_key, sw);
     *out = &sw->base;
     return KL_OK;
 }

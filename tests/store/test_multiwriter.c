@@ -437,11 +437,14 @@ static char *log_text(duo *d)
     return s;
 }
 
+/* Appends one record and waits for the compaction it scheduled (the
+ * writer's own thread runs it), so that each step's objects are known. */
 static void append1(kl_writer *w, const char *text)
 {
     kl_error err = {0};
     kl_insertion in = kt_rec(text);
     cr_assert_eq(kl_append(w, "ks", "k", &in, 1, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_duty_cycle(w, &err), KL_OK);
 }
 
 /* A is stopped right after claiming slot 1.  B must not wait for it: it

@@ -44,6 +44,9 @@ static void put_lines(kl_writer *w, const char *key, const char *const *lines, s
     }
     kl_error err = {0};
     cr_assert_eq(kl_append(w, "ks", key, ins, n, &err), KL_OK, "%s", err.msg);
+    /* Compaction runs on the writer's thread after the append: wait for
+     * it, so that each test knows the objects the key holds. */
+    cr_assert_eq(kl_duty_cycle(w, &err), KL_OK);
 }
 
 static kl_textview *open_view(const char *key)

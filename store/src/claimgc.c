@@ -1,0 +1,163 @@
+/* claimgc.c -- deleting what the concurrent-writer protocol leaves
+ * behind (claimgc.h): slot claims, once below the watermark and held long
+ * enough, and objects that others cover (leftovers of concurrent merges
+ * and of late publishes).  The rules and why they are safe: FORMAT.md
+ * "Concurrent writers" and "Skipping the check". */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "claimgc.h"
+#include "clock.h"
+#include "keyindex.h"
+#include "layout.h"
+
+static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "out of memory"); }
+
+uint64_t Kl_claimgc_hold_ns(const kl_store_config *cfg) { return cfg->claim_hold_ms * 1000000u; }
+
+kl_status Kl_claimgc_drop_covered(kl_objstore *os, const char *dir, const kl_object_meta *v,
+                                  size_t n, kl_error *err)
+{
+    kl_status st = KL_OK;
+    for (size_t i = 0; i < n && st == KL_OK; i++) {
+        char *name = Kl_index_name(dir, &v[i]);
+        const char *names[1] = {name};
+        st = name ? kl_os_del(os, names, 1, err) : oom(err);
+        free(name);
+    }
+    return st;
+}
+
+kl_status Kl_claimgc_drop_covered_from(kl_objstore *os, const char *dir, uint64_t first,
+                                       kl_error *err)
+{
+    kl_object_meta *v = NULL, *covered = NULL;
+    size_t n = 0, nc = 0;
+    kl_status st = Kl_index_list_covered(os, dir, first, &v, &n, &covered, &nc, err);
+    if (st == KL_OK) st = Kl_claimgc_drop_covered(os, dir, covered, nc, err);
+    free(v);
+    free(covered);
+    return st;
+}
+
+kl_status Kl_claimgc_delete(kl_objstore *os, const char *dir, kl_keystate *s, const uint64_t *v,
+                            size_t n, kl_error *err)
+{
+    if (n == 0) return KL_OK;
+    kl_status st = KL_OK;
+    char **names = calloc(n, sizeof *names);
+    if (!names) return oom(err);
+    for (size_t i = 0; i < n && !st; i++)
+        if (!(names[i] = Kl_layout_claim(dir, v[i]))) st = oom(err);
+    for (size_t base = 0; base < n && !st; base += 1000)
+        st = kl_os_unclaim(os, (const char *const *)names + base, n - base < 1000 ? n - base : 1000,
+                           err);
+    kl_strv_free(names, n);
+    if (st) return st;
+    { /* drop the deleted slots from s->claims */
+        size_t k = 0;
+        for (size_t i = 0; i < s->n_claims; i++) {
+            int gone = 0;
+            for (size_t j = 0; j < n && !gone; j++) gone = s->claims[i].slot == v[j];
+            if (!gone) s->claims[k++] = s->claims[i];
+        }
+        s->n_claims = k;
+    }
+    /* A writer stopped between its check and its publish may have brought
+     * back an object since merged away (its claim was still there); with
+     * the claims gone no publish can, so one look now finds them all --
+     * from the start of the object that holds the lowest slot, so that the
+     * merged object covering such a part is listed with it. */
+    uint64_t lo = v[0];
+    for (size_t i = 1; i < n; i++)
+        if (v[i] < lo) lo = v[i];
+    int found;
+    kl_object_meta c;
+    kl_status sst = Kl_index_seek_offset(os, NULL, dir, lo, lo, &found, &c, err);
+    if (sst == KL_OK && found && c.first_offset < lo) lo = c.first_offset;
+    return sst ? sst : Kl_claimgc_drop_covered_from(os, dir, lo, err);
+}
+
+/* Finds the claims of slots below the watermark (a complete batch lies
+ * after them, so no check can find their slots free again), left by
+ * writers that stopped before deleting them.  A claim may only go once
+ * its slot was published claim_hold_ms ago (FORMAT.md says why); the
+ * claims' own change times tell, by the store's clock: a claim of a later
+ * slot was made after this slot was published, so when one of those is
+ * older by the hold than the newest claim (no later than the store's
+ * now), this one may go.  The rest are kept in s->claims for
+ * Kl_claimgc_run, timed from now. */
+kl_status Kl_claimgc_sweep(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                           kl_keystate *s, kl_error *err)
+{
+    char *prefix = Kl_layout_join(dir, "claim_o");
+    if (!prefix) return oom(err);
+    kl_list_req req = {.prefix = prefix};
+    kl_listing l;
+    kl_status st = kl_os_list(os, &req, &l, err);
+    size_t plen = strlen(prefix);
+    free(prefix);
+    if (st) return st;
+    uint64_t now = Kl_boot_ns();
+    size_t n = 0, k = 0;
+    uint64_t *slots = malloc((l.n_objects ? l.n_objects : 1) * sizeof *slots);
+    uint64_t *old = malloc((l.n_objects ? l.n_objects : 1) * sizeof *old);
+    int64_t *ms = malloc((l.n_objects ? l.n_objects : 1) * sizeof *ms);
+    int64_t newest = 0;
+    for (size_t i = 0; slots && old && ms && i < l.n_objects; i++) {
+        const char *p = l.objects[i].name + plen;
+        char *end;
+        uint64_t slot = strtoull(p, &end, 10);
+        if (end != p + 20 || (*end != 0 && *end != '/')) continue;
+        int64_t t = l.objects[i].mtime_ms;
+        if (t > newest) newest = t;
+        if (n && slots[n - 1] == slot) { /* a directory claim's file: the latest time */
+            if (t > ms[n - 1]) ms[n - 1] = t;
+            continue;
+        }
+        slots[n] = slot;
+        ms[n++] = t;
+    }
+    kl_listing_free(&l);
+    /* From the newest slot down, the oldest time among later slots.  S3
+     * may give whole seconds: a second more keeps the hold whole. */
+    int64_t later = INT64_MAX, hold = (int64_t)cfg->claim_hold_ms + 1000;
+    int *kept = calloc(n ? n : 1, sizeof *kept);
+    for (size_t i = n; slots && old && ms && kept && i-- > 0;) {
+        if (slots[i] < s->watermark) {
+            if (later != INT64_MAX && later <= newest - hold)
+                old[k++] = slots[i];
+            else
+                kept[i] = 1;
+        }
+        if (ms[i] > 0 && ms[i] < later) later = ms[i]; /* 0: unknown */
+    }
+    if (!slots || !old || !ms || !kept) st = oom(err);
+    for (size_t i = 0; !st && i < n; i++) /* ascending, as Kl_keystate_add_claim likes */
+        if (kept[i] && Kl_keystate_add_claim(s, slots[i], now) != 0) st = oom(err);
+    free(kept);
+    /* Best effort: what is left is found by the next load. */
+    kl_error uerr;
+    if (!st && k && Kl_claimgc_delete(os, dir, s, old, k, &uerr) != KL_OK)
+        kl_log(KL_LOG_WARNING, "could not delete old claims of '%s': %s", dir, uerr.msg);
+    free(slots);
+    free(old);
+    free(ms);
+    return st;
+}
+
+kl_status Kl_claimgc_run(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                         kl_keystate *s, size_t min, kl_error *err)
+{
+    uint64_t *v = malloc((s->n_claims ? s->n_claims : 1) * sizeof *v);
+    if (!v) return oom(err);
+    size_t n = 0;
+    uint64_t now = Kl_boot_ns(), hold = Kl_claimgc_hold_ns(cfg);
+    for (size_t i = 0; i < s->n_claims; i++)
+        if (s->claims[i].slot < s->watermark && now - s->claims[i].seen_ns >= hold)
+            v[n++] = s->claims[i].slot;
+    kl_status st = n >= min ? Kl_claimgc_delete(os, dir, s, v, n, err) : KL_OK;
+    free(v);
+    return st;
+}
