@@ -549,21 +549,26 @@ kl_status kl_append(kl_writer *w, const char *keyspace, const char *key, const k
 kl_status kl_flush_key(kl_writer *w, const char *keyspace, const char *key, kl_error *err);
 /* Returns once everything appended before the call is durable. */
 kl_status kl_flush_all(kl_writer *w, kl_error *err);
-/* Runs scheduled work (due batch flushes) for callers that drive time. */
+/* Runs scheduled work for callers that drive time: a batching writer's
+ * due flushes; a store writer's queued compactions (waits for them). */
 kl_status kl_duty_cycle(kl_writer *w, kl_error *err);
 /* Flushes what it can, then frees the writer.  NULL is a no-op. */
 void kl_writer_destroy(kl_writer *w);
 
 /* The store writer: the spec's S3StoreWriter over any object store.  Uses
- * store.object_prefix, max_cached_keys and the compact_* thresholds.  It
- * borrows `os`.  Thread-safe; appends to the same key are serialised.
- * Any number of store writers, in any processes, may append to one key at
- * once (see kl_store_config.fencing): each append claims the key's next
- * slot with a create-only write, checks that the slot is really the tail,
- * and only then publishes its object; a writer that loses the slot helps
- * publish the winner's object and retries at the new tail (nonces are
- * checked again there), at most 200 times before failing with KL_EIO.
- * KL_OK means the records are in the log exactly once. */
+ * store.object_prefix, max_cached_keys, the compact_* thresholds and the
+ * fencing settings.  It borrows `os`.  Thread-safe; appends to the same
+ * key are serialised.  Any number of store writers, in any processes, may
+ * append to one key at once (see kl_store_config.fencing): each append
+ * claims the key's next slot with a create-only write, checks that the
+ * slot is really the tail (skipped while its view is fresh, see
+ * claim_hold_ms), and only then publishes its object; a writer that loses
+ * the slot tries the next one at once and, once it has one, publishes the
+ * objects it lost to (nonces are checked against them), failing with
+ * KL_EIO after 200 rounds lost.  KL_OK means the records are in the log
+ * exactly once.  Compaction runs on the writer's own thread, after the
+ * append returned: kl_duty_cycle waits for what is queued, destroy runs
+ * it. */
 kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_writer **out,
                               kl_error *err);
 
