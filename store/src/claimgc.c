@@ -157,7 +157,11 @@ kl_status Kl_claimgc_run(kl_objstore *os, const kl_store_config *cfg, const char
     for (size_t i = 0; i < s->n_claims; i++)
         if (s->claims[i].slot < s->watermark && now - s->claims[i].seen_ns >= hold)
             v[n++] = s->claims[i].slot;
-    kl_status st = n >= min ? Kl_claimgc_delete(os, dir, s, v, n, err) : KL_OK;
+    kl_status st = KL_OK;
+    if (n >= min) {
+        s->gc_ns = now;
+        st = Kl_claimgc_delete(os, dir, s, v, n, err);
+    }
     free(v);
     return st;
 }

@@ -163,7 +163,10 @@ static kl_status take_complete(kl_objstore *os, const kl_store_config *cfg, cons
     kl_status st = KL_OK;
     if (++s->wm_lag >= WM_EVERY || kl_now_ms() - s->wm_written_ms >= WM_MS)
         st = Kl_compact_store_watermark(os, dir, s, err);
-    if (!st && fenced) st = Kl_claimgc_run(os, cfg, dir, s, 32, err);
+    /* A round of deletes costs a DELETE and a few LISTs: at most six per
+     * hold, so that they stay a small part of the requests per object. */
+    if (!st && fenced && Kl_boot_ns() - s->gc_ns >= Kl_claimgc_hold_ns(cfg) / 6)
+        st = Kl_claimgc_run(os, cfg, dir, s, 32, err);
     return st;
 }
 

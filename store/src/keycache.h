@@ -44,6 +44,7 @@ typedef struct kl_keystate {
     uint64_t epoch;              /* unique per load: a merge planned on this state
                                     applies only to it (compact.h) */
     int compact_queued;          /* handed to the compactor, not yet planned */
+    uint64_t gc_ns;              /* Kl_boot_ns of the last round of claim deletes */
     kl_link *chain;              /* others' claims after the last published object, */
     size_t n_chain;              /* in order; next_offset etc. are past them */
 } kl_keystate;

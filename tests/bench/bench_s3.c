@@ -158,6 +158,8 @@ int main(int argc, char **argv)
     }
     double t_put = now() - t0;
     unsigned long put_requests = kl_wrap_total(os);
+    kl_os_stats fenced_stats; /* where the fenced appends' time went */
+    kl_os_stats_read(os, &fenced_stats);
 
     /* The same appends to another key by a writer told it is alone
      * (fencing=off): no claim and no copy, an object PUT and a LIST. */
@@ -220,6 +222,14 @@ int main(int argc, char **argv)
            mbytes / t_get_ra, mbytes / t_curl_get, t_curl_get / t_get_ra);
     printf("  requests per MB appended: %.2f fenced (%lu for %.0f MB), %.2f with fencing=off\n",
            put_requests / mbytes, put_requests, mbytes, put1_requests / mbytes);
+    printf("  fenced append, per object: %.1f ms; curl PUT %.1f ms; by request:",
+           t_put * 1e3 / objects, t_curl_put * 1e3 / objects);
+    for (int op = 0; op < KL_OP_COUNT; op++)
+        if (fenced_stats.calls[op])
+            printf(" %s %lu x %.1f ms", kl_os_op_name((kl_os_op)op),
+                   (unsigned long)fenced_stats.calls[op],
+                   fenced_stats.seconds[op] * 1e3 / (double)fenced_stats.calls[op]);
+    printf("\n");
 
     kl_writer_destroy(w);
     kl_os_destroy(os);
