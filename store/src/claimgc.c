@@ -79,14 +79,42 @@ kl_status Kl_claimgc_delete(kl_objstore *os, const char *dir, kl_keystate *s, co
     return sst ? sst : Kl_claimgc_drop_covered_from(os, dir, lo, err);
 }
 
+/* Oldest and newest change times (ms, store clock) of the key's data
+ * objects from `from` on (one LIST page; 0 when unknown). */
+static kl_status data_times(kl_objstore *os, const char *dir, uint64_t from, int64_t *oldest,
+                            int64_t *newest, kl_error *err)
+{
+    char *prefix = Kl_layout_join(dir, "data_o");
+    char *after = Kl_layout_seek(dir, from);
+    kl_status st = prefix && after ? KL_OK : oom(err);
+    kl_listing l = {0};
+    if (!st) {
+        kl_list_req req = {.prefix = prefix, .start_after = after};
+        st = kl_os_list(os, &req, &l, err);
+    }
+    free(prefix);
+    free(after);
+    *oldest = *newest = 0;
+    for (size_t i = 0; !st && i < l.n_objects; i++) {
+        int64_t t = l.objects[i].mtime_ms;
+        if (t > 0 && (*oldest == 0 || t < *oldest)) *oldest = t;
+        if (t > *newest) *newest = t;
+    }
+    if (!st) kl_listing_free(&l);
+    return st;
+}
+
 /* Finds the claims of slots below the watermark (a complete batch lies
  * after them, so no check can find their slots free again), left by
  * writers that stopped before deleting them.  A claim may only go once
- * its slot was published claim_hold_ms ago (FORMAT.md says why); the
- * claims' own change times tell, by the store's clock: a claim of a later
- * slot was made after this slot was published, so when one of those is
- * older by the hold than the newest claim (no later than the store's
- * now), this one may go.  The rest are kept in s->claims for
+ * its slot was published claim_hold_ms ago (FORMAT.md says why).  The
+ * store's own times tell: every data object from the watermark on was
+ * written after those slots were published (objects are published in
+ * offset order, merges after their parts), so when the oldest of them is
+ * older by the hold than the newest object or claim listed (no later than
+ * the store's now), they may all go.  Claims of later slots cannot tell:
+ * a writer chasing the tail claims a slot before the one below it is
+ * published (tail.c).  The rest are kept in s->claims for
  * Kl_claimgc_run, timed from now. */
 kl_status Kl_claimgc_sweep(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                            kl_keystate *s, kl_error *err)
@@ -99,51 +127,37 @@ kl_status Kl_claimgc_sweep(kl_objstore *os, const kl_store_config *cfg, const ch
     size_t plen = strlen(prefix);
     free(prefix);
     if (st) return st;
-    uint64_t now = Kl_boot_ns();
-    size_t n = 0, k = 0;
+    size_t n = 0;
     uint64_t *slots = malloc((l.n_objects ? l.n_objects : 1) * sizeof *slots);
-    uint64_t *old = malloc((l.n_objects ? l.n_objects : 1) * sizeof *old);
-    int64_t *ms = malloc((l.n_objects ? l.n_objects : 1) * sizeof *ms);
     int64_t newest = 0;
-    for (size_t i = 0; slots && old && ms && i < l.n_objects; i++) {
+    for (size_t i = 0; slots && i < l.n_objects; i++) {
         const char *p = l.objects[i].name + plen;
         char *end;
         uint64_t slot = strtoull(p, &end, 10);
         if (end != p + 20 || (*end != 0 && *end != '/')) continue;
-        int64_t t = l.objects[i].mtime_ms;
-        if (t > newest) newest = t;
-        if (n && slots[n - 1] == slot) { /* a directory claim's file: the latest time */
-            if (t > ms[n - 1]) ms[n - 1] = t;
-            continue;
-        }
-        slots[n] = slot;
-        ms[n++] = t;
+        if (l.objects[i].mtime_ms > newest) newest = l.objects[i].mtime_ms;
+        /* below the watermark; a directory claim lists its file too */
+        if (slot < s->watermark && (n == 0 || slots[n - 1] != slot)) slots[n++] = slot;
     }
     kl_listing_free(&l);
-    /* From the newest slot down, the oldest time among later slots.  S3
-     * may give whole seconds: a second more keeps the hold whole. */
-    int64_t later = INT64_MAX, hold = (int64_t)cfg->claim_hold_ms + 1000;
-    int *kept = calloc(n ? n : 1, sizeof *kept);
-    for (size_t i = n; slots && old && ms && kept && i-- > 0;) {
-        if (slots[i] < s->watermark) {
-            if (later != INT64_MAX && later <= newest - hold)
-                old[k++] = slots[i];
-            else
-                kept[i] = 1;
+    if (!slots) return oom(err);
+    int64_t oldest = 0, newest_data = 0;
+    /* S3 may give whole seconds: a second more keeps the hold whole. */
+    int64_t hold = (int64_t)cfg->claim_hold_ms + 1000;
+    if (n && (st = data_times(os, dir, s->watermark, &oldest, &newest_data, err)) == KL_OK) {
+        if (newest_data > newest) newest = newest_data;
+        if (oldest > 0 && oldest <= newest - hold) {
+            /* Best effort: what is left is found by the next load. */
+            kl_error uerr;
+            if (Kl_claimgc_delete(os, dir, s, slots, n, &uerr) != KL_OK)
+                kl_log(KL_LOG_WARNING, "could not delete old claims of '%s': %s", dir, uerr.msg);
+            n = 0;
         }
-        if (ms[i] > 0 && ms[i] < later) later = ms[i]; /* 0: unknown */
     }
-    if (!slots || !old || !ms || !kept) st = oom(err);
+    uint64_t now = Kl_boot_ns();
     for (size_t i = 0; !st && i < n; i++) /* ascending, as Kl_keystate_add_claim likes */
-        if (kept[i] && Kl_keystate_add_claim(s, slots[i], now) != 0) st = oom(err);
-    free(kept);
-    /* Best effort: what is left is found by the next load. */
-    kl_error uerr;
-    if (!st && k && Kl_claimgc_delete(os, dir, s, old, k, &uerr) != KL_OK)
-        kl_log(KL_LOG_WARNING, "could not delete old claims of '%s': %s", dir, uerr.msg);
+        if (Kl_keystate_add_claim(s, slots[i], now) != 0) st = oom(err);
     free(slots);
-    free(old);
-    free(ms);
     return st;
 }
 

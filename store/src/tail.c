@@ -89,6 +89,12 @@ static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char 
     if (st) return st;
     for (size_t i = 0; i < s->n_claims && st == KL_OK; i++)
         if (Kl_keystate_add_claim(f, s->claims[i].slot, s->claims[i].seen_ns) != 0) st = oom(err);
+    /* What paces this writer's requests carries over (a loser reloads
+     * often): watermark stores, claim deletes, the queued compaction. */
+    f->wm_written_ms = s->wm_written_ms;
+    f->wm_lag = s->wm_lag;
+    f->gc_ns = s->gc_ns;
+    f->compact_queued = s->compact_queued;
     kl_keystate tmp = *s;
     *s = *f;
     *f = tmp;
@@ -380,6 +386,10 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
                            "'%s' changed under this writer while it claimed slot %" PRIu64
                            "; the append may or may not be in",
                            dir, m->first_offset);
+            kl_log(KL_LOG_WARNING,
+                   "'%s' changed under this writer while it claimed slot %" PRIu64
+                   " (a stale view): the append failed, its claim stays",
+                   dir, m->first_offset);
             goto out;
         }
         free_ = s->next_offset == m->first_offset;

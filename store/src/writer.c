@@ -231,10 +231,10 @@ static void put_state(store_writer *sw, const char *dir, kl_keystate *s, kl_stat
  * key's lock is held only while its state is read or updated, never
  * during the merge's GETs and PUT.  A failure is logged and retried when
  * the key is next appended to; the append it followed stays acknowledged
- * (retrying that would duplicate records without nonces). */
-static void compact_key(void *ctx, const char *dir)
+ * (retrying that would duplicate records without nonces).  Returns 1 when
+ * the key has more to do (its state is then marked queued). */
+static int compact_step(store_writer *sw, const char *dir)
 {
-    store_writer *sw = ctx;
     pthread_mutex_t *mu = stripe_of(sw, dir);
     kl_merge m = {0};
     kl_error err = {0};
@@ -267,14 +267,28 @@ static void compact_key(void *ctx, const char *dir)
     if (st && st != KL_ENOTFOUND)
         kl_log(KL_LOG_WARNING, "compaction of '%s' failed, will retry: %s", dir, err.msg);
     Kl_merge_free(&m);
-    if (again && Kl_compactor_queue(sw->compactor, dir) != 0) {
-        pthread_mutex_lock(mu); /* not queued after all: the next append will */
-        if ((s = Kl_keycache_take(sw->cache, dir))) {
-            s->compact_queued = 0;
-            Kl_keycache_put(sw->cache, dir, s);
-        }
-        pthread_mutex_unlock(mu);
+    return again;
+}
+
+/* The compactor's function: a step, queued again while the key has more
+ * to do.  Without a thread (or memory to queue) the steps run here, at
+ * most 64 of them (the next append goes on). */
+static void compact_key(void *ctx, const char *dir)
+{
+    store_writer *sw = ctx;
+    for (int steps = 0;; steps++) {
+        if (!compact_step(sw, dir)) return;
+        if (sw->compactor && Kl_compactor_queue(sw->compactor, dir) == 0) return;
+        if (steps == 64) break;
     }
+    pthread_mutex_t *mu = stripe_of(sw, dir);
+    pthread_mutex_lock(mu); /* not queued after all: the next append will */
+    kl_keystate *s = Kl_keycache_take(sw->cache, dir);
+    if (s) {
+        s->compact_queued = 0;
+        Kl_keycache_put(sw->cache, dir, s);
+    }
+    pthread_mutex_unlock(mu);
 }
 
 /* After an append, under the key's lock: queues the key for compaction if
@@ -397,9 +411,9 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
     int published = 0;
     if (st == KL_OK) st = append_locked(sw, dir, &s, ins, n, &m, &published, err);
     /* An error may leave s stale (an I/O error may even hide a write that
-     * did land): forget it and reload next time.  KL_EINVAL and KL_ENOMEM
-     * from encoding wrote nothing. */
-    if (st != KL_OK && st != KL_EINVAL && st != KL_ENOMEM) {
+     * did land, and a failed reload may leave it past claims not yet
+     * published): forget it and reload next time. */
+    if (st != KL_OK) {
         Kl_keystate_free(s);
         s = NULL;
     }

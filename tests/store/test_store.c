@@ -1131,8 +1131,9 @@ Test(store, claims_are_deleted_after_the_hold_not_before)
         append_ts("k", v, i);
     }
     cr_assert_eq(count_raw("ks/k/claim_o"), 10, "no claim is deleted within the hold");
-    /* A second writer loading the key now: the claims below the watermark
-     * are younger than the hold by the store's clock, so they stay. */
+    /* A second writer loading the key now: the objects from the watermark
+     * on are younger than the hold by the store's clock, so the claims
+     * below it stay. */
     kl_writer *other;
     kl_error err = {0};
     cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &other, &err), KL_OK, "%s", err.msg);
@@ -1142,10 +1143,11 @@ Test(store, claims_are_deleted_after_the_hold_not_before)
     kl_writer_destroy(other);
     cr_assert_eq(count_raw("ks/k/claim_o"), 11,
                  "a writer going away keeps claims held too briefly");
-    sleep_ms(HOLD + 1100);
-    /* W's next append makes a claim as new as the store's now: the first
-     * batch's claims are older than the hold, so a loading writer deletes
-     * them (the second batch's slots are not below the watermark). */
+    sleep_ms(HOLD + 2100); /* the hold, the second for S3 times, and a second more */
+    /* W's next append makes an object as new as the store's now: the
+     * objects from the watermark on are older than that by the hold, so a
+     * loading writer deletes the claims below it (slots 1-5; the second
+     * batch's slots are not below the watermark). */
     append_ts("k", "a12", 12);
     cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &other, &err), KL_OK, "%s", err.msg);
     in = kt_rec("b2");
