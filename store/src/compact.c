@@ -142,7 +142,9 @@ static void first_batch(const kl_store_config *cfg, const kl_keystate *s, size_t
         *complete = Kl_complete_batch(cfg, records, bytes);
         n++;
     }
-    *take = *complete || s->n_pending >= cfg->compact_objects_threshold ? n : 0;
+    /* A partial batch is merged once there are enough objects; a single
+     * object is only taken when complete (nothing to merge it with). */
+    *take = *complete || (s->n_pending >= cfg->compact_objects_threshold && n > 1) ? n : 0;
 }
 
 int Kl_compact_due(const kl_store_config *cfg, const kl_keystate *s)

@@ -434,6 +434,27 @@ Test(store, compaction_by_object_count_is_partial)
     free(n);
 }
 
+/* With compact_objects_threshold = 1 a lone incomplete object is not a
+ * batch: the watermark stays, and two objects merge (partially). */
+Test(store, a_lone_incomplete_object_never_moves_the_watermark)
+{
+    close_rw();
+    T.cfg.compact_records_threshold = 1000;
+    T.cfg.compact_size_threshold = UINT64_MAX;
+    T.cfg.compact_objects_threshold = 1;
+    open_rw();
+    append_ts("k", "r", 1);
+    cr_assert_eq(count_raw("ks/k/data_"), 1);
+    close_rw(); /* stores any watermark it moved */
+    cr_assert_eq(watermark("k"), -1, "an incomplete object became the watermark");
+    open_rw();
+    append_ts("k", "r", 2);
+    cr_assert_eq(count_raw("ks/k/data_"), 1, "two objects merge into one");
+    close_rw();
+    cr_assert_eq(watermark("k"), -1);
+    open_rw();
+}
+
 Test(store, compaction_resumes_after_writer_restart)
 {
     close_rw();
