@@ -26,13 +26,18 @@ void Kl_keystate_free(kl_keystate *s)
     if (!s) return;
     free(s->pending);
     free(s->claims);
-    for (size_t i = 0; i < s->n_chain; i++) {
-        free(s->chain[i].claim);
-        free(s->chain[i].object);
-        free(s->chain[i].tag);
-    }
-    free(s->chain);
+    Kl_links_free(s->chain, s->n_chain);
     free(s);
+}
+
+void Kl_links_free(kl_link *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].claim);
+        free(v[i].object);
+        free(v[i].tag);
+    }
+    free(v);
 }
 
 int Kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m)

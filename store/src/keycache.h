@@ -65,6 +65,8 @@ size_t Kl_keycache_count(kl_keycache *c);
 void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
                       void *ctx);
 void Kl_keystate_free(kl_keystate *s);
+/* Frees v[0, n) with their strings. */
+void Kl_links_free(kl_link *v, size_t n);
 /* Appends an object to s->pending.  Returns 0 or -1 (ENOMEM). */
 int Kl_keystate_add_pending(kl_keystate *s, const kl_object_meta *m);
 /* Adds a slot to s->claims, seen published at seen_ns, unless it is there

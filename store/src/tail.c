@@ -265,12 +265,7 @@ static int fresh_view(const kl_store_config *cfg, const kl_keystate *s)
 
 static void chain_clear(kl_keystate *s)
 {
-    for (size_t i = 0; i < s->n_chain; i++) {
-        free(s->chain[i].claim);
-        free(s->chain[i].object);
-        free(s->chain[i].tag);
-    }
-    free(s->chain);
+    Kl_links_free(s->chain, s->n_chain);
     s->chain = NULL;
     s->n_chain = 0;
 }
@@ -291,29 +286,24 @@ static kl_status chain_add(kl_keystate *s, const kl_object_meta *om, char **clai
 }
 
 /* Reloads s and publishes its chain's links from where the key ends, in
- * order, moving s past them.  *consistent = 0 when the key does not end
- * where a link starts or past the chain: the chain was dropped, s is the
- * key as loaded. */
+ * order, moving s past them.  When the key does not end where a link
+ * starts, nothing is published: s is the key as loaded (the caller
+ * compares its own slot with s->next_offset). */
 static kl_status chain_settle(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                              kl_keystate *s, int *consistent, kl_error *err)
+                              kl_keystate *s, kl_error *err)
 {
     kl_link *chain = s->chain;
-    size_t n = s->n_chain;
-    uint64_t end = s->next_offset; /* where the chain ends */
+    size_t n = s->n_chain, i = 0;
     s->chain = NULL;
     s->n_chain = 0;
     kl_status st = reload(os, cfg, dir, s, err);
-    size_t i = 0;
-    while (i < n && chain[i].m.first_offset != s->next_offset) i++;
-    *consistent = i < n || s->next_offset >= end;
-    for (; *consistent && i < n && !st; i++) {
+    while (!st && i < n && chain[i].m.first_offset != s->next_offset) i++;
+    for (; !st && i < n; i++) {
         st = kl_os_publish(os, chain[i].claim, chain[i].object, chain[i].tag, NULL, 0, err);
         if (st == KL_ENOTFOUND) st = KL_OK; /* changed or gone: published already */
         if (!st) st = advance(s, &chain[i].m, err);
     }
-    s->chain = chain; /* to free, strings too */
-    s->n_chain = n;
-    chain_clear(s);
+    Kl_links_free(chain, n);
     return st;
 }
 
@@ -322,8 +312,7 @@ kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char
 {
     if (!s->n_chain) return KL_OK;
     uint64_t began = Kl_boot_ns();
-    int consistent;
-    kl_status st = chain_settle(os, cfg, dir, s, &consistent, err);
+    kl_status st = chain_settle(os, cfg, dir, s, err);
     if (!st) s->view_ns = began;
     return st;
 }
@@ -375,21 +364,19 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
         goto out;
     }
     if (s->n_chain) {
-        int consistent;
-        if ((st = chain_settle(os, cfg, dir, s, &consistent, err))) goto out;
+        if ((st = chain_settle(os, cfg, dir, s, err))) goto out;
         if (s->next_offset < m->first_offset) {
             /* The key ends before our slot, and not where the chain said:
              * our view was stale.  Our claim stays (it may be published as
              * another's link; removing it could make that writer skip its
              * slot); this append fails, its outcome unknown. */
-            st = kl_seterr(err, KL_EIO,
+            kl_error e;
+            st = kl_seterr(&e, KL_EIO,
                            "'%s' changed under this writer while it claimed slot %" PRIu64
                            "; the append may or may not be in",
                            dir, m->first_offset);
-            kl_log(KL_LOG_WARNING,
-                   "'%s' changed under this writer while it claimed slot %" PRIu64
-                   " (a stale view): the append failed, its claim stays",
-                   dir, m->first_offset);
+            kl_log(KL_LOG_WARNING, "%s (a stale view; its claim stays)", e.msg);
+            if (err) *err = e;
             goto out;
         }
         free_ = s->next_offset == m->first_offset;
