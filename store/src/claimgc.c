@@ -41,6 +41,12 @@ kl_status Kl_claimgc_drop_covered_from(kl_objstore *os, const char *dir, uint64_
     return st;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 kl_status Kl_claimgc_delete(kl_objstore *os, const char *dir, kl_keystate *s, const uint64_t *v,
                             size_t n, kl_error *err)
 {
@@ -55,14 +61,17 @@ kl_status Kl_claimgc_delete(kl_objstore *os, const char *dir, kl_keystate *s, co
                            err);
     kl_strv_free(names, n);
     if (st) return st;
-    { /* drop the deleted slots from s->claims */
+    if (s->n_claims) { /* drop the deleted slots from s->claims (both can be long) */
+        uint64_t *sorted = malloc(n * sizeof *sorted);
+        if (!sorted) return oom(err);
+        memcpy(sorted, v, n * sizeof *sorted);
+        qsort(sorted, n, sizeof *sorted, cmp_u64);
         size_t k = 0;
-        for (size_t i = 0; i < s->n_claims; i++) {
-            int gone = 0;
-            for (size_t j = 0; j < n && !gone; j++) gone = s->claims[i].slot == v[j];
-            if (!gone) s->claims[k++] = s->claims[i];
-        }
+        for (size_t i = 0; i < s->n_claims; i++)
+            if (!bsearch(&s->claims[i].slot, sorted, n, sizeof *sorted, cmp_u64))
+                s->claims[k++] = s->claims[i];
         s->n_claims = k;
+        free(sorted);
     }
     /* A writer stopped between its check and its publish may have brought
      * back an object since merged away (its claim was still there); with
