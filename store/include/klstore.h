@@ -566,9 +566,15 @@ void kl_writer_destroy(kl_writer *w);
  * the slot tries the next one at once and, once it has one, publishes the
  * objects it lost to (nonces are checked against them), failing with
  * KL_EIO after 200 rounds lost.  KL_OK means the records are in the log
- * exactly once.  Compaction runs on the writer's own thread, after the
- * append returned: kl_duty_cycle waits for what is queued, destroy runs
- * it. */
+ * exactly once.  An append that fails (e.g. KL_EIO) may or may not have
+ * put its records in; the next append to the key that starts with the
+ * same records, in the same order, finds out instead of writing them
+ * again, so repeating a failed call is exactly once even without nonces
+ * (the batching writer's retries rely on it; the writer remembers the
+ * failed call per key in its key cache, max_cached_keys, not across
+ * processes: FORMAT.md "A failed request is not retried twice over").
+ * Compaction runs on the writer's own thread, after the append returned:
+ * kl_duty_cycle waits for what is queued, destroy runs it. */
 kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_writer **out,
                               kl_error *err);
 

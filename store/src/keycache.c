@@ -1,6 +1,9 @@
 /* keycache.c -- bounded LRU of per-key writer state (see keycache.h):
  * the library's hash table (klstore.h kl_htab) for lookup plus a doubly linked list
- * for recency. */
+ * for recency.  States holding a failed append's attempt sit on a second
+ * list, outside the bound: evicting one would let a retry write its
+ * records twice, and each stands for records its caller still holds
+ * (keycache.h). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +14,20 @@ typedef struct node {
     char *id;
     kl_keystate *s;
     kl_hnode h;                 /* in the cache's table */
-    struct node *older, *newer; /* recency list */
+    struct node *older, *newer; /* in its list */
+    int pinned;                 /* in `pinned`, not `lru` */
 } node;
+
+typedef struct list {
+    node *newest, *oldest;
+    size_t count;
+} list;
 
 struct kl_keycache {
     pthread_mutex_t mu;
     kl_htab table;
-    size_t count, max;
-    node *newest, *oldest;
+    size_t max;
+    list lru, pinned;
 };
 
 void Kl_keystate_free(kl_keystate *s)
@@ -27,6 +36,7 @@ void Kl_keystate_free(kl_keystate *s)
     free(s->pending);
     free(s->claims);
     Kl_links_free(s->chain, s->n_chain);
+    free(s->attempt);
     free(s);
 }
 
@@ -90,24 +100,36 @@ static int id_eq(const kl_hnode *h, const void *id)
     return strcmp(KL_HENTRY(h, node, h)->id, id) == 0;
 }
 
-static void unlink_recency(kl_keycache *c, node *n)
+static void list_unlink(list *l, node *n)
 {
     if (n->older)
         n->older->newer = n->newer;
     else
-        c->oldest = n->newer;
+        l->oldest = n->newer;
     if (n->newer)
         n->newer->older = n->older;
     else
-        c->newest = n->older;
+        l->newest = n->older;
+    l->count--;
 }
 
-/* Removes n from its chain and the recency list; returns its state. */
+static void list_push(list *l, node *n)
+{
+    n->newer = NULL;
+    n->older = l->newest;
+    if (l->newest)
+        l->newest->newer = n;
+    else
+        l->oldest = n;
+    l->newest = n;
+    l->count++;
+}
+
+/* Removes n from its chain and its list; returns its state. */
 static kl_keystate *remove_node(kl_keycache *c, node *n)
 {
     kl_htab_remove(&c->table, &n->h);
-    unlink_recency(c, n);
-    c->count--;
+    list_unlink(n->pinned ? &c->pinned : &c->lru, n);
     kl_keystate *s = n->s;
     free(n->id);
     free(n);
@@ -133,18 +155,13 @@ void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s)
         return;
     }
     n->s = s;
+    n->pinned = s->attempt != NULL;
     pthread_mutex_lock(&c->mu);
     kl_htab_insert(&c->table, &n->h, id_hash(id));
-    n->older = c->newest;
-    if (c->newest)
-        c->newest->newer = n;
-    else
-        c->oldest = n;
-    c->newest = n;
-    c->count++;
+    list_push(n->pinned ? &c->pinned : &c->lru, n);
     kl_keystate *evicted[8];
     int ne = 0;
-    while (c->count > c->max && ne < 8) evicted[ne++] = remove_node(c, c->oldest);
+    while (c->lru.count > c->max && ne < 8) evicted[ne++] = remove_node(c, c->lru.oldest);
     pthread_mutex_unlock(&c->mu);
     for (int i = 0; i < ne; i++) Kl_keystate_free(evicted[i]);
 }
@@ -152,7 +169,7 @@ void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s)
 size_t Kl_keycache_count(kl_keycache *c)
 {
     pthread_mutex_lock(&c->mu);
-    size_t n = c->count;
+    size_t n = c->lru.count + c->pinned.count;
     pthread_mutex_unlock(&c->mu);
     return n;
 }
@@ -161,14 +178,16 @@ void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s,
                       void *ctx)
 {
     pthread_mutex_lock(&c->mu);
-    for (node *n = c->newest; n; n = n->older) fn(n->id, n->s, ctx);
+    for (node *n = c->lru.newest; n; n = n->older) fn(n->id, n->s, ctx);
+    for (node *n = c->pinned.newest; n; n = n->older) fn(n->id, n->s, ctx);
     pthread_mutex_unlock(&c->mu);
 }
 
 void Kl_keycache_free(kl_keycache *c)
 {
     if (!c) return;
-    while (c->oldest) Kl_keystate_free(remove_node(c, c->oldest));
+    while (c->lru.oldest) Kl_keystate_free(remove_node(c, c->lru.oldest));
+    while (c->pinned.oldest) Kl_keystate_free(remove_node(c, c->pinned.oldest));
     kl_htab_free(&c->table);
     pthread_mutex_destroy(&c->mu);
     free(c);

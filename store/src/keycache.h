@@ -26,6 +26,21 @@ typedef struct kl_link {
     char *claim, *object, *tag;
 } kl_link;
 
+/* What an append leaves when it failed after its object may have landed
+ * (a claim or PUT sent, its answer an error): enough for a retry of the
+ * same records to encode that object again, byte for byte, and find out
+ * whether it is in (append.c, Kl_tail_resume). */
+typedef struct kl_attempt {
+    size_t n;                 /* insertions of the failed call */
+    size_t n_in;              /* the first n_in of them are known to be in the log */
+    int has_object;           /* insertions [n_in, n) went out as one object, */
+    uint64_t at_offset;       /* encoded at this tail: */
+    uint64_t at_prior;        /*   (next offset, prior, next nonce) */
+    kl_u128 at_nonce;         /*   */
+    int64_t now;              /* and this time for records without a timestamp */
+    unsigned char digest[32]; /* SHA-256 of the n insertions */
+} kl_attempt;
+
 typedef struct kl_keystate {
     uint64_t next_offset; /* offset the next record gets */
     kl_u128 next_nonce;
@@ -47,6 +62,9 @@ typedef struct kl_keystate {
     uint64_t gc_ns;              /* Kl_boot_ns of the last round of claim deletes */
     kl_link *chain;              /* others' claims after the last published object, */
     size_t n_chain;              /* in order; next_offset etc. are past them */
+    int stale;                   /* an append failed: reload before use (the
+                                    claims to delete and the attempt stay) */
+    kl_attempt *attempt;         /* that append's, or NULL */
 } kl_keystate;
 
 typedef struct kl_keycache kl_keycache;
@@ -56,7 +74,9 @@ void Kl_keycache_free(kl_keycache *c);
 /* Removes and returns the state of `id` (caller owns it), or NULL. */
 kl_keystate *Kl_keycache_take(kl_keycache *c, const char *id);
 /* Inserts `s` (ownership moves to the cache) as most recently used and
- * evicts the least recently used states beyond the bound. */
+ * evicts the least recently used states beyond the bound.  A state with
+ * an attempt (s->attempt) is kept outside the bound until taken: its
+ * retry needs it, and its caller holds the failed records meanwhile. */
 void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s);
 size_t Kl_keycache_count(kl_keycache *c);
 /* Calls fn for every cached state, most recent first, under the cache's

@@ -40,4 +40,8 @@ kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **objec
 kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
                            const void *data, size_t len, kl_error *err);
 kl_status Kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n, kl_error *err);
+/* A claim in directory form, open as fd (a directory named `name`), read
+ * as its body as every claim is: the file it holds, opened read-only; -1
+ * with errno (ENOENT: not a claim, or an empty one). */
+int Kl_local_claim_body(int fd, const char *name);
 #endif

@@ -138,7 +138,8 @@ static kl_status local_put(kl_objstore *os, const char *name, const void *data, 
 }
 
 /* Opens an object for reading: a regular file (a directory is "not
- * found", as a common prefix is not an object on S3). */
+ * found", as a common prefix is not an object on S3, unless it is a claim
+ * in directory form, which reads as its body). */
 static kl_status open_object(local_os *l, const char *name, int *fd, uint64_t *size, kl_error *err)
 {
     kl_status st = Kl_local_check_name(name, err);
@@ -146,6 +147,12 @@ static kl_status open_object(local_os *l, const char *name, int *fd, uint64_t *s
     *fd = openat(l->rootfd, name, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) return Kl_local_io_err(err, "open", name);
     struct stat sb;
+    if (fstat(*fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        int body = Kl_local_claim_body(*fd, name), e = errno;
+        close(*fd);
+        errno = e;
+        if ((*fd = body) < 0) return Kl_local_io_err(err, "open", name);
+    }
     if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         if (S_ISDIR(sb.st_mode)) errno = ENOENT;
         close(*fd);

@@ -80,12 +80,11 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
     return KL_OK;
 }
 
-/* Replaces *s with a fresh load, keeping the claims still to delete. */
-static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                        kl_keystate *s, kl_error *err)
+kl_status Kl_tail_reload(kl_objstore *os, const kl_store_config *cfg, const char *dir, int sweep,
+                         kl_keystate *s, kl_error *err)
 {
     kl_keystate *f;
-    kl_status st = Kl_tail_load(os, cfg, dir, 0, &f, err);
+    kl_status st = Kl_tail_load(os, cfg, dir, sweep, &f, err);
     if (st) return st;
     for (size_t i = 0; i < s->n_claims && st == KL_OK; i++)
         if (Kl_keystate_add_claim(f, s->claims[i].slot, s->claims[i].seen_ns) != 0) st = oom(err);
@@ -95,6 +94,8 @@ static kl_status reload(kl_objstore *os, const kl_store_config *cfg, const char 
     f->wm_lag = s->wm_lag;
     f->gc_ns = s->gc_ns;
     f->compact_queued = s->compact_queued;
+    f->attempt = s->attempt;
+    s->attempt = NULL;
     kl_keystate tmp = *s;
     *s = *f;
     *f = tmp;
@@ -215,10 +216,25 @@ static kl_status catch_up(kl_objstore *os, const kl_store_config *cfg, const cha
     size_t i = 0;
     for (uint64_t next = s->next_offset; i < n && v[i].first_offset == next; i++)
         next = v[i].last_offset + 1;
-    if (n == 0 || i < n) return reload(os, cfg, dir, s, err);
+    if (n == 0 || i < n) return Kl_tail_reload(os, cfg, dir, 0, s, err);
     kl_status st = KL_OK;
     for (i = 0; i < n && st == KL_OK; i++) st = advance(s, &v[i], err);
     return st;
+}
+
+/* Whether `claim` holds exactly body: the sign of a claim of our own whose
+ * answer was lost (a claim never changes while it exists, and reads as
+ * its body).  Gone is "no". */
+static kl_status claim_holds(kl_objstore *os, const char *claim, const void *body, size_t len,
+                             int *yes, kl_error *err)
+{
+    uint8_t *have = NULL;
+    size_t hlen = 0;
+    *yes = 0;
+    kl_status st = kl_os_get(os, claim, 0, len + 1, &have, &hlen, err);
+    if (st == KL_OK) *yes = hlen == len && memcmp(have, body, len) == 0;
+    free(have);
+    return st == KL_ENOTFOUND ? KL_OK : st;
 }
 
 static int same_object(const kl_object_meta *a, const kl_object_meta *b)
@@ -296,7 +312,7 @@ static kl_status chain_settle(kl_objstore *os, const kl_store_config *cfg, const
     size_t n = s->n_chain, i = 0;
     s->chain = NULL;
     s->n_chain = 0;
-    kl_status st = reload(os, cfg, dir, s, err);
+    kl_status st = Kl_tail_reload(os, cfg, dir, 0, s, err);
     while (!st && i < n && chain[i].m.first_offset != s->next_offset) i++;
     for (; !st && i < n; i++) {
         st = kl_os_publish(os, chain[i].claim, chain[i].object, chain[i].tag, NULL, 0, err);
@@ -319,7 +335,7 @@ kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char
 
 kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                           kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
-                          int *won, kl_error *err)
+                          int *won, int *sent, kl_error *err)
 {
     *won = 0;
     uint64_t began = Kl_boot_ns();
@@ -329,8 +345,11 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
     kl_object_meta om, *ahead = NULL;
     size_t n_ahead = 0;
     int free_ = 0;
+    *sent = 0;
     kl_status st = claim && name ? KL_OK : oom(err);
-    if (!st) st = kl_os_claim(os, claim, name, body, len, &tag, err);
+    if (st) goto out;
+    st = kl_os_claim(os, claim, name, body, len, &tag, err);
+    *sent = st != KL_EEXIST; /* our claim may exist: it succeeded, or its outcome is unknown */
     int mine = st == KL_OK;
     if (st == KL_EEXIST) {
         st = kl_os_claim_target(os, claim, &other, &tag, err);
@@ -341,9 +360,16 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
                 st = kl_seterr(err, KL_EBADDATA, "claim '%s' names object '%s' of another slot",
                                claim, other);
         }
+        /* Our own object, claimed by a request whose answer was lost (or
+         * by a failed append of these records): ours to publish.  Another
+         * writer's claim could only hold these bytes if it appended the
+         * same records, with the same timestamps, at the same offsets. */
+        if (st == KL_OK && strcmp(other, name) == 0 &&
+            (st = claim_holds(os, claim, body, len, &mine, err)) == KL_OK && mine)
+            *sent = 1;
         if (st == KL_ENOTFOUND) { /* published and deleted meanwhile */
             chain_clear(s);
-            st = reload(os, cfg, dir, s, err);
+            st = Kl_tail_reload(os, cfg, dir, 0, s, err);
             goto out;
         }
     }
@@ -389,7 +415,7 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
     if (broken) {
         /* It blocks the tail forever unless removed; elsewhere it is junk. */
         const char *v[1] = {claim};
-        st = free_ ? kl_os_unclaim(os, v, 1, err) : reload(os, cfg, dir, s, err);
+        st = free_ ? kl_os_unclaim(os, v, 1, err) : Kl_tail_reload(os, cfg, dir, 0, s, err);
     } else if (free_) {
         st = kl_os_publish(os, claim, name, tag, body, len, err);
         if (st == KL_ENOTFOUND) st = KL_OK; /* a helper published it, then it was unclaimed */
@@ -408,7 +434,8 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
         const char *v[1] = {claim};
         if (!yes && (st = kl_os_unclaim(os, v, 1, err))) goto out;
         *won = yes;
-        st = reload(os, cfg, dir, s, err);
+        *sent = yes;
+        st = Kl_tail_reload(os, cfg, dir, 0, s, err);
     }
 out:
     /* Whatever this call learnt of the tail, it learnt after it began. */
@@ -417,6 +444,114 @@ out:
     free(claim);
     free(name);
     free(other);
+    free(tag);
+    return st;
+}
+
+/* ---- resuming an attempt whose outcome is unknown ---------------------
+ *
+ * An append that failed after sending its claim (or, unfenced, its PUT)
+ * may have left its object behind: claimed and unpublished, published by
+ * itself (the answer lost), or published by a helper as a link.  A retry
+ * of the same records must find that object, not write a second one. */
+
+/* Whether the claim at m's slot holds exactly body (then *tag is its tag). */
+static kl_status read_own_claim(kl_objstore *os, const char *claim, const char *name,
+                                const void *body, size_t len, int *mine, char **tag, kl_error *err)
+{
+    char *other = NULL;
+    *mine = 0;
+    *tag = NULL;
+    kl_status st = kl_os_claim_target(os, claim, &other, tag, err);
+    if (st == KL_ENOTFOUND || st == KL_EBADDATA) return KL_OK; /* none, or not ours */
+    if (st == KL_OK && strcmp(other, name) == 0) st = claim_holds(os, claim, body, len, mine, err);
+    free(other);
+    if (!*mine) {
+        free(*tag);
+        *tag = NULL;
+    }
+    return st;
+}
+
+/* Takes the claims from s's tail up to `slot` as its chain (links), as a
+ * writer that lost them would.  *gap: a slot on the way has no claim. */
+static kl_status chain_to(kl_objstore *os, const char *dir, kl_keystate *s, uint64_t slot, int *gap,
+                          kl_error *err)
+{
+    kl_status st = KL_OK;
+    *gap = 0;
+    while (!st && !*gap && s->next_offset < slot && s->n_chain < CHAIN_MAX) {
+        char *claim = Kl_layout_claim(dir, s->next_offset), *other = NULL, *tag = NULL;
+        kl_object_meta om;
+        if (!claim) return oom(err);
+        st = kl_os_claim_target(os, claim, &other, &tag, err);
+        if (st == KL_ENOTFOUND || st == KL_EBADDATA) {
+            *gap = 1;
+            st = KL_OK;
+        } else if (st == KL_OK) {
+            const char *base = strrchr(other, '/');
+            st = kl_object_name_parse(base ? base + 1 : other, &om, err);
+            if (st == KL_OK && om.first_offset != s->next_offset)
+                *gap = 1;
+            else if (st == KL_OK)
+                st = chain_add(s, &om, &claim, &other, &tag, err);
+        }
+        free(claim);
+        free(other);
+        free(tag);
+    }
+    return st;
+}
+
+kl_status Kl_tail_resume(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                         kl_keystate *s, int fenced, const kl_object_meta *m, const void *body,
+                         size_t len, int *in, kl_error *err)
+{
+    *in = 0;
+    char *claim = fenced ? Kl_layout_claim(dir, m->first_offset) : NULL;
+    char *name = Kl_index_name(dir, m), *tag = NULL;
+    kl_status st = name && (claim || !fenced) ? KL_OK : oom(err);
+    int round = 0, done = 0;
+    for (; !st && !done && round < 8; round++) {
+        int mine = 0, gap = 0;
+        free(tag);
+        tag = NULL;
+        /* The claim first, then the load (the chain argument above): a
+         * claim seen before a load that shows its slot unpublished was
+         * that slot's first claim, and is still there. */
+        if (fenced && (st = read_own_claim(os, claim, name, body, len, &mine, &tag, err))) break;
+        if ((st = Kl_tail_reload(os, cfg, dir, 0, s, err))) break;
+        if (s->next_offset > m->first_offset) { /* published: by whom, the bytes say */
+            st = holds_body(os, dir, m, body, len, in, err);
+            done = 1;
+        } else if (s->next_offset == m->first_offset) {
+            done = 1; /* without our claim at the tail, it never landed */
+            if (mine) {
+                st = kl_os_publish(os, claim, name, tag, body, len, err);
+                if (st == KL_ENOTFOUND) { /* published meanwhile: look again */
+                    st = KL_OK;
+                    done = 0;
+                } else if (st == KL_OK && (st = advance(s, m, err)) == KL_OK) {
+                    *in = 1;
+                }
+            }
+        } else if (fenced) {
+            /* Others' claims lie between the tail and ours: publish them as
+             * a loser would, then look again. */
+            if (!(st = chain_to(os, dir, s, m->first_offset, &gap, err)) && !gap)
+                st = chain_settle(os, cfg, dir, s, err);
+            chain_clear(s);
+        } else {
+            done = 1; /* unfenced, the log never ends before our object */
+        }
+    }
+    if (!st && !done)
+        st = kl_seterr(err, KL_EIO,
+                       "could not tell whether the failed append of records %" PRIu64 "-%" PRIu64
+                       " to '%s' is in: the key keeps changing before it",
+                       m->first_offset, m->last_offset, dir);
+    free(claim);
+    free(name);
     free(tag);
     return st;
 }

@@ -36,14 +36,34 @@
 kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *dir, int fenced,
                        kl_keystate **out, kl_error *err);
 
+/* Replaces s with a fresh load (Kl_tail_load; `sweep` as its `fenced`),
+ * keeping what is this writer's: the claims still to delete, the pacing
+ * of its requests and the failed attempt. */
+kl_status Kl_tail_reload(kl_objstore *os, const kl_store_config *cfg, const char *dir, int sweep,
+                         kl_keystate *s, kl_error *err);
+
 /* Tries to publish object m (encoded from s; body/len its bytes) at the
  * tail.  *won = 1: the records are in the log exactly once, s has moved
  * past them (m is in s->pending, or s was reloaded).  *won = 0: another
  * writer had the slot; s now describes the newer tail (the caller
- * re-encodes and tries again).  On an error s may be stale: drop it. */
+ * re-encodes and tries again).  On an error s may be stale (reload it),
+ * and *sent says whether a claim of m may exist: then the records may be
+ * in, or be published later (Kl_tail_resume finds out). */
 kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                           kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
-                          int *won, kl_error *err);
+                          int *won, int *sent, kl_error *err);
+
+/* For a retry of an append that failed after sending object m (body/len:
+ * its bytes, encoded again exactly): finds whether m is in the log -- its
+ * claim published by anyone, or its PUT landed (unfenced) -- and if it is
+ * claimed but not yet published at the tail, publishes it (and the claims
+ * of others before it).  *in = 1: m's records are in exactly once, s is
+ * past them.  *in = 0: they are not, and that attempt can no longer put
+ * them in; s is the key's tail.  An error leaves it undecided.  A claim
+ * holding m's exact bytes at m's slot is taken as the attempt's own. */
+kl_status Kl_tail_resume(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                         kl_keystate *s, int fenced, const kl_object_meta *m, const void *body,
+                         size_t len, int *in, kl_error *err);
 
 /* Settles the slots s took as lost to others since its last published
  * object (its chain, tail.c): publishes them where the key ends, or drops

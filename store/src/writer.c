@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "append.h"
 #include "claimgc.h"
 #include "codec.h"
 #include "compact.h"
@@ -31,9 +31,6 @@
 #include "tail.h"
 
 #define STRIPES 64
-/* Slots an append may lose to other writers before it gives up: with k
- * writers racing evenly, losing 200 in a row has odds of ((k-1)/k)^200. */
-#define MAX_LOST 200
 
 typedef struct store_writer {
     kl_writer base;
@@ -89,142 +86,19 @@ static kl_status check_insertions(const kl_insertion *ins, size_t n, kl_error *e
     return KL_OK;
 }
 
-/* Encodes the records the nonce filter accepts; fills m except name-only
- * fields.  Returns the number accepted. */
-static size_t encode_batch(const kl_keystate *s, const kl_insertion *ins, size_t n, kl_buf *body,
-                           kl_object_meta *m, int *oom)
-{
-    int64_t now = kl_now_ms();
-    kl_u128 next_nonce = s->next_nonce;
-    size_t acc = 0;
-    int any_nonce = 0;
-    *m = (kl_object_meta){
-        .first_offset = s->next_offset, .prior = s->last_first, .first_nonce = s->next_nonce};
-    for (size_t i = 0; i < n; i++) {
-        const kl_insertion *r = &ins[i];
-        if (r->has_nonce) {
-            if (r->nonce < next_nonce) continue; /* a duplicate: dropped by design */
-            if (!any_nonce) m->first_nonce = r->nonce;
-            any_nonce = 1;
-            next_nonce = r->nonce + 1;
-        }
-        int64_t ts = r->has_timestamp ? r->timestamp : now;
-        if (acc == 0 || ts < m->min_ts) m->min_ts = ts;
-        if (acc == 0 || ts > m->max_ts) m->max_ts = ts;
-        if (Kl_codec_put(body, s->next_offset + acc, ts, r->has_nonce, r->nonce, r->data,
-                         (uint32_t)r->len) != 0) {
-            *oom = 1;
-            return 0;
-        }
-        acc++;
-    }
-    m->last_offset = s->next_offset + acc - 1;
-    m->next_nonce = next_nonce;
-    m->size = body->len;
-    return acc;
-}
-
-/* Without fencing (a store that cannot claim, or fencing=off): one PUT,
- * after a LIST that checks nobody wrote at or past our next offset (a
- * second writer is then noticed, though a race inside that window is
- * not).  The watermark is compaction's business, stored lazily as under
- * fencing (compact.c), so an object costs these two requests. */
-static kl_status put_unfenced(store_writer *sw, const char *dir, kl_keystate *s,
-                              const kl_object_meta *m, const kl_buf *body, int *raced,
-                              kl_error *err)
-{
-    kl_object_meta *v = NULL;
-    size_t nv = 0;
-    kl_status st = Kl_index_list(sw->os, dir, s->next_offset, 1, &v, &nv, NULL, err);
-    free(v);
-    if (st) return st;
-    if ((*raced = nv != 0)) return KL_OK;
-    char *name = Kl_index_name(dir, m);
-    st = name ? kl_os_put(sw->os, name, body->data, body->len, 0, err)
-              : kl_seterr(err, KL_ENOMEM, "out of memory");
-    free(name);
-    if (st) return st;
-    s->next_offset = m->last_offset + 1;
-    s->next_nonce = m->next_nonce;
-    s->last_first = m->first_offset;
-    if (Kl_keystate_add_pending(s, m) != 0) return kl_seterr(err, KL_ENOMEM, "out of memory");
-    return KL_OK;
-}
-
-static kl_status append_locked(store_writer *sw, const char *dir, kl_keystate **sp,
-                               const kl_insertion *ins, size_t n, kl_object_meta *published,
-                               int *any, kl_error *err)
-{
-    /* The body's exact size is known, so encoding never grows it; it comes
-     * from the pool of large buffers (recycle.h), warm after the first
-     * appends instead of fresh memory for every object. */
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++) need += ins[i].len + KL_RECORD_OVERHEAD;
-    kl_buf body = {.data = Kl_recycle_get(need), .cap = need};
-    if (!body.data) return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
-    kl_status st = KL_OK;
-    int done = 0;
-    for (int lost = 0; !done && st == KL_OK; lost++) {
-        kl_keystate *s = *sp;
-        kl_object_meta *m = published;
-        int oom = 0;
-        body.len = 0;
-        /* Encoded afresh each round: the nonce filter and offsets must
-         * follow the tail as it is now. */
-        size_t acc = encode_batch(s, ins, n, &body, m, &oom);
-        if (oom) {
-            st = kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
-        } else if (acc == 0 && s->n_chain) {
-            /* Duplicates of the links' nonces: only once they are in. */
-            st = Kl_tail_settle(sw->os, &sw->cfg, dir, s, err);
-        } else if (acc == 0) {
-            Kl_recycle_put(body.data);
-            return KL_OK; /* every record was a duplicate */
-        } else if (lost == MAX_LOST) {
-            st = kl_seterr(err, KL_EIO,
-                           "gave up appending to '%s': other writers took the "
-                           "key's next slot %d times in a row",
-                           dir, MAX_LOST);
-        } else if (sw->fenced) {
-            st = Kl_tail_publish(sw->os, &sw->cfg, dir, s, m, body.data, body.len, &done, err);
-            /* A slot lost while chasing the tail (s->n_chain: a link
-             * taken, two requests) is not a round lost. */
-            if (!st && !done && s->n_chain) lost--;
-        } else {
-            int raced = 0;
-            st = put_unfenced(sw, dir, s, m, &body, &raced, err);
-            done = st == KL_OK && !raced;
-            if (raced) { /* reload and rerun the nonce filter */
-                Kl_keystate_free(*sp);
-                *sp = NULL;
-                st = Kl_tail_load(sw->os, &sw->cfg, dir, 0, sp, err);
-                if (st == KL_OK && lost >= 2)
-                    st = kl_seterr(err, KL_EIO,
-                                   "another writer keeps appending to '%s', and "
-                                   "this store cannot fence writers: one writer per key",
-                                   dir);
-            }
-        }
-    }
-    Kl_recycle_put(body.data);
-    *any = done;
-    if (st) return st;
-
-    return KL_OK;
-}
-
 static pthread_mutex_t *stripe_of(store_writer *sw, const char *dir)
 {
     return &sw->stripes[Kl_hash(dir, strlen(dir), KL_HASH_SEED) % STRIPES];
 }
 
-/* Puts s back into the cache, or drops it when st says it is stale. */
+/* Puts s back into the cache, marked stale when st says so. */
 static void put_state(store_writer *sw, const char *dir, kl_keystate *s, kl_status st)
 {
-    if (st == KL_ENOTFOUND)
-        Kl_keystate_free(s); /* another writer compacted: reload next time */
-    else
-        Kl_keycache_put(sw->cache, dir, s);
+    if (st == KL_ENOTFOUND) { /* another writer compacted: reload next time */
+        s->stale = 1;
+        s->epoch = 0;
+    }
+    Kl_keycache_put(sw->cache, dir, s);
 }
 
 /* One compaction step for a key (compact.h), on the compactor thread: the
@@ -244,7 +118,8 @@ static int compact_step(store_writer *sw, const char *dir)
     kl_keystate *s = Kl_keycache_take(sw->cache, dir);
     if (s) {
         s->compact_queued = 0;
-        st = Kl_compact_plan(sw->os, &sw->cfg, dir, s, sw->fenced, &m, &err);
+        /* A stale state is planned on once the next append reloaded it. */
+        if (!s->stale) st = Kl_compact_plan(sw->os, &sw->cfg, dir, s, sw->fenced, &m, &err);
         put_state(sw, dir, s, st);
     }
     pthread_mutex_unlock(mu);
@@ -368,16 +243,18 @@ out:
 
 /* An append of n records of which `written` reached the log (the rest
  * were duplicates by nonce). */
-static void count_append(store_writer *sw, kl_status st, size_t n, uint64_t written)
+static void count_append(store_writer *sw, kl_status st, size_t n, uint64_t written, size_t objects)
 {
+    /* A failed append may still have put objects in (a retry's resumed
+     * object before the rest failed). */
+    atomic_fetch_add_explicit(&sw->written, written, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sw->objects, objects, memory_order_relaxed);
     if (st != KL_OK) {
         atomic_fetch_add_explicit(&sw->failures, 1, memory_order_relaxed);
         return;
     }
     atomic_fetch_add_explicit(&sw->appends, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&sw->written, written, memory_order_relaxed);
     atomic_fetch_add_explicit(&sw->duplicates, n - written, memory_order_relaxed);
-    if (written) atomic_fetch_add_explicit(&sw->objects, 1, memory_order_relaxed);
 }
 
 static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
@@ -387,7 +264,7 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
     kl_status st;
     if ((st = kl_validate_name("keyspace", keyspace, err)) ||
         (st = kl_validate_name("key", key, err)) || (st = check_insertions(ins, n, err))) {
-        count_append(sw, st, n, 0);
+        count_append(sw, st, n, 0, 0);
         return st;
     }
     if (n == 0) return KL_OK;
@@ -395,33 +272,36 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
      * acquire pairs with the release above. */
     if (!atomic_load_explicit(&sw->probed, memory_order_acquire) &&
         (st = decide_fencing(sw, err))) {
-        count_append(sw, st, n, 0);
+        count_append(sw, st, n, 0, 0);
         return st;
     }
     char *dir = Kl_layout_key_dir(sw->prefix, keyspace, key);
     if (!dir) {
-        count_append(sw, KL_ENOMEM, n, 0);
+        count_append(sw, KL_ENOMEM, n, 0, 0);
         return kl_seterr(err, KL_ENOMEM, "out of memory");
     }
     pthread_mutex_t *mu = stripe_of(sw, dir);
     pthread_mutex_lock(mu);
     kl_keystate *s = Kl_keycache_take(sw->cache, dir);
     if (!s) st = Kl_tail_load(sw->os, &sw->cfg, dir, sw->fenced, &s, err);
-    kl_object_meta m;
-    int published = 0;
-    if (st == KL_OK) st = append_locked(sw, dir, &s, ins, n, &m, &published, err);
-    /* An error may leave s stale (an I/O error may even hide a write that
-     * did land, and a failed reload may leave it past claims not yet
-     * published): forget it and reload next time. */
-    if (st != KL_OK) {
-        Kl_keystate_free(s);
-        s = NULL;
-    }
+    /* After a failed append the state may be stale (an I/O error may even
+     * hide a write that did land): it is reloaded, keeping what is this
+     * writer's own, such as the failed attempt (append.h). */
+    else if (s->stale && (st = Kl_tail_reload(sw->os, &sw->cfg, dir, sw->fenced, s, err)) == KL_OK)
+        s->stale = 0;
+    kl_object_meta m[2];
+    size_t published = 0;
+    if (st == KL_OK)
+        st = Kl_append_records(sw->os, &sw->cfg, sw->fenced, dir, s, ins, n, m, &published, err);
     int compact_here = st == KL_OK && schedule_compaction(sw, dir, s);
     if (s) Kl_keycache_put(sw->cache, dir, s);
-    /* Under the key's lock: observers see a key's objects in order. */
-    if (st == KL_OK && published && sw->observer) sw->observer(keyspace, key, &m, sw->observer_ctx);
-    count_append(sw, st, n, published ? m.last_offset - m.first_offset + 1 : 0);
+    uint64_t written = 0;
+    for (size_t i = 0; i < published; i++) {
+        written += m[i].last_offset - m[i].first_offset + 1;
+        /* Under the key's lock: observers see a key's objects in order. */
+        if (sw->observer) sw->observer(keyspace, key, &m[i], sw->observer_ctx);
+    }
+    count_append(sw, st, n, written, published);
     pthread_mutex_unlock(mu);
     if (compact_here) compact_key(sw, dir);
     free(dir);
@@ -453,6 +333,7 @@ static void gc_key(const char *dir, kl_keystate *s, void *ctx)
 {
     store_writer *sw = ctx;
     kl_error err;
+    if (s->stale) return; /* its view may be behind: a later load does this */
     if (Kl_compact_store_watermark(sw->os, dir, s, &err) != KL_OK ||
         (sw->fenced && Kl_claimgc_run(sw->os, &sw->cfg, dir, s, 1, &err) != KL_OK))
         kl_log(KL_LOG_WARNING, "could not store the watermark or delete old claims of '%s': %s",

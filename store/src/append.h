@@ -1,0 +1,25 @@
+/* append.h -- one store-writer append: the records encoded as one data
+ * object and put at the key's tail (fenced: tail.h; unfenced: a checked
+ * PUT), and the retry of an append whose outcome was unknown.
+ *
+ * Exactly once across retries: a request can fail after it took effect
+ * (its answer lost) or before, and the writer cannot tell which.  An
+ * append that fails after its object may have landed leaves a kl_attempt
+ * in the key's state.  When the next append to the key starts with the
+ * same records (the batching writer retries its batch so), the object is
+ * encoded again byte for byte and looked for (Kl_tail_resume): found or
+ * published now, those records count as written; only the rest is
+ * appended.  A different append drops the attempt, whose records then
+ * may or may not be in, as the failure said. */
+#ifndef KL_APPEND_H
+#define KL_APPEND_H
+#include "keycache.h"
+
+/* Appends ins[0, n) (validated) to the key at dir whose state is s.  Up to
+ * two objects are published (a resumed attempt's, then the rest):
+ * out[0, *n_out) are their names' fields.  On an error s is marked stale
+ * (reload before use), with an attempt when the records may be in. */
+kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fenced,
+                            const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
+                            kl_object_meta out[2], size_t *n_out, kl_error *err);
+#endif

@@ -1,0 +1,360 @@
+/* test_retry.c -- an append whose outcome was unknown, retried: its records
+ * end up in the log exactly once.
+ *
+ * A request can fail after it took effect (the answer was lost, a timeout
+ * fired late) or before; the writer cannot tell which.  The batching
+ * writer keeps failed records and writes them again at the next flush, and
+ * acknowledges them then, so a retry must find what its failed attempt
+ * left (a claim, or a published object) instead of writing the records a
+ * second time.  Faults are injected at the object store seam, in front of
+ * the real store (a directory, or Ceph RGW with KL_TEST_STORE=s3): each
+ * kind of request can fail before it reaches the store or after it took
+ * effect. */
+#include "test_env.h"
+
+#include "../common/objstore_wrap.h"
+
+/* When the next request of a kind fails: before reaching the store, or
+ * after it took effect (its answer lost). */
+enum { NONE, BEFORE, AFTER };
+static int fail_claim, fail_publish, fail_put;
+
+static kl_status injected(kl_error *e, const char *what)
+{
+    return kl_seterr(e, KL_EIO, "injected fault: %s", what);
+}
+
+static kl_status f_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
+                         char **t, kl_error *e)
+{
+    int f = fail_claim;
+    fail_claim = NONE;
+    if (f == BEFORE) return injected(e, "claim not sent");
+    kl_status st = kl_os_claim(KL_WRAP(os)->inner, c, o, d, l, t, e);
+    if (f == AFTER && st == KL_OK) {
+        free(*t);
+        *t = NULL;
+        return injected(e, "claim's answer lost");
+    }
+    return st;
+}
+
+static kl_status f_publish(kl_objstore *os, const char *c, const char *o, const char *t,
+                           const void *d, size_t l, kl_error *e)
+{
+    int f = fail_publish;
+    fail_publish = NONE;
+    if (f == BEFORE) return injected(e, "publish not sent");
+    kl_status st = kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, l, e);
+    return f == AFTER && st == KL_OK ? injected(e, "publish's answer lost") : st;
+}
+
+static kl_status f_put(kl_objstore *os, const char *n, const void *d, size_t l, int fl, kl_error *e)
+{
+    /* Only data objects: the watermark and markers are not the subject. */
+    int f = strstr(n, "/data_") ? fail_put : NONE;
+    if (f) fail_put = NONE;
+    if (f == BEFORE) return injected(e, "PUT not sent");
+    kl_status st = kl_os_put(KL_WRAP(os)->inner, n, d, l, fl, e);
+    return f == AFTER && st == KL_OK ? injected(e, "PUT's answer lost") : st;
+}
+
+static kt_store T;
+static kl_objstore *faulty; /* T.os behind the injector */
+static kl_objstore_ops faulty_ops;
+
+static void setup(void)
+{
+    kt_open(&T);
+    faulty = kl_wrap_new(T.os);
+    cr_assert_not_null(faulty);
+    faulty_ops = *faulty->ops;
+    faulty_ops.put = f_put;
+    if (faulty_ops.claim) {
+        faulty_ops.claim = f_claim;
+        faulty_ops.publish = f_publish;
+    }
+    faulty->ops = &faulty_ops;
+    fail_claim = fail_publish = fail_put = NONE;
+}
+
+static void teardown(void)
+{
+    kl_os_destroy(faulty);
+    kt_close(&T);
+}
+
+TestSuite(retry, .init = setup, .fini = teardown, .timeout = 120);
+
+/* The key's records, comma-separated, read back by a fresh reader. */
+static char *read_all(const char *key)
+{
+    kl_reader *r;
+    kl_error e = {0};
+    cr_assert_eq(kl_store_reader_new(T.os, &T.cfg, &r, &e), KL_OK, "%s", e.msg);
+    size_t cap = 4096, len = 0;
+    char *out = calloc(1, cap);
+    kl_page p;
+    kl_start from = {.kind = KL_START_FIRST};
+    kl_status st = kl_read_first_page(r, "ks", key, KL_FORWARDS, &from, 1000, &p, &e);
+    for (;;) {
+        cr_assert_eq(st, KL_OK, "%s", e.msg);
+        for (size_t i = 0; i < p.count; i++) {
+            const kl_record *rec = &p.records[i];
+            while (len + rec->len + 2 > cap) out = realloc(out, cap *= 2);
+            if (len) out[len++] = ',';
+            memcpy(out + len, rec->data, rec->len);
+            out[len += rec->len] = 0;
+        }
+        char *next = p.continuation ? strdup(p.continuation) : NULL;
+        size_t got = p.count;
+        kl_page_free(&p);
+        if (!next || got == 0) {
+            free(next);
+            break;
+        }
+        st = kl_read_next_page(r, "ks", key, next, 1000, &p, &e);
+        free(next);
+    }
+    kl_reader_destroy(r);
+    return out;
+}
+
+static kl_writer *store_writer(kl_objstore *os, int fencing)
+{
+    kl_store_config c = T.cfg;
+    c.fencing = fencing;
+    kl_writer *w;
+    kl_error e = {0};
+    cr_assert_eq(kl_store_writer_new(os, &c, &w, &e), KL_OK, "%s", e.msg);
+    return w;
+}
+
+static kl_status append3(kl_writer *w, const char *a, const char *b, const char *c, kl_error *e)
+{
+    const char *v[3] = {a, b, c};
+    kl_insertion ins[3];
+    size_t n = 0;
+    while (n < 3 && v[n]) ins[n] = kt_rec(v[n]), n++;
+    return kl_append(w, "ks", "k", ins, n, e);
+}
+
+/* The batching writer's way: a flush fails, the next one writes the same
+ * records again and acknowledges them. */
+static void batch_fails_once_then_flushes(int *fault, int when, int fencing)
+{
+    kl_writer *sw = store_writer(faulty, fencing), *bw;
+    kl_batch_config bc;
+    kl_batch_config_init(&bc);
+    kl_error e = {0};
+    cr_assert_eq(kl_batch_writer_new(sw, &bc, &bw, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(append3(sw, "0", NULL, NULL, &e), KL_OK, "%s", e.msg); /* a key with history */
+    cr_assert_eq(append3(bw, "a", "b", "c", &e), KL_OK, "%s", e.msg);
+    *fault = when;
+    cr_assert_eq(kl_flush_all(bw, &e), KL_EIO, "the injected fault is reported");
+    cr_assert_eq(*fault, NONE, "the fault was injected");
+    cr_assert_eq(kl_flush_all(bw, &e), KL_OK, "%s", e.msg);
+    kl_writer_destroy(bw);
+    kl_writer_destroy(sw);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "0,a,b,c");
+    free(got);
+}
+
+static int can_claim(void)
+{
+    if (!kl_os_can_claim(T.os)) cr_skip_test("this store cannot fence writers");
+    return 1;
+}
+
+Test(retry, a_publish_that_never_happened_is_made_once)
+{
+    if (can_claim()) batch_fails_once_then_flushes(&fail_publish, BEFORE, KL_FENCING_ON);
+}
+
+Test(retry, a_publish_whose_answer_was_lost_is_not_made_again)
+{
+    if (can_claim()) batch_fails_once_then_flushes(&fail_publish, AFTER, KL_FENCING_ON);
+}
+
+Test(retry, a_claim_whose_answer_was_lost_is_published_not_claimed_again)
+{
+    if (can_claim()) batch_fails_once_then_flushes(&fail_claim, AFTER, KL_FENCING_ON);
+}
+
+Test(retry, a_claim_that_never_happened_is_made_afresh)
+{
+    if (can_claim()) batch_fails_once_then_flushes(&fail_claim, BEFORE, KL_FENCING_ON);
+}
+
+Test(retry, an_unfenced_put_whose_answer_was_lost_is_not_made_again)
+{
+    batch_fails_once_then_flushes(&fail_put, AFTER, KL_FENCING_OFF);
+}
+
+Test(retry, an_unfenced_put_that_never_happened_is_made_once)
+{
+    batch_fails_once_then_flushes(&fail_put, BEFORE, KL_FENCING_OFF);
+}
+
+/* Another writer publishes the failed attempt's claim (it is the tail's
+ * first claim) before the retry: the retry finds its records in. */
+Test(retry, a_claim_another_writer_published_counts_as_written)
+{
+    can_claim();
+    kl_writer *w = store_writer(faulty, KL_FENCING_ON), *other = store_writer(T.os, KL_FENCING_ON);
+    kl_error e = {0};
+    fail_publish = BEFORE;
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_EIO);
+    cr_assert_eq(append3(other, "x", NULL, NULL, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
+    kl_writer_destroy(other);
+    kl_writer_destroy(w);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "a,b,c,x");
+    free(got);
+}
+
+/* A retry may carry more records than the failed call (a batch that grew):
+ * the failed ones go in once, the new ones after them. */
+Test(retry, a_retry_with_more_records_writes_the_new_ones_after)
+{
+    can_claim();
+    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_error e = {0};
+    fail_publish = AFTER;
+    cr_assert_eq(append3(w, "a", "b", NULL, &e), KL_EIO);
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
+    kl_writer_destroy(w);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "a,b,c");
+    free(got);
+}
+
+/* A second failure while the first is being resumed, then success: still
+ * once. */
+Test(retry, a_retry_that_fails_again_is_resumed_later)
+{
+    can_claim();
+    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_error e = {0};
+    fail_publish = BEFORE;
+    cr_assert_eq(append3(w, "a", "b", NULL, &e), KL_EIO);
+    fail_publish = BEFORE;
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_EIO);
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
+    kl_writer_destroy(w);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "a,b,c");
+    free(got);
+}
+
+/* Other records after a failure: the failed append's outcome stays
+ * unknown to its caller (it may or may not be in, as KL_EIO says), and it
+ * is never lost from the order: its claim is the tail's, so it is
+ * published before the new records. */
+Test(retry, other_records_after_a_failure_leave_it_where_it_was)
+{
+    can_claim();
+    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_error e = {0};
+    fail_publish = BEFORE;
+    cr_assert_eq(append3(w, "a", "b", NULL, &e), KL_EIO);
+    cr_assert_eq(append3(w, "x", NULL, NULL, &e), KL_OK, "%s", e.msg);
+    kl_writer_destroy(w);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "a,b,x");
+    free(got);
+}
+
+/* On a file system without O_TMPFILE or user xattrs the local store's
+ * claims are directories; a retry must still recognise its own. */
+#include "local_os.h"
+Test(retry, a_directory_claim_is_recognised_as_the_attempts_own)
+{
+    if (T.is_s3) cr_skip_test("directory claims are the local store's");
+    atomic_store(&((local_os *)T.os)->dir_claims, 1);
+    batch_fails_once_then_flushes(&fail_publish, BEFORE, KL_FENCING_ON);
+}
+
+/* The failed attempt outlives the key cache's bound: many other keys
+ * appended to before the retry do not evict it. */
+Test(retry, the_attempt_survives_the_key_cache_bound)
+{
+    can_claim();
+    kl_store_config c = T.cfg;
+    c.fencing = KL_FENCING_ON;
+    c.max_cached_keys = 1;
+    kl_writer *w;
+    kl_error e = {0};
+    cr_assert_eq(kl_store_writer_new(faulty, &c, &w, &e), KL_OK, "%s", e.msg);
+    fail_publish = BEFORE;
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_EIO);
+    kl_insertion one = kt_rec("o");
+    cr_assert_eq(kl_append(w, "ks", "other", &one, 1, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(kl_append(w, "ks", "third", &one, 1, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
+    kl_writer_destroy(w);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "a,b,c");
+    free(got);
+}
+
+/* Another writer's claim lies unpublished before the attempt's: the retry
+ * publishes it first (as a loser's chain would), then its own.  B's claim
+ * of slot 1 stays (its publish fails); A loses slot 1 to it, wins slot 2
+ * and fails while publishing B's link, so its claim waits behind B's. */
+Test(retry, a_claim_behind_anothers_unpublished_one_is_published_after_it)
+{
+    can_claim();
+    kl_writer *a = store_writer(faulty, KL_FENCING_ON), *b = store_writer(faulty, KL_FENCING_ON);
+    kl_error e = {0};
+    kl_insertion x = kt_rec("x");
+    fail_publish = BEFORE;
+    cr_assert_eq(kl_append(b, "ks", "k", &x, 1, &e), KL_EIO);
+    fail_publish = BEFORE;
+    cr_assert_eq(append3(a, "a", "b", NULL, &e), KL_EIO);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "", "nothing is published yet");
+    free(got);
+    cr_assert_eq(append3(a, "a", "b", NULL, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(kl_append(b, "ks", "k", &x, 1, &e), KL_OK, "%s", e.msg);
+    kl_writer_destroy(a);
+    kl_writer_destroy(b);
+    got = read_all("k");
+    cr_assert_str_eq(got, "x,a,b");
+    free(got);
+}
+
+/* What the observer (klstorefs' read-your-writes) hears: each object once,
+ * even when a retry resumes one object and then fails on the rest. */
+static uint64_t observed;
+static void observe(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
+{
+    (void)ks, (void)key, (void)ctx;
+    observed += m->last_offset - m->first_offset + 1;
+}
+
+Test(retry, a_resumed_object_then_a_failed_rest_then_the_rest)
+{
+    can_claim();
+    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_error e = {0};
+    cr_assert_eq(kl_store_writer_observe(w, observe, NULL, &e), KL_OK);
+    fail_publish = BEFORE;
+    cr_assert_eq(append3(w, "a", "b", NULL, &e), KL_EIO);
+    cr_assert_eq(observed, 0);
+    fail_claim = BEFORE; /* a and b are resumed (a publish), c's claim fails */
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_EIO);
+    cr_assert_eq(observed, 2);
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(observed, 3);
+    kl_writer_stats ws;
+    cr_assert_eq(kl_store_writer_stats(w, &ws, &e), KL_OK);
+    cr_assert_eq(ws.records_written, 3);
+    cr_assert_eq(ws.objects, 2);
+    kl_writer_destroy(w);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "a,b,c");
+    free(got);
+}
