@@ -280,7 +280,8 @@ typedef struct kl_objstore_ops {
      * "Concurrent writers").  Optional as a group: a store without them
      * (NULL) cannot fence, and its writers fall back to one writer per key.
      * A `tag` identifies one body of a claim (S3: its ETag); stores that do
-     * not need one return NULL.  Tags are malloc'd (free(3)).
+     * not need one return NULL.  Tags are malloc'd (free(3)).  A claim
+     * reads (get) as the body it holds, on every store.
      *
      * claim: creates `claim` holding `data` (the exact body of the data
      * object `object`, a full name) if and only if no object `claim`
