@@ -15,8 +15,10 @@
 #include "../common/objstore_wrap.h"
 
 /* When the next request of a kind fails: before reaching the store, or
- * after it took effect (its answer lost). */
-enum { NONE, BEFORE, AFTER };
+ * after it took effect (its answer lost); a claim may also come back as
+ * taken after it took effect (as from an S3 retry that met its own first
+ * try and could not read it back). */
+enum { NONE, BEFORE, AFTER, AFTER_AS_TAKEN };
 static int fail_claim, fail_publish, fail_put;
 
 static kl_status injected(kl_error *e, const char *what)
@@ -31,9 +33,10 @@ static kl_status f_claim(kl_objstore *os, const char *c, const char *o, const vo
     fail_claim = NONE;
     if (f == BEFORE) return injected(e, "claim not sent");
     kl_status st = kl_os_claim(KL_WRAP(os)->inner, c, o, d, l, t, e);
-    if (f == AFTER && st == KL_OK) {
+    if (f >= AFTER && st == KL_OK) {
         free(*t);
         *t = NULL;
+        if (f == AFTER_AS_TAKEN) return kl_seterr(e, KL_EEXIST, "injected: claim taken");
         return injected(e, "claim's answer lost");
     }
     return st;
@@ -180,6 +183,23 @@ Test(retry, a_publish_whose_answer_was_lost_is_not_made_again)
 Test(retry, a_claim_whose_answer_was_lost_is_published_not_claimed_again)
 {
     if (can_claim()) batch_fails_once_then_flushes(&fail_claim, AFTER, KL_FENCING_ON);
+}
+
+/* Within one append: a claim reported taken that holds our own bytes is
+ * ours to publish, not another writer's link to publish besides ours. */
+Test(retry, a_claim_reported_taken_that_holds_our_bytes_is_ours)
+{
+    can_claim();
+    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_error e = {0};
+    cr_assert_eq(append3(w, "0", NULL, NULL, &e), KL_OK, "%s", e.msg); /* probes fencing */
+    fail_claim = AFTER_AS_TAKEN;
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(fail_claim, NONE, "the fault was injected");
+    kl_writer_destroy(w);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "0,a,b,c");
+    free(got);
 }
 
 Test(retry, a_claim_that_never_happened_is_made_afresh)
