@@ -1,6 +1,9 @@
 /* proxy.c -- see proxy.h.  One thread accepts; each connection gets a
  * thread copying both ways with poll(), checking the cut flag every
  * 50 ms. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -18,6 +21,7 @@ struct ht_proxy {
     int port;
     struct sockaddr_in target;
     atomic_int cut;
+    _Atomic(const char *) deaf; /* ht_proxy_deaf's needle, or NULL */
     atomic_int stopping;
     pthread_t acceptor;
 };
@@ -27,11 +31,14 @@ typedef struct conn {
     int client, server;
 } conn;
 
-static int pump(int from, int to)
+/* Copies what `from` has to `to`; with a needle, *seen is set once the
+ * bytes held it (a request is sent in one piece here: small tests). */
+static int pump(int from, int to, const char *needle, int *seen)
 {
     char buf[65536];
     ssize_t n = read(from, buf, sizeof buf);
     if (n <= 0) return -1;
+    if (needle && memmem(buf, (size_t)n, needle, strlen(needle))) *seen = 1;
     for (ssize_t off = 0; off < n;) {
         ssize_t w = write(to, buf + off, (size_t)(n - off));
         if (w <= 0) return -1;
@@ -44,11 +51,13 @@ static void *conn_main(void *arg)
 {
     conn *c = arg;
     struct pollfd fds[2] = {{c->client, POLLIN, 0}, {c->server, POLLIN, 0}};
+    int seen = 0; /* the last request held the deaf needle */
     while (!atomic_load(&c->p->cut) && !atomic_load(&c->p->stopping)) {
         int r = poll(fds, 2, 50);
         if (r < 0) break;
-        if (fds[0].revents && pump(c->client, c->server)) break;
-        if (fds[1].revents && pump(c->server, c->client)) break;
+        const char *needle = atomic_load(&c->p->deaf);
+        if (fds[0].revents && (seen = 0, pump(c->client, c->server, needle, &seen))) break;
+        if (fds[1].revents && ((needle && seen) || pump(c->server, c->client, NULL, NULL))) break;
     }
     close(c->client);
     close(c->server);
@@ -116,6 +125,8 @@ ht_proxy *ht_proxy_start(const char *host, int port)
 int ht_proxy_port(const ht_proxy *p) { return p->port; }
 
 void ht_proxy_cut(ht_proxy *p, int cut) { atomic_store(&p->cut, cut); }
+
+void ht_proxy_deaf(ht_proxy *p, const char *needle) { atomic_store(&p->deaf, needle); }
 
 void ht_proxy_stop(ht_proxy *p)
 {

@@ -9,7 +9,8 @@
  * second time.  Faults are injected at the object store seam, in front of
  * the real store (a directory, or Ceph RGW with KL_TEST_STORE=s3): each
  * kind of request can fail before it reaches the store or after it took
- * effect. */
+ * effect.  On RGW, a proxy also loses answers on the wire, so the S3
+ * client's own retries take part. */
 #include "test_env.h"
 
 #include "../common/objstore_wrap.h"
@@ -377,4 +378,65 @@ Test(retry, a_resumed_object_then_a_failed_rest_then_the_rest)
     char *got = read_all("k");
     cr_assert_str_eq(got, "a,b,c");
     free(got);
+}
+
+/* ---- on the wire: Ceph RGW behind a proxy that loses answers ---------- */
+
+#include "../bridge/proxy.h"
+
+/* Requests whose answers are lost (those holding `needle`) take effect,
+ * and the S3 client's own retries get no answer either, so a flush fails.
+ * Once the network is back, the batching writer's retry must find what
+ * the failed flush did, not write the records again. */
+static void answers_lost_then_a_flush(const char *needle)
+{
+    if (!T.is_s3) cr_skip_test("needs the S3 server (KL_TEST_STORE=s3)");
+    fprintf(stderr, "answers to requests holding '%s' are lost\n", needle);
+    const char *ep = getenv("KL_S3_ENDPOINT"), *colon = strrchr(ep, ':');
+    cr_assert_not_null(colon);
+    ht_proxy *px = ht_proxy_start("127.0.0.1", atoi(colon + 1));
+    cr_assert_not_null(px);
+    kl_config c;
+    kl_config_init(&c);
+    free(c.s3.region);
+    c.s3.region = strdup(getenv("KL_S3_REGION") ? getenv("KL_S3_REGION") : "us-east-1");
+    cr_assert_geq(asprintf(&c.s3.endpoint, "http://127.0.0.1:%d", ht_proxy_port(px)), 0);
+    c.s3.bucket_name = strdup(getenv("KL_S3_BUCKET"));
+    c.s3.access_key = strdup(getenv("KL_S3_ACCESS_KEY"));
+    c.s3.secret_key = strdup(getenv("KL_S3_SECRET_KEY"));
+    c.s3.path_style = 1;
+    c.s3.use_default_credentials = 0;
+    c.s3.max_retries = 1;
+    kl_objstore *os;
+    kl_error e = {0};
+    cr_assert_eq(kl_objstore_s3_new(&c.s3, &os, &e), KL_OK, "%s", e.msg);
+    kl_config_free(&c);
+    kl_writer *sw = store_writer(os, KL_FENCING_ON), *bw;
+    kl_batch_config bc;
+    kl_batch_config_init(&bc);
+    cr_assert_eq(kl_batch_writer_new(sw, &bc, &bw, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(append3(bw, "0", NULL, NULL, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(kl_flush_all(bw, &e), KL_OK, "%s", e.msg); /* fencing probed */
+    cr_assert_eq(append3(bw, "a", "b", "c", &e), KL_OK, "%s", e.msg);
+    ht_proxy_deaf(px, needle);
+    cr_assert_neq(kl_flush_all(bw, &e), KL_OK, "no answer, no acknowledgement");
+    ht_proxy_deaf(px, NULL);
+    cr_assert_eq(kl_flush_all(bw, &e), KL_OK, "%s", e.msg);
+    kl_writer_destroy(bw);
+    kl_writer_destroy(sw);
+    kl_os_destroy(os);
+    ht_proxy_stop(px);
+    char *got = read_all("k");
+    cr_assert_str_eq(got, "0,a,b,c");
+    free(got);
+}
+
+/* The claim's PUT took effect (its retry met it: 412, unheard too). */
+Test(retry, a_claim_whose_answers_were_lost_on_the_wire) { answers_lost_then_a_flush("/claim_o"); }
+
+/* The claim was heard, the publishing copy took effect unheard: the retry
+ * finds the object published. */
+Test(retry, a_copy_whose_answers_were_lost_on_the_wire)
+{
+    answers_lost_then_a_flush("x-amz-copy-source");
 }
