@@ -124,6 +124,14 @@ static char *read_all(const char *key)
     return out;
 }
 
+/* The whole log of key "k" is `want`. */
+static void expect_log(const char *want)
+{
+    char *got = read_all("k");
+    cr_assert_str_eq(got, want);
+    free(got);
+}
+
 static kl_writer *store_writer(kl_objstore *os, int fencing)
 {
     kl_store_config c = T.cfg;
@@ -160,15 +168,20 @@ static void batch_fails_once_then_flushes(int *fault, int when, int fencing)
     cr_assert_eq(kl_flush_all(bw, &e), KL_OK, "%s", e.msg);
     kl_writer_destroy(bw);
     kl_writer_destroy(sw);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "0,a,b,c");
-    free(got);
+    expect_log("0,a,b,c");
 }
 
 static int can_claim(void)
 {
     if (!kl_os_can_claim(T.os)) cr_skip_test("this store cannot fence writers");
     return 1;
+}
+
+/* A fenced store writer behind the injector (skips where none can be). */
+static kl_writer *fenced_writer(void)
+{
+    can_claim();
+    return store_writer(faulty, KL_FENCING_ON);
 }
 
 Test(retry, a_publish_that_never_happened_is_made_once)
@@ -190,17 +203,14 @@ Test(retry, a_claim_whose_answer_was_lost_is_published_not_claimed_again)
  * ours to publish, not another writer's link to publish besides ours. */
 Test(retry, a_claim_reported_taken_that_holds_our_bytes_is_ours)
 {
-    can_claim();
-    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_writer *w = fenced_writer();
     kl_error e = {0};
     cr_assert_eq(append3(w, "0", NULL, NULL, &e), KL_OK, "%s", e.msg); /* probes fencing */
     fail_claim = AFTER_AS_TAKEN;
     cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
     cr_assert_eq(fail_claim, NONE, "the fault was injected");
     kl_writer_destroy(w);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "0,a,b,c");
-    free(got);
+    expect_log("0,a,b,c");
 }
 
 Test(retry, a_claim_that_never_happened_is_made_afresh)
@@ -231,33 +241,27 @@ Test(retry, a_claim_another_writer_published_counts_as_written)
     cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
     kl_writer_destroy(other);
     kl_writer_destroy(w);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "a,b,c,x");
-    free(got);
+    expect_log("a,b,c,x");
 }
 
 /* A retry may carry more records than the failed call (a batch that grew):
  * the failed ones go in once, the new ones after them. */
 Test(retry, a_retry_with_more_records_writes_the_new_ones_after)
 {
-    can_claim();
-    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_writer *w = fenced_writer();
     kl_error e = {0};
     fail_publish = AFTER;
     cr_assert_eq(append3(w, "a", "b", NULL, &e), KL_EIO);
     cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
     kl_writer_destroy(w);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "a,b,c");
-    free(got);
+    expect_log("a,b,c");
 }
 
 /* A second failure while the first is being resumed, then success: still
  * once. */
 Test(retry, a_retry_that_fails_again_is_resumed_later)
 {
-    can_claim();
-    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_writer *w = fenced_writer();
     kl_error e = {0};
     fail_publish = BEFORE;
     cr_assert_eq(append3(w, "a", "b", NULL, &e), KL_EIO);
@@ -265,9 +269,7 @@ Test(retry, a_retry_that_fails_again_is_resumed_later)
     cr_assert_eq(append3(w, "a", "b", "c", &e), KL_EIO);
     cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
     kl_writer_destroy(w);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "a,b,c");
-    free(got);
+    expect_log("a,b,c");
 }
 
 /* Other records after a failure: the failed append's outcome stays
@@ -276,16 +278,13 @@ Test(retry, a_retry_that_fails_again_is_resumed_later)
  * published before the new records. */
 Test(retry, other_records_after_a_failure_leave_it_where_it_was)
 {
-    can_claim();
-    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_writer *w = fenced_writer();
     kl_error e = {0};
     fail_publish = BEFORE;
     cr_assert_eq(append3(w, "a", "b", NULL, &e), KL_EIO);
     cr_assert_eq(append3(w, "x", NULL, NULL, &e), KL_OK, "%s", e.msg);
     kl_writer_destroy(w);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "a,b,x");
-    free(got);
+    expect_log("a,b,x");
 }
 
 /* On a file system without O_TMPFILE or user xattrs the local store's
@@ -316,9 +315,7 @@ Test(retry, the_attempt_survives_the_key_cache_bound)
     cr_assert_eq(kl_append(w, "ks", "third", &one, 1, &e), KL_OK, "%s", e.msg);
     cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
     kl_writer_destroy(w);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "a,b,c");
-    free(got);
+    expect_log("a,b,c");
 }
 
 /* Another writer's claim lies unpublished before the attempt's: the retry
@@ -335,16 +332,12 @@ Test(retry, a_claim_behind_anothers_unpublished_one_is_published_after_it)
     cr_assert_eq(kl_append(b, "ks", "k", &x, 1, &e), KL_EIO);
     fail_publish = BEFORE;
     cr_assert_eq(append3(a, "a", "b", NULL, &e), KL_EIO);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "", "nothing is published yet");
-    free(got);
+    expect_log(""); /* nothing is published yet */
     cr_assert_eq(append3(a, "a", "b", NULL, &e), KL_OK, "%s", e.msg);
     cr_assert_eq(kl_append(b, "ks", "k", &x, 1, &e), KL_OK, "%s", e.msg);
     kl_writer_destroy(a);
     kl_writer_destroy(b);
-    got = read_all("k");
-    cr_assert_str_eq(got, "x,a,b");
-    free(got);
+    expect_log("x,a,b");
 }
 
 /* What the observer (klstorefs' read-your-writes) hears: each object once,
@@ -358,8 +351,7 @@ static void observe(const char *ks, const char *key, const kl_object_meta *m, vo
 
 Test(retry, a_resumed_object_then_a_failed_rest_then_the_rest)
 {
-    can_claim();
-    kl_writer *w = store_writer(faulty, KL_FENCING_ON);
+    kl_writer *w = fenced_writer();
     kl_error e = {0};
     cr_assert_eq(kl_store_writer_observe(w, observe, NULL, &e), KL_OK);
     fail_publish = BEFORE;
@@ -375,9 +367,7 @@ Test(retry, a_resumed_object_then_a_failed_rest_then_the_rest)
     cr_assert_eq(ws.records_written, 3);
     cr_assert_eq(ws.objects, 2);
     kl_writer_destroy(w);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "a,b,c");
-    free(got);
+    expect_log("a,b,c");
 }
 
 /* ---- on the wire: Ceph RGW behind a proxy that loses answers ---------- */
@@ -426,9 +416,7 @@ static void answers_lost_then_a_flush(const char *needle)
     kl_writer_destroy(sw);
     kl_os_destroy(os);
     ht_proxy_stop(px);
-    char *got = read_all("k");
-    cr_assert_str_eq(got, "0,a,b,c");
-    free(got);
+    expect_log("0,a,b,c");
 }
 
 /* The claim's PUT took effect (its retry met it: 412, unheard too). */
