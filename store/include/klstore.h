@@ -615,7 +615,8 @@ kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *er
  * few idle chunks, 4 MiB in all, are kept for reuse).  An error
  * of the inner writer is returned by the next flush_key/flush_all covering
  * that key and by the next append to that key; what failed stays pending
- * and is retried at the next flush. */
+ * and is retried at the next flush (over a store writer, exactly once:
+ * the retry finds what the failed write left, see kl_store_writer_new). */
 kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg, kl_writer **out,
                               kl_error *err);
 
