@@ -13,6 +13,10 @@
  * "{first_seq} {last_seq}\n" is written to ACKFILE (not synced: a kill -9
  * loses no page cache).  Exit 0 when all were acknowledged, 1 if any
  * append failed (it is not retried: the record is then at most once).
+ * MW_FAULTS=P makes P% of claims, publishes and data PUTs fail, half of
+ * them after taking effect (an answer lost); each append (or flush) is
+ * then repeated until it succeeds, so every record must end up in the log
+ * exactly once.
  * MW_PAD=N pads records to N bytes; MW_STATS=FILE appends "REQUESTS BYTES"
  * (object store requests made, record bytes acknowledged) to FILE at the
  * end, for the contended benchmark (tests/bench/bench_contended.sh).
@@ -27,6 +31,46 @@
 
 #include "common/objstore_wrap.h"
 #include "klstore.h"
+
+/* MW_FAULTS: injected failures, before or after the request. */
+static int fault_pct;
+static unsigned fault_seed;
+
+static int fault(void) { return fault_pct && (int)(rand_r(&fault_seed) % 100) < fault_pct; }
+
+static kl_status faulty_claim(kl_objstore *os, const char *c, const char *o, const void *d,
+                              size_t l, char **t, kl_error *e)
+{
+    int f = fault(), after = rand_r(&fault_seed) & 1;
+    if (f && !after) return kl_seterr(e, KL_EIO, "injected: claim not sent");
+    kl_status st = kl_os_claim(KL_WRAP(os)->inner, c, o, d, l, t, e);
+    if (f && st == KL_OK) {
+        free(*t);
+        *t = NULL;
+        return kl_seterr(e, KL_EIO, "injected: claim's answer lost");
+    }
+    return st;
+}
+
+static kl_status faulty_publish(kl_objstore *os, const char *c, const char *o, const char *t,
+                                const void *d, size_t l, kl_error *e)
+{
+    int f = fault(), after = rand_r(&fault_seed) & 1;
+    if (f && !after) return kl_seterr(e, KL_EIO, "injected: publish not sent");
+    kl_status st = kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, l, e);
+    return f && st == KL_OK ? kl_seterr(e, KL_EIO, "injected: publish's answer lost") : st;
+}
+
+static kl_status faulty_put(kl_objstore *os, const char *n, const void *d, size_t l, int fl,
+                            kl_error *e)
+{
+    int f = strstr(n, "/data_") && fault(), after = rand_r(&fault_seed) & 1;
+    if (f && !after) return kl_seterr(e, KL_EIO, "injected: PUT not sent");
+    kl_status st = kl_os_put(KL_WRAP(os)->inner, n, d, l, fl, e);
+    return f && st == KL_OK ? kl_seterr(e, KL_EIO, "injected: PUT's answer lost") : st;
+}
+
+static kl_objstore_ops faulty_ops;
 
 static kl_objstore *open_store(const char *url, kl_config *c)
 {
@@ -75,6 +119,16 @@ int main(int argc, char **argv)
     if (ack < 0 || per < 1) return 2;
     kl_config c;
     kl_objstore *raw = open_store(argv[1], &c), *os = kl_wrap_new(raw);
+    if (getenv("MW_FAULTS") && (fault_pct = atoi(getenv("MW_FAULTS")))) {
+        fault_seed = (unsigned)id * 7919u + (unsigned)getpid();
+        faulty_ops = *os->ops;
+        faulty_ops.put = faulty_put;
+        if (faulty_ops.claim) {
+            faulty_ops.claim = faulty_claim;
+            faulty_ops.publish = faulty_publish;
+        }
+        os->ops = &faulty_ops;
+    }
     size_t pad = getenv("MW_PAD") ? (size_t)atol(getenv("MW_PAD")) : 0;
     if (pad > 200) pad = 200;
     uint64_t bytes = 0;
@@ -98,6 +152,11 @@ int main(int argc, char **argv)
         }
         kl_status st = kl_append(w, ks, key, ins, (size_t)n, &err);
         if (st == KL_OK && batch) st = kl_flush_key(w, ks, key, &err);
+        /* Injected faults: the same append again (a failing key's records
+         * stay in the batching writer, so there a flush repeats it). */
+        for (int tries = 0; fault_pct && st != KL_OK && tries < 100; tries++)
+            st = batch ? kl_flush_key(w, ks, key, &err)
+                       : kl_append(w, ks, key, ins, (size_t)n, &err);
         if (st != KL_OK) {
             fprintf(stderr, "mw_writer %d: append of %ld..%ld failed: %s\n", id, seq, seq + n - 1,
                     err.msg);

@@ -270,6 +270,21 @@ Test(multiwriter, racing_compactions_leave_no_overlap, .timeout = 300)
 
 Test(multiwriter, batching_writers_flushing_each_append, .timeout = 300) { run(3, 200, 5, 1, 1); }
 
+/* Injected faults, half of them after the request took effect (its answer
+ * lost), each failed append (or flush) repeated until it succeeds, while
+ * writers race: every record must be in the log exactly once. */
+Test(multiwriter, retried_faults_are_exactly_once, .timeout = 300)
+{
+    setenv("MW_FAULTS", "15", 1);
+    run(3, 200, 4, 0, 0);
+}
+
+Test(multiwriter, retried_faults_through_batching_writers_are_exactly_once, .timeout = 300)
+{
+    setenv("MW_FAULTS", "15", 1);
+    run(3, 150, 5, 0, 1);
+}
+
 /* ---- deterministic races -------------------------------------------- */
 
 /* An object store that delegates to another and can hold the calling
