@@ -251,11 +251,11 @@ static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, size_t in,
 
 kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
-                            kl_object_meta out[2], size_t *n_out, kl_error *err)
+                            kl_object_meta out[2], size_t *n_out, size_t *n_before, kl_error *err)
 {
     size_t skip = 0;
     int published = 0, sent = 0;
-    *n_out = 0;
+    *n_out = *n_before = 0;
     kl_attempt *a = s->attempt;
     s->attempt = NULL;
     kl_status st = KL_OK;
@@ -267,6 +267,7 @@ kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fen
             s->attempt = a;
             return st;
         }
+        *n_before = skip < a->n_in ? skip : a->n_in;
         free(a);
         *n_out += published;
     }

@@ -17,9 +17,11 @@
 
 /* Appends ins[0, n) (validated) to the key at dir whose state is s.  Up to
  * two objects are published (a resumed attempt's, then the rest):
- * out[0, *n_out) are their names' fields.  On an error s is marked stale
- * (reload before use), with an attempt when the records may be in. */
+ * out[0, *n_out) are their names' fields.  *n_before: leading records an
+ * earlier, failed call already put in (and reported).  On an error s is
+ * marked stale (reload before use), with an attempt when the records may
+ * be in. */
 kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
-                            kl_object_meta out[2], size_t *n_out, kl_error *err);
+                            kl_object_meta out[2], size_t *n_out, size_t *n_before, kl_error *err);
 #endif

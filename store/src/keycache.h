@@ -76,10 +76,13 @@ kl_keystate *Kl_keycache_take(kl_keycache *c, const char *id);
 /* Inserts `s` (ownership moves to the cache) as most recently used and
  * evicts the least recently used states beyond the bound.  A state with
  * an attempt (s->attempt) is kept outside the bound until taken: its
- * retry needs it, and its caller holds the failed records meanwhile. */
+ * retry needs it, and its caller holds the failed records meanwhile (one
+ * that gives them up and never appends to the key again leaves it there
+ * until the writer goes). */
 void Kl_keycache_put(kl_keycache *c, const char *id, kl_keystate *s);
 size_t Kl_keycache_count(kl_keycache *c);
-/* Calls fn for every cached state, most recent first, under the cache's
+/* Calls fn for every cached state, most recent first (those with an
+ * attempt last), under the cache's
  * lock (fn must not call back into the cache).  For a writer's last work
  * at destroy. */
 void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),

@@ -352,6 +352,7 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
     *sent = st != KL_EEXIST; /* our claim may exist: it succeeded, or its outcome is unknown */
     int mine = st == KL_OK;
     if (st == KL_EEXIST) {
+        *sent = 1; /* until shown another's: it may be ours, its answer lost */
         st = kl_os_claim_target(os, claim, &other, &tag, err);
         if (st == KL_OK) {
             const char *base = strrchr(other, '/');
@@ -364,10 +365,12 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
          * by a failed append of these records): ours to publish.  Another
          * writer's claim could only hold these bytes if it appended the
          * same records, with the same timestamps, at the same offsets. */
-        if (st == KL_OK && strcmp(other, name) == 0 &&
-            (st = claim_holds(os, claim, body, len, &mine, err)) == KL_OK && mine)
-            *sent = 1;
-        if (st == KL_ENOTFOUND) { /* published and deleted meanwhile */
+        if (st == KL_OK && strcmp(other, name) != 0)
+            *sent = 0;
+        else if (st == KL_OK && (st = claim_holds(os, claim, body, len, &mine, err)) == KL_OK)
+            *sent = mine;
+        if (st == KL_EBADDATA) *sent = 0; /* another slot's, or bodiless: not ours */
+        if (st == KL_ENOTFOUND) {         /* published and deleted meanwhile */
             chain_clear(s);
             st = Kl_tail_reload(os, cfg, dir, 0, s, err);
             goto out;

@@ -290,9 +290,10 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
     else if (s->stale && (st = Kl_tail_reload(sw->os, &sw->cfg, dir, sw->fenced, s, err)) == KL_OK)
         s->stale = 0;
     kl_object_meta m[2];
-    size_t published = 0;
+    size_t published = 0, before = 0;
     if (st == KL_OK)
-        st = Kl_append_records(sw->os, &sw->cfg, sw->fenced, dir, s, ins, n, m, &published, err);
+        st = Kl_append_records(sw->os, &sw->cfg, sw->fenced, dir, s, ins, n, m, &published, &before,
+                               err);
     int compact_here = st == KL_OK && schedule_compaction(sw, dir, s);
     if (s) Kl_keycache_put(sw->cache, dir, s);
     uint64_t written = 0;
@@ -301,7 +302,7 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
         /* Under the key's lock: observers see a key's objects in order. */
         if (sw->observer) sw->observer(keyspace, key, &m[i], sw->observer_ctx);
     }
-    count_append(sw, st, n, written, published);
+    count_append(sw, st, n - before, written, published);
     pthread_mutex_unlock(mu);
     if (compact_here) compact_key(sw, dir);
     free(dir);

@@ -16,7 +16,7 @@ void ht_proxy_cut(ht_proxy *p, int cut);
  * every request) still reach the server and take effect, but their
  * connection is closed as soon as the server answers: the client never
  * hears back, as when a network fails between request and answer.  The
- * needle is borrowed until the next call. */
+ * needle must outlive the proxy (a string literal). */
 void ht_proxy_deaf(ht_proxy *p, const char *needle);
 void ht_proxy_stop(ht_proxy *p);
 

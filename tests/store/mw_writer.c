@@ -34,14 +34,25 @@
 
 /* MW_FAULTS: injected failures, before or after the request. */
 static int fault_pct;
-static unsigned fault_seed;
+static unsigned fault_base; /* per process; each thread draws its own */
 
-static int fault(void) { return fault_pct && (int)(rand_r(&fault_seed) % 100) < fault_pct; }
+static unsigned draw(void)
+{
+    static _Thread_local unsigned seed;
+    static _Thread_local int seeded;
+    if (!seeded) {
+        seed = fault_base ^ (unsigned)(uintptr_t)&seeded;
+        seeded = 1;
+    }
+    return (unsigned)rand_r(&seed);
+}
+
+static int fault(void) { return fault_pct && (int)(draw() % 100) < fault_pct; }
 
 static kl_status faulty_claim(kl_objstore *os, const char *c, const char *o, const void *d,
                               size_t l, char **t, kl_error *e)
 {
-    int f = fault(), after = rand_r(&fault_seed) & 1;
+    int f = fault(), after = draw() & 1;
     if (f && !after) return kl_seterr(e, KL_EIO, "injected: claim not sent");
     kl_status st = kl_os_claim(KL_WRAP(os)->inner, c, o, d, l, t, e);
     if (f && st == KL_OK) {
@@ -55,7 +66,7 @@ static kl_status faulty_claim(kl_objstore *os, const char *c, const char *o, con
 static kl_status faulty_publish(kl_objstore *os, const char *c, const char *o, const char *t,
                                 const void *d, size_t l, kl_error *e)
 {
-    int f = fault(), after = rand_r(&fault_seed) & 1;
+    int f = fault(), after = draw() & 1;
     if (f && !after) return kl_seterr(e, KL_EIO, "injected: publish not sent");
     kl_status st = kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, l, e);
     return f && st == KL_OK ? kl_seterr(e, KL_EIO, "injected: publish's answer lost") : st;
@@ -64,7 +75,7 @@ static kl_status faulty_publish(kl_objstore *os, const char *c, const char *o, c
 static kl_status faulty_put(kl_objstore *os, const char *n, const void *d, size_t l, int fl,
                             kl_error *e)
 {
-    int f = strstr(n, "/data_") && fault(), after = rand_r(&fault_seed) & 1;
+    int f = strstr(n, "/data_") && fault(), after = draw() & 1;
     if (f && !after) return kl_seterr(e, KL_EIO, "injected: PUT not sent");
     kl_status st = kl_os_put(KL_WRAP(os)->inner, n, d, l, fl, e);
     return f && st == KL_OK ? kl_seterr(e, KL_EIO, "injected: PUT's answer lost") : st;
@@ -120,7 +131,7 @@ int main(int argc, char **argv)
     kl_config c;
     kl_objstore *raw = open_store(argv[1], &c), *os = kl_wrap_new(raw);
     if (getenv("MW_FAULTS") && (fault_pct = atoi(getenv("MW_FAULTS")))) {
-        fault_seed = (unsigned)id * 7919u + (unsigned)getpid();
+        fault_base = (unsigned)id * 7919u + (unsigned)getpid();
         faulty_ops = *os->ops;
         faulty_ops.put = faulty_put;
         if (faulty_ops.claim) {

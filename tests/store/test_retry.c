@@ -20,7 +20,7 @@
  * taken after it took effect (as from an S3 retry that met its own first
  * try and could not read it back). */
 enum { NONE, BEFORE, AFTER, AFTER_AS_TAKEN };
-static int fail_claim, fail_publish, fail_put;
+static int fail_claim, fail_publish, fail_put, fail_claim_get;
 
 static kl_status injected(kl_error *e, const char *what)
 {
@@ -63,6 +63,18 @@ static kl_status f_put(kl_objstore *os, const char *n, const void *d, size_t l, 
     return f == AFTER && st == KL_OK ? injected(e, "PUT's answer lost") : st;
 }
 
+/* GETs of claims (a writer reading a claim back to see whether it is its
+ * own) fail before reaching the store. */
+static kl_status f_get(kl_objstore *os, const char *n, uint64_t off, uint64_t len, uint8_t **d,
+                       size_t *ol, kl_error *e)
+{
+    if (fail_claim_get && strstr(n, "/claim_o")) {
+        fail_claim_get = NONE;
+        return injected(e, "GET of a claim not sent");
+    }
+    return kl_os_get(KL_WRAP(os)->inner, n, off, len, d, ol, e);
+}
+
 static kt_store T;
 static kl_objstore *faulty; /* T.os behind the injector */
 static kl_objstore_ops faulty_ops;
@@ -74,12 +86,13 @@ static void setup(void)
     cr_assert_not_null(faulty);
     faulty_ops = *faulty->ops;
     faulty_ops.put = f_put;
+    faulty_ops.get = f_get;
     if (faulty_ops.claim) {
         faulty_ops.claim = f_claim;
         faulty_ops.publish = f_publish;
     }
     faulty->ops = &faulty_ops;
-    fail_claim = fail_publish = fail_put = NONE;
+    fail_claim = fail_publish = fail_put = fail_claim_get = NONE;
 }
 
 static void teardown(void)
@@ -211,6 +224,24 @@ Test(retry, a_claim_reported_taken_that_holds_our_bytes_is_ours)
     cr_assert_eq(fail_claim, NONE, "the fault was injected");
     kl_writer_destroy(w);
     expect_log("0,a,b,c");
+}
+
+/* The same, but the claim cannot be read back: the append fails not
+ * knowing whether the claim is its own, and another writer publishes it
+ * (as its link) before the retry, which must find the records in. */
+Test(retry, a_claim_reported_taken_that_cannot_be_read_back_is_resumed)
+{
+    kl_writer *w = fenced_writer(), *other = store_writer(T.os, KL_FENCING_ON);
+    kl_error e = {0};
+    cr_assert_eq(append3(w, "0", NULL, NULL, &e), KL_OK, "%s", e.msg);
+    fail_claim = AFTER_AS_TAKEN;
+    fail_claim_get = BEFORE;
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_EIO);
+    cr_assert_eq(append3(other, "x", NULL, NULL, &e), KL_OK, "%s", e.msg);
+    cr_assert_eq(append3(w, "a", "b", "c", &e), KL_OK, "%s", e.msg);
+    kl_writer_destroy(other);
+    kl_writer_destroy(w);
+    expect_log("0,a,b,c,x");
 }
 
 Test(retry, a_claim_that_never_happened_is_made_afresh)
@@ -365,6 +396,7 @@ Test(retry, a_resumed_object_then_a_failed_rest_then_the_rest)
     kl_writer_stats ws;
     cr_assert_eq(kl_store_writer_stats(w, &ws, &e), KL_OK);
     cr_assert_eq(ws.records_written, 3);
+    cr_assert_eq(ws.records_duplicate, 0);
     cr_assert_eq(ws.objects, 2);
     kl_writer_destroy(w);
     expect_log("a,b,c");
