@@ -972,6 +972,51 @@ Test(fs, a_full_disk_is_enospc_and_keeps_what_was_written)
     cr_assert_eq(sh("umount '%s'", full), 0);
 }
 
+/* ---- lost answers -------------------------------------------------------- */
+
+#include "../bridge/proxy.h"
+
+/* A close whose flush failed after its copy took effect (the answers were
+ * lost on the way back) reports EIO; the mount's writer retries the lines
+ * on its own, and they end up in the store exactly once. */
+Test(fs, lines_of_a_failed_close_are_retried_exactly_once)
+{
+    if (!T.is_s3) cr_skip_test("needs the S3 server (KL_TEST_STORE=s3)");
+    const char *ep = getenv("KL_S3_ENDPOINT"), *colon = strrchr(ep, ':');
+    ht_proxy *px = ht_proxy_start("127.0.0.1", atoi(colon + 1));
+    cr_assert_not_null(px);
+    char saved[256], via[64];
+    snprintf(saved, sizeof saved, "%s", ep);
+    snprintf(via, sizeof via, "http://127.0.0.1:%d", ht_proxy_port(px));
+    setenv("KL_S3_ENDPOINT", via, 1);
+    char opts[600];
+    snprintf(opts, sizeof opts, "config=%s", config("[s3]\nmax_retries=1\n"));
+    static mnt m, fresh;
+    do_mount(&m, "m", opts);
+    setenv("KL_S3_ENDPOINT", saved, 1);
+    cr_assert_eq(sh("mkdir m/ks && echo a >> m/ks/k"), 0, "%s", log_tail(&m));
+    ht_proxy_deaf(px, "x-amz-copy-source");
+    /* cat checks close(2) of its output (a shell redirection does not) */
+    cr_assert_neq(sh("printf 'b\\nc\\n' | cat >> m/ks/k"), 0, "the close reports the failure");
+    ht_proxy_deaf(px, NULL);
+    /* Retried within a flush interval or two; then nothing more comes. */
+    do_mount(&fresh, "fresh", NULL);
+    int ok = 0;
+    for (int i = 0; i < 100 && !ok; i++) {
+        ok = sh("printf 'a\\nb\\nc\\n' | cmp -s - fresh/ks/k") == 0;
+        if (!ok) sleep_ms(100);
+    }
+    cr_assert(ok, "the lines never arrived: %s", log_tail(&m));
+    sleep_ms(2500);
+    cr_assert_eq(sh("printf 'a\\nb\\nc\\n' | cmp - m/ks/k"), 0, "repeated: %s", log_tail(&m));
+    do_umount(&fresh);
+    do_mount(&fresh, "fresh", NULL);
+    cr_assert_eq(sh("printf 'a\\nb\\nc\\n' | cmp - fresh/ks/k"), 0);
+    do_umount(&fresh);
+    do_umount(&m);
+    ht_proxy_stop(px);
+}
+
 /* ---- a hostile S3 server ------------------------------------------------ */
 /* ls -l of a keyspace costs one listing per key (the lookup loads the
  * key's index, and the stat that follows uses it), plus two for the
