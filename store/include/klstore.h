@@ -450,7 +450,10 @@ enum { KL_FENCING_AUTO = 0, KL_FENCING_ON = 1, KL_FENCING_OFF = 2 };
 /* Batching writer settings: the spec's BatchingStoreWriterConfig.
  *
  * writes_in_flight bounds the store writes (batches of different keys; a
- * key never has two in flight) that one writer thread has going at once:
+ * key never has two in flight, though over a store writer one write of a
+ * key that is written faster than the store takes it may hold up to four
+ * objects, pipelined: FORMAT.md "Pipelined appends") that one writer
+ * thread has going at once:
  * the thread itself plus writes_in_flight - 1 helper threads.  The helpers
  * are shared by all writer threads and each writer thread also writes, so
  * with N = writer_thread_count threads writing together up to
@@ -609,10 +612,12 @@ kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *er
  * writer thread (stable hash), so per-key order is append order.  append
  * queues and returns; a full queue blocks the caller.  Memory is bounded
  * by writer_thread_count * writer_thread_queue_capacity queued appends plus
- * one batch per key of at most batch_flush_size_threshold bytes (queued
+ * one batch per key of at most batch_flush_size_threshold bytes -- four
+ * times that over a store writer, for a key whose appends are queued
+ * faster than the store takes them (they were queued anyway).  Queued
  * records are carved from 256 KiB chunks, so a record still pending can
  * keep up to one chunk alive: at most 256 KiB per pending append, and a
- * few idle chunks, 4 MiB in all, are kept for reuse).  An error
+ * few idle chunks, 4 MiB in all, are kept for reuse.  An error
  * of the inner writer is returned by the next flush_key/flush_all covering
  * that key and by the next append to that key; what failed stays pending
  * and is retried at the next flush (over a store writer, exactly once:

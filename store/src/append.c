@@ -11,13 +11,16 @@
  * that the attempt records. */
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "append.h"
 #include "buf.h"
+#include "clock.h"
 #include "codec.h"
 #include "keyindex.h"
+#include "layout.h"
 #include "recycle.h"
 #include "tail.h"
 
@@ -190,16 +193,38 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
     return st;
 }
 
+/* What an append has done so far: records [0, in) are in the log (or
+ * were dropped as duplicates); unsure[] are the objects right after them
+ * that may have landed.  Each published object goes to fn. */
+typedef struct progress {
+    size_t in;
+    size_t n_unsure;
+    kl_attempt_obj unsure[2];
+    kl_published_fn fn;
+    void *ctx;
+} progress;
+
+static void done_upto(progress *p, size_t to, const kl_object_meta *m)
+{
+    p->in = to;
+    if (m) p->fn(m, p->ctx);
+}
+
+static void maybe_in(progress *p, size_t from, size_t n, const encode_pos *at)
+{
+    if (p->n_unsure < 2)
+        p->unsure[p->n_unsure++] =
+            (kl_attempt_obj){from, n, at->offset, at->prior, at->nonce, at->now};
+}
+
 /* The start of a retry: if ins begins with the records of s's failed
- * attempt a, finds out whether they are in (publishing them if their
- * claim waits at the tail).  *skip: how many of ins are in. */
+ * attempt a, finds out which of its objects are in (publishing those
+ * whose claims wait at the tail); p->in: how many of ins are in. */
 static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced, const char *dir,
                         kl_keystate *s, const kl_attempt *a, const kl_insertion *ins, size_t n,
-                        size_t *skip, kl_object_meta *m, int *published, kl_error *err)
+                        progress *p, kl_error *err)
 {
     unsigned char d[32];
-    *skip = 0;
-    *published = 0;
     if (n < a->n || digest(ins, a->n, d) != 0 || memcmp(d, a->digest, sizeof d) != 0) {
         kl_log(KL_LOG_WARNING,
                "'%s': an append failed earlier and this one does not repeat its records: "
@@ -207,40 +232,220 @@ static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced,
                dir);
         return KL_OK;
     }
-    *skip = a->n_in;
-    if (!a->has_object) return KL_OK;
-    kl_buf body;
-    if (body_for(ins + a->n_in, a->n - a->n_in, &body) != 0) return oom(err);
-    encode_pos at = {a->at_offset, a->at_prior, a->at_nonce, a->now};
-    long acc = encode_at(&at, ins + a->n_in, a->n - a->n_in, &body, m);
-    kl_status st = acc < 0 ? oom(err) : KL_OK;
-    int in = 0;
-    if (acc > 0) st = Kl_tail_resume(os, cfg, dir, s, fenced, m, body.data, body.len, &in, err);
-    Kl_recycle_put(body.data);
-    if (st == KL_OK && in) {
-        *skip = a->n;
-        *published = 1;
+    p->in = a->n_in;
+    kl_status st = KL_OK;
+    for (size_t j = 0; j < a->n_objs && !st && a->obj[j].from == p->in; j++) {
+        const kl_attempt_obj *o = &a->obj[j];
+        kl_buf body;
+        kl_object_meta m;
+        if (body_for(ins + o->from, o->n, &body) != 0) return oom(err);
+        encode_pos at = {o->at_offset, o->at_prior, o->at_nonce, o->now};
+        long acc = encode_at(&at, ins + o->from, o->n, &body, &m);
+        int in = 0;
+        st = acc < 0 ? oom(err) : KL_OK;
+        if (acc > 0)
+            st = Kl_tail_resume(os, cfg, dir, s, fenced, &m, body.data, body.len, &in, err);
+        Kl_recycle_put(body.data);
+        if (st || !in) break; /* an object not in: nor are those after it */
+        done_upto(p, o->from + o->n, &m);
     }
     return st;
 }
 
+/* ---- pipelined objects --------------------------------------------------
+ *
+ * An append of several objects to one key (the batching writer's full
+ * batches) claims each object's slot while the object before it is being
+ * published: per object the time of the slower request, not of both.
+ * Safe as FORMAT.md "Pipelined appends" says: the claim of object i+1
+ * starts right where object i ends, i is claimed (so nobody publishes at
+ * or past its slot before i is published), and i+1 is published only
+ * after i.  Anything unusual (a claim lost, a view not fresh, a chain)
+ * goes through the full protocol, one object at a time. */
+
+/* One object of the append: insertions [from, from + n), encoded, and its
+ * claim once won. */
+typedef struct slice {
+    size_t from, n;
+    encode_pos at;
+    kl_object_meta m;
+    kl_buf body;
+    char *claim, *name, *tag;
+} slice;
+
+static void slice_free(slice *c)
+{
+    Kl_recycle_put(c->body.data);
+    free(c->claim);
+    free(c->name);
+    free(c->tag);
+    *c = (slice){0};
+}
+
+typedef struct publish_job {
+    kl_objstore *os;
+    const slice *c;
+    kl_status st;
+    kl_error err;
+} publish_job;
+
+static void *publish_run(void *arg)
+{
+    publish_job *j = arg;
+    const slice *c = j->c;
+    j->st = kl_os_publish(j->os, c->claim, c->name, c->tag, c->body.data, c->body.len, &j->err);
+    if (j->st == KL_ENOTFOUND) j->st = KL_OK; /* a helper published it, then it was unclaimed */
+    return NULL;
+}
+
+/* Where object `from` ends: the next cut (cuts: object sizes in records;
+ * none = one object). */
+static size_t cut_after(const size_t *cuts, size_t n_cuts, size_t n, size_t from)
+{
+    size_t end = 0;
+    for (size_t i = 0; i < n_cuts; i++)
+        if ((end += cuts[i]) > from) return end < n ? end : n;
+    return n;
+}
+
+/* The object before `from` (through the full protocol, not pipelined). */
+static kl_status put_one(kl_objstore *os, const kl_store_config *cfg, int fenced, const char *dir,
+                         kl_keystate *s, const kl_insertion *ins, size_t from, size_t to,
+                         progress *p, kl_error *err)
+{
+    kl_object_meta m;
+    int published = 0, sent = 0;
+    encode_pos at = {0};
+    kl_status st =
+        put_object(os, cfg, fenced, dir, s, ins + from, to - from, &m, &published, &sent, &at, err);
+    if (published || st == KL_OK) /* published (even if a reload after failed), or duplicates */
+        done_upto(p, to, published ? &m : NULL);
+    else if (sent)
+        maybe_in(p, from, to - from, &at);
+    return st;
+}
+
+/* Publishes the claimed object c alone and moves s past it. */
+static kl_status publish_claimed(kl_objstore *os, kl_keystate *s, slice *c, progress *p,
+                                 kl_error *err)
+{
+    publish_job j = {os, c, KL_OK, {0}};
+    publish_run(&j);
+    kl_status st = j.st;
+    if (st) {
+        if (err) *err = j.err;
+        maybe_in(p, c->from, c->n, &c->at);
+    } else if ((st = Kl_tail_advance(s, &c->m, err)) == KL_OK) {
+        done_upto(p, c->from + c->n, &c->m);
+    }
+    return st;
+}
+
+static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fenced,
+                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
+                             const size_t *cuts, size_t n_cuts, progress *p, kl_error *err)
+{
+    slice cur = {0}, pend = {0}; /* pend: claimed, to publish */
+    int have_pend = 0;
+    kl_status st = KL_OK;
+    for (size_t from = p->in; !st && from < n;) {
+        size_t to = cut_after(cuts, n_cuts, n, from);
+        int ahead = fenced && Kl_tail_fresh(cfg, s) && (have_pend || to < n);
+        if (!ahead) { /* one at a time, the full protocol */
+            if (have_pend && (st = publish_claimed(os, s, &pend, p, err))) break;
+            slice_free(&pend);
+            have_pend = 0;
+            st = put_one(os, cfg, fenced, dir, s, ins, from, to, p, err);
+            from = to;
+            continue;
+        }
+        cur = (slice){.from = from, .n = to - from};
+        cur.at = have_pend ? (encode_pos){pend.m.last_offset + 1, pend.m.first_offset,
+                                          pend.m.next_nonce, kl_now_ms()}
+                           : pos_of(s);
+        long acc = body_for(ins + from, to - from, &cur.body) == 0
+                       ? encode_at(&cur.at, ins + from, to - from, &cur.body, &cur.m)
+                       : -1;
+        if (acc < 0) {
+            st = oom(err);
+            break;
+        }
+        if (acc == 0) { /* all duplicates: nothing to claim */
+            slice_free(&cur);
+            if (have_pend && (st = publish_claimed(os, s, &pend, p, err))) break;
+            slice_free(&pend);
+            have_pend = 0;
+            done_upto(p, to, NULL);
+            from = to;
+            continue;
+        }
+        /* Claim cur while pend is published. */
+        uint64_t began = Kl_boot_ns();
+        publish_job j = {os, &pend, KL_OK, {0}};
+        pthread_t t;
+        int threaded = have_pend && pthread_create(&t, NULL, publish_run, &j) == 0;
+        if (have_pend && !threaded) publish_run(&j); /* no thread: one after the other */
+        int won = 0, sent = 0;
+        kl_error cerr = {0};
+        kl_status cst = Kl_tail_claim_ahead(os, dir, &cur.m, cur.body.data, cur.body.len, &won,
+                                            &sent, &cur.tag, &cerr);
+        if (threaded) pthread_join(t, NULL);
+        if (have_pend) {
+            if (j.st) {
+                st = j.st;
+                if (err) *err = j.err;
+                maybe_in(p, pend.from, pend.n, &pend.at);
+            } else if ((st = Kl_tail_advance(s, &pend.m, err)) == KL_OK) {
+                done_upto(p, pend.from + pend.n, &pend.m);
+            }
+            slice_free(&pend);
+            have_pend = 0;
+        }
+        if (!st && cst) {
+            st = cst;
+            if (err) *err = cerr;
+        }
+        if (st) {
+            if (sent) maybe_in(p, cur.from, cur.n, &cur.at);
+            break;
+        }
+        if (!won) { /* another writer's slot: the full protocol places it */
+            slice_free(&cur);
+            st = put_one(os, cfg, fenced, dir, s, ins, from, to, p, err);
+            from = to;
+            continue;
+        }
+        s->view_ns = began;
+        cur.claim = Kl_layout_claim(dir, cur.m.first_offset);
+        cur.name = Kl_index_name(dir, &cur.m);
+        if (!cur.claim || !cur.name) {
+            st = oom(err);
+            maybe_in(p, cur.from, cur.n, &cur.at);
+            break;
+        }
+        pend = cur;
+        cur = (slice){0};
+        have_pend = 1;
+        from = to;
+    }
+    if (!st && have_pend) st = publish_claimed(os, s, &pend, p, err);
+    slice_free(&pend);
+    slice_free(&cur);
+    return st;
+}
+
 /* Marks s stale after a failed append, with an attempt when some of
- * ins[0, n) may be in: the first `in` surely, the rest if `sent`. */
-static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, size_t in, int sent,
-                   const encode_pos *at)
+ * ins[0, n) may be in (p). */
+static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, const progress *p)
 {
     s->stale = 1;
     s->epoch = 0; /* a merge planned on it must not apply (compact.h) */
-    if (!in && !sent) return;
+    if (!p->in && !p->n_unsure) return;
     kl_attempt *a = malloc(sizeof *a);
-    if (a)
-        *a = (kl_attempt){.n = n,
-                          .n_in = in,
-                          .has_object = sent,
-                          .at_offset = at->offset,
-                          .at_prior = at->prior,
-                          .at_nonce = at->nonce,
-                          .now = at->now};
+    if (a) {
+        *a = (kl_attempt){.n = n, .n_in = p->in, .n_objs = p->n_unsure};
+        memcpy(a->obj, p->unsure, sizeof a->obj);
+    }
     if (!a || digest(ins, n, a->digest) != 0) {
         free(a);
         kl_log(KL_LOG_WARNING, "out of memory: a retry of a failed append may repeat its records");
@@ -251,32 +456,25 @@ static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, size_t in,
 
 kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
-                            kl_object_meta out[2], size_t *n_out, size_t *n_before, kl_error *err)
+                            const size_t *cuts, size_t n_cuts, kl_published_fn fn, void *ctx,
+                            size_t *n_before, kl_error *err)
 {
-    size_t skip = 0;
-    int published = 0, sent = 0;
-    *n_out = *n_before = 0;
+    progress p = {.fn = fn, .ctx = ctx};
+    *n_before = 0;
     kl_attempt *a = s->attempt;
     s->attempt = NULL;
     kl_status st = KL_OK;
     if (a) {
-        st = resume(os, cfg, fenced, dir, s, a, ins, n, &skip, &out[0], &published, err);
-        if (st) { /* still undecided: keep it for the next retry */
-            s->stale = 1;
+        if ((st = resume(os, cfg, fenced, dir, s, a, ins, n, &p, err))) {
+            s->stale = 1; /* still undecided: keep it for the next retry */
             s->epoch = 0;
             s->attempt = a;
             return st;
         }
-        *n_before = skip < a->n_in ? skip : a->n_in;
+        *n_before = p.in < a->n_in ? p.in : a->n_in;
         free(a);
-        *n_out += published;
     }
-    if (skip == n) return KL_OK;
-    encode_pos at = {0};
-    st = put_object(os, cfg, fenced, dir, s, ins + skip, n - skip, &out[*n_out], &published, &sent,
-                    &at, err);
-    *n_out += published;
-    /* Published yet failed (a reload after it): all of ins is in. */
-    if (st) failed(s, ins, n, published ? n : skip, published ? 0 : sent, &at);
+    st = put_objects(os, cfg, fenced, dir, s, ins, n, cuts, n_cuts, &p, err);
+    if (st) failed(s, ins, n, &p);
     return st;
 }

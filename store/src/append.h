@@ -15,13 +15,18 @@
 #define KL_APPEND_H
 #include "keycache.h"
 
-/* Appends ins[0, n) (validated) to the key at dir whose state is s.  Up to
- * two objects are published (a resumed attempt's, then the rest):
- * out[0, *n_out) are their names' fields.  *n_before: leading records an
+/* Called for each object an append publishes (or finds in, for a retry),
+ * in order, under the key's lock. */
+typedef void (*kl_published_fn)(const kl_object_meta *m, void *ctx);
+
+/* Appends ins[0, n) (validated) to the key at dir whose state is s, as
+ * objects of cuts[0], cuts[1], ... records (n_cuts 0: one object),
+ * pipelined where the protocol allows.  *n_before: leading records an
  * earlier, failed call already put in (and reported).  On an error s is
- * marked stale (reload before use), with an attempt when the records may
- * be in. */
+ * marked stale (reload before use), with an attempt when records may be
+ * in; the objects published before the error were reported. */
 kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
-                            kl_object_meta out[2], size_t *n_out, size_t *n_before, kl_error *err);
+                            const size_t *cuts, size_t n_cuts, kl_published_fn fn, void *ctx,
+                            size_t *n_before, kl_error *err);
 #endif

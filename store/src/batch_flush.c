@@ -26,11 +26,13 @@
 #include "batch_internal.h"
 #include "recycle.h"
 #include "workpool.h"
+#include "writer.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Gathers the batch into one insertion array: one inner append, one object. */
+/* Gathers the batch into one insertion array: one inner append (of one
+ * object, or of several pipelined: object_cuts). */
 static kl_insertion *batch_gather(const key_batch *kb)
 {
     kl_insertion *ins = Kl_recycle_get(kb->records * sizeof *ins);
@@ -42,6 +44,8 @@ static kl_insertion *batch_gather(const key_batch *kb)
     }
     return ins;
 }
+
+static size_t object_cuts(const batch_writer *bw, const key_batch *kb, size_t **cuts);
 
 /* One key's batch being written, and the inner writer's answer. */
 typedef struct write_job {
@@ -67,8 +71,14 @@ static void write_job_run(void *ctx, size_t i)
         j->st = kl_seterr(&j->e, KL_ENOMEM, "out of memory gathering a batch");
         return;
     }
-    j->st = ws->bw->inner->ops->append(ws->bw->inner, j->kb->keyspace, j->kb->key, ins,
-                                       j->kb->records, &j->e);
+    size_t *cuts, n_cuts = object_cuts(ws->bw, j->kb, &cuts);
+    if (n_cuts > 1)
+        j->st = Kl_store_writer_append_objects(ws->bw->inner, j->kb->keyspace, j->kb->key, ins,
+                                               j->kb->records, cuts, n_cuts, &j->e);
+    else
+        j->st = ws->bw->inner->ops->append(ws->bw->inner, j->kb->keyspace, j->kb->key, ins,
+                                           j->kb->records, &j->e);
+    free(cuts);
     Kl_recycle_put(ins);
 }
 
@@ -120,6 +130,50 @@ int Kl_batch_full(const batch_writer *bw, const key_batch *kb)
 {
     return kb->records >= bw->cfg.batch_flush_record_count_threshold ||
            kb->bytes >= bw->cfg.batch_flush_size_threshold;
+}
+
+static uint64_t times(uint64_t threshold, uint64_t k)
+{
+    return threshold > UINT64_MAX / k ? UINT64_MAX : threshold * k;
+}
+
+int Kl_batch_write_full(const batch_writer *bw, const key_batch *kb)
+{
+    uint64_t k = bw->objects_per_write;
+    return kb->records >= times(bw->cfg.batch_flush_record_count_threshold, k) ||
+           kb->bytes >= times(bw->cfg.batch_flush_size_threshold, k);
+}
+
+/* Where a write of kb cuts its objects: after the append that brings an
+ * object to a threshold (so an object exceeds one only by its last
+ * append, as a batch does).  Returns the number of cuts (malloc'd in
+ * *cuts: records per object), 0 for one object or out of memory. */
+static size_t object_cuts(const batch_writer *bw, const key_batch *kb, size_t **cuts)
+{
+    size_t n = 0, cap = 0, recs = 0;
+    uint64_t bytes = 0;
+    *cuts = NULL;
+    if (bw->objects_per_write < 2 || !Kl_batch_full(bw, kb)) return 0;
+    for (const queued_append *qa = kb->head; qa; qa = qa->next) {
+        recs += qa->count;
+        bytes += qa->bytes;
+        if (qa->next && recs < bw->cfg.batch_flush_record_count_threshold &&
+            bytes < bw->cfg.batch_flush_size_threshold)
+            continue;
+        if (n == cap) {
+            size_t *v = realloc(*cuts, (cap = cap ? cap * 2 : 8) * sizeof *v);
+            if (!v) {
+                free(*cuts);
+                *cuts = NULL;
+                return 0;
+            }
+            *cuts = v;
+        }
+        (*cuts)[n++] = recs;
+        recs = 0;
+        bytes = 0;
+    }
+    return n;
 }
 
 int Kl_batch_due(const batch_writer *bw, const key_batch *kb, int64_t now)

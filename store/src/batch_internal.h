@@ -38,6 +38,9 @@
  * and does not touch it after that. */
 #ifndef KL_BATCH_INTERNAL_H
 #define KL_BATCH_INTERNAL_H
+
+/* Objects' worth a key's write may hold over a store writer (batch_thread.c). */
+#define KL_BATCH_OBJECTS_PER_WRITE 4
 #include <pthread.h>
 #include <stdint.h>
 
@@ -137,8 +140,10 @@ struct batch_writer {
     kl_batch_config cfg;
     size_t n_threads;
     writer_thread *threads;
-    kl_workpool *pool; /* writes_in_flight - 1 helpers shared by
-                          all threads, or NULL (batch_flush.c) */
+    kl_workpool *pool;          /* writes_in_flight - 1 helpers shared by
+                                   all threads, or NULL (batch_flush.c) */
+    uint64_t objects_per_write; /* a key's write may hold this many objects'
+                                   worth (pipelined by a store writer) */
 };
 
 static inline void copy_error(kl_error *dst, const kl_error *src)
@@ -183,6 +188,9 @@ typedef struct flush_outcome {
 void Kl_batch_write_set(writer_thread *t, key_batch **v, size_t n, kl_status *st, kl_error *errs);
 /* The batch has reached a flush threshold. */
 int Kl_batch_full(const batch_writer *bw, const key_batch *kb);
+/* The batch holds all one write may take: objects_per_write times a
+ * threshold. */
+int Kl_batch_write_full(const batch_writer *bw, const key_batch *kb);
 /* The batch should be written now: full, old, or a failing key's retry. */
 int Kl_batch_due(const batch_writer *bw, const key_batch *kb, int64_t now);
 /* Writes every key's batch (o->only_due: the due ones, oldest first) and

@@ -109,10 +109,13 @@ static void take_one(writer_thread *t)
     if (t->space_waiters) pthread_cond_broadcast(&t->space_cv);
 
     /* A full batch is written before it takes more (so a batch exceeds
-     * the size threshold by its last append at most); writing may free
-     * the key, hence the second lookup. */
+     * the size threshold by its last append at most) -- unless one write
+     * may hold several objects' worth (a store writer pipelines them):
+     * then a full batch keeps taking its key's queued appends until it
+     * holds that much, and is written at the latest when the drain ends,
+     * as before.  Writing may free the key, hence the second lookup. */
     key_batch *kb = Kl_batch_key_find(t, qa->hash, qa->keyspace, qa->key);
-    if (kb && kb->ready) ready_write(t);
+    if (kb && kb->ready && Kl_batch_write_full(bw, kb)) ready_write(t);
     kb = Kl_batch_key_get(t, qa);
     if (!kb) {
         Kl_batch_log("%s/%s: %zu records DROPPED: out of memory", qa->keyspace, qa->key, qa->count);
@@ -129,7 +132,9 @@ static void take_one(writer_thread *t)
     kb->tail = qa;
     kb->records += qa->count;
     kb->bytes += qa->bytes;
-    if (Kl_batch_full(bw, kb) && Kl_batch_due(bw, kb, kl_mono_ms())) {
+    if (kb->ready) {
+        if (Kl_batch_write_full(bw, kb)) ready_write(t);
+    } else if (Kl_batch_full(bw, kb) && Kl_batch_due(bw, kb, kl_mono_ms())) {
         kb->ready = 1;
         t->ready[t->n_ready++] = kb;
         if (t->n_ready == ready_cap(bw)) ready_write(t);

@@ -17,7 +17,10 @@
  * writer_thread_queue_capacity appends (0 = unbounded); a full queue blocks
  * the appending caller (backpressure).  Each key holds one batch, written
  * as soon as it reaches batch_flush_size_threshold payload bytes, so a
- * batch exceeds that only by its last append.  A key whose write failed
+ * batch exceeds that only by its last append -- over a store writer, a
+ * batch that reached it takes the appends already queued for its key, up
+ * to KL_BATCH_OBJECTS_PER_WRITE times the threshold, and goes out as that
+ * many objects, pipelined (batch_thread.c).  A key whose write failed
  * keeps its batch for a retry but refuses further appends (they return the
  * error and queue nothing) until a retry succeeds, so a failing store does
  * not make batches grow without bound either.  Per-key state is freed as
@@ -33,6 +36,7 @@
 #define _GNU_SOURCE
 #endif
 #include "batch_internal.h"
+#include "writer.h"
 #include "workpool.h"
 
 #include <stdlib.h>
@@ -239,6 +243,10 @@ kl_status kl_batch_writer_new(kl_writer *inner, const kl_batch_config *cfg, kl_w
     bw->inner = inner;
     bw->cfg = *cfg;
     bw->n_threads = cfg->writer_thread_count;
+    /* A store writer pipelines the objects of one key's write (append.h):
+     * a key written faster than an object at a time gets up to four in a
+     * write, at the time of about one claim or publish each. */
+    bw->objects_per_write = Kl_store_writer_is(inner) ? KL_BATCH_OBJECTS_PER_WRITE : 1;
     /* Each writer thread writes too: with writes_in_flight - 1 helpers it
      * has writes_in_flight going at most (all threads together: up to
      * writes_in_flight - 1 + writer_thread_count, batch_flush.c). */

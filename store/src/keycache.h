@@ -26,18 +26,26 @@ typedef struct kl_link {
     char *claim, *object, *tag;
 } kl_link;
 
-/* What an append leaves when it failed after its object may have landed
+/* An object of a failed append that may have landed: insertions [from,
+ * from + n) of the call, encoded at this tail (next offset, prior, next
+ * nonce) with this time for records without a timestamp. */
+typedef struct kl_attempt_obj {
+    size_t from, n;
+    uint64_t at_offset, at_prior;
+    kl_u128 at_nonce;
+    int64_t now;
+} kl_attempt_obj;
+
+/* What an append leaves when it failed after its objects may have landed
  * (a claim or PUT sent, its answer an error): enough for a retry of the
- * same records to encode that object again, byte for byte, and find out
- * whether it is in (append.c, Kl_tail_resume). */
+ * same records to encode those objects again, byte for byte, and find out
+ * whether they are in (append.c, Kl_tail_resume).  A pipelined append
+ * (append.h) may leave two: one being published, the next claimed. */
 typedef struct kl_attempt {
     size_t n;                 /* insertions of the failed call */
     size_t n_in;              /* the first n_in of them are known to be in the log */
-    int has_object;           /* insertions [n_in, n) went out as one object, */
-    uint64_t at_offset;       /* encoded at this tail: */
-    uint64_t at_prior;        /*   (next offset, prior, next nonce) */
-    kl_u128 at_nonce;         /*   */
-    int64_t now;              /* and this time for records without a timestamp */
+    size_t n_objs;            /* objects right after them that may have landed */
+    kl_attempt_obj obj[2];    /*   in order */
     unsigned char digest[32]; /* SHA-256 of the n insertions */
 } kl_attempt;
 

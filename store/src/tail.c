@@ -558,3 +558,49 @@ kl_status Kl_tail_resume(kl_objstore *os, const kl_store_config *cfg, const char
     free(tag);
     return st;
 }
+
+/* ---- pipelining: claiming ahead ----------------------------------------- */
+
+int Kl_tail_fresh(const kl_store_config *cfg, const kl_keystate *s)
+{
+    return cfg->skip_tail_check && !s->n_chain && fresh_view(cfg, s);
+}
+
+kl_status Kl_tail_advance(kl_keystate *s, const kl_object_meta *m, kl_error *err)
+{
+    return advance(s, m, err);
+}
+
+kl_status Kl_tail_claim_ahead(kl_objstore *os, const char *dir, const kl_object_meta *m,
+                              const void *body, size_t len, int *won, int *sent, char **tag,
+                              kl_error *err)
+{
+    char *claim = Kl_layout_claim(dir, m->first_offset), *name = Kl_index_name(dir, m);
+    char *other = NULL;
+    *won = *sent = 0;
+    *tag = NULL;
+    kl_status st = claim && name ? KL_OK : oom(err);
+    if (!st) st = kl_os_claim(os, claim, name, body, len, tag, err);
+    *sent = st != KL_EEXIST;
+    *won = st == KL_OK;
+    if (st == KL_EEXIST) {
+        /* Ours (an answer lost), or another writer's: then the full
+         * protocol takes the slot as a link. */
+        *sent = 1;
+        st = kl_os_claim_target(os, claim, &other, tag, err);
+        if (st == KL_OK && strcmp(other, name) == 0)
+            st = claim_holds(os, claim, body, len, won, err);
+        if (st == KL_ENOTFOUND || st == KL_EBADDATA || (st == KL_OK && !*won)) {
+            st = KL_OK;
+            *sent = 0;
+        }
+        if (!*won) {
+            free(*tag);
+            *tag = NULL;
+        }
+    }
+    free(claim);
+    free(name);
+    free(other);
+    return st;
+}

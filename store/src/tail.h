@@ -73,4 +73,18 @@ kl_status Kl_tail_resume(kl_objstore *os, const kl_store_config *cfg, const char
 kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                          kl_keystate *s, kl_error *err);
 
+/* Pipelining (append.c): while one object is being published, the next
+ * one's slot is claimed (FORMAT.md "Pipelined appends").  Kl_tail_fresh:
+ * whether s's view allows it (no chain, the tail check skippable).
+ * Kl_tail_claim_ahead: claims m's slot, which must follow s's tail or the
+ * object claimed just before; *won: the claim is ours (*tag its tag,
+ * malloc'd) and needs only a publish once the object before it is
+ * published; not won: the slot is another's, and the full protocol
+ * (Kl_tail_publish) must place m.  *sent as for Kl_tail_publish.
+ * Kl_tail_advance: s moves past m, published. */
+int Kl_tail_fresh(const kl_store_config *cfg, const kl_keystate *s);
+kl_status Kl_tail_claim_ahead(kl_objstore *os, const char *dir, const kl_object_meta *m,
+                              const void *body, size_t len, int *won, int *sent, char **tag,
+                              kl_error *err);
+kl_status Kl_tail_advance(kl_keystate *s, const kl_object_meta *m, kl_error *err);
 #endif

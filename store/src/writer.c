@@ -29,6 +29,7 @@
 #include "layout.h"
 #include "recycle.h"
 #include "tail.h"
+#include "writer.h"
 
 #define STRIPES 64
 
@@ -257,10 +258,28 @@ static void count_append(store_writer *sw, kl_status st, size_t n, uint64_t writ
     atomic_fetch_add_explicit(&sw->duplicates, n - written, memory_order_relaxed);
 }
 
-static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
-                           const kl_insertion *ins, size_t n, kl_error *err)
+/* What an append published, reported to the observer as it goes (under
+ * the key's lock, so observers see a key's objects in order). */
+typedef struct append_report {
+    store_writer *sw;
+    const char *keyspace, *key;
+    uint64_t written;
+    size_t objects;
+} append_report;
+
+static void on_object(const kl_object_meta *m, void *ctx)
 {
-    store_writer *sw = SW(w);
+    append_report *r = ctx;
+    r->written += m->last_offset - m->first_offset + 1;
+    r->objects++;
+    if (r->sw->observer) r->sw->observer(r->keyspace, r->key, m, r->sw->observer_ctx);
+}
+
+/* An append as objects of cuts[] records (n_cuts 0: one object). */
+static kl_status store_append(store_writer *sw, const char *keyspace, const char *key,
+                              const kl_insertion *ins, size_t n, const size_t *cuts, size_t n_cuts,
+                              kl_error *err)
+{
     kl_status st;
     if ((st = kl_validate_name("keyspace", keyspace, err)) ||
         (st = kl_validate_name("key", key, err)) || (st = check_insertions(ins, n, err))) {
@@ -289,24 +308,24 @@ static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
      * writer's own, such as the failed attempt (append.h). */
     else if (s->stale && (st = Kl_tail_reload(sw->os, &sw->cfg, dir, sw->fenced, s, err)) == KL_OK)
         s->stale = 0;
-    kl_object_meta m[2];
-    size_t published = 0, before = 0;
+    append_report r = {sw, keyspace, key, 0, 0};
+    size_t before = 0;
     if (st == KL_OK)
-        st = Kl_append_records(sw->os, &sw->cfg, sw->fenced, dir, s, ins, n, m, &published, &before,
-                               err);
+        st = Kl_append_records(sw->os, &sw->cfg, sw->fenced, dir, s, ins, n, cuts, n_cuts,
+                               on_object, &r, &before, err);
     int compact_here = st == KL_OK && schedule_compaction(sw, dir, s);
     if (s) Kl_keycache_put(sw->cache, dir, s);
-    uint64_t written = 0;
-    for (size_t i = 0; i < published; i++) {
-        written += m[i].last_offset - m[i].first_offset + 1;
-        /* Under the key's lock: observers see a key's objects in order. */
-        if (sw->observer) sw->observer(keyspace, key, &m[i], sw->observer_ctx);
-    }
-    count_append(sw, st, n - before, written, published);
+    count_append(sw, st, n - before, r.written, r.objects);
     pthread_mutex_unlock(mu);
     if (compact_here) compact_key(sw, dir);
     free(dir);
     return st;
+}
+
+static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
+                           const kl_insertion *ins, size_t n, kl_error *err)
+{
+    return store_append(SW(w), keyspace, key, ins, n, NULL, 0, err);
 }
 
 /* The store writer persists before append returns: nothing to flush. */
@@ -402,6 +421,16 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_wr
     *out = &sw->base;
     return KL_OK;
 }
+
+kl_status Kl_store_writer_append_objects(kl_writer *w, const char *keyspace, const char *key,
+                                         const kl_insertion *ins, size_t n, const size_t *cuts,
+                                         size_t n_cuts, kl_error *err)
+{
+    if (w->ops != &store_writer_ops) return kl_seterr(err, KL_EINVAL, "not a store writer");
+    return store_append(SW(w), keyspace, key, ins, n, cuts, n_cuts, err);
+}
+
+int Kl_store_writer_is(const kl_writer *w) { return w && w->ops == &store_writer_ops; }
 
 kl_status kl_store_writer_observe(kl_writer *w, kl_publish_fn fn, void *ctx, kl_error *err)
 {

@@ -13,6 +13,8 @@
  * client's own retries take part. */
 #include "test_env.h"
 
+#include <stdatomic.h>
+
 #include "../common/objstore_wrap.h"
 
 /* When the next request of a kind fails: before reaching the store, or
@@ -20,7 +22,26 @@
  * taken after it took effect (as from an S3 retry that met its own first
  * try and could not read it back). */
 enum { NONE, BEFORE, AFTER, AFTER_AS_TAKEN };
-static int fail_claim, fail_publish, fail_put, fail_claim_get;
+/* Atomics: a pipelined append claims on one thread while it publishes on
+ * another.  pass_*: requests of that kind let through before the fault. */
+static _Atomic int fail_claim, fail_publish, fail_put, fail_claim_get, pass_claims, pass_publishes;
+/* Publishes and claims are slowed by this much; claims that end while a
+ * publish is under way are counted. */
+static _Atomic int publish_ms, claim_ms, publishing, claims_while_publishing;
+
+static void slow(_Atomic int *ms)
+{
+    struct timespec ts = {0, atomic_load(ms) * 1000000L};
+    if (ts.tv_nsec) nanosleep(&ts, NULL);
+}
+
+/* The fault for this request of a kind, consumed; NONE while passing. */
+static int take_fault(_Atomic int *fault, _Atomic int *pass)
+{
+    if (atomic_load(fault) == NONE) return NONE;
+    if (pass && atomic_fetch_sub(pass, 1) > 0) return NONE;
+    return atomic_exchange(fault, NONE);
+}
 
 static kl_status injected(kl_error *e, const char *what)
 {
@@ -30,10 +51,11 @@ static kl_status injected(kl_error *e, const char *what)
 static kl_status f_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
                          char **t, kl_error *e)
 {
-    int f = fail_claim;
-    fail_claim = NONE;
+    int f = take_fault(&fail_claim, &pass_claims);
     if (f == BEFORE) return injected(e, "claim not sent");
+    slow(&claim_ms);
     kl_status st = kl_os_claim(KL_WRAP(os)->inner, c, o, d, l, t, e);
+    if (atomic_load(&publishing)) atomic_fetch_add(&claims_while_publishing, 1);
     if (f >= AFTER && st == KL_OK) {
         free(*t);
         *t = NULL;
@@ -46,18 +68,19 @@ static kl_status f_claim(kl_objstore *os, const char *c, const char *o, const vo
 static kl_status f_publish(kl_objstore *os, const char *c, const char *o, const char *t,
                            const void *d, size_t l, kl_error *e)
 {
-    int f = fail_publish;
-    fail_publish = NONE;
+    int f = take_fault(&fail_publish, &pass_publishes);
     if (f == BEFORE) return injected(e, "publish not sent");
+    atomic_fetch_add(&publishing, 1);
+    slow(&publish_ms);
     kl_status st = kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, l, e);
+    atomic_fetch_sub(&publishing, 1);
     return f == AFTER && st == KL_OK ? injected(e, "publish's answer lost") : st;
 }
 
 static kl_status f_put(kl_objstore *os, const char *n, const void *d, size_t l, int fl, kl_error *e)
 {
     /* Only data objects: the watermark and markers are not the subject. */
-    int f = strstr(n, "/data_") ? fail_put : NONE;
-    if (f) fail_put = NONE;
+    int f = strstr(n, "/data_") ? take_fault(&fail_put, NULL) : NONE;
     if (f == BEFORE) return injected(e, "PUT not sent");
     kl_status st = kl_os_put(KL_WRAP(os)->inner, n, d, l, fl, e);
     return f == AFTER && st == KL_OK ? injected(e, "PUT's answer lost") : st;
@@ -68,10 +91,8 @@ static kl_status f_put(kl_objstore *os, const char *n, const void *d, size_t l, 
 static kl_status f_get(kl_objstore *os, const char *n, uint64_t off, uint64_t len, uint8_t **d,
                        size_t *ol, kl_error *e)
 {
-    if (fail_claim_get && strstr(n, "/claim_o")) {
-        fail_claim_get = NONE;
+    if (strstr(n, "/claim_o") && take_fault(&fail_claim_get, NULL))
         return injected(e, "GET of a claim not sent");
-    }
     return kl_os_get(KL_WRAP(os)->inner, n, off, len, d, ol, e);
 }
 
@@ -93,6 +114,7 @@ static void setup(void)
     }
     faulty->ops = &faulty_ops;
     fail_claim = fail_publish = fail_put = fail_claim_get = NONE;
+    pass_claims = pass_publishes = publish_ms = claim_ms = publishing = claims_while_publishing = 0;
 }
 
 static void teardown(void)
@@ -166,7 +188,7 @@ static kl_status append3(kl_writer *w, const char *a, const char *b, const char 
 
 /* The batching writer's way: a flush fails, the next one writes the same
  * records again and acknowledges them. */
-static void batch_fails_once_then_flushes(int *fault, int when, int fencing)
+static void batch_fails_once_then_flushes(_Atomic int *fault, int when, int fencing)
 {
     kl_writer *sw = store_writer(faulty, fencing), *bw;
     kl_batch_config bc;
@@ -460,3 +482,103 @@ Test(retry, a_copy_whose_answers_were_lost_on_the_wire)
 {
     answers_lost_then_a_flush("x-amz-copy-source");
 }
+
+/* ---- pipelined objects ------------------------------------------------- */
+
+/* A batching writer whose batches fill at `threshold` bytes, over a fenced
+ * store writer behind the injector; records "r000".."r{n-1}", one per
+ * append, come faster than the store takes them. */
+static kl_writer *pipelined(kl_writer **sw, uint64_t threshold)
+{
+    *sw = fenced_writer();
+    kl_batch_config bc;
+    kl_batch_config_init(&bc);
+    bc.batch_flush_size_threshold = threshold;
+    bc.batch_flush_interval_millis = 60000;
+    kl_writer *bw;
+    kl_error e = {0};
+    cr_assert_eq(kl_batch_writer_new(*sw, &bc, &bw, &e), KL_OK, "%s", e.msg);
+    return bw;
+}
+
+static char *records(kl_writer *w, int from, int to)
+{
+    size_t cap = 8 * (size_t)(to + 1), len = 0;
+    char *want = calloc(1, cap);
+    kl_error e = {0};
+    for (int i = from; i < to; i++) {
+        char r[16];
+        snprintf(r, sizeof r, "r%03d", i);
+        if (w) {
+            kl_insertion in = kt_rec(r);
+            cr_assert_eq(kl_append(w, "ks", "k", &in, 1, &e), KL_OK, "%s", e.msg);
+        }
+        len += (size_t)snprintf(want + len, cap - len, "%s%s", len ? "," : "", r);
+    }
+    return want;
+}
+
+/* A key written faster than one object at a time: a write holds several
+ * objects, and the next one's claim goes out while one is published. */
+Test(retry, a_full_batch_goes_out_as_pipelined_objects)
+{
+    kl_writer *sw, *bw = pipelined(&sw, 40);
+    kl_error e = {0};
+    atomic_store(&publish_ms, 20);
+    atomic_store(&claim_ms, 10);
+    records(bw, 0, 200);
+    cr_assert_eq(kl_flush_all(bw, &e), KL_OK, "%s", e.msg);
+    kl_writer_stats ws;
+    cr_assert_eq(kl_store_writer_stats(sw, &ws, &e), KL_OK);
+    kl_writer_destroy(bw);
+    kl_writer_destroy(sw);
+    cr_assert_gt(atomic_load(&claims_while_publishing), 0,
+                 "no claim overlapped a publish (%lu objects)", (unsigned long)ws.objects);
+    /* Objects of about the threshold: 8 records of 4 bytes reach 40 bytes
+     * after 10 records; one object per batch would have the same count,
+     * but only pipelining overlaps. */
+    cr_assert_geq(ws.objects, 200 / 11, "objects: %lu", (unsigned long)ws.objects);
+    char *want = records(NULL, 0, 200);
+    expect_log(want);
+    free(want);
+}
+
+/* A fault in the middle of a pipelined write -- a publish lost while the
+ * next object's claim is out, or that claim lost -- then the batching
+ * writer's retry: every record once. */
+static void pipeline_fault(_Atomic int *fault, int mode, _Atomic int *pass, int n_pass)
+{
+    kl_writer *sw, *bw = pipelined(&sw, 40);
+    kl_error e = {0};
+    atomic_store(&publish_ms, 10);
+    records(bw, 0, 30); /* a first write, then the rest while it runs */
+    atomic_store(pass, n_pass);
+    atomic_store(fault, mode);
+    records(bw, 30, 120);
+    kl_status st = kl_flush_all(bw, &e);
+    for (int i = 0; st != KL_OK && i < 5; i++) st = kl_flush_all(bw, &e);
+    cr_assert_eq(st, KL_OK, "%s", e.msg);
+    cr_assert_eq(atomic_load(fault), NONE, "the fault was injected");
+    kl_writer_destroy(bw);
+    kl_writer_destroy(sw);
+    char *want = records(NULL, 0, 120);
+    expect_log(want);
+    free(want);
+}
+
+Test(retry, a_pipelined_publish_lost_before_sending)
+{
+    pipeline_fault(&fail_publish, BEFORE, &pass_publishes, 4);
+}
+
+Test(retry, a_pipelined_publish_whose_answer_was_lost)
+{
+    pipeline_fault(&fail_publish, AFTER, &pass_publishes, 5);
+}
+
+Test(retry, a_pipelined_claim_whose_answer_was_lost)
+{
+    pipeline_fault(&fail_claim, AFTER, &pass_claims, 5);
+}
+
+Test(retry, a_pipelined_claim_never_sent) { pipeline_fault(&fail_claim, BEFORE, &pass_claims, 4); }
