@@ -333,6 +333,48 @@ kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char
     return st;
 }
 
+/* Our claim of m's slot (`claim`, holding body as `name`, its tag) is in
+ * place: with `check`, one LIST tells whether the slot is still the tail
+ * (else free_ says), then the claim is published, or found published by a
+ * helper, or -- its slot covered -- the log is checked for its bytes and
+ * the claim removed if they are not there (*won = 0: the records are not
+ * in; *sent = 0: nor will they be). */
+static kl_status place_mine(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                            kl_keystate *s, const kl_object_meta *m, const char *claim,
+                            const char *name, const char *tag, const void *body, size_t len,
+                            int check, int free_, int *won, int *sent, kl_error *err)
+{
+    kl_object_meta *ahead = NULL;
+    size_t n_ahead = 0;
+    kl_status st = KL_OK;
+    if (check && (st = slot_free(os, cfg, dir, s, s->next_offset, &free_, &ahead, &n_ahead, err)))
+        return st;
+    if (free_) {
+        st = kl_os_publish(os, claim, name, tag, body, len, err);
+        if (st == KL_ENOTFOUND) st = KL_OK; /* a helper published it, then it was unclaimed */
+        if (st == KL_OK && (st = advance(s, m, err)) == KL_OK) *won = 1;
+    } else if (n_ahead && same_object(&ahead[0], m)) {
+        /* A helper published our claim while we were away. */
+        *won = 1;
+        st = catch_up(os, cfg, dir, s, ahead, n_ahead, err);
+    } else {
+        /* Our slot is covered: it was taken before we claimed it (we were
+         * stopped with a stale view), or a helper published our claim and
+         * it was merged.  Only a covered claim may be removed (a claim
+         * changes only after its slot is published). */
+        int yes;
+        const char *v[1] = {claim};
+        if ((st = holds_body(os, dir, m, body, len, &yes, err)) == KL_OK &&
+            (yes || (st = kl_os_unclaim(os, v, 1, err)) == KL_OK)) {
+            *won = yes;
+            *sent = yes;
+            st = Kl_tail_reload(os, cfg, dir, 0, s, err);
+        }
+    }
+    free(ahead);
+    return st;
+}
+
 kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                           kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
                           int *won, int *sent, kl_error *err)
@@ -344,7 +386,7 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
     char *other = NULL, *tag = NULL;
     kl_object_meta om, *ahead = NULL;
     size_t n_ahead = 0;
-    int free_ = 0;
+    int free_ = 0, check = 0;
     *sent = 0;
     kl_status st = claim && name ? KL_OK : oom(err);
     if (st) goto out;
@@ -410,35 +452,20 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
         }
         free_ = s->next_offset == m->first_offset;
     } else if (broken || !cfg->skip_tail_check || !fresh_view(cfg, s)) {
-        if ((st = slot_free(os, cfg, dir, s, s->next_offset, &free_, &ahead, &n_ahead, err)))
-            goto out;
+        check = 1;
     } else {
         free_ = 1; /* the check can be skipped: FORMAT.md "Skipping the check" */
     }
     if (broken) {
         /* It blocks the tail forever unless removed; elsewhere it is junk. */
+        if (check &&
+            (st = slot_free(os, cfg, dir, s, s->next_offset, &free_, &ahead, &n_ahead, err)))
+            goto out;
         const char *v[1] = {claim};
         st = free_ ? kl_os_unclaim(os, v, 1, err) : Kl_tail_reload(os, cfg, dir, 0, s, err);
-    } else if (free_) {
-        st = kl_os_publish(os, claim, name, tag, body, len, err);
-        if (st == KL_ENOTFOUND) st = KL_OK; /* a helper published it, then it was unclaimed */
-        if (st == KL_OK && (st = advance(s, m, err)) == KL_OK) *won = 1;
-    } else if (n_ahead && same_object(&ahead[0], m)) {
-        /* A helper published our claim while we were away. */
-        *won = 1;
-        st = catch_up(os, cfg, dir, s, ahead, n_ahead, err);
     } else {
-        /* Our slot is covered: it was taken before we claimed it (we were
-         * stopped with a stale view), or a helper published our claim and
-         * it was merged.  Only a covered claim may be removed (a claim
-         * changes only after its slot is published). */
-        int yes;
-        if ((st = holds_body(os, dir, m, body, len, &yes, err))) goto out;
-        const char *v[1] = {claim};
-        if (!yes && (st = kl_os_unclaim(os, v, 1, err))) goto out;
-        *won = yes;
-        *sent = yes;
-        st = Kl_tail_reload(os, cfg, dir, 0, s, err);
+        st = place_mine(os, cfg, dir, s, m, claim, name, tag, body, len, check, free_, won, sent,
+                        err);
     }
 out:
     /* Whatever this call learnt of the tail, it learnt after it began. */
@@ -602,5 +629,22 @@ kl_status Kl_tail_claim_ahead(kl_objstore *os, const char *dir, const kl_object_
     free(claim);
     free(name);
     free(other);
+    return st;
+}
+
+kl_status Kl_tail_place_claimed(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                                kl_keystate *s, const kl_object_meta *m, const void *body,
+                                size_t len, const char *tag, int *won, int *sent, kl_error *err)
+{
+    char *claim = Kl_layout_claim(dir, m->first_offset), *name = Kl_index_name(dir, m);
+    int check = !cfg->skip_tail_check || !fresh_view(cfg, s);
+    kl_status st = claim && name ? KL_OK : oom(err);
+    *won = 0;
+    *sent = 1;
+    if (!st)
+        st = place_mine(os, cfg, dir, s, m, claim, name, tag, body, len, check, !check, won, sent,
+                        err);
+    free(claim);
+    free(name);
     return st;
 }

@@ -22,6 +22,7 @@ struct ht_proxy {
     struct sockaddr_in target;
     atomic_int cut;
     _Atomic(const char *) deaf; /* ht_proxy_deaf's needle, or NULL */
+    atomic_int delay_ms;        /* ht_proxy_delay */
     atomic_int stopping;
     pthread_t acceptor;
 };
@@ -60,6 +61,8 @@ static void *conn_main(void *arg)
         const char *needle = atomic_load(&c->p->deaf);
         if (fds[0].revents && pump(c->client, c->server, needle, &seen)) break;
         if (fds[1].revents) {
+            int ms = atomic_load(&c->p->delay_ms);
+            if (ms) usleep((useconds_t)ms * 1000u);
             if ((needle && seen) || pump(c->server, c->client, NULL, NULL)) break;
             seen = 0; /* answered: the next request starts afresh */
         }
@@ -132,6 +135,8 @@ int ht_proxy_port(const ht_proxy *p) { return p->port; }
 void ht_proxy_cut(ht_proxy *p, int cut) { atomic_store(&p->cut, cut); }
 
 void ht_proxy_deaf(ht_proxy *p, const char *needle) { atomic_store(&p->deaf, needle); }
+
+void ht_proxy_delay(ht_proxy *p, int ms) { atomic_store(&p->delay_ms, ms); }
 
 void ht_proxy_stop(ht_proxy *p)
 {

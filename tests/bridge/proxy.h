@@ -18,6 +18,9 @@ void ht_proxy_cut(ht_proxy *p, int cut);
  * hears back, as when a network fails between request and answer.  The
  * needle must outlive the proxy (a string literal). */
 void ht_proxy_deaf(ht_proxy *p, const char *needle);
+/* Holds every answer back by `ms` (per read of the server's bytes: small
+ * answers once), as a distant server would. */
+void ht_proxy_delay(ht_proxy *p, int ms);
 void ht_proxy_stop(ht_proxy *p);
 
 #endif

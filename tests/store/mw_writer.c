@@ -21,7 +21,10 @@
  * (object store requests made, record bytes acknowledged) to FILE at the
  * end, for the contended benchmark (tests/bench/bench_contended.sh).
  * MW_COMPACT_RECORDS, MW_COMPACT_OBJECTS, MW_CLAIM_HOLD_MS and MW_FENCING
- * set the store settings of those names. */
+ * set the store settings of those names.  With "batch", MW_FLUSH_EVERY=K
+ * flushes (and acknowledges) only every K appends, and MW_BATCH_BYTES sets
+ * batch_flush_size_threshold: full batches of several objects then go out
+ * pipelined between flushes. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,10 +153,15 @@ int main(int argc, char **argv)
         return 2;
     }
     w = sw;
+    if (getenv("MW_BATCH_BYTES"))
+        c.batch.batch_flush_size_threshold = strtoull(getenv("MW_BATCH_BYTES"), NULL, 10);
     if (batch && kl_batch_writer_new(sw, &c.batch, &w, &err) != KL_OK) return 2;
     char(*text)[256] = calloc((size_t)per, sizeof *text);
     kl_insertion *ins = calloc((size_t)per, sizeof *ins);
     int failed = 0;
+    long flush_every = getenv("MW_FLUSH_EVERY") ? atol(getenv("MW_FLUSH_EVERY")) : 1;
+    long acked_to = 0; /* appends before it are acknowledged (or failed) */
+    if (flush_every < 1) flush_every = 1;
     for (long seq = 0; seq < count; seq += per) {
         long n = count - seq < per ? count - seq : per;
         for (long i = 0; i < n; i++) {
@@ -162,21 +170,29 @@ int main(int argc, char **argv)
             ins[i] = (kl_insertion){.data = text[i], .len = (size_t)len};
         }
         kl_status st = kl_append(w, ks, key, ins, (size_t)n, &err);
-        if (st == KL_OK && batch) st = kl_flush_key(w, ks, key, &err);
-        /* Injected faults: the same append again (a failing key's records
-         * stay in the batching writer, so there a flush repeats it). */
-        for (int tries = 0; fault_pct && st != KL_OK && tries < 100; tries++)
-            st = batch ? kl_flush_key(w, ks, key, &err)
-                       : kl_append(w, ks, key, ins, (size_t)n, &err);
+        /* Injected faults: the same append again.  A failing key refuses
+         * appends and keeps its records in the batching writer until a
+         * flush writes them: flush, then append again. */
+        for (int tries = 0; fault_pct && st != KL_OK && tries < 100; tries++) {
+            if (batch) kl_flush_key(w, ks, key, &err);
+            st = kl_append(w, ks, key, ins, (size_t)n, &err);
+        }
+        int flush = batch && ((seq / per + 1) % flush_every == 0 || seq + n >= count);
+        if (st == KL_OK && flush) st = kl_flush_key(w, ks, key, &err);
+        for (int tries = 0; fault_pct && flush && st != KL_OK && tries < 100; tries++)
+            st = kl_flush_key(w, ks, key, &err);
         if (st != KL_OK) {
             fprintf(stderr, "mw_writer %d: append of %ld..%ld failed: %s\n", id, seq, seq + n - 1,
                     err.msg);
             failed = 1;
+            acked_to = seq + n; /* not acknowledged, and never will be */
             continue;
         }
         for (long i = 0; i < n; i++) bytes += ins[i].len;
+        if (batch && !flush) continue;
         char line[64];
-        int l = snprintf(line, sizeof line, "%ld %ld\n", seq, seq + n - 1);
+        int l = snprintf(line, sizeof line, "%ld %ld\n", acked_to, seq + n - 1);
+        acked_to = seq + n;
         if (write(ack, line, (size_t)l) != l) return 2;
     }
     if (w != sw) kl_writer_destroy(w);

@@ -290,6 +290,17 @@ Test(multiwriter, retried_faults_through_batching_writers_are_exactly_once, .tim
     run(3, 150, 5, 0, 1);
 }
 
+/* Batching writers that flush only every 25 appends, with batches of a
+ * few hundred bytes: full batches go out as several objects, pipelined,
+ * racing the other writers for the same slots, with injected faults. */
+Test(multiwriter, pipelined_batches_racing_with_faults_are_exactly_once, .timeout = 300)
+{
+    setenv("MW_FAULTS", "10", 1);
+    setenv("MW_FLUSH_EVERY", "25", 1);
+    setenv("MW_BATCH_BYTES", "300", 1);
+    run(3, 600, 2, 0, 1);
+}
+
 /* The same while writers are stopped, resumed and one is killed, with a
  * short claim hold (stopped writers' views go stale): retries meet claims
  * that others published, merged or deleted meanwhile. */
