@@ -637,13 +637,10 @@ kl_status Kl_tail_place_claimed(kl_objstore *os, const kl_store_config *cfg, con
                                 size_t len, const char *tag, int *won, int *sent, kl_error *err)
 {
     char *claim = Kl_layout_claim(dir, m->first_offset), *name = Kl_index_name(dir, m);
-    int check = !cfg->skip_tail_check || !fresh_view(cfg, s);
     kl_status st = claim && name ? KL_OK : oom(err);
     *won = 0;
     *sent = 1;
-    if (!st)
-        st = place_mine(os, cfg, dir, s, m, claim, name, tag, body, len, check, !check, won, sent,
-                        err);
+    if (!st) st = place_mine(os, cfg, dir, s, m, claim, name, tag, body, len, 1, 0, won, sent, err);
     free(claim);
     free(name);
     return st;

@@ -88,8 +88,8 @@ kl_status Kl_tail_claim_ahead(kl_objstore *os, const char *dir, const kl_object_
                               kl_error *err);
 kl_status Kl_tail_advance(kl_keystate *s, const kl_object_meta *m, kl_error *err);
 /* For a claim won ahead whose answer came back too late to skip the tail
- * check (s's view no longer fresh), m following s's tail: checks and
- * places it as Kl_tail_publish does after winning a claim.  *won: the
+ * check (s's view no longer fresh), m following s's tail: checks the tail
+ * (a LIST) and places it as Kl_tail_publish does after winning a claim.  *won: the
  * records are in; not won and *sent 0: they are not, nor ever will be
  * from this claim. */
 kl_status Kl_tail_place_claimed(kl_objstore *os, const kl_store_config *cfg, const char *dir,

@@ -618,14 +618,16 @@ Test(retry, a_pipelined_claim_that_comes_back_late_is_checked)
     can_claim();
     kl_store_config c = T.cfg;
     c.fencing = KL_FENCING_ON;
-    c.claim_hold_ms = 200;
+    /* A hold of 1.2 s: the pipelined append decides to skip the check
+     * within 200 ms of a0 even on a loaded machine. */
+    c.claim_hold_ms = 1200;
     c.compact_records_threshold = 2;
     kl_writer *b;
     kl_error e = {0};
     cr_assert_eq(kl_store_writer_new(faulty, &c, &late_a, &e), KL_OK, "%s", e.msg);
     cr_assert_eq(kl_store_writer_new(T.os, &c, &b, &e), KL_OK, "%s", e.msg);
     cr_assert_eq(append3(late_a, "a0", NULL, NULL, &e), KL_OK, "%s", e.msg);
-    atomic_store(&late_claim_ms, 1500);
+    atomic_store(&late_claim_ms, 3500);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, late_append, NULL), 0);
     usleep(100000);
@@ -637,7 +639,7 @@ Test(retry, a_pipelined_claim_that_comes_back_late_is_checked)
         snprintf(want + strlen(want), sizeof want - strlen(want), ",%s", r);
         if (i == 9) {
             cr_assert_eq(kl_duty_cycle(b, &e), KL_OK);
-            usleep(400000); /* past the hold: b's claims go at its next rounds */
+            usleep(1500000); /* past the hold: b's claims go at its next rounds */
         }
     }
     cr_assert_eq(kl_duty_cycle(b, &e), KL_OK);
