@@ -159,8 +159,8 @@ static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const ch
 /* Whether the log holds exactly `body` (the records of m) at m's offsets:
  * for a writer that finds its own claimed slot taken, because a helper may
  * have published (and compaction merged) its claim while it was stopped. */
-static kl_status holds_body(kl_objstore *os, const char *dir, const kl_object_meta *m,
-                            const uint8_t *body, size_t len, int *yes, kl_error *err)
+kl_status Kl_tail_holds_body(kl_objstore *os, const char *dir, const kl_object_meta *m,
+                             const uint8_t *body, size_t len, int *yes, kl_error *err)
 {
     *yes = 0;
     uint8_t *have = NULL;
@@ -225,8 +225,8 @@ static kl_status catch_up(kl_objstore *os, const kl_store_config *cfg, const cha
 /* Whether `claim` holds exactly body: the sign of a claim of our own whose
  * answer was lost (a claim never changes while it exists, and reads as
  * its body).  Gone is "no". */
-static kl_status claim_holds(kl_objstore *os, const char *claim, const void *body, size_t len,
-                             int *yes, kl_error *err)
+kl_status Kl_tail_claim_holds(kl_objstore *os, const char *claim, const void *body, size_t len,
+                              int *yes, kl_error *err)
 {
     uint8_t *have = NULL;
     size_t hlen = 0;
@@ -270,7 +270,6 @@ static int same_object(const kl_object_meta *a, const kl_object_meta *b)
  * settled, the links' nonces count as the tail's (a retry's records are
  * filtered against them), so a chain is settled before an append reports
  * its records as duplicates (Kl_tail_settle). */
-#define CHAIN_MAX 64
 
 /* Whether s's view of the tail is young enough to skip the tail check:
  * FORMAT.md "Skipping the check". */
@@ -287,8 +286,8 @@ static void chain_clear(kl_keystate *s)
 }
 
 /* s's tail moves past om, claimed as `claim` (strings: ownership moves). */
-static kl_status chain_add(kl_keystate *s, const kl_object_meta *om, char **claim, char **object,
-                           char **tag, kl_error *err)
+kl_status Kl_tail_chain_add(kl_keystate *s, const kl_object_meta *om, char **claim, char **object,
+                            char **tag, kl_error *err)
 {
     kl_link *v = realloc(s->chain, (s->n_chain + 1) * sizeof *v);
     if (!v) return oom(err);
@@ -305,8 +304,8 @@ static kl_status chain_add(kl_keystate *s, const kl_object_meta *om, char **clai
  * order, moving s past them.  When the key does not end where a link
  * starts, nothing is published: s is the key as loaded (the caller
  * compares its own slot with s->next_offset). */
-static kl_status chain_settle(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                              kl_keystate *s, kl_error *err)
+kl_status Kl_tail_chain_settle(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                               kl_keystate *s, kl_error *err)
 {
     kl_link *chain = s->chain;
     size_t n = s->n_chain, i = 0;
@@ -328,7 +327,7 @@ kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char
 {
     if (!s->n_chain) return KL_OK;
     uint64_t began = Kl_boot_ns();
-    kl_status st = chain_settle(os, cfg, dir, s, err);
+    kl_status st = Kl_tail_chain_settle(os, cfg, dir, s, err);
     if (!st) s->view_ns = began;
     return st;
 }
@@ -364,7 +363,7 @@ static kl_status place_mine(kl_objstore *os, const kl_store_config *cfg, const c
          * changes only after its slot is published). */
         int yes;
         const char *v[1] = {claim};
-        if ((st = holds_body(os, dir, m, body, len, &yes, err)) == KL_OK &&
+        if ((st = Kl_tail_holds_body(os, dir, m, body, len, &yes, err)) == KL_OK &&
             (yes || (st = kl_os_unclaim(os, v, 1, err)) == KL_OK)) {
             *won = yes;
             *sent = yes;
@@ -409,7 +408,8 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
          * same records, with the same timestamps, at the same offsets. */
         if (st == KL_OK && strcmp(other, name) != 0)
             *sent = 0;
-        else if (st == KL_OK && (st = claim_holds(os, claim, body, len, &mine, err)) == KL_OK)
+        else if (st == KL_OK &&
+                 (st = Kl_tail_claim_holds(os, claim, body, len, &mine, err)) == KL_OK)
             *sent = mine;
         if (st == KL_EBADDATA) *sent = 0; /* another slot's, or bodiless: not ours */
         if (st == KL_ENOTFOUND) {         /* published and deleted meanwhile */
@@ -425,8 +425,8 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
          * it at once (settled when a claim of ours succeeds).  A view that
          * is not fresh may be far behind (claims stay for the hold, so the
          * chain could be long): settle at once, which jumps to the end. */
-        if (!(st = chain_add(s, &om, &claim, &other, &tag, err)) &&
-            (s->n_chain >= CHAIN_MAX || !fresh_view(cfg, s)))
+        if (!(st = Kl_tail_chain_add(s, &om, &claim, &other, &tag, err)) &&
+            (s->n_chain >= KL_CHAIN_MAX || !fresh_view(cfg, s)))
             st = Kl_tail_settle(os, cfg, dir, s, err);
         goto out;
     }
@@ -435,7 +435,7 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
         goto out;
     }
     if (s->n_chain) {
-        if ((st = chain_settle(os, cfg, dir, s, err))) goto out;
+        if ((st = Kl_tail_chain_settle(os, cfg, dir, s, err))) goto out;
         if (s->next_offset < m->first_offset) {
             /* The key ends before our slot, and not where the chain said:
              * our view was stale.  Our claim stays (it may be published as
@@ -478,114 +478,6 @@ out:
     return st;
 }
 
-/* ---- resuming an attempt whose outcome is unknown ---------------------
- *
- * An append that failed after sending its claim (or, unfenced, its PUT)
- * may have left its object behind: claimed and unpublished, published by
- * itself (the answer lost), or published by a helper as a link.  A retry
- * of the same records must find that object, not write a second one. */
-
-/* Whether the claim at m's slot holds exactly body (then *tag is its tag). */
-static kl_status read_own_claim(kl_objstore *os, const char *claim, const char *name,
-                                const void *body, size_t len, int *mine, char **tag, kl_error *err)
-{
-    char *other = NULL;
-    *mine = 0;
-    *tag = NULL;
-    kl_status st = kl_os_claim_target(os, claim, &other, tag, err);
-    if (st == KL_ENOTFOUND || st == KL_EBADDATA) return KL_OK; /* none, or not ours */
-    if (st == KL_OK && strcmp(other, name) == 0) st = claim_holds(os, claim, body, len, mine, err);
-    free(other);
-    if (!*mine) {
-        free(*tag);
-        *tag = NULL;
-    }
-    return st;
-}
-
-/* Takes the claims from s's tail up to `slot` as its chain (links), as a
- * writer that lost them would.  *gap: a slot on the way has no claim. */
-static kl_status chain_to(kl_objstore *os, const char *dir, kl_keystate *s, uint64_t slot, int *gap,
-                          kl_error *err)
-{
-    kl_status st = KL_OK;
-    *gap = 0;
-    while (!st && !*gap && s->next_offset < slot && s->n_chain < CHAIN_MAX) {
-        char *claim = Kl_layout_claim(dir, s->next_offset), *other = NULL, *tag = NULL;
-        kl_object_meta om;
-        if (!claim) return oom(err);
-        st = kl_os_claim_target(os, claim, &other, &tag, err);
-        if (st == KL_ENOTFOUND || st == KL_EBADDATA) {
-            *gap = 1;
-            st = KL_OK;
-        } else if (st == KL_OK) {
-            const char *base = strrchr(other, '/');
-            st = kl_object_name_parse(base ? base + 1 : other, &om, err);
-            if (st == KL_OK && om.first_offset != s->next_offset)
-                *gap = 1;
-            else if (st == KL_OK)
-                st = chain_add(s, &om, &claim, &other, &tag, err);
-        }
-        free(claim);
-        free(other);
-        free(tag);
-    }
-    return st;
-}
-
-kl_status Kl_tail_resume(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                         kl_keystate *s, int fenced, const kl_object_meta *m, const void *body,
-                         size_t len, int *in, kl_error *err)
-{
-    *in = 0;
-    char *claim = fenced ? Kl_layout_claim(dir, m->first_offset) : NULL;
-    char *name = Kl_index_name(dir, m), *tag = NULL;
-    kl_status st = name && (claim || !fenced) ? KL_OK : oom(err);
-    int round = 0, done = 0;
-    for (; !st && !done && round < 8; round++) {
-        int mine = 0, gap = 0;
-        free(tag);
-        tag = NULL;
-        /* The claim first, then the load (the chain argument above): a
-         * claim seen before a load that shows its slot unpublished was
-         * that slot's first claim, and is still there. */
-        if (fenced && (st = read_own_claim(os, claim, name, body, len, &mine, &tag, err))) break;
-        if ((st = Kl_tail_reload(os, cfg, dir, 0, s, err))) break;
-        if (s->next_offset > m->first_offset) { /* published: by whom, the bytes say */
-            st = holds_body(os, dir, m, body, len, in, err);
-            done = 1;
-        } else if (s->next_offset == m->first_offset) {
-            done = 1; /* without our claim at the tail, it never landed */
-            if (mine) {
-                st = kl_os_publish(os, claim, name, tag, body, len, err);
-                if (st == KL_ENOTFOUND) { /* published meanwhile: look again */
-                    st = KL_OK;
-                    done = 0;
-                } else if (st == KL_OK && (st = advance(s, m, err)) == KL_OK) {
-                    *in = 1;
-                }
-            }
-        } else if (fenced) {
-            /* Others' claims lie between the tail and ours: publish them as
-             * a loser would, then look again. */
-            if (!(st = chain_to(os, dir, s, m->first_offset, &gap, err)) && !gap)
-                st = chain_settle(os, cfg, dir, s, err);
-            chain_clear(s);
-        } else {
-            done = 1; /* unfenced, the log never ends before our object */
-        }
-    }
-    if (!st && !done)
-        st = kl_seterr(err, KL_EIO,
-                       "could not tell whether the failed append of records %" PRIu64 "-%" PRIu64
-                       " to '%s' is in: the key keeps changing before it",
-                       m->first_offset, m->last_offset, dir);
-    free(claim);
-    free(name);
-    free(tag);
-    return st;
-}
-
 /* ---- pipelining: claiming ahead ----------------------------------------- */
 
 int Kl_tail_fresh(const kl_store_config *cfg, const kl_keystate *s)
@@ -616,7 +508,7 @@ kl_status Kl_tail_claim_ahead(kl_objstore *os, const char *dir, const kl_object_
         *sent = 1;
         st = kl_os_claim_target(os, claim, &other, tag, err);
         if (st == KL_OK && strcmp(other, name) == 0)
-            st = claim_holds(os, claim, body, len, won, err);
+            st = Kl_tail_claim_holds(os, claim, body, len, won, err);
         if (st == KL_ENOTFOUND || st == KL_EBADDATA || (st == KL_OK && !*won)) {
             st = KL_OK;
             *sent = 0;

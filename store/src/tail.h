@@ -53,7 +53,7 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
                           kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
                           int *won, int *sent, kl_error *err);
 
-/* For a retry of an append that failed after sending object m (body/len:
+/* (resume.c) For a retry of an append that failed after sending object m (body/len:
  * its bytes, encoded again exactly): finds whether m is in the log -- its
  * claim published by anyone, or its PUT landed (unfenced) -- and if it is
  * claimed but not yet published at the tail, publishes it (and the claims
@@ -72,6 +72,23 @@ kl_status Kl_tail_resume(kl_objstore *os, const kl_store_config *cfg, const char
  * duplicates of the links' nonces. */
 kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                          kl_keystate *s, kl_error *err);
+
+/* ---- for resume.c: tail.c's checks and chains ------------------------ */
+
+/* Chains longer than this are settled at once (tail.c). */
+#define KL_CHAIN_MAX 64
+/* Whether the log holds exactly body (the records of m) at m's offsets. */
+kl_status Kl_tail_holds_body(kl_objstore *os, const char *dir, const kl_object_meta *m,
+                             const uint8_t *body, size_t len, int *yes, kl_error *err);
+/* Whether `claim` holds exactly body (gone is "no"). */
+kl_status Kl_tail_claim_holds(kl_objstore *os, const char *claim, const void *body, size_t len,
+                              int *yes, kl_error *err);
+/* s's tail moves past om, another's claim (strings: ownership moves). */
+kl_status Kl_tail_chain_add(kl_keystate *s, const kl_object_meta *om, char **claim, char **object,
+                            char **tag, kl_error *err);
+/* Reloads s and publishes its chain's links from where the key ends. */
+kl_status Kl_tail_chain_settle(kl_objstore *os, const kl_store_config *cfg, const char *dir,
+                               kl_keystate *s, kl_error *err);
 
 /* Pipelining (append.c): while one object is being published, the next
  * one's slot is claimed (FORMAT.md "Pipelined appends").  Kl_tail_fresh:
