@@ -325,21 +325,35 @@ static kl_status put_one(kl_objstore *os, const kl_store_config *cfg, int fenced
     return st;
 }
 
-/* Publishes the claimed object c alone and moves s past it. */
-static kl_status publish_claimed(kl_objstore *os, kl_keystate *s, slice *c, progress *p,
-                                 kl_error *err)
+/* Takes the outcome of publishing j's object: s moves past it, or it is
+ * in doubt. */
+static kl_status published_job(kl_keystate *s, const publish_job *j, progress *p, kl_error *err)
 {
-    publish_job j = {os, c, KL_OK, {0}};
-    publish_run(&j);
-    kl_status st = j.st;
+    const slice *c = j->c;
+    kl_status st = j->st;
     if (st) {
-        if (err) *err = j.err;
+        if (err) *err = j->err;
         maybe_in(p, c->from, c->n, &c->at);
     } else if ((st = Kl_tail_advance(s, &c->m, err)) == KL_OK) {
         done_upto(p, c->from + c->n, &c->m);
     } else {
         maybe_in(p, c->from, c->n, &c->at); /* in, but not reported: found by a retry */
     }
+    return st;
+}
+
+/* Publishes the claimed object *pend, if any, alone; s moves past it. */
+static kl_status publish_pending(kl_objstore *os, kl_keystate *s, slice *pend, int *have_pend,
+                                 progress *p, kl_error *err)
+{
+    kl_status st = KL_OK;
+    if (*have_pend) {
+        publish_job j = {os, pend, KL_OK, {0}};
+        publish_run(&j);
+        st = published_job(s, &j, p, err);
+    }
+    slice_free(pend);
+    *have_pend = 0;
     return st;
 }
 
@@ -354,9 +368,7 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
         size_t to = cut_after(cuts, n_cuts, n, from);
         int ahead = fenced && Kl_tail_fresh(cfg, s) && (have_pend || to < n);
         if (!ahead) { /* one at a time, the full protocol */
-            if (have_pend && (st = publish_claimed(os, s, &pend, p, err))) break;
-            slice_free(&pend);
-            have_pend = 0;
+            if ((st = publish_pending(os, s, &pend, &have_pend, p, err))) break;
             st = put_one(os, cfg, fenced, dir, s, ins, from, to, p, err);
             from = to;
             continue;
@@ -374,9 +386,7 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
         }
         if (acc == 0) { /* all duplicates: nothing to claim */
             slice_free(&cur);
-            if (have_pend && (st = publish_claimed(os, s, &pend, p, err))) break;
-            slice_free(&pend);
-            have_pend = 0;
+            if ((st = publish_pending(os, s, &pend, &have_pend, p, err))) break;
             done_upto(p, to, NULL);
             from = to;
             continue;
@@ -396,15 +406,7 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
         int late = !Kl_tail_fresh(cfg, s);
         if (threaded) pthread_join(t, NULL);
         if (have_pend) {
-            if (j.st) {
-                st = j.st;
-                if (err) *err = j.err;
-                maybe_in(p, pend.from, pend.n, &pend.at);
-            } else if ((st = Kl_tail_advance(s, &pend.m, err)) == KL_OK) {
-                done_upto(p, pend.from + pend.n, &pend.m);
-            } else {
-                maybe_in(p, pend.from, pend.n, &pend.at);
-            }
+            st = published_job(s, &j, p, err);
             slice_free(&pend);
             have_pend = 0;
         }
@@ -451,7 +453,7 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
         have_pend = 1;
         from = to;
     }
-    if (!st && have_pend) st = publish_claimed(os, s, &pend, p, err);
+    if (!st) st = publish_pending(os, s, &pend, &have_pend, p, err);
     slice_free(&pend);
     slice_free(&cur);
     return st;

@@ -19,10 +19,8 @@ static kl_status read_own_claim(kl_objstore *os, const char *claim, const char *
     char *other = NULL;
     *mine = 0;
     *tag = NULL;
-    kl_status st = kl_os_claim_target(os, claim, &other, tag, err);
-    if (st == KL_ENOTFOUND || st == KL_EBADDATA) return KL_OK; /* none, or not ours */
-    if (st == KL_OK && strcmp(other, name) == 0)
-        st = Kl_tail_claim_holds(os, claim, body, len, mine, err);
+    kl_status st = Kl_tail_read_claim(os, claim, name, body, len, mine, &other, tag, err);
+    if (st == KL_ENOTFOUND || st == KL_EBADDATA) st = KL_OK; /* none, or not ours */
     free(other);
     if (!*mine) {
         free(*tag);

@@ -225,8 +225,8 @@ static kl_status catch_up(kl_objstore *os, const kl_store_config *cfg, const cha
 /* Whether `claim` holds exactly body: the sign of a claim of our own whose
  * answer was lost (a claim never changes while it exists, and reads as
  * its body).  Gone is "no". */
-kl_status Kl_tail_claim_holds(kl_objstore *os, const char *claim, const void *body, size_t len,
-                              int *yes, kl_error *err)
+static kl_status claim_holds(kl_objstore *os, const char *claim, const void *body, size_t len,
+                             int *yes, kl_error *err)
 {
     uint8_t *have = NULL;
     size_t hlen = 0;
@@ -235,6 +235,19 @@ kl_status Kl_tail_claim_holds(kl_objstore *os, const char *claim, const void *bo
     if (st == KL_OK) *yes = hlen == len && memcmp(have, body, len) == 0;
     free(have);
     return st == KL_ENOTFOUND ? KL_OK : st;
+}
+
+/* Our own object, claimed by a request whose answer was lost (or by a
+ * failed append of these records), is ours to publish.  Another writer's
+ * claim could only hold these bytes if it appended the same records,
+ * with the same timestamps, at the same offsets. */
+kl_status Kl_tail_read_claim(kl_objstore *os, const char *claim, const char *name, const void *body,
+                             size_t len, int *mine, char **other, char **tag, kl_error *err)
+{
+    *mine = 0;
+    kl_status st = kl_os_claim_target(os, claim, other, tag, err);
+    if (st == KL_OK && strcmp(*other, name) == 0) st = claim_holds(os, claim, body, len, mine, err);
+    return st;
 }
 
 static int same_object(const kl_object_meta *a, const kl_object_meta *b)
@@ -393,26 +406,17 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
     *sent = st != KL_EEXIST; /* our claim may exist: it succeeded, or its outcome is unknown */
     int mine = st == KL_OK;
     if (st == KL_EEXIST) {
-        *sent = 1; /* until shown another's: it may be ours, its answer lost */
-        st = kl_os_claim_target(os, claim, &other, &tag, err);
-        if (st == KL_OK) {
+        /* Until shown another's, it may be ours, its answer lost. */
+        st = Kl_tail_read_claim(os, claim, name, body, len, &mine, &other, &tag, err);
+        if (st == KL_OK && !mine) {
             const char *base = strrchr(other, '/');
             st = kl_object_name_parse(base ? base + 1 : other, &om, err);
             if (st == KL_OK && om.first_offset != m->first_offset)
                 st = kl_seterr(err, KL_EBADDATA, "claim '%s' names object '%s' of another slot",
                                claim, other);
         }
-        /* Our own object, claimed by a request whose answer was lost (or
-         * by a failed append of these records): ours to publish.  Another
-         * writer's claim could only hold these bytes if it appended the
-         * same records, with the same timestamps, at the same offsets. */
-        if (st == KL_OK && strcmp(other, name) != 0)
-            *sent = 0;
-        else if (st == KL_OK &&
-                 (st = Kl_tail_claim_holds(os, claim, body, len, &mine, err)) == KL_OK)
-            *sent = mine;
-        if (st == KL_EBADDATA) *sent = 0; /* another slot's, or bodiless: not ours */
-        if (st == KL_ENOTFOUND) {         /* published and deleted meanwhile */
+        *sent = st == KL_OK ? mine : st != KL_EBADDATA; /* EBADDATA: bodiless, or not ours */
+        if (st == KL_ENOTFOUND) {                       /* published and deleted meanwhile */
             chain_clear(s);
             st = Kl_tail_reload(os, cfg, dir, 0, s, err);
             goto out;
@@ -506,9 +510,7 @@ kl_status Kl_tail_claim_ahead(kl_objstore *os, const char *dir, const kl_object_
         /* Ours (an answer lost), or another writer's: then the full
          * protocol takes the slot as a link. */
         *sent = 1;
-        st = kl_os_claim_target(os, claim, &other, tag, err);
-        if (st == KL_OK && strcmp(other, name) == 0)
-            st = Kl_tail_claim_holds(os, claim, body, len, won, err);
+        st = Kl_tail_read_claim(os, claim, name, body, len, won, &other, tag, err);
         if (st == KL_ENOTFOUND || st == KL_EBADDATA || (st == KL_OK && !*won)) {
             st = KL_OK;
             *sent = 0;

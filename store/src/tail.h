@@ -80,9 +80,11 @@ kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char
 /* Whether the log holds exactly body (the records of m) at m's offsets. */
 kl_status Kl_tail_holds_body(kl_objstore *os, const char *dir, const kl_object_meta *m,
                              const uint8_t *body, size_t len, int *yes, kl_error *err);
-/* Whether `claim` holds exactly body (gone is "no"). */
-kl_status Kl_tail_claim_holds(kl_objstore *os, const char *claim, const void *body, size_t len,
-                              int *yes, kl_error *err);
+/* Reads `claim` (kl_os_claim_target: *other and *tag, malloc'd, and its
+ * errors) and whether it is ours: it names `name` and holds exactly body
+ * (gone meanwhile is "not ours"). */
+kl_status Kl_tail_read_claim(kl_objstore *os, const char *claim, const char *name, const void *body,
+                             size_t len, int *mine, char **other, char **tag, kl_error *err);
 /* s's tail moves past om, another's claim (strings: ownership moves). */
 kl_status Kl_tail_chain_add(kl_keystate *s, const kl_object_meta *om, char **claim, char **object,
                             char **tag, kl_error *err);
