@@ -463,8 +463,7 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
  * ins[0, n) may be in (p). */
 static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, const progress *p)
 {
-    s->stale = 1;
-    s->epoch = 0; /* a merge planned on it must not apply (compact.h) */
+    Kl_keystate_mark_stale(s);
     if (!p->in && !p->n_unsure) return;
     kl_attempt *a = malloc(sizeof *a);
     if (a) {
@@ -498,8 +497,7 @@ kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fen
                 if (a->obj[j].from >= p.in) a->obj[k++] = a->obj[j];
             a->n_objs = k;
             if (p.in > a->n_in) a->n_in = p.in;
-            s->stale = 1;
-            s->epoch = 0;
+            Kl_keystate_mark_stale(s);
             s->attempt = a;
             return st;
         }

@@ -40,6 +40,12 @@ void Kl_keystate_free(kl_keystate *s)
     free(s);
 }
 
+void Kl_keystate_mark_stale(kl_keystate *s)
+{
+    s->stale = 1;
+    s->epoch = 0; /* a merge planned on it must not apply (compact.h) */
+}
+
 void Kl_links_free(kl_link *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

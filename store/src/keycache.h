@@ -96,6 +96,9 @@ size_t Kl_keycache_count(kl_keycache *c);
 void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
                       void *ctx);
 void Kl_keystate_free(kl_keystate *s);
+/* Marks s as needing a reload before use (kl_keystate.stale); a merge
+ * planned on it no longer applies. */
+void Kl_keystate_mark_stale(kl_keystate *s);
 /* Frees v[0, n) with their strings. */
 void Kl_links_free(kl_link *v, size_t n);
 /* Appends an object to s->pending.  Returns 0 or -1 (ENOMEM). */

@@ -1,9 +1,11 @@
 /* writer.c -- the store writer: the spec's S3StoreWriter over any object
  * store.
  *
- * One append call = one data object holding the accepted records,
+ * One kl_append = one data object holding the accepted records,
  * published at the key's tail through a claimed slot (tail.h), so that any
- * number of writers may share a key.  Per-key state (next offset, next
+ * number of writers may share a key (append.h: the object, a failed
+ * append's retry, and the batching writer's appends of several objects,
+ * pipelined).  Per-key state (next offset, next
  * nonce, prior pointer, objects since the watermark) lives in a bounded
  * LRU; a miss reloads it from the store.  Appends to one key are
  * serialised by a striped mutex within a writer; across writers the slot
@@ -95,10 +97,7 @@ static pthread_mutex_t *stripe_of(store_writer *sw, const char *dir)
 /* Puts s back into the cache, marked stale when st says so. */
 static void put_state(store_writer *sw, const char *dir, kl_keystate *s, kl_status st)
 {
-    if (st == KL_ENOTFOUND) { /* another writer compacted: reload next time */
-        s->stale = 1;
-        s->epoch = 0;
-    }
+    if (st == KL_ENOTFOUND) Kl_keystate_mark_stale(s); /* another writer compacted */
     Kl_keycache_put(sw->cache, dir, s);
 }
 
@@ -306,8 +305,8 @@ static kl_status store_append(store_writer *sw, const char *keyspace, const char
     /* After a failed append the state may be stale (an I/O error may even
      * hide a write that did land): it is reloaded, keeping what is this
      * writer's own, such as the failed attempt (append.h). */
-    else if (s->stale && (st = Kl_tail_reload(sw->os, &sw->cfg, dir, sw->fenced, s, err)) == KL_OK)
-        s->stale = 0;
+    else if (s->stale) /* a reload is a fresh state, not stale */
+        st = Kl_tail_reload(sw->os, &sw->cfg, dir, sw->fenced, s, err);
     append_report r = {sw, keyspace, key, 0, 0};
     size_t before = 0;
     if (st == KL_OK)
