@@ -39,7 +39,7 @@ static kl_insertion *batch_gather(const key_batch *kb)
     if (!ins) return NULL;
     size_t i = 0;
     for (const queued_append *qa = kb->head; qa; qa = qa->next) {
-        memcpy(&ins[i], qa->recs, qa->count * sizeof *ins);
+        Kl_batch_append_unpack(qa, &ins[i]);
         i += qa->count;
     }
     return ins;

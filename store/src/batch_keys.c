@@ -36,41 +36,73 @@ uint64_t Kl_batch_key_hash(const char *keyspace, const char *key)
     return h;
 }
 
+/* A packed record: this header, the nonce (16 bytes) when has_nonce,
+ * then the payload.  Read and written with memcpy: packed records are
+ * not aligned. */
+typedef struct packed_rec {
+    uint32_t len;
+    uint32_t has_nonce;
+    int64_t timestamp;
+} packed_rec;
+
 /* Copies names, records and payloads into one block.  Records without a
- * timestamp get the current time now, so batching does not shift them. */
+ * timestamp get the current time now, so batching does not shift them.
+ * The records were validated (no longer than KL_RECORD_MAX: lengths fit
+ * in 32 bits). */
 queued_append *Kl_batch_append_new(const char *keyspace, const char *key, uint64_t hash,
                                    const kl_insertion *ins, size_t n)
 {
     size_t ks_len = strlen(keyspace) + 1, key_len = strlen(key) + 1;
-    size_t size = sizeof(queued_append) + n * sizeof(kl_insertion) + ks_len + key_len;
+    size_t size = sizeof(queued_append) + ks_len + key_len;
     uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += ins[i].len;
+    for (size_t i = 0; i < n; i++) {
+        bytes += ins[i].len;
+        size += sizeof(packed_rec) + (ins[i].has_nonce ? sizeof(kl_u128) : 0);
+    }
     void *chunk;
     queued_append *qa = Kl_qarena_alloc(size + bytes, &chunk);
     if (!qa) return NULL;
     qa->chunk = chunk;
-    char *p = (char *)&qa->recs[n];
+    unsigned char *p = qa->packed;
     qa->next = NULL;
     qa->hash = hash;
     qa->count = n;
     qa->bytes = bytes;
     qa->queued_ms = kl_mono_ms();
-    qa->keyspace = memcpy(p, keyspace, ks_len);
-    p += ks_len;
-    qa->key = memcpy(p, key, key_len);
-    p += key_len;
     int64_t now = kl_now_ms();
     for (size_t i = 0; i < n; i++) {
-        qa->recs[i] = ins[i];
-        qa->recs[i].data = p;
-        if (ins[i].len) memcpy(p, ins[i].data, ins[i].len);
-        p += ins[i].len;
-        if (!ins[i].has_timestamp) {
-            qa->recs[i].has_timestamp = 1;
-            qa->recs[i].timestamp = now;
+        packed_rec h = {(uint32_t)ins[i].len, ins[i].has_nonce != 0,
+                        ins[i].has_timestamp ? ins[i].timestamp : now};
+        memcpy(p, &h, sizeof h);
+        p += sizeof h;
+        if (h.has_nonce) {
+            memcpy(p, &ins[i].nonce, sizeof ins[i].nonce);
+            p += sizeof ins[i].nonce;
         }
+        if (h.len) memcpy(p, ins[i].data, h.len);
+        p += h.len;
     }
+    qa->keyspace = memcpy(p, keyspace, ks_len);
+    qa->key = memcpy(p + ks_len, key, key_len);
     return qa;
+}
+
+void Kl_batch_append_unpack(const queued_append *qa, kl_insertion *ins)
+{
+    const unsigned char *p = qa->packed;
+    for (size_t i = 0; i < qa->count; i++) {
+        packed_rec h;
+        memcpy(&h, p, sizeof h);
+        p += sizeof h;
+        ins[i] = (kl_insertion){.len = h.len, .has_timestamp = 1, .timestamp = h.timestamp};
+        if (h.has_nonce) {
+            ins[i].has_nonce = 1;
+            memcpy(&ins[i].nonce, p, sizeof ins[i].nonce);
+            p += sizeof ins[i].nonce;
+        }
+        ins[i].data = p;
+        p += h.len;
+    }
 }
 
 static void appends_free(queued_append *qa)
