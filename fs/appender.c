@@ -106,7 +106,7 @@ static int flush_key(klfs *fs, node *k)
         kl_log(KL_LOG_ERROR, "flush %s/%s: %s", k->parent->name, k->name, err.msg);
         return st == KL_ENOSPC ? -ENOSPC : -EIO;
     }
-    /* The writer reported each object it published (kl_textview_published):
+    /* The writer reported each object it published (kl_textview_report):
      * when that placed every pending line, a listing would only repeat it. */
     if (pending_len(k) != 0 && kl_textview_refresh(k->tv, 0, &err) != KL_OK)
         kl_log(KL_LOG_WARNING, "refresh %s/%s: %s", k->parent->name, k->name, err.msg);

@@ -216,17 +216,21 @@ fail:
     return -1;
 }
 
-/* The store writer published an object of this mount's lines: its key's
- * text view places them at once (kl_textview_published). */
-static void on_published(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
+/* The store writer encoded or published an object of this mount's lines:
+ * its key's text view knows it as its own, and places it at once when
+ * published (kl_textview_report). */
+static void on_published(const char *ks, const char *key, kl_publish_event ev,
+                         const kl_object_meta *m, void *ctx)
 {
     klfs *fs = ctx;
-    uint64_t records = m->last_offset - m->first_offset + 1;
-    KLFS_COUNT(fs, published_objects, 1);
-    KLFS_COUNT(fs, published_records, records);
-    KLFS_COUNT(fs, published_bytes, m->size - KL_RECORD_OVERHEAD * records);
+    if (ev == KL_OBJECT_PUBLISHED) {
+        uint64_t records = m->last_offset - m->first_offset + 1;
+        KLFS_COUNT(fs, published_objects, 1);
+        KLFS_COUNT(fs, published_records, records);
+        KLFS_COUNT(fs, published_bytes, m->size - KL_RECORD_OVERHEAD * records);
+    }
     node *k = nodes_find_key(fs, ks, key);
-    if (k) kl_textview_published(k->tv, m);
+    if (k) kl_textview_report(k->tv, ev, m);
 }
 
 /* /healthz: unhealthy while the newest flush failed (the store refuses or

@@ -152,9 +152,11 @@ typedef struct append_run {
     int interleaved;      /* other writers' records lie between them */
 } append_run;
 
-static void on_published(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
+static void on_published(const char *ks, const char *key, kl_publish_event ev,
+                         const kl_object_meta *m, void *ctx)
 {
     append_run *r = ctx;
+    if (ev != KL_OBJECT_PUBLISHED) return;
     if (r->appended && m->first_offset != r->last + 1) r->interleaved = 1;
     if (!r->appended) r->first = m->first_offset;
     r->last = m->last_offset;

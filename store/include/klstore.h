@@ -582,14 +582,31 @@ void kl_writer_destroy(kl_writer *w);
 kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_writer **out,
                               kl_error *err);
 
-/* Called by a store writer after each data object it publishes, in the
- * thread of the append, with the object's name fields (m is borrowed).
+/* What a store writer tells its observer about a data object of an append:
+ *  - KL_OBJECT_ENCODED: the object is encoded and about to be claimed (or
+ *    PUT): from now on it may appear in listings, before its PUBLISHED
+ *    report (another writer may even publish its claim) -- or it may never
+ *    appear (its slot lost, the request failed).  A retry may report the
+ *    same object again.
+ *  - KL_OBJECT_PUBLISHED: the object is in the log (reported once);
+ *  - KL_OBJECT_DROPPED: the object will not be published: another
+ *    writer's object took its slot (one that may even have its name: the
+ *    same offsets, sizes and times); its records are encoded again.
  * Lets a front end that shows its own not-yet-listed appends (klstorefs)
- * know exactly which offsets now hold them.  Must not call back into the
- * writer. */
+ * know exactly which offsets hold them, and recognise them in a listing
+ * that gets there before the report. */
+typedef enum kl_publish_event {
+    KL_OBJECT_ENCODED,
+    KL_OBJECT_PUBLISHED,
+    KL_OBJECT_DROPPED
+} kl_publish_event;
+
+/* Called by a store writer for each event above, in the thread of the
+ * append, in the key's order, with the object's name fields (m is
+ * borrowed).  Must not call back into the writer. */
 struct kl_object_meta;
-typedef void (*kl_publish_fn)(const char *keyspace, const char *key, const struct kl_object_meta *m,
-                              void *ctx);
+typedef void (*kl_publish_fn)(const char *keyspace, const char *key, kl_publish_event ev,
+                              const struct kl_object_meta *m, void *ctx);
 /* Installs fn (NULL: none) on a store writer made by kl_store_writer_new.
  * Call before the first append; not thread-safe with appends.  KL_EINVAL
  * for another kind of writer. */
@@ -738,8 +755,12 @@ kl_status kl_list_objects(kl_objstore *os, const kl_store_config *cfg, const cha
  * then only what is new: reading at its end refreshes it, no more often
  * than max_age_ms.  Lines appended through kl_textview_append are readable
  * at once (read-your-writes): they are held as a pending tail at the end
- * until the writer reports the object holding them (kl_textview_published
- * from a kl_store_writer_observe callback) or a listing shows them.
+ * until the writer reports the object holding them (kl_textview_report
+ * from a kl_store_writer_observe callback) or a listing shows them.  A
+ * listing that shows one of this view's objects before the writer reports
+ * it published (the report is made after the request returns) still shows
+ * each line once: the writer reported the object ENCODED before sending
+ * it, so the view knows it as its own.
  *
  * Thread-safety: all calls on one view may come from any threads at once.
  * The reader must outlive its views. */
@@ -782,9 +803,10 @@ kl_status kl_textview_seek(kl_textview *tv, const kl_start *start, uint64_t *pos
  * show one line per record.  On failure nothing is shown or kept. */
 kl_status kl_textview_append(kl_textview *tv, kl_writer *w, const kl_insertion *ins, size_t n,
                              kl_error *err);
-/* The writer published object m holding the oldest of this view's pending
- * lines (call it from the observer, in publish order, for m's key). */
-void kl_textview_published(kl_textview *tv, const kl_object_meta *m);
+/* The writer's report ev on object m, which holds the oldest of this
+ * view's pending lines not yet reported (call it from the observer, in the
+ * writer's order, for m's key). */
+void kl_textview_report(kl_textview *tv, kl_publish_event ev, const kl_object_meta *m);
 /* Frees the pending tail's buffer when it is empty: a writer is done, so
  * keep no burst-sized buffer for every key it touched. */
 void kl_textview_pending_release(kl_textview *tv);

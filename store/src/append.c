@@ -110,6 +110,37 @@ static int digest(const kl_insertion *ins, size_t n, unsigned char out[32])
     return ok ? 0 : -1;
 }
 
+/* What an append has done so far: records [0, in) are in the log (or
+ * were dropped as duplicates); unsure[] are the objects right after them
+ * that may have landed.  Each published object goes to fn. */
+typedef struct progress {
+    size_t in;
+    size_t n_unsure;
+    kl_attempt_obj unsure[2];
+    kl_published_fn fn;
+    void *ctx;
+} progress;
+
+static void done_upto(progress *p, size_t to, const kl_object_meta *m)
+{
+    p->in = to;
+    if (m) p->fn(KL_OBJECT_PUBLISHED, m, p->ctx);
+}
+
+/* Before any request that may publish m: from then on a listing may show
+ * it before its report (klstore.h kl_publish_event). */
+static void announce(progress *p, const kl_object_meta *m) { p->fn(KL_OBJECT_ENCODED, m, p->ctx); }
+
+/* m will not be published: another writer's object took its slot. */
+static void dropped(progress *p, const kl_object_meta *m) { p->fn(KL_OBJECT_DROPPED, m, p->ctx); }
+
+static void maybe_in(progress *p, size_t from, size_t n, const encode_pos *at)
+{
+    if (p->n_unsure < 2)
+        p->unsure[p->n_unsure++] =
+            (kl_attempt_obj){from, n, at->offset, at->prior, at->nonce, at->now};
+}
+
 /* Without fencing (a store that cannot claim, or fencing=off): one PUT,
  * after a LIST that checks nobody wrote at or past our next offset (a
  * second writer is then noticed, though a race inside that window is
@@ -144,7 +175,7 @@ static kl_status put_unfenced(kl_objstore *os, const char *dir, kl_keystate *s,
 static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
                             kl_object_meta *m, int *published, int *sent, encode_pos *at,
-                            kl_error *err)
+                            progress *p, kl_error *err)
 {
     kl_buf body;
     if (body_for(ins, n, &body) != 0)
@@ -170,15 +201,19 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
                            "key's next slot %d times in a row",
                            dir, MAX_LOST);
         } else if (fenced) {
+            announce(p, m);
             st = Kl_tail_publish(os, cfg, dir, s, m, body.data, body.len, &done, sent, err);
             /* A slot lost while chasing the tail (s->n_chain: a link
              * taken, two requests) is not a round lost. */
+            if (!st && !done) dropped(p, m);
             if (!st && !done && s->n_chain) lost--;
         } else {
             int raced = 0;
+            announce(p, m);
             st = put_unfenced(os, dir, s, m, &body, &raced, sent, err);
             done = st == KL_OK && !raced;
             if (raced) { /* reload and rerun the nonce filter */
+                dropped(p, m);
                 st = Kl_tail_reload(os, cfg, dir, 0, s, err);
                 if (st == KL_OK && lost >= 2)
                     st = kl_seterr(err, KL_EIO,
@@ -191,30 +226,6 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
     Kl_recycle_put(body.data);
     *published = done;
     return st;
-}
-
-/* What an append has done so far: records [0, in) are in the log (or
- * were dropped as duplicates); unsure[] are the objects right after them
- * that may have landed.  Each published object goes to fn. */
-typedef struct progress {
-    size_t in;
-    size_t n_unsure;
-    kl_attempt_obj unsure[2];
-    kl_published_fn fn;
-    void *ctx;
-} progress;
-
-static void done_upto(progress *p, size_t to, const kl_object_meta *m)
-{
-    p->in = to;
-    if (m) p->fn(m, p->ctx);
-}
-
-static void maybe_in(progress *p, size_t from, size_t n, const encode_pos *at)
-{
-    if (p->n_unsure < 2)
-        p->unsure[p->n_unsure++] =
-            (kl_attempt_obj){from, n, at->offset, at->prior, at->nonce, at->now};
 }
 
 /* The start of a retry: if ins begins with the records of s's failed
@@ -243,9 +254,12 @@ static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced,
         long acc = encode_at(&at, ins + o->from, o->n, &body, &m);
         int in = 0;
         st = acc < 0 ? oom(err) : KL_OK;
-        if (acc > 0)
+        if (acc > 0) {
+            announce(p, &m);
             st = Kl_tail_resume(os, cfg, dir, s, fenced, &m, body.data, body.len, &in, err);
+        }
         Kl_recycle_put(body.data);
+        if (!st && !in && acc > 0) dropped(p, &m);
         if (st || !in) break; /* an object not in: nor are those after it */
         done_upto(p, o->from + o->n, &m);
     }
@@ -316,8 +330,8 @@ static kl_status put_one(kl_objstore *os, const kl_store_config *cfg, int fenced
     kl_object_meta m;
     int published = 0, sent = 0;
     encode_pos at = {0};
-    kl_status st =
-        put_object(os, cfg, fenced, dir, s, ins + from, to - from, &m, &published, &sent, &at, err);
+    kl_status st = put_object(os, cfg, fenced, dir, s, ins + from, to - from, &m, &published, &sent,
+                              &at, p, err);
     if (published || st == KL_OK) /* published (even if a reload after failed), or duplicates */
         done_upto(p, to, published ? &m : NULL);
     else if (sent)
@@ -384,6 +398,7 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
             st = oom(err);
             break;
         }
+        if (acc > 0) announce(p, &cur.m);
         if (acc == 0) { /* all duplicates: nothing to claim */
             slice_free(&cur);
             if ((st = publish_pending(os, s, &pend, &have_pend, p, err))) break;
@@ -435,6 +450,7 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
             }
         }
         if (!won) { /* another writer's slot: the full protocol places it */
+            dropped(p, &cur.m);
             slice_free(&cur);
             st = put_one(os, cfg, fenced, dir, s, ins, from, to, p, err);
             from = to;

@@ -15,9 +15,10 @@
 #define KL_APPEND_H
 #include "keycache.h"
 
-/* Called for each object an append publishes (or finds in, for a retry),
- * in order, under the key's lock. */
-typedef void (*kl_published_fn)(const kl_object_meta *m, void *ctx);
+/* Called for each object an append encodes (KL_OBJECT_ENCODED, before any
+ * request that may publish it) and publishes (or finds in, for a retry:
+ * KL_OBJECT_PUBLISHED), in order, under the key's lock. */
+typedef void (*kl_published_fn)(kl_publish_event ev, const kl_object_meta *m, void *ctx);
 
 /* Appends ins[0, n) (validated) to the key at dir whose state is s, as
  * objects of cuts[0], cuts[1], ... records (n_cuts 0: one object),

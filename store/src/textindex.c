@@ -16,12 +16,13 @@
  *
  * The pending tail holds lines appended through kl_textview_append that no
  * listing shows yet (they sit in a batching writer).  The store writer
- * reports each object it publishes (kl_textview_published): one that
- * directly follows the listed objects is indexed at once (no LIST), and
- * any other leaves the tail exactly when a listing covers it.  Other
- * writers' objects in between therefore never retire our lines, and our
- * lines take their true position in the log as soon as they are
- * published. */
+ * reports each object it encodes and publishes (kl_textview_report): one
+ * published right after the listed objects is indexed at once (no LIST),
+ * any other leaves the tail exactly when a listing covers it, and one a
+ * listing shows before its report is known by its name.  Other writers'
+ * objects in between therefore never retire our lines, our lines take
+ * their true position in the log as soon as they are published, and they
+ * are never shown twice. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,16 +50,92 @@ static int grow(kl_textview *tv, size_t need)
     return 0;
 }
 
-/* Retires listed bytes from the front of the pending tail.  The buffer
- * stays while the key is being written (freeing and regrowing it every
- * flush costs a page fault per 4 KiB); kl_textview_pending_release drops
- * it when a writer is done. */
-static void pending_retire(kl_textview *tv, uint64_t bytes)
+/* ---- our own objects (the `mine` list, textview.h) ---------------------- */
+
+enum { MINE_ENCODED, MINE_PUBLISHED, MINE_LISTED };
+
+static int meta_eq(const kl_object_meta *a, const kl_object_meta *b)
 {
-    size_t drop = bytes < tv->pend_len ? (size_t)bytes : tv->pend_len;
-    if (drop == 0) return;
-    memmove(tv->pend, tv->pend + drop, tv->pend_len - drop);
-    tv->pend_len -= drop;
+    return a->first_offset == b->first_offset && a->last_offset == b->last_offset &&
+           a->min_ts == b->min_ts && a->max_ts == b->max_ts && a->first_nonce == b->first_nonce &&
+           a->next_nonce == b->next_nonce && a->size == b->size && a->prior == b->prior;
+}
+
+/* Index of the entry holding offset, or n (mu held). */
+static size_t find_offset(const kl_textview *tv, uint64_t offset)
+{
+    size_t lo = 0, hi = tv->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (offset < tv->v[mid].m.first_offset)
+            hi = mid;
+        else if (offset > tv->v[mid].m.last_offset)
+            lo = mid + 1;
+        else
+            return mid;
+    }
+    return tv->n;
+}
+
+static size_t mine_find(const kl_textview *tv, const kl_object_meta *m)
+{
+    size_t k = 0;
+    while (k < tv->n_mine && !meta_eq(&tv->mine[k].m, m)) k++;
+    return k;
+}
+
+static void mine_remove(kl_textview *tv, size_t k)
+{
+    memmove(tv->mine + k, tv->mine + k + 1, (tv->n_mine - k - 1) * sizeof *tv->mine);
+    tv->n_mine--;
+}
+
+/* The kl_textview_append call running in this thread, if any: a store
+ * writer reports from the appending thread, inside the call. */
+static _Thread_local struct {
+    const kl_textview *tv;
+    uint64_t no;
+} current;
+
+/* Adds m in offset order; -1 out of memory. */
+static int mine_add(kl_textview *tv, const kl_object_meta *m, int state)
+{
+    if (tv->n_mine == tv->cap_mine) {
+        size_t cap = tv->cap_mine ? tv->cap_mine * 2 : 8;
+        struct kl_tmine *v = realloc(tv->mine, cap * sizeof *v);
+        if (!v) return -1;
+        tv->mine = v;
+        tv->cap_mine = cap;
+    }
+    size_t k = tv->n_mine;
+    while (k > 0 && tv->mine[k - 1].m.first_offset > m->first_offset) k--;
+    memmove(tv->mine + k + 1, tv->mine + k, (tv->n_mine - k) * sizeof *tv->mine);
+    uint64_t call = current.tv == tv ? current.no : 0;
+    tv->mine[k] = (struct kl_tmine){*m, Kl_tv_text_len(m), call, state};
+    tv->n_mine++;
+    return 0;
+}
+
+/* After a listing (mu held): our objects it covers settle, oldest first. */
+static void mine_settle(kl_textview *tv)
+{
+    uint64_t listed = tv->n ? tv->v[tv->n - 1].m.last_offset : 0;
+    size_t k = 0;
+    for (size_t j = 0; j < tv->n_mine; j++) {
+        struct kl_tmine e = tv->mine[j];
+        if (e.m.last_offset <= listed && e.state == MINE_PUBLISHED) {
+            Kl_tv_pend_retire(tv, e.text);
+            continue;
+        }
+        if (e.m.last_offset <= listed && e.state == MINE_ENCODED) {
+            size_t i = find_offset(tv, e.m.first_offset);
+            if (i == tv->n || !meta_eq(&tv->v[i].m, &e.m)) continue; /* not in: its slot lost */
+            Kl_tv_pend_retire(tv, e.text);
+            e.state = MINE_LISTED;
+        }
+        tv->mine[k++] = e;
+    }
+    tv->n_mine = k;
 }
 
 /* Replaces entries [keep, n) by the listing `res` (which starts at entry
@@ -67,7 +144,7 @@ static void pending_retire(kl_textview *tv, uint64_t bytes)
  * Entries beyond the listing's end are kept when they continue it: the
  * log never loses objects at its end, so a listing that ends earlier is
  * only older than what we know -- it was made while the writer reported
- * its newest object (kl_textview_published), whose lines left the pending
+ * its newest object (kl_textview_report), whose lines left the pending
  * tail then and would otherwise vanish until the next listing. */
 static kl_status splice_listing(kl_textview *tv, size_t keep, const kl_object_meta *res,
                                 size_t nres)
@@ -101,15 +178,7 @@ static kl_status splice_listing(kl_textview *tv, size_t keep, const kl_object_me
         start += Kl_tv_text_len(&save[j].m);
     }
     free(save);
-    /* Our published objects that this listing covers leave the tail. */
-    uint64_t listed = tv->n ? tv->v[tv->n - 1].m.last_offset : 0;
-    size_t done = 0;
-    while (done < tv->n_mine && tv->mine[done].last <= listed)
-        pending_retire(tv, tv->mine[done++].text);
-    if (done) { /* (never memmove a NULL buffer, even by 0 bytes: UB) */
-        memmove(tv->mine, tv->mine + done, (tv->n_mine - done) * sizeof *tv->mine);
-        tv->n_mine -= done;
-    }
+    mine_settle(tv);
     tv->committed = start;
     tv->loaded = 1;
     tv->refreshed_ms = kl_mono_ms();
@@ -198,24 +267,11 @@ kl_tloc Kl_tv_locate(kl_textview *tv, uint64_t pos)
 
 int Kl_tv_find_offset(kl_textview *tv, uint64_t offset, kl_tloc *out)
 {
-    int found = 0;
     pthread_mutex_lock(&tv->mu);
-    size_t lo = 0, hi = tv->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const kl_object_meta *m = &tv->v[mid].m;
-        if (offset < m->first_offset) {
-            hi = mid;
-        } else if (offset > m->last_offset) {
-            lo = mid + 1;
-        } else {
-            *out = (kl_tloc){.kind = KL_LOC_OBJECT, .i = mid, .e = tv->v[mid]};
-            found = 1;
-            break;
-        }
-    }
+    size_t i = find_offset(tv, offset);
+    if (i < tv->n) *out = (kl_tloc){.kind = KL_LOC_OBJECT, .i = i, .e = tv->v[i]};
     pthread_mutex_unlock(&tv->mu);
-    return found;
+    return i < tv->n;
 }
 
 size_t Kl_tv_next(kl_textview *tv, size_t i, kl_tentry *out, size_t max)
@@ -227,92 +283,80 @@ size_t Kl_tv_next(kl_textview *tv, size_t i, kl_tentry *out, size_t max)
     return c;
 }
 
-size_t Kl_tv_read_pending(kl_textview *tv, uint64_t pos, uint8_t *buf, size_t len)
+/* The PUBLISHED report of m (k: its entry, or n_mine), mu held. */
+static void published(kl_textview *tv, const kl_object_meta *m, size_t k)
 {
-    size_t c = 0;
-    pthread_mutex_lock(&tv->mu);
-    if (pos >= tv->committed && pos < tv->committed + tv->pend_len) {
-        size_t at = (size_t)(pos - tv->committed);
-        c = tv->pend_len - at < len ? tv->pend_len - at : len;
-        memcpy(buf, tv->pend + at, c);
-    }
-    pthread_mutex_unlock(&tv->mu);
-    return c;
-}
-
-kl_status Kl_tv_pending_add(kl_textview *tv, const kl_insertion *ins, size_t n)
-{
-    size_t add = 0;
-    for (size_t i = 0; i < n; i++) add += ins[i].len + 1;
-    pthread_mutex_lock(&tv->mu);
-    size_t need = tv->pend_len + add;
-    if (need > tv->pend_cap) {
-        size_t cap = tv->pend_cap ? tv->pend_cap : 4096;
-        while (cap < need) cap *= 2;
-        uint8_t *p = realloc(tv->pend, cap);
-        if (!p) {
-            pthread_mutex_unlock(&tv->mu);
-            return KL_ENOMEM;
-        }
-        tv->pend = p;
-        tv->pend_cap = cap;
-    }
-    uint8_t *at = tv->pend + tv->pend_len;
-    for (size_t i = 0; i < n; i++) {
-        if (ins[i].len) memcpy(at, ins[i].data, ins[i].len);
-        at += ins[i].len;
-        *at++ = '\n';
-    }
-    tv->pend_len = need;
-    tv->pend_mtime = kl_now_ms();
-    pthread_mutex_unlock(&tv->mu);
-    return KL_OK;
-}
-
-void Kl_tv_pending_undo(kl_textview *tv, size_t bytes)
-{
-    pthread_mutex_lock(&tv->mu);
-    tv->pend_len -= bytes < tv->pend_len ? bytes : tv->pend_len;
-    pthread_mutex_unlock(&tv->mu);
-}
-
-void kl_textview_published(kl_textview *tv, const kl_object_meta *m)
-{
-    pthread_mutex_lock(&tv->mu);
+    int retired = k < tv->n_mine && tv->mine[k].state == MINE_LISTED;
+    if (k < tv->n_mine) mine_remove(tv, k);
+    /* Reports come in offset order: an earlier object of ours still
+     * ENCODED lost its slot, and one LISTED will not be reported. */
+    size_t j = 0;
+    for (size_t i = 0; i < tv->n_mine; i++)
+        if (tv->mine[i].state == MINE_PUBLISHED || tv->mine[i].m.first_offset > m->first_offset)
+            tv->mine[j++] = tv->mine[i];
+    tv->n_mine = j;
     uint64_t listed = tv->n ? tv->v[tv->n - 1].m.last_offset : 0;
     uint64_t text = Kl_tv_text_len(m);
-    if (m->last_offset <= listed) {
-        pending_retire(tv, text); /* a listing got there first */
-    } else if (tv->loaded && tv->n_mine == 0 && m->first_offset == listed + 1 &&
+    int earlier = tv->n_mine && tv->mine[0].m.first_offset < m->first_offset;
+    if (retired) {
+        /* a listing showed it: its lines left the tail then */
+    } else if (m->last_offset <= listed) {
+        Kl_tv_pend_retire(tv, text); /* a listing got there first */
+    } else if (tv->loaded && !earlier && m->first_offset == listed + 1 &&
                grow(tv, tv->n + 1) == 0) {
         tv->v[tv->n++] = (kl_tentry){.m = *m, .start = tv->committed};
         tv->committed += text;
-        pending_retire(tv, text);
-    } else {
-        if (tv->n_mine == tv->cap_mine) {
-            size_t cap = tv->cap_mine ? tv->cap_mine * 2 : 8;
-            struct kl_tmine *v = realloc(tv->mine, cap * sizeof *v);
-            if (!v) { /* out of memory: better unseen until listed than twice */
-                pending_retire(tv, text);
-                pthread_mutex_unlock(&tv->mu);
-                return;
-            }
-            tv->mine = v;
-            tv->cap_mine = cap;
+        Kl_tv_pend_retire(tv, text);
+    } else if (mine_add(tv, m, MINE_PUBLISHED) != 0) {
+        Kl_tv_pend_retire(tv, text); /* out of memory: better unseen until listed than twice */
+    }
+}
+
+void kl_textview_report(kl_textview *tv, kl_publish_event ev, const kl_object_meta *m)
+{
+    pthread_mutex_lock(&tv->mu);
+    size_t k = mine_find(tv, m);
+    if (ev == KL_OBJECT_ENCODED) {
+        /* Out of memory: a listing ahead of the report may show its lines
+         * twice until the report comes. */
+        if (k == tv->n_mine) (void)mine_add(tv, m, MINE_ENCODED);
+    } else if (ev == KL_OBJECT_DROPPED) {
+        /* Another writer's object took m's slot.  If a listing took that
+         * object (same name: same offsets, sizes and times) for ours, our
+         * lines left the tail too early: the object that really holds them
+         * takes the credit instead of retiring them again. */
+        if (k < tv->n_mine && tv->mine[k].state == MINE_LISTED) {
+            tv->credit += tv->mine[k].text;
+            tv->credit_call = tv->mine[k].call;
         }
-        tv->mine[tv->n_mine++] = (struct kl_tmine){m->last_offset, text};
+        if (k < tv->n_mine) mine_remove(tv, k);
+    } else {
+        published(tv, m, k);
     }
     pthread_mutex_unlock(&tv->mu);
 }
 
-void kl_textview_pending_release(kl_textview *tv)
+kl_status Kl_tv_append_begin(kl_textview *tv, const kl_insertion *ins, size_t n, kl_tcall *call)
 {
     pthread_mutex_lock(&tv->mu);
-    if (tv->pend_len == 0) {
-        free(tv->pend);
-        tv->pend = NULL;
-        tv->pend_cap = 0;
-    }
+    call->no = ++tv->calls;
+    kl_status st = Kl_tv_pend_add(tv, ins, n, &call->start);
+    pthread_mutex_unlock(&tv->mu);
+    if (st == KL_OK) current.tv = tv, current.no = call->no;
+    return st;
+}
+
+void Kl_tv_append_end(kl_textview *tv, const kl_tcall *call, int failed)
+{
+    current.tv = NULL;
+    if (!failed) return;
+    pthread_mutex_lock(&tv->mu);
+    size_t k = 0;
+    for (size_t j = 0; j < tv->n_mine; j++)
+        if (tv->mine[j].call != call->no) tv->mine[k++] = tv->mine[j];
+    tv->n_mine = k;
+    if (tv->credit_call == call->no) tv->credit = 0;
+    Kl_tv_pend_take_back(tv, call->start);
     pthread_mutex_unlock(&tv->mu);
 }
 

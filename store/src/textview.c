@@ -345,17 +345,14 @@ kl_status kl_textview_append(kl_textview *tv, kl_writer *w, const kl_insertion *
      * the writer's order and no listing can show these records before the
      * tail holds them. */
     pthread_mutex_lock(&tv->append_mu);
-    kl_status st = Kl_tv_pending_add(tv, ins, n);
+    kl_tcall call;
+    kl_status st = Kl_tv_append_begin(tv, ins, n, &call);
     if (st) {
         pthread_mutex_unlock(&tv->append_mu);
         return kl_seterr(err, st, "out of memory");
     }
     st = kl_append(w, tv->keyspace, tv->key, ins, n, err);
-    if (st) {
-        size_t bytes = 0;
-        for (size_t i = 0; i < n; i++) bytes += ins[i].len + 1;
-        Kl_tv_pending_undo(tv, bytes);
-    }
+    Kl_tv_append_end(tv, &call, st != KL_OK);
     pthread_mutex_unlock(&tv->append_mu);
     return st;
 }

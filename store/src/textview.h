@@ -41,16 +41,37 @@ struct kl_textview {
     kl_tentry *v;
     size_t n, cap;
     uint64_t committed; /* text bytes of the listed objects */
-    uint8_t *pend;      /* the pending tail, at text position `committed` */
-    size_t pend_len, pend_cap;
+    /* The pending tail (textpending.c), at text position `committed`:
+     * pend_len bytes from pend + pend_head; pend_retired bytes have left
+     * its front so far. */
+    uint8_t *pend;
+    size_t pend_head, pend_len, pend_cap;
+    uint64_t pend_retired;
+    /* Bytes that left the tail for an object a listing mistook for ours
+     * (textindex.c), and the append call that took them. */
+    uint64_t credit, credit_call;
+    uint64_t calls;       /* kl_textview_append calls so far */
     int64_t pend_mtime;   /* wall ms of the newest local append */
     int64_t refreshed_ms; /* monotonic ms of the last listing */
     int loaded;
-    /* Objects of our own lines reported published beyond the listed ones,
-     * oldest first: the tail shrinks by their text once a listing covers
-     * them, so other writers' objects in between never retire our lines. */
+    /* Objects of our own lines the writer reported (klstore.h
+     * kl_publish_event) that no listing has settled, in offset order:
+     *  - ENCODED: sent or about to be; a listing may show it before its
+     *    PUBLISHED report, and then retires its lines (LISTED); a listing
+     *    that covers its offsets with another object drops it (its slot
+     *    went to another writer, or its request failed);
+     *  - PUBLISHED: beyond the listed objects (others' objects may lie in
+     *    between): its lines leave the tail once a listing covers it;
+     *  - LISTED: its lines retired by a listing, its report still to come.
+     * So other writers' objects never retire our lines, and a listing that
+     * gets ahead of the writer's report never shows them twice.  A writer
+     * that reports in the appending thread (a store writer) tags entries
+     * with the kl_textview_append call, whose failure drops them. */
     struct kl_tmine {
-        uint64_t last, text;
+        kl_object_meta m;
+        uint64_t text;
+        uint64_t call; /* 0: reported from another thread */
+        int state;     /* MINE_* (textindex.c) */
     } * mine;
     size_t n_mine, cap_mine;
     /* Where recent reads stopped, so that a sequential read continues
@@ -80,9 +101,26 @@ kl_tloc Kl_tv_locate(kl_textview *tv, uint64_t pos);
 int Kl_tv_find_offset(kl_textview *tv, uint64_t offset, kl_tloc *out);
 /* Up to max entries after entry i (for readahead); returns the count. */
 size_t Kl_tv_next(kl_textview *tv, size_t i, kl_tentry *out, size_t max);
-/* Copies pending bytes at text position pos; returns the count. */
+
+/* textpending.c.  Copies pending bytes at text position pos; returns the
+ * count (takes mu). */
 size_t Kl_tv_read_pending(kl_textview *tv, uint64_t pos, uint8_t *buf, size_t len);
-/* Extends / shortens the pending tail (append_mu held). */
-kl_status Kl_tv_pending_add(kl_textview *tv, const kl_insertion *ins, size_t n);
-void Kl_tv_pending_undo(kl_textview *tv, size_t bytes);
+/* mu held: retires bytes from the tail's front (less any credit); adds
+ * lines at the end (*start: where they begin, counted from the tail's
+ * creation); takes back what is left of the lines added from start on,
+ * which must still be the tail's end. */
+void Kl_tv_pend_retire(kl_textview *tv, uint64_t bytes);
+kl_status Kl_tv_pend_add(kl_textview *tv, const kl_insertion *ins, size_t n, uint64_t *start);
+void Kl_tv_pend_take_back(kl_textview *tv, uint64_t start);
+
+/* textindex.c.  An append through the view, append_mu held: begin adds
+ * the lines to the tail and tags the writer's reports made in this thread
+ * with the call; end, once the writer answered, forgets a failed call's
+ * objects and takes back what is left of its lines (some may have left the
+ * tail already, for objects of theirs that are in). */
+typedef struct kl_tcall {
+    uint64_t no, start;
+} kl_tcall;
+kl_status Kl_tv_append_begin(kl_textview *tv, const kl_insertion *ins, size_t n, kl_tcall *call);
+void Kl_tv_append_end(kl_textview *tv, const kl_tcall *call, int failed);
 #endif

@@ -266,12 +266,14 @@ typedef struct append_report {
     size_t objects;
 } append_report;
 
-static void on_object(const kl_object_meta *m, void *ctx)
+static void on_object(kl_publish_event ev, const kl_object_meta *m, void *ctx)
 {
     append_report *r = ctx;
-    r->written += m->last_offset - m->first_offset + 1;
-    r->objects++;
-    if (r->sw->observer) r->sw->observer(r->keyspace, r->key, m, r->sw->observer_ctx);
+    if (ev == KL_OBJECT_PUBLISHED) {
+        r->written += m->last_offset - m->first_offset + 1;
+        r->objects++;
+    }
+    if (r->sw->observer) r->sw->observer(r->keyspace, r->key, ev, m, r->sw->observer_ctx);
 }
 
 /* An append as objects of cuts[] records (n_cuts 0: one object). */

@@ -406,9 +406,11 @@ Test(retry, a_claim_behind_anothers_unpublished_one_is_published_after_it)
 /* What the observer (klstorefs' read-your-writes) hears: each object once,
  * even when a retry resumes one object and then fails on the rest. */
 static uint64_t observed;
-static void observe(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
+static void observe(const char *ks, const char *key, kl_publish_event ev, const kl_object_meta *m,
+                    void *ctx)
 {
     (void)ks, (void)key, (void)ctx;
+    if (ev != KL_OBJECT_PUBLISHED) return;
     observed += m->last_offset - m->first_offset + 1;
 }
 

@@ -194,11 +194,12 @@ Test(textview, the_end_grows_with_other_writers_appends)
 }
 
 /* The observer routes published objects to the view, as klstorefs does. */
-static void on_published(const char *ks, const char *key, const kl_object_meta *m, void *ctx)
+static void on_published(const char *ks, const char *key, kl_publish_event ev,
+                         const kl_object_meta *m, void *ctx)
 {
     (void)ks;
     (void)key;
-    kl_textview_published(ctx, m);
+    kl_textview_report(ctx, ev, m);
 }
 
 Test(textview, appended_lines_read_at_once_and_take_their_place_without_a_list)
@@ -253,6 +254,64 @@ Test(textview, appended_lines_read_at_once_and_take_their_place_without_a_list)
     kl_writer_destroy(bw);
     kl_writer_destroy(sw);
     kl_textview_close(tv);
+}
+
+/* The pending tail under a steady stream: objects are published (and
+ * leave the tail's front) while lines of every length up to 3000 bytes keep
+ * joining its end, so the tail slides down and grows many times.  After
+ * every burst the whole text is exactly the lines appended so far. */
+Test(textview, the_pending_tail_stays_exact_while_objects_leave_its_front)
+{
+    kl_error err = {0};
+    kl_writer *sw, *bw;
+    kl_textview *tv = open_view("k");
+    kl_batch_config bc;
+    kl_batch_config_init(&bc);
+    bc.batch_flush_interval_millis = 3600000;
+    bc.batch_flush_size_threshold = 20000; /* objects publish as we go */
+    bc.batch_check_interval_millis = 1;
+    cr_assert_eq(kl_store_writer_new(T.os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
+    cr_assert_eq(kl_batch_writer_new(sw, &bc, &bw, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+
+    kl_buf want = {0};
+    static char line[3001];
+    uint64_t x = 88172645463325252ULL; /* xorshift: lengths of every size */
+    size_t published_mid_stream = 0;
+    for (int burst = 0; burst < 40; burst++) {
+        for (int i = 0; i < 9; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t len = (size_t)(x % 3001);
+            for (size_t j = 0; j < len; j++) line[j] = (char)('a' + (burst + i + (int)j) % 26);
+            kl_insertion ins = {.data = line, .len = len};
+            cr_assert_eq(kl_textview_append(tv, bw, &ins, 1, &err), KL_OK, "%s", err.msg);
+            cr_assert_eq(Kl_buf_append(&want, line, len), 0);
+            cr_assert_eq(Kl_buf_append(&want, "\n", 1), 0);
+        }
+        if (burst % 2) usleep(2000); /* let the writer thread publish */
+        size_t len;
+        char *t = read_text(tv, 4096, &len);
+        cr_assert_eq(len, want.len, "burst %d: %zu bytes, want %zu", burst, len, want.len);
+        cr_assert_eq(memcmp(t, want.data, len), 0, "burst %d: the text differs", burst);
+        free(t);
+        kl_textview_info info;
+        kl_textview_stat(tv, &info);
+        if (info.pending > 0 && info.pending < want.len) published_mid_stream++;
+    }
+    cr_assert_gt(published_mid_stream, 0, "objects never left the tail's front mid-stream");
+    cr_assert_eq(kl_flush_key(bw, "ks", "k", &err), KL_OK, "%s", err.msg);
+    kl_writer_destroy(bw);
+    kl_writer_destroy(sw);
+    kl_textview_close(tv);
+    kl_textview *fresh = open_view("k"); /* what the store holds, no tail */
+    size_t len;
+    char *t = read_text(fresh, 65536, &len);
+    cr_assert_eq(len, want.len);
+    cr_assert_eq(memcmp(t, want.data, len), 0, "the store holds every line once");
+    free(t);
+    kl_textview_close(fresh);
+    Kl_buf_free(&want);
 }
 
 Test(textview, a_failed_append_shows_nothing)
@@ -438,6 +497,277 @@ Test(textview, an_object_with_records_beyond_its_name_is_an_error)
     kl_textview_close(tv);
 }
 
+/* A listing made after the writer published an object but before it
+ * reported it (the report follows the request's answer) shows each line
+ * once: the writer reported the object ENCODED before sending it, so the
+ * view knows it as its own.  The publish below reads the view in that
+ * window, every time. */
+static kl_textview *ahead_tv;
+static const char *ahead_want; /* what a read in the window shows (NULL: below) */
+static int ahead_reads;
+static kl_status ahead_publish(kl_objstore *os, const char *c, const char *o, const char *t,
+                               const void *d, size_t l, kl_error *e)
+{
+    kl_status st = kl_os_publish(((kl_wrap *)os)->inner, c, o, t, d, l, e);
+    if (st == KL_OK && ahead_tv) {
+        kl_error err = {0};
+        cr_assert_eq(kl_textview_refresh(ahead_tv, 0, &err), KL_OK, "%s", err.msg);
+        size_t len;
+        char *text = read_text(ahead_tv, 3, &len);
+        const char *want = ahead_want ? ahead_want : ahead_reads ? "x\ny\nz\n" : "x\ny\n";
+        cr_assert_str_eq(text, want, "a line shown twice");
+        free(text);
+        ahead_reads++;
+    }
+    return st;
+}
+
+Test(textview, a_listing_ahead_of_the_writers_report_shows_each_line_once)
+{
+    if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
+    kl_objstore *os = kl_wrap_new(T.os);
+    kl_objstore_ops ops = *os->ops;
+    ops.publish = ahead_publish;
+    os->ops = &ops;
+    kl_error err = {0};
+    kl_writer *sw;
+    cr_assert_eq(kl_store_writer_new(os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    kl_textview *tv = open_view("k");
+    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
+    ahead_tv = tv;
+    kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "%s", err.msg);
+    ins[0] = kt_rec("z");
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 1, &err), KL_OK, "%s", err.msg);
+    ahead_tv = NULL;
+    cr_assert_eq(ahead_reads, 2, "the view was read between publish and report");
+    size_t len;
+    char *text = read_text(tv, 64, &len);
+    cr_assert_str_eq(text, "x\ny\nz\n");
+    free(text);
+    kl_textview_info info;
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.pending, 0);
+    kl_writer_destroy(sw);
+    kl_textview_close(tv);
+    kl_os_destroy(os);
+}
+
+/* Our first claim loses its slot to another writer, whose object a
+ * listing then shows where ours was encoded: that object is not ours and
+ * retires none of our lines, which stay at the end until ours is in. */
+static int ahead_claims;
+static kl_status ahead_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
+                             char **t, kl_error *e)
+{
+    if (strstr(c, "ks/k/claim_") && ahead_claims++ == 0) { /* (not the fencing probe) */
+        const char *w[] = {"w1", "w2", "w3"};              /* covers our object's offsets */
+        put_lines(W, "k", w, 3, 50, 0);                    /* takes the slot first */
+        kl_error err = {0};
+        cr_assert_eq(kl_textview_refresh(ahead_tv, 0, &err), KL_OK, "%s", err.msg);
+        size_t len;
+        char *text = read_text(ahead_tv, 3, &len);
+        cr_assert_str_eq(text, "w1\nw2\nw3\nx\ny\n", "the other writer's object retired our lines");
+        free(text);
+    }
+    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
+}
+
+Test(textview, an_object_that_lost_its_slot_retires_no_line)
+{
+    if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
+    kl_objstore *os = kl_wrap_new(T.os);
+    kl_objstore_ops ops = *os->ops;
+    ops.claim = ahead_claim;
+    ops.publish = ahead_publish;
+    os->ops = &ops;
+    kl_error err = {0};
+    kl_writer *sw;
+    cr_assert_eq(kl_store_writer_new(os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    kl_textview *tv = open_view("k");
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
+    ahead_tv = tv;
+    ahead_want = "w1\nw2\nw3\nx\ny\n";
+    kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "%s", err.msg);
+    ahead_tv = NULL;
+    cr_assert_geq(ahead_claims, 2, "the first claim lost its slot");
+    size_t len;
+    char *text = read_text(tv, 64, &len);
+    cr_assert_str_eq(text, "w1\nw2\nw3\nx\ny\n");
+    free(text);
+    kl_writer_destroy(sw);
+    kl_textview_close(tv);
+    kl_os_destroy(os);
+}
+
+/* A publish that lands but answers with an error, through a store writer
+ * (which reports from the appending thread).  The failed append takes its
+ * lines back and forgets its objects, whatever a listing saw meanwhile:
+ * retried, its lines show once; followed by another append, no later line
+ * is cut. */
+static int landed_fail_once, landed_read_once;
+static const char *landed_want;
+static kl_status landed_publish(kl_objstore *os, const char *c, const char *o, const char *t,
+                                const void *d, size_t l, kl_error *e)
+{
+    kl_status st = kl_os_publish(((kl_wrap *)os)->inner, c, o, t, d, l, e);
+    if (st == KL_OK && landed_fail_once) {
+        landed_fail_once = 0;
+        return kl_seterr(e, KL_EIO, "the answer was lost");
+    }
+    return st;
+}
+static kl_status landed_claim(kl_objstore *os, const char *c, const char *o, const void *d,
+                              size_t l, char **t, kl_error *e)
+{
+    if (landed_read_once && strstr(c, "ks/k/claim_")) {
+        landed_read_once = 0;
+        kl_error err = {0};
+        cr_assert_eq(kl_textview_refresh(ahead_tv, 0, &err), KL_OK, "%s", err.msg);
+        size_t len;
+        char *text = read_text(ahead_tv, 3, &len);
+        cr_assert_str_eq(text, landed_want, "lines lost or cut");
+        free(text);
+    }
+    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
+}
+
+static kl_writer *landed_writer(kl_objstore **os, kl_objstore_ops *ops, kl_textview *tv)
+{
+    *os = kl_wrap_new(T.os);
+    *ops = *(*os)->ops;
+    ops->publish = landed_publish;
+    ops->claim = landed_claim;
+    (*os)->ops = ops;
+    kl_error err = {0};
+    kl_writer *sw;
+    cr_assert_eq(kl_store_writer_new(*os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
+    ahead_tv = tv;
+    return sw;
+}
+
+Test(textview, a_retried_append_whose_failed_publish_landed_shows_each_line_once)
+{
+    if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
+    kl_objstore *os;
+    kl_objstore_ops ops;
+    kl_textview *tv = open_view("k");
+    kl_writer *sw = landed_writer(&os, &ops, tv);
+    kl_error err = {0};
+    kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
+    landed_fail_once = 1;
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_EIO);
+    size_t len;
+    char *text = read_text(tv, 64, &len); /* a listing: the lines landed */
+    cr_assert_str_eq(text, "x\ny\n");
+    free(text);
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "%s", err.msg); /* the retry */
+    text = read_text(tv, 64, &len);
+    cr_assert_str_eq(text, "x\ny\n", "lines shown twice");
+    free(text);
+    kl_textview_info info;
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.pending, 0);
+    kl_writer_destroy(sw);
+    kl_textview_close(tv);
+    kl_os_destroy(os);
+}
+
+Test(textview, a_failed_append_whose_publish_landed_cuts_no_later_line)
+{
+    if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
+    kl_objstore *os;
+    kl_objstore_ops ops;
+    kl_textview *tv = open_view("k");
+    kl_writer *sw = landed_writer(&os, &ops, tv);
+    kl_error err = {0};
+    kl_insertion ins[3] = {kt_rec("x"), kt_rec("y")};
+    landed_fail_once = 1;
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_EIO);
+    ins[0] = kt_rec("z1"), ins[1] = kt_rec("z2"), ins[2] = kt_rec("z3");
+    landed_read_once = 1; /* a reader lists while z's claim is made */
+    landed_want = "x\ny\nz1\nz2\nz3\n";
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 3, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(landed_read_once, 0);
+    size_t len;
+    char *text = read_text(tv, 64, &len);
+    cr_assert_str_eq(text, "x\ny\nz1\nz2\nz3\n");
+    free(text);
+    kl_writer_destroy(sw);
+    kl_textview_close(tv);
+    kl_os_destroy(os);
+}
+
+/* Another writer takes our slot with an object of our object's very name
+ * (same offsets, timestamps and sizes, no nonces): a listing made then
+ * takes it for ours, and our lines leave the tail early.  Once the writer
+ * reports ours DROPPED and publishes it at the next slot, every line shows
+ * once, and a line appended meanwhile stays (in between, ours were
+ * briefly absent -- never twice, never cut). */
+static int twin_claims;
+static kl_writer *twin_bw;
+static kl_status twin_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
+                            char **t, kl_error *e)
+{
+    if (strstr(c, "ks/k/claim_") && twin_claims++ == 0) {
+        const char *w[] = {"a", "b"};
+        put_lines(W, "k", w, 2, 50, 0); /* the sizes and timestamps of ours */
+        kl_error err = {0};
+        cr_assert_eq(kl_textview_refresh(ahead_tv, 0, &err), KL_OK, "%s", err.msg);
+        size_t len;
+        char *text = read_text(ahead_tv, 3, &len);
+        cr_assert_str_eq(text, "a\nb\n", "the twin was not taken for ours: the test is void");
+        free(text);
+        kl_insertion z = kt_rec("z"); /* queued behind ours, still pending */
+        cr_assert_eq(kl_textview_append(ahead_tv, twin_bw, &z, 1, &err), KL_OK, "%s", err.msg);
+    }
+    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
+}
+
+Test(textview, a_twin_of_our_object_from_another_writer_leaves_every_line_once)
+{
+    if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
+    kl_objstore *os = kl_wrap_new(T.os);
+    kl_objstore_ops ops = *os->ops;
+    ops.claim = twin_claim;
+    os->ops = &ops;
+    kl_error err = {0};
+    kl_writer *sw;
+    cr_assert_eq(kl_store_writer_new(os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    kl_batch_config bc;
+    kl_batch_config_init(&bc);
+    bc.batch_flush_interval_millis = 3600000; /* only explicit flushes */
+    cr_assert_eq(kl_batch_writer_new(sw, &bc, &twin_bw, &err), KL_OK, "%s", err.msg);
+    kl_textview *tv = open_view("k");
+    ahead_tv = tv;
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
+    kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
+    for (int i = 0; i < 2; i++) ins[i].has_timestamp = 1, ins[i].timestamp = 50 + i;
+    cr_assert_eq(kl_textview_append(tv, twin_bw, ins, 2, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_flush_key(twin_bw, "ks", "k", &err), KL_OK, "%s", err.msg);
+    cr_assert_geq(twin_claims, 2);
+    size_t len;
+    char *text = read_text(tv, 64, &len);
+    cr_assert_str_eq(text, "a\nb\nx\ny\nz\n", "a line lost or shown twice");
+    free(text);
+    cr_assert_eq(kl_flush_key(twin_bw, "ks", "k", &err), KL_OK, "%s", err.msg);
+    text = read_text(tv, 64, &len);
+    cr_assert_str_eq(text, "a\nb\nx\ny\nz\n");
+    free(text);
+    kl_textview_info info;
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.pending, 0);
+    kl_writer_destroy(twin_bw);
+    kl_writer_destroy(sw);
+    kl_textview_close(tv);
+    kl_os_destroy(os);
+}
+
 /* A listing that is older than the writer's report of its newest object
  * (the LIST started before that object's PUT finished) must not make the
  * object's lines vanish: the view keeps what continues the listing. */
@@ -478,7 +808,7 @@ Test(textview, a_listing_older_than_a_published_object_loses_no_line)
     char suffix[256];
     cr_assert_gt(kl_object_name_format(&v[1], suffix, sizeof suffix), 0);
     snprintf(lag_hide, sizeof lag_hide, "%sks/k/%s", T.prefix, suffix);
-    kl_textview_published(tv, &v[1]); /* the writer's report comes first */
+    kl_textview_report(tv, KL_OBJECT_PUBLISHED, &v[1]); /* the writer's report comes first */
     cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg); /* the old LIST */
     kl_textview_info info;
     kl_textview_stat(tv, &info);
