@@ -269,9 +269,10 @@ int Kl_tv_find_offset(kl_textview *tv, uint64_t offset, kl_tloc *out)
 {
     pthread_mutex_lock(&tv->mu);
     size_t i = find_offset(tv, offset);
-    if (i < tv->n) *out = (kl_tloc){.kind = KL_LOC_OBJECT, .i = i, .e = tv->v[i]};
+    int found = i < tv->n;
+    if (found) *out = (kl_tloc){.kind = KL_LOC_OBJECT, .i = i, .e = tv->v[i]};
     pthread_mutex_unlock(&tv->mu);
-    return i < tv->n;
+    return found;
 }
 
 size_t Kl_tv_next(kl_textview *tv, size_t i, kl_tentry *out, size_t max)
