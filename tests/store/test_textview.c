@@ -497,26 +497,77 @@ Test(textview, an_object_with_records_beyond_its_name_is_an_error)
     kl_textview_close(tv);
 }
 
+/* ---- a view's own lines while listings race the writer's reports ----------
+ *
+ * Each test below runs a store writer on a wrapper of the store whose
+ * claim or publish reads the view (through a listing) at the moment the
+ * race can happen, and compares the whole text there and at the end. */
+
+typedef kl_status (*claim_op)(kl_objstore *, const char *, const char *, const void *, size_t,
+                              char **, kl_error *);
+typedef kl_status (*publish_op)(kl_objstore *, const char *, const char *, const char *,
+                                const void *, size_t, kl_error *);
+
+static kl_textview *hook_tv; /* the view the hooks read */
+
+/* The whole text of tv, freshly listed, is `want`. */
+static void text_is(kl_textview *tv, const char *want, const char *why)
+{
+    kl_error err = {0};
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+    size_t len;
+    char *text = read_text(tv, 3, &len);
+    cr_assert_str_eq(text, want, "%s", why);
+    free(text);
+}
+
+/* A store writer observed by the view, on a wrapper of T.os whose claim
+ * and publish (unless NULL) are the test's. */
+static kl_writer *hooked_writer(kl_objstore **os, kl_objstore_ops *ops, claim_op claim,
+                                publish_op publish, kl_textview *tv)
+{
+    *os = kl_wrap_new(T.os);
+    *ops = *(*os)->ops;
+    if (claim) ops->claim = claim;
+    if (publish) ops->publish = publish;
+    (*os)->ops = ops;
+    kl_error err = {0};
+    kl_writer *sw;
+    cr_assert_eq(kl_store_writer_new(*os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
+    hook_tv = tv;
+    return sw;
+}
+
+static void hooked_done(kl_writer *w, kl_textview *tv, kl_objstore *os)
+{
+    kl_textview_info info;
+    kl_textview_stat(tv, &info);
+    cr_assert_eq(info.pending, 0);
+    hook_tv = NULL;
+    kl_writer_destroy(w);
+    kl_textview_close(tv);
+    kl_os_destroy(os);
+}
+
+/* Our claims of key k's slots (not the writer's fencing probe). */
+static int our_claim(const char *claim) { return strstr(claim, "ks/k/claim_") != NULL; }
+
 /* A listing made after the writer published an object but before it
  * reported it (the report follows the request's answer) shows each line
  * once: the writer reported the object ENCODED before sending it, so the
  * view knows it as its own.  The publish below reads the view in that
  * window, every time. */
-static kl_textview *ahead_tv;
 static const char *ahead_want; /* what a read in the window shows (NULL: below) */
 static int ahead_reads;
 static kl_status ahead_publish(kl_objstore *os, const char *c, const char *o, const char *t,
                                const void *d, size_t l, kl_error *e)
 {
     kl_status st = kl_os_publish(((kl_wrap *)os)->inner, c, o, t, d, l, e);
-    if (st == KL_OK && ahead_tv) {
-        kl_error err = {0};
-        cr_assert_eq(kl_textview_refresh(ahead_tv, 0, &err), KL_OK, "%s", err.msg);
-        size_t len;
-        char *text = read_text(ahead_tv, 3, &len);
+    if (st == KL_OK && hook_tv) {
         const char *want = ahead_want ? ahead_want : ahead_reads ? "x\ny\nz\n" : "x\ny\n";
-        cr_assert_str_eq(text, want, "a line shown twice");
-        free(text);
+        text_is(hook_tv, want, "a line shown twice");
         ahead_reads++;
     }
     return st;
@@ -525,50 +576,31 @@ static kl_status ahead_publish(kl_objstore *os, const char *c, const char *o, co
 Test(textview, a_listing_ahead_of_the_writers_report_shows_each_line_once)
 {
     if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
-    kl_objstore *os = kl_wrap_new(T.os);
-    kl_objstore_ops ops = *os->ops;
-    ops.publish = ahead_publish;
-    os->ops = &ops;
-    kl_error err = {0};
-    kl_writer *sw;
-    cr_assert_eq(kl_store_writer_new(os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    kl_objstore *os;
+    kl_objstore_ops ops;
     kl_textview *tv = open_view("k");
-    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
-    ahead_tv = tv;
+    kl_writer *sw = hooked_writer(&os, &ops, NULL, ahead_publish, tv);
+    kl_error err = {0};
     kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
     cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "%s", err.msg);
     ins[0] = kt_rec("z");
     cr_assert_eq(kl_textview_append(tv, sw, ins, 1, &err), KL_OK, "%s", err.msg);
-    ahead_tv = NULL;
     cr_assert_eq(ahead_reads, 2, "the view was read between publish and report");
-    size_t len;
-    char *text = read_text(tv, 64, &len);
-    cr_assert_str_eq(text, "x\ny\nz\n");
-    free(text);
-    kl_textview_info info;
-    kl_textview_stat(tv, &info);
-    cr_assert_eq(info.pending, 0);
-    kl_writer_destroy(sw);
-    kl_textview_close(tv);
-    kl_os_destroy(os);
+    text_is(tv, "x\ny\nz\n", "");
+    hooked_done(sw, tv, os);
 }
 
 /* Our first claim loses its slot to another writer, whose object a
  * listing then shows where ours was encoded: that object is not ours and
  * retires none of our lines, which stay at the end until ours is in. */
-static int ahead_claims;
-static kl_status ahead_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
-                             char **t, kl_error *e)
+static int lost_claims;
+static kl_status lost_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
+                            char **t, kl_error *e)
 {
-    if (strstr(c, "ks/k/claim_") && ahead_claims++ == 0) { /* (not the fencing probe) */
-        const char *w[] = {"w1", "w2", "w3"};              /* covers our object's offsets */
-        put_lines(W, "k", w, 3, 50, 0);                    /* takes the slot first */
-        kl_error err = {0};
-        cr_assert_eq(kl_textview_refresh(ahead_tv, 0, &err), KL_OK, "%s", err.msg);
-        size_t len;
-        char *text = read_text(ahead_tv, 3, &len);
-        cr_assert_str_eq(text, "w1\nw2\nw3\nx\ny\n", "the other writer's object retired our lines");
-        free(text);
+    if (our_claim(c) && lost_claims++ == 0) {
+        const char *w[] = {"w1", "w2", "w3"}; /* covers our object's offsets */
+        put_lines(W, "k", w, 3, 50, 0);       /* takes the slot first */
+        text_is(hook_tv, "w1\nw2\nw3\nx\ny\n", "the other writer's object retired our lines");
     }
     return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
 }
@@ -576,30 +608,17 @@ static kl_status ahead_claim(kl_objstore *os, const char *c, const char *o, cons
 Test(textview, an_object_that_lost_its_slot_retires_no_line)
 {
     if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
-    kl_objstore *os = kl_wrap_new(T.os);
-    kl_objstore_ops ops = *os->ops;
-    ops.claim = ahead_claim;
-    ops.publish = ahead_publish;
-    os->ops = &ops;
-    kl_error err = {0};
-    kl_writer *sw;
-    cr_assert_eq(kl_store_writer_new(os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    kl_objstore *os;
+    kl_objstore_ops ops;
     kl_textview *tv = open_view("k");
-    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
-    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
-    ahead_tv = tv;
+    kl_writer *sw = hooked_writer(&os, &ops, lost_claim, ahead_publish, tv);
     ahead_want = "w1\nw2\nw3\nx\ny\n";
+    kl_error err = {0};
     kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
     cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "%s", err.msg);
-    ahead_tv = NULL;
-    cr_assert_geq(ahead_claims, 2, "the first claim lost its slot");
-    size_t len;
-    char *text = read_text(tv, 64, &len);
-    cr_assert_str_eq(text, "w1\nw2\nw3\nx\ny\n");
-    free(text);
-    kl_writer_destroy(sw);
-    kl_textview_close(tv);
-    kl_os_destroy(os);
+    cr_assert_geq(lost_claims, 2, "the first claim lost its slot");
+    text_is(tv, "w1\nw2\nw3\nx\ny\n", "");
+    hooked_done(sw, tv, os);
 }
 
 /* A publish that lands but answers with an error, through a store writer
@@ -622,32 +641,11 @@ static kl_status landed_publish(kl_objstore *os, const char *c, const char *o, c
 static kl_status landed_claim(kl_objstore *os, const char *c, const char *o, const void *d,
                               size_t l, char **t, kl_error *e)
 {
-    if (landed_read_once && strstr(c, "ks/k/claim_")) {
+    if (landed_read_once && our_claim(c)) {
         landed_read_once = 0;
-        kl_error err = {0};
-        cr_assert_eq(kl_textview_refresh(ahead_tv, 0, &err), KL_OK, "%s", err.msg);
-        size_t len;
-        char *text = read_text(ahead_tv, 3, &len);
-        cr_assert_str_eq(text, landed_want, "lines lost or cut");
-        free(text);
+        text_is(hook_tv, landed_want, "lines lost or cut");
     }
     return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
-}
-
-static kl_writer *landed_writer(kl_objstore **os, kl_objstore_ops *ops, kl_textview *tv)
-{
-    *os = kl_wrap_new(T.os);
-    *ops = *(*os)->ops;
-    ops->publish = landed_publish;
-    ops->claim = landed_claim;
-    (*os)->ops = ops;
-    kl_error err = {0};
-    kl_writer *sw;
-    cr_assert_eq(kl_store_writer_new(*os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
-    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
-    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
-    ahead_tv = tv;
-    return sw;
 }
 
 Test(textview, a_retried_append_whose_failed_publish_landed_shows_each_line_once)
@@ -656,25 +654,15 @@ Test(textview, a_retried_append_whose_failed_publish_landed_shows_each_line_once
     kl_objstore *os;
     kl_objstore_ops ops;
     kl_textview *tv = open_view("k");
-    kl_writer *sw = landed_writer(&os, &ops, tv);
+    kl_writer *sw = hooked_writer(&os, &ops, landed_claim, landed_publish, tv);
     kl_error err = {0};
     kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
     landed_fail_once = 1;
     cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_EIO);
-    size_t len;
-    char *text = read_text(tv, 64, &len); /* a listing: the lines landed */
-    cr_assert_str_eq(text, "x\ny\n");
-    free(text);
+    text_is(tv, "x\ny\n", "the lines landed");
     cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "%s", err.msg); /* the retry */
-    text = read_text(tv, 64, &len);
-    cr_assert_str_eq(text, "x\ny\n", "lines shown twice");
-    free(text);
-    kl_textview_info info;
-    kl_textview_stat(tv, &info);
-    cr_assert_eq(info.pending, 0);
-    kl_writer_destroy(sw);
-    kl_textview_close(tv);
-    kl_os_destroy(os);
+    text_is(tv, "x\ny\n", "lines shown twice");
+    hooked_done(sw, tv, os);
 }
 
 Test(textview, a_failed_append_whose_publish_landed_cuts_no_later_line)
@@ -683,7 +671,7 @@ Test(textview, a_failed_append_whose_publish_landed_cuts_no_later_line)
     kl_objstore *os;
     kl_objstore_ops ops;
     kl_textview *tv = open_view("k");
-    kl_writer *sw = landed_writer(&os, &ops, tv);
+    kl_writer *sw = hooked_writer(&os, &ops, landed_claim, landed_publish, tv);
     kl_error err = {0};
     kl_insertion ins[3] = {kt_rec("x"), kt_rec("y")};
     landed_fail_once = 1;
@@ -693,13 +681,8 @@ Test(textview, a_failed_append_whose_publish_landed_cuts_no_later_line)
     landed_want = "x\ny\nz1\nz2\nz3\n";
     cr_assert_eq(kl_textview_append(tv, sw, ins, 3, &err), KL_OK, "%s", err.msg);
     cr_assert_eq(landed_read_once, 0);
-    size_t len;
-    char *text = read_text(tv, 64, &len);
-    cr_assert_str_eq(text, "x\ny\nz1\nz2\nz3\n");
-    free(text);
-    kl_writer_destroy(sw);
-    kl_textview_close(tv);
-    kl_os_destroy(os);
+    text_is(tv, "x\ny\nz1\nz2\nz3\n", "");
+    hooked_done(sw, tv, os);
 }
 
 /* Another writer takes our slot with an object of our object's very name
@@ -713,17 +696,13 @@ static kl_writer *twin_bw;
 static kl_status twin_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
                             char **t, kl_error *e)
 {
-    if (strstr(c, "ks/k/claim_") && twin_claims++ == 0) {
+    if (our_claim(c) && twin_claims++ == 0) {
         const char *w[] = {"a", "b"};
         put_lines(W, "k", w, 2, 50, 0); /* the sizes and timestamps of ours */
-        kl_error err = {0};
-        cr_assert_eq(kl_textview_refresh(ahead_tv, 0, &err), KL_OK, "%s", err.msg);
-        size_t len;
-        char *text = read_text(ahead_tv, 3, &len);
-        cr_assert_str_eq(text, "a\nb\n", "the twin was not taken for ours: the test is void");
-        free(text);
+        text_is(hook_tv, "a\nb\n", "the twin was not taken for ours: the test is void");
         kl_insertion z = kt_rec("z"); /* queued behind ours, still pending */
-        cr_assert_eq(kl_textview_append(ahead_tv, twin_bw, &z, 1, &err), KL_OK, "%s", err.msg);
+        kl_error err = {0};
+        cr_assert_eq(kl_textview_append(hook_tv, twin_bw, &z, 1, &err), KL_OK, "%s", err.msg);
     }
     return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
 }
@@ -731,41 +710,25 @@ static kl_status twin_claim(kl_objstore *os, const char *c, const char *o, const
 Test(textview, a_twin_of_our_object_from_another_writer_leaves_every_line_once)
 {
     if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
-    kl_objstore *os = kl_wrap_new(T.os);
-    kl_objstore_ops ops = *os->ops;
-    ops.claim = twin_claim;
-    os->ops = &ops;
-    kl_error err = {0};
-    kl_writer *sw;
-    cr_assert_eq(kl_store_writer_new(os, &T.cfg, &sw, &err), KL_OK, "%s", err.msg);
+    kl_objstore *os;
+    kl_objstore_ops ops;
+    kl_textview *tv = open_view("k");
+    kl_writer *sw = hooked_writer(&os, &ops, twin_claim, NULL, tv);
     kl_batch_config bc;
     kl_batch_config_init(&bc);
     bc.batch_flush_interval_millis = 3600000; /* only explicit flushes */
+    kl_error err = {0};
     cr_assert_eq(kl_batch_writer_new(sw, &bc, &twin_bw, &err), KL_OK, "%s", err.msg);
-    kl_textview *tv = open_view("k");
-    ahead_tv = tv;
-    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
-    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
     kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
     for (int i = 0; i < 2; i++) ins[i].has_timestamp = 1, ins[i].timestamp = 50 + i;
     cr_assert_eq(kl_textview_append(tv, twin_bw, ins, 2, &err), KL_OK, "%s", err.msg);
     cr_assert_eq(kl_flush_key(twin_bw, "ks", "k", &err), KL_OK, "%s", err.msg);
     cr_assert_geq(twin_claims, 2);
-    size_t len;
-    char *text = read_text(tv, 64, &len);
-    cr_assert_str_eq(text, "a\nb\nx\ny\nz\n", "a line lost or shown twice");
-    free(text);
+    text_is(tv, "a\nb\nx\ny\nz\n", "a line lost or shown twice");
     cr_assert_eq(kl_flush_key(twin_bw, "ks", "k", &err), KL_OK, "%s", err.msg);
-    text = read_text(tv, 64, &len);
-    cr_assert_str_eq(text, "a\nb\nx\ny\nz\n");
-    free(text);
-    kl_textview_info info;
-    kl_textview_stat(tv, &info);
-    cr_assert_eq(info.pending, 0);
+    text_is(tv, "a\nb\nx\ny\nz\n", "");
     kl_writer_destroy(twin_bw);
-    kl_writer_destroy(sw);
-    kl_textview_close(tv);
-    kl_os_destroy(os);
+    hooked_done(sw, tv, os);
 }
 
 /* A listing that is older than the writer's report of its newest object
