@@ -591,14 +591,20 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_wr
  *  - KL_OBJECT_PUBLISHED: the object is in the log (reported once);
  *  - KL_OBJECT_DROPPED: the object will not be published: another
  *    writer's object took its slot (one that may even have its name: the
- *    same offsets, sizes and times); its records are encoded again.
+ *    same offsets, sizes and times); its records are encoded again;
+ *  - KL_OBJECT_IN_AGAIN: a call that repeats a failed call (kl_store_writer_new
+ *    "Failed writes, retried") starts with records that call published
+ *    in this object, reported PUBLISHED then: not a new object, but the
+ *    one holding this call's first records (a view that added them again
+ *    takes them back).
  * Lets a front end that shows its own not-yet-listed appends (klstorefs)
  * know exactly which offsets hold them, and recognise them in a listing
  * that gets there before the report. */
 typedef enum kl_publish_event {
     KL_OBJECT_ENCODED,
     KL_OBJECT_PUBLISHED,
-    KL_OBJECT_DROPPED
+    KL_OBJECT_DROPPED,
+    KL_OBJECT_IN_AGAIN
 } kl_publish_event;
 
 /* Called by a store writer for each event above, in the thread of the
@@ -800,7 +806,12 @@ kl_status kl_textview_seek(kl_textview *tv, const kl_start *start, uint64_t *pos
 /* Appends records through w (any writer; usually a batching writer whose
  * store writer is observed, see above) and shows their text at the end of
  * the view at once.  Records should not contain '\n' if the view is to
- * show one line per record.  On failure nothing is shown or kept. */
+ * show one line per record.  On failure the pending tail keeps none of
+ * the call's lines (those the writer had published show once a listing
+ * does).  Through an observed store writer, a retry of a failed call shows
+ * each line once as soon as the writer has looked at the key (its first
+ * request); before that, lines the failed call had put in may show twice.
+ * Records with nonces are shown as appended, duplicates included. */
 kl_status kl_textview_append(kl_textview *tv, kl_writer *w, const kl_insertion *ins, size_t n,
                              kl_error *err);
 /* The writer's report ev on object m, which holds the oldest of this

@@ -117,14 +117,40 @@ typedef struct progress {
     size_t in;
     size_t n_unsure;
     kl_attempt_obj unsure[2];
+    kl_object_meta in_objs[KL_ATTEMPT_IN_MAX]; /* the objects holding [0, in) */
+    size_t n_in_objs;
+    int in_objs_lost; /* more than that */
     kl_published_fn fn;
     void *ctx;
 } progress;
 
+static void note_in(progress *p, const kl_object_meta *m)
+{
+    if (p->n_in_objs < KL_ATTEMPT_IN_MAX)
+        p->in_objs[p->n_in_objs++] = *m;
+    else
+        p->in_objs_lost = 1;
+}
+
 static void done_upto(progress *p, size_t to, const kl_object_meta *m)
 {
     p->in = to;
-    if (m) p->fn(KL_OBJECT_PUBLISHED, m, p->ctx);
+    if (m) {
+        note_in(p, m);
+        p->fn(KL_OBJECT_PUBLISHED, m, p->ctx);
+    }
+}
+
+/* The failed call's objects that hold the records this call repeats were
+ * reported then; they are named again for those who hold this call's
+ * records, not that call's (klstore.h KL_OBJECT_IN_AGAIN). */
+static void in_again(progress *p, const kl_attempt *a)
+{
+    for (size_t i = 0; i < a->n_in_objs && !a->in_objs_lost; i++) {
+        note_in(p, &a->in_objs[i]);
+        p->fn(KL_OBJECT_IN_AGAIN, &a->in_objs[i], p->ctx);
+    }
+    p->in_objs_lost |= a->in_objs_lost;
 }
 
 /* Before any request that may publish m: from then on a listing may show
@@ -244,6 +270,7 @@ static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced,
         return KL_OK;
     }
     p->in = a->n_in;
+    in_again(p, a);
     kl_status st = KL_OK;
     for (size_t j = 0; j < a->n_objs && !st && a->obj[j].from == p->in; j++) {
         const kl_attempt_obj *o = &a->obj[j];
@@ -477,6 +504,13 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
 
 /* Marks s stale after a failed append, with an attempt when some of
  * ins[0, n) may be in (p). */
+static void keep_in_objs(kl_attempt *a, const progress *p)
+{
+    memcpy(a->in_objs, p->in_objs, sizeof a->in_objs);
+    a->n_in_objs = p->n_in_objs;
+    a->in_objs_lost = p->in_objs_lost;
+}
+
 static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, const progress *p)
 {
     Kl_keystate_mark_stale(s);
@@ -485,6 +519,7 @@ static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, const prog
     if (a) {
         *a = (kl_attempt){.n = n, .n_in = p->in, .n_objs = p->n_unsure};
         memcpy(a->obj, p->unsure, sizeof a->obj);
+        keep_in_objs(a, p);
     }
     if (!a || digest(ins, n, a->digest) != 0) {
         free(a);
@@ -513,6 +548,7 @@ kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fen
                 if (a->obj[j].from >= p.in) a->obj[k++] = a->obj[j];
             a->n_objs = k;
             if (p.in > a->n_in) a->n_in = p.in;
+            keep_in_objs(a, &p);
             Kl_keystate_mark_stale(s);
             s->attempt = a;
             return st;

@@ -41,9 +41,16 @@ typedef struct kl_attempt_obj {
  * same records to encode those objects again, byte for byte, and find out
  * whether they are in (append.c, Kl_tail_resume).  A pipelined append
  * (append.h) may leave two: one being published, the next claimed. */
+#define KL_ATTEMPT_IN_MAX 8
+
 typedef struct kl_attempt {
-    size_t n;                 /* insertions of the failed call */
-    size_t n_in;              /* the first n_in of them are known to be in the log */
+    size_t n;    /* insertions of the failed call */
+    size_t n_in; /* the first n_in of them are known to be in the log */
+    /* The objects holding them, as reported PUBLISHED (a retry reports
+     * them IN_AGAIN, klstore.h); none when there were more. */
+    kl_object_meta in_objs[KL_ATTEMPT_IN_MAX];
+    size_t n_in_objs;
+    int in_objs_lost;
     size_t n_objs;            /* objects right after them that may have landed */
     kl_attempt_obj obj[2];    /*   in order */
     unsigned char digest[32]; /* SHA-256 of the n insertions */

@@ -94,7 +94,7 @@ static void mine_remove(kl_textview *tv, size_t k)
  * writer reports from the appending thread, inside the call. */
 static _Thread_local struct {
     const kl_textview *tv;
-    uint64_t no;
+    uint64_t no, start; /* its number, where its lines begin (kl_tcall) */
 } current;
 
 /* Adds m in offset order; -1 out of memory. */
@@ -116,6 +116,23 @@ static int mine_add(kl_textview *tv, const kl_object_meta *m, int state)
     return 0;
 }
 
+/* Whether the index holds m itself (mu held). */
+static int indexed(const kl_textview *tv, const kl_object_meta *m)
+{
+    size_t i = find_offset(tv, m->first_offset);
+    return i < tv->n && meta_eq(&tv->v[i].m, m);
+}
+
+/* Takes the next `text` bytes of this thread's call out of the tail, or
+ * retires them from its front outside a call (mu held). */
+static void take_out(kl_textview *tv, uint64_t text)
+{
+    if (current.tv == tv)
+        Kl_tv_pend_cut(tv, current.start, text);
+    else
+        Kl_tv_pend_retire(tv, text);
+}
+
 /* After a listing (mu held): our objects it covers settle, oldest first. */
 static void mine_settle(kl_textview *tv)
 {
@@ -128,8 +145,7 @@ static void mine_settle(kl_textview *tv)
             continue;
         }
         if (e.m.last_offset <= listed && e.state == MINE_ENCODED) {
-            size_t i = find_offset(tv, e.m.first_offset);
-            if (i == tv->n || !meta_eq(&tv->v[i].m, &e.m)) continue; /* not in: its slot lost */
+            if (!indexed(tv, &e.m)) continue; /* not in: its slot lost */
             Kl_tv_pend_retire(tv, e.text);
             e.state = MINE_LISTED;
         }
@@ -317,21 +333,33 @@ void kl_textview_report(kl_textview *tv, kl_publish_event ev, const kl_object_me
 {
     pthread_mutex_lock(&tv->mu);
     size_t k = mine_find(tv, m);
-    if (ev == KL_OBJECT_ENCODED) {
+    if (ev == KL_OBJECT_ENCODED && k == tv->n_mine && indexed(tv, m)) {
+        /* A retry encoding again an object a listing already showed (its
+         * failed call took its lines back, this call added them again):
+         * they leave the tail now, its report is absorbed. */
+        take_out(tv, Kl_tv_text_len(m));
+        (void)mine_add(tv, m, MINE_LISTED);
+    } else if (ev == KL_OBJECT_ENCODED && k == tv->n_mine) {
         /* Out of memory: a listing ahead of the report may show its lines
          * twice until the report comes. */
-        if (k == tv->n_mine) (void)mine_add(tv, m, MINE_ENCODED);
+        (void)mine_add(tv, m, MINE_ENCODED);
     } else if (ev == KL_OBJECT_DROPPED) {
         /* Another writer's object took m's slot.  If a listing took that
          * object (same name: same offsets, sizes and times) for ours, our
          * lines left the tail too early: the object that really holds them
-         * takes the credit instead of retiring them again. */
-        if (k < tv->n_mine && tv->mine[k].state == MINE_LISTED) {
+         * takes the credit instead of retiring them again -- unless m held
+         * nonces: then that object holds the same nonces, so our records
+         * are its duplicates and will not be published again. */
+        if (k < tv->n_mine && tv->mine[k].state == MINE_LISTED && m->first_nonce == m->next_nonce) {
             tv->credit += tv->mine[k].text;
             tv->credit_call = tv->mine[k].call;
         }
         if (k < tv->n_mine) mine_remove(tv, k);
-    } else {
+    } else if (ev == KL_OBJECT_IN_AGAIN) {
+        /* Only a call that added the lines again gets this: a batching
+         * writer retries records it kept, not the view's. */
+        if (current.tv == tv) take_out(tv, Kl_tv_text_len(m));
+    } else if (ev == KL_OBJECT_PUBLISHED) {
         published(tv, m, k);
     }
     pthread_mutex_unlock(&tv->mu);
@@ -343,7 +371,7 @@ kl_status Kl_tv_append_begin(kl_textview *tv, const kl_insertion *ins, size_t n,
     call->no = ++tv->calls;
     kl_status st = Kl_tv_pend_add(tv, ins, n, &call->start);
     pthread_mutex_unlock(&tv->mu);
-    if (st == KL_OK) current.tv = tv, current.no = call->no;
+    if (st == KL_OK) current.tv = tv, current.no = call->no, current.start = call->start;
     return st;
 }
 

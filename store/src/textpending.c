@@ -79,6 +79,19 @@ kl_status Kl_tv_pend_add(kl_textview *tv, const kl_insertion *ins, size_t n, uin
     return KL_OK;
 }
 
+void Kl_tv_pend_cut(kl_textview *tv, uint64_t at, uint64_t bytes)
+{
+    if (at < tv->pend_retired) at = tv->pend_retired;
+    uint64_t end = tv->pend_retired + tv->pend_len;
+    if (at >= end) return;
+    size_t from = (size_t)(at - tv->pend_retired);
+    size_t n = bytes < end - at ? (size_t)bytes : (size_t)(end - at);
+    uint8_t *p = tv->pend + tv->pend_head;
+    memmove(p + from, p + from + n, tv->pend_len - from - n);
+    tv->pend_len -= n;
+    if (tv->pend_len == 0) tv->pend_head = 0;
+}
+
 void Kl_tv_pend_take_back(kl_textview *tv, uint64_t start)
 {
     uint64_t keep_to = start > tv->pend_retired ? start : tv->pend_retired;

@@ -112,6 +112,9 @@ size_t Kl_tv_read_pending(kl_textview *tv, uint64_t pos, uint8_t *buf, size_t le
 void Kl_tv_pend_retire(kl_textview *tv, uint64_t bytes);
 kl_status Kl_tv_pend_add(kl_textview *tv, const kl_insertion *ins, size_t n, uint64_t *start);
 void Kl_tv_pend_take_back(kl_textview *tv, uint64_t start);
+/* mu held: removes `bytes` from the tail at `at` (counted as above; at
+ * the front when that is later), for lines found to be in already. */
+void Kl_tv_pend_cut(kl_textview *tv, uint64_t at, uint64_t bytes);
 
 /* textindex.c.  An append through the view, append_mu held: begin adds
  * the lines to the tail and tags the writer's reports made in this thread

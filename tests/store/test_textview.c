@@ -685,6 +685,172 @@ Test(textview, a_failed_append_whose_publish_landed_cuts_no_later_line)
     hooked_done(sw, tv, os);
 }
 
+/* The retry of that failed append while a listing already shows its
+ * object: the retry encodes the object again (ENCODED of a listed object),
+ * and a reader looking while the retry reads the claim sees each line once. */
+static int retry_reads;
+static kl_status retry_claim_target(kl_objstore *os, const char *c, char **o, char **t, kl_error *e)
+{
+    if (landed_read_once && our_claim(c)) {
+        landed_read_once = 0;
+        retry_reads++;
+        size_t len; /* no listing first: what a reader of the file gets */
+        char *text = read_text(hook_tv, 3, &len);
+        cr_assert_str_eq(text, "x\ny\n", "a line shown twice while the retry looks");
+        free(text);
+    }
+    return kl_os_claim_target(((kl_wrap *)os)->inner, c, o, t, e);
+}
+
+Test(textview, a_retry_of_a_landed_append_shows_its_lines_once_while_it_looks)
+{
+    if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
+    kl_objstore *os;
+    kl_objstore_ops ops;
+    kl_textview *tv = open_view("k");
+    kl_writer *sw = hooked_writer(&os, &ops, NULL, landed_publish, tv);
+    ops.claim_target = retry_claim_target;
+    kl_error err = {0};
+    kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
+    landed_fail_once = 1;
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_EIO);
+    text_is(tv, "x\ny\n", "the lines landed");
+    landed_read_once = 1;
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "%s", err.msg); /* the retry */
+    cr_assert_eq(retry_reads, 1, "the retry read no claim: the test is void");
+    text_is(tv, "x\ny\n", "");
+    hooked_done(sw, tv, os);
+}
+
+/* An append whose object is in (reported PUBLISHED) but whose call fails
+ * afterwards (a compaction merged our claim's bytes into the object
+ * before, then reloading the key fails).  The retry finds every record in
+ * and publishes nothing: the writer names the object IN_AGAIN, and the
+ * lines the retry added again leave the tail -- once, and every later line
+ * is whole. */
+static int merged_armed, merged_fail_list;
+static char merged_name[512];
+static kl_status merged_claim(kl_objstore *os, const char *c, const char *o, const void *d,
+                              size_t l, char **t, kl_error *e)
+{
+    kl_objstore *in = ((kl_wrap *)os)->inner;
+    kl_status st = kl_os_claim(in, c, o, d, l, t, e);
+    if (st != KL_OK || !merged_armed || !our_claim(c)) return st;
+    merged_armed = 0;
+    /* One object [1, ours.last] holds the object before and our bytes. */
+    kl_object_meta *v = NULL, mine;
+    size_t n = 0;
+    kl_error err = {0};
+    cr_assert_eq(kl_list_objects(in, &T.cfg, "ks", "k", 0, 0, &v, &n, &err), KL_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(kl_object_name_parse(strrchr(o, '/') + 1, &mine, &err), KL_OK, "%s", err.msg);
+    char suffix[256], name[512];
+    cr_assert_gt(kl_object_name_format(&v[0], suffix, sizeof suffix), 0);
+    snprintf(name, sizeof name, "%sks/k/%s", T.prefix, suffix);
+    uint8_t *prev = NULL;
+    size_t plen = 0;
+    cr_assert_eq(kl_os_get(in, name, 0, v[0].size + 1, &prev, &plen, &err), KL_OK, "%s", err.msg);
+    kl_object_meta mg = v[0];
+    mg.last_offset = mine.last_offset;
+    mg.max_ts = mine.max_ts > v[0].max_ts ? mine.max_ts : v[0].max_ts;
+    mg.min_ts = mine.min_ts < v[0].min_ts ? mine.min_ts : v[0].min_ts;
+    mg.next_nonce = mine.next_nonce;
+    mg.size = plen + l;
+    kl_buf b = {0};
+    cr_assert_eq(Kl_buf_append(&b, prev, plen), 0);
+    cr_assert_eq(Kl_buf_append(&b, d, l), 0);
+    cr_assert_gt(kl_object_name_format(&mg, suffix, sizeof suffix), 0);
+    snprintf(merged_name, sizeof merged_name, "%sks/k/%s", T.prefix, suffix);
+    cr_assert_eq(kl_os_put(in, merged_name, b.data, b.len, 0, &err), KL_OK, "%s", err.msg);
+    Kl_buf_free(&b);
+    free(prev);
+    free(v);
+    return st;
+}
+static kl_status merged_get(kl_objstore *os, const char *n, uint64_t off, uint64_t len, uint8_t **d,
+                            size_t *ol, kl_error *e)
+{
+    if (merged_name[0] && strcmp(n, merged_name) == 0) merged_fail_list = 1; /* the body check */
+    return kl_os_get(((kl_wrap *)os)->inner, n, off, len, d, ol, e);
+}
+static kl_status merged_list(kl_objstore *os, const kl_list_req *r, kl_listing *o, kl_error *e)
+{
+    if (merged_fail_list) {
+        merged_fail_list = 0;
+        merged_name[0] = 0;
+        return kl_seterr(e, KL_EIO, "the reload's LIST failed");
+    }
+    return kl_os_list(((kl_wrap *)os)->inner, r, o, e);
+}
+
+Test(textview, a_retry_of_an_append_reported_published_shows_each_line_once)
+{
+    if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
+    const char *p[] = {"p"};
+    put_lines(W, "k", p, 1, 10, 0);
+    kl_objstore *os = kl_wrap_new(T.os);
+    kl_objstore_ops ops = *os->ops;
+    ops.claim = merged_claim;
+    ops.get = merged_get;
+    ops.list = merged_list;
+    os->ops = &ops;
+    kl_store_config cfg = T.cfg;
+    cfg.skip_tail_check = 0; /* the claim is checked with a LIST */
+    kl_error err = {0};
+    kl_writer *sw;
+    cr_assert_eq(kl_store_writer_new(os, &cfg, &sw, &err), KL_OK, "%s", err.msg);
+    kl_textview *tv = open_view("k");
+    cr_assert_eq(kl_textview_refresh(tv, 0, &err), KL_OK, "%s", err.msg);
+    cr_assert_eq(kl_store_writer_observe(sw, on_published, tv, &err), KL_OK);
+    kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
+    merged_armed = 1;
+    cr_assert_neq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "the staged failure");
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "%s", err.msg); /* the retry */
+    text_is(tv, "p\nx\ny\n", "lines shown twice");
+    ins[0] = kt_rec("zz");
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 1, &err), KL_OK, "%s", err.msg);
+    text_is(tv, "p\nx\ny\nzz\n", "a later line cut");
+    hooked_done(sw, tv, os);
+}
+
+/* A same-name twin that also holds our nonces holds our records: after
+ * DROPPED they are duplicates, never published again, so the lines a
+ * listing retired early were rightly retired and no credit may remain to
+ * swallow later lines. */
+static int nonce_twin_claims;
+static kl_status nonce_twin_claim(kl_objstore *os, const char *c, const char *o, const void *d,
+                                  size_t l, char **t, kl_error *e)
+{
+    if (our_claim(c) && nonce_twin_claims++ == 0) {
+        const char *w[] = {"a", "b"};
+        put_lines(W, "k", w, 2, 50, 7); /* our name: timestamps, sizes and nonces */
+        text_is(hook_tv, "a\nb\n", "the twin was not taken for ours: the test is void");
+    }
+    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
+}
+
+Test(textview, a_twin_holding_our_nonces_leaves_no_credit_behind)
+{
+    if (!kl_os_can_claim(T.os)) return; /* the store cannot fence: no claims */
+    kl_objstore *os;
+    kl_objstore_ops ops;
+    kl_textview *tv = open_view("k");
+    kl_writer *sw = hooked_writer(&os, &ops, nonce_twin_claim, NULL, tv);
+    kl_error err = {0};
+    kl_insertion ins[2] = {kt_rec("x"), kt_rec("y")};
+    for (int i = 0; i < 2; i++)
+        ins[i].has_timestamp = 1, ins[i].timestamp = 50 + i, ins[i].has_nonce = 1,
+        ins[i].nonce = 7 + (kl_u128)i;
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 2, &err), KL_OK, "%s", err.msg);
+    cr_assert_geq(nonce_twin_claims, 1);
+    ins[0] = kt_rec("z");
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 1, &err), KL_OK, "%s", err.msg);
+    ins[0] = kt_rec("w");
+    cr_assert_eq(kl_textview_append(tv, sw, ins, 1, &err), KL_OK, "%s", err.msg);
+    text_is(tv, "a\nb\nz\nw\n", "a line lost, cut or shown twice");
+    hooked_done(sw, tv, os);
+}
+
 /* Another writer takes our slot with an object of our object's very name
  * (same offsets, timestamps and sizes, no nonces): a listing made then
  * takes it for ours, and our lines leave the tail early.  Once the writer
