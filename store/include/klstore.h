@@ -806,12 +806,13 @@ kl_status kl_textview_seek(kl_textview *tv, const kl_start *start, uint64_t *pos
 /* Appends records through w (any writer; usually a batching writer whose
  * store writer is observed, see above) and shows their text at the end of
  * the view at once.  Records should not contain '\n' if the view is to
- * show one line per record.  On failure the pending tail keeps none of
+ * show one line per record, and carry no nonce (KL_EINVAL: the view
+ * counts its lines out by the objects holding them, which a duplicate
+ * dropped by its nonce would upset).  On failure the pending tail keeps none of
  * the call's lines (those the writer had published show once a listing
  * does).  Through an observed store writer, a retry of a failed call shows
  * each line once as soon as the writer has looked at the key (its first
- * request); before that, lines the failed call had put in may show twice.
- * Records with nonces are shown as appended, duplicates included. */
+ * request); before that, lines the failed call had put in may show twice. */
 kl_status kl_textview_append(kl_textview *tv, kl_writer *w, const kl_insertion *ins, size_t n,
                              kl_error *err);
 /* The writer's report ev on object m, which holds the oldest of this

@@ -117,19 +117,26 @@ typedef struct progress {
     size_t in;
     size_t n_unsure;
     kl_attempt_obj unsure[2];
-    kl_object_meta in_objs[KL_ATTEMPT_IN_MAX]; /* the objects holding [0, in) */
-    size_t n_in_objs;
-    int in_objs_lost; /* more than that */
+    kl_object_meta *in_objs; /* the objects holding [0, in), malloc'd */
+    size_t n_in_objs, cap_in_objs;
+    int in_objs_lost; /* out of memory: not all of them */
     kl_published_fn fn;
     void *ctx;
 } progress;
 
 static void note_in(progress *p, const kl_object_meta *m)
 {
-    if (p->n_in_objs < KL_ATTEMPT_IN_MAX)
-        p->in_objs[p->n_in_objs++] = *m;
-    else
-        p->in_objs_lost = 1;
+    if (p->n_in_objs == p->cap_in_objs) {
+        size_t cap = p->cap_in_objs ? 2 * p->cap_in_objs : 4;
+        kl_object_meta *v = realloc(p->in_objs, cap * sizeof *v);
+        if (!v) {
+            p->in_objs_lost = 1;
+            return;
+        }
+        p->in_objs = v;
+        p->cap_in_objs = cap;
+    }
+    p->in_objs[p->n_in_objs++] = *m;
 }
 
 static void done_upto(progress *p, size_t to, const kl_object_meta *m)
@@ -146,6 +153,8 @@ static void done_upto(progress *p, size_t to, const kl_object_meta *m)
  * records, not that call's (klstore.h KL_OBJECT_IN_AGAIN). */
 static void in_again(progress *p, const kl_attempt *a)
 {
+    if (a->in_objs_lost)
+        kl_log(KL_LOG_WARNING, "out of memory: a text view may show a retried call's lines twice");
     for (size_t i = 0; i < a->n_in_objs && !a->in_objs_lost; i++) {
         note_in(p, &a->in_objs[i]);
         p->fn(KL_OBJECT_IN_AGAIN, &a->in_objs[i], p->ctx);
@@ -504,14 +513,18 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
 
 /* Marks s stale after a failed append, with an attempt when some of
  * ins[0, n) may be in (p). */
-static void keep_in_objs(kl_attempt *a, const progress *p)
+/* The attempt takes the progress's list of objects in. */
+static void keep_in_objs(kl_attempt *a, progress *p)
 {
-    memcpy(a->in_objs, p->in_objs, sizeof a->in_objs);
+    free(a->in_objs);
+    a->in_objs = p->in_objs;
     a->n_in_objs = p->n_in_objs;
     a->in_objs_lost = p->in_objs_lost;
+    p->in_objs = NULL;
+    p->n_in_objs = p->cap_in_objs = 0;
 }
 
-static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, const progress *p)
+static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, progress *p)
 {
     Kl_keystate_mark_stale(s);
     if (!p->in && !p->n_unsure) return;
@@ -522,7 +535,7 @@ static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, const prog
         keep_in_objs(a, p);
     }
     if (!a || digest(ins, n, a->digest) != 0) {
-        free(a);
+        Kl_attempt_free(a);
         kl_log(KL_LOG_WARNING, "out of memory: a retry of a failed append may repeat its records");
         return;
     }
@@ -554,9 +567,10 @@ kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fen
             return st;
         }
         *n_before = p.in < a->n_in ? p.in : a->n_in;
-        free(a);
+        Kl_attempt_free(a);
     }
     st = put_objects(os, cfg, fenced, dir, s, ins, n, cuts, n_cuts, &p, err);
     if (st) failed(s, ins, n, &p);
+    free(p.in_objs);
     return st;
 }

@@ -36,8 +36,14 @@ void Kl_keystate_free(kl_keystate *s)
     free(s->pending);
     free(s->claims);
     Kl_links_free(s->chain, s->n_chain);
-    free(s->attempt);
+    Kl_attempt_free(s->attempt);
     free(s);
+}
+
+void Kl_attempt_free(kl_attempt *a)
+{
+    if (a) free(a->in_objs);
+    free(a);
 }
 
 void Kl_keystate_mark_stale(kl_keystate *s)

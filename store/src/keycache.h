@@ -41,14 +41,13 @@ typedef struct kl_attempt_obj {
  * same records to encode those objects again, byte for byte, and find out
  * whether they are in (append.c, Kl_tail_resume).  A pipelined append
  * (append.h) may leave two: one being published, the next claimed. */
-#define KL_ATTEMPT_IN_MAX 8
-
 typedef struct kl_attempt {
     size_t n;    /* insertions of the failed call */
     size_t n_in; /* the first n_in of them are known to be in the log */
-    /* The objects holding them, as reported PUBLISHED (a retry reports
-     * them IN_AGAIN, klstore.h); none when there were more. */
-    kl_object_meta in_objs[KL_ATTEMPT_IN_MAX];
+    /* The objects holding them, as reported PUBLISHED (a retry names them
+     * IN_AGAIN, klstore.h); malloc'd, owned by the attempt; in_objs_lost:
+     * out of memory, not all are here. */
+    kl_object_meta *in_objs;
     size_t n_in_objs;
     int in_objs_lost;
     size_t n_objs;            /* objects right after them that may have landed */
@@ -103,6 +102,7 @@ size_t Kl_keycache_count(kl_keycache *c);
 void Kl_keycache_each(kl_keycache *c, void (*fn)(const char *id, kl_keystate *s, void *ctx),
                       void *ctx);
 void Kl_keystate_free(kl_keystate *s);
+void Kl_attempt_free(kl_attempt *a);
 /* Marks s as needing a reload before use (kl_keystate.stale); a merge
  * planned on it no longer applies. */
 void Kl_keystate_mark_stale(kl_keystate *s);

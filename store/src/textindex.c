@@ -347,10 +347,10 @@ void kl_textview_report(kl_textview *tv, kl_publish_event ev, const kl_object_me
         /* Another writer's object took m's slot.  If a listing took that
          * object (same name: same offsets, sizes and times) for ours, our
          * lines left the tail too early: the object that really holds them
-         * takes the credit instead of retiring them again -- unless m held
-         * nonces: then that object holds the same nonces, so our records
-         * are its duplicates and will not be published again. */
-        if (k < tv->n_mine && tv->mine[k].state == MINE_LISTED && m->first_nonce == m->next_nonce) {
+         * takes the credit instead of retiring them again (a view's
+         * records hold no nonces, so none is a duplicate of that object's
+         * and all are written again). */
+        if (k < tv->n_mine && tv->mine[k].state == MINE_LISTED) {
             tv->credit += tv->mine[k].text;
             tv->credit_call = tv->mine[k].call;
         }

@@ -344,6 +344,15 @@ kl_status kl_textview_append(kl_textview *tv, kl_writer *w, const kl_insertion *
     /* The tail is extended first, under the append lock, so that it is in
      * the writer's order and no listing can show these records before the
      * tail holds them. */
+    /* The view counts its lines out by the text of the objects holding
+     * them: a record the writer drops as a duplicate (its nonce) would
+     * leave its line in the tail and misplace every later one. */
+    for (size_t i = 0; i < n; i++)
+        if (ins[i].has_nonce)
+            return kl_seterr(err, KL_EINVAL,
+                             "%s/%s: record %zu has a nonce; lines appended through a text "
+                             "view carry none",
+                             tv->keyspace, tv->key, i);
     pthread_mutex_lock(&tv->append_mu);
     kl_tcall call;
     kl_status st = Kl_tv_append_begin(tv, ins, n, &call);
