@@ -811,8 +811,8 @@ kl_status kl_textview_seek(kl_textview *tv, const kl_start *start, uint64_t *pos
  * dropped by its nonce would upset).  On failure the pending tail keeps none of
  * the call's lines (those the writer had published show once a listing
  * does).  Through an observed store writer, a retry of a failed call shows
- * each line once as soon as the writer has looked at the key (its first
- * request); before that, lines the failed call had put in may show twice. */
+ * each line once as soon as the writer has reloaded the key (its first
+ * requests); before that, lines the failed call had put in may show twice. */
 kl_status kl_textview_append(kl_textview *tv, kl_writer *w, const kl_insertion *ins, size_t n,
                              kl_error *err);
 /* The writer's report ev on object m, which holds the oldest of this

@@ -1,16 +1,10 @@
 /* append.c -- one store-writer append (append.h): encoding the records as
  * one data object at the tail, putting it there (through a claimed slot,
  * or unfenced), and resuming an earlier append to the key whose outcome
- * was unknown, so that a retry never writes its records twice.
- *
- * Why the attempt is matched by a digest of the records and re-encoded
- * rather than kept: keeping the body would hold up to an object per
- * failing key for as long as the key fails (a store outage fails them
- * all); the records themselves are still held by the caller that
- * retries, and the encoding is deterministic given the tail and the time
- * that the attempt records. */
+ * was unknown, so that a retry never writes its records twice (what a
+ * failed append leaves for that, and what the observer hears as it goes:
+ * progress.c). */
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +15,7 @@
 #include "codec.h"
 #include "keyindex.h"
 #include "layout.h"
+#include "progress.h"
 #include "recycle.h"
 #include "tail.h"
 
@@ -86,90 +81,7 @@ static int body_for(const kl_insertion *ins, size_t n, kl_buf *body)
     return body->data ? 0 : -1;
 }
 
-/* SHA-256 of the records as an append gives them (what identifies a
- * retry): every field, lengths first, so no two lists collide by framing. */
-static int digest(const kl_insertion *ins, size_t n, unsigned char out[32])
-{
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    for (size_t i = 0; ok && i < n; i++) {
-        unsigned char h[8 + 8 + 2 + 16];
-        uint64_t len = ins[i].len;
-        int64_t ts = ins[i].has_timestamp ? ins[i].timestamp : 0;
-        kl_u128 nonce = ins[i].has_nonce ? ins[i].nonce : 0;
-        memcpy(h, &len, 8);
-        memcpy(h + 8, &ts, 8);
-        h[16] = (unsigned char)!!ins[i].has_timestamp;
-        h[17] = (unsigned char)!!ins[i].has_nonce;
-        memcpy(h + 18, &nonce, 16);
-        ok = EVP_DigestUpdate(c, h, sizeof h) && (!len || EVP_DigestUpdate(c, ins[i].data, len));
-    }
-    unsigned int olen = 0;
-    ok = ok && EVP_DigestFinal_ex(c, out, &olen) && olen == 32;
-    EVP_MD_CTX_free(c);
-    return ok ? 0 : -1;
-}
-
-/* What an append has done so far: records [0, in) are in the log (or
- * were dropped as duplicates); unsure[] are the objects right after them
- * that may have landed.  Each published object goes to fn. */
-typedef struct progress {
-    size_t in;
-    size_t n_unsure;
-    kl_attempt_obj unsure[2];
-    kl_object_meta *in_objs; /* the objects holding [0, in), malloc'd */
-    size_t n_in_objs, cap_in_objs;
-    int in_objs_lost; /* out of memory: not all of them */
-    kl_published_fn fn;
-    void *ctx;
-} progress;
-
-static void note_in(progress *p, const kl_object_meta *m)
-{
-    if (p->n_in_objs == p->cap_in_objs) {
-        size_t cap = p->cap_in_objs ? 2 * p->cap_in_objs : 4;
-        kl_object_meta *v = realloc(p->in_objs, cap * sizeof *v);
-        if (!v) {
-            p->in_objs_lost = 1;
-            return;
-        }
-        p->in_objs = v;
-        p->cap_in_objs = cap;
-    }
-    p->in_objs[p->n_in_objs++] = *m;
-}
-
-static void done_upto(progress *p, size_t to, const kl_object_meta *m)
-{
-    p->in = to;
-    if (m) {
-        note_in(p, m);
-        p->fn(KL_OBJECT_PUBLISHED, m, p->ctx);
-    }
-}
-
-/* The failed call's objects that hold the records this call repeats were
- * reported then; they are named again for those who hold this call's
- * records, not that call's (klstore.h KL_OBJECT_IN_AGAIN). */
-static void in_again(progress *p, const kl_attempt *a)
-{
-    if (a->in_objs_lost)
-        kl_log(KL_LOG_WARNING, "out of memory: a text view may show a retried call's lines twice");
-    for (size_t i = 0; i < a->n_in_objs && !a->in_objs_lost; i++) {
-        note_in(p, &a->in_objs[i]);
-        p->fn(KL_OBJECT_IN_AGAIN, &a->in_objs[i], p->ctx);
-    }
-    p->in_objs_lost |= a->in_objs_lost;
-}
-
-/* Before any request that may publish m: from then on a listing may show
- * it before its report (klstore.h kl_publish_event). */
-static void announce(progress *p, const kl_object_meta *m) { p->fn(KL_OBJECT_ENCODED, m, p->ctx); }
-
-/* m will not be published: another writer's object took its slot. */
-static void dropped(progress *p, const kl_object_meta *m) { p->fn(KL_OBJECT_DROPPED, m, p->ctx); }
-
-static void maybe_in(progress *p, size_t from, size_t n, const encode_pos *at)
+static void maybe_in(kl_progress *p, size_t from, size_t n, const encode_pos *at)
 {
     if (p->n_unsure < 2)
         p->unsure[p->n_unsure++] =
@@ -210,7 +122,7 @@ static kl_status put_unfenced(kl_objstore *os, const char *dir, kl_keystate *s,
 static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
                             kl_object_meta *m, int *published, int *sent, encode_pos *at,
-                            progress *p, kl_error *err)
+                            kl_progress *p, kl_error *err)
 {
     kl_buf body;
     if (body_for(ins, n, &body) != 0)
@@ -236,19 +148,19 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
                            "key's next slot %d times in a row",
                            dir, MAX_LOST);
         } else if (fenced) {
-            announce(p, m);
+            Kl_progress_encoded(p, m);
             st = Kl_tail_publish(os, cfg, dir, s, m, body.data, body.len, &done, sent, err);
             /* A slot lost while chasing the tail (s->n_chain: a link
              * taken, two requests) is not a round lost. */
-            if (!st && !done) dropped(p, m);
+            if (!st && !done) Kl_progress_dropped(p, m);
             if (!st && !done && s->n_chain) lost--;
         } else {
             int raced = 0;
-            announce(p, m);
+            Kl_progress_encoded(p, m);
             st = put_unfenced(os, dir, s, m, &body, &raced, sent, err);
             done = st == KL_OK && !raced;
             if (raced) { /* reload and rerun the nonce filter */
-                dropped(p, m);
+                Kl_progress_dropped(p, m);
                 st = Kl_tail_reload(os, cfg, dir, 0, s, err);
                 if (st == KL_OK && lost >= 2)
                     st = kl_seterr(err, KL_EIO,
@@ -268,10 +180,9 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
  * whose claims wait at the tail); p->in: how many of ins are in. */
 static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced, const char *dir,
                         kl_keystate *s, const kl_attempt *a, const kl_insertion *ins, size_t n,
-                        progress *p, kl_error *err)
+                        kl_progress *p, kl_error *err)
 {
-    unsigned char d[32];
-    if (n < a->n || digest(ins, a->n, d) != 0 || memcmp(d, a->digest, sizeof d) != 0) {
+    if (!Kl_attempt_repeated(a, ins, n)) {
         kl_log(KL_LOG_WARNING,
                "'%s': an append failed earlier and this one does not repeat its records: "
                "they may or may not be in",
@@ -279,7 +190,7 @@ static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced,
         return KL_OK;
     }
     p->in = a->n_in;
-    in_again(p, a);
+    Kl_progress_in_again(p, a);
     kl_status st = KL_OK;
     for (size_t j = 0; j < a->n_objs && !st && a->obj[j].from == p->in; j++) {
         const kl_attempt_obj *o = &a->obj[j];
@@ -291,13 +202,13 @@ static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced,
         int in = 0;
         st = acc < 0 ? oom(err) : KL_OK;
         if (acc > 0) {
-            announce(p, &m);
+            Kl_progress_encoded(p, &m);
             st = Kl_tail_resume(os, cfg, dir, s, fenced, &m, body.data, body.len, &in, err);
         }
         Kl_recycle_put(body.data);
-        if (!st && !in && acc > 0) dropped(p, &m);
+        if (!st && !in && acc > 0) Kl_progress_dropped(p, &m);
         if (st || !in) break; /* an object not in: nor are those after it */
-        done_upto(p, o->from + o->n, &m);
+        Kl_progress_in(p, o->from + o->n, &m);
     }
     return st;
 }
@@ -361,7 +272,7 @@ static size_t cut_after(const size_t *cuts, size_t n_cuts, size_t n, size_t from
 /* The object before `from` (through the full protocol, not pipelined). */
 static kl_status put_one(kl_objstore *os, const kl_store_config *cfg, int fenced, const char *dir,
                          kl_keystate *s, const kl_insertion *ins, size_t from, size_t to,
-                         progress *p, kl_error *err)
+                         kl_progress *p, kl_error *err)
 {
     kl_object_meta m;
     int published = 0, sent = 0;
@@ -369,7 +280,7 @@ static kl_status put_one(kl_objstore *os, const kl_store_config *cfg, int fenced
     kl_status st = put_object(os, cfg, fenced, dir, s, ins + from, to - from, &m, &published, &sent,
                               &at, p, err);
     if (published || st == KL_OK) /* published (even if a reload after failed), or duplicates */
-        done_upto(p, to, published ? &m : NULL);
+        Kl_progress_in(p, to, published ? &m : NULL);
     else if (sent)
         maybe_in(p, from, to - from, &at);
     return st;
@@ -377,7 +288,7 @@ static kl_status put_one(kl_objstore *os, const kl_store_config *cfg, int fenced
 
 /* Takes the outcome of publishing j's object: s moves past it, or it is
  * in doubt. */
-static kl_status published_job(kl_keystate *s, const publish_job *j, progress *p, kl_error *err)
+static kl_status published_job(kl_keystate *s, const publish_job *j, kl_progress *p, kl_error *err)
 {
     const slice *c = j->c;
     kl_status st = j->st;
@@ -385,7 +296,7 @@ static kl_status published_job(kl_keystate *s, const publish_job *j, progress *p
         if (err) *err = j->err;
         maybe_in(p, c->from, c->n, &c->at);
     } else if ((st = Kl_tail_advance(s, &c->m, err)) == KL_OK) {
-        done_upto(p, c->from + c->n, &c->m);
+        Kl_progress_in(p, c->from + c->n, &c->m);
     } else {
         maybe_in(p, c->from, c->n, &c->at); /* in, but not reported: found by a retry */
     }
@@ -394,7 +305,7 @@ static kl_status published_job(kl_keystate *s, const publish_job *j, progress *p
 
 /* Publishes the claimed object *pend, if any, alone; s moves past it. */
 static kl_status publish_pending(kl_objstore *os, kl_keystate *s, slice *pend, int *have_pend,
-                                 progress *p, kl_error *err)
+                                 kl_progress *p, kl_error *err)
 {
     kl_status st = KL_OK;
     if (*have_pend) {
@@ -409,7 +320,7 @@ static kl_status publish_pending(kl_objstore *os, kl_keystate *s, slice *pend, i
 
 static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fenced,
                              const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
-                             const size_t *cuts, size_t n_cuts, progress *p, kl_error *err)
+                             const size_t *cuts, size_t n_cuts, kl_progress *p, kl_error *err)
 {
     slice cur = {0}, pend = {0}; /* pend: claimed, to publish */
     int have_pend = 0;
@@ -434,11 +345,11 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
             st = oom(err);
             break;
         }
-        if (acc > 0) announce(p, &cur.m);
+        if (acc > 0) Kl_progress_encoded(p, &cur.m);
         if (acc == 0) { /* all duplicates: nothing to claim */
             slice_free(&cur);
             if ((st = publish_pending(os, s, &pend, &have_pend, p, err))) break;
-            done_upto(p, to, NULL);
+            Kl_progress_in(p, to, NULL);
             from = to;
             continue;
         }
@@ -477,7 +388,7 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
                 if (maybe) maybe_in(p, cur.from, cur.n, &cur.at);
                 break;
             }
-            if (in) done_upto(p, to, &cur.m);
+            if (in) Kl_progress_in(p, to, &cur.m);
             won = in; /* not in: its slot was taken, the claim removed */
             if (in) {
                 slice_free(&cur);
@@ -486,7 +397,7 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
             }
         }
         if (!won) { /* another writer's slot: the full protocol places it */
-            dropped(p, &cur.m);
+            Kl_progress_dropped(p, &cur.m);
             slice_free(&cur);
             st = put_one(os, cfg, fenced, dir, s, ins, from, to, p, err);
             from = to;
@@ -511,66 +422,26 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
     return st;
 }
 
-/* Marks s stale after a failed append, with an attempt when some of
- * ins[0, n) may be in (p). */
-/* The attempt takes the progress's list of objects in. */
-static void keep_in_objs(kl_attempt *a, progress *p)
-{
-    free(a->in_objs);
-    a->in_objs = p->in_objs;
-    a->n_in_objs = p->n_in_objs;
-    a->in_objs_lost = p->in_objs_lost;
-    p->in_objs = NULL;
-    p->n_in_objs = p->cap_in_objs = 0;
-}
-
-static void failed(kl_keystate *s, const kl_insertion *ins, size_t n, progress *p)
-{
-    Kl_keystate_mark_stale(s);
-    if (!p->in && !p->n_unsure) return;
-    kl_attempt *a = malloc(sizeof *a);
-    if (a) {
-        *a = (kl_attempt){.n = n, .n_in = p->in, .n_objs = p->n_unsure};
-        memcpy(a->obj, p->unsure, sizeof a->obj);
-        keep_in_objs(a, p);
-    }
-    if (!a || digest(ins, n, a->digest) != 0) {
-        Kl_attempt_free(a);
-        kl_log(KL_LOG_WARNING, "out of memory: a retry of a failed append may repeat its records");
-        return;
-    }
-    s->attempt = a;
-}
-
 kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
                             const size_t *cuts, size_t n_cuts, kl_published_fn fn, void *ctx,
                             size_t *n_before, kl_error *err)
 {
-    progress p = {.fn = fn, .ctx = ctx};
+    kl_progress p = {.fn = fn, .ctx = ctx};
     *n_before = 0;
     kl_attempt *a = s->attempt;
     s->attempt = NULL;
     kl_status st = KL_OK;
     if (a) {
         if ((st = resume(os, cfg, fenced, dir, s, a, ins, n, &p, err))) {
-            /* Still undecided: kept for the next retry, without the
-             * objects found in (reported already). */
-            size_t k = 0;
-            for (size_t j = 0; j < a->n_objs; j++)
-                if (a->obj[j].from >= p.in) a->obj[k++] = a->obj[j];
-            a->n_objs = k;
-            if (p.in > a->n_in) a->n_in = p.in;
-            keep_in_objs(a, &p);
-            Kl_keystate_mark_stale(s);
-            s->attempt = a;
+            Kl_attempt_keep(s, a, &p); /* still undecided: for the next retry */
             return st;
         }
         *n_before = p.in < a->n_in ? p.in : a->n_in;
         Kl_attempt_free(a);
     }
     st = put_objects(os, cfg, fenced, dir, s, ins, n, cuts, n_cuts, &p, err);
-    if (st) failed(s, ins, n, &p);
+    if (st) Kl_attempt_leave(s, ins, n, &p);
     free(p.in_objs);
     return st;
 }

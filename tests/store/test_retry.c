@@ -538,7 +538,7 @@ Test(retry, a_full_batch_goes_out_as_pipelined_objects)
     kl_error e = {0};
     atomic_store(&publish_ms, 20);
     atomic_store(&claim_ms, 10);
-    records(bw, 0, 200);
+    free(records(bw, 0, 200));
     cr_assert_eq(kl_flush_all(bw, &e), KL_OK, "%s", e.msg);
     kl_writer_stats ws;
     cr_assert_eq(kl_store_writer_stats(sw, &ws, &e), KL_OK);
@@ -564,10 +564,10 @@ static void pipeline_fault(_Atomic int *fault, int mode, _Atomic int *pass, int 
     kl_error e = {0};
     atomic_store(&publish_ms, 10);
     atomic_store(&claim_ms, 2);
-    records(bw, 0, 30); /* a first write, then the rest while it runs */
+    free(records(bw, 0, 30)); /* a first write, then the rest while it runs */
     atomic_store(pass, n_pass);
     atomic_store(fault, mode);
-    records(bw, 30, 120);
+    free(records(bw, 30, 120));
     kl_status st = kl_flush_all(bw, &e);
     for (int i = 0; st != KL_OK && i < 5; i++) st = kl_flush_all(bw, &e);
     cr_assert_eq(st, KL_OK, "%s", e.msg);
