@@ -13,11 +13,13 @@ bin=$1
 work=$(mktemp -d /tmp/klfs-tsan.XXXXXX)
 mnt=$work/m
 pid=""
+# A daemon that died (TSan halts on a report) leaves its mount behind,
+# unreachable: it is unmounted whether or not the daemon lives.
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  if grep -q " $mnt " /proc/self/mountinfo 2>/dev/null; then
     fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null || true
-    kill "$pid" 2>/dev/null || true
   fi
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
