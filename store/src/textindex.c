@@ -385,7 +385,7 @@ void Kl_tv_append_end(kl_textview *tv, const kl_tcall *call, int failed)
         if (tv->mine[j].call != call->no) tv->mine[k++] = tv->mine[j];
     tv->n_mine = k;
     if (tv->credit_call == call->no) tv->credit = 0;
-    Kl_tv_pend_take_back(tv, call->start);
+    Kl_tv_pend_cut(tv, call->start, UINT64_MAX); /* what is left of its lines */
     pthread_mutex_unlock(&tv->mu);
 }
 

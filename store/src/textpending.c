@@ -92,14 +92,6 @@ void Kl_tv_pend_cut(kl_textview *tv, uint64_t at, uint64_t bytes)
     if (tv->pend_len == 0) tv->pend_head = 0;
 }
 
-void Kl_tv_pend_take_back(kl_textview *tv, uint64_t start)
-{
-    uint64_t keep_to = start > tv->pend_retired ? start : tv->pend_retired;
-    uint64_t end = tv->pend_retired + tv->pend_len;
-    if (keep_to < end) tv->pend_len = (size_t)(keep_to - tv->pend_retired);
-    if (tv->pend_len == 0) tv->pend_head = 0;
-}
-
 void kl_textview_pending_release(kl_textview *tv)
 {
     pthread_mutex_lock(&tv->mu);

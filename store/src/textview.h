@@ -107,13 +107,12 @@ size_t Kl_tv_next(kl_textview *tv, size_t i, kl_tentry *out, size_t max);
 size_t Kl_tv_read_pending(kl_textview *tv, uint64_t pos, uint8_t *buf, size_t len);
 /* mu held: retires bytes from the tail's front (less any credit); adds
  * lines at the end (*start: where they begin, counted from the tail's
- * creation); takes back what is left of the lines added from start on,
- * which must still be the tail's end. */
+ * creation). */
 void Kl_tv_pend_retire(kl_textview *tv, uint64_t bytes);
 kl_status Kl_tv_pend_add(kl_textview *tv, const kl_insertion *ins, size_t n, uint64_t *start);
-void Kl_tv_pend_take_back(kl_textview *tv, uint64_t start);
-/* mu held: removes `bytes` from the tail at `at` (counted as above; at
- * the front when that is later), for lines found to be in already. */
+/* mu held: removes up to `bytes` from the tail at `at` (counted as above;
+ * at the front when that is later): lines found to be in already, or
+ * with UINT64_MAX what is left of a failed call's lines. */
 void Kl_tv_pend_cut(kl_textview *tv, uint64_t at, uint64_t bytes);
 
 /* textindex.c.  An append through the view, append_mu held: begin adds
