@@ -40,6 +40,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,7 +52,7 @@ extern "C" {
  * store/libklstore.map lists (and versions) the same names. */
 #pragma GCC visibility push(default)
 
-#define KL_VERSION "0.1.0"
+#define KL_VERSION "0.2.0"
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -239,6 +240,17 @@ typedef struct kl_put_item {
     int flags; /* KL_PUT_* */
 } kl_put_item;
 
+/* The body of a claim (and of a publish that must PUT it): `n` pieces, read
+ * in order, `len` bytes in all; borrowed for the call.  In pieces so that
+ * a writer can hand over records where they already lie encoded (the
+ * batching writer's queue) instead of copying them into one buffer.  One
+ * buffer is one piece: struct iovec v = {p, len}; kl_body b = {&v, 1, len}. */
+typedef struct kl_body {
+    const struct iovec *v;
+    size_t n;
+    size_t len;
+} kl_body;
+
 /* A read-only view of a whole object; `release` frees it. */
 typedef struct kl_mapping {
     const uint8_t *data;
@@ -283,12 +295,12 @@ typedef struct kl_objstore_ops {
      * not need one return NULL.  Tags are malloc'd (free(3)).  A claim
      * reads (get) as the body it holds, on every store.
      *
-     * claim: creates `claim` holding `data` (the exact body of the data
+     * claim: creates `claim` holding `body` (the exact body of the data
      * object `object`, a full name) if and only if no object `claim`
      * exists: atomic create-only, KL_EEXIST when another writer has it.
      * Durable only together with a later publish. */
-    kl_status (*claim)(kl_objstore *os, const char *claim, const char *object, const void *data,
-                       size_t len, char **tag, kl_error *err);
+    kl_status (*claim)(kl_objstore *os, const char *claim, const char *object, const kl_body *body,
+                       char **tag, kl_error *err);
     /* The full data object name a claim holds (malloc'd, free(3)) and its
      * tag.  KL_ENOTFOUND when there is no claim; KL_EBADDATA when it holds
      * no body (a local claim left by a crash before it was published: such
@@ -297,12 +309,12 @@ typedef struct kl_objstore_ops {
                               kl_error *err);
     /* Makes `object` hold the claimed body, durably: a hard link on a
      * directory store; on S3 a server-side copy conditional on `tag`, or,
-     * on a server that ignores copy conditions, a PUT of the body (`data`
+     * on a server that ignores copy conditions, a PUT of the body (`body`
      * when the caller has it, else read from the claim together with its
      * object name).  Idempotent; KL_ENOTFOUND when the claim is gone or no
      * longer holds that body. */
     kl_status (*publish)(kl_objstore *os, const char *claim, const char *object, const char *tag,
-                         const void *data, size_t len, kl_error *err);
+                         const kl_body *body, kl_error *err);
     /* Deletes claims (missing ones are not an error). */
     kl_status (*unclaim)(kl_objstore *os, const char *const *claims, size_t n, kl_error *err);
 } kl_objstore_ops;
@@ -358,12 +370,12 @@ kl_status kl_os_del(kl_objstore *os, const char *const *names, size_t n, kl_erro
 /* The claim ops of the table (see kl_objstore_ops); kl_os_can_claim tells
  * whether the store has them. */
 int kl_os_can_claim(const kl_objstore *os);
-kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
-                      size_t len, char **tag, kl_error *err);
+kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object, const kl_body *body,
+                      char **tag, kl_error *err);
 kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object, char **tag,
                              kl_error *err);
 kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
-                        const void *data, size_t len, kl_error *err);
+                        const kl_body *body, kl_error *err);
 kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n, kl_error *err);
 void kl_os_destroy(kl_objstore *os);
 
@@ -625,6 +637,14 @@ typedef struct kl_writer_stats {
     uint64_t records_duplicate; /* dropped by the nonce check (retries, replays) */
     uint64_t objects;           /* data objects published for appends */
     uint64_t append_failures;   /* kl_append calls that failed */
+    /* Records copied into an object body, counted at each encoding (an
+     * object encoded again after a lost slot or for a retry counts again).
+     * A kl_append copies each record once; a batching writer over this
+     * writer queues records encoded and they are sent from its queue,
+     * copied again only when the nonce check drops one of an object's
+     * records, without fencing, or when an object gathers many small
+     * appends (under 4 KiB each on average). */
+    uint64_t records_copied;
 } kl_writer_stats;
 /* A snapshot of a store writer's counters (each read atomically).
  * Thread-safe.  KL_EINVAL for another kind of writer. */

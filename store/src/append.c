@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "append.h"
 #include "buf.h"
@@ -38,47 +39,132 @@ static encode_pos pos_of(const kl_keystate *s)
     return (encode_pos){s->next_offset, s->last_first, s->next_nonce, kl_now_ms()};
 }
 
-/* Encodes the records the nonce filter accepts into body (cleared); fills
- * m except name-only fields.  Returns the number accepted, -1 when out of
- * memory. */
-static long encode_at(const encode_pos *p, const kl_insertion *ins, size_t n, kl_buf *body,
-                      kl_object_meta *m)
+/* An object's body: in place, pieces over the records' own frames (the
+ * caller's framed insertions, append.h: their offsets are written where
+ * they lie, nothing is copied), or one pooled buffer they are encoded
+ * into.  v is malloc'd, so the struct may be moved (pipelined slices). */
+typedef struct obj_body {
+    kl_buf buf;      /* the copy, pooled (recycle.h), or empty */
+    struct iovec *v; /* b's pieces */
+    size_t cap;      /* of v */
+    kl_body b;
+} obj_body;
+
+static void body_free(obj_body *o)
+{
+    Kl_recycle_put(o->buf.data);
+    free(o->v);
+    *o = (obj_body){0};
+}
+
+static int pieces_room(obj_body *o, size_t n)
+{
+    if (n <= o->cap) return 0;
+    struct iovec *v = realloc(o->v, n * sizeof *v);
+    if (!v) return -1;
+    o->v = v;
+    o->cap = n;
+    return 0;
+}
+
+/* Framed records lie in place when their pieces are this big on average:
+ * smaller ones (many one-record appends) cost more as separate pieces of
+ * every write than one copy of their bytes. */
+#define MIN_PIECE_AVG 4096
+
+/* Whether framed record i starts right where record i - 1 ends. */
+static int adjacent(const kl_insertion *ins, size_t i)
+{
+    return (const uint8_t *)ins[i].data ==
+           (const uint8_t *)ins[i - 1].data + ins[i - 1].len + KL_RECORD_OVERHEAD;
+}
+
+/* The body of ins[0, n) in place: offsets (and timestamps) written into
+ * the frames, pieces over runs of adjacent frames. */
+static int body_in_place(const encode_pos *p, const kl_insertion *ins, size_t n, size_t pieces,
+                         obj_body *o)
+{
+    if (pieces_room(o, pieces) != 0) return -1;
+    size_t k = 0, len = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Writable: the caller lent the frames for that (append.h). */
+        uint8_t *f = (uint8_t *)(uintptr_t)ins[i].data - KL_RECORD_HEADER;
+        Kl_put_le64(f, p->offset + i);
+        Kl_put_le64(f + 8, (uint64_t)(ins[i].has_timestamp ? ins[i].timestamp : p->now));
+        size_t flen = ins[i].len + KL_RECORD_OVERHEAD;
+        if (i == 0 || !adjacent(ins, i))
+            o->v[k++] = (struct iovec){f, flen};
+        else
+            o->v[k - 1].iov_len += flen;
+        len += flen;
+    }
+    o->b = (kl_body){o->v, k, len};
+    return 0;
+}
+
+/* The nonce filter: whether r is accepted, *next being the key's next
+ * nonce before it (moved past r's). */
+static int accepted(const kl_insertion *r, kl_u128 *next)
+{
+    if (!r->has_nonce) return 1;
+    if (r->nonce < *next) return 0; /* a duplicate: dropped by design */
+    *next = r->nonce + 1;
+    return 1;
+}
+
+/* Encodes the records the nonce filter accepts into o (*copied: how many
+ * were copied rather than written in place); fills m except name-only
+ * fields.  Returns the number accepted, -1 when out of memory. */
+static long encode_at(const encode_pos *p, const kl_insertion *ins, size_t n, int framed,
+                      obj_body *o, kl_object_meta *m, size_t *copied)
 {
     kl_u128 next_nonce = p->nonce;
-    size_t acc = 0;
+    size_t acc = 0, pieces = 0;
+    uint64_t bytes = 0;
     int any_nonce = 0;
-    body->len = 0;
     *m = (kl_object_meta){.first_offset = p->offset, .prior = p->prior, .first_nonce = p->nonce};
     for (size_t i = 0; i < n; i++) {
         const kl_insertion *r = &ins[i];
-        if (r->has_nonce) {
-            if (r->nonce < next_nonce) continue; /* a duplicate: dropped by design */
-            if (!any_nonce) m->first_nonce = r->nonce;
-            any_nonce = 1;
-            next_nonce = r->nonce + 1;
-        }
+        if (!accepted(r, &next_nonce)) continue;
+        if (r->has_nonce && !any_nonce++) m->first_nonce = r->nonce;
         int64_t ts = r->has_timestamp ? r->timestamp : p->now;
         if (acc == 0 || ts < m->min_ts) m->min_ts = ts;
         if (acc == 0 || ts > m->max_ts) m->max_ts = ts;
-        if (Kl_codec_put(body, p->offset + acc, ts, r->has_nonce, r->nonce, r->data,
-                         (uint32_t)r->len) != 0)
-            return -1;
+        bytes += r->len + KL_RECORD_OVERHEAD;
+        if (framed && (i == 0 || !adjacent(ins, i))) pieces++;
         acc++;
     }
     m->last_offset = p->offset + acc - 1;
     m->next_nonce = next_nonce;
-    m->size = body->len;
+    m->size = bytes;
+    if (framed && acc == n && (pieces == 1 || bytes >= pieces * MIN_PIECE_AVG))
+        return body_in_place(p, ins, n, pieces, o) == 0 ? (long)acc : -1;
+    /* A copy: the records are not framed, some were dropped, or their
+     * pieces are small.  The buffer is sized for them: encoding never
+     * grows it. */
+    if (o->buf.cap < bytes) {
+        Kl_recycle_put(o->buf.data);
+        o->buf = (kl_buf){.data = Kl_recycle_get(bytes), .cap = bytes};
+        if (!o->buf.data) {
+            o->buf.cap = 0;
+            return -1;
+        }
+    }
+    o->buf.len = 0;
+    kl_u128 next = p->nonce;
+    for (size_t i = 0, k = 0; i < n; i++) {
+        const kl_insertion *r = &ins[i];
+        if (!accepted(r, &next)) continue;
+        int64_t ts = r->has_timestamp ? r->timestamp : p->now;
+        if (Kl_codec_put(&o->buf, p->offset + k++, ts, r->has_nonce, r->nonce, r->data,
+                         (uint32_t)r->len) != 0)
+            return -1;
+    }
+    if (pieces_room(o, 1) != 0) return -1;
+    o->v[0] = (struct iovec){o->buf.data, o->buf.len};
+    o->b = (kl_body){o->v, 1, o->buf.len};
+    *copied += acc;
     return (long)acc;
-}
-
-/* A body buffer sized for ins (encoding never grows it), from the pool of
- * large buffers (recycle.h): warm after the first appends. */
-static int body_for(const kl_insertion *ins, size_t n, kl_buf *body)
-{
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++) need += ins[i].len + KL_RECORD_OVERHEAD;
-    *body = (kl_buf){.data = Kl_recycle_get(need), .cap = need};
-    return body->data ? 0 : -1;
 }
 
 static void maybe_in(kl_progress *p, size_t from, size_t n, const encode_pos *at)
@@ -95,9 +181,11 @@ static void maybe_in(kl_progress *p, size_t from, size_t n, const encode_pos *at
  * fencing (compact.c), so an object costs these two requests.  *sent: the
  * PUT went out. */
 static kl_status put_unfenced(kl_objstore *os, const char *dir, kl_keystate *s,
-                              const kl_object_meta *m, const kl_buf *body, int *raced, int *sent,
+                              const kl_object_meta *m, const kl_body *body, int *raced, int *sent,
                               kl_error *err)
 {
+    /* kl_os_put takes one buffer: put_object encodes a copy then. */
+    if (body->n != 1) return kl_seterr(err, KL_EINVAL, "an unfenced object body in pieces");
     kl_object_meta *v = NULL;
     size_t nv = 0;
     kl_status st = Kl_index_list(os, dir, s->next_offset, 1, &v, &nv, NULL, err);
@@ -106,7 +194,7 @@ static kl_status put_unfenced(kl_objstore *os, const char *dir, kl_keystate *s,
     if ((*raced = nv != 0)) return KL_OK;
     char *name = Kl_index_name(dir, m);
     *sent = name != NULL;
-    st = name ? kl_os_put(os, name, body->data, body->len, 0, err) : oom(err);
+    st = name ? kl_os_put(os, name, body->v[0].iov_base, body->len, 0, err) : oom(err);
     free(name);
     if (st) return st;
     s->next_offset = m->last_offset + 1;
@@ -124,9 +212,7 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
                             kl_object_meta *m, int *published, int *sent, encode_pos *at,
                             kl_progress *p, kl_error *err)
 {
-    kl_buf body;
-    if (body_for(ins, n, &body) != 0)
-        return kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
+    obj_body body = {0};
     kl_status st = KL_OK;
     int done = 0;
     *published = *sent = 0;
@@ -134,7 +220,8 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
         /* Encoded afresh each round: the nonce filter and offsets must
          * follow the tail as it is now. */
         *at = pos_of(s);
-        long acc = encode_at(at, ins, n, &body, m);
+        /* kl_os_put takes one buffer: without fencing, a copy. */
+        long acc = encode_at(at, ins, n, fenced && p->framed, &body, m, &p->copied);
         if (acc < 0) {
             st = kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
         } else if (acc == 0 && s->n_chain) {
@@ -149,7 +236,7 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
                            dir, MAX_LOST);
         } else if (fenced) {
             Kl_progress_encoded(p, m);
-            st = Kl_tail_publish(os, cfg, dir, s, m, body.data, body.len, &done, sent, err);
+            st = Kl_tail_publish(os, cfg, dir, s, m, &body.b, &done, sent, err);
             /* A slot lost while chasing the tail (s->n_chain: a link
              * taken, two requests) is not a round lost. */
             if (!st && !done) Kl_progress_dropped(p, m);
@@ -157,7 +244,7 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
         } else {
             int raced = 0;
             Kl_progress_encoded(p, m);
-            st = put_unfenced(os, dir, s, m, &body, &raced, sent, err);
+            st = put_unfenced(os, dir, s, m, &body.b, &raced, sent, err);
             done = st == KL_OK && !raced;
             if (raced) { /* reload and rerun the nonce filter */
                 Kl_progress_dropped(p, m);
@@ -170,7 +257,7 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
             }
         }
     }
-    Kl_recycle_put(body.data);
+    body_free(&body);
     *published = done;
     return st;
 }
@@ -194,18 +281,17 @@ static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced,
     kl_status st = KL_OK;
     for (size_t j = 0; j < a->n_objs && !st && a->obj[j].from == p->in; j++) {
         const kl_attempt_obj *o = &a->obj[j];
-        kl_buf body;
+        obj_body body = {0};
         kl_object_meta m;
-        if (body_for(ins + o->from, o->n, &body) != 0) return oom(err);
         encode_pos at = {o->at_offset, o->at_prior, o->at_nonce, o->now};
-        long acc = encode_at(&at, ins + o->from, o->n, &body, &m);
+        long acc = encode_at(&at, ins + o->from, o->n, fenced && p->framed, &body, &m, &p->copied);
         int in = 0;
         st = acc < 0 ? oom(err) : KL_OK;
         if (acc > 0) {
             Kl_progress_encoded(p, &m);
-            st = Kl_tail_resume(os, cfg, dir, s, fenced, &m, body.data, body.len, &in, err);
+            st = Kl_tail_resume(os, cfg, dir, s, fenced, &m, &body.b, &in, err);
         }
-        Kl_recycle_put(body.data);
+        body_free(&body);
         if (!st && !in && acc > 0) Kl_progress_dropped(p, &m);
         if (st || !in) break; /* an object not in: nor are those after it */
         Kl_progress_in(p, o->from + o->n, &m);
@@ -230,13 +316,13 @@ typedef struct slice {
     size_t from, n;
     encode_pos at;
     kl_object_meta m;
-    kl_buf body;
+    obj_body body;
     char *claim, *name, *tag;
 } slice;
 
 static void slice_free(slice *c)
 {
-    Kl_recycle_put(c->body.data);
+    body_free(&c->body);
     free(c->claim);
     free(c->name);
     free(c->tag);
@@ -254,7 +340,7 @@ static void *publish_run(void *arg)
 {
     publish_job *j = arg;
     const slice *c = j->c;
-    j->st = kl_os_publish(j->os, c->claim, c->name, c->tag, c->body.data, c->body.len, &j->err);
+    j->st = kl_os_publish(j->os, c->claim, c->name, c->tag, &c->body.b, &j->err);
     if (j->st == KL_ENOTFOUND) j->st = KL_OK; /* a helper published it, then it was unclaimed */
     return NULL;
 }
@@ -338,9 +424,8 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
         cur.at = have_pend ? (encode_pos){pend.m.last_offset + 1, pend.m.first_offset,
                                           pend.m.next_nonce, kl_now_ms()}
                            : pos_of(s);
-        long acc = body_for(ins + from, to - from, &cur.body) == 0
-                       ? encode_at(&cur.at, ins + from, to - from, &cur.body, &cur.m)
-                       : -1;
+        long acc =
+            encode_at(&cur.at, ins + from, to - from, p->framed, &cur.body, &cur.m, &p->copied);
         if (acc < 0) {
             st = oom(err);
             break;
@@ -361,8 +446,8 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
         if (have_pend && !threaded) publish_run(&j); /* no thread: one after the other */
         int won = 0, sent = 0;
         kl_error cerr = {0};
-        kl_status cst = Kl_tail_claim_ahead(os, dir, &cur.m, cur.body.data, cur.body.len, &won,
-                                            &sent, &cur.tag, &cerr);
+        kl_status cst =
+            Kl_tail_claim_ahead(os, dir, &cur.m, &cur.body.b, &won, &sent, &cur.tag, &cerr);
         /* Skipping the tail check needs the claim's answer within a sixth
          * of the hold of the view (FORMAT.md "Skipping the check"). */
         int late = !Kl_tail_fresh(cfg, s);
@@ -382,8 +467,8 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
         }
         if (won && late) { /* check the tail, as after any claim */
             int in = 0, maybe = 1;
-            st = Kl_tail_place_claimed(os, cfg, dir, s, &cur.m, cur.body.data, cur.body.len,
-                                       cur.tag, &in, &maybe, err);
+            st = Kl_tail_place_claimed(os, cfg, dir, s, &cur.m, &cur.body.b, cur.tag, &in, &maybe,
+                                       err);
             if (st) {
                 if (maybe) maybe_in(p, cur.from, cur.n, &cur.at);
                 break;
@@ -424,10 +509,10 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
 
 kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
-                            const size_t *cuts, size_t n_cuts, kl_published_fn fn, void *ctx,
-                            size_t *n_before, kl_error *err)
+                            int framed, const size_t *cuts, size_t n_cuts, kl_published_fn fn,
+                            void *ctx, size_t *n_before, size_t *n_copied, kl_error *err)
 {
-    kl_progress p = {.fn = fn, .ctx = ctx};
+    kl_progress p = {.fn = fn, .ctx = ctx, .framed = framed};
     *n_before = 0;
     kl_attempt *a = s->attempt;
     s->attempt = NULL;
@@ -435,6 +520,7 @@ kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fen
     if (a) {
         if ((st = resume(os, cfg, fenced, dir, s, a, ins, n, &p, err))) {
             Kl_attempt_keep(s, a, &p); /* still undecided: for the next retry */
+            *n_copied = p.copied;
             return st;
         }
         *n_before = p.in < a->n_in ? p.in : a->n_in;
@@ -443,5 +529,6 @@ kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fen
     st = put_objects(os, cfg, fenced, dir, s, ins, n, cuts, n_cuts, &p, err);
     if (st) Kl_attempt_leave(s, ins, n, &p);
     free(p.in_objs);
+    *n_copied = p.copied;
     return st;
 }

@@ -25,9 +25,19 @@ typedef void (*kl_published_fn)(kl_publish_event ev, const kl_object_meta *m, vo
  * pipelined where the protocol allows.  *n_before: leading records an
  * earlier, failed call already put in (and reported).  On an error s is
  * marked stale (reload before use), with an attempt when records may be
- * in; the objects published before the error were reported. */
+ * in; the objects published before the error were reported.
+ *
+ * framed: each ins[i].data is the payload of a record already encoded as
+ * FORMAT.md says (header before it, trailer after it; timestamp, nonce,
+ * length and trailer set, the offset anything), in memory the caller
+ * lends for writing until the call returns.  The writer then writes each
+ * record's offset where it lies and sends the frames as the body, in
+ * pieces, instead of copying the records into one (the batching writer's
+ * queue, batch_keys.c).  It still copies when the nonce filter drops a
+ * record, without fencing (one PUT of one buffer), and when the frames
+ * lie in many small pieces.  *n_copied: records copied into a body. */
 kl_status Kl_append_records(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
-                            const size_t *cuts, size_t n_cuts, kl_published_fn fn, void *ctx,
-                            size_t *n_before, kl_error *err);
+                            int framed, const size_t *cuts, size_t n_cuts, kl_published_fn fn,
+                            void *ctx, size_t *n_before, size_t *n_copied, kl_error *err);
 #endif

@@ -72,9 +72,10 @@ static void write_job_run(void *ctx, size_t i)
         return;
     }
     size_t *cuts, n_cuts = object_cuts(ws->bw, j->kb, &cuts);
-    if (n_cuts > 1)
+    /* A store writer sends the queued frames as they lie (append.h). */
+    if (Kl_store_writer_is(ws->bw->inner))
         j->st = Kl_store_writer_append_objects(ws->bw->inner, j->kb->keyspace, j->kb->key, ins,
-                                               j->kb->records, cuts, n_cuts, &j->e);
+                                               j->kb->records, 1, cuts, n_cuts, &j->e);
     else
         j->st = ws->bw->inner->ops->append(ws->bw->inner, j->kb->keyspace, j->kb->key, ins,
                                            j->kb->records, &j->e);

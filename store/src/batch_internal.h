@@ -58,14 +58,14 @@ typedef struct queued_append {
     size_t count;
     uint64_t bytes;    /* payload bytes */
     int64_t queued_ms; /* monotonic time of the append */
-    /* The records, packed (batch_keys.c): a kl_insertion per record cost
-     * 64 bytes, 64 % more than a 100-byte line, in memory every append
-     * touches fresh; packed, a record costs 16 bytes more than its
-     * payload (32 with a nonce).  Kl_batch_append_unpack expands them. */
+    /* The records, encoded as in a data object but for their offsets
+     * (batch_keys.c), then the names.  The store writer sends them from
+     * here (append.h "framed"); Kl_batch_append_unpack lists them. */
     unsigned char packed[];
 } queued_append;
 
-/* Fills ins[0, qa->count) from qa's packed records; data points into qa. */
+/* Fills ins[0, qa->count) from qa's records; data points into qa, at
+ * each record's payload inside its frame. */
 void Kl_batch_append_unpack(const queued_append *qa, kl_insertion *ins);
 
 /* The pending records and error state of one key. */

@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #endif
 #include "batch_internal.h"
+#include "buf.h"
+#include "codec.h"
 #include "hash.h"
 #include "qarena.h"
 
@@ -36,52 +38,35 @@ uint64_t Kl_batch_key_hash(const char *keyspace, const char *key)
     return h;
 }
 
-/* A packed record: this header, the nonce (16 bytes) when has_nonce,
- * then the payload.  Read and written with memcpy: packed records are
- * not aligned. */
-typedef struct packed_rec {
-    uint32_t len;
-    uint32_t has_nonce;
-    int64_t timestamp;
-} packed_rec;
-
-/* Copies names, records and payloads into one block.  Records without a
- * timestamp get the current time now, so batching does not shift them.
- * The records were validated (no longer than KL_RECORD_MAX: lengths fit
- * in 32 bits). */
+/* Copies names and records into one block, the records encoded as in a
+ * data object (codec.h), offset 0: the store writer writes their offsets
+ * where they lie and sends them from here (append.h "framed"), so a
+ * record's bytes are copied once on their way to the store.  Records
+ * without a timestamp get the current time now, so batching does not
+ * shift them.  The records were validated (no longer than KL_RECORD_MAX:
+ * lengths fit in 32 bits). */
 queued_append *Kl_batch_append_new(const char *keyspace, const char *key, uint64_t hash,
                                    const kl_insertion *ins, size_t n)
 {
     size_t ks_len = strlen(keyspace) + 1, key_len = strlen(key) + 1;
     size_t size = sizeof(queued_append) + ks_len + key_len;
     uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        bytes += ins[i].len;
-        size += sizeof(packed_rec) + (ins[i].has_nonce ? sizeof(kl_u128) : 0);
-    }
+    for (size_t i = 0; i < n; i++) bytes += ins[i].len;
     void *chunk;
-    queued_append *qa = Kl_qarena_alloc(size + bytes, &chunk);
+    queued_append *qa = Kl_qarena_alloc(size + bytes + n * KL_RECORD_OVERHEAD, &chunk);
     if (!qa) return NULL;
     qa->chunk = chunk;
-    unsigned char *p = qa->packed;
     qa->next = NULL;
     qa->hash = hash;
     qa->count = n;
     qa->bytes = bytes;
     qa->queued_ms = kl_mono_ms();
     int64_t now = kl_now_ms();
-    for (size_t i = 0; i < n; i++) {
-        packed_rec h = {(uint32_t)ins[i].len, ins[i].has_nonce != 0,
-                        ins[i].has_timestamp ? ins[i].timestamp : now};
-        memcpy(p, &h, sizeof h);
-        p += sizeof h;
-        if (h.has_nonce) {
-            memcpy(p, &ins[i].nonce, sizeof ins[i].nonce);
-            p += sizeof ins[i].nonce;
-        }
-        if (h.len) memcpy(p, ins[i].data, h.len);
-        p += h.len;
-    }
+    kl_buf frames = {qa->packed, 0, bytes + n * KL_RECORD_OVERHEAD};
+    for (size_t i = 0; i < n; i++) /* cannot fail: frames has room */
+        Kl_codec_put(&frames, 0, ins[i].has_timestamp ? ins[i].timestamp : now, ins[i].has_nonce,
+                     ins[i].nonce, ins[i].data, (uint32_t)ins[i].len);
+    unsigned char *p = qa->packed + frames.len;
     qa->keyspace = memcpy(p, keyspace, ks_len);
     qa->key = memcpy(p + ks_len, key, key_len);
     return qa;
@@ -91,17 +76,16 @@ void Kl_batch_append_unpack(const queued_append *qa, kl_insertion *ins)
 {
     const unsigned char *p = qa->packed;
     for (size_t i = 0; i < qa->count; i++) {
-        packed_rec h;
-        memcpy(&h, p, sizeof h);
-        p += sizeof h;
-        ins[i] = (kl_insertion){.len = h.len, .has_timestamp = 1, .timestamp = h.timestamp};
-        if (h.has_nonce) {
-            ins[i].has_nonce = 1;
-            memcpy(&ins[i].nonce, p, sizeof ins[i].nonce);
-            p += sizeof ins[i].nonce;
-        }
-        ins[i].data = p;
-        p += h.len;
+        kl_record r;
+        uint32_t len = Kl_le32(p + 32);
+        Kl_codec_record(&r, p, len);
+        ins[i] = (kl_insertion){.data = r.data,
+                                .len = len,
+                                .has_timestamp = 1,
+                                .timestamp = r.timestamp,
+                                .has_nonce = r.has_nonce,
+                                .nonce = r.nonce};
+        p += KL_RECORD_OVERHEAD + len;
     }
 }
 

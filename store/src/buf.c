@@ -48,3 +48,11 @@ void Kl_buf_free(kl_buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+int Kl_body_eq(const kl_body *b, const uint8_t *p, size_t len)
+{
+    if (b->len != len) return 0;
+    for (size_t i = 0; i < b->n; p += b->v[i].iov_len, i++)
+        if (b->v[i].iov_len && memcmp(p, b->v[i].iov_base, b->v[i].iov_len) != 0) return 0;
+    return 1;
+}

@@ -54,14 +54,14 @@ static int link_fd(int fd, int dfd, const char *name)
 static int unsupported(int e) { return e == EOPNOTSUPP || e == EISDIR || e == EINVAL; }
 
 /* The file form: 0 done, -1 errno (EEXIST: taken), 1 not supported here. */
-static int file_claim(int dfd, const char *cb, const char *ob, const void *data, size_t len)
+static int file_claim(int dfd, const char *cb, const char *ob, const kl_body *body)
 {
     int fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0) return unsupported(errno) ? 1 : -1;
     int rc = -1;
     if (fsetxattr(fd, XATTR_OBJECT, ob, strlen(ob), XATTR_CREATE) != 0)
         rc = errno == EOPNOTSUPP ? 1 : -1;
-    else if (Kl_local_write_all(fd, data, len) == 0 && fsync(fd) == 0)
+    else if (Kl_local_write_all(fd, body) == 0 && fsync(fd) == 0)
         rc = link_fd(fd, dfd, cb);
     int e = errno;
     close(fd);
@@ -81,8 +81,7 @@ static void drop_tmpdir(int dfd, const char *tmp, const char *file)
 }
 
 /* The directory form: 0 done, -1 errno (EEXIST or ENOTEMPTY: taken). */
-static int dir_claim(local_os *l, int dfd, const char *cb, const char *ob, const void *data,
-                     size_t len)
+static int dir_claim(local_os *l, int dfd, const char *cb, const char *ob, const kl_body *body)
 {
     char tmp[64];
     snprintf(tmp, sizeof tmp, TMP_PREFIX "%d.%lu.d", (int)getpid(),
@@ -91,7 +90,7 @@ static int dir_claim(local_os *l, int dfd, const char *cb, const char *ob, const
     if (mkdirat(dfd, tmp, 0755) != 0) return -1;
     if ((tfd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
         (fd = openat(tfd, ob, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) >= 0 &&
-        Kl_local_write_all(fd, data, len) == 0 && fsync(fd) == 0) {
+        Kl_local_write_all(fd, body) == 0 && fsync(fd) == 0) {
         r = renameat2(dfd, tmp, dfd, cb, RENAME_NOREPLACE);
         if (r != 0 && errno == EINVAL)       /* a file system without the flag: a   */
             r = renameat(dfd, tmp, dfd, cb); /* non-empty target still fails */
@@ -104,8 +103,8 @@ static int dir_claim(local_os *l, int dfd, const char *cb, const char *ob, const
     return r;
 }
 
-kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
-                         size_t len, char **tag, kl_error *err)
+kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object,
+                         const kl_body *body, char **tag, kl_error *err)
 {
     (void)tag; /* the file form checks the inode's name instead (publish) */
     local_os *l = (local_os *)os;
@@ -114,10 +113,10 @@ kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object,
     const char *cb = base_of(claim), *ob = base_of(object);
     int dfd = Kl_local_open_parent(l->rootfd, claim, Kl_local_dir_len(claim));
     if (dfd < 0) return Kl_local_io_err(err, "create directories for", claim);
-    int r = atomic_load(&l->dir_claims) ? 1 : file_claim(dfd, cb, ob, data, len);
+    int r = atomic_load(&l->dir_claims) ? 1 : file_claim(dfd, cb, ob, body);
     if (r == 1) {
         atomic_store(&l->dir_claims, 1);
-        r = dir_claim(l, dfd, cb, ob, data, len);
+        r = dir_claim(l, dfd, cb, ob, body);
     }
     int e = errno;
     close(dfd);
@@ -217,9 +216,9 @@ static int links_same(int fd, int dfd, const char *name)
  * meanwhile (by a writer with a stale view) cannot lend its body to our
  * name, and a claim removed cannot be published.  No tag is needed. */
 kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
-                           const void *data, size_t len, kl_error *err)
+                           const kl_body *body, kl_error *err)
 {
-    (void)tag, (void)data, (void)len;
+    (void)tag, (void)body;
     local_os *l = (local_os *)os;
     kl_status st = Kl_local_check_name(claim, err);
     if (st || (st = Kl_local_check_name(object, err))) return st;

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "local_os.h"
@@ -98,16 +99,28 @@ int Kl_local_open_parent(int rootfd, const char *name, size_t dirlen)
     return fd;
 }
 
-int Kl_local_write_all(int fd, const uint8_t *p, size_t n)
+int Kl_local_write_all(int fd, const kl_body *b)
 {
-    while (n) {
-        ssize_t w = write(fd, p, n);
+    size_t i = 0, off = 0; /* next piece, and how much of it is written */
+    while (i < b->n) {
+        struct iovec v[64];
+        int k = 0;
+        for (size_t j = i; j < b->n && k < 64; j++, k++) {
+            size_t skip = j == i ? off : 0;
+            v[k] = (struct iovec){(char *)b->v[j].iov_base + skip, b->v[j].iov_len - skip};
+        }
+        ssize_t w = writev(fd, v, k);
         if (w < 0) {
             if (errno == EINTR) continue;
             return -1;
         }
-        p += w;
-        n -= (size_t)w;
+        size_t left = (size_t)w;
+        while (i < b->n && left >= b->v[i].iov_len - off) {
+            left -= b->v[i].iov_len - off;
+            i++;
+            off = 0;
+        }
+        off += left;
     }
     return 0;
 }

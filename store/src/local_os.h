@@ -28,17 +28,18 @@ kl_status Kl_local_io_err(kl_error *err, const char *op, const char *name);
 /* The directory holding `name` (its first dirlen bytes), made if missing;
  * -1 with errno. */
 int Kl_local_open_parent(int rootfd, const char *name, size_t dirlen);
-int Kl_local_write_all(int fd, const uint8_t *p, size_t n);
+/* Writes the whole body at fd's position: 0, or -1 with errno. */
+int Kl_local_write_all(int fd, const kl_body *b);
 /* Bytes of `name` before its last '/' (0 if none). */
 size_t Kl_local_dir_len(const char *name);
 
 /* The objstore ops of slot claims (local_claim.c). */
-kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
-                         size_t len, char **tag, kl_error *err);
+kl_status Kl_local_claim(kl_objstore *os, const char *claim, const char *object,
+                         const kl_body *body, char **tag, kl_error *err);
 kl_status Kl_local_claim_target(kl_objstore *os, const char *claim, char **object, char **tag,
                                 kl_error *err);
 kl_status Kl_local_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
-                           const void *data, size_t len, kl_error *err);
+                           const kl_body *body, kl_error *err);
 kl_status Kl_local_unclaim(kl_objstore *os, const char *const *claims, size_t n, kl_error *err);
 /* A claim in directory form, open as fd (a directory named `name`), read
  * as its body as every claim is: the file it holds, opened read-only; -1

@@ -133,13 +133,13 @@ int kl_os_can_claim(const kl_objstore *os)
     return os->ops->claim && os->ops->claim_target && os->ops->publish && os->ops->unclaim;
 }
 
-kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
-                      size_t len, char **tag, kl_error *err)
+kl_status kl_os_claim(kl_objstore *os, const char *claim, const char *object, const kl_body *body,
+                      char **tag, kl_error *err)
 {
     *tag = NULL;
     uint64_t t0 = Kl_mono_ns();
-    kl_status st = os->ops->claim(os, claim, object, data, len, tag, err);
-    if (st == KL_OK) add_bytes(os, 0, len);
+    kl_status st = os->ops->claim(os, claim, object, body, tag, err);
+    if (st == KL_OK) add_bytes(os, 0, body->len);
     return count(os, KL_OP_CLAIM, 1, t0, st);
 }
 
@@ -152,11 +152,10 @@ kl_status kl_os_claim_target(kl_objstore *os, const char *claim, char **object, 
 }
 
 kl_status kl_os_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
-                        const void *data, size_t len, kl_error *err)
+                        const kl_body *body, kl_error *err)
 {
     uint64_t t0 = Kl_mono_ns();
-    return count(os, KL_OP_PUBLISH, 1, t0,
-                 os->ops->publish(os, claim, object, tag, data, len, err));
+    return count(os, KL_OP_PUBLISH, 1, t0, os->ops->publish(os, claim, object, tag, body, err));
 }
 
 kl_status kl_os_unclaim(kl_objstore *os, const char *const *claims, size_t n, kl_error *err)

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "klstore.h"
 #include "local_os.h"
 #include "recycle.h"
@@ -69,7 +70,7 @@ static kl_status stage_data(local_os *l, const kl_put_item *it, staged *sv, kl_e
         sv->tmp[0] = 0;
         return Kl_local_io_err(err, "create temporary file for", it->name);
     }
-    if (Kl_local_write_all(fd, it->data, it->len) != 0 || fsync(fd) != 0) {
+    if (Kl_local_write_all(fd, KL_BODY_ONE(it->data, it->len)) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         errno = e;

@@ -19,6 +19,8 @@ typedef struct kl_progress {
     int in_objs_lost;
     kl_published_fn fn;
     void *ctx;
+    int framed;    /* the call's records lie framed (Kl_append_records) */
+    size_t copied; /* records encoded by copy so far */
 } kl_progress;
 
 /* Records [0, to) are in; m (NULL: duplicates only) holds the last of

@@ -14,12 +14,12 @@
 
 /* Whether the claim at m's slot holds exactly body (then *tag is its tag). */
 static kl_status read_own_claim(kl_objstore *os, const char *claim, const char *name,
-                                const void *body, size_t len, int *mine, char **tag, kl_error *err)
+                                const kl_body *body, int *mine, char **tag, kl_error *err)
 {
     char *other = NULL;
     *mine = 0;
     *tag = NULL;
-    kl_status st = Kl_tail_read_claim(os, claim, name, body, len, mine, &other, tag, err);
+    kl_status st = Kl_tail_read_claim(os, claim, name, body, mine, &other, tag, err);
     if (st == KL_ENOTFOUND || st == KL_EBADDATA) st = KL_OK; /* none, or not ours */
     free(other);
     if (!*mine) {
@@ -60,8 +60,8 @@ static kl_status chain_to(kl_objstore *os, const char *dir, kl_keystate *s, uint
 }
 
 kl_status Kl_tail_resume(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                         kl_keystate *s, int fenced, const kl_object_meta *m, const void *body,
-                         size_t len, int *in, kl_error *err)
+                         kl_keystate *s, int fenced, const kl_object_meta *m, const kl_body *body,
+                         int *in, kl_error *err)
 {
     *in = 0;
     char *claim = fenced ? Kl_layout_claim(dir, m->first_offset) : NULL;
@@ -75,15 +75,15 @@ kl_status Kl_tail_resume(kl_objstore *os, const kl_store_config *cfg, const char
         /* The claim first, then the load (the chain argument above): a
          * claim seen before a load that shows its slot unpublished was
          * that slot's first claim, and is still there. */
-        if (fenced && (st = read_own_claim(os, claim, name, body, len, &mine, &tag, err))) break;
+        if (fenced && (st = read_own_claim(os, claim, name, body, &mine, &tag, err))) break;
         if ((st = Kl_tail_reload(os, cfg, dir, 0, s, err))) break;
         if (s->next_offset > m->first_offset) { /* published: by whom, the bytes say */
-            st = Kl_tail_holds_body(os, dir, m, body, len, in, err);
+            st = Kl_tail_holds_body(os, dir, m, body, in, err);
             done = 1;
         } else if (s->next_offset == m->first_offset) {
             done = 1; /* without our claim at the tail, it never landed */
             if (mine) {
-                st = kl_os_publish(os, claim, name, tag, body, len, err);
+                st = kl_os_publish(os, claim, name, tag, body, err);
                 if (st == KL_ENOTFOUND) { /* published meanwhile: look again */
                     st = KL_OK;
                     done = 0;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "buf.h"
 #include "codec.h"
 #include "claimgc.h"
 #include "complete.h"
@@ -160,7 +161,7 @@ static kl_status slot_free(kl_objstore *os, const kl_store_config *cfg, const ch
  * for a writer that finds its own claimed slot taken, because a helper may
  * have published (and compaction merged) its claim while it was stopped. */
 kl_status Kl_tail_holds_body(kl_objstore *os, const char *dir, const kl_object_meta *m,
-                             const uint8_t *body, size_t len, int *yes, kl_error *err)
+                             const kl_body *body, int *yes, kl_error *err)
 {
     *yes = 0;
     uint8_t *have = NULL;
@@ -189,8 +190,8 @@ kl_status Kl_tail_holds_body(kl_objstore *os, const char *dir, const kl_object_m
     while (pos < hlen && Kl_codec_framed(have, hlen, pos, &plen) &&
            Kl_le64(have + pos) < m->first_offset)
         pos += KL_RECORD_OVERHEAD + plen;
-    *yes = pos < hlen && hlen - pos >= len && Kl_le64(have + pos) == m->first_offset &&
-           memcmp(have + pos, body, len) == 0;
+    *yes = pos < hlen && hlen - pos >= body->len && Kl_le64(have + pos) == m->first_offset &&
+           Kl_body_eq(body, have + pos, body->len);
     free(have);
     return KL_OK;
 }
@@ -225,14 +226,14 @@ static kl_status catch_up(kl_objstore *os, const kl_store_config *cfg, const cha
 /* Whether `claim` holds exactly body: the sign of a claim of our own whose
  * answer was lost (a claim never changes while it exists, and reads as
  * its body).  Gone is "no". */
-static kl_status claim_holds(kl_objstore *os, const char *claim, const void *body, size_t len,
-                             int *yes, kl_error *err)
+static kl_status claim_holds(kl_objstore *os, const char *claim, const kl_body *body, int *yes,
+                             kl_error *err)
 {
     uint8_t *have = NULL;
     size_t hlen = 0;
     *yes = 0;
-    kl_status st = kl_os_get(os, claim, 0, len + 1, &have, &hlen, err);
-    if (st == KL_OK) *yes = hlen == len && memcmp(have, body, len) == 0;
+    kl_status st = kl_os_get(os, claim, 0, body->len + 1, &have, &hlen, err);
+    if (st == KL_OK) *yes = Kl_body_eq(body, have, hlen);
     free(have);
     return st == KL_ENOTFOUND ? KL_OK : st;
 }
@@ -241,12 +242,13 @@ static kl_status claim_holds(kl_objstore *os, const char *claim, const void *bod
  * failed append of these records), is ours to publish.  Another writer's
  * claim could only hold these bytes if it appended the same records,
  * with the same timestamps, at the same offsets. */
-kl_status Kl_tail_read_claim(kl_objstore *os, const char *claim, const char *name, const void *body,
-                             size_t len, int *mine, char **other, char **tag, kl_error *err)
+kl_status Kl_tail_read_claim(kl_objstore *os, const char *claim, const char *name,
+                             const kl_body *body, int *mine, char **other, char **tag,
+                             kl_error *err)
 {
     *mine = 0;
     kl_status st = kl_os_claim_target(os, claim, other, tag, err);
-    if (st == KL_OK && strcmp(*other, name) == 0) st = claim_holds(os, claim, body, len, mine, err);
+    if (st == KL_OK && strcmp(*other, name) == 0) st = claim_holds(os, claim, body, mine, err);
     return st;
 }
 
@@ -327,7 +329,7 @@ kl_status Kl_tail_chain_settle(kl_objstore *os, const kl_store_config *cfg, cons
     kl_status st = Kl_tail_reload(os, cfg, dir, 0, s, err);
     while (!st && i < n && chain[i].m.first_offset != s->next_offset) i++;
     for (; !st && i < n; i++) {
-        st = kl_os_publish(os, chain[i].claim, chain[i].object, chain[i].tag, NULL, 0, err);
+        st = kl_os_publish(os, chain[i].claim, chain[i].object, chain[i].tag, NULL, err);
         if (st == KL_ENOTFOUND) st = KL_OK; /* changed or gone: published already */
         if (!st) st = advance(s, &chain[i].m, err);
     }
@@ -353,8 +355,8 @@ kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char
  * in; *sent = 0: nor will they be). */
 static kl_status place_mine(kl_objstore *os, const kl_store_config *cfg, const char *dir,
                             kl_keystate *s, const kl_object_meta *m, const char *claim,
-                            const char *name, const char *tag, const void *body, size_t len,
-                            int check, int free_, int *won, int *sent, kl_error *err)
+                            const char *name, const char *tag, const kl_body *body, int check,
+                            int free_, int *won, int *sent, kl_error *err)
 {
     kl_object_meta *ahead = NULL;
     size_t n_ahead = 0;
@@ -362,7 +364,7 @@ static kl_status place_mine(kl_objstore *os, const kl_store_config *cfg, const c
     if (check && (st = slot_free(os, cfg, dir, s, s->next_offset, &free_, &ahead, &n_ahead, err)))
         return st;
     if (free_) {
-        st = kl_os_publish(os, claim, name, tag, body, len, err);
+        st = kl_os_publish(os, claim, name, tag, body, err);
         if (st == KL_ENOTFOUND) st = KL_OK; /* a helper published it, then it was unclaimed */
         if (st == KL_OK && (st = advance(s, m, err)) == KL_OK) *won = 1;
     } else if (n_ahead && same_object(&ahead[0], m)) {
@@ -376,7 +378,7 @@ static kl_status place_mine(kl_objstore *os, const kl_store_config *cfg, const c
          * changes only after its slot is published). */
         int yes;
         const char *v[1] = {claim};
-        if ((st = Kl_tail_holds_body(os, dir, m, body, len, &yes, err)) == KL_OK &&
+        if ((st = Kl_tail_holds_body(os, dir, m, body, &yes, err)) == KL_OK &&
             (yes || (st = kl_os_unclaim(os, v, 1, err)) == KL_OK)) {
             *won = yes;
             *sent = yes;
@@ -388,8 +390,8 @@ static kl_status place_mine(kl_objstore *os, const kl_store_config *cfg, const c
 }
 
 kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                          kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
-                          int *won, int *sent, kl_error *err)
+                          kl_keystate *s, const kl_object_meta *m, const kl_body *body, int *won,
+                          int *sent, kl_error *err)
 {
     *won = 0;
     uint64_t began = Kl_boot_ns();
@@ -402,12 +404,12 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
     *sent = 0;
     kl_status st = claim && name ? KL_OK : oom(err);
     if (st) goto out;
-    st = kl_os_claim(os, claim, name, body, len, &tag, err);
+    st = kl_os_claim(os, claim, name, body, &tag, err);
     *sent = st != KL_EEXIST; /* our claim may exist: it succeeded, or its outcome is unknown */
     int mine = st == KL_OK;
     if (st == KL_EEXIST) {
         /* Until shown another's, it may be ours, its answer lost. */
-        st = Kl_tail_read_claim(os, claim, name, body, len, &mine, &other, &tag, err);
+        st = Kl_tail_read_claim(os, claim, name, body, &mine, &other, &tag, err);
         if (st == KL_OK && !mine) {
             const char *base = strrchr(other, '/');
             st = kl_object_name_parse(base ? base + 1 : other, &om, err);
@@ -468,8 +470,7 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
         const char *v[1] = {claim};
         st = free_ ? kl_os_unclaim(os, v, 1, err) : Kl_tail_reload(os, cfg, dir, 0, s, err);
     } else {
-        st = place_mine(os, cfg, dir, s, m, claim, name, tag, body, len, check, free_, won, sent,
-                        err);
+        st = place_mine(os, cfg, dir, s, m, claim, name, tag, body, check, free_, won, sent, err);
     }
 out:
     /* Whatever this call learnt of the tail, it learnt after it began. */
@@ -495,22 +496,21 @@ kl_status Kl_tail_advance(kl_keystate *s, const kl_object_meta *m, kl_error *err
 }
 
 kl_status Kl_tail_claim_ahead(kl_objstore *os, const char *dir, const kl_object_meta *m,
-                              const void *body, size_t len, int *won, int *sent, char **tag,
-                              kl_error *err)
+                              const kl_body *body, int *won, int *sent, char **tag, kl_error *err)
 {
     char *claim = Kl_layout_claim(dir, m->first_offset), *name = Kl_index_name(dir, m);
     char *other = NULL;
     *won = *sent = 0;
     *tag = NULL;
     kl_status st = claim && name ? KL_OK : oom(err);
-    if (!st) st = kl_os_claim(os, claim, name, body, len, tag, err);
+    if (!st) st = kl_os_claim(os, claim, name, body, tag, err);
     *sent = st != KL_EEXIST;
     *won = st == KL_OK;
     if (st == KL_EEXIST) {
         /* Ours (an answer lost), or another writer's: then the full
          * protocol takes the slot as a link. */
         *sent = 1;
-        st = Kl_tail_read_claim(os, claim, name, body, len, won, &other, tag, err);
+        st = Kl_tail_read_claim(os, claim, name, body, won, &other, tag, err);
         if (st == KL_ENOTFOUND || st == KL_EBADDATA || (st == KL_OK && !*won)) {
             st = KL_OK;
             *sent = 0;
@@ -527,14 +527,14 @@ kl_status Kl_tail_claim_ahead(kl_objstore *os, const char *dir, const kl_object_
 }
 
 kl_status Kl_tail_place_claimed(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                                kl_keystate *s, const kl_object_meta *m, const void *body,
-                                size_t len, const char *tag, int *won, int *sent, kl_error *err)
+                                kl_keystate *s, const kl_object_meta *m, const kl_body *body,
+                                const char *tag, int *won, int *sent, kl_error *err)
 {
     char *claim = Kl_layout_claim(dir, m->first_offset), *name = Kl_index_name(dir, m);
     kl_status st = claim && name ? KL_OK : oom(err);
     *won = 0;
     *sent = 1;
-    if (!st) st = place_mine(os, cfg, dir, s, m, claim, name, tag, body, len, 1, 0, won, sent, err);
+    if (!st) st = place_mine(os, cfg, dir, s, m, claim, name, tag, body, 1, 0, won, sent, err);
     free(claim);
     free(name);
     return st;

@@ -42,7 +42,7 @@ kl_status Kl_tail_load(kl_objstore *os, const kl_store_config *cfg, const char *
 kl_status Kl_tail_reload(kl_objstore *os, const kl_store_config *cfg, const char *dir, int sweep,
                          kl_keystate *s, kl_error *err);
 
-/* Tries to publish object m (encoded from s; body/len its bytes) at the
+/* Tries to publish object m (encoded from s; body its bytes) at the
  * tail.  *won = 1: the records are in the log exactly once, s has moved
  * past them (m is in s->pending, or s was reloaded).  *won = 0: another
  * writer had the slot; s now describes the newer tail (the caller
@@ -50,10 +50,10 @@ kl_status Kl_tail_reload(kl_objstore *os, const kl_store_config *cfg, const char
  * and *sent says whether a claim of m may exist: then the records may be
  * in, or be published later (Kl_tail_resume finds out). */
 kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                          kl_keystate *s, const kl_object_meta *m, const void *body, size_t len,
-                          int *won, int *sent, kl_error *err);
+                          kl_keystate *s, const kl_object_meta *m, const kl_body *body, int *won,
+                          int *sent, kl_error *err);
 
-/* (resume.c) For a retry of an append that failed after sending object m (body/len:
+/* (resume.c) For a retry of an append that failed after sending object m (body:
  * its bytes, encoded again exactly): finds whether m is in the log -- its
  * claim published by anyone, or its PUT landed (unfenced) -- and if it is
  * claimed but not yet published at the tail, publishes it (and the claims
@@ -62,8 +62,8 @@ kl_status Kl_tail_publish(kl_objstore *os, const kl_store_config *cfg, const cha
  * them in; s is the key's tail.  An error leaves it undecided.  A claim
  * holding m's exact bytes at m's slot is taken as the attempt's own. */
 kl_status Kl_tail_resume(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                         kl_keystate *s, int fenced, const kl_object_meta *m, const void *body,
-                         size_t len, int *in, kl_error *err);
+                         kl_keystate *s, int fenced, const kl_object_meta *m, const kl_body *body,
+                         int *in, kl_error *err);
 
 /* Settles the slots s took as lost to others since its last published
  * object (its chain, tail.c): publishes them where the key ends, or drops
@@ -79,12 +79,13 @@ kl_status Kl_tail_settle(kl_objstore *os, const kl_store_config *cfg, const char
 #define KL_CHAIN_MAX 64
 /* Whether the log holds exactly body (the records of m) at m's offsets. */
 kl_status Kl_tail_holds_body(kl_objstore *os, const char *dir, const kl_object_meta *m,
-                             const uint8_t *body, size_t len, int *yes, kl_error *err);
+                             const kl_body *body, int *yes, kl_error *err);
 /* Reads `claim` (kl_os_claim_target: *other and *tag, malloc'd, and its
  * errors) and whether it is ours: it names `name` and holds exactly body
  * (gone meanwhile is "not ours"). */
-kl_status Kl_tail_read_claim(kl_objstore *os, const char *claim, const char *name, const void *body,
-                             size_t len, int *mine, char **other, char **tag, kl_error *err);
+kl_status Kl_tail_read_claim(kl_objstore *os, const char *claim, const char *name,
+                             const kl_body *body, int *mine, char **other, char **tag,
+                             kl_error *err);
 /* s's tail moves past om, another's claim (strings: ownership moves). */
 kl_status Kl_tail_chain_add(kl_keystate *s, const kl_object_meta *om, char **claim, char **object,
                             char **tag, kl_error *err);
@@ -103,8 +104,7 @@ kl_status Kl_tail_chain_settle(kl_objstore *os, const kl_store_config *cfg, cons
  * Kl_tail_advance: s moves past m, published. */
 int Kl_tail_fresh(const kl_store_config *cfg, const kl_keystate *s);
 kl_status Kl_tail_claim_ahead(kl_objstore *os, const char *dir, const kl_object_meta *m,
-                              const void *body, size_t len, int *won, int *sent, char **tag,
-                              kl_error *err);
+                              const kl_body *body, int *won, int *sent, char **tag, kl_error *err);
 kl_status Kl_tail_advance(kl_keystate *s, const kl_object_meta *m, kl_error *err);
 /* For a claim won ahead whose answer came back too late to skip the tail
  * check (s's view no longer fresh), m following s's tail: checks the tail
@@ -112,6 +112,6 @@ kl_status Kl_tail_advance(kl_keystate *s, const kl_object_meta *m, kl_error *err
  * records are in; not won and *sent 0: they are not, nor ever will be
  * from this claim. */
 kl_status Kl_tail_place_claimed(kl_objstore *os, const kl_store_config *cfg, const char *dir,
-                                kl_keystate *s, const kl_object_meta *m, const void *body,
-                                size_t len, const char *tag, int *won, int *sent, kl_error *err);
+                                kl_keystate *s, const kl_object_meta *m, const kl_body *body,
+                                const char *tag, int *won, int *sent, kl_error *err);
 #endif

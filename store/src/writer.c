@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "append.h"
+#include "buf.h"
 #include "claimgc.h"
 #include "codec.h"
 #include "compact.h"
@@ -50,7 +51,7 @@ typedef struct store_writer {
     kl_publish_fn observer; /* kl_store_writer_observe */
     void *observer_ctx;
     /* kl_store_writer_stats (relaxed atomics) */
-    _Atomic uint64_t appends, written, duplicates, objects, failures;
+    _Atomic uint64_t appends, written, duplicates, objects, failures, copied;
 } store_writer;
 
 static store_writer *SW(kl_writer *w) { return (store_writer *)w; }
@@ -198,8 +199,8 @@ static kl_status decide_fencing(store_writer *sw, kl_error *err)
             kl_error perr = {0};
             const char *obj = ".klstore/probe-object";
             char *t1 = NULL, *t2 = NULL;
-            kl_status a = kl_os_claim(sw->os, name, obj, "1", 1, &t1, &perr);
-            kl_status b = a ? a : kl_os_claim(sw->os, name, obj, "2", 1, &t2, &perr);
+            kl_status a = kl_os_claim(sw->os, name, obj, KL_BODY_ONE("1", 1), &t1, &perr);
+            kl_status b = a ? a : kl_os_claim(sw->os, name, obj, KL_BODY_ONE("2", 1), &t2, &perr);
             const char *v[1] = {name};
             if (a == KL_OK) kl_os_unclaim(sw->os, v, 1, NULL);
             free(t1);
@@ -278,8 +279,8 @@ static void on_object(kl_publish_event ev, const kl_object_meta *m, void *ctx)
 
 /* An append as objects of cuts[] records (n_cuts 0: one object). */
 static kl_status store_append(store_writer *sw, const char *keyspace, const char *key,
-                              const kl_insertion *ins, size_t n, const size_t *cuts, size_t n_cuts,
-                              kl_error *err)
+                              const kl_insertion *ins, size_t n, int framed, const size_t *cuts,
+                              size_t n_cuts, kl_error *err)
 {
     kl_status st;
     if ((st = kl_validate_name("keyspace", keyspace, err)) ||
@@ -310,10 +311,11 @@ static kl_status store_append(store_writer *sw, const char *keyspace, const char
     else if (s->stale) /* a reload is a fresh state, not stale */
         st = Kl_tail_reload(sw->os, &sw->cfg, dir, sw->fenced, s, err);
     append_report r = {sw, keyspace, key, 0, 0};
-    size_t before = 0;
+    size_t before = 0, copied = 0;
     if (st == KL_OK)
-        st = Kl_append_records(sw->os, &sw->cfg, sw->fenced, dir, s, ins, n, cuts, n_cuts,
-                               on_object, &r, &before, err);
+        st = Kl_append_records(sw->os, &sw->cfg, sw->fenced, dir, s, ins, n, framed, cuts, n_cuts,
+                               on_object, &r, &before, &copied, err);
+    atomic_fetch_add_explicit(&sw->copied, copied, memory_order_relaxed);
     int compact_here = st == KL_OK && schedule_compaction(sw, dir, s);
     if (s) Kl_keycache_put(sw->cache, dir, s);
     count_append(sw, st, n - before, r.written, r.objects);
@@ -326,7 +328,7 @@ static kl_status store_append(store_writer *sw, const char *keyspace, const char
 static kl_status sw_append(kl_writer *w, const char *keyspace, const char *key,
                            const kl_insertion *ins, size_t n, kl_error *err)
 {
-    return store_append(SW(w), keyspace, key, ins, n, NULL, 0, err);
+    return store_append(SW(w), keyspace, key, ins, n, 0, NULL, 0, err);
 }
 
 /* The store writer persists before append returns: nothing to flush. */
@@ -424,11 +426,11 @@ kl_status kl_store_writer_new(kl_objstore *os, const kl_store_config *cfg, kl_wr
 }
 
 kl_status Kl_store_writer_append_objects(kl_writer *w, const char *keyspace, const char *key,
-                                         const kl_insertion *ins, size_t n, const size_t *cuts,
-                                         size_t n_cuts, kl_error *err)
+                                         const kl_insertion *ins, size_t n, int framed,
+                                         const size_t *cuts, size_t n_cuts, kl_error *err)
 {
     if (w->ops != &store_writer_ops) return kl_seterr(err, KL_EINVAL, "not a store writer");
-    return store_append(SW(w), keyspace, key, ins, n, cuts, n_cuts, err);
+    return store_append(SW(w), keyspace, key, ins, n, framed, cuts, n_cuts, err);
 }
 
 int Kl_store_writer_is(const kl_writer *w) { return w && w->ops == &store_writer_ops; }
@@ -453,6 +455,7 @@ kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *er
         .records_duplicate = atomic_load_explicit(&sw->duplicates, memory_order_relaxed),
         .objects = atomic_load_explicit(&sw->objects, memory_order_relaxed),
         .append_failures = atomic_load_explicit(&sw->failures, memory_order_relaxed),
+        .records_copied = atomic_load_explicit(&sw->copied, memory_order_relaxed),
     };
     return KL_OK;
 }

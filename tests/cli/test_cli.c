@@ -820,7 +820,7 @@ Test(cli, help_and_version)
         cr_expect(strncmp(r.out, want, strlen(want)) == 0, "%s", r.out);
         result_free(&r);
     }
-    expect_ok(run_bare("--version"), "klstore 0.1.0\n");
+    expect_ok(run_bare("--version"), "klstore 0.2.0\n");
     expect_error(run_bare("help", "nope"), 2, "klstore: help: unknown command 'nope'", NULL);
 }
 

@@ -42,19 +42,19 @@ static kl_status wrap_del(kl_objstore *os, const char *const *n, size_t c, kl_er
 /* Slot claims are forwarded when the inner store has them, so wrapped
  * writers fence as they would unwrapped: a claim is a PUT, claim_target a
  * HEAD, publish a server-side copy, unclaim a DELETE. */
-static kl_status wrap_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
+static kl_status wrap_claim(kl_objstore *os, const char *c, const char *o, const kl_body *d,
                             char **t, kl_error *e)
 {
-    return kl_os_claim(KL_WRAP(os)->inner, c, o, d, l, t, e);
+    return kl_os_claim(KL_WRAP(os)->inner, c, o, d, t, e);
 }
 static kl_status wrap_target(kl_objstore *os, const char *c, char **o, char **t, kl_error *e)
 {
     return kl_os_claim_target(KL_WRAP(os)->inner, c, o, t, e);
 }
 static kl_status wrap_publish(kl_objstore *os, const char *c, const char *o, const char *t,
-                              const void *d, size_t l, kl_error *e)
+                              const kl_body *d, kl_error *e)
 {
-    return kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, l, e);
+    return kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, e);
 }
 static kl_status wrap_unclaim(kl_objstore *os, const char *const *c, size_t n, kl_error *e)
 {

@@ -22,8 +22,8 @@
     "./lib/systemd/system/klstore-kafka-bridge@.service\n"                                         \
     "./" KL_LIBDIR "/libklstore.a\n"                                                               \
     "./" KL_LIBDIR "/libklstore.so\n"                                                              \
-    "./" KL_LIBDIR "/libklstore.so.0\n"                                                            \
     "./" KL_LIBDIR "/libklstore.so." KL_VERSION "\n"                                               \
+    "./" KL_LIBDIR "/libklstore.so.1\n"                                                            \
     "./" KL_LIBDIR "/pkgconfig/klstore.pc\n"                                                       \
     "./share/doc/klstore/examples/example.ini\n"                                                   \
     "./share/doc/klstore/examples/mnt-klstore.mount\n"                                             \
@@ -105,7 +105,7 @@ Test(install, a_program_builds_through_pkg_config_against_the_shared_library)
     snprintf(link, sizeof link, "$(%s --libs klstore) -Wl,-rpath,%s/%s", s.pkg, s.prefix,
              KL_LIBDIR);
     char *needed = build_and_run(&s, link);
-    cr_assert_str_eq(needed, "Shared library: [libklstore.so.0\n");
+    cr_assert_str_eq(needed, "Shared library: [libklstore.so.1\n");
     free(needed);
 }
 

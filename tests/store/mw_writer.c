@@ -52,12 +52,12 @@ static unsigned draw(void)
 
 static int fault(void) { return fault_pct && (int)(draw() % 100) < fault_pct; }
 
-static kl_status faulty_claim(kl_objstore *os, const char *c, const char *o, const void *d,
-                              size_t l, char **t, kl_error *e)
+static kl_status faulty_claim(kl_objstore *os, const char *c, const char *o, const kl_body *d,
+                              char **t, kl_error *e)
 {
     int f = fault(), after = draw() & 1;
     if (f && !after) return kl_seterr(e, KL_EIO, "injected: claim not sent");
-    kl_status st = kl_os_claim(KL_WRAP(os)->inner, c, o, d, l, t, e);
+    kl_status st = kl_os_claim(KL_WRAP(os)->inner, c, o, d, t, e);
     if (f && st == KL_OK) {
         free(*t);
         *t = NULL;
@@ -67,11 +67,11 @@ static kl_status faulty_claim(kl_objstore *os, const char *c, const char *o, con
 }
 
 static kl_status faulty_publish(kl_objstore *os, const char *c, const char *o, const char *t,
-                                const void *d, size_t l, kl_error *e)
+                                const kl_body *d, kl_error *e)
 {
     int f = fault(), after = draw() & 1;
     if (f && !after) return kl_seterr(e, KL_EIO, "injected: publish not sent");
-    kl_status st = kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, l, e);
+    kl_status st = kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, e);
     return f && st == KL_OK ? kl_seterr(e, KL_EIO, "injected: publish's answer lost") : st;
 }
 

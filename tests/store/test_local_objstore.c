@@ -1,6 +1,7 @@
 /* test_local_objstore.c -- what only the directory store must guarantee:
  * names that cannot be files are refused, temporary files never show, and
  * an object is a plain file at ROOT/NAME (the bucket mirror promise). */
+#include "buf.h"
 #include "test_env.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -190,22 +191,25 @@ Test(local, claim_is_one_file_published_by_link)
 {
     kl_error err = {0};
     char *tag = NULL, *tgt = NULL, ents[1024];
-    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_x", "abc", 3, &tag, &err), KL_OK,
-                 "%s", err.msg);
+    cr_assert_eq(
+        kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_x", KL_BODY_ONE("abc", 3), &tag, &err), KL_OK,
+        "%s", err.msg);
     free(tag);
     tag = NULL;
     /* create-only: a second claim of the slot is refused, the first kept */
-    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", "zz", 2, &tag, &err), KL_EEXIST);
+    cr_assert_eq(
+        kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", KL_BODY_ONE("zz", 2), &tag, &err),
+        KL_EEXIST);
     dir_entries("ks/k", ents, sizeof ents);
     cr_assert_str_eq(ents, "claim_o1", "nothing else is left behind");
     cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o1", &tgt, &tag, &err), KL_OK, "%s", err.msg);
     cr_assert_str_eq(tgt, "ks/k/data_x");
     free(tgt);
     free(tag);
-    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o1", "ks/k/data_x", NULL, NULL, 0, &err), KL_OK,
-                 "%s", err.msg);
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o1", "ks/k/data_x", NULL, NULL, &err), KL_OK, "%s",
+                 err.msg);
     /* publishing again (a helper) is idempotent */
-    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o1", "ks/k/data_x", NULL, NULL, 0, &err), KL_OK);
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o1", "ks/k/data_x", NULL, NULL, &err), KL_OK);
     char pc[512], po[512];
     path_of(pc, sizeof pc, "ks/k/claim_o1");
     path_of(po, sizeof po, "ks/k/data_x");
@@ -235,10 +239,10 @@ Test(local, publish_refuses_a_claim_holding_another_object)
     kl_error err = {0};
     char *tag = NULL;
     const char *c[] = {"ks/k/claim_o1"};
-    cr_assert_eq(kl_os_claim(T.os, c[0], "ks/k/data_x", "abc", 3, &tag, &err), KL_OK);
+    cr_assert_eq(kl_os_claim(T.os, c[0], "ks/k/data_x", KL_BODY_ONE("abc", 3), &tag, &err), KL_OK);
     cr_assert_eq(kl_os_unclaim(T.os, c, 1, &err), KL_OK);
-    cr_assert_eq(kl_os_claim(T.os, c[0], "ks/k/data_y", "zzzz", 4, &tag, &err), KL_OK);
-    cr_assert_eq(kl_os_publish(T.os, c[0], "ks/k/data_x", NULL, NULL, 0, &err), KL_ENOTFOUND);
+    cr_assert_eq(kl_os_claim(T.os, c[0], "ks/k/data_y", KL_BODY_ONE("zzzz", 4), &tag, &err), KL_OK);
+    cr_assert_eq(kl_os_publish(T.os, c[0], "ks/k/data_x", NULL, NULL, &err), KL_ENOTFOUND);
     cr_assert_neq(err.msg[0], 0);
     char ents[1024];
     dir_entries("ks/k", ents, sizeof ents);
@@ -263,15 +267,16 @@ Test(local, claims_of_the_directory_form_still_work)
     close(fd);
     kl_error err = {0};
     char *tag = NULL, *tgt = NULL;
-    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o5", "ks/k/data_w", "new", 3, &tag, &err),
-                 KL_EEXIST);
+    cr_assert_eq(
+        kl_os_claim(T.os, "ks/k/claim_o5", "ks/k/data_w", KL_BODY_ONE("new", 3), &tag, &err),
+        KL_EEXIST);
     cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o5", &tgt, &tag, &err), KL_OK, "%s", err.msg);
     cr_assert_str_eq(tgt, "ks/k/data_z");
     free(tgt);
-    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o5", "ks/k/data_w", NULL, NULL, 0, &err),
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o5", "ks/k/data_w", NULL, NULL, &err),
                  KL_ENOTFOUND, "the claim holds data_z, not data_w");
-    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o5", "ks/k/data_z", NULL, NULL, 0, &err), KL_OK,
-                 "%s", err.msg);
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o5", "ks/k/data_z", NULL, NULL, &err), KL_OK, "%s",
+                 err.msg);
     const char *c[] = {"ks/k/claim_o5"};
     cr_assert_eq(kl_os_unclaim(T.os, c, 1, &err), KL_OK, "%s", err.msg);
     char ents[1024];
@@ -288,7 +293,7 @@ Test(local, claim_without_a_name_is_reported)
     char *tag = NULL, *tgt = NULL;
     cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o7", &tgt, &tag, &err), KL_EBADDATA);
     cr_assert(strstr(err.msg, "claim_o7"), "%s", err.msg);
-    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o7", "ks/k/data_q", NULL, NULL, 0, &err),
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o7", "ks/k/data_q", NULL, NULL, &err),
                  KL_ENOTFOUND);
     const char *c[] = {"ks/k/claim_o7"};
     cr_assert_eq(kl_os_unclaim(T.os, c, 1, &err), KL_OK);
@@ -306,9 +311,12 @@ Test(local, directory_claims_where_files_cannot_carry_the_name)
     atomic_store(&((local_os *)T.os)->dir_claims, 1);
     kl_error err = {0};
     char *tag = NULL, *tgt = NULL, ents[1024];
-    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_x", "abc", 3, &tag, &err), KL_OK,
-                 "%s", err.msg);
-    cr_assert_eq(kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", "zz", 2, &tag, &err), KL_EEXIST);
+    cr_assert_eq(
+        kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_x", KL_BODY_ONE("abc", 3), &tag, &err), KL_OK,
+        "%s", err.msg);
+    cr_assert_eq(
+        kl_os_claim(T.os, "ks/k/claim_o1", "ks/k/data_y", KL_BODY_ONE("zz", 2), &tag, &err),
+        KL_EEXIST);
     dir_entries("ks/k", ents, sizeof ents);
     cr_assert_str_eq(ents, "claim_o1", "no temporary directory is left behind");
     dir_entries("ks/k/claim_o1", ents, sizeof ents);
@@ -316,8 +324,8 @@ Test(local, directory_claims_where_files_cannot_carry_the_name)
     cr_assert_eq(kl_os_claim_target(T.os, "ks/k/claim_o1", &tgt, &tag, &err), KL_OK);
     cr_assert_str_eq(tgt, "ks/k/data_x");
     free(tgt);
-    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o1", "ks/k/data_x", NULL, NULL, 0, &err), KL_OK,
-                 "%s", err.msg);
+    cr_assert_eq(kl_os_publish(T.os, "ks/k/claim_o1", "ks/k/data_x", NULL, NULL, &err), KL_OK, "%s",
+                 err.msg);
     const char *c[] = {"ks/k/claim_o1"};
     cr_assert_eq(kl_os_unclaim(T.os, c, 1, &err), KL_OK, "%s", err.msg);
     dir_entries("ks/k", ents, sizeof ents);

@@ -351,10 +351,10 @@ static kl_status g_del(kl_objstore *os, const char *const *n, size_t c, kl_error
 {
     return kl_os_del(G(os)->inner, n, c, e);
 }
-static kl_status g_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
-                         char **t, kl_error *e)
+static kl_status g_claim(kl_objstore *os, const char *c, const char *o, const kl_body *d, char **t,
+                         kl_error *e)
 {
-    kl_status st = kl_os_claim(G(os)->inner, c, o, d, l, t, e);
+    kl_status st = kl_os_claim(G(os)->inner, c, o, d, t, e);
     __atomic_add_fetch(&G(os)->claims, 1, __ATOMIC_SEQ_CST);
     if (st == KL_OK && hold_after_claim) {
         hold_after_claim = 0;
@@ -368,14 +368,14 @@ static kl_status g_target(kl_objstore *os, const char *c, char **o, char **t, kl
     return kl_os_claim_target(G(os)->inner, c, o, t, e);
 }
 static kl_status g_publish(kl_objstore *os, const char *c, const char *o, const char *t,
-                           const void *d, size_t l, kl_error *e)
+                           const kl_body *d, kl_error *e)
 {
     if (hold_before_publish) {
         hold_before_publish = 0;
         sem_post(&G(os)->reached);
         sem_wait(&G(os)->release);
     }
-    return kl_os_publish(G(os)->inner, c, o, t, d, l, e);
+    return kl_os_publish(G(os)->inner, c, o, t, d, e);
 }
 static kl_status g_unclaim(kl_objstore *os, const char *const *c, size_t n, kl_error *e)
 {

@@ -52,8 +52,8 @@ static kl_status injected(kl_error *e, const char *what)
     return kl_seterr(e, KL_EIO, "injected fault: %s", what);
 }
 
-static kl_status f_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
-                         char **t, kl_error *e)
+static kl_status f_claim(kl_objstore *os, const char *c, const char *o, const kl_body *d, char **t,
+                         kl_error *e)
 {
     int f = take_fault(&fail_claim, &pass_claims);
     if (f == BEFORE) return injected(e, "claim not sent");
@@ -63,7 +63,7 @@ static kl_status f_claim(kl_objstore *os, const char *c, const char *o, const vo
         struct timespec ts = {late / 1000, (late % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
-    kl_status st = kl_os_claim(KL_WRAP(os)->inner, c, o, d, l, t, e);
+    kl_status st = kl_os_claim(KL_WRAP(os)->inner, c, o, d, t, e);
     if (atomic_load(&publishing)) atomic_fetch_add(&claims_while_publishing, 1);
     if (f >= AFTER && st == KL_OK) {
         free(*t);
@@ -75,13 +75,13 @@ static kl_status f_claim(kl_objstore *os, const char *c, const char *o, const vo
 }
 
 static kl_status f_publish(kl_objstore *os, const char *c, const char *o, const char *t,
-                           const void *d, size_t l, kl_error *e)
+                           const kl_body *d, kl_error *e)
 {
     int f = take_fault(&fail_publish, &pass_publishes);
     if (f == BEFORE) return injected(e, "publish not sent");
     atomic_fetch_add(&publishing, 1);
     slow(&publish_ms);
-    kl_status st = kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, l, e);
+    kl_status st = kl_os_publish(KL_WRAP(os)->inner, c, o, t, d, e);
     atomic_fetch_sub(&publishing, 1);
     return f == AFTER && st == KL_OK ? injected(e, "publish's answer lost") : st;
 }
@@ -613,7 +613,7 @@ static void *late_append(void *arg)
     kl_insertion ins[2] = {kt_rec("a1"), kt_rec("a2")};
     size_t cuts[2] = {1, 1};
     kl_error e = {0};
-    late_st = Kl_store_writer_append_objects(late_a, "ks", "k", ins, 2, cuts, 2, &e);
+    late_st = Kl_store_writer_append_objects(late_a, "ks", "k", ins, 2, 0, cuts, 2, &e);
     return NULL;
 }
 

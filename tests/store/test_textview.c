@@ -503,10 +503,10 @@ Test(textview, an_object_with_records_beyond_its_name_is_an_error)
  * claim or publish reads the view (through a listing) at the moment the
  * race can happen, and compares the whole text there and at the end. */
 
-typedef kl_status (*claim_op)(kl_objstore *, const char *, const char *, const void *, size_t,
-                              char **, kl_error *);
+typedef kl_status (*claim_op)(kl_objstore *, const char *, const char *, const kl_body *, char **,
+                              kl_error *);
 typedef kl_status (*publish_op)(kl_objstore *, const char *, const char *, const char *,
-                                const void *, size_t, kl_error *);
+                                const kl_body *, kl_error *);
 
 static kl_textview *hook_tv; /* the view the hooks read */
 
@@ -562,9 +562,9 @@ static int our_claim(const char *claim) { return strstr(claim, "ks/k/claim_") !=
 static const char *ahead_want; /* what a read in the window shows (NULL: below) */
 static int ahead_reads;
 static kl_status ahead_publish(kl_objstore *os, const char *c, const char *o, const char *t,
-                               const void *d, size_t l, kl_error *e)
+                               const kl_body *d, kl_error *e)
 {
-    kl_status st = kl_os_publish(((kl_wrap *)os)->inner, c, o, t, d, l, e);
+    kl_status st = kl_os_publish(((kl_wrap *)os)->inner, c, o, t, d, e);
     if (st == KL_OK && hook_tv) {
         const char *want = ahead_want ? ahead_want : ahead_reads ? "x\ny\nz\n" : "x\ny\n";
         text_is(hook_tv, want, "a line shown twice");
@@ -594,7 +594,7 @@ Test(textview, a_listing_ahead_of_the_writers_report_shows_each_line_once)
  * listing then shows where ours was encoded: that object is not ours and
  * retires none of our lines, which stay at the end until ours is in. */
 static int lost_claims;
-static kl_status lost_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
+static kl_status lost_claim(kl_objstore *os, const char *c, const char *o, const kl_body *d,
                             char **t, kl_error *e)
 {
     if (our_claim(c) && lost_claims++ == 0) {
@@ -602,7 +602,7 @@ static kl_status lost_claim(kl_objstore *os, const char *c, const char *o, const
         put_lines(W, "k", w, 3, 50, 0);       /* takes the slot first */
         text_is(hook_tv, "w1\nw2\nw3\nx\ny\n", "the other writer's object retired our lines");
     }
-    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
+    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, t, e);
 }
 
 Test(textview, an_object_that_lost_its_slot_retires_no_line)
@@ -629,23 +629,23 @@ Test(textview, an_object_that_lost_its_slot_retires_no_line)
 static int landed_fail_once, landed_read_once;
 static const char *landed_want;
 static kl_status landed_publish(kl_objstore *os, const char *c, const char *o, const char *t,
-                                const void *d, size_t l, kl_error *e)
+                                const kl_body *d, kl_error *e)
 {
-    kl_status st = kl_os_publish(((kl_wrap *)os)->inner, c, o, t, d, l, e);
+    kl_status st = kl_os_publish(((kl_wrap *)os)->inner, c, o, t, d, e);
     if (st == KL_OK && landed_fail_once) {
         landed_fail_once = 0;
         return kl_seterr(e, KL_EIO, "the answer was lost");
     }
     return st;
 }
-static kl_status landed_claim(kl_objstore *os, const char *c, const char *o, const void *d,
-                              size_t l, char **t, kl_error *e)
+static kl_status landed_claim(kl_objstore *os, const char *c, const char *o, const kl_body *d,
+                              char **t, kl_error *e)
 {
     if (landed_read_once && our_claim(c)) {
         landed_read_once = 0;
         text_is(hook_tv, landed_want, "lines lost or cut");
     }
-    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
+    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, t, e);
 }
 
 Test(textview, a_retried_append_whose_failed_publish_landed_shows_each_line_once)
@@ -730,11 +730,11 @@ Test(textview, a_retry_of_a_landed_append_shows_its_lines_once_while_it_looks)
  * is whole. */
 static int merged_armed, merged_fail_list;
 static char merged_name[512];
-static kl_status merged_claim(kl_objstore *os, const char *c, const char *o, const void *d,
-                              size_t l, char **t, kl_error *e)
+static kl_status merged_claim(kl_objstore *os, const char *c, const char *o, const kl_body *d,
+                              char **t, kl_error *e)
 {
     kl_objstore *in = ((kl_wrap *)os)->inner;
-    kl_status st = kl_os_claim(in, c, o, d, l, t, e);
+    kl_status st = kl_os_claim(in, c, o, d, t, e);
     if (st != KL_OK || !merged_armed || !our_claim(c)) return st;
     merged_armed = 0;
     /* One object [1, ours.last] holds the object before and our bytes. */
@@ -755,10 +755,11 @@ static kl_status merged_claim(kl_objstore *os, const char *c, const char *o, con
     mg.max_ts = mine.max_ts > v[0].max_ts ? mine.max_ts : v[0].max_ts;
     mg.min_ts = mine.min_ts < v[0].min_ts ? mine.min_ts : v[0].min_ts;
     mg.next_nonce = mine.next_nonce;
-    mg.size = plen + l;
+    mg.size = plen + d->len;
     kl_buf b = {0};
     cr_assert_eq(Kl_buf_append(&b, prev, plen), 0);
-    cr_assert_eq(Kl_buf_append(&b, d, l), 0);
+    for (size_t i = 0; i < d->n; i++)
+        cr_assert_eq(Kl_buf_append(&b, d->v[i].iov_base, d->v[i].iov_len), 0);
     cr_assert_gt(kl_object_name_format(&mg, suffix, sizeof suffix), 0);
     snprintf(merged_name, sizeof merged_name, "%sks/k/%s", T.prefix, suffix);
     cr_assert_eq(kl_os_put(in, merged_name, b.data, b.len, 0, &err), KL_OK, "%s", err.msg);
@@ -875,7 +876,7 @@ Test(textview, lines_with_a_nonce_are_refused_and_nothing_changes)
  * briefly absent -- never twice, never cut). */
 static int twin_claims;
 static kl_writer *twin_bw;
-static kl_status twin_claim(kl_objstore *os, const char *c, const char *o, const void *d, size_t l,
+static kl_status twin_claim(kl_objstore *os, const char *c, const char *o, const kl_body *d,
                             char **t, kl_error *e)
 {
     if (our_claim(c) && twin_claims++ == 0) {
@@ -886,7 +887,7 @@ static kl_status twin_claim(kl_objstore *os, const char *c, const char *o, const
         kl_error err = {0};
         cr_assert_eq(kl_textview_append(hook_tv, twin_bw, &z, 1, &err), KL_OK, "%s", err.msg);
     }
-    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, l, t, e);
+    return kl_os_claim(((kl_wrap *)os)->inner, c, o, d, t, e);
 }
 
 Test(textview, a_twin_of_our_object_from_another_writer_leaves_every_line_once)

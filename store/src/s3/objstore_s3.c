@@ -82,16 +82,16 @@ static kl_status s3_del(kl_objstore *os, const char *const *names, size_t n, kl_
 
 /* PUT, optionally create-only (If-None-Match: *) and carrying a claim's
  * object name as user metadata. */
-static kl_status put_object(kl_objstore *os, const char *name, const void *data, size_t len,
-                            int flags, const char *claim_object, char **etag, kl_error *err)
+static kl_status put_object(kl_objstore *os, const char *name, const kl_body *body, int flags,
+                            const char *claim_object, char **etag, kl_error *err)
 {
     s3_os *s = S(os);
     kl_status st = check_key(s, "PUT", name, err);
     if (st) return st;
-    if ((uint64_t)len > S3_MAX_PUT)
+    if ((uint64_t)body->len > S3_MAX_PUT)
         return kl_seterr(err, KL_EINVAL, "S3 PUT s3://%s/%.200s: %zu bytes exceed S3's 5 GiB limit",
-                         s->http.bucket, name, len);
-    s3_req rq = {.op = "PUT", .method = "PUT", .key = name, .body = data, .body_len = len};
+                         s->http.bucket, name, body->len);
+    s3_req rq = {.op = "PUT", .method = "PUT", .key = name, .body = body};
     if (flags & KL_PUT_IF_ABSENT) {
         rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"If-None-Match", "*"};
         rq.accept[0] = 412;
@@ -111,7 +111,7 @@ static kl_status put_object(kl_objstore *os, const char *name, const void *data,
         uint8_t *have = NULL;
         size_t have_len = 0;
         if (s3_get(os, name, 0, UINT64_MAX, &have, &have_len, NULL) == KL_OK) {
-            int same = have_len == len && (len == 0 || memcmp(have, data, len) == 0);
+            int same = Kl_body_eq(body, have, have_len);
             free(have);
             if (same) return KL_OK;
         }
@@ -123,7 +123,7 @@ static kl_status put_object(kl_objstore *os, const char *name, const void *data,
 static kl_status s3_put(kl_objstore *os, const char *name, const void *data, size_t len, int flags,
                         kl_error *err)
 {
-    return put_object(os, name, data, len, flags, NULL, NULL, err);
+    return put_object(os, name, KL_BODY_ONE(data, len), flags, NULL, NULL, err);
 }
 
 /* ---- slot claims (klstore.h "Slot claims") ------------------------ *
@@ -154,11 +154,10 @@ static kl_status head_claim(s3_os *s, const char *claim, s3_resp *rs, kl_error *
     return KL_OK;
 }
 
-static kl_status s3_claim(kl_objstore *os, const char *claim, const char *object, const void *data,
-                          size_t len, char **tag, kl_error *err)
+static kl_status s3_claim(kl_objstore *os, const char *claim, const char *object,
+                          const kl_body *body, char **tag, kl_error *err)
 {
-    kl_status st =
-        put_object(os, claim, data, len, KL_PUT_IF_ABSENT, last_component(object), tag, err);
+    kl_status st = put_object(os, claim, body, KL_PUT_IF_ABSENT, last_component(object), tag, err);
     if (st == KL_OK && !*tag) { /* created by an earlier attempt: ask for its tag */
         s3_resp rs;
         if ((st = head_claim(S(os), claim, &rs, err))) return st;
@@ -252,7 +251,7 @@ static int copy_conditional(s3_os *s, const char *claim)
         if (asprintf(&src, "%s.copy-probe-%d-%lx%lx", claim, (int)getpid(),
                      (unsigned long)ts.tv_sec, (unsigned long)ts.tv_nsec) >= 0 &&
             asprintf(&dst, "%s-to", src) >= 0 &&
-            put_object(&s->base, src, "p", 1, 0, NULL, NULL, NULL) == KL_OK) {
+            put_object(&s->base, src, KL_BODY_ONE("p", 1), 0, NULL, NULL, NULL) == KL_OK) {
             copy_object(s, src, dst, "\"00000000000000000000000000000000\"", &status, NULL);
             const char *v[2] = {src, dst};
             s3_del(&s->base, v, 2, NULL);
@@ -291,7 +290,7 @@ static kl_status get_claim(s3_os *s, const char *claim, const char *object, kl_b
 }
 
 static kl_status s3_publish(kl_objstore *os, const char *claim, const char *object, const char *tag,
-                            const void *data, size_t len, kl_error *err)
+                            const kl_body *body, kl_error *err)
 {
     s3_os *s = S(os);
     if (copy_conditional(s, claim)) {
@@ -301,15 +300,14 @@ static kl_status s3_publish(kl_objstore *os, const char *claim, const char *obje
     /* Without copy conditions a copy could take a body from a claim made
      * again by another writer after this one's was deleted: send the bytes
      * whose name we know instead. */
-    kl_buf body = {0};
-    if (!data) {
-        kl_status st = get_claim(s, claim, object, &body, err);
+    kl_buf got = {0};
+    if (!body) {
+        kl_status st = get_claim(s, claim, object, &got, err);
         if (st) return st;
-        data = body.data;
-        len = body.len;
     }
-    kl_status st = put_object(os, object, data, len, 0, NULL, NULL, err);
-    Kl_buf_free(&body);
+    kl_status st =
+        put_object(os, object, body ? body : KL_BODY_ONE(got.data, got.len), 0, NULL, NULL, err);
+    Kl_buf_free(&got);
     return st;
 }
 
@@ -461,7 +459,7 @@ static kl_status s3_del(kl_objstore *os, const char *const *names, size_t n, kl_
         return kl_seterr(err, KL_EIO, "S3 DELETE: MD5 is not available in this OpenSSL");
     }
     EVP_EncodeBlock((unsigned char *)md5, md, (int)mdlen);
-    s3_req rq = {.op = "DELETE", .method = "POST", .key = NULL, .body = body, .body_len = blen};
+    s3_req rq = {.op = "DELETE", .method = "POST", .key = NULL, .body = KL_BODY_ONE(body, blen)};
     rq.query[rq.n_query++] = (kl_sigv4_kv){"delete", NULL};
     rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"Content-MD5", md5};
     rq.hdrs[rq.n_hdrs++] = (kl_sigv4_kv){"Content-Type", "application/xml"};

@@ -31,6 +31,7 @@
 
 #include <curl/curl.h>
 
+#include "buf.h"
 #include "s3/s3_retry.h"
 #include "s3/s3_xml.h"
 
@@ -60,9 +61,10 @@ struct kl_s3_pool {
 /* curl callbacks                                                      */
 /* ------------------------------------------------------------------ */
 
+/* A PUT's body as curl reads it: piece i, `off` bytes into it. */
 typedef struct upload {
-    const uint8_t *p;
-    size_t len, pos;
+    const kl_body *b;
+    size_t i, off;
 } upload;
 
 /* Every body is bounded, so a broken or hostile server (an endless body,
@@ -150,18 +152,30 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
 static size_t on_read(char *p, size_t sz, size_t nm, void *ud)
 {
     upload *u = ud;
-    size_t n = sz * nm, left = u->len - u->pos;
-    if (n > left) n = left;
-    memcpy(p, u->p + u->pos, n);
-    u->pos += n;
+    size_t want = sz * nm, n = 0;
+    while (n < want && u->b && u->i < u->b->n) {
+        const struct iovec *v = &u->b->v[u->i];
+        size_t k = v->iov_len - u->off < want - n ? v->iov_len - u->off : want - n;
+        memcpy(p + n, (const char *)v->iov_base + u->off, k);
+        n += k;
+        if ((u->off += k) == v->iov_len) {
+            u->i++;
+            u->off = 0;
+        }
+    }
     return n;
 }
 
 static int on_seek(void *ud, curl_off_t off, int origin)
 {
     upload *u = ud;
-    if (origin != SEEK_SET || off < 0 || (uint64_t)off > u->len) return CURL_SEEKFUNC_CANTSEEK;
-    u->pos = (size_t)off;
+    if (origin != SEEK_SET || off < 0 || (uint64_t)off > (u->b ? u->b->len : 0))
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (!u->b) return CURL_SEEKFUNC_OK; /* a PUT without a body (a copy), rewound */
+    size_t left = (size_t)off;
+    for (u->i = 0; u->i < u->b->n && left >= u->b->v[u->i].iov_len; u->i++)
+        left -= u->b->v[u->i].iov_len;
+    u->off = left;
     return CURL_SEEKFUNC_OK;
 }
 
@@ -310,7 +324,8 @@ static CURLcode attempt_once(kl_s3_http *s, conn *cn, const s3_req *rq, const kl
     curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
     curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, cn);
 
-    upload up = {rq->body, rq->body_len, 0};
+    upload up = {rq->body, 0, 0};
+    size_t body_len = rq->body ? rq->body->len : 0;
     if (rq->head) {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (strcmp(rq->method, "PUT") == 0) {
@@ -319,10 +334,10 @@ static CURLcode attempt_once(kl_s3_http *s, conn *cn, const s3_req *rq, const kl
         curl_easy_setopt(h, CURLOPT_READDATA, &up);
         curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
         curl_easy_setopt(h, CURLOPT_SEEKDATA, &up);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
-    } else if (strcmp(rq->method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
+    } else if (strcmp(rq->method, "POST") == 0) { /* one piece (s3_http.h) */
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body_len ? rq->body->v[0].iov_base : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     } else if (strcmp(rq->method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
     }
@@ -359,8 +374,10 @@ static int accepted(const s3_req *rq, long status)
 kl_status Kl_s3_http_do(kl_s3_http *s, const s3_req *rq, s3_resp *rs, kl_error *err)
 {
     memset(rs, 0, sizeof *rs);
+    if (rq->body && rq->body->n > 1 && strcmp(rq->method, "PUT") != 0)
+        return kl_seterr(err, KL_EINVAL, "S3 %s: a body in pieces can only be PUT", rq->op);
     char payload_hash[65] = "UNSIGNED-PAYLOAD";
-    if (s->sign_payload) Kl_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
+    if (s->sign_payload) Kl_sha256_hex_body(rq->body ? rq->body : KL_BODY_ONE("", 0), payload_hash);
     conn *h = conn_take(s->pool);
     if (!h) return kl_seterr(err, KL_ENOMEM, "S3: cannot create a curl handle");
     char errbuf[CURL_ERROR_SIZE];

@@ -28,14 +28,13 @@ typedef struct s3_req {
     size_t n_query;
     kl_sigv4_kv hdrs[6]; /* extra headers, all signed */
     size_t n_hdrs;
-    const void *body;
-    size_t body_len;
-    int head;          /* HEAD: no response body */
-    long accept[4];    /* non-2xx statuses the caller handles */
-    uint64_t max_body; /* most bytes a 2xx body may have; 0 = S3_MAX_DOC
-                          (32 MiB, s3_http.c) */
-    int enough_at_max; /* a 2xx body reaching max_body is complete
-                          for this request (a GET of a range) */
+    const kl_body *body; /* PUT: in pieces; POST: one piece; NULL: none */
+    int head;            /* HEAD: no response body */
+    long accept[4];      /* non-2xx statuses the caller handles */
+    uint64_t max_body;   /* most bytes a 2xx body may have; 0 = S3_MAX_DOC
+                            (32 MiB, s3_http.c) */
+    int enough_at_max;   /* a 2xx body reaching max_body is complete
+                            for this request (a GET of a range) */
 } s3_req;
 
 /* An answer.  The caller owns body (Kl_buf_free) once Kl_s3_http_do

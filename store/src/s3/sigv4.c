@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #include "s3/sigv4.h"
 
+#include "buf.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +33,22 @@ static void hex(const unsigned char *b, size_t n, char *out)
 
 void Kl_sha256_hex(const void *data, size_t len, char out[65])
 {
+    Kl_sha256_hex_body(KL_BODY_ONE(data, len), out);
+}
+
+void Kl_sha256_hex_body(const kl_body *b, char out[65])
+{
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
-        /* Cannot happen with the default provider; an all-zero hash makes
-         * the server reject the request instead of us crashing. */
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    for (size_t i = 0; ok && i < b->n; i++)
+        ok = EVP_DigestUpdate(c, b->v[i].iov_base, b->v[i].iov_len);
+    ok = ok && EVP_DigestFinal_ex(c, md, &mdlen) && mdlen == 32;
+    EVP_MD_CTX_free(c);
+    if (!ok) {
+        /* Out of memory, or no SHA-256 in the provider: an all-zero hash
+         * makes the server reject the request instead of us crashing. */
         memset(out, '0', 64);
         out[64] = '\0';
         return;

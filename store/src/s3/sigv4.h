@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "klstore.h"
+
 /* A name/value pair: a header or a query parameter.  Values are raw (not
  * yet percent-encoded); query parameters are encoded while signing. */
 typedef struct kl_sigv4_kv {
@@ -45,6 +47,8 @@ typedef struct kl_sigv4_result {
 
 /* SHA-256 of data as lowercase hex (out gets 64 chars + NUL). */
 void Kl_sha256_hex(const void *data, size_t len, char out[65]);
+/* The same over a body in pieces (an x-amz-content-sha256). */
+void Kl_sha256_hex_body(const kl_body *b, char out[65]);
 
 /* Percent-encodes per RFC 3986 as SigV4 wants it: unreserved characters
  * (A-Z a-z 0-9 - . _ ~) stay, everything else becomes %XX (uppercase);
