@@ -60,10 +60,11 @@ static void body_free(obj_body *o)
 static int pieces_room(obj_body *o, size_t n)
 {
     if (n <= o->cap) return 0;
-    struct iovec *v = realloc(o->v, n * sizeof *v);
+    size_t cap = o->cap * 2 > n ? o->cap * 2 : n + 7;
+    struct iovec *v = realloc(o->v, cap * sizeof *v);
     if (!v) return -1;
     o->v = v;
-    o->cap = n;
+    o->cap = cap;
     return 0;
 }
 
@@ -79,26 +80,22 @@ static int adjacent(const kl_insertion *ins, size_t i)
            (const uint8_t *)ins[i - 1].data + ins[i - 1].len + KL_RECORD_OVERHEAD;
 }
 
-/* The body of ins[0, n) in place: offsets (and timestamps) written into
- * the frames, pieces over runs of adjacent frames. */
-static int body_in_place(const encode_pos *p, const kl_insertion *ins, size_t n, size_t pieces,
-                         obj_body *o)
+/* Adds framed record r, at `offset`, to o's pieces: its offset (and a
+ * timestamp it lacked) written where it lies.  Writable: the caller lent
+ * the frames for that (append.h).  0, or -1 when out of memory. */
+static int add_in_place(obj_body *o, const kl_insertion *ins, size_t i, uint64_t offset, int64_t ts)
 {
-    if (pieces_room(o, pieces) != 0) return -1;
-    size_t k = 0, len = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* Writable: the caller lent the frames for that (append.h). */
-        uint8_t *f = (uint8_t *)(uintptr_t)ins[i].data - KL_RECORD_HEADER;
-        Kl_put_le64(f, p->offset + i);
-        Kl_put_le64(f + 8, (uint64_t)(ins[i].has_timestamp ? ins[i].timestamp : p->now));
-        size_t flen = ins[i].len + KL_RECORD_OVERHEAD;
-        if (i == 0 || !adjacent(ins, i))
-            o->v[k++] = (struct iovec){f, flen};
-        else
-            o->v[k - 1].iov_len += flen;
-        len += flen;
+    uint8_t *f = (uint8_t *)(uintptr_t)ins[i].data - KL_RECORD_HEADER;
+    Kl_put_le64(f, offset);
+    if (!ins[i].has_timestamp) Kl_put_le64(f + 8, (uint64_t)ts);
+    size_t flen = ins[i].len + KL_RECORD_OVERHEAD;
+    if (o->b.n && adjacent(ins, i)) {
+        o->v[o->b.n - 1].iov_len += flen;
+    } else {
+        if (pieces_room(o, o->b.n + 1) != 0) return -1;
+        o->v[o->b.n++] = (struct iovec){f, flen};
     }
-    o->b = (kl_body){o->v, k, len};
+    o->b.len += flen;
     return 0;
 }
 
@@ -114,34 +111,44 @@ static int accepted(const kl_insertion *r, kl_u128 *next)
 
 /* Encodes the records the nonce filter accepts into o (*copied: how many
  * were copied rather than written in place); fills m except name-only
- * fields.  Returns the number accepted, -1 when out of memory. */
+ * fields.  Framed records are taken in place as they are read (one pass
+ * over them: they are cold by now), and copied after all if one is
+ * dropped or their pieces are small.  Returns the number accepted, -1
+ * when out of memory. */
 static long encode_at(const encode_pos *p, const kl_insertion *ins, size_t n, int framed,
                       obj_body *o, kl_object_meta *m, size_t *copied)
 {
     kl_u128 next_nonce = p->nonce;
-    size_t acc = 0, pieces = 0;
+    size_t acc = 0;
     uint64_t bytes = 0;
-    int any_nonce = 0;
+    int any_nonce = 0, in_place = framed;
+    o->b = (kl_body){0};
     *m = (kl_object_meta){.first_offset = p->offset, .prior = p->prior, .first_nonce = p->nonce};
     for (size_t i = 0; i < n; i++) {
         const kl_insertion *r = &ins[i];
-        if (!accepted(r, &next_nonce)) continue;
+        if (!accepted(r, &next_nonce)) {
+            in_place = 0;
+            continue;
+        }
         if (r->has_nonce && !any_nonce++) m->first_nonce = r->nonce;
         int64_t ts = r->has_timestamp ? r->timestamp : p->now;
         if (acc == 0 || ts < m->min_ts) m->min_ts = ts;
         if (acc == 0 || ts > m->max_ts) m->max_ts = ts;
+        /* Out of memory for the pieces: the copy below may still fit. */
+        if (in_place && add_in_place(o, ins, i, p->offset + acc, ts) != 0) in_place = 0;
         bytes += r->len + KL_RECORD_OVERHEAD;
-        if (framed && (i == 0 || !adjacent(ins, i))) pieces++;
         acc++;
     }
     m->last_offset = p->offset + acc - 1;
     m->next_nonce = next_nonce;
     m->size = bytes;
-    if (framed && acc == n && (pieces == 1 || bytes >= pieces * MIN_PIECE_AVG))
-        return body_in_place(p, ins, n, pieces, o) == 0 ? (long)acc : -1;
-    /* A copy: the records are not framed, some were dropped, or their
-     * pieces are small.  The buffer is sized for them: encoding never
-     * grows it. */
+    if (in_place && (o->b.n == 1 || bytes >= o->b.n * MIN_PIECE_AVG)) {
+        o->b.v = o->v; /* moved by the pieces' reallocs */
+        return (long)acc;
+    }
+    /* A copy (frames written into above are left as they are: a copy
+     * encodes from the payloads).  The buffer is sized for the records:
+     * encoding never grows it. */
     if (o->buf.cap < bytes) {
         Kl_recycle_put(o->buf.data);
         o->buf = (kl_buf){.data = Kl_recycle_get(bytes), .cap = bytes};
