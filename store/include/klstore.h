@@ -657,10 +657,13 @@ kl_status kl_store_writer_stats(kl_writer *w, kl_writer_stats *out, kl_error *er
  * by writer_thread_count * writer_thread_queue_capacity queued appends plus
  * one batch per key of at most batch_flush_size_threshold bytes -- four
  * times that over a store writer, for a key whose appends are queued
- * faster than the store takes them (they were queued anyway).  Queued
- * records are carved from 256 KiB chunks, so a record still pending can
- * keep up to one chunk alive: at most 256 KiB per pending append, and a
- * few idle chunks, 4 MiB in all, are kept for reuse.  An error
+ * faster than the store takes them (they were queued anyway); a queued
+ * record takes its payload plus 40 bytes, encoded as in a data object,
+ * and over a store writer it is sent from the queue without another copy
+ * (kl_writer_stats.records_copied).  Queued records are carved from
+ * 256 KiB chunks, so a record still pending can keep up to one chunk
+ * alive: at most 256 KiB per pending append, and a few idle chunks, 4 MiB
+ * in all, are kept for reuse.  An error
  * of the inner writer is returned by the next flush_key/flush_all covering
  * that key and by the next append to that key; what failed stays pending
  * and is retried at the next flush (over a store writer, exactly once:
