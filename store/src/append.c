@@ -434,7 +434,9 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
         long acc =
             encode_at(&cur.at, ins + from, to - from, p->framed, &cur.body, &cur.m, &p->copied);
         if (acc < 0) {
-            st = oom(err);
+            /* pend is claimed: publish it, or leave it in doubt for a
+             * retry, as every other way out of the loop does. */
+            if (!(st = publish_pending(os, s, &pend, &have_pend, p, err))) st = oom(err);
             break;
         }
         if (acc > 0) Kl_progress_encoded(p, &cur.m);
