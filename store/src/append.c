@@ -136,6 +136,9 @@ static long encode_at(const encode_pos *p, const kl_insertion *ins, size_t n, in
         if (acc == 0 || ts > m->max_ts) m->max_ts = ts;
         /* Out of memory for the pieces: the copy below may still fit. */
         if (in_place && add_in_place(o, ins, i, p->offset + acc, ts) != 0) in_place = 0;
+        /* Small pieces so far (one-record appends): a copy after all, so
+         * stop building pieces now rather than at the end. */
+        if (in_place && o->b.n > 16 && o->b.len < o->b.n * MIN_PIECE_AVG) in_place = 0;
         bytes += r->len + KL_RECORD_OVERHEAD;
         acc++;
     }

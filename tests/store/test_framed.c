@@ -138,12 +138,12 @@ static void same_as_kl_append(size_t calls, size_t per, int nonces, const kl_u12
 
 Test(framed, big_appends_go_out_in_place_byte_for_byte)
 {
-    /* 8 appends of 48 records, ~7 KB each: one object of 8 pieces. */
-    same_as_kl_append(8, 48, 0, NULL);
+    /* 24 appends of 48 records, ~7 KB each: one object of 24 pieces. */
+    same_as_kl_append(24, 48, 0, NULL);
     kl_writer_stats s = stats();
-    cr_assert_eq(s.records_written, 8 * 48);
+    cr_assert_eq(s.records_written, 24 * 48);
     cr_assert_eq(s.records_copied, 0, "copied %llu", (unsigned long long)s.records_copied);
-    cr_assert_eq(most_pieces, 8, "one piece per queued append: %zu", most_pieces);
+    cr_assert_eq(most_pieces, 24, "one piece per queued append: %zu", most_pieces);
 }
 
 Test(framed, big_appends_with_nonces_go_out_in_place)
