@@ -1,23 +1,20 @@
-/* append.c -- one store-writer append (append.h): encoding the records as
- * one data object at the tail, putting it there (through a claimed slot,
- * or unfenced), and resuming an earlier append to the key whose outcome
- * was unknown, so that a retry never writes its records twice (what a
- * failed append leaves for that, and what the observer hears as it goes:
- * progress.c). */
+/* append.c -- one store-writer append (append.h): the records as data
+ * objects at the tail (their bodies: objbody.c), put there through
+ * claimed slots, pipelined, or unfenced, and resuming an earlier append
+ * to the key whose outcome was unknown, so that a retry never writes its
+ * records twice (what a failed append leaves for that, and what the
+ * observer hears as it goes: progress.c). */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include "append.h"
-#include "buf.h"
 #include "clock.h"
-#include "codec.h"
 #include "keyindex.h"
 #include "layout.h"
+#include "objbody.h"
 #include "progress.h"
-#include "recycle.h"
 #include "tail.h"
 
 /* Slots an append may lose to other writers before it gives up: with k
@@ -26,158 +23,12 @@
 
 static kl_status oom(kl_error *err) { return kl_seterr(err, KL_ENOMEM, "out of memory"); }
 
-/* Where and when an object is encoded: the tail (next offset, next
- * nonce, prior) and the time given to records without a timestamp. */
-typedef struct encode_pos {
-    uint64_t offset, prior;
-    kl_u128 nonce;
-    int64_t now;
-} encode_pos;
-
-static encode_pos pos_of(const kl_keystate *s)
+static kl_encode_pos pos_of(const kl_keystate *s)
 {
-    return (encode_pos){s->next_offset, s->last_first, s->next_nonce, kl_now_ms()};
+    return (kl_encode_pos){s->next_offset, s->last_first, s->next_nonce, kl_now_ms()};
 }
 
-/* An object's body: in place, pieces over the records' own frames (the
- * caller's framed insertions, append.h: their offsets are written where
- * they lie, nothing is copied), or one pooled buffer they are encoded
- * into.  v is malloc'd, so the struct may be moved (pipelined slices). */
-typedef struct obj_body {
-    kl_buf buf;      /* the copy, pooled (recycle.h), or empty */
-    struct iovec *v; /* b's pieces */
-    size_t cap;      /* of v */
-    kl_body b;
-} obj_body;
-
-static void body_free(obj_body *o)
-{
-    Kl_recycle_put(o->buf.data);
-    free(o->v);
-    *o = (obj_body){0};
-}
-
-static int pieces_room(obj_body *o, size_t n)
-{
-    if (n <= o->cap) return 0;
-    size_t cap = o->cap * 2 > n ? o->cap * 2 : n + 7;
-    struct iovec *v = realloc(o->v, cap * sizeof *v);
-    if (!v) return -1;
-    o->v = v;
-    o->cap = cap;
-    return 0;
-}
-
-/* Framed records lie in place when their pieces are this big on average:
- * smaller ones (many one-record appends) cost more as separate pieces of
- * every write than one copy of their bytes. */
-#define MIN_PIECE_AVG 4096
-
-/* Whether framed record i starts right where record i - 1 ends. */
-static int adjacent(const kl_insertion *ins, size_t i)
-{
-    return (const uint8_t *)ins[i].data ==
-           (const uint8_t *)ins[i - 1].data + ins[i - 1].len + KL_RECORD_OVERHEAD;
-}
-
-/* Adds framed record r, at `offset`, to o's pieces: its offset (and a
- * timestamp it lacked) written where it lies.  Writable: the caller lent
- * the frames for that (append.h).  0, or -1 when out of memory. */
-static int add_in_place(obj_body *o, const kl_insertion *ins, size_t i, uint64_t offset, int64_t ts)
-{
-    uint8_t *f = (uint8_t *)(uintptr_t)ins[i].data - KL_RECORD_HEADER;
-    Kl_put_le64(f, offset);
-    if (!ins[i].has_timestamp) Kl_put_le64(f + 8, (uint64_t)ts);
-    size_t flen = ins[i].len + KL_RECORD_OVERHEAD;
-    if (o->b.n && adjacent(ins, i)) {
-        o->v[o->b.n - 1].iov_len += flen;
-    } else {
-        if (pieces_room(o, o->b.n + 1) != 0) return -1;
-        o->v[o->b.n++] = (struct iovec){f, flen};
-    }
-    o->b.len += flen;
-    return 0;
-}
-
-/* The nonce filter: whether r is accepted, *next being the key's next
- * nonce before it (moved past r's). */
-static int accepted(const kl_insertion *r, kl_u128 *next)
-{
-    if (!r->has_nonce) return 1;
-    if (r->nonce < *next) return 0; /* a duplicate: dropped by design */
-    *next = r->nonce + 1;
-    return 1;
-}
-
-/* Encodes the records the nonce filter accepts into o (*copied: how many
- * were copied rather than written in place); fills m except name-only
- * fields.  Framed records are taken in place as they are read (one pass
- * over them: they are cold by now), and copied after all if one is
- * dropped or their pieces are small.  Returns the number accepted, -1
- * when out of memory. */
-static long encode_at(const encode_pos *p, const kl_insertion *ins, size_t n, int framed,
-                      obj_body *o, kl_object_meta *m, size_t *copied)
-{
-    kl_u128 next_nonce = p->nonce;
-    size_t acc = 0;
-    uint64_t bytes = 0;
-    int any_nonce = 0, in_place = framed;
-    o->b = (kl_body){0};
-    *m = (kl_object_meta){.first_offset = p->offset, .prior = p->prior, .first_nonce = p->nonce};
-    for (size_t i = 0; i < n; i++) {
-        const kl_insertion *r = &ins[i];
-        if (!accepted(r, &next_nonce)) {
-            in_place = 0;
-            continue;
-        }
-        if (r->has_nonce && !any_nonce++) m->first_nonce = r->nonce;
-        int64_t ts = r->has_timestamp ? r->timestamp : p->now;
-        if (acc == 0 || ts < m->min_ts) m->min_ts = ts;
-        if (acc == 0 || ts > m->max_ts) m->max_ts = ts;
-        /* Out of memory for the pieces: the copy below may still fit. */
-        if (in_place && add_in_place(o, ins, i, p->offset + acc, ts) != 0) in_place = 0;
-        /* Small pieces so far (one-record appends): a copy after all, so
-         * stop building pieces now rather than at the end. */
-        if (in_place && o->b.n > 16 && o->b.len < o->b.n * MIN_PIECE_AVG) in_place = 0;
-        bytes += r->len + KL_RECORD_OVERHEAD;
-        acc++;
-    }
-    m->last_offset = p->offset + acc - 1;
-    m->next_nonce = next_nonce;
-    m->size = bytes;
-    if (in_place && (o->b.n == 1 || bytes >= o->b.n * MIN_PIECE_AVG)) {
-        o->b.v = o->v; /* moved by the pieces' reallocs */
-        return (long)acc;
-    }
-    /* A copy (frames written into above are left as they are: a copy
-     * encodes from the payloads).  The buffer is sized for the records:
-     * encoding never grows it. */
-    if (o->buf.cap < bytes) {
-        Kl_recycle_put(o->buf.data);
-        o->buf = (kl_buf){.data = Kl_recycle_get(bytes), .cap = bytes};
-        if (!o->buf.data) {
-            o->buf.cap = 0;
-            return -1;
-        }
-    }
-    o->buf.len = 0;
-    kl_u128 next = p->nonce;
-    for (size_t i = 0, k = 0; i < n; i++) {
-        const kl_insertion *r = &ins[i];
-        if (!accepted(r, &next)) continue;
-        int64_t ts = r->has_timestamp ? r->timestamp : p->now;
-        if (Kl_codec_put(&o->buf, p->offset + k++, ts, r->has_nonce, r->nonce, r->data,
-                         (uint32_t)r->len) != 0)
-            return -1;
-    }
-    if (pieces_room(o, 1) != 0) return -1;
-    o->v[0] = (struct iovec){o->buf.data, o->buf.len};
-    o->b = (kl_body){o->v, 1, o->buf.len};
-    *copied += acc;
-    return (long)acc;
-}
-
-static void maybe_in(kl_progress *p, size_t from, size_t n, const encode_pos *at)
+static void maybe_in(kl_progress *p, size_t from, size_t n, const kl_encode_pos *at)
 {
     if (p->n_unsure < 2)
         p->unsure[p->n_unsure++] =
@@ -219,10 +70,10 @@ static kl_status put_unfenced(kl_objstore *os, const char *dir, kl_keystate *s,
  * and where it was encoded. */
 static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fenced,
                             const char *dir, kl_keystate *s, const kl_insertion *ins, size_t n,
-                            kl_object_meta *m, int *published, int *sent, encode_pos *at,
+                            kl_object_meta *m, int *published, int *sent, kl_encode_pos *at,
                             kl_progress *p, kl_error *err)
 {
-    obj_body body = {0};
+    kl_objbody body = {0};
     kl_status st = KL_OK;
     int done = 0;
     *published = *sent = 0;
@@ -231,7 +82,7 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
          * follow the tail as it is now. */
         *at = pos_of(s);
         /* kl_os_put takes one buffer: without fencing, a copy. */
-        long acc = encode_at(at, ins, n, fenced && p->framed, &body, m, &p->copied);
+        long acc = Kl_objbody_encode(at, ins, n, fenced && p->framed, &body, m, &p->copied);
         if (acc < 0) {
             st = kl_seterr(err, KL_ENOMEM, "out of memory encoding %zu records", n);
         } else if (acc == 0 && s->n_chain) {
@@ -267,7 +118,7 @@ static kl_status put_object(kl_objstore *os, const kl_store_config *cfg, int fen
             }
         }
     }
-    body_free(&body);
+    Kl_objbody_free(&body);
     *published = done;
     return st;
 }
@@ -291,17 +142,18 @@ static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced,
     kl_status st = KL_OK;
     for (size_t j = 0; j < a->n_objs && !st && a->obj[j].from == p->in; j++) {
         const kl_attempt_obj *o = &a->obj[j];
-        obj_body body = {0};
+        kl_objbody body = {0};
         kl_object_meta m;
-        encode_pos at = {o->at_offset, o->at_prior, o->at_nonce, o->now};
-        long acc = encode_at(&at, ins + o->from, o->n, fenced && p->framed, &body, &m, &p->copied);
+        kl_encode_pos at = {o->at_offset, o->at_prior, o->at_nonce, o->now};
+        long acc =
+            Kl_objbody_encode(&at, ins + o->from, o->n, fenced && p->framed, &body, &m, &p->copied);
         int in = 0;
         st = acc < 0 ? oom(err) : KL_OK;
         if (acc > 0) {
             Kl_progress_encoded(p, &m);
             st = Kl_tail_resume(os, cfg, dir, s, fenced, &m, &body.b, &in, err);
         }
-        body_free(&body);
+        Kl_objbody_free(&body);
         if (!st && !in && acc > 0) Kl_progress_dropped(p, &m);
         if (st || !in) break; /* an object not in: nor are those after it */
         Kl_progress_in(p, o->from + o->n, &m);
@@ -324,15 +176,15 @@ static kl_status resume(kl_objstore *os, const kl_store_config *cfg, int fenced,
  * claim once won. */
 typedef struct slice {
     size_t from, n;
-    encode_pos at;
+    kl_encode_pos at;
     kl_object_meta m;
-    obj_body body;
+    kl_objbody body;
     char *claim, *name, *tag;
 } slice;
 
 static void slice_free(slice *c)
 {
-    body_free(&c->body);
+    Kl_objbody_free(&c->body);
     free(c->claim);
     free(c->name);
     free(c->tag);
@@ -372,7 +224,7 @@ static kl_status put_one(kl_objstore *os, const kl_store_config *cfg, int fenced
 {
     kl_object_meta m;
     int published = 0, sent = 0;
-    encode_pos at = {0};
+    kl_encode_pos at = {0};
     kl_status st = put_object(os, cfg, fenced, dir, s, ins + from, to - from, &m, &published, &sent,
                               &at, p, err);
     if (published || st == KL_OK) /* published (even if a reload after failed), or duplicates */
@@ -431,11 +283,11 @@ static kl_status put_objects(kl_objstore *os, const kl_store_config *cfg, int fe
             continue;
         }
         cur = (slice){.from = from, .n = to - from};
-        cur.at = have_pend ? (encode_pos){pend.m.last_offset + 1, pend.m.first_offset,
-                                          pend.m.next_nonce, kl_now_ms()}
+        cur.at = have_pend ? (kl_encode_pos){pend.m.last_offset + 1, pend.m.first_offset,
+                                             pend.m.next_nonce, kl_now_ms()}
                            : pos_of(s);
-        long acc =
-            encode_at(&cur.at, ins + from, to - from, p->framed, &cur.body, &cur.m, &p->copied);
+        long acc = Kl_objbody_encode(&cur.at, ins + from, to - from, p->framed, &cur.body, &cur.m,
+                                     &p->copied);
         if (acc < 0) {
             /* pend is claimed: publish it, or leave it in doubt for a
              * retry, as every other way out of the loop does. */
