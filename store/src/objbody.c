@@ -45,7 +45,8 @@ static int adjacent(const kl_insertion *ins, size_t i)
 /* Adds framed record ins[i], at `offset`, to o's pieces: its offset (and a
  * timestamp it lacked) written where it lies.  Writable: the caller lent
  * the frames for that (append.h).  0, or -1 when out of memory. */
-static int add_in_place(kl_objbody *o, const kl_insertion *ins, size_t i, uint64_t offset, int64_t ts)
+static int add_in_place(kl_objbody *o, const kl_insertion *ins, size_t i, uint64_t offset,
+                        int64_t ts)
 {
     uint8_t *f = (uint8_t *)(uintptr_t)ins[i].data - KL_RECORD_HEADER;
     Kl_put_le64(f, offset);
@@ -72,7 +73,7 @@ static int accepted(const kl_insertion *r, kl_u128 *next)
 }
 
 long Kl_objbody_encode(const kl_encode_pos *p, const kl_insertion *ins, size_t n, int framed,
-                      kl_objbody *o, kl_object_meta *m, size_t *copied)
+                       kl_objbody *o, kl_object_meta *m, size_t *copied)
 {
     kl_u128 next_nonce = p->nonce;
     size_t acc = 0;
