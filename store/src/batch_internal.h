@@ -61,7 +61,7 @@ typedef struct queued_append {
     /* The records, encoded as in a data object but for their offsets
      * (batch_keys.c), then the names.  The store writer sends them from
      * here (append.h "framed"); Kl_batch_append_unpack lists them. */
-    unsigned char packed[];
+    unsigned char data[];
 } queued_append;
 
 /* Fills ins[0, qa->count) from qa's records; data points into qa, at

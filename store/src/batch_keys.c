@@ -62,11 +62,11 @@ queued_append *Kl_batch_append_new(const char *keyspace, const char *key, uint64
     qa->bytes = bytes;
     qa->queued_ms = kl_mono_ms();
     int64_t now = kl_now_ms();
-    kl_buf frames = {qa->packed, 0, bytes + n * KL_RECORD_OVERHEAD};
+    kl_buf frames = {qa->data, 0, bytes + n * KL_RECORD_OVERHEAD};
     for (size_t i = 0; i < n; i++) /* cannot fail: frames has room */
         Kl_codec_put(&frames, 0, ins[i].has_timestamp ? ins[i].timestamp : now, ins[i].has_nonce,
                      ins[i].nonce, ins[i].data, (uint32_t)ins[i].len);
-    unsigned char *p = qa->packed + frames.len;
+    unsigned char *p = qa->data + frames.len;
     qa->keyspace = memcpy(p, keyspace, ks_len);
     qa->key = memcpy(p + ks_len, key, key_len);
     return qa;
@@ -74,7 +74,7 @@ queued_append *Kl_batch_append_new(const char *keyspace, const char *key, uint64
 
 void Kl_batch_append_unpack(const queued_append *qa, kl_insertion *ins)
 {
-    const unsigned char *p = qa->packed;
+    const unsigned char *p = qa->data;
     for (size_t i = 0; i < qa->count; i++) {
         kl_record r;
         uint32_t len = Kl_le32(p + 32);
